@@ -1,0 +1,44 @@
+"""Backends. ``open_driver`` is the only place that names a concrete driver, imported lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from taskqueue.drivers.base import Driver, HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import ConfigError
+
+__all__ = ["Driver", "HeartbeatResult", "JobFilter", "QueueStats", "open_driver", "SCHEMES"]
+
+#: URL scheme -> (module, class). Modules are imported only when used.
+SCHEMES: dict[str, tuple[str, str]] = {
+    "sqlite": ("taskqueue.drivers.sqlite", "SQLiteDriver"),
+    "postgresql": ("taskqueue.drivers.postgres", "PostgresDriver"),
+    "postgres": ("taskqueue.drivers.postgres", "PostgresDriver"),
+    "mysql": ("taskqueue.drivers.mysql", "MySQLDriver"),
+    "mariadb": ("taskqueue.drivers.mysql", "MySQLDriver"),
+    "redis": ("taskqueue.drivers.redis", "RedisDriver"),
+    "file": ("taskqueue.drivers.files", "FileDriver"),
+}
+
+
+def open_driver(url: str, **options: Any) -> Driver:
+    """Connect to the store named by ``url`` (``sqlite:///storage/queue.db``, ``redis://…``)."""
+    import importlib
+
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        known = ", ".join(sorted({s + "://" for s in SCHEMES}))
+        raise ConfigError(f"unsupported store URL scheme {scheme!r} in TASKQUEUE_URL; use {known}")
+    module_name, class_name = SCHEMES[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = {"postgresql": "postgres", "postgres": "postgres", "mariadb": "mysql"}.get(
+            scheme, scheme
+        )
+        raise ConfigError(
+            f"the {scheme} backend needs an extra package: pip install 'taskqueue[{extra}]' ({exc})"
+        ) from exc
+    driver: Driver = getattr(module, class_name).from_url(url, **options)
+    return driver

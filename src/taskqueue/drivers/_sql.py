@@ -1,0 +1,112 @@
+"""Shared by the SQL drivers: the named-query loader, the column list, row mapping, filters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from taskqueue.drivers.base import JobFilter
+from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
+
+#: Columns read back into a JobRecord, in this order.
+COLUMNS: tuple[str, ...] = (
+    "id", "queue_name", "name", "payload", "state", "priority", "attempts", "max_attempts",
+    "timeout_seconds", "delay_seconds", "available_at", "created_at", "updated_at",
+    "dependencies", "tags", "started_at", "completed_at", "failed_at", "exception", "result",
+    "progress", "idempotency_key", "batch_id", "lease_owner", "lease_expires_at", "lease_epoch",
+)
+SELECT_COLUMNS = ", ".join(COLUMNS)
+_TIME_COLUMNS = frozenset(
+    {"available_at", "created_at", "updated_at", "started_at", "completed_at", "failed_at",
+     "lease_expires_at"}
+)
+_NAME_RE = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
+
+
+@cache
+def load_queries(filename: str) -> dict[str, str]:
+    """Parse ``queries/<filename>`` into {name: sql}. Blocks start with ``-- name: <name>``;
+    the comment lines right after the name describe the query."""
+    text = resources.files("taskqueue.drivers.queries").joinpath(filename).read_text()
+    parts = _NAME_RE.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        queries[name] = "\n".join(lines).strip().rstrip(";")
+    return queries
+
+
+def epoch_to_dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def dt_identity(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def json_list(value: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(value)) if value else ()
+
+
+def encode_list(values: Sequence[str]) -> str | None:
+    return json.dumps(list(values)) if values else None
+
+
+def row_to_record(
+    row: Sequence[Any], to_dt: Callable[[Any], datetime | None] = epoch_to_dt
+) -> JobRecord:
+    """Map a row selected with SELECT_COLUMNS to a JobRecord."""
+    data = dict(zip(COLUMNS, row, strict=True))
+    for col in _TIME_COLUMNS:
+        data[col] = to_dt(data[col])
+    data["payload"] = bytes(data["payload"])
+    data["state"] = State(data["state"])
+    data["dependencies"] = json_list(data["dependencies"])
+    data["tags"] = json_list(data["tags"])
+    data["delay_seconds"] = float(data["delay_seconds"] or 0)
+    if data["progress"] is not None:
+        data["progress"] = float(data["progress"])
+    return JobRecord(**data)
+
+
+def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
+    """A WHERE clause (without the keyword; "1=1" when empty) and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def any_of(column: str, values: Sequence[Any]) -> None:
+        if values:
+            where.append(f"{column} IN ({', '.join([ph] * len(values))})")
+            params.extend(values)
+
+    any_of("queue_name", criteria.queues)
+    any_of("state", [State(s).value for s in criteria.states])
+    any_of("name", criteria.names)
+    any_of("id", criteria.ids)
+    if criteria.tag is not None:
+        where.append(f"tags LIKE {ph}")
+        params.append("%" + json.dumps(criteria.tag) + "%")
+    if criteria.batch_id is not None:
+        where.append(f"batch_id = {ph}")
+        params.append(criteria.batch_id)
+    if criteria.exception_contains:
+        where.append(f"exception LIKE {ph}")
+        params.append("%" + criteria.exception_contains + "%")
+    return (" AND ".join(where) or "1=1"), params
+
+
+def order_limit(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
+    direction = "DESC" if criteria.newest_first else "ASC"
+    return f" ORDER BY id {direction} LIMIT {ph} OFFSET {ph}", [criteria.limit, criteria.offset]
+
+
+def placeholders(count: int, ph: str = "?") -> str:
+    return ", ".join([ph] * count)

@@ -1,0 +1,164 @@
+"""The storage contract: the one Protocol every backend implements, and its value types.
+
+A driver stores bytes and enforces the state machine and the lease-epoch guards atomically. It
+holds no policy: backoff, encryption, schedules and limits live above it. Every settle call
+(complete, fail, release, progress) is accepted only while the caller still holds the job's
+lease epoch *and* the job is ``processing``; a worker that lost its lease gets ``False`` back and
+cannot overwrite the job's new owner.
+
+Times given to a driver are durations in seconds; the driver adds them to the store's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    """What a heartbeat learned: leases extended, jobs cancelled meanwhile, leases lost."""
+
+    extended: frozenset[str] = frozenset()
+    cancelled: frozenset[str] = frozenset()
+    lost: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Search criteria; empty fields match everything. Results are ordered by id (time)."""
+
+    queues: tuple[str, ...] = ()
+    states: tuple[State, ...] = ()
+    names: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    tag: str | None = None
+    batch_id: str | None = None
+    exception_contains: str | None = None
+    limit: int = 100
+    offset: int = 0
+    newest_first: bool = True
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Counts and gauges of one queue."""
+
+    counts: dict[State, int] = field(default_factory=lambda: {s: 0 for s in State})
+    avg_priority: float | None = None          # over pending/retrying jobs
+    oldest_ready_at: datetime | None = None     # available_at of the oldest waiting job
+    completed_last_minute: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {s.value: n for s, n in self.counts.items()}
+        out["avg_priority"] = self.avg_priority
+        out["oldest_ready_at"] = self.oldest_ready_at.isoformat() if self.oldest_ready_at else None
+        out["completed_last_minute"] = self.completed_last_minute
+        return out
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """The atomic verbs a storage backend offers. See the conformance suite for the semantics."""
+
+    #: Short backend name ("sqlite", "postgres", ...).
+    name: str
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema; return the versions applied now (idempotent)."""
+
+    def close(self) -> None:
+        """Release connections. The driver must not be used afterwards."""
+
+    def now(self) -> datetime:
+        """The store's clock (UTC)."""
+
+    # -- producing ------------------------------------------------------------------------
+    def push(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Insert jobs in one round trip; return their ids in order.
+
+        A job whose ``idempotency_key`` already exists is not inserted: the existing job's id is
+        returned in its place. A job with dependencies stays pending until all of them complete
+        (dependencies that do not exist count as complete).
+        """
+
+    # -- consuming ------------------------------------------------------------------------
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        """Atomically take up to ``limit`` ready jobs, highest priority first then FIFO.
+
+        Each becomes ``processing`` with ``attempts + 1``, a lease for ``worker_id`` expiring
+        ``lease_seconds`` from now, and ``lease_epoch + 1``. Two callers never get the same job.
+        """
+
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        """Extend the leases still held; report jobs cancelled meanwhile and leases lost."""
+
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        """processing -> completed (stores ``result``); releases dependents."""
+
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        """processing -> retrying (due in ``retry_in`` s), or -> failed when ``retry_in`` is None."""
+
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        """processing -> pending without using an attempt (hand back, snooze, held by a limit)."""
+
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        """Record a running job's progress (0..100)."""
+
+    def recover_expired(self) -> list[str]:
+        """Expired leases: processing -> retrying, or -> failed when attempts are spent."""
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Block up to ``timeout`` s, returning early when work may be ready (a hint only)."""
+
+    # -- managing -------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]: ...
+
+    def count(self, criteria: JobFilter) -> int:
+        """How many jobs match ``criteria`` (ignoring limit and offset)."""
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        """pending/retrying/processing -> cancelled; a running job learns it at its heartbeat."""
+
+    def retry(self, job_id: str) -> bool:
+        """failed/cancelled -> pending, with attempts reset and due now."""
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        """Change the priority of a job that has not finished."""
+
+    def delete(self, job_id: str) -> bool: ...
+
+    def stats(self) -> dict[str, QueueStats]:
+        """Per-queue counts by state and gauges."""
+
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        """Delete completed jobs older than ``completed_age`` s, failed/cancelled older than
+        ``failed_age`` s (by their finish time); return how many were deleted."""
+
+    # -- coordination ---------------------------------------------------------------------
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take (or renew, when ``owner`` holds it) a named lock that expires after the TTL."""
+
+    def lock_release(self, name: str, owner: str) -> bool: ...
+
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        """Add to a counter that resets when its window (started at first use) ends."""
+
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        """Publish an entry (worker, node, ...) that disappears unless refreshed within the TTL."""
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def registry_remove(self, kind: str, key: str) -> None: ...

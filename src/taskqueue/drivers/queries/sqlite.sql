@@ -1,0 +1,219 @@
+-- SQLite queries. Times are Unix epoch seconds (REAL) from the host clock, which is the store's
+-- clock for an embedded database. `{queues}` and `{ids}` expand to placeholder lists.
+
+-- name: migration_1
+-- The job table (original `job_queue` columns plus leases, results and workflow fields),
+-- dependency edges, and the small coordination tables.
+CREATE TABLE IF NOT EXISTS job_queue (
+    id TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    priority INTEGER NOT NULL DEFAULT 5,
+    queue_name TEXT NOT NULL DEFAULT 'default',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    timeout_seconds INTEGER NOT NULL DEFAULT 60,
+    delay_seconds REAL NOT NULL DEFAULT 0,
+    dependencies TEXT,
+    tags TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    failed_at REAL,
+    completed_at REAL,
+    exception TEXT,
+    name TEXT NOT NULL,
+    available_at REAL NOT NULL,
+    started_at REAL,
+    result TEXT,
+    progress REAL,
+    idempotency_key TEXT UNIQUE,
+    batch_id TEXT,
+    waiting_on INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    lease_epoch INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_queue_state ON job_queue (queue_name, state);
+CREATE INDEX IF NOT EXISTS idx_priority ON job_queue (priority);
+CREATE INDEX IF NOT EXISTS idx_created_at ON job_queue (created_at);
+CREATE INDEX IF NOT EXISTS idx_state ON job_queue (state);
+CREATE INDEX IF NOT EXISTS idx_ready ON job_queue (queue_name, priority DESC, available_at, id)
+    WHERE state IN ('pending', 'retrying') AND waiting_on = 0;
+CREATE INDEX IF NOT EXISTS idx_lease ON job_queue (lease_expires_at) WHERE state = 'processing';
+CREATE INDEX IF NOT EXISTS idx_batch ON job_queue (batch_id) WHERE batch_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_dependencies (
+    job_id TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    PRIMARY KEY (depends_on, job_id)
+);
+CREATE TABLE IF NOT EXISTS taskqueue_locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS taskqueue_counters (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS taskqueue_registry (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
+-- name: insert_job
+-- One new job; a duplicate idempotency key inserts nothing.
+INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
+    timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
+    idempotency_key, batch_id)
+VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: id_by_idempotency_key
+SELECT id FROM job_queue WHERE idempotency_key = ?;
+
+-- name: insert_dependency
+INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?);
+
+-- name: count_waiting
+-- How many of a job's dependencies exist and are not completed yet.
+UPDATE job_queue SET waiting_on = (
+    SELECT count(*) FROM job_dependencies d JOIN job_queue p ON p.id = d.depends_on
+    WHERE d.job_id = job_queue.id AND p.state != 'completed')
+WHERE id = ?;
+
+-- name: reserve
+-- Claim the best ready jobs: highest priority, then oldest due, then oldest id.
+UPDATE job_queue
+SET state = 'processing', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?,
+    lease_epoch = lease_epoch + 1, started_at = ?, updated_at = ?
+WHERE id IN (
+    SELECT id FROM job_queue
+    WHERE state IN ('pending', 'retrying') AND waiting_on = 0
+      AND queue_name IN ({queues}) AND available_at <= ?
+    ORDER BY priority DESC, available_at, id
+    LIMIT ?)
+RETURNING {columns};
+
+-- name: extend_lease
+UPDATE job_queue SET lease_expires_at = ?, updated_at = ?
+WHERE id = ? AND lease_epoch = ? AND state = 'processing';
+
+-- name: lease_state
+SELECT state, lease_epoch FROM job_queue WHERE id = ?;
+
+-- name: complete
+UPDATE job_queue
+SET state = 'completed', result = ?, completed_at = ?, updated_at = ?, progress = 100,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_epoch = ? AND state = 'processing';
+
+-- name: release_dependents
+-- A completed job unblocks the jobs that wait on it.
+UPDATE job_queue SET waiting_on = waiting_on - 1
+WHERE waiting_on > 0 AND id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?);
+
+-- name: fail
+UPDATE job_queue
+SET state = ?, exception = ?, available_at = ?, failed_at = ?, updated_at = ?,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_epoch = ? AND state = 'processing';
+
+-- name: release
+-- Hand a job back unrun: the attempt it used is refunded.
+UPDATE job_queue
+SET state = 'pending', attempts = max(attempts - 1, 0), available_at = ?, updated_at = ?,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_epoch = ? AND state = 'processing';
+
+-- name: set_progress
+UPDATE job_queue SET progress = ?, updated_at = ?
+WHERE id = ? AND lease_epoch = ? AND state = 'processing';
+
+-- name: recover_expired
+-- Leases that ran out: retry if attempts remain, else dead-letter.
+UPDATE job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN ? ELSE failed_at END,
+    exception = 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
+        || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')',
+    available_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
+WHERE state = 'processing' AND lease_expires_at < ?
+RETURNING id;
+
+-- name: next_due
+-- When the next waiting job becomes due (for the idle wait).
+SELECT min(available_at) FROM job_queue
+WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues});
+
+-- name: cancel
+UPDATE job_queue SET state = 'cancelled', exception = ?, updated_at = ?,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND state IN ('pending', 'retrying', 'processing');
+
+-- name: retry
+UPDATE job_queue
+SET state = 'pending', attempts = 0, available_at = ?, updated_at = ?, failed_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ? AND state IN ('failed', 'cancelled');
+
+-- name: set_priority
+UPDATE job_queue SET priority = ?, updated_at = ?
+WHERE id = ? AND state IN ('pending', 'retrying', 'processing');
+
+-- name: delete
+DELETE FROM job_queue WHERE id = ?;
+
+-- name: delete_edges
+DELETE FROM job_dependencies WHERE job_id = ?;
+
+-- name: stats_counts
+SELECT queue_name, state, count(*), avg(priority), min(available_at)
+FROM job_queue GROUP BY queue_name, state;
+
+-- name: stats_recent
+SELECT queue_name, count(*) FROM job_queue
+WHERE state = 'completed' AND completed_at >= ? GROUP BY queue_name;
+
+-- name: prune
+DELETE FROM job_queue
+WHERE (state = 'completed' AND completed_at < ?)
+   OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?)
+RETURNING id;
+
+-- name: prune_edges
+DELETE FROM job_dependencies
+WHERE job_id NOT IN (SELECT id FROM job_queue);
+
+-- name: lock_acquire
+INSERT INTO taskqueue_locks (name, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE taskqueue_locks.owner = excluded.owner OR taskqueue_locks.expires_at < ?;
+
+-- name: lock_release
+DELETE FROM taskqueue_locks WHERE name = ? AND owner = ?;
+
+-- name: counter_incr
+INSERT INTO taskqueue_counters (key, value, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    value = CASE WHEN taskqueue_counters.expires_at <= ? THEN excluded.value
+                 ELSE taskqueue_counters.value + excluded.value END,
+    expires_at = CASE WHEN taskqueue_counters.expires_at <= ? THEN excluded.expires_at
+                      ELSE taskqueue_counters.expires_at END
+RETURNING value;
+
+-- name: registry_put
+INSERT INTO taskqueue_registry (kind, key, data, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at;
+
+-- name: registry_list
+SELECT data FROM taskqueue_registry WHERE kind = ? AND expires_at > ? ORDER BY key;
+
+-- name: registry_remove
+DELETE FROM taskqueue_registry WHERE kind = ? AND key = ?;
+
+-- name: registry_expire
+DELETE FROM taskqueue_registry WHERE expires_at <= ?;

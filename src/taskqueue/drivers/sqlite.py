@@ -1,0 +1,313 @@
+"""SQLite: the embedded default. WAL mode, ``BEGIN IMMEDIATE`` writes, ``UPDATE … RETURNING``.
+
+Several processes may share one database file on a local disk. Every write runs in an
+immediate transaction, so a would-be writer waits on the lock (``busy_timeout``) instead of
+failing on an upgrade; reservation is a single UPDATE over a sub-select, so two workers never
+take the same job. The host clock is the store's clock here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from taskqueue.drivers import _sql
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import Conflict, ConfigError, DriverUnavailable
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+Q = _sql.load_queries("sqlite.sql")
+MIGRATIONS = sorted(
+    (int(name.removeprefix("migration_")), sql) for name, sql in Q.items()
+    if name.startswith("migration_")
+)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn sqlite3 errors into taskqueue errors at the boundary."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        raise DriverUnavailable(f"sqlite: {exc}") from exc
+
+
+class SQLiteDriver:
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        with _translated():
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._migrated = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteDriver:
+        parts = urlsplit(url)
+        path = parts.netloc + parts.path
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise ConfigError(f"no database file in {url!r}; use sqlite:///storage/queue.db")
+        for key, values in parse_qs(parts.query).items():
+            if key == "busy_timeout":
+                options.setdefault("busy_timeout", float(values[-1]))
+        driver = cls(path, **options)
+        driver.migrate()
+        return driver
+
+    # -- plumbing ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _translated():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock, _translated():
+            return self._conn.execute(sql, params).fetchall()
+
+    def migrate(self) -> list[int]:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS taskqueue_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            done = {v for (v,) in conn.execute("SELECT version FROM taskqueue_migrations")}
+            applied = []
+            for version, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO taskqueue_migrations VALUES (?, ?)",
+                             (version, time.time()))
+                applied.append(version)
+        self._migrated = True
+        return applied
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # -- producing -----------------------------------------------------------------------
+    def push(self, jobs: Sequence[NewJob]) -> list[str]:
+        now = time.time()
+        ids: list[str] = []
+        with self._write() as conn:
+            for job in jobs:
+                cur = conn.execute(Q["insert_job"], (
+                    job.id, job.queue_name, job.name, job.payload, job.priority,
+                    job.max_attempts, job.timeout_seconds, job.delay_seconds,
+                    now + job.delay_seconds, _sql.encode_list(job.dependencies),
+                    _sql.encode_list(job.tags), now, now, job.idempotency_key, job.batch_id,
+                ))
+                if cur.rowcount == 0:
+                    (existing,) = conn.execute(Q["id_by_idempotency_key"],
+                                               (job.idempotency_key,)).fetchone()
+                    ids.append(existing)
+                    continue
+                ids.append(job.id)
+                for dep in job.dependencies:
+                    conn.execute(Q["insert_dependency"], (job.id, dep))
+            for job in jobs:
+                if job.dependencies:
+                    conn.execute(Q["count_waiting"], (job.id,))
+        return ids
+
+    # -- consuming -----------------------------------------------------------------------
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        if not queues or limit <= 0:
+            return []
+        now = time.time()
+        sql = Q["reserve"].format(queues=_sql.placeholders(len(queues)),
+                                  columns=_sql.SELECT_COLUMNS)
+        with self._write() as conn:
+            rows = conn.execute(sql, (worker_id, now + lease_seconds, now, now, *queues, now,
+                                      limit)).fetchall()
+        jobs = [_sql.row_to_record(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        return jobs
+
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        now = time.time()
+        extended, cancelled, lost = set(), set(), set()
+        with self._write() as conn:
+            for job_id, epoch in tokens:
+                cur = conn.execute(Q["extend_lease"], (now + lease_seconds, now, job_id, epoch))
+                if cur.rowcount:
+                    extended.add(job_id)
+                    continue
+                row = conn.execute(Q["lease_state"], (job_id,)).fetchone()
+                if row and row[0] == State.CANCELLED and row[1] == epoch:
+                    cancelled.add(job_id)
+                else:
+                    lost.add(job_id)
+        return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
+
+    def _settle(self, sql: str, params: Sequence[Any]) -> bool:
+        with self._write() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute(Q["complete"], (result, now, now, *token)).rowcount != 1:
+                return False
+            conn.execute(Q["release_dependents"], (token.job_id,))
+        return True
+
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        now = time.time()
+        if retry_in is None:
+            params = ("failed", error, now, now, now, *token)
+        else:
+            params = ("retrying", error, now + retry_in, None, now, *token)
+        return self._settle(Q["fail"], params)
+
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        now = time.time()
+        return self._settle(Q["release"], (now + delay_seconds, now, *token))
+
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        return self._settle(Q["set_progress"], (progress, time.time(), *token))
+
+    def recover_expired(self) -> list[str]:
+        now = time.time()
+        with self._write() as conn:
+            return [r[0] for r in conn.execute(Q["recover_expired"], (now, now, now, now))]
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Poll ``PRAGMA data_version`` (changes when another connection commits) with a
+        growing interval, and wake when the next delayed job falls due."""
+        deadline = time.monotonic() + timeout
+        sql = Q["next_due"].format(queues=_sql.placeholders(len(queues)))
+        ((next_due,),) = self._read(sql, list(queues)) if queues else [(None,)]
+        if next_due is not None:
+            deadline = min(deadline, time.monotonic() + max(0.0, next_due - time.time()))
+        ((version,),) = self._read("PRAGMA data_version")
+        interval = 0.002
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 2, 0.05)
+            if self._read("PRAGMA data_version")[0][0] != version:
+                return
+
+    # -- managing ------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._read(f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE id = ?", (job_id,))
+        return _sql.row_to_record(rows[0]) if rows else None
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        where, params = _sql.filter_clause(criteria)
+        tail, more = _sql.order_limit(criteria)
+        sql = f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE {where}{tail}"
+        return [_sql.row_to_record(r) for r in self._read(sql, params + more)]
+
+    def count(self, criteria: JobFilter) -> int:
+        where, params = _sql.filter_clause(criteria)
+        return int(self._read(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        return self._settle(Q["cancel"], (reason, time.time(), job_id))
+
+    def retry(self, job_id: str) -> bool:
+        now = time.time()
+        return self._settle(Q["retry"], (now, now, job_id))
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        return self._settle(Q["set_priority"], (priority, time.time(), job_id))
+
+    def delete(self, job_id: str) -> bool:
+        with self._write() as conn:
+            conn.execute(Q["delete_edges"], (job_id,))
+            return conn.execute(Q["delete"], (job_id,)).rowcount == 1
+
+    def stats(self) -> dict[str, QueueStats]:
+        out: dict[str, QueueStats] = {}
+        for queue, state, count, avg_priority, oldest in self._read(Q["stats_counts"]):
+            qs = out.setdefault(queue, QueueStats())
+            qs.counts[State(state)] = count
+            if state in (State.PENDING, State.RETRYING):
+                _merge_ready(qs, count, avg_priority, _sql.epoch_to_dt(oldest))
+        for queue, count in self._read(Q["stats_recent"], (time.time() - 60,)):
+            out.setdefault(queue, QueueStats()).completed_last_minute = count
+        return out
+
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        now = time.time()
+        with self._write() as conn:
+            deleted = len(conn.execute(Q["prune"], (now - completed_age, now - failed_age))
+                          .fetchall())
+            if deleted:
+                conn.execute(Q["prune_edges"])
+            return deleted
+
+    # -- coordination --------------------------------------------------------------------
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        return self._settle(Q["lock_acquire"], (name, owner, now + ttl_seconds, now))
+
+    def lock_release(self, name: str, owner: str) -> bool:
+        return self._settle(Q["lock_release"], (name, owner))
+
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(Q["counter_incr"],
+                               (key, amount, now + window_seconds, now, now)).fetchone()
+        return int(row[0])
+
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(Q["registry_expire"], (now,))
+            conn.execute(Q["registry_put"], (kind, key, json.dumps(data), now + ttl_seconds))
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._read(Q["registry_list"], (kind, time.time()))]
+
+    def registry_remove(self, kind: str, key: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["registry_remove"], (kind, key))
+
+
+def _merge_ready(qs: QueueStats, count: int, avg: float | None, oldest: datetime | None) -> None:
+    """Fold one ready state's figures into the queue's average priority and oldest time."""
+    waiting = qs.counts[State.PENDING] + qs.counts[State.RETRYING]
+    if avg is not None:
+        previous = (qs.avg_priority or 0.0) * (waiting - count)
+        qs.avg_priority = (previous + avg * count) / waiting
+    if oldest is not None and (qs.oldest_ready_at is None or oldest < qs.oldest_ready_at):
+        qs.oldest_ready_at = oldest

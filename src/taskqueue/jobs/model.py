@@ -1,0 +1,94 @@
+"""The job record: the same fields on every backend (the ``job_queue`` table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from taskqueue.jobs.states import State
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_TIMEOUT = 60
+
+
+class LeaseToken(NamedTuple):
+    """Proof of ownership: a settle call is accepted only while the job still has this epoch."""
+
+    job_id: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a producer hands to ``Driver.push``: a job before the store has seen it."""
+
+    id: str
+    name: str
+    payload: bytes
+    queue_name: str = DEFAULT_QUEUE
+    priority: int = 5
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout_seconds: int = DEFAULT_TIMEOUT
+    delay_seconds: float = 0.0
+    dependencies: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored. Timestamps are timezone-aware UTC datetimes."""
+
+    id: str
+    queue_name: str
+    name: str
+    payload: bytes
+    state: State
+    priority: int
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    delay_seconds: float
+    available_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    dependencies: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    failed_at: datetime | None = None
+    exception: str | None = None
+    result: str | None = None
+    progress: float | None = None
+    idempotency_key: str | None = None
+    batch_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    lease_epoch: int = 0
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+    @property
+    def token(self) -> LeaseToken:
+        return LeaseToken(self.id, self.lease_epoch)
+
+    def to_dict(self, *, with_payload: bool = False) -> dict[str, object]:
+        """A JSON-friendly view (datetimes as ISO 8601), used by the CLI and the dashboard."""
+        out: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            if name in ("payload", "extra"):
+                continue
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, State):
+                value = value.value
+            out[name] = value
+        out["payload_bytes"] = len(self.payload)
+        if with_payload:
+            out["payload"] = self.payload.hex()
+        return out
