@@ -447,3 +447,33 @@ def test_push_reserve_complete_counts(driver: Driver, count: int) -> None:
             done += 1
     assert done == count
     assert driver.stats()["default"].counts[State.COMPLETED] == count
+
+
+def test_restore_copies_records_and_skips_existing(driver: Driver, tmp_path) -> None:
+    source = open_driver(f"sqlite:///{tmp_path / 'source.db'}")
+    parent, child, done = new(priority=7, tags=("t",)), new(), new(idempotency_key="k1")
+    child = new(dependencies=(parent.id,))
+    source.push([parent, child, done])
+    finished = [j for j in source.reserve("w", Q, 3, 30) if j.id == done.id][0]
+    source.complete(finished.token, '"result"')
+    records = source.search(JobFilter(newest_first=False, limit=10))
+    source.close()
+    assert driver.restore(records) == 3
+    assert driver.restore(records) == 0, "restoring again is a no-op (resumable)"
+    copy = driver.get(done.id)
+    assert copy is not None and copy.state == State.COMPLETED and copy.result == '"result"'
+    assert copy.idempotency_key == "k1" and copy.attempts == 1
+    assert driver.get(parent.id).tags == ("t",)  # type: ignore[union-attr]
+    assert driver.push([new(idempotency_key="k1")]) == [done.id]
+    assert driver.get(parent.id).state == State.PROCESSING  # type: ignore[union-attr]
+    assert driver.get(child.id).state == State.PENDING  # type: ignore[union-attr]
+    assert driver.reserve("w", Q, 10, 30) == [], "the child still waits on its parent"
+
+
+def test_keyset_paging(driver: Driver) -> None:
+    jobs = [new() for _ in range(5)]
+    driver.push(jobs)
+    page = driver.search(JobFilter(newest_first=False, after_id=jobs[1].id, limit=2))
+    assert [j.id for j in page] == [jobs[2].id, jobs[3].id]
+    page = driver.search(JobFilter(after_id=jobs[3].id, limit=10))
+    assert [j.id for j in page] == [jobs[2].id, jobs[1].id, jobs[0].id]

@@ -77,6 +77,21 @@ def row_to_record(
     return JobRecord(**data)
 
 
+def record_to_row(rec: JobRecord, from_dt: Callable[[datetime | None], Any]) -> tuple[Any, ...]:
+    """The values of COLUMNS for a record (inverse of row_to_record)."""
+    out: list[Any] = []
+    for col in COLUMNS:
+        value = getattr(rec, col)
+        if col in _TIME_COLUMNS:
+            value = from_dt(value)
+        elif col in ("dependencies", "tags"):
+            value = encode_list(value)
+        elif col == "state":
+            value = State(value).value
+        out.append(value)
+    return tuple(out)
+
+
 def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
     """A WHERE clause (without the keyword; "1=1" when empty) and its parameters."""
     where: list[str] = []
@@ -97,6 +112,9 @@ def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
     if criteria.batch_id is not None:
         where.append(f"batch_id = {ph}")
         params.append(criteria.batch_id)
+    if criteria.after_id is not None:
+        where.append(f"id {'<' if criteria.newest_first else '>'} {ph}")
+        params.append(criteria.after_id)
     if criteria.exception_contains:
         where.append(f"exception LIKE {ph}")
         params.append("%" + criteria.exception_contains + "%")

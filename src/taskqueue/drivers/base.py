@@ -40,6 +40,8 @@ class JobFilter:
     tag: str | None = None
     batch_id: str | None = None
     exception_contains: str | None = None
+    #: Keyset paging: only ids after this one in the chosen order (faster than ``offset``).
+    after_id: str | None = None
     limit: int = 100
     offset: int = 0
     newest_first: bool = True
@@ -139,6 +141,11 @@ class Driver(Protocol):
         """Change the priority of a job that has not finished."""
 
     def delete(self, job_id: str) -> bool: ...
+
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        """Insert complete records as they are (state, attempts, timestamps, result, lease
+        epoch), skipping ids that already exist; return how many were inserted. Used by
+        ``taskqueue transfer`` to move a store to another backend, resumably."""
 
     def stats(self) -> dict[str, QueueStats]:
         """Per-queue counts by state and gauges."""

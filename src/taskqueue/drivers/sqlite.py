@@ -254,6 +254,21 @@ class SQLiteDriver:
             conn.execute(Q["delete_edges"], (job_id,))
             return conn.execute(Q["delete"], (job_id,)).rowcount == 1
 
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        inserted = 0
+        with self._write() as conn:
+            for rec in records:
+                row = _sql.record_to_row(rec, _to_epoch)
+                if conn.execute(Q["restore_job"], row).rowcount != 1:
+                    continue
+                inserted += 1
+                for dep in rec.dependencies:
+                    conn.execute(Q["insert_dependency"], (rec.id, dep))
+            for rec in records:
+                if rec.dependencies:
+                    conn.execute(Q["count_waiting"], (rec.id,))
+        return inserted
+
     def stats(self) -> dict[str, QueueStats]:
         out: dict[str, QueueStats] = {}
         for queue, state, count, avg_priority, oldest in self._read(Q["stats_counts"]):
@@ -301,6 +316,10 @@ class SQLiteDriver:
     def registry_remove(self, kind: str, key: str) -> None:
         with self._write() as conn:
             conn.execute(Q["registry_remove"], (kind, key))
+
+
+def _to_epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
 
 def _merge_ready(qs: QueueStats, count: int, avg: float | None, oldest: datetime | None) -> None:

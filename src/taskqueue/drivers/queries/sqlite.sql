@@ -217,3 +217,12 @@ DELETE FROM taskqueue_registry WHERE kind = ? AND key = ?;
 
 -- name: registry_expire
 DELETE FROM taskqueue_registry WHERE expires_at <= ?;
+
+-- name: restore_job
+-- A complete record copied from another store; an existing id is left alone.
+INSERT INTO job_queue (id, queue_name, name, payload, state, priority, attempts, max_attempts,
+    timeout_seconds, delay_seconds, available_at, created_at, updated_at, dependencies, tags,
+    started_at, completed_at, failed_at, exception, result, progress, idempotency_key,
+    batch_id, lease_owner, lease_expires_at, lease_epoch)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
