@@ -35,26 +35,18 @@ def decompress(data: bytes | bytearray | memoryview, max_size: int) -> bytes:
     if max_size < 1:
         raise ValueError("max_size must be at least 1 byte")
     inflater = zlib.decompressobj()
-    out = _inflate(inflater, data, max_size)
-    if (
-        not inflater.eof
-        and len(out) >= max_size
-        and _inflate(inflater, inflater.unconsumed_tail, 1)
-    ):
-        raise PayloadError(
-            f"compressed payload expands beyond {max_size:,} bytes; refusing to decompress it "
-            "(corrupt data or a compression bomb)"
-        )
+    try:
+        out = inflater.decompress(data, max_size)
+    except zlib.error as exc:
+        raise PayloadError(f"compressed payload is corrupt: {exc}") from None
     if not inflater.eof:
+        # zlib stops early only when the output hit max_size or the input ran out.
+        if len(out) >= max_size:
+            raise PayloadError(
+                f"compressed payload expands beyond {max_size:,} bytes; refusing to decompress "
+                "it (corrupt data or a compression bomb)"
+            )
         raise PayloadError("compressed payload is truncated: the zlib stream does not end")
     if inflater.unused_data:
         raise PayloadError("compressed payload has stray bytes after the end of the zlib stream")
     return out
-
-
-def _inflate(inflater: zlib._Decompress, data: bytes | bytearray | memoryview, limit: int) -> bytes:
-    """Run one bounded inflate step, reporting zlib failures as :class:`PayloadError`."""
-    try:
-        return inflater.decompress(data, limit)
-    except zlib.error as exc:
-        raise PayloadError(f"compressed payload is corrupt: {exc}") from None

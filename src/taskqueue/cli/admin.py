@@ -1,0 +1,101 @@
+"""Operating the store: ``stats``, ``workers``, ``migrate``, ``prune``, ``key:generate``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from taskqueue.cli.output import console, emit_json, open_manager, table
+from taskqueue.codec import generate_key
+from taskqueue.drivers import open_driver
+from taskqueue.jobs.states import State
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", type=click.FloatRange(min=0.2), default=None, metavar="SECONDS",
+              help="Refresh every SECONDS until interrupted.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, watch: float | None) -> None:
+    """Counts per queue and state, average priority, throughput."""
+    manager = open_manager(ctx)
+    try:
+        while True:
+            data = manager.stats()
+            if as_json:
+                emit_json(data)
+            else:
+                _print_stats(data)
+            if watch is None:
+                break
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        manager.close()
+
+
+def _print_stats(data: dict[str, object]) -> None:
+    queues = data["queues"]
+    totals = data["totals"]
+    assert isinstance(queues, dict) and isinstance(totals, dict)
+    states = [s.value for s in State]
+    rows = [[name, *(q[s] for s in states), _fmt(q["avg_priority"]),
+             q["completed_last_minute"]] for name, q in queues.items()]
+    rows.append(["[bold]total", *(totals[s] for s in states), _fmt(totals["avg_priority"]),
+                 totals["completed_last_minute"]])
+    table(f"taskqueue on {data['backend']}", ["queue", *states, "avg priority",
+                                              "done/min"], rows)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else "-"
+
+
+@click.command("workers")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """Live workers (each refreshes its entry at every heartbeat)."""
+    manager = open_manager(ctx)
+    entries = manager.driver.registry_list("worker")
+    manager.close()
+    if as_json:
+        emit_json(entries)
+        return
+    table(f"{len(entries)} workers", ["id", "state", "queues", "processed", "failed", "rss MB",
+                                      "current"],
+          [[e["id"], e["state"], ",".join(e["queues"]), e["processed"], e["failed"],
+            e["rss_mb"], ",".join(e["current_jobs"])] for e in entries])
+
+
+@click.command("migrate")
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the schema (also done automatically at first use)."""
+    manager = open_manager(ctx)
+    applied = manager.driver.migrate()  # from_url already migrated; this reports the state
+    console.print(f"{manager.driver.name}: schema up to date"
+                  + (f" (applied {applied})" if applied else ""))
+    manager.close()
+
+
+@click.command("prune")
+@click.pass_context
+def prune(ctx: click.Context) -> None:
+    """Delete finished jobs older than their retention."""
+    manager = open_manager(ctx)
+    console.print(f"pruned {manager.prune()} jobs")
+    manager.close()
+
+
+@click.command("key:generate")
+def key_generate() -> None:
+    """Print a new ENCRYPTION_KEY (AES-256, base64: form)."""
+    click.echo(generate_key())
+
+
+COMMANDS = [stats, workers, migrate, prune, key_generate]
+
+__all__ = ["COMMANDS", "open_driver"]

@@ -1,0 +1,172 @@
+"""Producing and inspecting jobs: ``test``, ``jobs list|show``, ``retry``, ``cancel``, ``failed``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from taskqueue.cli.output import console, emit_json, open_manager, table
+from taskqueue.drivers import JobFilter
+from taskqueue.jobs.builtin import TestJob
+from taskqueue.jobs.priority import validate_priority
+from taskqueue.jobs.states import State
+
+CHUNK = 1000
+
+
+def _priority(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return validate_priority(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("test")
+@click.option("--jobs", "count", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", default="5", show_default=True, callback=_priority,
+              help="0..1000 or low/normal/high/urgent.")
+@click.option("--delay", type=click.FloatRange(min=0), default=0.0, help="Seconds before due.")
+@click.option("--sleep", type=click.FloatRange(min=0), default=0.0,
+              help="Seconds of simulated work per job.")
+@click.option("--payload-bytes", type=click.IntRange(min=0), default=0,
+              help="Pad each payload to about this size (compression/encryption demo).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def test(ctx: click.Context, count: int, queue: str, priority: int, delay: float, sleep: float,
+         payload_bytes: int, as_json: bool) -> None:
+    """Enqueue TestJobs (alias: queue:test)."""
+    manager = open_manager(ctx)
+    started = time.perf_counter()
+    ids: list[str] = []
+    with Progress(TextColumn("[bold]enqueueing"), BarColumn(), MofNCompleteColumn(),
+                  console=console, disable=as_json) as progress:
+        bar = progress.add_task("enqueue", total=count)
+        for offset in range(0, count, CHUNK):
+            batch = [TestJob({"data": "example", "n": offset + i, "sleep": sleep,
+                              **({"padding": "x" * payload_bytes} if payload_bytes else {})},
+                             queue=queue, priority=priority, delay=delay or None,
+                             tags=["test"])
+                     for i in range(min(CHUNK, count - offset))]
+            ids.extend(manager.push_many(batch))
+            progress.update(bar, advance=len(batch))
+    elapsed = time.perf_counter() - started
+    if as_json:
+        emit_json({"enqueued": len(ids), "queue": queue, "seconds": elapsed,
+                   "first_id": ids[0], "last_id": ids[-1]})
+    else:
+        console.print(f"enqueued [bold]{len(ids)}[/] TestJobs on queue [bold]{queue}[/] "
+                      f"(priority {priority}) in {elapsed:.2f}s "
+                      f"({len(ids) / elapsed:.0f} jobs/s) into {manager.driver.name}")
+    manager.close()
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """Search and inspect jobs."""
+
+
+@jobs.command("list")
+@click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in State]))
+@click.option("--queue", "queues", multiple=True)
+@click.option("--name", "names", multiple=True, help="Task name.")
+@click.option("--tag")
+@click.option("--batch")
+@click.option("--error", help="Text in the exception.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ...],
+              names: tuple[str, ...], tag: str | None, batch: str | None, error: str | None,
+              limit: int, as_json: bool) -> None:
+    """List jobs, newest first."""
+    manager = open_manager(ctx)
+    records = manager.search(JobFilter(
+        states=tuple(State(s) for s in states), queues=queues, names=names, tag=tag,
+        batch_id=batch, exception_contains=error, limit=limit))
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+    else:
+        table(f"{len(records)} jobs", ["id", "queue", "name", "state", "priority", "attempts",
+                                       "created"],
+              [[r.id, r.queue_name, r.name, r.state.value, r.priority,
+                f"{r.attempts}/{r.max_attempts}", r.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+               for r in records])
+    manager.close()
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--payload", is_flag=True, help="Also decode and show the arguments.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
+    """Every field of one job."""
+    manager = open_manager(ctx)
+    record = manager.require(job_id)
+    data: dict[str, Any] = record.to_dict()
+    if payload:
+        data["arguments"] = manager.decode(record)
+    if record.result is not None:
+        data["result"] = manager.decode_result(record)
+    if as_json:
+        emit_json(data)
+    else:
+        table(f"job {job_id}", ["field", "value"],
+              [[k, v] for k, v in data.items() if k != "exception"])
+        if record.exception:
+            console.print("[bold]exception[/]\n" + record.exception)
+    manager.close()
+
+
+@click.command("failed")
+@click.option("--queue", "queues", multiple=True)
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def failed(ctx: click.Context, queues: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """The dead letter queue (alias: queue:failed)."""
+    ctx.invoke(list_jobs, states=("failed",), queues=queues, names=(), tag=None, batch=None,
+               error=None, limit=limit, as_json=as_json)
+
+
+@click.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every job in the dead letter queue.")
+@click.option("--queue", "queues", multiple=True, help="With --all-failed: only these queues.")
+@click.pass_context
+def retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool,
+          queues: tuple[str, ...]) -> None:
+    """Move failed or cancelled jobs back to pending (alias: queue:retry)."""
+    if not job_ids and not all_failed:
+        raise click.UsageError("give job ids or --all-failed")
+    manager = open_manager(ctx)
+    ids = list(job_ids)
+    if all_failed:
+        criteria = JobFilter(states=(State.FAILED,), queues=queues, limit=1_000_000)
+        ids += [r.id for r in manager.search(criteria)]
+    done = sum(manager.retry(i) for i in ids)
+    console.print(f"retried {done} of {len(ids)} jobs")
+    manager.close()
+    if done < len(ids) and not all_failed:
+        ctx.exit(1)
+
+
+@click.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.option("--reason", default="cancelled from the CLI", show_default=True)
+@click.pass_context
+def cancel(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
+    """Cancel pending, retrying or running jobs."""
+    manager = open_manager(ctx)
+    done = sum(manager.cancel(i, reason) for i in job_ids)
+    console.print(f"cancelled {done} of {len(job_ids)} jobs")
+    manager.close()
+    if done < len(job_ids):
+        ctx.exit(1)
+
+
+COMMANDS = [test, jobs, failed, retry, cancel]

@@ -1,0 +1,57 @@
+"""Rendering shared by all commands: rich tables for people, ``--json`` for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from taskqueue.config import resolve
+from taskqueue.manager import QueueManager
+
+console = Console()
+if not console.is_terminal:  # logs and CI: do not squeeze tables into 80 columns
+    console = Console(width=120)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*[("" if v is None else str(v)) for v in row])
+    console.print(t)
+
+
+def open_manager(ctx: click.Context, **overrides: Any) -> QueueManager:
+    """Build the manager from CLI flags > env > taskqueue.toml > defaults."""
+    flags = {"url": (ctx.find_root().obj or {}).get("url"), **overrides}
+    return QueueManager.from_settings(resolve(flags))
+
+
+def import_apps(apps: Sequence[str]) -> None:
+    """Import the user's modules that define tasks (``--app``)."""
+    import importlib
+
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    for spec in apps:
+        for name in filter(None, (s.strip() for s in spec.split(","))):
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise click.BadParameter(f"cannot import {name!r}: {exc}",
+                                         param_hint="--app") from exc
+
+
+def csv_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]

@@ -1,0 +1,125 @@
+"""``taskqueue work``: run workers until stopped (or until the queues are empty)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from taskqueue.cli.output import console, csv_list, emit_json, import_apps, open_manager, table
+from taskqueue.jobs.states import State
+from taskqueue.manager import QueueManager
+from taskqueue.worker.runner import WorkerOptions, WorkerSummary
+from taskqueue.worker.supervisor import Supervisor
+
+
+@click.command("work")
+@click.option("--queue", "queues", default="default", show_default=True,
+              help="Comma-separated queues, in the order to serve them.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (at most MAX_WORKERS).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds allowed to jobs that set no timeout of their own.")
+@click.option("--max-jobs", type=click.IntRange(min=1),
+              help="Recycle a worker after this many jobs [WORKER_MAX_JOBS].")
+@click.option("--memory", type=click.FloatRange(min=1),
+              help="Recycle a worker when its RSS passes this many MB [WORKER_MEMORY_LIMIT].")
+@click.option("--max-time", type=click.FloatRange(min=1),
+              help="Recycle a worker after this many seconds [WORKER_TIMEOUT].")
+@click.option("--prefetch", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Most jobs reserved at once (adapts to job duration).")
+@click.option("--sleep", "poll", type=click.FloatRange(min=0.01), default=1.0,
+              show_default=True, help="Longest idle wait between checks for work.")
+@click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
+@click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
+         max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
+         poll: float, stop_when_empty: bool, apps: tuple[str, ...], as_json: bool) -> None:
+    """Process jobs (alias: queue:work)."""
+    import_apps(apps)
+    manager = open_manager(ctx)
+    settings = manager.settings
+    if workers > settings.max_workers:
+        raise click.BadParameter(f"{workers} is more than MAX_WORKERS={settings.max_workers}",
+                                 param_hint="--workers")
+    options = WorkerOptions(
+        queues=csv_list(queues) or ["default"], prefetch=prefetch, poll_interval=poll,
+        timeout=timeout, stop_when_empty=stop_when_empty,
+        max_jobs=max_jobs or settings.worker_max_jobs,
+        memory_limit_mb=memory or settings.worker_memory_limit / (1024 * 1024),
+        max_time=max_time or settings.worker_timeout,
+    )
+    root = ctx.find_root().params
+    supervisor = Supervisor(settings, options, workers, apps=list(apps),
+                            log_setup=(root["log_format"], root["log_level"]))
+    if as_json or not stop_when_empty:
+        summaries = supervisor.run()
+    else:
+        summaries = _run_with_progress(manager, supervisor, options.queues)
+    _report(manager, summaries, as_json)
+    manager.close()
+
+
+def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]:
+    """(ready jobs, finished jobs) over the given queues."""
+    stats = manager.driver.stats()
+    ready = sum(stats[q].counts[State.PENDING] + stats[q].counts[State.RETRYING]
+                + stats[q].counts[State.PROCESSING] for q in queues if q in stats)
+    done = sum(stats[q].counts[State.COMPLETED] + stats[q].counts[State.FAILED]
+               for q in queues if q in stats)
+    return ready, done
+
+
+def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
+                       queues: Sequence[str]) -> list[WorkerSummary]:
+    """Run the pool with a live bar fed by the store's counts (workers are other processes)."""
+    ready, done_before = _done_count(manager, queues)
+    columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:>7.0f} jobs/s"), TimeElapsedColumn())
+    last = 0.0
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("jobs", total=ready or None, rate=0.0)
+
+        def tick() -> None:
+            nonlocal last
+            if time.monotonic() - last < 0.25:
+                return
+            last = time.monotonic()
+            _, done = _done_count(manager, queues)
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(bar, completed=done - done_before,
+                            rate=(done - done_before) / elapsed)
+
+        summaries = supervisor.run(tick)
+        last = 0.0
+        tick()
+    return summaries
+
+
+def _report(manager: Any, summaries: list[WorkerSummary], as_json: bool) -> None:
+    fields = ("processed", "completed", "retried", "failed", "snoozed", "cancelled", "lost")
+    total = {f: sum(getattr(s, f) for s in summaries) for f in fields}
+    elapsed = max((s.elapsed for s in summaries), default=0.0)
+    rate = total["processed"] / elapsed if elapsed else 0.0
+    if as_json:
+        emit_json({"workers": [vars(s) | {"rate": s.rate} for s in summaries],
+                   "totals": total | {"elapsed": elapsed, "rate": rate},
+                   "stats": manager.stats()})
+        return
+    shown = ("processed", "completed", "retried", "failed", "lost")
+    rows = [[s.worker_id.split(":")[1], *(getattr(s, f) for f in shown), f"{s.elapsed:.2f}s",
+             f"{s.rate:.0f}/s", s.stop_reason] for s in summaries]
+    if len(summaries) > 1:
+        rows.append(["all", *(total[f] for f in shown), f"{elapsed:.2f}s", f"{rate:.0f}/s", ""])
+    table("Summary", ["pid", *shown, "elapsed", "rate", "stopped because"], rows)
+    stats = manager.stats()
+    table("Queues now", ["queue", *(s.value for s in State)],
+          [[name, *(q[s.value] for s in State)] for name, q in stats["queues"].items()])
+
+
+COMMANDS = [work]

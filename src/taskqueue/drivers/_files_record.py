@@ -1,0 +1,154 @@
+"""The files backend's on-disk job record: one JSON object per job, payload in base64.
+
+A record is kept as a plain dict (``Rec``) while the driver changes it, so a settle call can
+rewrite a few keys and dump it again. Times are Unix epoch seconds (floats) from the host
+clock. :func:`decode` is strict: anything that is not a complete, well-typed record raises
+:class:`CorruptRecord`, which the driver answers by moving the file aside.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.states import State
+
+Rec = dict[str, Any]
+
+#: Bumped if the record layout ever changes incompatibly.
+RECORD_VERSION = 1
+
+_TIMES = ("available_at", "created_at", "updated_at", "started_at", "completed_at",
+          "failed_at", "lease_expires_at")
+_OPTIONAL_TIMES = frozenset(_TIMES) - {"available_at", "created_at", "updated_at"}
+_STATE_VALUES = frozenset(s.value for s in State)
+
+
+class CorruptRecord(ValueError):
+    """A job file that cannot be read back as a record (bad JSON, missing or mistyped fields)."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _opt(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or check(value)
+
+
+#: Every key a record must have, with the check its value must pass.
+_SCHEMA: dict[str, Callable[[object], bool]] = {
+    "id": _is_str, "queue_name": _is_str, "name": _is_str, "payload": _is_str,
+    "state": lambda v: v in _STATE_VALUES, "priority": _is_int, "attempts": _is_int,
+    "max_attempts": _is_int, "timeout_seconds": _is_int, "delay_seconds": _is_num,
+    "dependencies": _is_str_list, "tags": _is_str_list, "exception": _opt(_is_str),
+    "result": _opt(_is_str), "progress": _opt(_is_num), "idempotency_key": _opt(_is_str),
+    "batch_id": _opt(_is_str), "lease_owner": _opt(_is_str), "lease_epoch": _is_int,
+    **{t: (_opt(_is_num) if t in _OPTIONAL_TIMES else _is_num) for t in _TIMES},
+}
+
+
+def encode(rec: Rec) -> bytes:
+    """The bytes written to disk for a record."""
+    return orjson.dumps(rec)
+
+
+def decode(data: bytes, expected_id: str | None = None) -> Rec:
+    """Parse and validate a record; raise CorruptRecord with a readable reason if it is bad."""
+    try:
+        rec = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptRecord(f"not valid JSON ({exc})") from exc
+    if not isinstance(rec, dict):
+        raise CorruptRecord("not a JSON object")
+    missing = [key for key in _SCHEMA if key not in rec]
+    if missing:
+        raise CorruptRecord(f"missing fields: {', '.join(missing)}")
+    bad = [key for key, check in _SCHEMA.items() if not check(rec[key])]
+    if bad:
+        raise CorruptRecord(f"fields of the wrong type: {', '.join(bad)}")
+    try:
+        base64.b64decode(rec["payload"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CorruptRecord(f"payload is not valid base64 ({exc})") from exc
+    if expected_id is not None and rec["id"] != expected_id:
+        raise CorruptRecord(f"record id {rec['id']!r} does not match its file name")
+    return rec
+
+
+def new_record(job: NewJob, now: float) -> Rec:
+    """The record of a freshly pushed job (pending, due after its delay)."""
+    return {
+        "v": RECORD_VERSION, "id": job.id, "queue_name": job.queue_name, "name": job.name,
+        "payload": base64.b64encode(job.payload).decode("ascii"), "state": State.PENDING.value,
+        "priority": job.priority, "attempts": 0, "max_attempts": job.max_attempts,
+        "timeout_seconds": job.timeout_seconds, "delay_seconds": float(job.delay_seconds),
+        "available_at": now + job.delay_seconds, "created_at": now, "updated_at": now,
+        "dependencies": list(job.dependencies), "tags": list(job.tags), "started_at": None,
+        "completed_at": None, "failed_at": None, "exception": None, "result": None,
+        "progress": None, "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
+        "lease_owner": None, "lease_expires_at": None, "lease_epoch": 0,
+    }
+
+
+def from_job_record(job: JobRecord) -> Rec:
+    """A complete record copied from another store (``restore``)."""
+    rec: Rec = {"v": RECORD_VERSION}
+    for key in _SCHEMA:
+        value = getattr(job, key)
+        if key in _TIMES:
+            value = None if value is None else value.timestamp()
+        elif key == "payload":
+            value = base64.b64encode(value).decode("ascii")
+        elif key in ("dependencies", "tags"):
+            value = list(value)
+        elif key == "state":
+            value = State(value).value
+        elif key in ("delay_seconds", "progress") and value is not None:
+            value = float(value)
+        rec[key] = value
+    return rec
+
+
+def to_job_record(rec: Rec) -> JobRecord:
+    """The public, immutable view of a record."""
+    fields = {key: rec[key] for key in _SCHEMA}
+    for key in _TIMES:
+        value = fields[key]
+        fields[key] = None if value is None else datetime.fromtimestamp(value, UTC)
+    fields["payload"] = base64.b64decode(rec["payload"])
+    fields["state"] = State(rec["state"])
+    fields["dependencies"] = tuple(rec["dependencies"])
+    fields["tags"] = tuple(rec["tags"])
+    fields["delay_seconds"] = float(rec["delay_seconds"])
+    if fields["progress"] is not None:
+        fields["progress"] = float(fields["progress"])
+    return JobRecord(**fields)
+
+
+def finished_at(rec: Rec) -> float | None:
+    """When a finished job finished (the time pruning measures from), else None."""
+    state = rec["state"]
+    if state == State.COMPLETED:
+        return float(rec["completed_at"] or rec["updated_at"])
+    if state in (State.FAILED, State.CANCELLED):
+        return float(rec["failed_at"] or rec["updated_at"])
+    return None

@@ -1,0 +1,336 @@
+"""The files backend's directory layout, file naming, atomic writes and locks.
+
+Layout under the root directory::
+
+    format.json                       store format version and applied migrations
+    queues/<queue>/ready/             due-or-delayed jobs: <inverted priority>-<due µs>-<id>.<p|r>.json
+    queues/<queue>/waiting/           pending jobs whose dependencies are not complete (same names)
+    queues/<queue>/processing/        <id>.json, leased to a worker
+    queues/<queue>/completed|failed|cancelled/   <id>.json (file mtime = finish time)
+    ids/<id>                          the queue a job id lives in (created O_EXCL: ids are unique)
+    keys/<sha256(key)>.key            idempotency key -> job id (created with link(): atomic)
+    deps/<parent id>/<child id>       reverse dependency edges, to wake children on completion
+    locks/NN.lock, locks/<name>.lock  flock files (job locks are striped over a fixed set)
+    coord/                            locks, counters and the registry as small JSON files
+    tmp/                              temp files of in-flight writes (leftovers are cleaned up)
+    corrupt/                          files that could not be read, each with a .reason file
+
+Names are made file-system safe with URL quoting, so ids and queue names can hold any text.
+A write goes to ``tmp/`` first, is fsynced, then renamed into place, so a reader only ever sees
+a whole old or a whole new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from taskqueue.drivers._files_record import Rec
+from taskqueue.jobs.states import State
+
+log = logging.getLogger("taskqueue.drivers.files")
+
+READY, WAITING, PROCESSING = "ready", "waiting", "processing"
+COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+#: Directories whose file names carry priority, due time and id (scanned, never looked up).
+KEYED_DIRS = (READY, WAITING)
+#: Directories holding ``<id>.json`` (looked up directly by id).
+FIXED_DIRS = (PROCESSING, COMPLETED, FAILED, CANCELLED)
+STATE_DIRS = KEYED_DIRS + FIXED_DIRS
+
+STRIPES = 256
+_PRIORITY_ZERO = 5_000_000_000
+_MAX_INVERTED = 9_999_999_999
+_MAX_DUE_US = 10**17 - 1
+_READY_RE = re.compile(r"^(\d{10})-(\d{17})-(.+)\.([pr])\.json$")
+_MAX_NAME = 200
+
+
+def fs_name(text: str) -> str:
+    """A file name for ``text`` (an id or a queue name): quoted, never hidden, never a path."""
+    name = quote(text, safe="")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    if not name or len(name) > _MAX_NAME:
+        raise ValueError(f"{text!r} cannot be used as a name in the files backend "
+                         f"(empty or longer than {_MAX_NAME} characters once quoted)")
+    return name
+
+
+def from_fs_name(name: str) -> str:
+    return unquote(name)
+
+
+def ignorable(name: str) -> bool:
+    """Temp files and hidden files are never ours to read."""
+    return name.startswith(".") or name.endswith(".tmp")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyName:
+    """What a ready/waiting file name says about its job."""
+
+    inverted: int
+    due_us: int
+    job_id: str
+    retrying: bool
+
+    @property
+    def priority(self) -> int:
+        return _PRIORITY_ZERO - self.inverted
+
+    @property
+    def state(self) -> State:
+        return State.RETRYING if self.retrying else State.PENDING
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        """Highest priority first, then oldest due time, then oldest id."""
+        return (self.inverted, self.due_us, self.job_id)
+
+
+def ready_name(rec: Rec) -> str:
+    inverted = min(max(_PRIORITY_ZERO - int(rec["priority"]), 0), _MAX_INVERTED)
+    due_us = min(max(int(rec["available_at"] * 1_000_000), 0), _MAX_DUE_US)
+    kind = "r" if rec["state"] == State.RETRYING else "p"
+    return f"{inverted:010d}-{due_us:017d}-{fs_name(rec['id'])}.{kind}.json"
+
+
+def parse_ready(name: str) -> ReadyName | None:
+    match = _READY_RE.match(name)
+    if match is None:
+        return None
+    inverted, due, job, kind = match.groups()
+    return ReadyName(int(inverted), int(due), from_fs_name(job), kind == "r")
+
+
+def fixed_id(name: str) -> str | None:
+    """The job id of a ``<id>.json`` file name, or None for anything else."""
+    if ignorable(name) or not name.endswith(".json"):
+        return None
+    return from_fs_name(name[: -len(".json")])
+
+
+class FileLock:
+    """Exclusive between the threads of this process (a mutex) and between processes (flock).
+
+    Each FileLock keeps its own open file description, so two drivers in one process exclude
+    each other too. Never take a second FileLock while holding one: that can deadlock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def hold(self, blocking: bool = True) -> Iterator[bool]:
+        """Yield True while the lock is held; yield False at once if not ``blocking`` and busy."""
+        if not self._mutex.acquire(blocking=blocking):
+            yield False
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
+            try:
+                fcntl.flock(self._fd, flags)
+                got = True
+            except BlockingIOError:
+                got = False
+            try:
+                yield got
+            finally:
+                if got:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class Store:
+    """Paths, atomic file operations and locks of one store directory."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.queues = root / "queues"
+        self.ids = root / "ids"
+        self.keys = root / "keys"
+        self.deps = root / "deps"
+        self.locks = root / "locks"
+        self.coord = root / "coord"
+        self.tmp = root / "tmp"
+        self.corrupt = root / "corrupt"
+        self._guard = threading.Lock()
+        self._pid = os.getpid()
+        self._locks: dict[str, FileLock] = {}
+        self._known_queues: set[str] = set()
+
+    def make_dirs(self) -> None:
+        for path in (self.queues, self.ids, self.keys, self.deps, self.locks, self.coord,
+                     self.tmp, self.corrupt):
+            path.mkdir(parents=True, exist_ok=True)
+
+    # -- locks -----------------------------------------------------------------------------
+    def _lock(self, name: str) -> FileLock:
+        with self._guard:
+            if os.getpid() != self._pid:  # forked: inherited descriptors share flock state
+                self._pid, self._locks = os.getpid(), {}
+            lock = self._locks.get(name)
+            if lock is None:
+                lock = self._locks[name] = FileLock(self.locks / f"{name}.lock")
+            return lock
+
+    def job_lock(self, job_id: str) -> FileLock:
+        """The lock guarding a job's read-check-write (striped over a fixed set of files)."""
+        return self._lock(f"{zlib.crc32(job_id.encode()) % STRIPES:03d}")
+
+    def named_lock(self, name: str) -> FileLock:
+        return self._lock(name)
+
+    def close(self) -> None:
+        with self._guard:
+            locks, self._locks = list(self._locks.values()), {}
+        for lock in locks:
+            lock.close()
+
+    # -- paths -----------------------------------------------------------------------------
+    def state_dir(self, queue: str, sdir: str) -> Path:
+        return self.queues / fs_name(queue) / sdir
+
+    def fixed_path(self, queue: str, sdir: str, job_id: str) -> Path:
+        return self.queues / fs_name(queue) / sdir / f"{fs_name(job_id)}.json"
+
+    def ensure_queue(self, queue: str) -> None:
+        if queue in self._known_queues:
+            return
+        for sdir in STATE_DIRS:
+            self.state_dir(queue, sdir).mkdir(parents=True, exist_ok=True)
+        self._known_queues.add(queue)
+
+    def queue_names(self) -> list[str]:
+        return sorted(from_fs_name(n) for n in self.listdir(self.queues) if not ignorable(n))
+
+    def listdir(self, path: Path) -> list[str]:
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return []
+
+    # -- the id index ----------------------------------------------------------------------
+    def id_path(self, job_id: str) -> Path:
+        return self.ids / fs_name(job_id)
+
+    def claim_id(self, job_id: str, queue: str) -> bool:
+        """Register a new job id; False if the id already exists."""
+        return self.create_exclusive(self.id_path(job_id), queue.encode())
+
+    def queue_of(self, job_id: str) -> str | None:
+        """The queue a job id lives in, or None if no such job."""
+        try:
+            return self.id_path(job_id).read_bytes().decode()
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def drop_id(self, job_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.id_path(job_id).unlink()
+
+    # -- atomic I/O ------------------------------------------------------------------------
+    def _temp(self) -> Path:
+        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.tmp"
+
+    def _write_temp(self, data: bytes, mtime: float | None) -> Path:
+        tmp = self._temp()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if mtime is not None:
+                ns = int(mtime * 1_000_000_000)
+                os.utime(fd, ns=(ns, ns))
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return tmp
+
+    def write(self, path: Path, data: bytes, mtime: float | None = None) -> None:
+        """Replace ``path`` atomically with ``data`` (temp file, fsync, rename)."""
+        tmp = self._write_temp(data, mtime)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def create_exclusive(self, path: Path, data: bytes) -> bool:
+        """Create ``path`` holding ``data`` only if it does not exist (link() is atomic)."""
+        tmp = self._write_temp(data, None)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def sync_dirs(self, dirs: Iterable[Path]) -> None:
+        """fsync directories so renames into them survive a power loss."""
+        if not self.fsync:
+            return
+        for path in set(dirs):
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def clean_tmp(self, older_than: float) -> int:
+        """Remove temp files left behind by killed writers; return how many."""
+        removed = 0
+        for name in self.listdir(self.tmp):
+            path = self.tmp / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def quarantine(self, path: Path, reason: str) -> Path | None:
+        """Move an unreadable file into ``corrupt/`` with a ``.reason`` file; log a warning."""
+        target = self.corrupt / f"{path.parent.parent.name}.{path.parent.name}.{path.name}"
+        if target.exists():
+            target = target.with_name(f"{target.name}.{time.time_ns()}")
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        stamp = datetime.now(UTC).isoformat()
+        text = f"{reason}\noriginal path: {path}\nmoved aside at: {stamp}\n"
+        target.with_name(target.name + ".reason").write_text(text)
+        log.warning("files store: moved unreadable job file %s to %s: %s", path, target, reason)
+        return target

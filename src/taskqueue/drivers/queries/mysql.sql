@@ -1,0 +1,322 @@
+-- MySQL 8.0.1+ / MariaDB 10.6+ queries (PyMySQL, `%s` placeholders). Times are DATETIME(6) in
+-- UTC; the store clock is UTC_TIMESTAMP(6), which ignores the session time zone, so statements
+-- also run correctly on a caller's own connection. Durations arrive as integer microseconds.
+-- `{queues}`, `{ids}` and `{rows}` expand to placeholder lists or rendered VALUES rows.
+-- No statement may contain a literal percent sign (PyMySQL formats every query with `%`).
+-- Multi-column SET lists are written so they give the same result whether the server evaluates
+-- assignments left to right (the MySQL default) or simultaneously (MariaDB SIMULTANEOUS_ASSIGNMENT).
+
+-- name: migration_1
+-- The job table (original `job_queue` columns plus leases, results and workflow fields), the
+-- dependency edges and the small coordination tables. Identifiers compare case-sensitively
+-- (utf8mb4_bin); exception text is searched case-insensitively.
+CREATE TABLE IF NOT EXISTS job_queue (
+    id VARCHAR(36) NOT NULL PRIMARY KEY,
+    payload LONGBLOB NOT NULL,
+    state VARCHAR(16) NOT NULL DEFAULT 'pending',
+    priority INT NOT NULL DEFAULT 5,
+    queue_name VARCHAR(255) NOT NULL DEFAULT 'default',
+    attempts INT NOT NULL DEFAULT 0,
+    max_attempts INT NOT NULL DEFAULT 3,
+    timeout_seconds INT NOT NULL DEFAULT 60,
+    delay_seconds DOUBLE NOT NULL DEFAULT 0,
+    dependencies TEXT NULL,
+    tags TEXT NULL,
+    created_at DATETIME(6) NOT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    failed_at DATETIME(6) NULL,
+    completed_at DATETIME(6) NULL,
+    exception MEDIUMTEXT COLLATE utf8mb4_unicode_ci NULL,
+    name VARCHAR(255) NOT NULL,
+    available_at DATETIME(6) NOT NULL,
+    started_at DATETIME(6) NULL,
+    result MEDIUMTEXT NULL,
+    progress DOUBLE NULL,
+    idempotency_key VARCHAR(255) NULL,
+    batch_id VARCHAR(255) NULL,
+    waiting_on INT NOT NULL DEFAULT 0,
+    lease_owner VARCHAR(255) NULL,
+    lease_expires_at DATETIME(6) NULL,
+    lease_epoch BIGINT NOT NULL DEFAULT 0,
+    UNIQUE KEY uq_idempotency_key (idempotency_key),
+    KEY idx_queue_state (queue_name, state),
+    KEY idx_priority (priority),
+    KEY idx_created_at (created_at),
+    KEY idx_state (state),
+    KEY idx_ready (state, waiting_on, queue_name, priority, available_at),
+    KEY idx_lease (state, lease_expires_at),
+    KEY idx_batch (batch_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS job_dependencies (
+    job_id VARCHAR(36) NOT NULL,
+    depends_on VARCHAR(255) NOT NULL,
+    PRIMARY KEY (depends_on, job_id),
+    KEY idx_dependencies_job (job_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS taskqueue_locks (
+    name VARCHAR(255) NOT NULL PRIMARY KEY,
+    owner VARCHAR(255) NOT NULL,
+    expires_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS taskqueue_counters (
+    `key` VARCHAR(255) NOT NULL PRIMARY KEY,
+    value BIGINT NOT NULL,
+    expires_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS taskqueue_registry (
+    kind VARCHAR(64) NOT NULL,
+    `key` VARCHAR(255) NOT NULL,
+    data MEDIUMTEXT NOT NULL,
+    expires_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (kind, `key`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- name: create_migrations
+CREATE TABLE IF NOT EXISTS taskqueue_migrations (
+    version INT NOT NULL PRIMARY KEY,
+    applied_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- name: applied_migrations
+SELECT version FROM taskqueue_migrations;
+
+-- name: record_migration
+INSERT INTO taskqueue_migrations (version, applied_at) VALUES (%s, UTC_TIMESTAMP(6));
+
+-- name: now
+SELECT UTC_TIMESTAMP(6);
+
+-- name: insert_jobs
+-- New jobs, many rows in one statement; `{rows}` are rendered `job_row`s.
+INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
+    timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
+    idempotency_key, batch_id)
+VALUES {rows};
+
+-- name: insert_keyed_jobs
+-- Jobs with an idempotency key: a duplicate key leaves the existing row as it is (and locks it,
+-- so it cannot vanish before the caller reads its id back). A duplicate primary key is caught
+-- afterwards, when the key does not map back to any row.
+INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
+    timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
+    idempotency_key, batch_id)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE id = id;
+
+-- name: job_row
+(%s, %s, %s, %s, 'pending', %s, %s, %s, %s,
+ DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND), %s, %s,
+ UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %s, %s)
+
+-- name: ids_by_idempotency_key
+SELECT idempotency_key, id FROM job_queue WHERE idempotency_key IN ({ids});
+
+-- name: insert_dependencies
+INSERT INTO job_dependencies (job_id, depends_on) VALUES {rows}
+ON DUPLICATE KEY UPDATE job_id = job_id;
+
+-- name: dependency_row
+(%s, %s)
+
+-- name: count_waiting
+-- How many of each job's dependencies exist and are not completed yet. A locking read: it waits
+-- for a parent that is being completed right now and then sees its committed state, and it
+-- holds the parents' rows until this transaction commits, so a completion that starts later
+-- runs `release_dependents` only after our edges are visible. Either way no wake-up is lost.
+SELECT d.job_id, count(*) FROM job_dependencies d JOIN job_queue p ON p.id = d.depends_on
+WHERE d.job_id IN ({ids}) AND p.state <> 'completed'
+GROUP BY d.job_id
+LOCK IN SHARE MODE;
+
+-- name: set_waiting
+-- `{cases}` is a list of `WHEN %s THEN %s`.
+UPDATE job_queue SET waiting_on = CASE id {cases} ELSE waiting_on END WHERE id IN ({ids});
+
+-- name: reserve_candidates
+-- The best ready jobs by a plain (non-locking) read of the covering ready index; `{exclude}`
+-- leaves out ids already looked at in this reservation.
+SELECT id FROM job_queue
+WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues})
+  AND available_at <= UTC_TIMESTAMP(6) {exclude}
+ORDER BY priority DESC, available_at, id
+LIMIT %s;
+
+-- name: reserve_lock
+-- Lock the candidates that are still ready, skipping those another reserver holds.
+SELECT id FROM job_queue
+WHERE id IN ({ids}) AND state IN ('pending', 'retrying') AND waiting_on = 0
+  AND available_at <= UTC_TIMESTAMP(6)
+FOR UPDATE SKIP LOCKED;
+
+-- name: reserve_update
+UPDATE job_queue
+SET state = 'processing', attempts = attempts + 1, lease_owner = %s,
+    lease_expires_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
+    lease_epoch = lease_epoch + 1, started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)
+WHERE id IN ({ids});
+
+-- name: select_ordered
+SELECT {columns} FROM job_queue WHERE id IN ({ids}) ORDER BY priority DESC, available_at, id;
+
+-- name: extend_leases
+-- `{pairs}` is a list of `(%s, %s)` (id, epoch) rows.
+UPDATE job_queue
+SET lease_expires_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
+    updated_at = UTC_TIMESTAMP(6)
+WHERE id IN ({ids}) AND state = 'processing' AND (id, lease_epoch) IN ({pairs});
+
+-- name: lease_states
+SELECT id, state, lease_epoch FROM job_queue WHERE id IN ({ids});
+
+-- name: complete
+UPDATE job_queue
+SET state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
+    updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: release_dependents
+-- A completed job unblocks the jobs that wait on it.
+UPDATE job_queue j JOIN job_dependencies d ON d.job_id = j.id
+SET j.waiting_on = j.waiting_on - 1
+WHERE d.depends_on = %s AND j.waiting_on > 0;
+
+-- name: fail
+-- Parameters: state, error, due in (µs), is-dead-letter flag, id, epoch.
+UPDATE job_queue
+SET state = %s, exception = %s,
+    available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
+    failed_at = IF(%s, UTC_TIMESTAMP(6), NULL), updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: release
+-- Hand a job back unrun: the attempt it used is refunded.
+UPDATE job_queue
+SET state = 'pending', attempts = GREATEST(attempts - 1, 0),
+    available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
+    updated_at = UTC_TIMESTAMP(6), lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: set_progress
+UPDATE job_queue SET progress = %s, updated_at = UTC_TIMESTAMP(6)
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: expired_leases
+SELECT id FROM job_queue
+WHERE state = 'processing' AND lease_expires_at < UTC_TIMESTAMP(6)
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
+
+-- name: recover_expired
+-- Leases that ran out: retry if attempts remain, else dead-letter. The exception is set before
+-- the lease owner is cleared (it names the lost worker).
+UPDATE job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN UTC_TIMESTAMP(6) ELSE failed_at END,
+    exception = CONCAT('LeaseExpired: worker ', COALESCE(lease_owner, '?'),
+        ' stopped renewing its lease (attempt ', attempts, ' of ', max_attempts, ')'),
+    available_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id IN ({ids}) AND state = 'processing';
+
+-- name: next_due
+-- Microseconds until the next waiting job is due (<= 0: ready now; NULL: none waiting).
+SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), min(available_at)) FROM job_queue
+WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues});
+
+-- name: cancel
+UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
+
+-- name: retry
+UPDATE job_queue
+SET state = 'pending', attempts = 0, available_at = UTC_TIMESTAMP(6),
+    updated_at = UTC_TIMESTAMP(6), failed_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND state IN ('failed', 'cancelled');
+
+-- name: set_priority
+UPDATE job_queue SET priority = %s, updated_at = UTC_TIMESTAMP(6)
+WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
+
+-- name: delete
+DELETE FROM job_queue WHERE id = %s;
+
+-- name: delete_edges
+DELETE FROM job_dependencies WHERE job_id = %s;
+
+-- name: stats_counts
+SELECT queue_name, state, count(*), avg(priority), min(available_at)
+FROM job_queue GROUP BY queue_name, state;
+
+-- name: stats_recent
+SELECT queue_name, count(*) FROM job_queue
+WHERE state = 'completed' AND completed_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL 60 SECOND)
+GROUP BY queue_name;
+
+-- name: prune
+-- Parameters: completed age, failed age (µs).
+DELETE FROM job_queue
+WHERE (state = 'completed'
+       AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+   OR (state IN ('failed', 'cancelled')
+       AND COALESCE(failed_at, updated_at) < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND));
+
+-- name: prune_edges
+DELETE d FROM job_dependencies d LEFT JOIN job_queue j ON j.id = d.job_id
+WHERE j.id IS NULL;
+
+-- name: lock_acquire
+-- Take a free or expired lock, or renew our own. `owner` is assigned first: under left-to-right
+-- evaluation the expiry test then sees the new owner, which is ours exactly when we won.
+INSERT INTO taskqueue_locks (name, owner, expires_at)
+VALUES (%s, %s, DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+ON DUPLICATE KEY UPDATE
+    owner = IF(owner = VALUES(owner) OR expires_at < UTC_TIMESTAMP(6), VALUES(owner), owner),
+    expires_at = IF(owner = VALUES(owner) OR expires_at < UTC_TIMESTAMP(6),
+                    VALUES(expires_at), expires_at);
+
+-- name: lock_owner
+SELECT owner FROM taskqueue_locks WHERE name = %s;
+
+-- name: lock_release
+DELETE FROM taskqueue_locks WHERE name = %s AND owner = %s;
+
+-- name: counter_incr
+INSERT INTO taskqueue_counters (`key`, value, expires_at)
+VALUES (%s, %s, DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+ON DUPLICATE KEY UPDATE
+    value = IF(expires_at <= UTC_TIMESTAMP(6), VALUES(value), value + VALUES(value)),
+    expires_at = IF(expires_at <= UTC_TIMESTAMP(6), VALUES(expires_at), expires_at);
+
+-- name: counter_value
+SELECT value FROM taskqueue_counters WHERE `key` = %s;
+
+-- name: registry_put
+INSERT INTO taskqueue_registry (kind, `key`, data, expires_at)
+VALUES (%s, %s, %s, DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+ON DUPLICATE KEY UPDATE data = VALUES(data), expires_at = VALUES(expires_at);
+
+-- name: registry_list
+SELECT data FROM taskqueue_registry
+WHERE kind = %s AND expires_at > UTC_TIMESTAMP(6) ORDER BY `key`;
+
+-- name: registry_remove
+DELETE FROM taskqueue_registry WHERE kind = %s AND `key` = %s;
+
+-- name: registry_expire
+DELETE FROM taskqueue_registry WHERE expires_at <= UTC_TIMESTAMP(6);
+
+-- name: restore_jobs
+-- Complete records copied from another store; a row whose id (or idempotency key) exists is
+-- left alone. `{rows}` are rendered `restore_row`s.
+INSERT INTO job_queue (id, queue_name, name, payload, state, priority, attempts, max_attempts,
+    timeout_seconds, delay_seconds, available_at, created_at, updated_at, dependencies, tags,
+    started_at, completed_at, failed_at, exception, result, progress, idempotency_key,
+    batch_id, lease_owner, lease_expires_at, lease_epoch)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE id = id;
+
+-- name: restore_row
+(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+ %s, %s, %s)

@@ -1,0 +1,297 @@
+-- PostgreSQL queries. Every table is qualified with `{schema}` (formatted in once per driver), so
+-- the same text runs on our own connections and on a caller's connection (transactional
+-- enqueue) whatever its search_path. Times are timestamptz from the server clock; durations
+-- arrive as float seconds and are added with make_interval(secs => ...). `{returning}` is the
+-- record column list, qualified with the alias `j`.
+
+-- name: migration_1
+-- The job table (original `job_queue` columns plus leases, results and workflow fields), the
+-- dependency edges, the small coordination tables, and the indexes the hot queries use.
+CREATE TABLE IF NOT EXISTS {schema}.job_queue (
+    id text PRIMARY KEY,
+    payload bytea NOT NULL,
+    state text NOT NULL DEFAULT 'pending',
+    priority integer NOT NULL DEFAULT 5,
+    queue_name text NOT NULL DEFAULT 'default',
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 3,
+    timeout_seconds integer NOT NULL DEFAULT 60,
+    delay_seconds double precision NOT NULL DEFAULT 0,
+    dependencies text,
+    tags text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    failed_at timestamptz,
+    completed_at timestamptz,
+    exception text,
+    name text NOT NULL,
+    available_at timestamptz NOT NULL,
+    started_at timestamptz,
+    result text,
+    progress double precision,
+    idempotency_key text UNIQUE,
+    batch_id text,
+    waiting_on integer NOT NULL DEFAULT 0,
+    lease_owner text,
+    lease_expires_at timestamptz,
+    lease_epoch integer NOT NULL DEFAULT 0
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+CREATE INDEX IF NOT EXISTS idx_queue_state ON {schema}.job_queue (queue_name, state);
+CREATE INDEX IF NOT EXISTS idx_priority ON {schema}.job_queue (priority);
+CREATE INDEX IF NOT EXISTS idx_created_at ON {schema}.job_queue (created_at);
+CREATE INDEX IF NOT EXISTS idx_state ON {schema}.job_queue (state);
+CREATE INDEX IF NOT EXISTS idx_ready
+    ON {schema}.job_queue (queue_name, priority DESC, available_at, id)
+    WHERE state IN ('pending', 'retrying') AND waiting_on = 0;
+CREATE INDEX IF NOT EXISTS idx_due ON {schema}.job_queue (queue_name, available_at)
+    WHERE state IN ('pending', 'retrying') AND waiting_on = 0;
+CREATE INDEX IF NOT EXISTS idx_lease ON {schema}.job_queue (lease_expires_at)
+    WHERE state = 'processing';
+CREATE INDEX IF NOT EXISTS idx_batch ON {schema}.job_queue (batch_id)
+    WHERE batch_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {schema}.job_dependencies (
+    job_id text NOT NULL,
+    depends_on text NOT NULL,
+    PRIMARY KEY (depends_on, job_id)
+);
+CREATE INDEX IF NOT EXISTS idx_dependencies_job ON {schema}.job_dependencies (job_id);
+CREATE TABLE IF NOT EXISTS {schema}.taskqueue_locks (
+    name text PRIMARY KEY,
+    owner text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.taskqueue_counters (
+    key text PRIMARY KEY,
+    value bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.taskqueue_registry (
+    kind text NOT NULL,
+    key text NOT NULL,
+    data text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: insert_jobs
+-- Many new jobs in one statement, one array per column. They share one timestamp; ORDER BY
+-- keeps the batch order, so of two jobs with the same idempotency key the first one wins.
+INSERT INTO {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
+    timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
+    idempotency_key, batch_id)
+SELECT n.id, n.queue_name, n.name, n.payload, n.priority, n.max_attempts, n.timeout_seconds,
+    n.delay_seconds, t.now + make_interval(secs => n.delay_seconds), n.dependencies, n.tags,
+    t.now, t.now, n.idempotency_key, n.batch_id
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::int[], %s::int[], %s::int[],
+            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[])
+    WITH ORDINALITY AS n(id, queue_name, name, payload, priority, max_attempts, timeout_seconds,
+                         delay_seconds, dependencies, tags, idempotency_key, batch_id, ord)
+CROSS JOIN (SELECT clock_timestamp() AS now) t
+ORDER BY n.ord
+ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: insert_dependencies
+-- Edges (job, dependency) for the jobs that were really inserted (a job skipped for its
+-- idempotency key has no row, so the join drops its edges).
+INSERT INTO {schema}.job_dependencies (job_id, depends_on)
+SELECT e.job_id, e.depends_on
+FROM unnest(%s::text[], %s::text[]) AS e(job_id, depends_on)
+JOIN {schema}.job_queue j ON j.id = e.job_id
+ON CONFLICT DO NOTHING;
+
+-- name: count_waiting
+-- How many of each job's dependencies exist and are not completed yet. FOR SHARE locks those
+-- dependency rows until we commit, which closes the race with a concurrent `complete`:
+-- * if the dependency's completion committed first, our lock waits for it and re-reads the row
+--   (now completed, so it is not counted);
+-- * if we lock first, the completing UPDATE waits for our commit, and its next statement
+--   (release_dependents, a fresh snapshot) sees our edge and decrements waiting_on.
+-- FOR KEY SHARE would not do: it does not conflict with an UPDATE of non-key columns.
+UPDATE {schema}.job_queue c SET waiting_on = (
+    SELECT count(*) FROM (
+        SELECT 1 FROM {schema}.job_dependencies d
+        JOIN {schema}.job_queue p ON p.id = d.depends_on
+        WHERE d.job_id = c.id AND p.state <> 'completed'
+        FOR SHARE OF p) AS unmet)
+WHERE c.id = ANY(%s);
+
+-- name: ids_by_keys
+SELECT idempotency_key, id FROM {schema}.job_queue WHERE idempotency_key = ANY(%s);
+
+-- name: notify
+-- One wake-up per distinct queue; delivered to listeners when the transaction commits.
+SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q;
+
+-- name: reserve
+-- Claim the best ready jobs in one statement: highest priority, then oldest due, then oldest
+-- id. SKIP LOCKED lets concurrent workers pass over rows another worker is claiming.
+UPDATE {schema}.job_queue j
+SET state = 'processing', attempts = j.attempts + 1, lease_owner = %s,
+    lease_expires_at = now() + make_interval(secs => %s), lease_epoch = j.lease_epoch + 1,
+    started_at = now(), updated_at = now()
+FROM (SELECT id FROM {schema}.job_queue
+      WHERE state IN ('pending', 'retrying') AND waiting_on = 0
+        AND queue_name = ANY(%s) AND available_at <= now()
+      ORDER BY priority DESC, available_at, id
+      LIMIT %s
+      FOR UPDATE SKIP LOCKED) AS picked
+WHERE j.id = picked.id
+RETURNING {returning};
+
+-- name: extend_leases
+UPDATE {schema}.job_queue j
+SET lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
+FROM unnest(%s::text[], %s::int[]) AS t(id, epoch)
+WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing'
+RETURNING j.id;
+
+-- name: lease_states
+SELECT id, state, lease_epoch FROM {schema}.job_queue WHERE id = ANY(%s);
+
+-- name: complete
+UPDATE {schema}.job_queue
+SET state = 'completed', result = %s, completed_at = now(), updated_at = now(), progress = 100,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: release_dependents
+-- A completed job unblocks the jobs that wait on it. Must run as its own statement after
+-- `complete` (not in a CTE with it) so it takes a snapshot after any push it waited for.
+UPDATE {schema}.job_queue SET waiting_on = waiting_on - 1
+WHERE waiting_on > 0
+  AND id IN (SELECT job_id FROM {schema}.job_dependencies WHERE depends_on = %s);
+
+-- name: fail
+-- To `retrying` (due after the delay) or, when dead-lettered, to `failed`.
+UPDATE {schema}.job_queue
+SET state = %s, exception = %s, available_at = now() + make_interval(secs => %s),
+    failed_at = CASE WHEN %s THEN now() END, updated_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: release
+-- Hand a job back unrun: the attempt it used is refunded.
+UPDATE {schema}.job_queue
+SET state = 'pending', attempts = greatest(attempts - 1, 0),
+    available_at = now() + make_interval(secs => %s), updated_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: set_progress
+UPDATE {schema}.job_queue SET progress = %s, updated_at = now()
+WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: recover_expired
+-- Leases that ran out: retry if attempts remain, else dead-letter.
+UPDATE {schema}.job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN now() ELSE failed_at END,
+    exception = 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
+        || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')',
+    available_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE state = 'processing' AND lease_expires_at < now()
+RETURNING id;
+
+-- name: next_due
+-- Seconds until the next waiting job of these queues falls due (negative: due already), one
+-- index probe per queue.
+SELECT extract(epoch FROM min(due.available_at) - clock_timestamp())::float8
+FROM unnest(%s::text[]) AS q(name)
+CROSS JOIN LATERAL (
+    SELECT available_at FROM {schema}.job_queue
+    WHERE queue_name = q.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+    ORDER BY available_at LIMIT 1) AS due;
+
+-- name: cancel
+UPDATE {schema}.job_queue SET state = 'cancelled', exception = %s, updated_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
+
+-- name: retry
+UPDATE {schema}.job_queue
+SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), failed_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %s AND state IN ('failed', 'cancelled');
+
+-- name: set_priority
+UPDATE {schema}.job_queue SET priority = %s, updated_at = now()
+WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
+
+-- name: delete
+-- The job and the edges to its own dependencies.
+WITH edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id = %s)
+DELETE FROM {schema}.job_queue WHERE id = %s;
+
+-- name: stats_counts
+SELECT queue_name, state, count(*) FROM {schema}.job_queue GROUP BY queue_name, state;
+
+-- name: stats_gauges
+-- Average priority and oldest due time of the waiting jobs; completions in the last minute.
+SELECT queue_name,
+    avg(priority) FILTER (WHERE state IN ('pending', 'retrying'))::float8,
+    min(available_at) FILTER (WHERE state IN ('pending', 'retrying')),
+    count(*) FILTER (WHERE state = 'completed' AND completed_at >= now() - interval '1 minute')
+FROM {schema}.job_queue GROUP BY queue_name;
+
+-- name: prune
+-- Finished jobs past their retention, and the edges of the jobs deleted.
+WITH gone AS (
+    DELETE FROM {schema}.job_queue
+    WHERE (state = 'completed' AND completed_at < now() - make_interval(secs => %s))
+       OR (state IN ('failed', 'cancelled')
+           AND coalesce(failed_at, updated_at) < now() - make_interval(secs => %s))
+    RETURNING id),
+edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id IN (SELECT id FROM gone))
+SELECT count(*) FROM gone;
+
+-- name: lock_acquire
+INSERT INTO {schema}.taskqueue_locks AS l (name, owner, expires_at)
+VALUES (%s, %s, now() + make_interval(secs => %s))
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE l.owner = excluded.owner OR l.expires_at < now();
+
+-- name: lock_release
+DELETE FROM {schema}.taskqueue_locks WHERE name = %s AND owner = %s;
+
+-- name: counter_incr
+-- Add to the counter, or start a new window when the current one has ended.
+INSERT INTO {schema}.taskqueue_counters AS c (key, value, expires_at)
+VALUES (%s, %s, now() + make_interval(secs => %s))
+ON CONFLICT (key) DO UPDATE SET
+    value = CASE WHEN c.expires_at <= now() THEN excluded.value
+                 ELSE c.value + excluded.value END,
+    expires_at = CASE WHEN c.expires_at <= now() THEN excluded.expires_at
+                      ELSE c.expires_at END
+RETURNING value;
+
+-- name: registry_put
+INSERT INTO {schema}.taskqueue_registry (kind, key, data, expires_at)
+VALUES (%s, %s, %s, now() + make_interval(secs => %s))
+ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at;
+
+-- name: registry_expire
+DELETE FROM {schema}.taskqueue_registry WHERE expires_at <= now();
+
+-- name: registry_list
+SELECT data FROM {schema}.taskqueue_registry
+WHERE kind = %s AND expires_at > now() ORDER BY key;
+
+-- name: registry_remove
+DELETE FROM {schema}.taskqueue_registry WHERE kind = %s AND key = %s;
+
+-- name: restore_job
+-- A complete record copied from another store; an existing id (or idempotency key) is kept.
+INSERT INTO {schema}.job_queue (id, queue_name, name, payload, state, priority, attempts,
+    max_attempts, timeout_seconds, delay_seconds, available_at, created_at, updated_at,
+    dependencies, tags, started_at, completed_at, failed_at, exception, result, progress,
+    idempotency_key, batch_id, lease_owner, lease_expires_at, lease_epoch)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+RETURNING id;

@@ -1,0 +1,261 @@
+"""Two ways to define a job, one registry.
+
+* class-based: subclass :class:`Job` and implement ``handle()``; push instances with
+  ``manager.push(SendInvoice({"order": 42}, queue="billing"))``;
+* function-based: decorate with ``@task(...)`` and call ``.delay(*args, **kwargs)``.
+
+Both register under a name (``module.QualName`` unless given). A worker resolves a stored job's
+name only through this registry, so nothing in the queue ever chooses code to import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from taskqueue.errors import ConfigError, UnknownTask
+from taskqueue.jobs.context import JobContext
+from taskqueue.jobs.priority import Priority
+
+if TYPE_CHECKING:
+    from taskqueue.manager import QueueManager
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Options a job or task may set, with their defaults (None: decided elsewhere).
+OPTION_DEFAULTS: dict[str, Any] = {
+    "queue": "default",
+    "priority": int(Priority.NORMAL),
+    "max_attempts": 3,
+    "timeout": None,
+    "delay": None,
+    "eta": None,
+    "tags": (),
+    "idempotency_key": None,
+    "depends_on": (),
+    "batch_id": None,
+    "retry_backoff": 1.0,
+    "retry_backoff_max": 600.0,
+    "retry_jitter": True,
+}
+
+
+def check_options(options: Mapping[str, Any], where: str) -> None:
+    """Reject unknown option names early, with a hint."""
+    for key in options:
+        if key not in OPTION_DEFAULTS:
+            hint = difflib.get_close_matches(key, OPTION_DEFAULTS, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{where}: unknown job option {key!r}{extra}")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One enqueue request: which registered name, what body, which options."""
+
+    name: str
+    body: dict[str, Any]
+    options: dict[str, Any]
+
+
+class Runnable:
+    """What the registry holds: a name, default options, and how to run a decoded body."""
+
+    name: str
+    defaults: dict[str, Any]
+
+    def run(self, body: dict[str, Any], ctx: JobContext) -> Any:
+        raise NotImplementedError  # abstract: Task and JobClass implement it
+
+    def is_async(self) -> bool:
+        raise NotImplementedError  # abstract
+
+    def on_failure(self, body: dict[str, Any], exc: BaseException) -> None:
+        """Called once when the job lands in the dead letter queue."""
+
+
+REGISTRY: dict[str, Runnable] = {}
+
+
+def register(runnable: Runnable) -> None:
+    existing = REGISTRY.get(runnable.name)
+    if existing is not None and existing is not runnable and _origin(existing) != _origin(
+        runnable
+    ):
+        raise ConfigError(f"two jobs are registered under the name {runnable.name!r}")
+    REGISTRY[runnable.name] = runnable
+
+
+def _origin(runnable: Runnable) -> str:
+    target = getattr(runnable, "fn", None) or getattr(runnable, "cls", None)
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
+
+
+def resolve(name: str) -> Runnable:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        hint = difflib.get_close_matches(name, REGISTRY, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise UnknownTask(
+            f"no task named {name!r} is registered in this worker{extra}; "
+            "import the module that defines it (taskqueue work --app yourmodule)"
+        ) from None
+
+
+# -- function-based -----------------------------------------------------------------------------
+
+class Task(Runnable, Generic[P, R]):
+    """A function registered as a job. Calling it runs it directly; ``delay`` enqueues it."""
+
+    def __init__(self, fn: Callable[P, R], name: str, defaults: dict[str, Any]) -> None:
+        self.fn = fn
+        self.name = name
+        self.defaults = defaults
+        self.signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    def call(self, args: Sequence[Any], kwargs: Mapping[str, Any], **options: Any) -> Call:
+        """Build an enqueue request, checking arguments against the function's signature."""
+        check_options(options, f"task {self.name}")
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name}: {exc}") from None
+        body: dict[str, Any] = {"args": list(args)}
+        if kwargs:
+            body["kwargs"] = dict(kwargs)
+        return Call(self.name, body, {**self.defaults, **options})
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue with the task's default options on the default manager; return the job id."""
+        return self.push(args, kwargs)
+
+    def push(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        manager: QueueManager | None = None,
+        **options: Any,
+    ) -> str:
+        """Enqueue with per-call options (queue, priority, delay, eta, tags, ...)."""
+        from taskqueue.manager import default_manager
+
+        return (manager or default_manager()).push(self.call(args, kwargs or {}, **options))
+
+    def run(self, body: dict[str, Any], ctx: JobContext) -> Any:
+        return self.fn(*body.get("args", ()), **body.get("kwargs", {}))
+
+
+def task(
+    fn: Callable[P, R] | None = None, *, name: str | None = None, **options: Any
+) -> Any:
+    """Register a function as a job: ``@task`` or ``@task(queue="emails", max_attempts=5)``."""
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        check_options(options, f"@task on {f.__qualname__}")
+        t = Task(f, name or f"{f.__module__}.{f.__qualname__}", {**options})
+        register(t)
+        return t
+
+    return wrap(fn) if fn is not None else wrap
+
+
+# -- class-based --------------------------------------------------------------------------------
+
+class JobClass(Runnable):
+    """Registry entry for a Job subclass."""
+
+    def __init__(self, cls: type[Job]) -> None:
+        self.cls = cls
+        self.name = cls.job_name()
+        self.defaults = {k: getattr(cls, k) for k in OPTION_DEFAULTS if hasattr(cls, k)}
+
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.cls.handle)
+
+    def build(self, body: dict[str, Any], ctx: JobContext | None) -> Job:
+        job = self.cls.__new__(self.cls)
+        job.data = body.get("data", {})
+        job.options = {}
+        job.context = ctx
+        return job
+
+    def run(self, body: dict[str, Any], ctx: JobContext) -> Any:
+        return self.build(body, ctx).handle()
+
+    def on_failure(self, body: dict[str, Any], exc: BaseException) -> None:
+        self.build(body, None).failed(exc)
+
+
+class Job:
+    """Base class for class-based jobs (the original's ``AbstractJob``).
+
+    Subclasses implement ``handle()`` (``def`` or ``async def``) and may set class defaults:
+    ``queue``, ``priority``, ``max_attempts``, ``timeout``, ``tags``, ``retry_backoff``,
+    ``retry_backoff_max``, ``retry_jitter``. ``data`` must be JSON-serializable.
+    """
+
+    #: Registered name; defaults to ``module.QualName``.
+    name: str | None = None
+    data: Any
+    options: dict[str, Any]
+    context: JobContext | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_options({k: v for k, v in vars(cls).items() if k in OPTION_DEFAULTS}, cls.__name__)
+        register(JobClass(cls))
+
+    @classmethod
+    def job_name(cls) -> str:
+        return cls.__dict__.get("name") or f"{cls.__module__}.{cls.__qualname__}"
+
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        tags: Sequence[str] | None = None,
+        delay: float | timedelta | None = None,
+        eta: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        depends_on: Sequence[str] | None = None,
+        batch_id: str | None = None,
+    ) -> None:
+        self.data = {} if data is None else data
+        given = {"queue": queue, "priority": priority, "tags": tags, "delay": delay, "eta": eta,
+                 "max_attempts": max_attempts, "timeout": timeout,
+                 "idempotency_key": idempotency_key, "depends_on": depends_on,
+                 "batch_id": batch_id}
+        self.options = {k: v for k, v in given.items() if v is not None}
+        self.context = None
+
+    def handle(self) -> Any | Awaitable[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement handle() (abstract)")
+
+    def failed(self, exc: BaseException) -> None:
+        """Called once when the job lands in the dead letter queue; override to react."""
+
+    def to_call(self) -> Call:
+        entry = REGISTRY[type(self).job_name()]
+        return Call(entry.name, {"data": self.data}, {**entry.defaults, **self.options})

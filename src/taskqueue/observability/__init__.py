@@ -1,0 +1,1 @@
+"""Lifecycle events, structured logs (and later metrics and alerts) built on them."""

@@ -1,0 +1,80 @@
+"""Typed lifecycle events and the one in-process bus that carries them.
+
+Logging, metrics, alerts, progress bars and user hooks subscribe here; the worker and the
+manager only ``emit``. A subscriber that raises is logged and otherwise ignored: observing a job
+must never break it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("taskqueue.events")
+
+JOB_ENQUEUED = "job.enqueued"
+JOB_STARTED = "job.started"
+JOB_COMPLETED = "job.completed"
+JOB_RETRIED = "job.retried"
+JOB_FAILED = "job.failed"
+JOB_CANCELLED = "job.cancelled"
+JOB_SNOOZED = "job.snoozed"
+JOB_LEASE_LOST = "job.lease_lost"
+WORKER_STARTED = "worker.started"
+WORKER_STOPPED = "worker.stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened. ``fields`` never holds payloads or secrets."""
+
+    kind: str
+    job_id: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    attempt: int | None = None
+    duration: float | None = None
+    worker_id: str | None = None
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_log_fields(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in ("job_id", "name", "queue", "attempt", "duration",
+                                            "worker_id", "error") if getattr(self, k) is not None}
+        out.update(self.fields)
+        return out
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[tuple[str | None, Subscriber]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber, kind: str | None = None) -> Callable[[], None]:
+        """Call ``fn`` for every event (or only ``kind``); returns an unsubscribe function."""
+        entry = (kind, fn)
+        with self._lock:
+            self._subscribers.append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for kind, fn in tuple(self._subscribers):
+            if kind is None or kind == event.kind:
+                try:
+                    fn(event)
+                except Exception:  # noqa: BLE001 - observers never break jobs
+                    log.exception("event subscriber %r failed on %s", fn, event.kind)

@@ -1,0 +1,1 @@
+"""Running jobs: the worker loop, the executor, heartbeats, retries, signals, the supervisor."""

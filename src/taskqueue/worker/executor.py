@@ -1,0 +1,147 @@
+"""Runs one job: decode, resolve, call (sync or async) under a soft timeout, capture the outcome.
+
+Soft timeout: sync jobs on the main thread get :class:`JobTimeout` raised inside them by a
+``SIGALRM`` timer (it interrupts ``time.sleep`` and most blocking calls); sync jobs on other
+threads get it injected asynchronously between bytecodes; ``async def`` jobs are cancelled
+(``asyncio.CancelledError`` inside the job) and recorded as timed out. Catch the exception to clean
+up. The supervisor's hard timeout kills a process that ignores it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from taskqueue.errors import JobCancelled, JobTimeout
+from taskqueue.jobs.context import JobContext, Snooze, bind_context, unbind_context
+from taskqueue.jobs.definition import Runnable
+
+
+class Kind(Enum):
+    OK = "ok"
+    ERROR = "error"
+    SNOOZE = "snooze"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: Kind
+    duration: float
+    result: Any = None
+    error: BaseException | None = None
+    traceback: str | None = None
+    snooze: float = 0.0
+
+
+class Executor:
+    """Runs jobs on the calling thread; async jobs on one long-lived event loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def run(self, runnable: Runnable, body: dict[str, Any], ctx: JobContext) -> Outcome:
+        started = time.perf_counter()
+        token = bind_context(ctx)
+        try:
+            if runnable.is_async():
+                value = self._run_async(runnable, body, ctx)
+            else:
+                with soft_timeout(ctx.timeout, ctx.job_id):
+                    value = runnable.run(body, ctx)
+                    if inspect.isawaitable(value):  # a sync wrapper returning a coroutine
+                        value = self._await(value, ctx)
+        except Snooze as snooze:
+            return Outcome(Kind.SNOOZE, time.perf_counter() - started, snooze=snooze.seconds)
+        except JobCancelled as exc:
+            return Outcome(Kind.CANCELLED, time.perf_counter() - started, error=exc)
+        except BaseException as exc:  # noqa: BLE001 - every job error is recorded
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return Outcome(Kind.ERROR, time.perf_counter() - started, error=exc,
+                           traceback=traceback.format_exc())
+        finally:
+            unbind_context(token)
+        return Outcome(Kind.OK, time.perf_counter() - started, result=value)
+
+    def _run_async(self, runnable: Runnable, body: dict[str, Any], ctx: JobContext) -> Any:
+        return self._await(runnable.run(body, ctx), ctx)
+
+    def _await(self, awaitable: Any, ctx: JobContext) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+
+        async def guarded() -> Any:
+            try:
+                async with asyncio.timeout(ctx.timeout):
+                    return await awaitable
+            except TimeoutError:
+                raise JobTimeout(f"job {ctx.job_id} timed out after {ctx.timeout}s") from None
+
+        return self._loop.run_until_complete(guarded())
+
+
+class soft_timeout:  # noqa: N801 - used as a context manager
+    """Raise JobTimeout in the current thread after ``seconds``."""
+
+    def __init__(self, seconds: float, job_id: str) -> None:
+        self.seconds = seconds
+        self.message = f"job {job_id} timed out after {seconds}s"
+        self._armed = False
+        self._timer: threading.Timer | None = None
+        self._previous: Any = None
+        self._signal = False
+
+    def __enter__(self) -> soft_timeout:
+        if self.seconds <= 0:
+            return self
+        self._armed = True
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+            self._signal = True
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        else:
+            target = threading.get_ident()
+            self._timer = threading.Timer(self.seconds, self._inject, args=(target,))
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._armed = False
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._signal:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self._armed:
+            self._armed = False
+            raise JobTimeout(self.message)
+
+    def _inject(self, thread_id: int) -> None:
+        if self._armed:
+            self._armed = False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread_id), ctypes.py_object(JobTimeout)
+            )
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` for one-line summaries."""
+    return f"{type(exc).__name__}: {exc}"
+

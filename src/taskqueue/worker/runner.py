@@ -1,0 +1,352 @@
+"""The worker loop: reserve a batch, run each job, settle it; heartbeat in the background.
+
+It takes a QueueManager (which holds a Driver) and never imports a concrete driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psutil
+
+from taskqueue.errors import DriverUnavailable, JobTimeout, PayloadError, UnknownTask
+from taskqueue.jobs.context import JobContext
+from taskqueue.jobs.definition import Runnable, resolve
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import JobRecord
+from taskqueue.manager import TIMEOUT_SET, QueueManager
+from taskqueue.observability import events as ev
+from taskqueue.worker.executor import Executor, Kind, Outcome, describe
+from taskqueue.worker.heartbeat import Heartbeat
+from taskqueue.worker.retry import RetryPolicy, retry_in
+
+log = logging.getLogger("taskqueue.worker")
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerOptions:
+    queues: Sequence[str] = ("default",)
+    #: Most jobs reserved at once; the batch adapts to job duration up to this.
+    prefetch: int = 20
+    lease_seconds: float | None = None
+    #: Longest idle wait before checking again (a push wakes the worker sooner).
+    poll_interval: float = 1.0
+    max_jobs: int | None = None
+    memory_limit_mb: float | None = None
+    max_time: float | None = None
+    #: Timeout for jobs that did not choose one (Laravel's ``--timeout``).
+    timeout: float | None = None
+    stop_when_empty: bool = False
+    worker_id: str | None = None
+    maintenance_interval: float = 5.0
+
+
+@dataclass
+class WorkerSummary:
+    worker_id: str
+    processed: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    snoozed: int = 0
+    cancelled: int = 0
+    lost: int = 0
+    elapsed: float = 0.0
+    stop_reason: str = ""
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.processed / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Worker:
+    def __init__(self, manager: QueueManager, options: WorkerOptions | None = None) -> None:
+        self.manager = manager
+        self.driver = manager.driver
+        self.options = options or WorkerOptions()
+        self.queues = list(self.options.queues)
+        self.lease = self.options.lease_seconds or manager.settings.lease_seconds
+        self.worker_id = self.options.worker_id or f"{socket.gethostname()}:{os.getpid()}:" \
+            f"{uuid7()[-6:]}"
+        self.summary = WorkerSummary(self.worker_id)
+        self.executor = Executor()
+        self.heartbeat = Heartbeat(self.driver, self.worker_id, self.lease,
+                                   self._on_cancelled, self._status)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._running: dict[str, JobContext] = {}
+        self._avg_duration = 0.01
+        self._started = time.monotonic()
+        self._next_maintenance = 0.0
+        self._proc = psutil.Process()
+        self._state = "starting"
+
+    # -- control (safe from signal handlers and other threads) ------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        if not self._stop.is_set():
+            self.summary.stop_reason = reason
+            self._stop.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def toggle_pause(self) -> bool:
+        (self.resume if self._paused.is_set() else self.pause)()
+        return self._paused.is_set()
+
+    # -- loop -------------------------------------------------------------------------------------
+    def run(self) -> WorkerSummary:
+        self.summary.rss_start_mb = self._rss_mb()
+        self._emit(ev.WORKER_STARTED)
+        log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
+        self.heartbeat.start()
+        self._state = "running"
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.summary.stop_reason = "interrupted"
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            if reason := self._recycle_reason():
+                self.request_stop(reason)
+                break
+            if self._paused.is_set():
+                self._state = "paused"
+                self._stop.wait(0.1)
+                continue
+            self._state = "running"
+            try:
+                processed = self.run_once()
+                failures = 0
+            except DriverUnavailable as exc:
+                failures += 1
+                delay = min(10.0, 0.1 * 2 ** min(failures, 7))
+                log.warning("store unavailable, retrying in %.1fs: %s", delay, exc,
+                            extra={"worker_id": self.worker_id})
+                self._stop.wait(delay)
+                continue
+            if processed == 0:
+                if self.options.stop_when_empty:
+                    self.request_stop("queue empty")
+                    break
+                self.driver.wait_for_work(self.queues, self.options.poll_interval)
+
+    def run_once(self) -> int:
+        """Reserve one batch and run it; return how many jobs were taken."""
+        self._maintenance()
+        batch = self.driver.reserve(self.worker_id, self.queues, self._batch_size(), self.lease)
+        if not batch:
+            return 0
+        self.heartbeat.hold(j.token for j in batch)
+        for index, job in enumerate(batch):
+            if self._stop.is_set() or self._paused.is_set():
+                self._hand_back(batch[index:])
+                break
+            self._process(job)
+        return len(batch)
+
+    def _batch_size(self) -> int:
+        size = max(1, min(self.options.prefetch, int(0.2 / max(self._avg_duration, 1e-4))))
+        if self.options.max_jobs:
+            size = min(size, max(1, self.options.max_jobs - self.summary.processed))
+        return size
+
+    # -- one job ----------------------------------------------------------------------------------
+    def _process(self, job: JobRecord) -> None:
+        try:
+            if job.id in self.heartbeat.lost:
+                self.summary.lost += 1
+                return
+            try:
+                body = self.manager.decode(job)
+                runnable = resolve(job.name)
+            except (PayloadError, UnknownTask) as exc:
+                self._dead_letter(job, f"{describe(exc)}")
+                return
+            ctx = self._context(job, body)
+            self._running[job.id] = ctx
+            self._emit(ev.JOB_STARTED, job)
+            outcome = self.executor.run(runnable, body, ctx)
+            self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
+            self._settle(job, runnable, body, outcome)
+        finally:
+            self._running.pop(job.id, None)
+            self.heartbeat.drop(job.id)
+            self.summary.processed += 1
+
+    def _context(self, job: JobRecord, body: dict[str, Any]) -> JobContext:
+        timeout = float(job.timeout_seconds)
+        if not body.get(TIMEOUT_SET) and self.options.timeout:
+            timeout = float(self.options.timeout)
+        return JobContext(
+            job_id=job.id, name=job.name, queue=job.queue_name, attempt=job.attempts,
+            max_attempts=job.max_attempts, timeout=timeout,
+            idempotency_key=job.idempotency_key, batch_id=job.batch_id,
+            worker_id=self.worker_id,
+            _progress=lambda pct: self._persist(self.driver.set_progress, job.token, pct),
+        )
+
+    def _settle(self, job: JobRecord, runnable: Runnable, body: dict[str, Any],
+                outcome: Outcome) -> None:
+        if outcome.kind is Kind.OK:
+            result = self.manager.encode_result(outcome.result, job.id)
+            self._record(job, self._persist(self.driver.complete, job.token, result),
+                         ev.JOB_COMPLETED, outcome)
+        elif outcome.kind is Kind.SNOOZE:
+            self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
+                         ev.JOB_SNOOZED, outcome)
+        elif outcome.kind is Kind.CANCELLED:
+            self.summary.cancelled += 1
+            self.driver.cancel(job.id, f"cancelled while running: {outcome.error}")
+            self._emit(ev.JOB_CANCELLED, job, outcome)
+        else:
+            self._fail(job, runnable, body, outcome)
+
+    def _fail(self, job: JobRecord, runnable: Runnable, body: dict[str, Any],
+              outcome: Outcome) -> None:
+        assert outcome.error is not None
+        exc = outcome.error
+        policy = RetryPolicy.from_options(runnable.defaults)
+        delay = retry_in(exc, job.attempts, job.max_attempts, policy)
+        text = outcome.traceback or describe(exc)
+        if isinstance(exc, JobTimeout):
+            text = f"timed out after {job.timeout_seconds}s (attempt {job.attempts})\n{text}"
+        accepted = self._persist(self.driver.fail, job.token, text, delay)
+        if delay is None and accepted:
+            try:
+                runnable.on_failure(body, exc)
+            except Exception:  # noqa: BLE001 - a failing hook must not kill the worker
+                log.exception("failure hook of %s raised", job.name)
+        kind = ev.JOB_RETRIED if delay is not None else ev.JOB_FAILED
+        self._record(job, accepted, kind, outcome, retry_in=delay)
+
+    def _dead_letter(self, job: JobRecord, reason: str) -> None:
+        log.error("job cannot run, dead-lettered: %s", reason, extra={"job_id": job.id})
+        accepted = self._persist(self.driver.fail, job.token, reason, None)
+        self._record(job, accepted, ev.JOB_FAILED, Outcome(Kind.ERROR, 0.0), error=reason)
+
+    def _record(self, job: JobRecord, accepted: bool | None, kind: str, outcome: Outcome,
+                **fields: Any) -> None:
+        if not accepted:
+            self.summary.lost += 1
+            self._emit(ev.JOB_LEASE_LOST, job, outcome)
+            return
+        counter = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried",
+                   ev.JOB_FAILED: "failed", ev.JOB_SNOOZED: "snoozed"}[kind]
+        setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+        error = fields.pop("error", None) or (describe(outcome.error) if outcome.error else None)
+        self._emit(kind, job, outcome, error=error, **fields)
+
+    def _persist(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """Call a settle verb, retrying through a store outage for up to one lease."""
+        deadline = time.monotonic() + self.lease
+        delay = 0.05
+        while True:
+            try:
+                return fn(*args)
+            except DriverUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("giving up on %s after store errors: %s (the lease will expire "
+                              "and the job will be retried)", fn.__name__, exc)
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    def _maintenance(self) -> None:
+        """Recover expired leases now and then; prune finished jobs under a shared lock."""
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.options.maintenance_interval
+        recovered = self.driver.recover_expired()
+        if recovered:
+            log.warning("recovered %d jobs with expired leases", len(recovered),
+                        extra={"job_ids": recovered[:20]})
+        if self.driver.lock_acquire("maintenance:prune", self.worker_id, 300):
+            self.manager.prune()
+
+    def _recycle_reason(self) -> str | None:
+        o = self.options
+        if o.max_jobs and self.summary.processed >= o.max_jobs:
+            return f"processed {self.summary.processed} jobs (max-jobs {o.max_jobs})"
+        if o.max_time and time.monotonic() - self._started >= o.max_time:
+            return f"ran for {o.max_time:.0f}s (max-time)"
+        if o.memory_limit_mb:
+            rss = self._rss_mb()
+            if rss >= o.memory_limit_mb:
+                grew = rss - self.summary.rss_start_mb
+                return (f"memory {rss:.1f} MB >= limit {o.memory_limit_mb:.0f} MB "
+                        f"(grew {grew:+.1f} MB over {self.summary.processed} jobs)")
+        return None
+
+    def _hand_back(self, jobs: Sequence[JobRecord]) -> None:
+        for job in jobs:
+            self._persist(self.driver.release, job.token, 0.0)
+            self.heartbeat.drop(job.id)
+
+    def _shutdown(self) -> None:
+        self._state = "stopping"
+        held = self.heartbeat.held()
+        for token in held:
+            self._persist(self.driver.release, token, 0.0)
+        self.heartbeat.stop()
+        self.executor.close()
+        try:
+            self.driver.registry_remove("worker", self.worker_id)
+        except DriverUnavailable:
+            pass
+        self.summary.elapsed = time.monotonic() - self._started
+        self.summary.rss_end_mb = self._rss_mb()
+        self._emit(ev.WORKER_STOPPED, fields={"reason": self.summary.stop_reason,
+                                              "handed_back": len(held)})
+        log.info("worker stopped: %s", self.summary.stop_reason or "done",
+                 extra={"worker_id": self.worker_id, "processed": self.summary.processed})
+
+    def _on_cancelled(self, job_id: str) -> None:
+        ctx = self._running.get(job_id)
+        if ctx is not None:
+            ctx.cancelled.set()
+
+    def _status(self) -> dict[str, Any]:
+        return {"id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
+                "queues": self.queues, "state": self._state,
+                "current_jobs": list(self._running), "processed": self.summary.processed,
+                "failed": self.summary.failed, "rss_mb": round(self._rss_mb(), 1),
+                "started": time.time() - (time.monotonic() - self._started)}
+
+    def _rss_mb(self) -> float:
+        return float(self._proc.memory_info().rss) / (1024 * 1024)
+
+    def _emit(self, kind: str, job: JobRecord | None = None, outcome: Outcome | None = None,
+              error: str | None = None, **fields: Any) -> None:
+        self.manager.events.emit(ev.Event(
+            kind,
+            job_id=job.id if job else None,
+            name=job.name if job else None,
+            queue=job.queue_name if job else None,
+            attempt=job.attempts if job else None,
+            duration=outcome.duration if outcome else None,
+            worker_id=self.worker_id,
+            error=error,
+            fields=fields.pop("fields", fields),
+        ))
