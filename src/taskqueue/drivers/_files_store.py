@@ -3,8 +3,9 @@
 Layout under the root directory::
 
     format.json                       store format version and applied migrations
-    queues/<queue>/ready/             due-or-delayed jobs: <inverted priority>-<due µs>-<id>.<p|r>.json
-    queues/<queue>/waiting/           pending jobs whose dependencies are not complete (same names)
+    queues/<queue>/ready/             pending/retrying jobs, named so that sorting names sorts
+                                      jobs: <inverted priority>-<due µs>-<id>.<p|r>.json
+    queues/<queue>/waiting/           pending jobs whose dependencies are open (same names)
     queues/<queue>/processing/        <id>.json, leased to a worker
     queues/<queue>/completed|failed|cancelled/   <id>.json (file mtime = finish time)
     ids/<id>                          the queue a job id lives in (created O_EXCL: ids are unique)
@@ -225,6 +226,10 @@ class Store:
         for sdir in STATE_DIRS:
             self.state_dir(queue, sdir).mkdir(parents=True, exist_ok=True)
         self._known_queues.add(queue)
+
+    def forget_queues(self) -> None:
+        """Re-check queue directories on next use (after an error: they may have vanished)."""
+        self._known_queues.clear()
 
     def queue_names(self) -> list[str]:
         return sorted(from_fs_name(n) for n in self.listdir(self.queues) if not ignorable(n))

@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS taskqueue_registry (
     PRIMARY KEY (kind, `key`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- name: get_migration_lock
+-- A server-wide named lock, so processes starting together migrate one at a time.
+SELECT GET_LOCK(%s, 60);
+
+-- name: release_migration_lock
+SELECT RELEASE_LOCK(%s);
+
 -- name: create_migrations
 CREATE TABLE IF NOT EXISTS taskqueue_migrations (
     version INT NOT NULL PRIMARY KEY,

@@ -295,3 +295,9 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 
     %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
 RETURNING id;
+
+-- name: applied_migrations
+SELECT version FROM {schema}.taskqueue_migrations;
+
+-- name: record_migration
+INSERT INTO {schema}.taskqueue_migrations (version) VALUES (%s);

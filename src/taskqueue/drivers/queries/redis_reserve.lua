@@ -24,4 +24,6 @@ for _, id in ipairs(redis.call('ZRANGE', k('ready'), 0, limit - 1)) do
     out[#out + 1] = redis.call('HGETALL', key)
   end
 end
+-- Wake tokens hint at ready work; once none is left they would only cause idle spins.
+if redis.call('ZCARD', k('ready')) == 0 then redis.call('DEL', k('wake')) end
 return out

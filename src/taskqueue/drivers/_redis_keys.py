@@ -1,0 +1,305 @@
+"""Helpers of the Redis driver: key names, the job-hash codec, script loading, URL options,
+the start-up durability check, and the read side of search and stats. The data layout is
+described in ``taskqueue.drivers.redis``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+
+from taskqueue.drivers.base import JobFilter, QueueStats
+from taskqueue.errors import ConfigError
+from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.states import State
+
+log = logging.getLogger("taskqueue.drivers.redis")
+
+DEFAULT_PREFIX = "taskqueue"
+#: Every job state has a sorted set of that name in its queue.
+STATES: tuple[str, ...] = tuple(s.value for s in State)
+#: The fields of a job hash (the ``job_queue`` column names).
+FIELDS: tuple[str, ...] = (
+    "id", "queue_name", "name", "payload", "state", "priority", "attempts", "max_attempts",
+    "timeout_seconds", "delay_seconds", "available_at", "created_at", "updated_at",
+    "dependencies", "tags", "started_at", "completed_at", "failed_at", "exception", "result",
+    "progress", "idempotency_key", "batch_id", "lease_owner", "lease_expires_at", "lease_epoch",
+)
+_TIMES = frozenset({"available_at", "created_at", "updated_at", "started_at", "completed_at",
+                    "failed_at", "lease_expires_at"})
+_INTS = frozenset({"priority", "attempts", "max_attempts", "timeout_seconds", "lease_epoch"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+class Keys:
+    """Key names. Everything starts with the prefix; a queue's keys share the ``{queue}`` tag."""
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigError(f"invalid redis key prefix {prefix!r}: non-empty, without braces")
+        self.prefix = prefix
+        self.index = f"{prefix}:jobs"          # hash: job id -> queue name
+        self.idem = f"{prefix}:idem"           # hash: idempotency key -> job id
+        self.queues = f"{prefix}:queues"       # set of queue names
+        self.schema = f"{prefix}:schema"       # layout version
+
+    def queue(self, queue: str) -> str:
+        """The key base of a queue, also passed to its scripts as KEYS[1]."""
+        return f"{self.prefix}:{{{queue}}}"
+
+    def job(self, queue: str, job_id: str) -> str:
+        return f"{self.queue(queue)}:job:{job_id}"
+
+    def sub(self, queue: str, name: str) -> str:
+        """A per-queue structure: a state set, ready, delayed, parked, wake, waits:<id>."""
+        return f"{self.queue(queue)}:{name}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}:lock:{name}"
+
+    def counter(self, key: str) -> str:
+        return f"{self.prefix}:counter:{key}"
+
+    def registry(self, kind: str) -> list[str]:
+        base = f"{self.prefix}:registry:{{{kind}}}"
+        return [base, base + ":expiry"]
+
+
+# -- scripts ------------------------------------------------------------------------------------
+
+@cache
+def script_source(name: str, *, per_queue: bool = True) -> str:
+    """The Lua source of ``queries/redis_<name>.lua``; per-queue scripts get the shared
+    helpers of ``redis_common.lua`` in front."""
+    folder = resources.files("taskqueue.drivers.queries")
+    body = str(folder.joinpath(f"redis_{name}.lua").read_text())
+    if not per_queue:
+        return body
+    return str(folder.joinpath("redis_common.lua").read_text()) + "\n" + body
+
+
+# -- codec --------------------------------------------------------------------------------------
+
+def to_us(value: datetime) -> int:
+    """A datetime as integer microseconds since the Unix epoch (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: bytes | str | int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def text(value: Any) -> str:
+    """A reply item as str (replies are bytes; the client does not decode them)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _list(values: Iterable[str]) -> str | None:
+    items = list(values)
+    return json.dumps(items) if items else None
+
+
+def new_job_fields(job: NewJob) -> dict[str, Any]:
+    """The hash fields a producer supplies; the push script adds state, counters and times."""
+    fields: dict[str, Any] = {
+        "id": job.id, "queue_name": job.queue_name, "name": job.name, "payload": job.payload,
+        "priority": int(job.priority), "max_attempts": int(job.max_attempts),
+        "timeout_seconds": int(job.timeout_seconds),
+        "delay_seconds": repr(float(job.delay_seconds)),
+        "dependencies": _list(job.dependencies), "tags": _list(job.tags),
+        "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def record_fields(rec: JobRecord) -> dict[str, Any]:
+    """Every stored field of a complete record (restore)."""
+    fields: dict[str, Any] = {}
+    for name in FIELDS:
+        value = getattr(rec, name)
+        if name in _TIMES:
+            value = None if value is None else to_us(value)
+        elif name in ("dependencies", "tags"):
+            value = _list(value)
+        elif name == "state":
+            value = State(value).value
+        elif name in ("delay_seconds", "progress") and value is not None:
+            value = repr(float(value))
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def encode_record(fields: Mapping[str, Any], local: list[str], remote: list[str]) -> list[Any]:
+    """ARGV items for one record: count, field/value pairs, same-queue and other-queue deps."""
+    out: list[Any] = [len(fields)]
+    for name, value in fields.items():
+        out += [name, value]
+    return out + [json.dumps(local), json.dumps(remote)]
+
+
+def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:
+    """A JobRecord from HGETALL output (a mapping, or a flat list from a script)."""
+    if isinstance(raw, list):
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    if not raw:
+        return None
+    data: dict[str, Any] = {text(k): v for k, v in raw.items()}
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = data.get(name)
+        if value is None or name == "payload":
+            out[name] = value
+        elif name in _TIMES:
+            out[name] = from_us(value)
+        elif name in _INTS:
+            out[name] = int(value)
+        elif name in ("delay_seconds", "progress"):
+            out[name] = float(value)
+        elif name in ("dependencies", "tags"):
+            out[name] = tuple(json.loads(value))
+        else:
+            out[name] = text(value)
+    out["payload"] = bytes(out["payload"] or b"")
+    out["state"] = State(out["state"])
+    out["delay_seconds"] = out["delay_seconds"] or 0.0
+    out["lease_epoch"] = out["lease_epoch"] or 0
+    for name in ("dependencies", "tags"):
+        out[name] = out[name] or ()
+    return JobRecord(**out)
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+def split_url(url: str, options: dict[str, Any]) -> tuple[str, str, bool]:
+    """Take ``prefix`` and ``strict`` out of the URL query (they win over ``options``, like
+    redis-py's own parameters); return the URL for redis-py, the prefix and strictness."""
+    parts = urlsplit(url)
+    prefix = str(options.pop("prefix", DEFAULT_PREFIX))
+    strict = _truthy(options.pop("strict", False))
+    rest: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "prefix":
+            prefix = value
+        elif key == "strict":
+            strict = _truthy(value)
+        else:
+            rest.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(rest))), prefix, strict
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def describe(kwargs: Mapping[str, Any]) -> str:
+    """Where the client connects, for error messages (never the password)."""
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def check_durability(client: redis.Redis, strict: bool) -> None:
+    """Warn (or, strict, refuse) when jobs could be evicted or lost on restart. Servers that
+    disable CONFIG (managed Redis) are skipped."""
+    try:
+        config: dict[str, str] = {}
+        for name in ("maxmemory-policy", "appendonly", "save"):
+            for key, value in client.config_get(name).items():
+                config[text(key)] = text(value)
+    except redis.ResponseError as exc:
+        log.debug("redis: CONFIG GET is not available (%s); skipping the durability check", exc)
+        return
+    problems = []
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        problems.append(f"maxmemory-policy is {policy!r}, not 'noeviction': Redis may evict "
+                        "job keys under memory pressure")
+    if config.get("appendonly", "no") != "yes" and not config.get("save", "").strip():
+        problems.append("persistence is off (appendonly no, no save points): a restart of "
+                        "Redis loses every job")
+    if not problems:
+        return
+    message = "redis: " + "; ".join(problems)
+    if strict:
+        raise ConfigError(message + " (refused: strict=true)")
+    log.warning(message)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def matches(job: JobRecord, criteria: JobFilter) -> bool:
+    """The filters that the candidate sets (queues, states, ids) do not apply by themselves.
+    Like SQLite's LIKE, the exception search ignores case."""
+    needle = (criteria.exception_contains or "").casefold()
+    return ((not criteria.states or job.state in criteria.states)
+            and (not criteria.names or job.name in criteria.names)
+            and (criteria.tag is None or criteria.tag in job.tags)
+            and (criteria.batch_id is None or job.batch_id == criteria.batch_id)
+            and (not needle or needle in (job.exception or "").casefold()))
+
+
+def queue_stats(client: redis.Redis, keys: Keys, queue: str, now_us: int) -> QueueStats:
+    """Counts from the state sets; gauges over the waiting (pending, retrying) jobs."""
+    pipe = client.pipeline(transaction=False)
+    for state in State:
+        pipe.zcard(keys.sub(queue, state.value))
+    pipe.zcount(keys.sub(queue, "completed"), now_us - 60_000_000, "+inf")
+    for name in ("pending", "retrying"):
+        pipe.zrange(keys.sub(queue, name), 0, -1, withscores=True)
+    *counts, recent, pending, retrying = pipe.execute()
+    qs = QueueStats(counts=dict(zip(State, counts, strict=True)), completed_last_minute=recent)
+    waiting = pending + retrying
+    if waiting:
+        qs.oldest_ready_at = from_us(int(min(score for _, score in waiting)))
+        pipe = client.pipeline(transaction=False)
+        for job_id, _ in waiting:
+            pipe.hget(keys.job(queue, text(job_id)), "priority")
+        priorities = [int(p) for p in pipe.execute() if p is not None]
+        if priorities:
+            qs.avg_priority = sum(priorities) / len(priorities)
+    return qs
+
+
+def candidates(client: redis.Redis, keys: Keys, criteria: JobFilter,
+               homes: Callable[[Sequence[str]], dict[str, str]]) -> list[tuple[str, str]]:
+    """(id, queue) of the jobs in the wanted queues and states, in the wanted id order and
+    after ``after_id``. ``homes`` maps job ids to their queues."""
+    queues = set(criteria.queues or (text(q) for q in client.smembers(keys.queues)))
+    if criteria.ids:
+        found = {i: q for i, q in homes(criteria.ids).items() if q in queues}
+    else:
+        pipe = client.pipeline(transaction=False)
+        pairs = [(q, State(s).value) for q in sorted(queues) for s in criteria.states or State]
+        for queue, state in pairs:
+            pipe.zrange(keys.sub(queue, state), 0, -1)
+        found = {text(i): q for (q, _), ids in zip(pairs, pipe.execute(), strict=True)
+                 for i in ids}
+    ordered = sorted(found.items(), reverse=criteria.newest_first)
+    after = criteria.after_id
+    if after is None:
+        return ordered
+    return [(i, q) for i, q in ordered if (i < after if criteria.newest_first else i > after)]
+
+
+def next_due_in(client: redis.Redis, keys: Keys, queues: Sequence[str]) -> float | None:
+    """Seconds until the earliest delayed job of these queues is due (None: none is)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    for queue in queues:
+        pipe.zrange(keys.sub(queue, "delayed"), 0, 0, withscores=True)
+    (seconds, micros), *heads = pipe.execute()
+    due = [score for head in heads for _, score in head]
+    if not due:
+        return None
+    return (float(min(due)) - (int(seconds) * 1_000_000 + int(micros))) / 1_000_000

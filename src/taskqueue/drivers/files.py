@@ -1,0 +1,715 @@
+"""Plain files: a job store with no database at all, for small setups on one machine.
+
+Every job is one JSON file, and its directory says where it stands (see ``_files_store`` for
+the layout). A ready job's file name starts with its inverted priority and due time, so a worker
+finds the best job by listing one directory and sorting names, and claims it by ``rename()``
+into ``processing/``: exactly one process wins a rename. Every read-check-write of a job record
+(claim, settle, cancel, ...) runs under that job's ``flock`` lock, and every write goes to a
+temp file, is fsynced and renamed into place, so the lease-epoch fencing holds between any
+number of threads and processes.
+
+A move that changes both a record and its directory first rewrites the record where it is,
+then renames it (or renames first when it leaves an unscanned directory): a crash in between
+leaves a record in a scanned directory (ready, waiting, processing) whose content disagrees
+with its place, and whoever reads it next under its lock moves it where its content says.
+A file that cannot be read is moved into ``corrupt/`` with a ``.reason`` file next to it.
+
+Local filesystems only: ``flock`` and ``rename`` are not reliable across NFS or SMB mounts.
+The host clock is the store's clock, as for SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from taskqueue.drivers import _files_scan as scan
+from taskqueue.drivers._files_coord import Coordination
+from taskqueue.drivers._files_record import (
+    CorruptRecord,
+    Rec,
+    decode,
+    encode,
+    finished_at,
+    from_job_record,
+    new_record,
+    to_job_record,
+)
+from taskqueue.drivers._files_store import (
+    FIXED_DIRS,
+    KEYED_DIRS,
+    PROCESSING,
+    READY,
+    WAITING,
+    Store,
+    fixed_id,
+    from_fs_name,
+    fs_name,
+    ignorable,
+    parse_ready,
+    ready_name,
+)
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Store format versions this code knows; each entry prepares the store for that version.
+FORMAT_VERSIONS = (1,)
+_READY = frozenset({State.PENDING.value, State.RETRYING.value})
+_CANCELLABLE = _READY | {State.PROCESSING.value}
+_HOUSEKEEPING_EVERY = 30.0   # seconds between tidy-ups run from recover_expired
+_TMP_MAX_AGE = 3600.0        # a temp file this old belongs to a writer that died
+_KEY_STALE_AFTER = 60.0      # an idempotency marker whose job never appeared is abandoned
+
+
+class _Busy(Enum):
+    BUSY = "busy"
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn OSError into DriverUnavailable at the boundary, and re-create missing directories
+    afterwards so a store whose directories vanished works again on the next call."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            driver = args[0]
+            assert isinstance(driver, FileDriver)
+            driver._store.forget_queues()
+            with contextlib.suppress(OSError):
+                driver._store.make_dirs()
+            raise DriverUnavailable(f"files store {driver.root}: {exc}") from exc
+
+    return wrapper
+
+
+class FileDriver:
+    """The Driver protocol over a directory tree (see the module docstring)."""
+
+    name = "files"
+
+    def __init__(self, root: str | Path, *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self._store = Store(self.root, fsync=fsync)
+        self._coord = Coordination(self._store)
+        self._next_housekeeping = 0.0
+        try:
+            self._store.make_dirs()
+        except OSError as exc:
+            raise DriverUnavailable(f"files store {self.root}: {exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> FileDriver:
+        """``file:///relative/dir`` or ``file:////absolute/dir``; ``?fsync=0`` trades
+        durability on power loss for speed."""
+        parts = urlsplit(url)
+        path = parts.netloc + parts.path
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise ConfigError(f"no directory in {url!r}; use file:///storage/queue")
+        for key, values in parse_qs(parts.query).items():
+            if key == "fsync":
+                options.setdefault("fsync", values[-1].lower() not in ("0", "false", "no", "off"))
+        driver = cls(path, **options)
+        driver.migrate()
+        return driver
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @_translated
+    def migrate(self) -> list[int]:
+        self._store.make_dirs()
+        path = self.root / "format.json"
+        with self._store.named_lock("format").hold():
+            try:
+                done = set(orjson.loads(path.read_bytes()).get("migrations", []))
+            except FileNotFoundError:
+                done = set()
+            except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+                raise ConfigError(f"{path} is damaged ({exc}); fix or remove it") from exc
+            if max(done, default=0) > FORMAT_VERSIONS[-1]:
+                raise ConfigError(f"{self.root} was written by a newer taskqueue; upgrade it")
+            applied = [v for v in FORMAT_VERSIONS if v not in done]
+            if applied:  # version 1 is the directory layout made above
+                data = {"format": "taskqueue-files", "migrations": sorted(done | set(applied))}
+                self._store.write(path, orjson.dumps(data))
+        return applied
+
+    def close(self) -> None:
+        self._store.close()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # -- records: find, load, place ------------------------------------------------------
+    def _find(self, job_id: str) -> Path | None:
+        """The file holding a job now (stable only while its lock is held)."""
+        queue = self._store.queue_of(job_id)
+        if queue is None:
+            return None
+        for sdir in FIXED_DIRS:
+            path = self._store.fixed_path(queue, sdir, job_id)
+            if path.exists():
+                return path
+        needle = fs_name(job_id)
+        for sdir in KEYED_DIRS:
+            directory = self._store.state_dir(queue, sdir)
+            for name in self._store.listdir(directory):
+                parsed = parse_ready(name) if needle in name else None
+                if parsed is not None and parsed.job_id == job_id:
+                    return directory / name
+        return None
+
+    def _load(self, path: Path, job_id: str) -> Rec | None:
+        """Read a record (caller holds its lock); a corrupt file is moved aside -> None."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return decode(data, job_id)
+        except CorruptRecord as exc:
+            self._store.quarantine(path, str(exc))
+            return None
+
+    def _read_current(self, job_id: str, path: Path | None) -> Rec | None:
+        """Read a record without its lock, following it if it moved meanwhile."""
+        for _ in range(3):
+            if path is None:
+                return None
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                path = self._find(job_id)
+                continue
+            try:
+                return decode(data, job_id)
+            except CorruptRecord:
+                break
+        with self._store.job_lock(job_id).hold():
+            path = self._find(job_id)
+            return self._load(path, job_id) if path is not None else None
+
+    def _target(self, rec: Rec, *, waiting: bool = False) -> Path:
+        """Where a record belongs given its state (``waiting``: its dependencies are open)."""
+        queue = rec["queue_name"]
+        self._store.ensure_queue(queue)
+        if rec["state"] in _READY:
+            return self._store.state_dir(queue, WAITING if waiting else READY) / ready_name(rec)
+        return self._store.fixed_path(queue, rec["state"], rec["id"])
+
+    def _commit(self, path: Path, rec: Rec) -> None:
+        """Rewrite a record where it is, then move it where its state belongs."""
+        self._store.write(path, encode(rec), finished_at(rec))
+        target = self._target(rec, waiting=path.parent.name == WAITING)
+        if target != path:
+            os.rename(path, target)
+
+    def _reopen(self, path: Path, rec: Rec) -> None:
+        """Move a finished record back into play: rename first, then rewrite."""
+        target = self._target(rec, waiting=not self._deps_done(rec))
+        os.rename(path, target)
+        self._store.write(target, encode(rec), finished_at(rec))
+
+    def _place(self, path: Path, rec: Rec) -> None:
+        """Repair: move a record whose place disagrees with its content where it belongs."""
+        waiting = rec["state"] in _READY and not self._deps_done(rec)
+        target = self._target(rec, waiting=waiting)
+        if target != path:
+            os.rename(path, target)
+
+    def _remove(self, path: Path, rec: Rec) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if rec["idempotency_key"] is not None:
+            self._drop_key(rec["idempotency_key"], rec["id"])
+        self._store.drop_id(rec["id"])
+
+    # -- dependencies ---------------------------------------------------------------------
+    def _dep_done(self, dep: str) -> bool:
+        """A dependency is met when it is completed or does not exist."""
+        queue = self._store.queue_of(dep)
+        if queue is None or self._store.fixed_path(queue, State.COMPLETED, dep).exists():
+            return True
+        return self._find(dep) is None
+
+    def _deps_done(self, rec: Rec) -> bool:
+        return all(self._dep_done(dep) for dep in rec["dependencies"])
+
+    def _add_edges(self, rec: Rec) -> None:
+        """Record ``deps/<parent>/<child>`` so a completing parent can wake its children."""
+        child = fs_name(rec["id"])
+        for dep in rec["dependencies"]:
+            try:
+                directory = self._store.deps / fs_name(dep)
+            except ValueError:
+                continue  # no job can have that id
+            for _ in range(3):
+                with contextlib.suppress(FileNotFoundError):
+                    os.close(os.open(directory / child, os.O_CREAT | os.O_WRONLY, 0o644))
+                    break
+                directory.mkdir(exist_ok=True)
+
+    def _promote(self, job_id: str, hint: Path | None = None) -> None:
+        """Move a waiting job to ready once all its dependencies are met."""
+        with self._store.job_lock(job_id).hold():
+            path = hint if hint is not None and hint.exists() else self._find(job_id)
+            if path is None or path.parent.name != WAITING:
+                return
+            rec = self._load(path, job_id)
+            if rec is not None:
+                self._place(path, rec)
+
+    def _wake_dependents(self, parent_id: str) -> None:
+        """Re-check the children of a job that completed or disappeared."""
+        directory = self._store.deps / fs_name(parent_id)
+        for name in self._store.listdir(directory):
+            if not ignorable(name):
+                self._promote(from_fs_name(name))
+                (directory / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+    # -- admission: ids and idempotency keys ----------------------------------------------
+    def _key_path(self, key: str) -> Path:
+        return self._store.keys / (hashlib.sha256(key.encode()).hexdigest() + ".key")
+
+    def _claim_key(self, key: str, job_id: str) -> str | None:
+        """Claim an idempotency key for ``job_id``; return the holder's id if it is taken."""
+        path = self._key_path(key)
+        for _ in range(10):
+            if self._store.create_exclusive(path, job_id.encode()):
+                return None
+            try:
+                holder = path.read_bytes().decode()
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if self._store.queue_of(holder) is not None or age < _KEY_STALE_AFTER:
+                return holder
+            lock = self._store.job_lock("key:" + path.name)
+            with lock.hold(), contextlib.suppress(FileNotFoundError):  # abandoned: take over
+                if path.read_bytes().decode() == holder:
+                    path.unlink()
+        raise Conflict(f"could not claim idempotency key {key!r} (contended)")
+
+    def _drop_key(self, key: str, job_id: str) -> None:
+        path = self._key_path(key)
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_bytes().decode() == job_id:
+                path.unlink()
+
+    def _admit(self, job: NewJob) -> str | None:
+        """Register a new job's key and id; the existing id if its key is taken."""
+        fs_name(job.queue_name)  # unusable names fail before anything changes
+        fs_name(job.id)
+        if job.idempotency_key is not None:
+            holder = self._claim_key(job.idempotency_key, job.id)
+            if holder is not None and holder != job.id:
+                return holder
+        if not self._store.claim_id(job.id, job.queue_name):
+            if job.idempotency_key is not None:
+                self._drop_key(job.idempotency_key, job.id)
+            raise Conflict(f"a job with id {job.id!r} already exists")
+        return None
+
+    def _unadmit(self, rec: Rec) -> None:
+        if rec["idempotency_key"] is not None:
+            self._drop_key(rec["idempotency_key"], rec["id"])
+        self._store.drop_id(rec["id"])
+
+    def _insert(self, recs: list[Rec]) -> None:
+        """Write admitted records; jobs with dependencies wait until a re-check frees them."""
+        synced = {self._store.ids, self._store.keys}
+        held: list[tuple[str, Path]] = []
+        for index, rec in enumerate(recs):
+            waiting = rec["state"] in _READY and bool(rec["dependencies"])
+            try:
+                if waiting:
+                    self._add_edges(rec)
+                path = self._target(rec, waiting=waiting)
+                self._store.write(path, encode(rec), finished_at(rec))
+            except BaseException:
+                for rest in recs[index:]:
+                    self._unadmit(rest)
+                raise
+            synced.add(path.parent)
+            if waiting:
+                held.append((rec["id"], path))
+        self._store.sync_dirs(synced)
+        for job_id, path in held:
+            self._promote(job_id, path)
+
+    # -- producing ------------------------------------------------------------------------
+    @_translated
+    def push(self, jobs: Sequence[NewJob]) -> list[str]:
+        now = time.time()
+        ids: list[str] = []
+        admitted: list[Rec] = []
+        try:
+            for job in jobs:
+                existing = self._admit(job)
+                ids.append(existing or job.id)
+                if existing is None:
+                    admitted.append(new_record(job, now))
+        except BaseException:
+            for rec in admitted:
+                self._unadmit(rec)
+            raise
+        self._insert(admitted)
+        return ids
+
+    @_translated
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        admitted: list[Rec] = []
+        for record in records:
+            if not self._store.claim_id(record.id, record.queue_name):
+                continue
+            key = record.idempotency_key
+            if key is not None and self._claim_key(key, record.id) not in (None, record.id):
+                self._store.drop_id(record.id)
+                continue
+            admitted.append(from_job_record(record))
+        self._insert(admitted)
+        return len(admitted)
+
+    # -- consuming ------------------------------------------------------------------------
+    @_translated
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        if not queues or limit <= 0:
+            return []
+        now = time.time()
+        got: list[JobRecord] = []
+        busy: list[scan.Candidate] = []
+        for cand in scan.due(self._store, queues, now):
+            if len(got) >= limit:
+                break
+            outcome = self._claim(cand, worker_id, lease_seconds, now, blocking=False)
+            if outcome is _Busy.BUSY:
+                busy.append(cand)
+            elif outcome is not None:
+                got.append(outcome)
+        for cand in busy:  # held by someone else a moment ago: wait for the lock this time
+            if len(got) >= limit:
+                break
+            outcome = self._claim(cand, worker_id, lease_seconds, now, blocking=True)
+            if isinstance(outcome, JobRecord):
+                got.append(outcome)
+        got.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        return got
+
+    def _claim(
+        self, cand: scan.Candidate, worker_id: str, lease: float, now: float, *, blocking: bool
+    ) -> JobRecord | None | Literal[_Busy.BUSY]:
+        """Take one ready job: rename it into processing/ (one process wins), then lease it."""
+        with self._store.job_lock(cand.job_id).hold(blocking) as held:
+            if not held:
+                return _Busy.BUSY
+            source = self._store.state_dir(cand.queue, READY) / cand.name
+            path = self._store.fixed_path(cand.queue, PROCESSING, cand.job_id)
+            try:
+                os.rename(source, path)
+            except FileNotFoundError:
+                return None  # another worker won it, or it was cancelled or changed
+            rec = self._load(path, cand.job_id)
+            if rec is None:
+                return None
+            if (rec["state"] not in _READY or ready_name(rec) != cand.name
+                    or rec["queue_name"] != cand.queue):
+                self._place(path, rec)  # its name was stale: put it where it belongs
+                return None
+            rec.update(state=State.PROCESSING.value, attempts=rec["attempts"] + 1,
+                       lease_owner=worker_id, lease_expires_at=now + lease,
+                       lease_epoch=rec["lease_epoch"] + 1, started_at=now, updated_at=now)
+            self._store.write(path, encode(rec))
+            return to_job_record(rec)
+
+    def _leased(self, token: LeaseToken) -> tuple[Path, Rec] | None:
+        """The processing record still held with this epoch (caller holds the job lock)."""
+        queue = self._store.queue_of(token.job_id)
+        if queue is None:
+            return None
+        path = self._store.fixed_path(queue, PROCESSING, token.job_id)
+        rec = self._load(path, token.job_id)
+        if rec is None or rec["state"] != State.PROCESSING or rec["lease_epoch"] != token.epoch:
+            return None
+        return path, rec
+
+    def _settle(self, token: LeaseToken, change: Callable[[Rec], None]) -> bool:
+        """Apply ``change`` only while ``state='processing' AND lease_epoch=token.epoch``."""
+        with self._store.job_lock(token.job_id).hold():
+            found = self._leased(token)
+            if found is None:
+                return False
+            path, rec = found
+            change(rec)
+            self._commit(path, rec)
+        return True
+
+    @_translated
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        now = time.time()
+        extended, cancelled, lost = set(), set(), set()
+        for token in tokens:
+            token = LeaseToken(*token)
+            with self._store.job_lock(token.job_id).hold():
+                found = self._leased(token)
+                if found is not None:
+                    path, rec = found
+                    rec.update(lease_expires_at=now + lease_seconds, updated_at=now)
+                    self._store.write(path, encode(rec))
+                    extended.add(token.job_id)
+                    continue
+                where = self._find(token.job_id)
+                now_rec = self._load(where, token.job_id) if where is not None else None
+            if (now_rec and now_rec["state"] == State.CANCELLED
+                    and now_rec["lease_epoch"] == token.epoch):
+                cancelled.add(token.job_id)
+            else:
+                lost.add(token.job_id)
+        return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
+
+    @_translated
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        now = time.time()
+
+        def change(rec: Rec) -> None:
+            rec.update(state=State.COMPLETED.value, result=result, completed_at=now,
+                       updated_at=now, progress=100.0, lease_owner=None, lease_expires_at=None)
+
+        if not self._settle(LeaseToken(*token), change):
+            return False
+        self._wake_dependents(token[0])
+        return True
+
+    @_translated
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        now = time.time()
+
+        def change(rec: Rec) -> None:
+            if retry_in is None:
+                rec.update(state=State.FAILED.value, available_at=now, failed_at=now)
+            else:
+                rec.update(state=State.RETRYING.value, available_at=now + retry_in,
+                           failed_at=None)
+            rec.update(exception=error, updated_at=now, lease_owner=None, lease_expires_at=None)
+
+        return self._settle(LeaseToken(*token), change)
+
+    @_translated
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        now = time.time()
+
+        def change(rec: Rec) -> None:
+            rec.update(state=State.PENDING.value, attempts=max(rec["attempts"] - 1, 0),
+                       available_at=now + delay_seconds, updated_at=now, lease_owner=None,
+                       lease_expires_at=None)
+
+        return self._settle(LeaseToken(*token), change)
+
+    @_translated
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        now = time.time()
+        return self._settle(LeaseToken(*token),
+                            lambda rec: rec.update(progress=float(progress), updated_at=now))
+
+    @_translated
+    def recover_expired(self) -> list[str]:
+        now = time.time()
+        recovered: list[str] = []
+        for queue in self._store.queue_names():
+            directory = self._store.state_dir(queue, PROCESSING)
+            for name in self._store.listdir(directory):
+                job_id = fixed_id(name)
+                if job_id is not None and self._recover(directory / name, job_id, now):
+                    recovered.append(job_id)
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
+        return recovered
+
+    def _recover(self, path: Path, job_id: str, now: float) -> bool:
+        """Expire one lease (processing -> retrying, or failed when attempts are spent)."""
+        with contextlib.suppress(FileNotFoundError, CorruptRecord):  # cheap look, no lock
+            peek = decode(path.read_bytes(), job_id)
+            if peek["state"] == State.PROCESSING and not _expired(peek, now):
+                return False
+        with self._store.job_lock(job_id).hold():
+            rec = self._load(path, job_id)
+            if rec is None:
+                return False
+            if rec["state"] != State.PROCESSING:
+                self._place(path, rec)  # a move interrupted by a crash: finish it
+                return False
+            if not _expired(rec, now):
+                return False
+            spent = rec["attempts"] >= rec["max_attempts"]
+            rec.update(
+                state=(State.FAILED if spent else State.RETRYING).value,
+                failed_at=now if spent else rec["failed_at"],
+                exception=(f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
+                           f" its lease (attempt {rec['attempts']} of {rec['max_attempts']})"),
+                available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+            self._commit(path, rec)
+        return True
+
+    def _housekeeping(self, now: float) -> None:
+        """Remove dead writers' temp files; free waiting jobs whose wake-up was lost."""
+        self._next_housekeeping = now + _HOUSEKEEPING_EVERY
+        self._store.clean_tmp(now - _TMP_MAX_AGE)
+        for queue in self._store.queue_names():
+            directory = self._store.state_dir(queue, WAITING)
+            for name in self._store.listdir(directory):
+                parsed = parse_ready(name)
+                if parsed is not None:
+                    self._promote(parsed.job_id, directory / name)
+
+    @_translated
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Poll the ready directories' mtimes with a growing interval (2 ms .. 50 ms), and
+        wake when the next delayed job falls due."""
+        deadline = time.monotonic() + timeout
+        dirs = scan.ready_dirs(self._store, queues)
+        next_due = scan.next_due(self._store, dirs)
+        if next_due is not None:
+            deadline = min(deadline, time.monotonic() + max(0.0, next_due - time.time()))
+        before = scan.mtimes(dirs)
+        interval = 0.002
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 2, 0.05)
+            if scan.mtimes(dirs) != before:
+                return
+
+    # -- managing -------------------------------------------------------------------------
+    @_translated
+    def get(self, job_id: str) -> JobRecord | None:
+        rec = self._read_current(job_id, self._find(job_id))
+        return to_job_record(rec) if rec is not None else None
+
+    @_translated
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        return scan.search(self._store, criteria, self._find, self._read_current)
+
+    @_translated
+    def count(self, criteria: JobFilter) -> int:
+        return scan.count(self._store, criteria, self._find, self._read_current)
+
+    @_translated
+    def stats(self) -> dict[str, QueueStats]:
+        return scan.stats(self._store, time.time(), self._read_current)
+
+    def _change(self, job_id: str, allowed: frozenset[str], change: Callable[[Rec], None],
+                move: Callable[[Path, Rec], None]) -> bool:
+        """Apply ``change`` to a job in one of the ``allowed`` states, under its lock."""
+        with self._store.job_lock(job_id).hold():
+            path = self._find(job_id)
+            rec = self._load(path, job_id) if path is not None else None
+            if path is None or rec is None or rec["state"] not in allowed:
+                return False
+            change(rec)
+            move(path, rec)
+        return True
+
+    @_translated
+    def cancel(self, job_id: str, reason: str) -> bool:
+        now = time.time()
+        return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
+            state=State.CANCELLED.value, exception=reason, updated_at=now, lease_owner=None,
+            lease_expires_at=None), self._commit)
+
+    @_translated
+    def retry(self, job_id: str) -> bool:
+        now = time.time()
+        return self._change(
+            job_id, frozenset({State.FAILED.value, State.CANCELLED.value}),
+            lambda rec: rec.update(state=State.PENDING.value, attempts=0, available_at=now,
+                                   updated_at=now, failed_at=None, lease_owner=None,
+                                   lease_expires_at=None), self._reopen)
+
+    @_translated
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        now = time.time()
+        return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
+            priority=priority, updated_at=now), self._commit)
+
+    @_translated
+    def delete(self, job_id: str) -> bool:
+        if not self._change(job_id, frozenset(s.value for s in State), lambda rec: None,
+                            self._remove):
+            return False
+        self._wake_dependents(job_id)
+        return True
+
+    @_translated
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        now = time.time()
+        cutoffs = {State.COMPLETED.value: now - completed_age,
+                   State.FAILED.value: now - failed_age, State.CANCELLED.value: now - failed_age}
+        deleted: list[str] = []
+        for queue in self._store.queue_names():
+            for state, cutoff in cutoffs.items():
+                for path, job_id in scan.finished_before(self._store, queue, state, cutoff):
+                    if self._prune_one(path, job_id, state, cutoff):
+                        deleted.append(job_id)
+        for job_id in deleted:
+            self._wake_dependents(job_id)
+        return len(deleted)
+
+    def _prune_one(self, path: Path, job_id: str, state: str, cutoff: float) -> bool:
+        with self._store.job_lock(job_id).hold():
+            rec = self._load(path, job_id)
+            finished = finished_at(rec) if rec is not None else None
+            if rec is None or rec["state"] != state or finished is None or finished >= cutoff:
+                return False
+            self._remove(path, rec)
+        return True
+
+    # -- coordination ---------------------------------------------------------------------
+    @_translated
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return self._coord.lock_acquire(name, owner, ttl_seconds)
+
+    @_translated
+    def lock_release(self, name: str, owner: str) -> bool:
+        return self._coord.lock_release(name, owner)
+
+    @_translated
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        return self._coord.counter_incr(key, amount, window_seconds)
+
+    @_translated
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        self._coord.registry_put(kind, key, data, ttl_seconds)
+
+    @_translated
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        return self._coord.registry_list(kind)
+
+    @_translated
+    def registry_remove(self, kind: str, key: str) -> None:
+        self._coord.registry_remove(kind, key)
+
+
+def _expired(rec: Rec, now: float) -> bool:
+    expires = rec["lease_expires_at"]
+    return expires is not None and expires < now

@@ -1,0 +1,646 @@
+"""MySQL 8.0.1+ / MariaDB 10.6+ through PyMySQL: short transactions and ``SKIP LOCKED``.
+
+Reservation is two cheap steps inside one transaction: a plain read of the covering ready index
+picks the best candidate ids, then ``SELECT … FOR UPDATE SKIP LOCKED`` locks those still ready
+(only them: sorting the whole ready set under ``FOR UPDATE`` would lock every ready row and
+starve the other workers), one UPDATE claims them and a SELECT reads them back (there is no
+``RETURNING``). Deadlocks and lock-wait timeouts re-run the transaction a few times.
+
+Sessions use UTC and READ COMMITTED; every time comes from the server's ``UTC_TIMESTAMP(6)``.
+PyMySQL connections are not thread-safe, so each call borrows one from a small pool. A broken
+connection (server restarted) is discarded together with every idle one: the failing call
+raises DriverUnavailable and the next call connects afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pymysql  # type: ignore[import-untyped]
+import pymysql.cursors  # type: ignore[import-untyped]
+
+from taskqueue.drivers import _sql
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable, TaskQueueError
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+Q = _sql.load_queries("mysql.sql")
+MIGRATIONS = sorted(
+    (int(name.removeprefix("migration_")), sql) for name, sql in Q.items()
+    if name.removeprefix("migration_").isdigit()
+)
+T = TypeVar("T")
+Connection = Any  # pymysql.connections.Connection (PyMySQL ships no type hints)
+Cursor = Any
+
+_RETRYABLE = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transaction can re-run
+_SERVER_GONE = frozenset({1053, 1152, 1927, 4031})  # shutdown, aborted, killed, idle timeout
+_RETRIES = 5
+_STATEMENT_CHARS = 1_000_000  # split multi-row INSERTs well below max_allowed_packet
+_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "pool_size": int, "connect_timeout": float, "read_timeout": float, "unix_socket": str,
+}
+
+
+def _us(seconds: float) -> int:
+    """Seconds as whole microseconds, for ``INTERVAL %s MICROSECOND``."""
+    return int(round(seconds * 1_000_000))
+
+
+def _ph(count: int) -> str:
+    return _sql.placeholders(count, "%s")
+
+
+def _code(exc: BaseException) -> int:
+    args: tuple[Any, ...] = exc.args
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+def _text(exc: BaseException) -> str:
+    args: tuple[Any, ...] = exc.args
+    return str(args[1]) if len(args) > 1 else (str(exc) or type(exc).__name__)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """True when the session is gone: client-side errors (2xxx) or the server dropping us."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    code = _code(exc)
+    return isinstance(exc, pymysql.Error) and (2000 <= code < 3000 or code in _SERVER_GONE)
+
+
+def _close_quietly(conn: Connection) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where and how to connect, parsed from the URL (the password never appears in repr)."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str = field(default="", repr=False)
+    unix_socket: str | None = None
+    pool_size: int = 8
+    connect_timeout: float = 5.0
+    read_timeout: float | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.unix_socket or f'{self.host}:{self.port}'}/{self.database}"
+
+
+class _Pool:
+    """A few PyMySQL connections shared by threads; a broken one is never handed out again."""
+
+    def __init__(self, connect: Callable[[], Connection], size: int) -> None:
+        self._connect = connect
+        self._size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[Connection] = []
+        self._generation = 0  # bumped when the server went away: older connections are stale
+        self._closed = False
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[Connection]:
+        if not self._slots.acquire(timeout=30):
+            raise DriverUnavailable(f"all {self._size} MySQL connections stayed busy for 30 s")
+        try:
+            generation, conn = self._take()
+            try:
+                yield conn
+            except BaseException as exc:
+                self._recycle(generation, conn, exc)
+                raise
+            self._give_back(generation, conn)
+        finally:
+            self._slots.release()
+
+    def _take(self) -> tuple[int, Connection]:
+        with self._lock:
+            if self._closed:
+                raise DriverUnavailable("the MySQL driver is closed")
+            if self._idle:
+                return self._generation, self._idle.pop()
+            generation = self._generation
+        return generation, self._connect()
+
+    def _give_back(self, generation: int, conn: Connection) -> None:
+        with self._lock:
+            if generation == self._generation and not self._closed:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def _recycle(self, generation: int, conn: Connection, exc: BaseException) -> None:
+        """After an error: roll back and keep a healthy connection, drop a broken one."""
+        if isinstance(exc, Exception) and not _is_disconnect(exc):
+            try:
+                conn.rollback()
+            except Exception as again:  # noqa: BLE001 - any failure means the session is bad
+                exc = again
+            else:
+                self._give_back(generation, conn)
+                return
+        _close_quietly(conn)
+        if _is_disconnect(exc):
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget every idle connection (they all point at a server that went away)."""
+        with self._lock:
+            self._generation += 1
+            stale, self._idle = self._idle, []
+        for conn in stale:
+            _close_quietly(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.invalidate()
+
+
+class MySQLDriver:
+    """The Driver protocol on MySQL 8.0.1+ or MariaDB 10.6+ (InnoDB, utf8mb4)."""
+
+    name = "mysql"
+
+    def __init__(self, target: _Target) -> None:
+        self._target = target
+        self._pool = _Pool(self._connect, target.pool_size)
+        self._migration_lock = f"taskqueue:{target.database}"[:64]  # GET_LOCK is server-wide
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MySQLDriver:
+        """Connect to ``mysql://user:pass@host:port/database`` (or ``mariadb://``) and migrate.
+
+        Query parameters (or keyword options): ``pool_size``, ``connect_timeout``,
+        ``read_timeout``, ``unix_socket``. The database must already exist.
+        """
+        driver = cls(_parse_url(url, options))
+        try:
+            driver.migrate()
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _connect(self) -> Connection:
+        t = self._target
+        conn = pymysql.connect(
+            host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
+            unix_socket=t.unix_socket, charset="utf8mb4", autocommit=True, binary_prefix=True,
+            connect_timeout=t.connect_timeout, read_timeout=t.read_timeout,
+            write_timeout=t.read_timeout,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET time_zone = '+00:00'")
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        return conn
+
+    def _run(self, work: Callable[[Cursor], T], *, tx: bool = False) -> T:
+        """Run ``work`` on a pooled connection, in a transaction when ``tx`` (re-run on a
+        deadlock or lock-wait timeout), translating PyMySQL errors."""
+        attempt = 0
+        while True:
+            try:
+                with self._pool.borrow() as conn:
+                    if tx:
+                        conn.begin()
+                    with conn.cursor() as cur:
+                        result = work(cur)
+                    if tx:
+                        conn.commit()
+                    return result
+            except pymysql.Error as exc:
+                if _code(exc) in _RETRYABLE and attempt < _RETRIES:
+                    attempt += 1
+                    time.sleep(random.uniform(0.001, 0.01) * attempt)
+                    continue
+                raise self._error(exc) from exc
+
+    def _error(self, exc: BaseException) -> TaskQueueError:
+        """A taskqueue error for a PyMySQL one (never containing the password)."""
+        code, text, t = _code(exc), _text(exc), self._target
+        if isinstance(exc, pymysql.err.IntegrityError):
+            return Conflict(f"mysql: {text}")
+        if code == 1049:
+            return ConfigError(
+                f"MySQL database {t.database!r} does not exist on {t.where.rsplit('/', 1)[0]}; "
+                f"create it first: CREATE DATABASE `{t.database}` CHARACTER SET utf8mb4")
+        if code in (1044, 1045):
+            return ConfigError(f"MySQL at {t.where} refused the login: {text}")
+        if code in _RETRYABLE:
+            return DriverUnavailable(f"MySQL at {t.where} kept hitting lock conflicts: {text}")
+        if _is_disconnect(exc):
+            return DriverUnavailable(f"MySQL at {t.where} is unreachable: {text}")
+        return DriverError(f"MySQL error {code} at {t.where}: {text}")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        def work(cur: Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+        return self._run(work)
+
+    def _change(self, sql: str, params: Sequence[Any]) -> bool:
+        """One single-row UPDATE/DELETE (atomic on its own); True when it changed the row."""
+        return self._run(lambda cur: bool(cur.execute(sql, params) == 1))
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations under a server-wide named lock (GET_LOCK), so processes
+        starting together do not race; DDL is idempotent (``IF NOT EXISTS``)."""
+        def work(cur: Cursor) -> list[int]:
+            cur.execute(Q["get_migration_lock"], (self._migration_lock,))
+            if cur.fetchone()[0] != 1:
+                raise DriverUnavailable("timed out waiting for another process to migrate MySQL")
+            try:
+                cur.execute(Q["create_migrations"])
+                cur.execute(Q["applied_migrations"])
+                done = {v for (v,) in cur.fetchall()}
+                applied = []
+                for version, sql in MIGRATIONS:
+                    if version not in done:
+                        for statement in filter(str.strip, sql.split(";")):
+                            cur.execute(statement)
+                        cur.execute(Q["record_migration"], (version,))
+                        applied.append(version)
+                return applied
+            finally:
+                with contextlib.suppress(pymysql.Error):
+                    cur.execute(Q["release_migration_lock"], (self._migration_lock,))
+        return self._run(work)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def now(self) -> datetime:
+        value: datetime = self._rows(Q["now"])[0][0]
+        return value.replace(tzinfo=UTC)
+
+    # -- producing -----------------------------------------------------------------------
+    def push(self, jobs: Sequence[NewJob], *, connection: Connection | None = None) -> list[str]:
+        """Insert ``jobs`` (see the protocol). With ``connection`` (the caller's own PyMySQL
+        connection, inside their transaction) the rows are written on it and not committed:
+        they appear only if the caller commits."""
+        if not jobs:
+            return []
+        if connection is None:
+            return self._run(lambda cur: _push(cur, jobs), tx=True)
+        try:
+            with connection.cursor(pymysql.cursors.Cursor) as cur:
+                return _push(cur, jobs)
+        except pymysql.Error as exc:
+            raise self._error(exc) from exc
+
+    # -- consuming -----------------------------------------------------------------------
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        if not queues or limit <= 0:
+            return []
+
+        def work(cur: Cursor) -> list[JobRecord]:
+            ids = _lock_ready(cur, queues, limit)
+            if not ids:
+                return []
+            cur.execute(Q["reserve_update"].format(ids=_ph(len(ids))),
+                        (worker_id, _us(lease_seconds), *ids))
+            return _select_ordered(cur, ids)
+        return self._run(work, tx=True)
+
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        if not tokens:
+            return HeartbeatResult()
+        ids = [job_id for job_id, _ in tokens]
+        extend = Q["extend_leases"].format(ids=_ph(len(ids)),
+                                           pairs=", ".join(["(%s, %s)"] * len(tokens)))
+        flat = [value for token in tokens for value in token]
+
+        def work(cur: Cursor) -> dict[str, tuple[str, int]]:
+            cur.execute(extend, (_us(lease_seconds), *ids, *flat))
+            cur.execute(Q["lease_states"].format(ids=_ph(len(ids))), ids)
+            return {job_id: (state, epoch) for job_id, state, epoch in cur.fetchall()}
+        # A row still processing at the token's epoch was extended by us (we hold its lock);
+        # a row that did not match cannot start matching later, epochs only grow.
+        now = self._run(work, tx=True)
+        extended: set[str] = set()
+        cancelled: set[str] = set()
+        lost: set[str] = set()
+        for job_id, epoch in tokens:
+            state, current = now.get(job_id, (None, None))
+            if current == epoch and state in (State.PROCESSING, State.CANCELLED):
+                (extended if state == State.PROCESSING else cancelled).add(job_id)
+            else:
+                lost.add(job_id)
+        return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
+
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        def work(cur: Cursor) -> bool:
+            if cur.execute(Q["complete"], (result, *token)) != 1:
+                return False
+            cur.execute(Q["release_dependents"], (token.job_id,))
+            return True
+        return self._run(work, tx=True)
+
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        dead = retry_in is None
+        state = State.FAILED if dead else State.RETRYING
+        params = (state.value, error, _us(retry_in or 0.0), int(dead), *token)
+        return self._change(Q["fail"], params)
+
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        return self._change(Q["release"], (_us(delay_seconds), *token))
+
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        return self._change(Q["set_progress"], (progress, *token))
+
+    def recover_expired(self) -> list[str]:
+        def work(cur: Cursor) -> list[str]:
+            cur.execute(Q["expired_leases"])
+            ids = [r[0] for r in cur.fetchall()]
+            if ids:
+                cur.execute(Q["recover_expired"].format(ids=_ph(len(ids))), ids)
+            return ids
+        return self._run(work, tx=True)
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Poll when the next job is due (5 ms, doubling to 200 ms); return once one is."""
+        deadline = time.monotonic() + timeout
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return
+        sql = Q["next_due"].format(queues=_ph(len(queues)))
+        interval = 0.005
+        while True:
+            due_us = self._rows(sql, list(queues))[0][0]
+            if due_us is not None and due_us <= 0:
+                return
+            pause = min(interval, deadline - time.monotonic())
+            if due_us is not None:
+                pause = min(pause, due_us / 1_000_000)
+            if pause <= 0:
+                return
+            time.sleep(pause)
+            interval = min(interval * 2, 0.2)
+
+    # -- managing ------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._rows(f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE id = %s", (job_id,))
+        return _sql.row_to_record(rows[0], _aware) if rows else None
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        where, params = _sql.filter_clause(criteria, "%s")
+        tail, more = _sql.order_limit(criteria, "%s")
+        sql = f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE {where}{tail}"
+        return [_sql.row_to_record(r, _aware) for r in self._rows(sql, params + more)]
+
+    def count(self, criteria: JobFilter) -> int:
+        where, params = _sql.filter_clause(criteria, "%s")
+        return int(self._rows(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        return self._change(Q["cancel"], (reason, job_id))
+
+    def retry(self, job_id: str) -> bool:
+        return self._change(Q["retry"], (job_id,))
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        return self._change(Q["set_priority"], (priority, job_id))
+
+    def delete(self, job_id: str) -> bool:
+        def work(cur: Cursor) -> bool:
+            cur.execute(Q["delete_edges"], (job_id,))
+            return bool(cur.execute(Q["delete"], (job_id,)) == 1)
+        return self._run(work, tx=True)
+
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        if not records:
+            return 0
+        ids = [rec.id for rec in records]
+
+        def work(cur: Cursor) -> int:
+            before = _existing(cur, ids)
+            rows = [_sql.record_to_row(rec, _naive) for rec in records]
+            _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
+            fresh = _existing(cur, ids) - before
+            _link(cur, [(rec.id, rec.dependencies) for rec in records
+                        if rec.id in fresh and rec.dependencies])
+            return len(fresh)
+        return self._run(work, tx=True)
+
+    def stats(self) -> dict[str, QueueStats]:
+        out: dict[str, QueueStats] = {}
+        weights: dict[str, tuple[int, float]] = {}  # queue -> (ready jobs, sum of priority)
+        for queue, state, count, avg_priority, oldest in self._rows(Q["stats_counts"]):
+            qs = out.setdefault(queue, QueueStats())
+            qs.counts[State(state)] = int(count)
+            if state in (State.PENDING, State.RETRYING):
+                n, total = weights.get(queue, (0, 0.0))
+                weights[queue] = (n + int(count), total + float(avg_priority or 0) * int(count))
+                qs.avg_priority = weights[queue][1] / weights[queue][0]
+                first = _aware(oldest)
+                if first and (qs.oldest_ready_at is None or first < qs.oldest_ready_at):
+                    qs.oldest_ready_at = first
+        for queue, count in self._rows(Q["stats_recent"]):
+            out.setdefault(queue, QueueStats()).completed_last_minute = int(count)
+        return out
+
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        def work(cur: Cursor) -> int:
+            deleted = int(cur.execute(Q["prune"], (_us(completed_age), _us(failed_age))))
+            if deleted:
+                cur.execute(Q["prune_edges"])
+            return deleted
+        return self._run(work, tx=True)
+
+    # -- coordination --------------------------------------------------------------------
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        def work(cur: Cursor) -> bool:
+            cur.execute(Q["lock_acquire"], (name, owner, _us(ttl_seconds)))
+            cur.execute(Q["lock_owner"], (name,))  # the upsert locked the row: this is current
+            return bool(cur.fetchone()[0] == owner)
+        return self._run(work, tx=True)
+
+    def lock_release(self, name: str, owner: str) -> bool:
+        return self._change(Q["lock_release"], (name, owner))
+
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        def work(cur: Cursor) -> int:
+            cur.execute(Q["counter_incr"], (key, amount, _us(window_seconds)))
+            cur.execute(Q["counter_value"], (key,))
+            return int(cur.fetchone()[0])
+        return self._run(work, tx=True)
+
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        def work(cur: Cursor) -> None:
+            cur.execute(Q["registry_expire"])
+            cur.execute(Q["registry_put"], (kind, key, json.dumps(data), _us(ttl_seconds)))
+        self._run(work, tx=True)
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._rows(Q["registry_list"], (kind,))]
+
+    def registry_remove(self, kind: str, key: str) -> None:
+        self._change(Q["registry_remove"], (kind, key))
+
+
+# -- statements run inside a transaction (on a pooled or the caller's connection) -------------
+def _push(cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+    """Insert jobs: keyless ones in plain multi-row INSERTs (a duplicate id is a Conflict),
+    keyed ones with ``ON DUPLICATE KEY UPDATE id = id`` and then a look-up of their keys."""
+    plain = [j for j in jobs if j.idempotency_key is None]
+    keyed = [j for j in jobs if j.idempotency_key is not None]
+    _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
+    by_key: dict[str, str] = {}
+    if keyed:
+        _insert(cur, Q["insert_keyed_jobs"], Q["job_row"], [_job_row(j) for j in keyed])
+        keys = list(dict.fromkeys(str(j.idempotency_key) for j in keyed))
+        cur.execute(Q["ids_by_idempotency_key"].format(ids=_ph(len(keys))), keys)
+        by_key = {key: job_id for key, job_id in cur.fetchall()}
+    ids: list[str] = []
+    for job in jobs:
+        job_id = job.id if job.idempotency_key is None else by_key.get(job.idempotency_key)
+        if job_id is None:
+            raise Conflict(f"job {job.id} conflicts with an existing job (same id, or an "
+                           f"idempotency key equal to {job.idempotency_key!r} up to padding)")
+        ids.append(job_id)
+    _link(cur, [(j.id, j.dependencies) for j, i in zip(jobs, ids, strict=True)
+                if i == j.id and j.dependencies])
+    return ids
+
+
+def _job_row(job: NewJob) -> tuple[Any, ...]:
+    return (job.id, job.queue_name, job.name, job.payload, job.priority, job.max_attempts,
+            job.timeout_seconds, job.delay_seconds, _us(job.delay_seconds),
+            _sql.encode_list(job.dependencies), _sql.encode_list(job.tags),
+            job.idempotency_key, job.batch_id)
+
+
+def _insert(cur: Cursor, head: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Multi-row INSERT(s): rows rendered with ``row_sql`` and joined into ``head``'s
+    ``{rows}``, split so no statement grows past ~1 MB. Returns the affected-row count."""
+    affected, size = 0, 0
+    batch: list[str] = []
+    for row in rows:
+        text = cur.mogrify(row_sql, row)
+        if batch and size + len(text) > _STATEMENT_CHARS:
+            affected += cur.execute(head.format(rows=", ".join(batch)))
+            batch, size = [], 0
+        batch.append(text)
+        size += len(text) + 2
+    if batch:
+        affected += cur.execute(head.format(rows=", ".join(batch)))
+    return affected
+
+
+def _link(cur: Cursor, edges: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Record dependency edges and set each job's count of unfinished dependencies.
+
+    The count is a locking read (see ``count_waiting``): a parent completing concurrently is
+    either seen completed, or blocked until we commit and then finds our edges to release.
+    """
+    if not edges:
+        return
+    pairs = [(job_id, dep) for job_id, deps in edges for dep in dict.fromkeys(deps)]
+    _insert(cur, Q["insert_dependencies"], Q["dependency_row"], pairs)
+    ids = [job_id for job_id, _ in edges]
+    cur.execute(Q["count_waiting"].format(ids=_ph(len(ids))), ids)
+    waiting = {job_id: int(n) for job_id, n in cur.fetchall()}
+    cases = " ".join(["WHEN %s THEN %s"] * len(ids))
+    params = [v for job_id in ids for v in (job_id, waiting.get(job_id, 0))]
+    cur.execute(Q["set_waiting"].format(cases=cases, ids=_ph(len(ids))), params + ids)
+
+
+def _lock_ready(cur: Cursor, queues: Sequence[str], limit: int) -> list[str]:
+    """Lock up to ``limit`` of the best ready jobs, best first.
+
+    Candidates come from a non-locking read; the lock skips those another reserver holds. The
+    first round asks for exactly ``limit`` (uncontended: done). Later rounds, for what is still
+    missing, look four times as far down the list past everything seen; the few extra rows they
+    lock are released unused at commit.
+    """
+    taken: list[str] = []
+    seen: list[str] = []
+    window = limit
+    for _ in range(4):
+        exclude = f"AND id NOT IN ({_ph(len(seen))})" if seen else ""
+        sql = Q["reserve_candidates"].format(queues=_ph(len(queues)), exclude=exclude)
+        cur.execute(sql, (*queues, *seen, window))
+        candidates = [r[0] for r in cur.fetchall()]
+        if not candidates:
+            break
+        cur.execute(Q["reserve_lock"].format(ids=_ph(len(candidates))), candidates)
+        locked = {r[0] for r in cur.fetchall()}
+        taken += [c for c in candidates if c in locked][: limit - len(taken)]
+        seen += candidates
+        if len(taken) >= limit or len(candidates) < window:
+            break
+        window = 4 * (limit - len(taken))
+    return taken
+
+
+def _select_ordered(cur: Cursor, ids: Sequence[str]) -> list[JobRecord]:
+    cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(len(ids))), ids)
+    return [_sql.row_to_record(r, _aware) for r in cur.fetchall()]
+
+
+def _existing(cur: Cursor, ids: Sequence[str]) -> set[str]:
+    cur.execute(f"SELECT id FROM job_queue WHERE id IN ({_ph(len(ids))})", ids)
+    return {r[0] for r in cur.fetchall()}
+
+
+# -- conversions -------------------------------------------------------------------------------
+def _aware(value: Any) -> datetime | None:
+    """DATETIME columns hold UTC: attach the zone PyMySQL leaves off."""
+    return _sql.dt_identity(value) if isinstance(value, datetime) else None
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """An aware datetime as the naive UTC value a DATETIME column stores."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _parse_url(url: str, options: dict[str, Any]) -> _Target:
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/"))
+    if not database or "/" in database:
+        raise ConfigError(f"no database in the MySQL URL; use {parts.scheme}://user:pass@host:"
+                          "3306/database (the database must exist)")
+    settings = dict(options)
+    for key, values in parse_qs(parts.query).items():
+        settings.setdefault(key, values[-1])
+    unknown = sorted(set(settings) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown MySQL option(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(_OPTIONS))}")
+    try:
+        typed = {k: _OPTIONS[k](v) for k, v in settings.items()}
+        port = parts.port or 3306
+    except ValueError as exc:
+        raise ConfigError(f"bad value in the MySQL URL or options: {exc}") from exc
+    return _Target(host=parts.hostname or "127.0.0.1", port=port,
+                   user=unquote(parts.username or "root"), database=database,
+                   password=unquote(parts.password or ""), **typed)

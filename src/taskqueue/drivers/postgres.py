@@ -1,0 +1,502 @@
+"""PostgreSQL: ``FOR UPDATE SKIP LOCKED`` reservation, LISTEN/NOTIFY wake-ups, the server clock.
+
+Many processes on many machines share one database. Reservation is one ``UPDATE … FROM (SELECT …
+FOR UPDATE SKIP LOCKED)`` statement, so concurrent workers pass over each other's rows instead
+of queueing on them; a partial index holds only the ready jobs. Every time is computed in SQL
+from the server clock. The URL's ``schema`` parameter puts all tables in that schema (every
+query names it, so the driver also works on a caller's connection whatever its search_path);
+other parameters go to libpq. ``push(..., connection=conn)`` enqueues inside the caller's own
+transaction: the jobs, and the NOTIFY that wakes idle workers, exist only if the caller commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow, tuple_row
+
+from taskqueue.drivers import _sql
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import (
+    ConfigError,
+    Conflict,
+    DriverError,
+    DriverUnavailable,
+    TaskQueueError,
+)
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+Connection = psycopg.Connection[TupleRow]
+Cursor = psycopg.Cursor[TupleRow]
+T = TypeVar("T")
+
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_queries("postgres.sql")
+                     if n.startswith("migration_"))
+#: Longest single wait on LISTEN before due work is checked again (a lost NOTIFY costs this).
+_MAX_WAIT = 1.0
+#: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
+_ATTEMPTS = 3
+_PUSH_FIELDS = ("id", "queue_name", "name", "payload", "priority", "max_attempts",
+                "timeout_seconds", "delay_seconds", "dependencies", "tags", "idempotency_key",
+                "batch_id")
+
+
+@cache
+def _queries(schema: str) -> dict[str, str]:
+    """The named queries with the (validated, quoted) schema filled in."""
+    returning = ", ".join(f"j.{column}" for column in _sql.COLUMNS)
+    return {name: text.format(schema=f'"{schema}"', returning=returning)
+            for name, text in _sql.load_queries("postgres.sql").items()}
+
+
+def _translate(exc: psycopg.Error, where: str) -> TaskQueueError:
+    """The taskqueue error for a psycopg one (messages never carry the password)."""
+    if isinstance(exc, psycopg.IntegrityError):
+        return Conflict(f"postgres: {exc}")
+    if isinstance(exc, pg_errors.TransactionRollback):
+        return Conflict(f"postgres: {exc} (rolled back by a concurrent change)")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return DriverUnavailable(f"postgres at {where} is unavailable: {exc}".strip())
+    return DriverError(f"postgres: {exc}")
+
+
+class _Pool:
+    """A small LIFO pool of autocommit connections that never makes a caller wait on a dead
+    server: a failed connect raises at once, a broken connection drops every idle one (a
+    restart killed them all), and one idle longer than ``check_after`` s is pinged before use.
+    """
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], where: str, *,
+                 max_idle: int, check_after: float) -> None:
+        self._conninfo, self._kwargs, self.where = conninfo, kwargs, where
+        self._max_idle, self._check_after = max_idle, check_after
+        self._idle: list[tuple[Connection, float]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def connect(self) -> Connection:
+        """A new autocommit connection, outside the pool."""
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+        except psycopg.Error as exc:
+            raise DriverUnavailable(f"cannot connect to postgres at {self.where}: {exc}".strip()
+                                    ) from exc
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def _take(self) -> Connection:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise DriverError("the postgres driver is closed")
+                if not self._idle:
+                    break
+                conn, since = self._idle.pop()
+            if time.monotonic() - since < self._check_after or self._alive(conn):
+                return conn
+            self.clear()
+        return self.connect()
+
+    @staticmethod
+    def _alive(conn: Connection) -> bool:
+        try:
+            conn.execute("")
+            return True
+        except psycopg.Error:
+            conn.close()
+            return False
+
+    def _give_back(self, conn: Connection) -> None:
+        if conn.broken or conn.closed:
+            conn.close()
+            self.clear()
+            return
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            with self._lock:
+                if not self._closed and len(self._idle) < self._max_idle:
+                    self._idle.append((conn, time.monotonic()))
+                    return
+        conn.close()
+
+    def clear(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.clear()
+
+
+class PostgresDriver:
+    name = "postgres"
+
+    def __init__(self, conninfo: str, *, schema: str = "public", max_idle: int = 8,
+                 check_after: float = 1.0, connect_timeout: int = 5) -> None:
+        if not _SCHEMA_RE.match(schema):
+            raise ConfigError(f"invalid postgres schema name {schema!r}: use letters, digits, _")
+        try:
+            params = conninfo_to_dict(conninfo)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"invalid postgres URL: {exc}") from exc
+        defaults = {"connect_timeout": connect_timeout, "application_name": "taskqueue"}
+        kwargs = {key: value for key, value in defaults.items() if key not in params}
+        where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/" + str(
+            params.get("dbname") or params.get("user") or "")
+        self.schema = schema
+        self.channel = f"taskqueue_{schema}"[:63]
+        self._q = _queries(schema)
+        self._table = f'"{schema}".job_queue'
+        self._lock_key = int.from_bytes(
+            hashlib.blake2b(f"taskqueue.migrate.{schema}".encode(), digest_size=8).digest(),
+            "big", signed=True)
+        self._pool = _Pool(conninfo, kwargs, where, max_idle=max_idle, check_after=check_after)
+        self._listen_lock = threading.Lock()
+        self._listener: Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresDriver:
+        """Connect to ``postgresql://user@host:port/db?schema=name&connect_timeout=…``."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in query:
+            if key == "schema":
+                options.setdefault("schema", value)
+        conninfo = urlunsplit(parts._replace(query=urlencode(
+            [(k, v) for k, v in query if k != "schema"])))
+        driver = cls(conninfo, **options)
+        try:
+            driver.migrate()
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _run(self, work: Callable[[Cursor], T], *, tx: bool = False,
+             pipeline: bool = False) -> T:
+        """Run ``work`` on a pooled cursor (in one transaction when ``tx``), translating errors.
+        A deadlock or serialization failure rolled everything back, so it is retried."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._pool.connection() as conn, contextlib.ExitStack() as stack:
+                    if pipeline:
+                        stack.enter_context(conn.pipeline())
+                    if tx:
+                        stack.enter_context(conn.transaction())
+                    return work(stack.enter_context(conn.cursor()))
+            except pg_errors.TransactionRollback as exc:
+                if attempt == _ATTEMPTS:
+                    raise _translate(exc, self._pool.where) from exc
+            except psycopg.Error as exc:
+                raise _translate(exc, self._pool.where) from exc
+        raise AssertionError("unreachable")
+
+    def _fetch(self, name: str, params: Sequence[Any] = ()) -> list[TupleRow]:
+        return self._run(lambda cur: cur.execute(self._q[name], params).fetchall())
+
+    def _change(self, name: str, params: Sequence[Any]) -> bool:
+        """Run a one-row write; True when it changed the row."""
+        return self._run(lambda cur: cur.execute(self._q[name], params).rowcount) == 1
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations under a transaction-level advisory lock, so many processes
+        starting at once apply each version exactly once."""
+        def work(cur: Cursor) -> list[int]:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            exists = cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+            if exists.fetchone() is None:
+                cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            cur.execute(self._q["migrations_table"])
+            done = {v for (v,) in cur.execute(self._q["applied_migrations"])}
+            applied = [v for v in _MIGRATIONS if v not in done]
+            for version in applied:
+                cur.execute(self._q[f"migration_{version}"])
+                cur.execute(self._q["record_migration"], (version,))
+            return applied
+        return self._run(work, tx=True)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._drop_listener()
+
+    def now(self) -> datetime:
+        value: datetime = self._run(lambda cur: cur.execute("SELECT clock_timestamp()")
+                                    .fetchall())[0][0]
+        return value.astimezone(UTC)
+
+    # -- producing -----------------------------------------------------------------------
+    def push(self, jobs: Sequence[NewJob], *,
+             connection: psycopg.Connection[Any] | None = None) -> list[str]:
+        """Insert ``jobs`` in one pipelined round trip and NOTIFY once per queue.
+
+        With ``connection`` (the caller's own psycopg connection, possibly inside the caller's
+        transaction) the jobs are written on it and not committed: they appear, and idle
+        workers are woken, only if the caller commits. An autocommit connection gets a
+        transaction of its own, committed at once.
+        """
+        if not jobs:
+            return []
+        if connection is None:
+            return self._run(lambda cur: self._insert(cur, jobs), tx=True, pipeline=True)
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(connection.pipeline())
+                if connection.autocommit:
+                    stack.enter_context(connection.transaction())
+                cur = stack.enter_context(connection.cursor(row_factory=tuple_row))
+                return self._insert(cur, jobs)
+        except psycopg.Error as exc:
+            raise _translate(exc, self._pool.where) from exc
+
+    def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+        q = self._q
+        cur.execute(q["insert_jobs"], _push_arrays(jobs))
+        edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
+        if edges:
+            cur.execute(q["insert_dependencies"], ([e[0] for e in edges], [e[1] for e in edges]))
+            cur.execute(q["count_waiting"], ([job.id for job in jobs if job.dependencies],))
+        cur.execute(q["notify"], (self.channel, sorted({job.queue_name for job in jobs})))
+        keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+        if not keys:
+            return [job.id for job in jobs]
+        # Inserted or not, every key now has exactly one job: ours, or the one that was there.
+        owner: dict[str, str] = dict(cur.execute(q["ids_by_keys"], (keys,)).fetchall())
+        return [owner.get(job.idempotency_key, job.id) if job.idempotency_key else job.id
+                for job in jobs]
+
+    # -- consuming -----------------------------------------------------------------------
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        if not queues or limit <= 0:
+            return []
+        rows = self._fetch("reserve", (worker_id, float(lease_seconds), list(queues), limit))
+        jobs = [_sql.row_to_record(row, _utc) for row in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        return jobs
+
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        if not tokens:
+            return HeartbeatResult()
+
+        def work(cur: Cursor) -> HeartbeatResult:
+            ids, epochs = [t.job_id for t in tokens], [t.epoch for t in tokens]
+            extended = {row[0] for row in cur.execute(self._q["extend_leases"],
+                                                      (float(lease_seconds), ids, epochs))}
+            rest = [t for t in tokens if t.job_id not in extended]
+            if not rest:
+                return HeartbeatResult(frozenset(extended))
+            found = {row[0]: (row[1], row[2]) for row in
+                     cur.execute(self._q["lease_states"], ([t.job_id for t in rest],))}
+            cancelled = {t.job_id for t in rest if found.get(t.job_id) == (State.CANCELLED,
+                                                                             t.epoch)}
+            lost = {t.job_id for t in rest} - cancelled
+            return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
+        return self._run(work)
+
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        def work(cur: Cursor) -> bool:
+            if cur.execute(self._q["complete"], (result, *token)).rowcount != 1:
+                return False
+            # A separate statement: see count_waiting in postgres.sql for why.
+            cur.execute(self._q["release_dependents"], (token.job_id,))
+            return True
+        return self._run(work, tx=True)
+
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        dead = retry_in is None
+        state = State.FAILED if dead else State.RETRYING
+        return self._change("fail", (state.value, error, float(retry_in or 0.0), dead, *token))
+
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        return self._change("release", (float(delay_seconds), *token))
+
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        return self._change("set_progress", (float(progress), *token))
+
+    def recover_expired(self) -> list[str]:
+        return [row[0] for row in self._fetch("recover_expired")]
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """LISTEN on a dedicated connection; return on a NOTIFY for one of ``queues``, when the
+        next delayed job falls due, or at the timeout. Due work is re-checked at least every
+        second, so a lost notification only delays a job by that much."""
+        deadline = time.monotonic() + timeout
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return
+        if not self._listen_lock.acquire(timeout=max(0.0, timeout)):
+            return
+        try:
+            self._wait(set(queues), deadline)
+        except psycopg.Error as exc:
+            self._drop_listener()
+            raise _translate(exc, self._pool.where) from exc
+        finally:
+            self._listen_lock.release()
+
+    def _wait(self, queues: set[str], deadline: float) -> None:
+        while (remaining := deadline - time.monotonic()) > 0:
+            conn = self._listen()
+            # Hints received since the last wait are stale: the query below sees their jobs.
+            for _ in conn.notifies(timeout=0):
+                pass
+            rows = conn.execute(self._q["next_due"], (sorted(queues),)).fetchall()
+            due_in: float | None = rows[0][0] if rows else None
+            if due_in is not None and due_in <= 0:
+                return
+            step = min(remaining, _MAX_WAIT, remaining if due_in is None else due_in)
+            with contextlib.closing(conn.notifies(timeout=step)) as notes:
+                if any(note.payload in queues for note in notes):
+                    return
+
+    def _listen(self) -> Connection:
+        if self._listener is None or self._listener.closed:
+            conn = self._pool.connect()
+            try:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            except BaseException:
+                conn.close()
+                raise
+            self._listener = conn
+        return self._listener
+
+    def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            conn.close()
+
+    # -- managing ------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._select("WHERE id = %s", [job_id])
+        return rows[0] if rows else None
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        tail, more = _sql.order_limit(criteria, ph="%s")
+        return self._select(f"WHERE {where}{tail}", params + more)
+
+    def _select(self, clause: str, params: list[Any]) -> list[JobRecord]:
+        query = f"SELECT {_sql.SELECT_COLUMNS} FROM {self._table} {clause}"
+        rows = self._run(lambda cur: cur.execute(query, params).fetchall())
+        return [_sql.row_to_record(row, _utc) for row in rows]
+
+    def count(self, criteria: JobFilter) -> int:
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        query = f"SELECT count(*) FROM {self._table} WHERE {where}"
+        return int(self._run(lambda cur: cur.execute(query, params).fetchall())[0][0])
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        return self._change("cancel", (reason, job_id))
+
+    def retry(self, job_id: str) -> bool:
+        return self._change("retry", (job_id,))
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        return self._change("set_priority", (priority, job_id))
+
+    def delete(self, job_id: str) -> bool:
+        return self._change("delete", (job_id, job_id))
+
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        if not records:
+            return 0
+        rows = [_sql.record_to_row(rec, lambda value: value) for rec in records]
+
+        def work(cur: Cursor) -> int:
+            cur.executemany(self._q["restore_job"], rows, returning=True)
+            inserted: set[str] = set()
+            while True:
+                inserted.update(row[0] for row in cur.fetchall())
+                if not cur.nextset():
+                    break
+            edges = [(r.id, dep) for r in records if r.id in inserted for dep in r.dependencies]
+            if edges:
+                cur.execute(self._q["insert_dependencies"],
+                            ([e[0] for e in edges], [e[1] for e in edges]))
+                cur.execute(self._q["count_waiting"], (sorted({e[0] for e in edges}),))
+            return len(inserted)
+        return self._run(work, tx=True)
+
+    def stats(self) -> dict[str, QueueStats]:
+        def work(cur: Cursor) -> tuple[list[TupleRow], list[TupleRow]]:
+            return (cur.execute(self._q["stats_counts"]).fetchall(),
+                    cur.execute(self._q["stats_gauges"]).fetchall())
+        counts, gauges = self._run(work)
+        out: dict[str, QueueStats] = {}
+        for queue, state, count in counts:
+            out.setdefault(queue, QueueStats()).counts[State(state)] = count
+        for queue, avg_priority, oldest, recent in gauges:
+            qs = out.setdefault(queue, QueueStats())
+            qs.avg_priority, qs.oldest_ready_at = avg_priority, _utc(oldest)
+            qs.completed_last_minute = recent
+        return out
+
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        return int(self._fetch("prune", (float(completed_age), float(failed_age)))[0][0])
+
+    # -- coordination --------------------------------------------------------------------
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return self._change("lock_acquire", (name, owner, float(ttl_seconds)))
+
+    def lock_release(self, name: str, owner: str) -> bool:
+        return self._change("lock_release", (name, owner))
+
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        return int(self._fetch("counter_incr", (key, amount, float(window_seconds)))[0][0])
+
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        def work(cur: Cursor) -> None:
+            cur.execute(self._q["registry_expire"])
+            cur.execute(self._q["registry_put"], (kind, key, json.dumps(data), float(ttl_seconds)))
+        self._run(work, tx=True)
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(row[0]) for row in self._fetch("registry_list", (kind,))]
+
+    def registry_remove(self, kind: str, key: str) -> None:
+        self._change("registry_remove", (kind, key))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """timestamptz values come back in the session's time zone; records use UTC."""
+    return None if value is None else value.astimezone(UTC)
+
+
+def _push_arrays(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """One list per column of ``insert_jobs``, in its parameter order."""
+    def value(job: NewJob, field: str) -> Any:
+        raw = getattr(job, field)
+        if field in ("dependencies", "tags"):
+            return _sql.encode_list(raw)
+        return float(raw) if field == "delay_seconds" else raw
+    return tuple([value(job, field) for job in jobs] for field in _PUSH_FIELDS)

@@ -1,0 +1,518 @@
+"""Redis: sorted sets per queue and one Lua script per transition.
+
+URL: ``redis://[user:password@]host:port/db?prefix=tq&strict=true`` (``prefix`` defaults to
+``taskqueue``; other query parameters go to redis-py). Every key starts with the prefix.
+
+Layout. A queue's keys share the hash tag ``{<queue>}`` (``<prefix>:{<queue>}:...``), so they
+live in one Cluster slot:
+
+* ``job:<id>`` -- a hash with the job-record fields (times as integer microseconds);
+* ``pending``, ``processing``, ... -- one sorted set per state, scored by ``available_at``
+  (pending, retrying), lease expiry (processing), ``completed_at`` (completed) or the finish
+  time (failed, cancelled): counts, recovery, stats and pruning read them;
+* ``ready`` -- reservable jobs, scored ``(1000 - priority) * 2**42 + available_at_ms`` so
+  higher priority comes first, then the oldest, ties by id (UUIDv7, time-ordered);
+* ``delayed`` -- waiting jobs not yet due (delays, retry backoff), scored by due time; reserve
+  moves the due ones to ``ready``;
+* ``parked`` + ``waits:<id>`` -- jobs with unmet dependencies and the parents they wait for;
+  ``dependents:<id>`` -- the jobs (of any queue) waiting on ``<id>``;
+* ``wake`` -- a short list pushed on new ready work; idle workers ``BLPOP`` it.
+
+Three small global keys serve cross-queue needs: ``<prefix>:jobs`` (job id -> queue, for
+lookups by id), ``<prefix>:idem`` (idempotency key -> job id) and ``<prefix>:queues``.
+Coordination uses ``<prefix>:lock:<name>`` (SET PX), ``<prefix>:counter:<key>`` (INCRBY +
+PEXPIRE) and ``<prefix>:registry:{<kind>}`` (hash + expiry set).
+
+All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock.
+
+Atomicity on a single node (the supported deployment, also behind Sentinel): every transition
+of one job -- push with its idempotency claim (HSETNX) and id index, reserve, heartbeat,
+complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
+restore -- is one script, so it is atomic and fenced by the lease epoch exactly like the SQL
+drivers. Only these steps span several scripts:
+
+* reserving from several queues peeks each queue's best jobs, then reserves the chosen number
+  from each (each step atomic; another worker may take a peeked job, we then look again);
+* a dependency on a job of *another* queue: the child is pushed parked (the parent counted as
+  unmet), then registered with the parent's queue, which answers whether it is already met;
+  completing a parent unblocks same-queue children in its script and other-queue children in a
+  second call. A crash between the two steps leaves a child parked: ``recover_expired``
+  re-checks parked jobs now and then and releases those whose parents completed (or vanished
+  for over a minute).
+
+Redis Cluster: per-queue scripts touch one slot each. Push, delete, prune and restore also write
+the global keys, which hash elsewhere, so on a Cluster those scripts would be refused
+(CROSSSLOT). Running there needs them split -- id index written before the job, idempotency
+claimed with HSETNX before the push script -- which opens a window in which a crashed producer
+leaves a claimed key without a job. This driver connects with a single-node client and does
+not do that split; a Cluster client is not wired in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from taskqueue.drivers import _redis_keys as rk
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.errors import Conflict, DriverError, DriverUnavailable
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+QUEUE_SCRIPTS = ("push", "reserve", "peek", "heartbeat", "complete", "fail", "release",
+                 "set_progress", "recover", "cancel", "retry", "set_priority", "delete",
+                 "prune", "restore", "depend", "unblock")
+PLAIN_SCRIPTS = ("lock", "counter", "registry")
+#: Longest single BLPOP of ``wait_for_work`` (seconds).
+BLOCK_MAX = 1.0
+#: How often ``recover_expired`` re-checks parked jobs, and how old a job must be before a
+#: missing parent counts as met (a producer may still be pushing it).
+REPAIR_EVERY = 30.0
+REPAIR_GRACE_US = 60_000_000
+BATCH = 500
+
+Call = tuple[str, str, list[Any]]   # (script, queue, args)
+
+
+class RedisDriver:
+    name = "redis"
+
+    def __init__(self, client: redis.Redis, *, prefix: str = rk.DEFAULT_PREFIX,
+                 strict: bool = False) -> None:
+        self.keys = rk.Keys(prefix)
+        self.strict = strict
+        self._r = client
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        self._where = rk.describe(kwargs)
+        kwargs["socket_timeout"] = max(float(kwargs.get("socket_timeout") or 0), BLOCK_MAX + 5)
+        # Blocking pops get their own pool, with a socket timeout above the block time.
+        self._blocking = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **kwargs))
+        self._scripts = {name: client.register_script(rk.script_source(name))
+                         for name in QUEUE_SCRIPTS}
+        self._scripts.update({name: client.register_script(rk.script_source(name, per_queue=False))
+                              for name in PLAIN_SCRIPTS})
+        self._next_repair = 0.0
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisDriver:
+        clean, prefix, strict = rk.split_url(url, options)
+        options.setdefault("socket_connect_timeout", 5.0)
+        options.setdefault("health_check_interval", 15)
+        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 2,
+                                          supported_errors=(redis.ConnectionError,)))
+        driver = cls(redis.Redis.from_url(clean, **options), prefix=prefix, strict=strict)
+        try:
+            with driver._guard():
+                rk.check_durability(driver._r, strict)
+            driver.migrate()
+        except BaseException:
+            driver.close()
+            raise
+        return driver
+
+    # -- plumbing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Translate redis-py errors at the boundary."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise DriverUnavailable(f"redis at {self._where} is unavailable: {exc}") from exc
+        except redis.ResponseError as exc:
+            if str(exc).startswith("CONFLICT"):
+                raise Conflict(f"redis: {exc}") from exc
+            raise DriverError(f"redis: {exc}") from exc
+        except redis.RedisError as exc:
+            raise DriverError(f"redis: {exc}") from exc
+
+    def _keys(self, queue: str, *, globals_: bool = False) -> list[str]:
+        keys = [self.keys.queue(queue)]
+        if globals_:
+            keys += [self.keys.index, self.keys.idem, self.keys.queues]
+        return keys
+
+    def _run(self, script: str, queue: str, args: Sequence[Any], *,
+             globals_: bool = False, client: Any = None) -> Any:
+        return self._scripts[script](keys=self._keys(queue, globals_=globals_), args=list(args),
+                                     client=client or self._r)
+
+    def _run_many(self, calls: Sequence[Call], *, globals_: bool = False) -> list[Any]:
+        """Run per-queue scripts in one round trip (a pipeline when there are several)."""
+        if len(calls) == 1:
+            script, queue, args = calls[0]
+            return [self._run(script, queue, args, globals_=globals_)]
+        pipe = self._r.pipeline(transaction=False)
+        for script, queue, args in calls:
+            self._run(script, queue, args, globals_=globals_, client=pipe)
+        return list(pipe.execute())
+
+    def _homes(self, ids: Sequence[str]) -> dict[str, str]:
+        """Queue of each existing job id."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        found = self._r.hmget(self.keys.index, ids)
+        return {i: rk.text(q) for i, q in zip(ids, found, strict=True) if q is not None}
+
+    def _queue_names(self) -> list[str]:
+        return sorted(rk.text(q) for q in self._r.smembers(self.keys.queues))
+
+    def _now_us(self) -> int:
+        seconds, micros = self._r.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    def migrate(self) -> list[int]:
+        """Redis needs no schema; the layout version is recorded once."""
+        with self._guard():
+            return [1] if self._r.set(self.keys.schema, 1, nx=True) else []
+
+    def close(self) -> None:
+        self._r.close()
+        self._blocking.close()
+        self._blocking.connection_pool.disconnect()
+
+    def now(self) -> datetime:
+        with self._guard():
+            return rk.from_us(self._now_us())
+
+    # -- producing ------------------------------------------------------------------------
+    def push(self, jobs: Sequence[NewJob]) -> list[str]:
+        if not jobs:
+            return []
+        if len({j.id for j in jobs}) != len(jobs):
+            raise Conflict("redis: the same job id appears twice in one push")
+        with self._guard():
+            fields = [rk.new_job_fields(j) for j in jobs]
+            ids = self._store(jobs, fields, "push")
+        return [rk.text(i) for i in ids]
+
+    def _store(self, jobs: Sequence[NewJob | JobRecord], fields: list[dict[str, Any]],
+               script: str) -> list[Any]:
+        """Push or restore a batch: one script per queue, then cross-queue dependency links.
+        Returns the script's per-job answers in input order."""
+        homes = self._homes([d for j in jobs for d in j.dependencies])
+        homes.update({j.id: j.queue_name for j in jobs})
+        groups: dict[str, list[int]] = defaultdict(list)
+        for pos, job in enumerate(jobs):
+            groups[job.queue_name].append(pos)
+        calls: list[Call] = []
+        for queue, positions in groups.items():
+            args: list[Any] = [queue]
+            for pos in positions:
+                deps = [d for d in jobs[pos].dependencies if d in homes]
+                args += rk.encode_record(fields[pos], [d for d in deps if homes[d] == queue],
+                                         [d for d in deps if homes[d] != queue])
+            calls.append((script, queue, args))
+        answers: list[Any] = [None] * len(jobs)
+        results = self._run_many(calls, globals_=True)
+        for positions, result in zip(groups.values(), results, strict=True):
+            for pos, answer in zip(positions, result, strict=True):
+                answers[pos] = answer
+        # A job stands for itself when it was inserted (push answers its id, restore 1).
+        links = [(homes[d], d, j.id, j.queue_name)
+                 for j, answer in zip(jobs, answers, strict=True)
+                 if answer in (1, j.id.encode()) for d in j.dependencies
+                 if d in homes and homes[d] != j.queue_name]
+        self._link(links)
+        return answers
+
+    def _link(self, links: Sequence[tuple[str, str, str, str]]) -> None:
+        """Register children with parents in other queues; unblock the ones already met."""
+        if not links:
+            return
+        by_parent: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for parent_queue, parent, child, child_queue in links:
+            by_parent[parent_queue].append((parent, child, child_queue))
+        calls: list[Call] = [("depend", q, [x for p, c, _ in items for x in (p, c)])
+                             for q, items in by_parent.items()]
+        met: list[tuple[str, str, str]] = []
+        for items, answers in zip(by_parent.values(), self._run_many(calls), strict=True):
+            met += [(cq, c, p) for (p, c, cq), ok in zip(items, answers, strict=True) if ok]
+        self._unblock(met)
+
+    def _unblock(self, met: Sequence[tuple[str, str, str]]) -> None:
+        """Tell children's queues that these (queue, child, parent) dependencies are met."""
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for queue, child, parent in met:
+            by_queue[queue] += [child, parent]
+        if by_queue:
+            self._run_many([("unblock", q, args) for q, args in by_queue.items()])
+
+    # -- consuming ------------------------------------------------------------------------
+    def reserve(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[JobRecord]:
+        queues = list(dict.fromkeys(queues))
+        if not queues or limit <= 0:
+            return []
+        lease_us = int(lease_seconds * 1_000_000)
+        with self._guard():
+            if len(queues) == 1:
+                jobs = self._take([(queues[0], limit)], worker_id, lease_us)
+            else:
+                jobs = self._take_across(queues, worker_id, limit, lease_us)
+        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        return jobs
+
+    def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
+              ) -> list[JobRecord]:
+        calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
+        results = self._run_many(calls)
+        return [job for result in results for raw in result
+                if (job := rk.decode_job(raw)) is not None]
+
+    def _take_across(self, queues: list[str], worker: str, limit: int, lease_us: int
+                     ) -> list[JobRecord]:
+        """Peek at each queue's best jobs, reserve the overall best; look again if others
+        took some meanwhile."""
+        taken: list[JobRecord] = []
+        for _ in range(3):
+            need = limit - len(taken)
+            if need <= 0:
+                break
+            heads = self._run_many([("peek", q, [need]) for q in queues])
+            best = sorted((float(flat[i + 1]), flat[i], q) for q, flat in zip(queues, heads,
+                                                                              strict=True)
+                          for i in range(0, len(flat), 2))[:need]
+            if not best:
+                break
+            counts = Counter(q for _, _, q in best)
+            got = self._take(list(counts.items()), worker, lease_us)
+            taken += got
+            if len(got) == len(best):
+                break
+        return taken
+
+    def heartbeat(
+        self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
+    ) -> HeartbeatResult:
+        found: dict[str, set[str]] = {"e": set(), "c": set(), "l": set()}
+        with self._guard():
+            homes = self._homes([t.job_id for t in tokens])
+            groups: dict[str, list[LeaseToken]] = defaultdict(list)
+            for token in tokens:
+                if token.job_id in homes:
+                    groups[homes[token.job_id]].append(token)
+                else:
+                    found["l"].add(token.job_id)
+            calls: list[Call] = [
+                ("heartbeat", q, [int(lease_seconds * 1_000_000)]
+                 + [x for t in group for x in (t.job_id, int(t.epoch))])
+                for q, group in groups.items()]
+            results = self._run_many(calls) if calls else []
+        for group, answers in zip(groups.values(), results, strict=True):
+            for token, answer in zip(group, answers, strict=True):
+                found[rk.text(answer)].add(token.job_id)
+        return HeartbeatResult(frozenset(found["e"]), frozenset(found["c"]),
+                               frozenset(found["l"]))
+
+    def _by_id(self, script: str, job_id: str, *args: Any, globals_: bool = False) -> Any:
+        """Run a per-queue script on the queue of ``job_id``; None when the job is unknown."""
+        with self._guard():
+            queue = self._homes([job_id]).get(job_id)
+            if queue is None:
+                return None
+            return self._run(script, queue, [job_id, *args], globals_=globals_)
+
+    def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        answer = self._by_id("complete", token.job_id, int(token.epoch),
+                             "" if result is None else "=" + result)
+        if not answer or not answer[0]:
+            return False
+        children = [rk.text(c) for c in answer[1:]]
+        if children:
+            with self._guard():
+                homes = self._homes(children)
+                self._unblock([(homes[c], c, token.job_id) for c in children if c in homes])
+        return True
+
+    def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
+        delay = "" if retry_in is None else int(retry_in * 1_000_000)
+        return bool(self._by_id("fail", token.job_id, int(token.epoch), error, delay))
+
+    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+        return bool(self._by_id("release", token.job_id, int(token.epoch),
+                                int(delay_seconds * 1_000_000)))
+
+    def set_progress(self, token: LeaseToken, progress: float) -> bool:
+        return bool(self._by_id("set_progress", token.job_id, int(token.epoch),
+                                repr(float(progress))))
+
+    def recover_expired(self) -> list[str]:
+        recovered: list[str] = []
+        with self._guard():
+            for queue in self._queue_names():
+                while True:
+                    ids = [rk.text(i) for i in self._run("recover", queue, [BATCH])]
+                    recovered += ids
+                    if len(ids) < BATCH:
+                        break
+            if time.monotonic() >= self._next_repair:
+                self._next_repair = time.monotonic() + REPAIR_EVERY
+                self._repair_parked()
+        return recovered
+
+    def _repair_parked(self) -> None:
+        """Release parked jobs whose parents completed (a crash between a parent's completion
+        and the unblocking of a child in another queue would otherwise strand the child)."""
+        now = self._now_us()
+        for queue in self._queue_names():
+            parked = [rk.text(c) for c in self._r.smembers(self.keys.sub(queue, "parked"))]
+            if not parked:
+                continue
+            pipe = self._r.pipeline(transaction=False)
+            for child in parked:
+                pipe.smembers(self.keys.sub(queue, f"waits:{child}"))
+                pipe.hget(self.keys.job(queue, child), "created_at")
+            replies = pipe.execute()
+            waits = {c: ([rk.text(p) for p in replies[2 * i]], int(replies[2 * i + 1] or now))
+                     for i, c in enumerate(parked)}
+            homes = self._homes([p for parents, _ in waits.values() for p in parents])
+            states = {p: self._r.hget(self.keys.job(q, p), "state") for p, q in homes.items()}
+            self._unblock([(queue, child, p) for child, (parents, created) in waits.items()
+                           for p in parents
+                           if states.get(p) == b"completed"
+                           or (p not in homes and now - created > REPAIR_GRACE_US)])
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """BLPOP the queues' wake lists in slices of at most a second, returning on a wake-up
+        or when the next delayed job falls due."""
+        if not queues:
+            time.sleep(max(0.0, timeout))
+            return
+        deadline = time.monotonic() + timeout
+        wake_keys = [self.keys.sub(q, "wake") for q in queues]
+        with self._guard():
+            while (remaining := deadline - time.monotonic()) > 0:
+                block = min(remaining, BLOCK_MAX)
+                due_in = rk.next_due_in(self._r, self.keys, queues)
+                if due_in is not None:
+                    if due_in <= 0:
+                        return
+                    block = min(block, due_in)
+                if self._blocking.blpop(wake_keys, timeout=max(block, 0.01)):
+                    return
+
+    # -- managing -------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._guard():
+            queue = self._homes([job_id]).get(job_id)
+            if queue is None:
+                return None
+            return rk.decode_job(self._r.hgetall(self.keys.job(queue, job_id)))
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        with self._guard():
+            matches = self._scan(criteria, criteria.offset + criteria.limit)
+        return matches[criteria.offset:criteria.offset + criteria.limit]
+
+    def count(self, criteria: JobFilter) -> int:
+        with self._guard():
+            if not (criteria.names or criteria.ids or criteria.tag is not None
+                    or criteria.batch_id is not None or criteria.exception_contains
+                    or criteria.after_id is not None):
+                pipe = self._r.pipeline(transaction=False)
+                for queue in criteria.queues or self._queue_names():
+                    for state in criteria.states or State:
+                        pipe.zcard(self.keys.sub(queue, State(state).value))
+                return sum(pipe.execute())
+            return len(self._scan(criteria, None))
+
+    def _scan(self, criteria: JobFilter, wanted: int | None) -> list[JobRecord]:
+        """Matching jobs in id order, fetched in batches until ``wanted`` are found."""
+        candidates = rk.candidates(self._r, self.keys, criteria, self._homes)
+        out: list[JobRecord] = []
+        for start in range(0, len(candidates), BATCH):
+            pipe = self._r.pipeline(transaction=False)
+            for job_id, queue in candidates[start:start + BATCH]:
+                pipe.hgetall(self.keys.job(queue, job_id))
+            for raw in pipe.execute():
+                job = rk.decode_job(raw)
+                if job is not None and rk.matches(job, criteria):
+                    out.append(job)
+            if wanted is not None and len(out) >= wanted:
+                break
+        return out
+
+    def cancel(self, job_id: str, reason: str) -> bool:
+        return bool(self._by_id("cancel", job_id, reason))
+
+    def retry(self, job_id: str) -> bool:
+        return bool(self._by_id("retry", job_id))
+
+    def set_priority(self, job_id: str, priority: int) -> bool:
+        return bool(self._by_id("set_priority", job_id, int(priority)))
+
+    def delete(self, job_id: str) -> bool:
+        with self._guard():
+            queue = self._homes([job_id]).get(job_id)
+            return queue is not None and bool(
+                self._run("delete", queue, [job_id, queue], globals_=True))
+
+    def restore(self, records: Sequence[JobRecord]) -> int:
+        if not records:
+            return 0
+        with self._guard():
+            answers = self._store(records, [rk.record_fields(r) for r in records], "restore")
+        return sum(1 for a in answers if a == 1)
+
+    def stats(self) -> dict[str, QueueStats]:
+        with self._guard():
+            now = self._now_us()
+            out: dict[str, QueueStats] = {}
+            for queue in self._queue_names():
+                qs = rk.queue_stats(self._r, self.keys, queue, now)
+                if any(qs.counts.values()):
+                    out[queue] = qs
+        return out
+
+    def prune(self, completed_age: float, failed_age: float) -> int:
+        deleted = 0
+        args = [int(completed_age * 1_000_000), int(failed_age * 1_000_000), BATCH]
+        with self._guard():
+            for queue in self._queue_names():
+                more = 1
+                while more:
+                    count, more = self._run("prune", queue, [queue, *args], globals_=True)
+                    deleted += int(count)
+        return deleted
+
+    # -- coordination ---------------------------------------------------------------------
+    def _plain(self, script: str, keys: list[str], *args: Any) -> Any:
+        with self._guard():
+            return self._scripts[script](keys=keys, args=list(args))
+
+    def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return bool(self._plain("lock", [self.keys.lock(name)], "acquire", owner,
+                                int(ttl_seconds * 1000)))
+
+    def lock_release(self, name: str, owner: str) -> bool:
+        return bool(self._plain("lock", [self.keys.lock(name)], "release", owner))
+
+    def counter_incr(self, key: str, amount: int, window_seconds: float) -> int:
+        return int(self._plain("counter", [self.keys.counter(key)], int(amount),
+                               int(window_seconds * 1000)))
+
+    def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        self._plain("registry", self.keys.registry(kind), "put", key, json.dumps(data),
+                    int(ttl_seconds * 1_000_000))
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        flat = self._plain("registry", self.keys.registry(kind), "list")
+        entries = sorted(zip(flat[::2], flat[1::2], strict=True))
+        return [json.loads(data) for _, data in entries]
+
+    def registry_remove(self, kind: str, key: str) -> None:
+        self._plain("registry", self.keys.registry(kind), "remove", key)
+

@@ -1,0 +1,122 @@
+"""Tasks used by the integration and CLI tests. Each run appends a line to a ledger file, so
+tests can count executions from outside the store: ``job_id attempt pid``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from taskqueue import Job, JobTimeout, NonRetryable, current_job, task
+
+
+def record(ledger: str, tag: str = "") -> None:
+    ctx = current_job()
+    with open(ledger, "a") as fh:
+        fh.write(f"{ctx.job_id} {ctx.attempt} {os.getpid()} {tag}\n")
+
+
+@task(name="tests.add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(name="tests.mark")
+def mark(ledger: str, sleep: float = 0.0) -> str:
+    record(ledger)
+    if sleep:
+        time.sleep(sleep)
+    return current_job().job_id
+
+
+@task(name="tests.async_mark")
+async def async_mark(ledger: str, sleep: float = 0.0) -> str:
+    record(ledger, "async")
+    await asyncio.sleep(sleep)
+    return "async-ok"
+
+
+@task(name="tests.flaky", max_attempts=3, retry_backoff=0.2, retry_jitter=False)
+def flaky(ledger: str, succeed_on: int) -> str:
+    record(ledger)
+    if current_job().attempt < succeed_on:
+        raise ValueError(f"attempt {current_job().attempt} fails on purpose")
+    return "finally"
+
+
+@task(name="tests.always_fails", max_attempts=2, retry_backoff=0.1, retry_jitter=False)
+def always_fails(ledger: str) -> None:
+    record(ledger)
+    raise KeyError("missing-thing")
+
+
+@task(name="tests.permanent")
+def permanent(ledger: str) -> None:
+    record(ledger)
+    raise NonRetryable("this can never work")
+
+
+@task(name="tests.slow", timeout=1, max_attempts=1)
+def slow(ledger: str) -> None:
+    try:
+        time.sleep(30)
+    except JobTimeout:
+        record(ledger, "cleaned-up")
+        raise
+
+
+@task(name="tests.async_slow", timeout=1, max_attempts=1)
+async def async_slow(ledger: str) -> None:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record(ledger, "cleaned-up")
+        raise
+
+
+@task(name="tests.hang_until_file")
+def hang_until_file(ledger: str, flag: str) -> None:
+    """Record the start, then wait (up to 60 s) for a flag file: lets tests kill mid-job."""
+    record(ledger, "start")
+    deadline = time.time() + 60
+    while not Path(flag).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    record(ledger, "end")
+
+
+@task(name="tests.progress")
+def progress(steps: int) -> int:
+    for i in range(steps):
+        current_job().set_progress(100 * (i + 1) / steps)
+    return steps
+
+
+@task(name="tests.snooze_once")
+def snooze_once(ledger: str) -> str:
+    record(ledger)
+    if not Path(ledger + ".snoozed").exists():
+        Path(ledger + ".snoozed").touch()
+        current_job().snooze(0.2)
+    return "woke"
+
+
+class SendReport(Job):
+    """A class-based job, like the original's TestJob."""
+
+    name = "tests.SendReport"
+    queue = "reports"
+    max_attempts = 2
+
+    def handle(self) -> dict[str, object]:
+        record(self.data["ledger"], "class")
+        return {"sent_to": self.data["to"]}
+
+
+class AsyncReport(Job):
+    name = "tests.AsyncReport"
+
+    async def handle(self) -> str:
+        record(self.data["ledger"], "async-class")
+        await asyncio.sleep(0)
+        return "async-class-ok"

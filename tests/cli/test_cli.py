@@ -1,0 +1,119 @@
+"""The real command line: exit codes, aliases, JSON output, the README's main job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from taskqueue.cli import cli
+from taskqueue.codec import parse_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "taskqueue", "--url", url, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def invoke(url: str, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--url", url, *args], catch_exceptions=False)
+
+
+def test_readme_main_job_on_sqlite(tmp_path: Path) -> None:
+    env = {**os.environ, "DB_PATH": str(tmp_path / "x.db")}
+    env.pop("TASKQUEUE_URL", None)
+    base = [sys.executable, "-m", "taskqueue"]
+    enq = subprocess.run([*base, "test", "--jobs=1000"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert enq.returncode == 0, enq.stderr
+    assert "enqueued 1000 TestJobs" in enq.stdout
+    work = subprocess.run([*base, "work", "--stop-when-empty"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert work.returncode == 0, work.stderr
+    assert "Summary" in work.stdout and "1000" in work.stdout
+    stats = subprocess.run([*base, "stats", "--json"], env=env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    data = json.loads(stats.stdout)
+    assert data["queues"]["default"]["completed"] == 1000
+    assert data["totals"] == data["totals"] | {"pending": 0, "processing": 0, "completed": 1000,
+                                               "failed": 0, "retrying": 0, "cancelled": 0}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["test", "--jobs=0"], "--jobs"),
+    (["test", "--priority=5000"], "outside 0..1000"),
+    (["test", "--priority=extreme"], "not a number or one of"),
+    (["work", "--workers=0"], "--workers"),
+    (["work", "--workers=11"], "MAX_WORKERS=10"),
+    (["work", "--app", "no_such_module_anywhere"], "cannot import 'no_such_module_anywhere'"),
+    (["jobs", "list", "--state", "exploded"], "exploded"),
+    (["retry"], "give job ids or --all-failed"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_arguments_exit_2_with_a_message(sqlite_url: str, args: list[str],
+                                             message: str) -> None:
+    result = CliRunner().invoke(cli, ["--url", sqlite_url, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "DB_CONNECTION": "oracle"}
+    env.pop("TASKQUEUE_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "taskqueue", "stats"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "DB_CONNECTION='oracle'" in proc.stderr
+    proc = run("ftp://nowhere/x", "stats")
+    assert proc.returncode == 2 and "unsupported store URL scheme 'ftp'" in proc.stderr
+
+
+def test_aliases_of_the_original_commands(sqlite_url: str) -> None:
+    assert invoke(sqlite_url, "queue:test", "--jobs=3", "--queue=mail").exit_code == 0
+    result = invoke(sqlite_url, "stats", "--json")
+    assert json.loads(result.output)["queues"]["mail"]["pending"] == 3
+    assert "Process jobs" in invoke(sqlite_url, "queue:work", "--help").output
+
+
+def test_key_generate_prints_a_usable_key() -> None:
+    result = CliRunner().invoke(cli, ["key:generate"])
+    assert result.exit_code == 0
+    key = result.output.strip()
+    assert key.startswith("base64:") and len(parse_key(key)) == 32
+
+
+def test_jobs_list_show_cancel_retry(sqlite_url: str) -> None:
+    created = json.loads(invoke(sqlite_url, "test", "--jobs=2", "--json").output)
+    job_id = created["first_id"]
+    listed = json.loads(invoke(sqlite_url, "jobs", "list", "--json").output)
+    assert {j["id"] for j in listed} == {created["first_id"], created["last_id"]}
+    shown = json.loads(invoke(sqlite_url, "jobs", "show", job_id, "--payload", "--json").output)
+    assert shown["state"] == "pending" and shown["arguments"]["data"]["data"] == "example"
+    assert invoke(sqlite_url, "cancel", job_id).exit_code == 0
+    assert json.loads(invoke(sqlite_url, "jobs", "show", job_id, "--json").output)[
+        "state"] == "cancelled"
+    assert invoke(sqlite_url, "cancel", job_id).exit_code == 1, "already cancelled"
+    assert invoke(sqlite_url, "retry", job_id).exit_code == 0
+    assert json.loads(invoke(sqlite_url, "jobs", "show", job_id, "--json").output)[
+        "state"] == "pending"
+    missing = CliRunner().invoke(cli, ["--url", sqlite_url, "jobs", "show", "nope"])
+    assert missing.exit_code == 1 and "no job with id 'nope'" in missing.output
+
+
+def test_migrate_and_failed_listing(sqlite_url: str) -> None:
+    assert "schema up to date" in invoke(sqlite_url, "migrate").output
+    assert "0 jobs" in invoke(sqlite_url, "failed").output
+
+
+def test_work_json_summary(sqlite_url: str) -> None:
+    assert run(sqlite_url, "test", "--jobs=50").returncode == 0
+    proc = run(sqlite_url, "work", "--stop-when-empty", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["totals"]["completed"] == 50 and data["stats"]["totals"]["completed"] == 50

@@ -1,0 +1,234 @@
+"""The worker against a real SQLite store: every behaviour of issue #2's list."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from taskqueue import (
+    PayloadError,
+    PayloadTooLarge,
+    Priority,
+    QueueManager,
+    State,
+    generate_key,
+)
+from taskqueue.observability import events as ev
+from tests.apps import sample_tasks as t
+from tests.integration.conftest import drain, final, ledger_lines
+
+
+def test_function_task_runs_and_stores_result(manager: QueueManager) -> None:
+    job_id = t.add.delay(2, 3)
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.COMPLETED and record.attempts == 1
+    assert manager.result(job_id) == 5
+    assert record.completed_at is not None and record.started_at is not None
+
+
+def test_class_job_runs_with_its_defaults(manager: QueueManager, ledger: str) -> None:
+    job_id = manager.push(t.SendReport({"ledger": ledger, "to": "ops@example.com"},
+                                       priority=Priority.HIGH, tags=["important"]))
+    record = final(manager, job_id)
+    assert (record.queue_name, record.priority, record.max_attempts) == ("reports", 10, 2)
+    assert record.tags == ("important",)
+    drain(manager, queues=["reports"])
+    assert manager.result(job_id) == {"sent_to": "ops@example.com"}
+
+
+def test_async_task_and_async_class_job(manager: QueueManager, ledger: str) -> None:
+    a = t.async_mark.delay(ledger, 0.01)
+    b = manager.push(t.AsyncReport({"ledger": ledger}))
+    drain(manager)
+    assert manager.result(a) == "async-ok" and manager.result(b) == "async-class-ok"
+
+
+def test_priority_order_then_fifo(manager: QueueManager, ledger: str) -> None:
+    order = [("low1", 1), ("norm1", 5), ("urgent", 20), ("low2", 1), ("norm2", 5)]
+    ids = {t.mark.push([ledger], priority=p): label for label, p in order}
+    drain(manager, prefetch=1)
+    ran = [ids[line[0]] for line in ledger_lines(ledger)]
+    assert ran == ["urgent", "norm1", "norm2", "low1", "low2"]
+
+
+def test_delayed_job_is_not_run_early(manager: QueueManager, ledger: str) -> None:
+    job_id = t.mark.push([ledger], delay=1.5)
+    soon = t.mark.push([ledger], eta=datetime.now(UTC))
+    from taskqueue import Worker, WorkerOptions
+
+    worker = Worker(manager, WorkerOptions())
+    assert worker.run_once() == 1
+    assert final(manager, soon).state == State.COMPLETED
+    assert worker.run_once() == 0 and final(manager, job_id).state == State.PENDING
+    time.sleep(1.6)
+    assert worker.run_once() == 1
+    assert final(manager, job_id).state == State.COMPLETED
+
+
+def test_retries_with_backoff_then_dead_letter_with_traceback(manager: QueueManager,
+                                                               ledger: str) -> None:
+    failures: list[ev.Event] = []
+    manager.events.subscribe(failures.append, ev.JOB_FAILED)
+    job_id = t.always_fails.delay(ledger)
+    started = time.monotonic()
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.FAILED and record.attempts == 2
+    assert "Traceback" in (record.exception or "") and "KeyError: 'missing-thing'" in (
+        record.exception or "")
+    assert time.monotonic() - started >= 0.1, "the retry waited for its backoff"
+    assert len(ledger_lines(ledger)) == 2
+    assert [e.job_id for e in failures] == [job_id]
+
+
+def test_flaky_job_succeeds_on_a_later_attempt(manager: QueueManager, ledger: str) -> None:
+    job_id = t.flaky.delay(ledger, 3)
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.COMPLETED and record.attempts == 3
+    assert [int(line[1]) for line in ledger_lines(ledger)] == [1, 2, 3]
+
+
+def test_non_retryable_error_goes_straight_to_dlq(manager: QueueManager, ledger: str) -> None:
+    job_id = t.permanent.delay(ledger)
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.FAILED and record.attempts == 1
+    assert "NonRetryable: this can never work" in (record.exception or "")
+
+
+def test_manual_retry_from_dead_letter_queue(manager: QueueManager, ledger: str) -> None:
+    job_id = t.permanent.delay(ledger)
+    drain(manager)
+    assert manager.retry(job_id)
+    assert final(manager, job_id).state == State.PENDING
+    drain(manager)
+    assert final(manager, job_id).state == State.FAILED
+    assert len(ledger_lines(ledger)) == 2
+
+
+def test_cancelled_pending_job_never_runs(manager: QueueManager, ledger: str) -> None:
+    job_id = t.mark.delay(ledger)
+    assert manager.cancel(job_id, "changed my mind")
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.CANCELLED and record.exception == "changed my mind"
+    assert ledger_lines(ledger) == []
+
+
+@pytest.mark.parametrize("task_name", ["slow", "async_slow"])
+def test_soft_timeout_lets_the_job_clean_up(manager: QueueManager, ledger: str,
+                                            task_name: str) -> None:
+    job_id = getattr(t, task_name).delay(ledger)
+    started = time.monotonic()
+    drain(manager)
+    assert time.monotonic() - started < 10
+    record = final(manager, job_id)
+    assert record.state == State.FAILED
+    assert "timed out after 1s" in (record.exception or "")
+    assert [line[-1] for line in ledger_lines(ledger)] == ["cleaned-up"]
+
+
+def test_worker_timeout_flag_applies_only_to_jobs_without_their_own(
+        manager: QueueManager, ledger: str) -> None:
+    flag = ledger + ".flag"
+    job_id = t.hang_until_file.delay(ledger, flag)
+    from taskqueue import Worker, WorkerOptions
+
+    Worker(manager, WorkerOptions(timeout=0.5)).run_once()
+    record = final(manager, job_id)
+    assert record.state == State.RETRYING and "timed out after" in (record.exception or "")
+
+
+def test_undecryptable_payload_is_dead_lettered_and_worker_lives(sqlite_url: str,
+                                                                 ledger: str) -> None:
+    sender = QueueManager.from_url(sqlite_url, encryption_key=generate_key())
+    bad = t.mark.push([ledger], manager=sender)
+    worker_side = QueueManager.from_url(sqlite_url, encryption_key=generate_key())
+    good = t.mark.push([ledger], manager=worker_side)
+    drain(worker_side)
+    record = final(worker_side, bad)
+    assert record.state == State.FAILED and record.attempts == 1
+    assert "DecryptionError" in (record.exception or "")
+    assert "not in the key ring" in (record.exception or "")
+    assert final(worker_side, good).state == State.COMPLETED
+    sender.close()
+    worker_side.close()
+
+
+def test_rotated_key_still_runs_old_jobs(sqlite_url: str, ledger: str) -> None:
+    old, new = generate_key(), generate_key()
+    before = QueueManager.from_url(sqlite_url, encryption_key=old)
+    job_id = t.add.push([20, 22], manager=before)
+    after = QueueManager.from_url(sqlite_url, encryption_key=new, encryption_previous_keys=old)
+    drain(after)
+    assert after.result(job_id) == 42
+    assert final(after, job_id).result.startswith("tq1:"), "results are encrypted too"
+    before.close()
+    after.close()
+
+
+def test_unknown_task_is_dead_lettered(manager: QueueManager) -> None:
+    from taskqueue.jobs.definition import Call
+
+    job_id = manager.push(Call("nobody.registered.this", {"args": []}, {}))
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.FAILED and "no task named 'nobody.registered.this'" in (
+        record.exception or "")
+
+
+def test_non_json_arguments_are_refused_at_enqueue(manager: QueueManager) -> None:
+    with pytest.raises(PayloadError, match=r"args\[0\] is a datetime"):
+        t.add.delay(datetime.now(UTC), 1)
+    with pytest.raises(TypeError, match="missing a required argument: 'b'"):
+        t.add.delay(1)  # type: ignore[call-arg]
+    assert manager.search() == []
+
+
+def test_oversize_payload_is_refused(sqlite_url: str) -> None:
+    small = QueueManager.from_url(sqlite_url, max_payload=2048)
+    import os
+
+    with pytest.raises(PayloadTooLarge, match="limit is 2,048"):
+        t.add.push([os.urandom(4000).hex(), 1], manager=small)
+    small.close()
+
+
+def test_progress_is_stored(manager: QueueManager) -> None:
+    job_id = t.progress.delay(4)
+    drain(manager)
+    assert final(manager, job_id).progress == 100
+
+
+def test_snooze_does_not_use_an_attempt(manager: QueueManager, ledger: str) -> None:
+    job_id = t.snooze_once.delay(ledger)
+    drain(manager)
+    record = final(manager, job_id)
+    assert record.state == State.COMPLETED and record.attempts == 1
+    assert len(ledger_lines(ledger)) == 2
+
+
+def test_idempotency_key_returns_the_same_job(manager: QueueManager) -> None:
+    first = t.add.push([1, 1], idempotency_key="once")
+    assert t.add.push([1, 1], idempotency_key="once") == first
+    assert len(manager.search()) == 1
+
+
+def test_events_follow_the_lifecycle(manager: QueueManager) -> None:
+    seen: list[str] = []
+    manager.events.subscribe(lambda e: seen.append(e.kind))
+    t.add.delay(1, 2)
+    drain(manager)
+    assert seen[:3] == [ev.JOB_ENQUEUED, ev.JOB_STARTED, ev.JOB_COMPLETED]
+
+
+def test_unknown_option_is_rejected_with_a_hint() -> None:
+    from taskqueue import ConfigError, task
+
+    with pytest.raises(ConfigError, match="did you mean 'max_attempts'"):
+        @task(max_attempt=3)
+        def nope() -> None: ...

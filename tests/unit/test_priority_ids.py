@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from taskqueue import Priority
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.priority import validate_priority
+
+
+def test_named_levels() -> None:
+    assert (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT) == (1, 5, 10, 20)
+    assert validate_priority("urgent") == 20
+    assert validate_priority(Priority.HIGH) == 10
+    assert validate_priority(0) == 0 and validate_priority(1000) == 1000
+    assert validate_priority("42") == 42
+
+
+@pytest.mark.parametrize("bad", [-1, 1001, 2.5, "extreme", None, True])
+def test_bad_priorities_are_clear_value_errors(bad: object) -> None:
+    with pytest.raises(ValueError, match="priority"):
+        validate_priority(bad)
+
+
+def test_uuid7_is_version_7_and_sorted() -> None:
+    ids = [uuid7() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
