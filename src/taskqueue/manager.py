@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 #: Body key telling the worker the enqueuer chose the timeout (so ``--timeout`` leaves it alone).
 TIMEOUT_SET = "timeout_set"
+#: Body key carrying the options that are not columns but that the worker's middleware reads.
+RUN_OPTIONS = "_opts"
+_RUN_OPTION_NAMES = ("rate", "rate_key", "concurrency", "conditions", "retry_backoff",
+                     "retry_backoff_max", "retry_jitter", "on_dependency_failure")
 _RESULT_PREFIX = "tq1:"
 
 
@@ -106,6 +110,9 @@ class QueueManager:
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True
+        run_options = {k: opts[k] for k in _RUN_OPTION_NAMES if opts.get(k) not in (None, ())}
+        if run_options:
+            body[RUN_OPTIONS] = run_options
         max_attempts = int(opts.get("max_attempts") or 3)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")

@@ -218,6 +218,19 @@ def test_release_with_delay(driver: Driver) -> None:
     assert driver.reserve("w", Q, 10, 30) == []
 
 
+def test_release_records_the_reason(driver: Driver) -> None:
+    job = new()
+    driver.push([job])
+    first = reserve_one(driver)
+    driver.fail(first.token, "ValueError: first try", retry_in=0)
+    assert driver.release(reserve_one(driver).token, 0, "rate limit 10/s reached")
+    rec = driver.get(job.id)
+    assert rec is not None and rec.state == State.PENDING and rec.attempts == 1
+    assert rec.exception == "rate limit 10/s reached"
+    assert driver.release(reserve_one(driver).token)
+    assert driver.get(job.id).exception == "rate limit 10/s reached"  # type: ignore[union-attr]
+
+
 def test_progress(driver: Driver) -> None:
     driver.push([new()])
     job = reserve_one(driver)

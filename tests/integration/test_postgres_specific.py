@@ -52,7 +52,9 @@ def pg(pg_url: str) -> Iterator[Driver]:
         driver.close()
 
 
-def waiter(driver: Driver, queues: list[str], timeout: float) -> tuple[threading.Thread, list[float]]:
+def waiter(
+    driver: Driver, queues: list[str], timeout: float
+) -> tuple[threading.Thread, list[float]]:
     """Run wait_for_work in a thread; the list receives the monotonic time it returned."""
     woke: list[float] = []
 
@@ -224,17 +226,18 @@ def test_child_pushed_while_parent_completes_is_released(pg_url: str, pg: Driver
             pg.push([parent])
             (running,) = pg.reserve("w", Q, 1, 30)
             child = new(dependencies=(parent.id,))
-            barrier = threading.Barrier(2)
+            barrier, completed = threading.Barrier(2), []
 
-            def finish(token=running.token) -> None:
+            def finish(token=running.token, barrier=barrier, completed=completed) -> None:
                 barrier.wait()
-                assert other.complete(token)
+                completed.append(other.complete(token))
 
             thread = threading.Thread(target=finish)
             thread.start()
             barrier.wait()
             pg.push([child])
             thread.join()
+            assert completed == [True]
             assert [j.id for j in pg.reserve("w", Q, 5, 30)] == [child.id]
     finally:
         other.close()

@@ -111,8 +111,13 @@ class Driver(Protocol):
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         """processing -> retrying (due in ``retry_in`` s), or -> failed when ``retry_in`` is None."""
 
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
-        """processing -> pending without using an attempt (hand back, snooze, held by a limit)."""
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
+        """processing -> pending without using an attempt (hand back, snooze, held by a limit).
+
+        A ``reason`` (e.g. "rate limit 100/m reached") is stored in ``exception`` so people can
+        see why the job waits; without one, ``exception`` is left as it was."""
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         """Record a running job's progress (0..100)."""

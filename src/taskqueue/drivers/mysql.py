@@ -1,15 +1,12 @@
 """MySQL 8.0.1+ / MariaDB 10.6+ through PyMySQL: short transactions and ``SKIP LOCKED``.
 
-Reservation is two cheap steps inside one transaction: a plain read of the covering ready index
-picks the best candidate ids, then ``SELECT … FOR UPDATE SKIP LOCKED`` locks those still ready
-(only them: sorting the whole ready set under ``FOR UPDATE`` would lock every ready row and
-starve the other workers), one UPDATE claims them and a SELECT reads them back (there is no
-``RETURNING``). Deadlocks and lock-wait timeouts re-run the transaction a few times.
-
-Sessions use UTC and READ COMMITTED; every time comes from the server's ``UTC_TIMESTAMP(6)``.
-PyMySQL connections are not thread-safe, so each call borrows one from a small pool. A broken
-connection (server restarted) is discarded together with every idle one: the failing call
-raises DriverUnavailable and the next call connects afresh.
+Reserving reads the best candidate ids without locks, locks those still free with ``FOR UPDATE
+SKIP LOCKED`` (locking the sorted ready set itself would lock every ready row and starve the
+other workers), claims them with one UPDATE and reads them back (no ``RETURNING`` here).
+Deadlocks and lock-wait timeouts re-run the transaction. Sessions are UTC and READ COMMITTED;
+times come from the server's ``UTC_TIMESTAMP(6)``. PyMySQL connections are not thread-safe, so
+calls borrow one from a small pool; after a lost connection every idle one is dropped too: the
+failing call raises DriverUnavailable and the next call connects afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -84,25 +80,6 @@ def _close_quietly(conn: Connection) -> None:
         conn.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """Where and how to connect, parsed from the URL (the password never appears in repr)."""
-
-    host: str
-    port: int
-    user: str
-    database: str
-    password: str = field(default="", repr=False)
-    unix_socket: str | None = None
-    pool_size: int = 8
-    connect_timeout: float = 5.0
-    read_timeout: float | None = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.unix_socket or f'{self.host}:{self.port}'}/{self.database}"
-
-
 class _Pool:
     """A few PyMySQL connections shared by threads; a broken one is never handed out again."""
 
@@ -120,7 +97,12 @@ class _Pool:
         if not self._slots.acquire(timeout=30):
             raise DriverUnavailable(f"all {self._size} MySQL connections stayed busy for 30 s")
         try:
-            generation, conn = self._take()
+            with self._lock:
+                if self._closed:
+                    raise DriverUnavailable("the MySQL driver is closed")
+                generation, conn = self._generation, (self._idle.pop() if self._idle else None)
+            if conn is None:
+                conn = self._connect()
             try:
                 yield conn
             except BaseException as exc:
@@ -129,15 +111,6 @@ class _Pool:
             self._give_back(generation, conn)
         finally:
             self._slots.release()
-
-    def _take(self) -> tuple[int, Connection]:
-        with self._lock:
-            if self._closed:
-                raise DriverUnavailable("the MySQL driver is closed")
-            if self._idle:
-                return self._generation, self._idle.pop()
-            generation = self._generation
-        return generation, self._connect()
 
     def _give_back(self, generation: int, conn: Connection) -> None:
         with self._lock:
@@ -179,10 +152,12 @@ class MySQLDriver:
 
     name = "mysql"
 
-    def __init__(self, target: _Target) -> None:
-        self._target = target
-        self._pool = _Pool(self._connect, target.pool_size)
-        self._migration_lock = f"taskqueue:{target.database}"[:64]  # GET_LOCK is server-wide
+    def __init__(self, database: str, *, where: str, pool_size: int = 8, **connect: Any) -> None:
+        """``connect`` holds PyMySQL's connection arguments (host, port, user, password, …)."""
+        self._database, self._where = database, where
+        self._connect_args = {"database": database, "connect_timeout": 5.0, **connect}
+        self._pool = _Pool(self._connect, pool_size)
+        self._migration_lock = f"taskqueue:{database}"[:64]  # GET_LOCK names are server-wide
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MySQLDriver:
@@ -191,7 +166,24 @@ class MySQLDriver:
         Query parameters (or keyword options): ``pool_size``, ``connect_timeout``,
         ``read_timeout``, ``unix_socket``. The database must already exist.
         """
-        driver = cls(_parse_url(url, options))
+        parts = urlsplit(url)
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database:
+            raise ConfigError(f"no database in the MySQL URL; use {parts.scheme}://user:pass@"
+                              "host:3306/database (the database must exist)")
+        settings = {k: v[-1] for k, v in parse_qs(parts.query).items()} | options
+        if unknown := sorted(set(settings) - set(_OPTIONS)):
+            raise ConfigError(f"unknown MySQL option(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(_OPTIONS))}")
+        try:
+            typed = {k: _OPTIONS[k](v) for k, v in settings.items()}
+            host, port = parts.hostname or "127.0.0.1", parts.port or 3306
+        except ValueError as exc:
+            raise ConfigError(f"bad value in the MySQL URL or options: {exc}") from exc
+        where = f"{typed.get('unix_socket') or f'{host}:{port}'}/{database}"
+        driver = cls(database, where=where, host=host, port=port,
+                     user=unquote(parts.username or "root"),
+                     password=unquote(parts.password or ""), **typed)
         try:
             driver.migrate()
         except BaseException:
@@ -201,13 +193,9 @@ class MySQLDriver:
 
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self) -> Connection:
-        t = self._target
-        conn = pymysql.connect(
-            host=t.host, port=t.port, user=t.user, password=t.password, database=t.database,
-            unix_socket=t.unix_socket, charset="utf8mb4", autocommit=True, binary_prefix=True,
-            connect_timeout=t.connect_timeout, read_timeout=t.read_timeout,
-            write_timeout=t.read_timeout,
-        )
+        conn = pymysql.connect(charset="utf8mb4", autocommit=True, binary_prefix=True,
+                               write_timeout=self._connect_args.get("read_timeout"),
+                               **self._connect_args)
         try:
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
@@ -240,20 +228,20 @@ class MySQLDriver:
 
     def _error(self, exc: BaseException) -> TaskQueueError:
         """A taskqueue error for a PyMySQL one (never containing the password)."""
-        code, text, t = _code(exc), _text(exc), self._target
+        code, text, where = _code(exc), _text(exc), self._where
         if isinstance(exc, pymysql.err.IntegrityError):
             return Conflict(f"mysql: {text}")
         if code == 1049:
             return ConfigError(
-                f"MySQL database {t.database!r} does not exist on {t.where.rsplit('/', 1)[0]}; "
-                f"create it first: CREATE DATABASE `{t.database}` CHARACTER SET utf8mb4")
+                f"MySQL database {self._database!r} does not exist on {where.rsplit('/', 1)[0]}; "
+                f"create it first: CREATE DATABASE `{self._database}` CHARACTER SET utf8mb4")
         if code in (1044, 1045):
-            return ConfigError(f"MySQL at {t.where} refused the login: {text}")
+            return ConfigError(f"MySQL at {where} refused the login: {text}")
         if code in _RETRYABLE:
-            return DriverUnavailable(f"MySQL at {t.where} kept hitting lock conflicts: {text}")
+            return DriverUnavailable(f"MySQL at {where} kept hitting lock conflicts: {text}")
         if _is_disconnect(exc):
-            return DriverUnavailable(f"MySQL at {t.where} is unreachable: {text}")
-        return DriverError(f"MySQL error {code} at {t.where}: {text}")
+            return DriverUnavailable(f"MySQL at {where} is unreachable: {text}")
+        return DriverError(f"MySQL error {code} at {where}: {text}")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         def work(cur: Cursor) -> list[tuple[Any, ...]]:
@@ -324,7 +312,9 @@ class MySQLDriver:
                 return []
             cur.execute(Q["reserve_update"].format(ids=_ph(len(ids))),
                         (worker_id, _us(lease_seconds), *ids))
-            return _select_ordered(cur, ids)
+            cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS,
+                                                   ids=_ph(len(ids))), ids)
+            return [_sql.row_to_record(r, _aware) for r in cur.fetchall()]
         return self._run(work, tx=True)
 
     def heartbeat(
@@ -343,17 +333,13 @@ class MySQLDriver:
             return {job_id: (state, epoch) for job_id, state, epoch in cur.fetchall()}
         # A row still processing at the token's epoch was extended by us (we hold its lock);
         # a row that did not match cannot start matching later, epochs only grow.
-        now = self._run(work, tx=True)
-        extended: set[str] = set()
-        cancelled: set[str] = set()
-        lost: set[str] = set()
+        found = self._run(work, tx=True)
+        kinds = {State.PROCESSING.value: "extended", State.CANCELLED.value: "cancelled"}
+        out: dict[str, set[str]] = {"extended": set(), "cancelled": set(), "lost": set()}
         for job_id, epoch in tokens:
-            state, current = now.get(job_id, (None, None))
-            if current == epoch and state in (State.PROCESSING, State.CANCELLED):
-                (extended if state == State.PROCESSING else cancelled).add(job_id)
-            else:
-                lost.add(job_id)
-        return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
+            state, current = found.get(job_id, ("", -1))
+            out[kinds.get(state, "lost") if current == epoch else "lost"].add(job_id)
+        return HeartbeatResult(**{kind: frozenset(ids) for kind, ids in out.items()})
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         def work(cur: Cursor) -> bool:
@@ -437,31 +423,25 @@ class MySQLDriver:
     def restore(self, records: Sequence[JobRecord]) -> int:
         if not records:
             return 0
-        ids = [rec.id for rec in records]
+        linked = [rec for rec in records if rec.dependencies]
 
         def work(cur: Cursor) -> int:
-            before = _existing(cur, ids)
             rows = [_sql.record_to_row(rec, _naive) for rec in records]
-            _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
-            fresh = _existing(cur, ids) - before
-            _link(cur, [(rec.id, rec.dependencies) for rec in records
-                        if rec.id in fresh and rec.dependencies])
-            return len(fresh)
+            inserted = _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
+            if linked:  # (re)link the stored ones; linking an id restored earlier is a no-op
+                cur.execute(Q["existing_ids"].format(ids=_ph(len(linked))), [r.id for r in linked])
+                stored = {r[0] for r in cur.fetchall()}
+                _link(cur, [(rec.id, rec.dependencies) for rec in linked if rec.id in stored])
+            return inserted
         return self._run(work, tx=True)
 
     def stats(self) -> dict[str, QueueStats]:
         out: dict[str, QueueStats] = {}
-        weights: dict[str, tuple[int, float]] = {}  # queue -> (ready jobs, sum of priority)
-        for queue, state, count, avg_priority, oldest in self._rows(Q["stats_counts"]):
+        for queue, state, count in self._rows(Q["stats_counts"]):
+            out.setdefault(queue, QueueStats()).counts[State(state)] = int(count)
+        for queue, avg_priority, oldest in self._rows(Q["stats_ready"]):
             qs = out.setdefault(queue, QueueStats())
-            qs.counts[State(state)] = int(count)
-            if state in (State.PENDING, State.RETRYING):
-                n, total = weights.get(queue, (0, 0.0))
-                weights[queue] = (n + int(count), total + float(avg_priority or 0) * int(count))
-                qs.avg_priority = weights[queue][1] / weights[queue][0]
-                first = _aware(oldest)
-                if first and (qs.oldest_ready_at is None or first < qs.oldest_ready_at):
-                    qs.oldest_ready_at = first
+            qs.avg_priority, qs.oldest_ready_at = float(avg_priority), _aware(oldest)
         for queue, count in self._rows(Q["stats_recent"]):
             out.setdefault(queue, QueueStats()).completed_last_minute = int(count)
         return out
@@ -600,16 +580,6 @@ def _lock_ready(cur: Cursor, queues: Sequence[str], limit: int) -> list[str]:
     return taken
 
 
-def _select_ordered(cur: Cursor, ids: Sequence[str]) -> list[JobRecord]:
-    cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(len(ids))), ids)
-    return [_sql.row_to_record(r, _aware) for r in cur.fetchall()]
-
-
-def _existing(cur: Cursor, ids: Sequence[str]) -> set[str]:
-    cur.execute(f"SELECT id FROM job_queue WHERE id IN ({_ph(len(ids))})", ids)
-    return {r[0] for r in cur.fetchall()}
-
-
 # -- conversions -------------------------------------------------------------------------------
 def _aware(value: Any) -> datetime | None:
     """DATETIME columns hold UTC: attach the zone PyMySQL leaves off."""
@@ -622,25 +592,3 @@ def _naive(value: datetime | None) -> datetime | None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
 
-
-def _parse_url(url: str, options: dict[str, Any]) -> _Target:
-    parts = urlsplit(url)
-    database = unquote(parts.path.lstrip("/"))
-    if not database or "/" in database:
-        raise ConfigError(f"no database in the MySQL URL; use {parts.scheme}://user:pass@host:"
-                          "3306/database (the database must exist)")
-    settings = dict(options)
-    for key, values in parse_qs(parts.query).items():
-        settings.setdefault(key, values[-1])
-    unknown = sorted(set(settings) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown MySQL option(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(_OPTIONS))}")
-    try:
-        typed = {k: _OPTIONS[k](v) for k, v in settings.items()}
-        port = parts.port or 3306
-    except ValueError as exc:
-        raise ConfigError(f"bad value in the MySQL URL or options: {exc}") from exc
-    return _Target(host=parts.hostname or "127.0.0.1", port=port,
-                   user=unquote(parts.username or "root"), database=database,
-                   password=unquote(parts.password or ""), **typed)

@@ -199,18 +199,16 @@ class PostgresDriver:
         return driver
 
     # -- plumbing ------------------------------------------------------------------------
-    def _run(self, work: Callable[[Cursor], T], *, tx: bool = False,
-             pipeline: bool = False) -> T:
+    def _run(self, work: Callable[[Cursor], T], *, tx: bool = False) -> T:
         """Run ``work`` on a pooled cursor (in one transaction when ``tx``), translating errors.
         A deadlock or serialization failure rolled everything back, so it is retried."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self._pool.connection() as conn, contextlib.ExitStack() as stack:
-                    if pipeline:
-                        stack.enter_context(conn.pipeline())
-                    if tx:
-                        stack.enter_context(conn.transaction())
-                    return work(stack.enter_context(conn.cursor()))
+                with self._pool.connection() as conn, conn.cursor() as cur:
+                    if not tx:
+                        return work(cur)
+                    with conn.transaction():
+                        return work(cur)
             except pg_errors.TransactionRollback as exc:
                 if attempt == _ATTEMPTS:
                     raise _translate(exc, self._pool.where) from exc
@@ -254,40 +252,42 @@ class PostgresDriver:
     # -- producing -----------------------------------------------------------------------
     def push(self, jobs: Sequence[NewJob], *,
              connection: psycopg.Connection[Any] | None = None) -> list[str]:
-        """Insert ``jobs`` in one pipelined round trip and NOTIFY once per queue.
+        """Insert ``jobs`` in one round trip and NOTIFY once per queue.
 
         With ``connection`` (the caller's own psycopg connection, possibly inside the caller's
         transaction) the jobs are written on it and not committed: they appear, and idle
-        workers are woken, only if the caller commits. An autocommit connection gets a
-        transaction of its own, committed at once.
+        workers are woken, only if the caller commits.
         """
         if not jobs:
             return []
         if connection is None:
-            return self._run(lambda cur: self._insert(cur, jobs), tx=True, pipeline=True)
+            return self._run(lambda cur: self._insert(cur, jobs))
         try:
-            with contextlib.ExitStack() as stack:
-                stack.enter_context(connection.pipeline())
-                if connection.autocommit:
-                    stack.enter_context(connection.transaction())
-                cur = stack.enter_context(connection.cursor(row_factory=tuple_row))
+            with connection.cursor(row_factory=tuple_row) as cur:
                 return self._insert(cur, jobs)
         except psycopg.Error as exc:
             raise _translate(exc, self._pool.where) from exc
 
     def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+        """All statements go out in one pipeline, ended by one Sync. Outside a transaction
+        (autocommit) Postgres runs them as one implicit transaction, committed at the Sync or
+        rolled back whole; inside the caller's transaction they simply join it."""
         q = self._q
-        cur.execute(q["insert_jobs"], _push_arrays(jobs))
-        edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
-        if edges:
-            cur.execute(q["insert_dependencies"], ([e[0] for e in edges], [e[1] for e in edges]))
-            cur.execute(q["count_waiting"], ([job.id for job in jobs if job.dependencies],))
-        cur.execute(q["notify"], (self.channel, sorted({job.queue_name for job in jobs})))
         keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+        edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
+        with cur.connection.pipeline():
+            cur.execute(q["insert_jobs"], _push_arrays(jobs))
+            if edges:
+                cur.execute(q["insert_dependencies"], ([e[0] for e in edges],
+                                                       [e[1] for e in edges]))
+                cur.execute(q["count_waiting"], ([job.id for job in jobs if job.dependencies],))
+            cur.execute(q["notify"], (self.channel, sorted({job.queue_name for job in jobs})))
+            if keys:
+                cur.execute(q["ids_by_keys"], (keys,))
         if not keys:
             return [job.id for job in jobs]
         # Inserted or not, every key now has exactly one job: ours, or the one that was there.
-        owner: dict[str, str] = dict(cur.execute(q["ids_by_keys"], (keys,)).fetchall())
+        owner: dict[str, str] = dict(cur.fetchall())
         return [owner.get(job.idempotency_key, job.id) if job.idempotency_key else job.id
                 for job in jobs]
 

@@ -196,9 +196,11 @@ class SQLiteDriver:
             params = ("retrying", error, now + retry_in, None, now, *token)
         return self._settle(Q["fail"], params)
 
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
         now = time.time()
-        return self._settle(Q["release"], (now + delay_seconds, now, *token))
+        return self._settle(Q["release"], (now + delay_seconds, now, reason, *token))
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return self._settle(Q["set_progress"], (progress, time.time(), *token))

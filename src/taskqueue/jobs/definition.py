@@ -43,6 +43,14 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "retry_backoff": 1.0,
     "retry_backoff_max": 600.0,
     "retry_jitter": True,
+    # owned by the scheduling and workflow features (rate limits, conditions, uniqueness, ...)
+    "rate": None,
+    "rate_key": None,
+    "concurrency": None,
+    "conditions": (),
+    "unique": None,
+    "every": None,
+    "on_dependency_failure": None,
 }
 
 

@@ -21,10 +21,11 @@ from taskqueue.jobs.context import JobContext
 from taskqueue.jobs.definition import Runnable, resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord
-from taskqueue.manager import TIMEOUT_SET, QueueManager
+from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
+from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.retry import RetryPolicy, retry_in
 
 log = logging.getLogger("taskqueue.worker")
@@ -47,6 +48,8 @@ class WorkerOptions:
     stop_when_empty: bool = False
     worker_id: str | None = None
     maintenance_interval: float = 5.0
+    #: Extra middleware (the registered defaults are always installed first).
+    middleware: Sequence[Middleware] = ()
 
 
 @dataclass
@@ -57,6 +60,7 @@ class WorkerSummary:
     retried: int = 0
     failed: int = 0
     snoozed: int = 0
+    postponed: int = 0
     cancelled: int = 0
     lost: int = 0
     elapsed: float = 0.0
@@ -91,6 +95,7 @@ class Worker:
         self._next_maintenance = 0.0
         self._proc = psutil.Process()
         self._state = "starting"
+        self.middleware = [*default_middleware(), *self.options.middleware]
 
     # -- control (safe from signal handlers and other threads) ------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -113,6 +118,8 @@ class Worker:
         self.summary.rss_start_mb = self._rss_mb()
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
+        for mw in self.middleware:
+            mw.setup(self.manager, self.worker_id)
         self.heartbeat.start()
         self._state = "running"
         try:
@@ -183,15 +190,37 @@ class Worker:
                 self._dead_letter(job, f"{describe(exc)}")
                 return
             ctx = self._context(job, body)
+            options = {**runnable.defaults, **body.get(RUN_OPTIONS, {})}
+            if (postponed := self._before(job, ctx, runnable, options)) is not None:
+                self._postpone(job, postponed)
+                return
             self._running[job.id] = ctx
             self._emit(ev.JOB_STARTED, job)
             outcome = self.executor.run(runnable, body, ctx)
+            for mw in reversed(self.middleware):
+                mw.after_run(job, ctx, outcome)
             self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
-            self._settle(job, runnable, body, outcome)
+            self._settle(job, runnable, body, outcome, options)
         finally:
             self._running.pop(job.id, None)
             self.heartbeat.drop(job.id)
             self.summary.processed += 1
+
+    def _before(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
+                options: dict[str, Any]) -> Postpone | None:
+        for index, mw in enumerate(self.middleware):
+            decision = mw.before_run(job, ctx, runnable, options)
+            if decision is not None:
+                for earlier in reversed(self.middleware[:index]):  # undo what they took
+                    earlier.after_run(job, ctx, Outcome(Kind.SNOOZE, 0.0))
+                return decision
+        return None
+
+    def _postpone(self, job: JobRecord, postpone: Postpone) -> None:
+        accepted = self._persist(self.driver.release, job.token, postpone.seconds,
+                                 postpone.reason)
+        self._record(job, accepted, ev.JOB_POSTPONED, Outcome(Kind.SNOOZE, 0.0),
+                     reason=postpone.reason, delay=postpone.seconds)
 
     def _context(self, job: JobRecord, body: dict[str, Any]) -> JobContext:
         timeout = float(job.timeout_seconds)
@@ -206,7 +235,7 @@ class Worker:
         )
 
     def _settle(self, job: JobRecord, runnable: Runnable, body: dict[str, Any],
-                outcome: Outcome) -> None:
+                outcome: Outcome, options: dict[str, Any]) -> None:
         if outcome.kind is Kind.OK:
             result = self.manager.encode_result(outcome.result, job.id)
             self._record(job, self._persist(self.driver.complete, job.token, result),
@@ -219,13 +248,13 @@ class Worker:
             self.driver.cancel(job.id, f"cancelled while running: {outcome.error}")
             self._emit(ev.JOB_CANCELLED, job, outcome)
         else:
-            self._fail(job, runnable, body, outcome)
+            self._fail(job, runnable, body, outcome, options)
 
     def _fail(self, job: JobRecord, runnable: Runnable, body: dict[str, Any],
-              outcome: Outcome) -> None:
+              outcome: Outcome, options: dict[str, Any]) -> None:
         assert outcome.error is not None
         exc = outcome.error
-        policy = RetryPolicy.from_options(runnable.defaults)
+        policy = RetryPolicy.from_options(options)
         delay = retry_in(exc, job.attempts, job.max_attempts, policy)
         text = outcome.traceback or describe(exc)
         if isinstance(exc, JobTimeout):
@@ -251,7 +280,8 @@ class Worker:
             self._emit(ev.JOB_LEASE_LOST, job, outcome)
             return
         counter = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried",
-                   ev.JOB_FAILED: "failed", ev.JOB_SNOOZED: "snoozed"}[kind]
+                   ev.JOB_FAILED: "failed", ev.JOB_SNOOZED: "snoozed",
+                   ev.JOB_POSTPONED: "postponed"}[kind]
         setattr(self.summary, counter, getattr(self.summary, counter) + 1)
         error = fields.pop("error", None) or (describe(outcome.error) if outcome.error else None)
         self._emit(kind, job, outcome, error=error, **fields)
@@ -310,6 +340,8 @@ class Worker:
         for token in held:
             self._persist(self.driver.release, token, 0.0)
         self.heartbeat.stop()
+        for mw in self.middleware:
+            mw.teardown()
         self.executor.close()
         try:
             self.driver.registry_remove("worker", self.worker_id)

@@ -162,6 +162,9 @@ SET state = 'processing', attempts = attempts + 1, lease_owner = %s,
     lease_epoch = lease_epoch + 1, started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)
 WHERE id IN ({ids});
 
+-- name: existing_ids
+SELECT id FROM job_queue WHERE id IN ({ids});
+
 -- name: select_ordered
 SELECT {columns} FROM job_queue WHERE id IN ({ids}) ORDER BY priority DESC, available_at, id;
 
@@ -253,8 +256,12 @@ DELETE FROM job_queue WHERE id = %s;
 DELETE FROM job_dependencies WHERE job_id = %s;
 
 -- name: stats_counts
-SELECT queue_name, state, count(*), avg(priority), min(available_at)
-FROM job_queue GROUP BY queue_name, state;
+SELECT queue_name, state, count(*) FROM job_queue GROUP BY queue_name, state;
+
+-- name: stats_ready
+-- Gauges over the jobs waiting to run (pending or retrying).
+SELECT queue_name, avg(priority), min(available_at) FROM job_queue
+WHERE state IN ('pending', 'retrying') GROUP BY queue_name;
 
 -- name: stats_recent
 SELECT queue_name, count(*) FROM job_queue

@@ -126,7 +126,7 @@ WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 -- Hand a job back unrun: the attempt it used is refunded.
 UPDATE job_queue
 SET state = 'pending', attempts = max(attempts - 1, 0), available_at = ?, updated_at = ?,
-    lease_owner = NULL, lease_expires_at = NULL
+    exception = coalesce(?, exception), lease_owner = NULL, lease_expires_at = NULL
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: set_progress

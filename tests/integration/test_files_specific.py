@@ -1,0 +1,291 @@
+"""Files backend specifics: corrupt files, several OS processes, and leftovers of killed writers."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.drivers.files import FileDriver
+from taskqueue.errors import ConfigError
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
+
+Q = ["default"]
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def new(**kw: Any) -> NewJob:
+    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def url(root: Path) -> str:
+    return f"file:///{root}"
+
+
+@pytest.fixture
+def driver(url: str) -> Iterator[FileDriver]:
+    d = open_driver(url)
+    assert isinstance(d, FileDriver)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def job_file(root: Path, job_id: str) -> Path:
+    (path,) = [p for p in (root / "queues").rglob("*.json") if job_id in p.name]
+    return path
+
+
+def corrupt_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "corrupt").iterdir() if not p.name.endswith(".reason"))
+
+
+# -- URLs ------------------------------------------------------------------------------------
+
+def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_driver("file:///rel/store")
+    absolute = open_driver(f"file:///{tmp_path / 'abs'}?fsync=0")
+    try:
+        assert isinstance(relative, FileDriver) and relative.root == Path("rel/store")
+        assert (tmp_path / "rel" / "store" / "format.json").is_file()
+        assert isinstance(absolute, FileDriver) and absolute.root == tmp_path / "abs"
+        assert (tmp_path / "abs" / "queues").is_dir()
+    finally:
+        relative.close()
+        absolute.close()
+    with pytest.raises(ConfigError):
+        open_driver("file://")
+
+
+# -- corrupt and truncated files -------------------------------------------------------------
+
+def test_truncated_pending_file_is_moved_aside(
+    driver: FileDriver, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, bad = new(priority=1), new(priority=9)
+    driver.push([good, bad])
+    path = job_file(root, bad.id)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+    with caplog.at_level(logging.WARNING, logger="taskqueue.drivers.files"):
+        assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [good.id]
+    assert driver.search(JobFilter()) != []
+    assert driver.count(JobFilter()) == 1
+    assert driver.stats()["default"].counts[State.PROCESSING] == 1
+    assert driver.get(bad.id) is None
+
+    (moved,) = corrupt_files(root)
+    assert moved.read_bytes() == data[: len(data) // 2]
+    reason = moved.with_name(moved.name + ".reason").read_text()
+    assert "not valid JSON" in reason and str(path) in reason
+    assert any("moved unreadable job file" in r.getMessage() for r in caplog.records)
+
+
+def test_record_with_missing_fields_found_by_search(driver: FileDriver, root: Path) -> None:
+    keep, bad = new(), new()
+    driver.push([keep, bad])
+    job_file(root, bad.id).write_text('{"id": "%s", "state": "pending"}' % bad.id)
+    assert [j.id for j in driver.search(JobFilter())] == [keep.id]
+    assert driver.count(JobFilter(names=("tests.noop",))) == 1
+    (moved,) = corrupt_files(root)
+    assert "missing fields" in moved.with_name(moved.name + ".reason").read_text()
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [keep.id]
+
+
+def test_corrupt_running_job_never_crashes_the_worker(driver: FileDriver, root: Path) -> None:
+    driver.push([new(), new()])
+    first, second = driver.reserve("w", Q, 2, 1)
+    job_file(root, first.id).write_bytes(b"\x00\x01garbage")
+    job_file(root, second.id).write_bytes(b"[1, 2, 3]")
+    assert not driver.complete(first.token)
+    result = driver.heartbeat("w", [second.token], 30)
+    assert result.lost == {second.id}
+    assert driver.recover_expired() == []
+    assert len(corrupt_files(root)) == 2
+    assert driver.stats() == {}
+
+
+# -- several OS processes --------------------------------------------------------------------
+
+def _consume(url: str, worker: str, barrier: Any, results: Any) -> None:
+    driver = open_driver(url)
+    seen: list[str] = []
+    barrier.wait(timeout=60)
+    while batch := driver.reserve(worker, Q, 5, 30):
+        for job in batch:
+            if not driver.complete(job.token):
+                raise AssertionError(f"{worker} lost {job.id}")
+            seen.append(job.id)
+    driver.close()
+    results.put(seen)
+
+
+def test_two_processes_never_share_a_job(driver: FileDriver, url: str) -> None:
+    total = 400
+    driver.push([new() for _ in range(total)])
+    barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
+    procs = [SPAWN.Process(target=_consume, args=(url, f"p{i}", barrier, results))
+             for i in range(2)]
+    for proc in procs:
+        proc.start()
+    seen = [results.get(timeout=120), results.get(timeout=120)]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    counts = Counter(seen[0] + seen[1])
+    assert len(counts) == total and max(counts.values()) == 1
+    assert seen[0] and seen[1], "both processes should have taken part"
+    assert driver.count(JobFilter(states=(State.COMPLETED,))) == total
+
+
+# -- leftovers of killed writers -------------------------------------------------------------
+
+def test_half_written_temp_files_are_ignored(driver: FileDriver, root: Path) -> None:
+    job = new()
+    driver.push([job])
+    half = root / "tmp" / "12345-deadbeef.tmp"
+    half.write_bytes(b'{"id": "half-writ')
+    hidden = root / "queues" / "default" / "ready" / ".0000000001-x.json.tmp"
+    hidden.write_bytes(b'{"id": ')
+    assert driver.count(JobFilter()) == 1
+    assert driver.stats()["default"].counts[State.PENDING] == 1
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [job.id]
+    assert not corrupt_files(root)
+
+    two_hours_ago = time.time() - 7200
+    os.utime(half, (two_hours_ago, two_hours_ago))
+    fresh = root / "tmp" / "12345-cafe.tmp"
+    fresh.write_bytes(b"in flight")
+    assert driver.recover_expired() == []
+    assert not half.exists() and fresh.exists(), "only old temp files are removed"
+
+
+def _patch_record(path: Path, **fields: Any) -> None:
+    """Overwrite some fields of a record file in place (simulating a half-finished move)."""
+    rec = orjson.loads(path.read_bytes())
+    rec.update(fields)
+    path.write_bytes(orjson.dumps(rec))
+
+
+def test_interrupted_moves_are_finished(driver: FileDriver, root: Path) -> None:
+    """A crash between rewriting a record and renaming it leaves the record in the wrong
+    directory; the content wins, and the next look under its lock puts it in place."""
+    driver.push([new(), new()])
+    a, b = driver.reserve("w", Q, 2, 30)
+    processing = root / "queues" / "default" / "processing"
+    # `a` was renamed into processing/ but never rewritten: its content still says pending.
+    _patch_record(processing / f"{a.id}.json", state="pending", attempts=0, lease_epoch=0)
+    # `b` was rewritten as completed but never renamed out of processing/.
+    _patch_record(processing / f"{b.id}.json", state="completed", completed_at=time.time())
+    assert driver.recover_expired() == []
+    assert list(processing.iterdir()) == []
+    assert driver.get(b.id).state == State.COMPLETED  # type: ignore[union-attr]
+    again = driver.reserve("w", Q, 10, 30)
+    assert [j.id for j in again] == [a.id] and again[0].attempts == 1
+
+
+def test_abandoned_idempotency_marker_is_taken_over(driver: FileDriver, root: Path) -> None:
+    key = "order-7"
+    marker = driver._key_path(key)
+    marker.write_text("job-that-never-got-written")
+    old = time.time() - 3600
+    os.utime(marker, (old, old))
+    job = new(idempotency_key=key)
+    assert driver.push([job]) == [job.id]
+    assert driver.push([new(idempotency_key=key)]) == [job.id]
+    assert driver.delete(job.id)
+    again = new(idempotency_key=key)
+    assert driver.push([again]) == [again.id], "deleting a job frees its key"
+
+
+def _produce(url: str, ack: str) -> None:
+    driver = open_driver(url)
+    with open(ack, "a") as out:
+        while True:
+            jobs = [new(payload=os.urandom(4096)) for _ in range(5)]
+            driver.push(jobs)
+            out.write("".join(j.id + "\n" for j in jobs))
+            out.flush()
+
+
+def _slow_consume(url: str, ack: str) -> None:
+    driver = open_driver(url)
+    with open(ack, "a") as out:
+        while batch := driver.reserve("doomed", Q, 1, 1.0):
+            time.sleep(0.01)
+            assert driver.complete(batch[0].token)
+            out.write(batch[0].id + "\n")
+            out.flush()
+
+
+def _acked(path: Path) -> list[str]:
+    text = path.read_text() if path.exists() else ""
+    return [line for line in text.splitlines() if len(line) == 36]
+
+
+def _run_and_kill(target: Any, url: str, ack: Path, wait_for: int) -> None:
+    proc = SPAWN.Process(target=target, args=(url, str(ack)))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while len(_acked(ack)) < wait_for and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=30)
+    assert proc.exitcode == -signal.SIGKILL
+
+
+def test_kill_9_producer_loses_no_acknowledged_job(driver: FileDriver, url: str,
+                                                  tmp_path: Path, root: Path) -> None:
+    ack = tmp_path / "pushed.txt"
+    _run_and_kill(_produce, url, ack, wait_for=100)
+    acked = _acked(ack)
+    assert all(driver.get(job_id) is not None for job_id in acked)
+    seen: list[str] = []
+    while batch := driver.reserve("w", Q, 50, 30):
+        seen.extend(j.id for j in batch)
+        for job in batch:
+            assert driver.complete(job.token)
+    counts = Counter(seen)
+    assert set(acked) <= set(counts) and max(counts.values()) == 1
+    assert driver.count(JobFilter()) == len(counts)
+    assert not corrupt_files(root)
+
+
+def test_kill_9_consumer_jobs_are_recovered(driver: FileDriver, url: str, tmp_path: Path) -> None:
+    total = 120
+    driver.push([new() for _ in range(total)])
+    ack = tmp_path / "done.txt"
+    _run_and_kill(_slow_consume, url, ack, wait_for=20)
+    time.sleep(1.2)  # the killed worker's lease runs out
+    driver.recover_expired()
+    while batch := driver.reserve("w", Q, 50, 30):
+        for job in batch:
+            assert driver.complete(job.token)
+    done = driver.search(JobFilter(states=(State.COMPLETED,), limit=1000))
+    assert len(done) == total and driver.count(JobFilter()) == total
+    by_id = {j.id: j for j in done}
+    assert all(by_id[job_id].attempts == 1 for job_id in _acked(ack))

@@ -1,0 +1,300 @@
+"""MySQL/MariaDB specifics: transactional enqueue, error messages, locking, surviving a restart.
+
+The restart test runs its OWN throw-away MariaDB server (``mariadb-install-db`` + ``mariadbd``
+on a spare port in a temp dir); the shared server on 3306 is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.errors import ConfigError, DriverUnavailable
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
+from tests.backends import mysql_url
+
+pymysql = pytest.importorskip("pymysql")
+Q = ["default"]
+
+
+def new(**kw: object) -> NewJob:
+    fields: dict[str, object] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def own_connection(url: str):  # type: ignore[no-untyped-def]
+    """A plain PyMySQL connection of the application's own (autocommit off, like PyMySQL's
+    default), to the database the driver uses."""
+    parts = urlsplit(url)
+    return pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username or "root",
+                           password=parts.password or "", database=parts.path.lstrip("/"),
+                           cursorclass=pymysql.cursors.DictCursor)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- transactional enqueue -------------------------------------------------------------------
+
+def test_push_on_callers_connection_appears_only_on_commit(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        app = own_connection(url)
+        try:
+            job = new(payload=bytes(range(256)))  # binary payload on a connection without _binary
+            with app.cursor() as cur:
+                cur.execute("CREATE TABLE orders (id INT PRIMARY KEY)")
+            app.begin()
+            with app.cursor() as cur:
+                cur.execute("INSERT INTO orders VALUES (1)")
+            assert driver.push([job], connection=app) == [job.id]  # type: ignore[call-arg]
+            assert driver.get(job.id) is None, "not visible before the caller commits"
+            assert driver.reserve("w", Q, 10, 30) == []
+            app.commit()
+            rec = driver.get(job.id)
+            assert rec is not None and rec.state == State.PENDING
+            assert rec.payload == bytes(range(256))
+            assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [job.id]
+        finally:
+            app.close()
+            driver.close()
+
+
+def test_push_on_callers_connection_vanishes_on_rollback(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        app = own_connection(url)
+        try:
+            parent = new()
+            child = new(dependencies=(parent.id,), idempotency_key="order-7")
+            app.begin()
+            ids = driver.push([parent, child], connection=app)  # type: ignore[call-arg]
+            assert ids == [parent.id, child.id]
+            app.rollback()
+            assert driver.count(JobFilter()) == 0
+            assert driver.reserve("w", Q, 10, 30) == []
+            again = new(idempotency_key="order-7")
+            assert driver.push([again]) == [again.id], "the rolled-back key is free again"
+        finally:
+            app.close()
+            driver.close()
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+def test_unreachable_server_is_driver_unavailable() -> None:
+    port = free_port()
+    with pytest.raises(DriverUnavailable) as info:
+        open_driver(f"mysql://root:s3cret-pw@127.0.0.1:{port}/tq?connect_timeout=2")
+    message = str(info.value)
+    assert f"127.0.0.1:{port}/tq" in message and "unreachable" in message
+    assert "s3cret-pw" not in message
+
+
+def test_missing_database_names_it(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        parts = urlsplit(url)
+        missing = "tq_does_not_exist_" + uuid7()[-8:]
+        with pytest.raises(ConfigError) as info:
+            open_driver(parts._replace(path="/" + missing).geturl())
+        assert missing in str(info.value) and "CREATE DATABASE" in str(info.value)
+
+
+def test_bad_url_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="no database"):
+        open_driver("mysql://root@127.0.0.1:3306/")
+    with pytest.raises(ConfigError, match="unknown MySQL option"):
+        open_driver("mysql://root@127.0.0.1:3306/x?colour=blue")
+
+
+# -- locking ---------------------------------------------------------------------------------
+
+def test_reserve_skips_rows_locked_by_someone_else(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        app = own_connection(url)
+        try:
+            first, second, third = new(priority=9), new(priority=8), new(priority=7)
+            driver.push([first, second, third])
+            app.begin()
+            with app.cursor() as cur:
+                cur.execute("SELECT id FROM job_queue WHERE id = %s FOR UPDATE", (first.id,))
+            got = driver.reserve("w", Q, 2, 30)  # must neither wait nor take the locked row
+            assert [j.id for j in got] == [second.id, third.id]
+            app.rollback()
+            assert [j.id for j in driver.reserve("w", Q, 2, 30)] == [first.id]
+        finally:
+            app.close()
+            driver.close()
+
+
+def test_push_waits_for_a_parent_completing_concurrently(tmp_path: Path) -> None:
+    """A child pushed while its parent's completion is in flight must not miss the wake-up:
+    the dependency count is a locking read, so it waits and sees the parent completed."""
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        app = own_connection(url)
+        try:
+            parent = new()
+            driver.push([parent])
+            app.begin()  # an uncommitted completion holding the parent's row lock
+            with app.cursor() as cur:
+                cur.execute("UPDATE job_queue SET state = 'completed' WHERE id = %s", (parent.id,))
+            child = new(dependencies=(parent.id,))
+            pusher = threading.Thread(target=driver.push, args=([child],))
+            pusher.start()
+            pusher.join(0.5)
+            assert pusher.is_alive(), "the push waits for the parent's row lock"
+            app.commit()
+            pusher.join(10)
+            assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id]
+        finally:
+            app.close()
+            driver.close()
+
+
+def test_same_idempotency_key_from_many_threads_stores_one_job(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        results: list[str] = []
+        lock = threading.Lock()
+
+        def push() -> None:
+            job_id = driver.push([new(idempotency_key="once")])[0]
+            with lock:
+                results.append(job_id)
+
+        try:
+            threads = [threading.Thread(target=push) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert len(results) == 8 and len(set(results)) == 1
+            assert driver.count(JobFilter()) == 1
+        finally:
+            driver.close()
+
+
+# -- a server restart ------------------------------------------------------------------------
+
+def _binary(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+        if found:
+            return found
+    return None
+
+
+def _need(what: str) -> None:
+    message = f"cannot run a private MariaDB/MySQL server: {what}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: every backend must be tested)", pytrace=False)
+    pytest.skip(message)
+
+
+class PrivateServer:
+    """A throw-away mariadbd on a spare port, with its data in a temp dir."""
+
+    def __init__(self, root: Path) -> None:
+        server = _binary("mariadbd", "mysqld")
+        install = _binary("mariadb-install-db", "mysql_install_db")
+        if not server or not install:
+            _need("mariadbd/mariadb-install-db not found on PATH")
+        self.server, self.root = str(server), root
+        self.data, self.port = root / "data", free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        done = subprocess.run(
+            [str(install), "--no-defaults", f"--datadir={self.data}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, timeout=60, check=False)
+        if done.returncode != 0:
+            _need(f"mariadb-install-db failed: {done.stderr.decode()[-500:]}")
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - kept open by the child
+        self.proc = subprocess.Popen(
+            [self.server, "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.root / 's.sock'}",
+             f"--pid-file={self.root / 'server.pid'}", "--user=root", "--skip-grant-tables",
+             "--innodb-buffer-pool-size=16M", "--skip-name-resolve"],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root",
+                                connect_timeout=1).close()
+                return
+            except pymysql.err.OperationalError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.root / "server.log").read_text(errors="replace")[-800:]
+                    raise AssertionError(f"private mariadbd did not start:\n{tail}") from None
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def private_server(root: Path) -> Iterator[PrivateServer]:
+    server = PrivateServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_driver_survives_a_server_restart(tmp_path: Path) -> None:
+    with private_server(tmp_path) as server:
+        admin = pymysql.connect(host="127.0.0.1", port=server.port, user="root", autocommit=True)
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE tq")
+        admin.close()
+        driver = open_driver(f"mysql://root@127.0.0.1:{server.port}/tq"
+                             "?connect_timeout=2&read_timeout=10")
+        try:
+            jobs = [new() for _ in range(20)]
+            assert driver.push(jobs) == [j.id for j in jobs]
+            done = driver.reserve("w", Q, 5, 60)
+            assert all(driver.complete(j.token, '"ok"') for j in done)
+
+            server.kill()
+            with pytest.raises(DriverUnavailable, match="unreachable"):
+                driver.count(JobFilter())  # the pooled connection is dead
+            with pytest.raises(DriverUnavailable, match="unreachable"):
+                driver.reserve("w", Q, 1, 60)  # no server to reconnect to yet
+
+            server.start()  # same data directory, same port
+            assert driver.count(JobFilter()) == 20, "the same driver reconnects by itself"
+            completed = driver.search(JobFilter(states=(State.COMPLETED,), limit=100))
+            assert {j.id for j in completed} == {j.id for j in done}
+            assert all(j.result == '"ok"' for j in completed)
+            rest = driver.reserve("w", Q, 100, 60)
+            assert {j.id for j in rest} == {j.id for j in jobs} - {j.id for j in done}
+            assert all(driver.complete(j.token) for j in rest)
+            assert driver.count(JobFilter(states=(State.COMPLETED,))) == 20
+        finally:
+            driver.close()

@@ -1,0 +1,341 @@
+"""Redis-only behaviour: durability check, wake-up latency, key layout, outages and restarts.
+
+Tests that kill, restart or reconfigure a server start their OWN ``redis-server`` on a spare
+port in a temporary directory and stop it (by pid) at the end; the shared server on 6379 is
+only used through ``tests.backends.redis_url``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.drivers.redis import RedisDriver
+from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
+from tests.backends import redis_url
+
+redis = pytest.importorskip("redis")
+REDIS_SERVER = shutil.which("redis-server")
+needs_server = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+LOGGER = "taskqueue.drivers.redis"
+
+
+def new(**kw: object) -> NewJob:
+    fields: dict[str, object] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnRedis:
+    """A private redis-server process (same port and directory across restarts)."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = spare_port()
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--daemonize", "no", *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        admin = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 15
+        try:
+            while True:
+                try:
+                    admin.ping()
+                    return
+                except redis.RedisError:  # refused, or still loading the AOF
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            admin.close()
+
+    def kill(self) -> None:
+        """SIGKILL, by pid: no shutdown save, no goodbye to clients."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def own_redis(tmp_path: Path, *args: str) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path / f"redis-{uuid7()[:8]}", *args)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+
+# -- start-up durability check ---------------------------------------------------------------
+
+@needs_server
+def test_eviction_policy_warns_and_strict_refuses(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    args = ("--save", "", "--appendonly", "yes", "--maxmemory-policy", "allkeys-lru")
+    with own_redis(tmp_path, *args) as server:
+        caplog.set_level(logging.WARNING, logger=LOGGER)
+        driver = open_driver(server.url)
+        driver.close()
+        warnings = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+        assert any("allkeys-lru" in m and "noeviction" in m for m in warnings), warnings
+        assert not any("persistence" in m for m in warnings), "AOF is on"
+        with pytest.raises(ConfigError, match="maxmemory-policy"):
+            open_driver(server.url + "?strict=true")
+        with pytest.raises(ConfigError, match="strict"):
+            open_driver(server.url, strict=True)
+
+
+@needs_server
+def test_persistence_off_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with own_redis(tmp_path, *NO_PERSISTENCE) as server:
+        caplog.set_level(logging.WARNING, logger=LOGGER)
+        open_driver(server.url).close()
+        assert any("persistence is off" in r.getMessage() for r in caplog.records)
+        with pytest.raises(ConfigError, match="persistence"):
+            open_driver(server.url + "?strict=1")
+
+
+@needs_server
+def test_durable_server_passes_strict_and_disabled_config_is_skipped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with own_redis(tmp_path, "--appendonly", "yes", "--save", "") as server:
+        caplog.set_level(logging.DEBUG, logger=LOGGER)
+        open_driver(server.url + "?strict=true").close()
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    with own_redis(tmp_path, *NO_PERSISTENCE, "--rename-command", "CONFIG", "") as server:
+        open_driver(server.url + "?strict=true").close()   # managed Redis: cannot tell
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("CONFIG GET is not available" in r.getMessage() for r in caplog.records)
+
+
+# -- waking and layout -------------------------------------------------------------------------
+
+def test_wake_up_latency(tmp_path: Path) -> None:
+    with redis_url(tmp_path) as url:
+        waiter, producer = open_driver(url), open_driver(url)
+        try:
+            for queues, target in ((["default"], "default"), (["a", "b", "c"], "c")):
+                pushed_at: list[float] = []
+
+                def produce(queue: str = target, log: list[float] = pushed_at) -> None:
+                    log.append(time.monotonic())
+                    producer.push([new(queue_name=queue)])
+
+                timer = threading.Timer(0.4, produce)
+                timer.start()
+                waiter.wait_for_work(queues, 10)
+                woke_at = time.monotonic()
+                timer.join()
+                assert pushed_at and woke_at - pushed_at[0] < 0.5, woke_at - pushed_at[0]
+                assert len(waiter.reserve("w", queues, 10, 30)) == 1
+        finally:
+            waiter.close()
+            producer.close()
+
+
+def test_wake_tokens_do_not_cause_idle_spins(tmp_path: Path) -> None:
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            for _ in range(5):
+                driver.push([new()])
+            while driver.reserve("w", ["default"], 2, 30):
+                pass
+            started = time.monotonic()
+            driver.wait_for_work(["default"], 0.5)
+            assert time.monotonic() - started >= 0.4, "a drained queue leaves no stale wake-ups"
+        finally:
+            driver.close()
+
+
+@needs_server
+def test_every_key_has_the_prefix_and_queue_keys_a_hash_tag(tmp_path: Path) -> None:
+    with own_redis(tmp_path, *NO_PERSISTENCE) as server:
+        driver = open_driver(server.url + "?prefix=tq_layout")
+        try:
+            parent = new(queue_name="emails", idempotency_key="k")
+            child = new(queue_name="reports", dependencies=(parent.id,), delay_seconds=30)
+            driver.push([parent, child, new(queue_name="emails", delay_seconds=60)])
+            job = driver.reserve("w", ["emails"], 1, 30)[0]
+            driver.heartbeat("w", [job.token], 30)
+            driver.lock_acquire("leader", "n1", 30)
+            driver.counter_incr("rate", 1, 30)
+            driver.registry_put("worker", "w", {"id": "w"}, 30)
+            driver.wait_for_work(["emails"], 0.05)
+            keys = {k.decode() for k in redis.Redis(port=server.port).keys("*")}
+        finally:
+            driver.close()
+    assert keys and all(k.startswith("tq_layout:") for k in keys), keys
+    global_keys = {"tq_layout:jobs", "tq_layout:idem", "tq_layout:queues", "tq_layout:schema",
+                   "tq_layout:lock:leader", "tq_layout:counter:rate"}
+    assert global_keys <= keys
+    for queue in ("emails", "reports"):
+        queue_keys = [k for k in keys if k.startswith(f"tq_layout:{{{queue}}}:")]
+        assert queue_keys, queue
+        slots = {redis.crc.key_slot(k.encode()) for k in queue_keys}
+        assert slots == {redis.crc.key_slot(queue.encode())}, "one slot per queue"
+    untagged = keys - global_keys
+    assert all("{" in k and "}" in k for k in untagged), untagged
+
+
+# -- semantics only Redis needs to prove --------------------------------------------------------
+
+def test_cross_queue_dependencies_and_priority(tmp_path: Path) -> None:
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            parent = new(queue_name="a")
+            child = new(queue_name="b", dependencies=(parent.id,))
+            driver.push([parent, child])
+            assert [j.id for j in driver.reserve("w", ["a", "b"], 10, 30)] == [parent.id]
+            assert driver.complete(driver.get(parent.id).token)  # type: ignore[union-attr]
+            late = new(queue_name="c", dependencies=(parent.id,))
+            driver.push([late])
+            got = {j.id for j in driver.reserve("w", ["b", "c"], 10, 30)}
+            assert got == {child.id, late.id}
+            low, high = new(queue_name="a", priority=1), new(queue_name="b", priority=20)
+            driver.push([low, high])
+            assert [j.id for j in driver.reserve("w", ["a", "b"], 1, 30)] == [high.id]
+        finally:
+            driver.close()
+
+
+def test_parked_child_is_repaired_after_a_lost_unblock(tmp_path: Path) -> None:
+    """A crash between a parent's completion and the unblocking of a child in another queue
+    leaves the child parked; recover_expired releases it."""
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        assert isinstance(driver, RedisDriver)
+        try:
+            parent = new(queue_name="a")
+            child = new(queue_name="b", dependencies=(parent.id,))
+            driver.push([parent, child])
+            job = driver.reserve("w", ["a"], 1, 30)[0]
+            answer = driver._run("complete", "a", [job.id, job.lease_epoch, ""])  # no unblock
+            assert answer[0] == 1
+            assert driver.reserve("w", ["b"], 10, 30) == []
+            driver.recover_expired()
+            assert [j.id for j in driver.reserve("w", ["b"], 10, 30)] == [child.id]
+        finally:
+            driver.close()
+
+
+def test_retried_push_is_idempotent_but_a_different_job_conflicts(tmp_path: Path) -> None:
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            job = new()
+            assert driver.push([job]) == [job.id]
+            assert driver.push([job]) == [job.id], "a push retried after a lost reply"
+            with pytest.raises(Conflict):
+                driver.push([new(id=job.id, payload=b"other")])
+            assert driver.count(JobFilter()) == 1
+        finally:
+            driver.close()
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+def test_unreachable_server_is_driver_unavailable() -> None:
+    port = spare_port()
+    started = time.monotonic()
+    with pytest.raises(DriverUnavailable) as info:
+        open_driver(f"redis://:s3cret-pw@127.0.0.1:{port}/0")
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "unavailable" in message, message
+    assert "s3cret" not in message
+    assert time.monotonic() - started < 10
+
+
+@needs_server
+def test_restart_with_aof_keeps_every_job_and_completion(tmp_path: Path) -> None:
+    with own_redis(tmp_path, "--appendonly", "yes", "--appendfsync", "always",
+                   "--save", "") as server:
+        driver = open_driver(server.url + "?strict=true")
+        try:
+            jobs = [new(priority=i % 3) for i in range(30)]
+            assert driver.push(jobs) == [j.id for j in jobs]
+            done = set()
+            for rec in driver.reserve("w", ["default"], 10, 30):
+                assert driver.complete(rec.token, f'"{rec.id}"')
+                done.add(rec.id)
+            running = driver.reserve("w", ["default"], 5, 30)
+
+            server.kill()
+            for call in (lambda: driver.push([new()]), lambda: driver.get(jobs[0].id),
+                         lambda: driver.reserve("w", ["default"], 1, 30)):
+                with pytest.raises(DriverUnavailable, match="unavailable"):
+                    call()
+
+            server.start()
+            for job in jobs:
+                found = driver.get(job.id)
+                assert found is not None, job.id
+                if job.id in done:
+                    assert found.state == State.COMPLETED and found.result == f'"{job.id}"'
+            assert driver.count(JobFilter(states=(State.COMPLETED,))) == len(done)
+            assert driver.count(JobFilter(states=(State.PROCESSING,))) == len(running)
+            for rec in running:      # the leases survived, so their holders can still finish
+                assert driver.complete(rec.token)
+            while batch := driver.reserve("w", ["default"], 10, 30):
+                for rec in batch:
+                    assert driver.complete(rec.token)
+            assert driver.count(JobFilter(states=(State.COMPLETED,))) == len(jobs)
+        finally:
+            driver.close()
+
+
+@needs_server
+def test_restart_without_persistence_loses_everything(tmp_path: Path) -> None:
+    """A documented limitation, not a bug: the start-up check warns about it (and refuses it
+    with strict=true)."""
+    with own_redis(tmp_path, *NO_PERSISTENCE) as server:
+        driver = open_driver(server.url)
+        try:
+            jobs = [new() for _ in range(5)]
+            driver.push(jobs)
+            server.kill()
+            server.start()
+            assert driver.count(JobFilter()) == 0
+            assert all(driver.get(j.id) is None for j in jobs)
+            assert driver.stats() == {}
+            assert driver.reserve("w", ["default"], 10, 30) == []
+        finally:
+            driver.close()
