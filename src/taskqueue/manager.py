@@ -31,6 +31,9 @@ RUN_OPTIONS = "_opts"
 _RUN_OPTION_NAMES = ("rate", "rate_key", "concurrency", "conditions", "retry_backoff",
                      "retry_backoff_max", "retry_jitter", "on_dependency_failure")
 _RESULT_PREFIX = "tq1:"
+#: Registry kind holding paused queues; entries live "forever" (100 years).
+PAUSED = "queue_paused"
+FOREVER = 100 * 365 * 24 * 3600.0
 
 
 class QueueManager:
@@ -160,6 +163,18 @@ class QueueManager:
 
     def delete(self, job_id: str) -> bool:
         return self.driver.delete(job_id)
+
+    # -- queues ---------------------------------------------------------------------------------
+    def pause_queue(self, queue: str) -> None:
+        """Stop every worker on every node from taking jobs from ``queue`` (within a second)."""
+        self.driver.registry_put(PAUSED, queue, {"queue": queue, "since": time.time()},
+                                 ttl_seconds=FOREVER)
+
+    def resume_queue(self, queue: str) -> None:
+        self.driver.registry_remove(PAUSED, queue)
+
+    def paused_queues(self) -> list[str]:
+        return [str(e["queue"]) for e in self.driver.registry_list(PAUSED)]
 
     def decode(self, record: JobRecord) -> Any:
         """The job's decoded body (args/kwargs or data)."""

@@ -120,3 +120,24 @@ class AsyncReport(Job):
         record(self.data["ledger"], "async-class")
         await asyncio.sleep(0)
         return "async-class-ok"
+
+
+@task(name="tests.hang_forever", timeout=1, max_attempts=2)
+def hang_forever(ledger: str) -> None:
+    """Ignores its soft timeout: only the supervisor's hard timeout can stop it."""
+    record(ledger, "start")
+    while True:
+        try:
+            time.sleep(10**6)
+        except JobTimeout:
+            record(ledger, "ignored-timeout")
+
+
+_hoard: list[bytes] = []
+
+
+@task(name="tests.leak")
+def leak(ledger: str, megabytes: int) -> None:
+    """Keeps memory on purpose, to trigger memory recycling."""
+    record(ledger)
+    _hoard.append(b"x" * (megabytes * 1024 * 1024))

@@ -107,7 +107,7 @@ def test_truncated_pending_file_is_moved_aside(
 def test_record_with_missing_fields_found_by_search(driver: FileDriver, root: Path) -> None:
     keep, bad = new(), new()
     driver.push([keep, bad])
-    job_file(root, bad.id).write_text('{"id": "%s", "state": "pending"}' % bad.id)
+    job_file(root, bad.id).write_text(f'{{"id": "{bad.id}", "state": "pending"}}')
     assert [j.id for j in driver.search(JobFilter())] == [keep.id]
     assert driver.count(JobFilter(names=("tests.noop",))) == 1
     (moved,) = corrupt_files(root)

@@ -93,14 +93,14 @@ def test_push_on_callers_connection_rolls_back_with_it(pg: Driver) -> None:
         assert pg.push([again]) == [again.id], "the key was never taken"
 
 
-def test_push_on_autocommit_connection_is_atomic_and_immediate(pg: Driver) -> None:
+def test_push_on_autocommit_connection_commits_at_once(pg: Driver) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         jobs = [new(), new()]
         pg.push(jobs, connection=conn)  # type: ignore[call-arg]
         assert pg.count(JobFilter()) == 2
 
 
-def test_notify_is_delivered_only_on_commit(pg_url: str, pg: Driver) -> None:
+def test_notify_is_delivered_only_on_commit(pg: Driver) -> None:
     with psycopg.connect(PG_ADMIN) as conn:
         thread, woke = waiter(pg, Q, 5)
         time.sleep(0.2)

@@ -65,9 +65,34 @@ def workers(ctx: click.Context, as_json: bool) -> None:
         emit_json(entries)
         return
     table(f"{len(entries)} workers", ["id", "state", "queues", "processed", "failed", "rss MB",
-                                      "current"],
+                                      "heartbeat", "current"],
           [[e["id"], e["state"], ",".join(e["queues"]), e["processed"], e["failed"],
-            e["rss_mb"], ",".join(e["current_jobs"])] for e in entries])
+            e["rss_mb"], f"{time.time() - e['last_heartbeat']:.0f}s ago",
+            ",".join(e["current_jobs"])] for e in entries])
+
+
+@click.command("queue:pause")
+@click.argument("queues", nargs=-1, required=True)
+@click.pass_context
+def queue_pause(ctx: click.Context, queues: tuple[str, ...]) -> None:
+    """Stop all workers everywhere from taking jobs from QUEUES (jobs keep arriving)."""
+    manager = open_manager(ctx)
+    for name in queues:
+        manager.pause_queue(name)
+    console.print(f"paused: {', '.join(manager.paused_queues())}")
+    manager.close()
+
+
+@click.command("queue:resume")
+@click.argument("queues", nargs=-1, required=True)
+@click.pass_context
+def queue_resume(ctx: click.Context, queues: tuple[str, ...]) -> None:
+    """Let workers take jobs from QUEUES again."""
+    manager = open_manager(ctx)
+    for name in queues:
+        manager.resume_queue(name)
+    console.print(f"paused now: {', '.join(manager.paused_queues()) or 'none'}")
+    manager.close()
 
 
 @click.command("migrate")
@@ -96,6 +121,6 @@ def key_generate() -> None:
     click.echo(generate_key())
 
 
-COMMANDS = [stats, workers, migrate, prune, key_generate]
+COMMANDS = [stats, workers, queue_pause, queue_resume, migrate, prune, key_generate]
 
 __all__ = ["COMMANDS", "open_driver"]

@@ -33,13 +33,21 @@ from taskqueue.worker.supervisor import Supervisor
               help="Most jobs reserved at once (adapts to job duration).")
 @click.option("--sleep", "poll", type=click.FloatRange(min=0.01), default=1.0,
               show_default=True, help="Longest idle wait between checks for work.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Jobs run at once per process (threads for sync, one event loop for async).")
+@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="On SIGTERM/SIGINT, seconds running jobs get to finish before they are "
+                   "handed back.")
+@click.option("--kill-after", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Hard timeout: kill a worker whose job runs this long past its timeout.")
 @click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
-         poll: float, stop_when_empty: bool, apps: tuple[str, ...], as_json: bool) -> None:
+         poll: float, concurrency: int, grace: float, kill_after: float, stop_when_empty: bool,
+         apps: tuple[str, ...], as_json: bool) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
     manager = open_manager(ctx)
@@ -52,11 +60,12 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
         timeout=timeout, stop_when_empty=stop_when_empty,
         max_jobs=max_jobs or settings.worker_max_jobs,
         memory_limit_mb=memory or settings.worker_memory_limit / (1024 * 1024),
-        max_time=max_time or settings.worker_timeout,
+        max_time=max_time or settings.worker_timeout, concurrency=concurrency,
     )
     root = ctx.find_root().params
     supervisor = Supervisor(settings, options, workers, apps=list(apps),
-                            log_setup=(root["log_format"], root["log_level"]))
+                            log_setup=(root["log_format"], root["log_level"]),
+                            grace=grace, kill_after=kill_after)
     if as_json or not stop_when_empty:
         summaries = supervisor.run()
     else:

@@ -18,6 +18,7 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "mysql": ("taskqueue.drivers.mysql", "MySQLDriver"),
     "mariadb": ("taskqueue.drivers.mysql", "MySQLDriver"),
     "redis": ("taskqueue.drivers.redis", "RedisDriver"),
+    "rediss": ("taskqueue.drivers.redis", "RedisDriver"),
     "file": ("taskqueue.drivers.files", "FileDriver"),
 }
 

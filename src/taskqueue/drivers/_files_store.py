@@ -74,6 +74,18 @@ def from_fs_name(name: str) -> str:
     return unquote(name)
 
 
+def read_file(path: Path) -> bytes:
+    """A whole small file, read with plain system calls (no buffering, no tty probe)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, 65536)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def ignorable(name: str) -> bool:
     """Temp files and hidden files are never ours to read."""
     return name.startswith(".") or name.endswith(".tmp")
@@ -245,13 +257,25 @@ class Store:
         return self.ids / fs_name(job_id)
 
     def claim_id(self, job_id: str, queue: str) -> bool:
-        """Register a new job id; False if the id already exists."""
-        return self.create_exclusive(self.id_path(job_id), queue.encode())
+        """Register a new job id; False if the id already exists. One O_EXCL create: a
+        reader may see the entry empty for a moment, which reads as "no such job yet"."""
+        try:
+            fd = os.open(self.id_path(job_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, queue.encode())
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
 
     def queue_of(self, job_id: str) -> str | None:
         """The queue a job id lives in, or None if no such job."""
         try:
-            return self.id_path(job_id).read_bytes().decode()
+            return read_file(self.id_path(job_id)).decode() or None
         except (FileNotFoundError, ValueError):
             return None
 

@@ -58,6 +58,7 @@ from taskqueue.drivers._files_store import (
     fs_name,
     ignorable,
     parse_ready,
+    read_file,
     ready_name,
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
@@ -179,7 +180,7 @@ class FileDriver:
     def _load(self, path: Path, job_id: str) -> Rec | None:
         """Read a record (caller holds its lock); a corrupt file is moved aside -> None."""
         try:
-            data = path.read_bytes()
+            data = read_file(path)
         except FileNotFoundError:
             return None
         try:
@@ -194,7 +195,7 @@ class FileDriver:
             if path is None:
                 return None
             try:
-                data = path.read_bytes()
+                data = read_file(path)
             except FileNotFoundError:
                 path = self._find(job_id)
                 continue
@@ -279,12 +280,14 @@ class FileDriver:
     def _wake_dependents(self, parent_id: str) -> None:
         """Re-check the children of a job that completed or disappeared."""
         directory = self._store.deps / fs_name(parent_id)
-        for name in self._store.listdir(directory):
+        names = self._store.listdir(directory)
+        for name in names:
             if not ignorable(name):
                 self._promote(from_fs_name(name))
                 (directory / name).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            directory.rmdir()
+        if names:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
     # -- admission: ids and idempotency keys ----------------------------------------------
     def _key_path(self, key: str) -> Path:
@@ -297,7 +300,7 @@ class FileDriver:
             if self._store.create_exclusive(path, job_id.encode()):
                 return None
             try:
-                holder = path.read_bytes().decode()
+                holder = read_file(path).decode()
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 continue
@@ -305,14 +308,14 @@ class FileDriver:
                 return holder
             lock = self._store.job_lock("key:" + path.name)
             with lock.hold(), contextlib.suppress(FileNotFoundError):  # abandoned: take over
-                if path.read_bytes().decode() == holder:
+                if read_file(path).decode() == holder:
                     path.unlink()
         raise Conflict(f"could not claim idempotency key {key!r} (contended)")
 
     def _drop_key(self, key: str, job_id: str) -> None:
         path = self._key_path(key)
         with contextlib.suppress(FileNotFoundError):
-            if path.read_bytes().decode() == job_id:
+            if read_file(path).decode() == job_id:
                 path.unlink()
 
     def _admit(self, job: NewJob) -> str | None:
@@ -335,8 +338,11 @@ class FileDriver:
         self._store.drop_id(rec["id"])
 
     def _insert(self, recs: list[Rec]) -> None:
-        """Write admitted records; jobs with dependencies wait until a re-check frees them."""
-        synced = {self._store.ids, self._store.keys}
+        """Write admitted records; jobs with dependencies wait until a re-check frees them.
+        The id entries are made durable first: a record must never outlive its id entry."""
+        if recs:
+            self._store.sync_dirs([self._store.ids, self._store.keys])
+        synced: set[Path] = set()
         held: list[tuple[str, Path]] = []
         for index, rec in enumerate(recs):
             waiting = rec["state"] in _READY and bool(rec["dependencies"])
@@ -419,23 +425,20 @@ class FileDriver:
     def _claim(
         self, cand: scan.Candidate, worker_id: str, lease: float, now: float, *, blocking: bool
     ) -> JobRecord | None | Literal[_Busy.BUSY]:
-        """Take one ready job: rename it into processing/ (one process wins), then lease it."""
+        """Take one ready job: check it, rename it into processing/, then lease it."""
         with self._store.job_lock(cand.job_id).hold(blocking) as held:
             if not held:
                 return _Busy.BUSY
             source = self._store.state_dir(cand.queue, READY) / cand.name
-            path = self._store.fixed_path(cand.queue, PROCESSING, cand.job_id)
-            try:
-                os.rename(source, path)
-            except FileNotFoundError:
-                return None  # another worker won it, or it was cancelled or changed
-            rec = self._load(path, cand.job_id)
+            rec = self._load(source, cand.job_id)
             if rec is None:
-                return None
+                return None  # another worker won it, it moved, or it was unreadable
             if (rec["state"] not in _READY or ready_name(rec) != cand.name
                     or rec["queue_name"] != cand.queue):
-                self._place(path, rec)  # its name was stale: put it where it belongs
+                self._place(source, rec)  # its name was stale: put it where it belongs
                 return None
+            path = self._store.fixed_path(cand.queue, PROCESSING, cand.job_id)
+            os.rename(source, path)
             rec.update(state=State.PROCESSING.value, attempts=rec["attempts"] + 1,
                        lease_owner=worker_id, lease_expires_at=now + lease,
                        lease_epoch=rec["lease_epoch"] + 1, started_at=now, updated_at=now)
@@ -517,13 +520,17 @@ class FileDriver:
         return self._settle(LeaseToken(*token), change)
 
     @_translated
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
         now = time.time()
 
         def change(rec: Rec) -> None:
             rec.update(state=State.PENDING.value, attempts=max(rec["attempts"] - 1, 0),
                        available_at=now + delay_seconds, updated_at=now, lease_owner=None,
                        lease_expires_at=None)
+            if reason is not None:
+                rec["exception"] = reason
 
         return self._settle(LeaseToken(*token), change)
 
@@ -550,7 +557,7 @@ class FileDriver:
     def _recover(self, path: Path, job_id: str, now: float) -> bool:
         """Expire one lease (processing -> retrying, or failed when attempts are spent)."""
         with contextlib.suppress(FileNotFoundError, CorruptRecord):  # cheap look, no lock
-            peek = decode(path.read_bytes(), job_id)
+            peek = decode(read_file(path), job_id)
             if peek["state"] == State.PROCESSING and not _expired(peek, now):
                 return False
         with self._store.job_lock(job_id).hold():

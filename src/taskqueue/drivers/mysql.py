@@ -238,7 +238,7 @@ class MySQLDriver:
         if code in (1044, 1045):
             return ConfigError(f"MySQL at {where} refused the login: {text}")
         if code in _RETRYABLE:
-            return DriverUnavailable(f"MySQL at {where} kept hitting lock conflicts: {text}")
+            return DriverUnavailable(f"MySQL at {where}: lock conflict, try again ({text})")
         if _is_disconnect(exc):
             return DriverUnavailable(f"MySQL at {where} is unreachable: {text}")
         return DriverError(f"MySQL error {code} at {where}: {text}")
@@ -355,8 +355,10 @@ class MySQLDriver:
         params = (state.value, error, _us(retry_in or 0.0), int(dead), *token)
         return self._change(Q["fail"], params)
 
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
-        return self._change(Q["release"], (_us(delay_seconds), *token))
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
+        return self._change(Q["release"], (_us(delay_seconds), reason, *token))
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return self._change(Q["set_progress"], (progress, *token))

@@ -32,13 +32,7 @@ from psycopg.rows import TupleRow, tuple_row
 
 from taskqueue.drivers import _sql
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
-from taskqueue.errors import (
-    ConfigError,
-    Conflict,
-    DriverError,
-    DriverUnavailable,
-    TaskQueueError,
-)
+from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable, TaskQueueError
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
@@ -337,8 +331,10 @@ class PostgresDriver:
         state = State.FAILED if dead else State.RETRYING
         return self._change("fail", (state.value, error, float(retry_in or 0.0), dead, *token))
 
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
-        return self._change("release", (float(delay_seconds), *token))
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
+        return self._change("release", (float(delay_seconds), reason, *token))
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return self._change("set_progress", (float(progress), *token))

@@ -25,7 +25,7 @@ PEXPIRE) and ``<prefix>:registry:{<kind>}`` (hash + expiry set).
 
 All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock.
 
-Atomicity on a single node (the supported deployment, also behind Sentinel): every transition
+Atomicity on a single node (the supported deployment): every transition
 of one job -- push with its idempotency claim (HSETNX) and id index, reserve, heartbeat,
 complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
 restore -- is one script, so it is atomic and fenced by the lease epoch exactly like the SQL
@@ -317,13 +317,13 @@ class RedisDriver:
         return HeartbeatResult(frozenset(found["e"]), frozenset(found["c"]),
                                frozenset(found["l"]))
 
-    def _by_id(self, script: str, job_id: str, *args: Any, globals_: bool = False) -> Any:
+    def _by_id(self, script: str, job_id: str, *args: Any) -> Any:
         """Run a per-queue script on the queue of ``job_id``; None when the job is unknown."""
         with self._guard():
             queue = self._homes([job_id]).get(job_id)
             if queue is None:
                 return None
-            return self._run(script, queue, [job_id, *args], globals_=globals_)
+            return self._run(script, queue, [job_id, *args])
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         answer = self._by_id("complete", token.job_id, int(token.epoch),
@@ -341,9 +341,12 @@ class RedisDriver:
         delay = "" if retry_in is None else int(retry_in * 1_000_000)
         return bool(self._by_id("fail", token.job_id, int(token.epoch), error, delay))
 
-    def release(self, token: LeaseToken, delay_seconds: float = 0.0) -> bool:
+    def release(
+        self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
+    ) -> bool:
         return bool(self._by_id("release", token.job_id, int(token.epoch),
-                                int(delay_seconds * 1_000_000)))
+                                int(delay_seconds * 1_000_000),
+                                "" if reason is None else "=" + reason))
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return bool(self._by_id("set_progress", token.job_id, int(token.epoch),
@@ -379,7 +382,10 @@ class RedisDriver:
             waits = {c: ([rk.text(p) for p in replies[2 * i]], int(replies[2 * i + 1] or now))
                      for i, c in enumerate(parked)}
             homes = self._homes([p for parents, _ in waits.values() for p in parents])
-            states = {p: self._r.hget(self.keys.job(q, p), "state") for p, q in homes.items()}
+            pipe = self._r.pipeline(transaction=False)
+            for parent, home in homes.items():
+                pipe.hget(self.keys.job(home, parent), "state")
+            states = dict(zip(homes, pipe.execute(), strict=True))
             self._unblock([(queue, child, p) for child, (parents, created) in waits.items()
                            for p in parents
                            if states.get(p) == b"completed"

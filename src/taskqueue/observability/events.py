@@ -27,6 +27,7 @@ JOB_POSTPONED = "job.postponed"
 JOB_LEASE_LOST = "job.lease_lost"
 WORKER_STARTED = "worker.started"
 WORKER_STOPPED = "worker.stopped"
+WORKER_HEARTBEAT = "worker.heartbeat"
 
 
 @dataclass(frozen=True, slots=True)

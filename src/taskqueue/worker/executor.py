@@ -43,15 +43,30 @@ class Outcome:
 
 
 class Executor:
-    """Runs jobs on the calling thread; async jobs on one long-lived event loop."""
+    """Runs jobs on the calling thread; async jobs on one long-lived event loop.
 
-    def __init__(self) -> None:
+    With ``shared_loop`` (used with ``--concurrency``), the loop runs in its own thread and
+    every job thread submits its coroutine there, so async jobs run concurrently on one loop.
+    """
+
+    def __init__(self, shared_loop: bool = False) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        if shared_loop:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever,
+                                                 name="taskqueue-asyncio", daemon=True)
+            self._loop_thread.start()
 
     def close(self) -> None:
-        if self._loop is not None:
+        if self._loop is None:
+            return
+        if self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
+        if not self._loop.is_running():
             self._loop.close()
-            self._loop = None
+        self._loop = None
 
     def run(self, runnable: Runnable, body: dict[str, Any], ctx: JobContext) -> Outcome:
         started = time.perf_counter()
@@ -91,6 +106,8 @@ class Executor:
             except TimeoutError:
                 raise JobTimeout(f"job {ctx.job_id} timed out after {ctx.timeout}s") from None
 
+        if self._loop_thread is not None:
+            return asyncio.run_coroutine_threadsafe(guarded(), self._loop).result()
         return self._loop.run_until_complete(guarded())
 
 

@@ -25,6 +25,7 @@ class Heartbeat:
         lease_seconds: float,
         on_cancelled: Callable[[str], None],
         status: Callable[[], dict[str, Any]],
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self.driver = driver
         self.worker_id = worker_id
@@ -32,6 +33,7 @@ class Heartbeat:
         self.interval = max(0.2, lease_seconds / 3)
         self.on_cancelled = on_cancelled
         self.status = status
+        self.on_beat = on_beat
         self.lost: set[str] = set()
         self._held: dict[str, LeaseToken] = {}
         self._lock = threading.Lock()
@@ -64,6 +66,8 @@ class Heartbeat:
             self.on_cancelled(job_id)
         self.driver.registry_put("worker", self.worker_id, self.status(),
                                  ttl_seconds=self.lease_seconds)
+        if self.on_beat is not None:
+            self.on_beat()
         return result
 
     def start(self) -> None:

@@ -25,6 +25,7 @@ from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
+from taskqueue.worker.pool import JobPool
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.retry import RetryPolicy, retry_in
 
@@ -50,6 +51,10 @@ class WorkerOptions:
     maintenance_interval: float = 5.0
     #: Extra middleware (the registered defaults are always installed first).
     middleware: Sequence[Middleware] = ()
+    #: Jobs run at once in this process: threads for sync jobs, one event loop for async ones.
+    concurrency: int = 1
+    #: How often the set of paused queues is re-read from the store.
+    pause_check_interval: float = 0.5
 
 
 @dataclass
@@ -84,9 +89,16 @@ class Worker:
         self.worker_id = self.options.worker_id or f"{socket.gethostname()}:{os.getpid()}:" \
             f"{uuid7()[-6:]}"
         self.summary = WorkerSummary(self.worker_id)
-        self.executor = Executor()
+        concurrent = self.options.concurrency > 1
+        self.executor = Executor(shared_loop=concurrent)
+        self.pool = JobPool(self.options.concurrency) if concurrent else None
         self.heartbeat = Heartbeat(self.driver, self.worker_id, self.lease,
-                                   self._on_cancelled, self._status)
+                                   self._on_cancelled, self._status,
+                                   on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT))
+        self._lock = threading.Lock()
+        self._paused_queues: set[str] = set()
+        self._next_pause_check = 0.0
+        self._next_trend_log = 0
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._running: dict[str, JobContext] = {}
@@ -141,6 +153,8 @@ class Worker:
                 self._stop.wait(0.1)
                 continue
             self._state = "running"
+            if self.pool is not None and not self.pool.wait_for_capacity(0.2):
+                continue
             try:
                 processed = self.run_once()
                 failures = 0
@@ -152,15 +166,22 @@ class Worker:
                 self._stop.wait(delay)
                 continue
             if processed == 0:
+                if self.pool is not None and not self.pool.wait_idle(0):
+                    self.pool.wait_for_capacity(0.05)
+                    continue
                 if self.options.stop_when_empty:
                     self.request_stop("queue empty")
                     break
                 self.driver.wait_for_work(self.queues, self.options.poll_interval)
 
     def run_once(self) -> int:
-        """Reserve one batch and run it; return how many jobs were taken."""
+        """Reserve one batch and run it (or hand it to the pool); return how many were taken."""
         self._maintenance()
-        batch = self.driver.reserve(self.worker_id, self.queues, self._batch_size(), self.lease)
+        queues = self._active_queues()
+        if not queues:
+            self._stop.wait(0.1)
+            return 0
+        batch = self.driver.reserve(self.worker_id, queues, self._batch_size(), self.lease)
         if not batch:
             return 0
         self.heartbeat.hold(j.token for j in batch)
@@ -168,11 +189,24 @@ class Worker:
             if self._stop.is_set() or self._paused.is_set():
                 self._hand_back(batch[index:])
                 break
-            self._process(job)
+            if self.pool is not None:
+                self.pool.submit(self._process, job)
+            else:
+                self._process(job)
         return len(batch)
+
+    def _active_queues(self) -> list[str]:
+        """The worker's queues minus those paused in the store (re-read every half second)."""
+        now = time.monotonic()
+        if now >= self._next_pause_check:
+            self._next_pause_check = now + self.options.pause_check_interval
+            self._paused_queues = set(self.manager.paused_queues())
+        return [q for q in self.queues if q not in self._paused_queues]
 
     def _batch_size(self) -> int:
         size = max(1, min(self.options.prefetch, int(0.2 / max(self._avg_duration, 1e-4))))
+        if self.pool is not None:
+            size = max(1, self.pool.free())
         if self.options.max_jobs:
             size = min(size, max(1, self.options.max_jobs - self.summary.processed))
         return size
@@ -181,7 +215,8 @@ class Worker:
     def _process(self, job: JobRecord) -> None:
         try:
             if job.id in self.heartbeat.lost:
-                self.summary.lost += 1
+                with self._lock:
+                    self.summary.lost += 1
                 return
             try:
                 body = self.manager.decode(job)
@@ -195,7 +230,9 @@ class Worker:
                 self._postpone(job, postponed)
                 return
             self._running[job.id] = ctx
-            self._emit(ev.JOB_STARTED, job)
+            self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
+                                                    "timeout": ctx.timeout,
+                                                    "max_attempts": job.max_attempts})
             outcome = self.executor.run(runnable, body, ctx)
             for mw in reversed(self.middleware):
                 mw.after_run(job, ctx, outcome)
@@ -204,7 +241,8 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             self.heartbeat.drop(job.id)
-            self.summary.processed += 1
+            with self._lock:
+                self.summary.processed += 1
 
     def _before(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                 options: dict[str, Any]) -> Postpone | None:
@@ -244,7 +282,8 @@ class Worker:
             self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
                          ev.JOB_SNOOZED, outcome)
         elif outcome.kind is Kind.CANCELLED:
-            self.summary.cancelled += 1
+            with self._lock:
+                self.summary.cancelled += 1
             self.driver.cancel(job.id, f"cancelled while running: {outcome.error}")
             self._emit(ev.JOB_CANCELLED, job, outcome)
         else:
@@ -276,13 +315,15 @@ class Worker:
     def _record(self, job: JobRecord, accepted: bool | None, kind: str, outcome: Outcome,
                 **fields: Any) -> None:
         if not accepted:
-            self.summary.lost += 1
+            with self._lock:
+                self.summary.lost += 1
             self._emit(ev.JOB_LEASE_LOST, job, outcome)
             return
         counter = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried",
                    ev.JOB_FAILED: "failed", ev.JOB_SNOOZED: "snoozed",
                    ev.JOB_POSTPONED: "postponed"}[kind]
-        setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+        with self._lock:
+            setattr(self.summary, counter, getattr(self.summary, counter) + 1)
         error = fields.pop("error", None) or (describe(outcome.error) if outcome.error else None)
         self._emit(kind, job, outcome, error=error, **fields)
 
@@ -323,11 +364,25 @@ class Worker:
             return f"ran for {o.max_time:.0f}s (max-time)"
         if o.memory_limit_mb:
             rss = self._rss_mb()
+            self._watch_memory_trend(rss)
             if rss >= o.memory_limit_mb:
                 grew = rss - self.summary.rss_start_mb
                 return (f"memory {rss:.1f} MB >= limit {o.memory_limit_mb:.0f} MB "
                         f"(grew {grew:+.1f} MB over {self.summary.processed} jobs)")
         return None
+
+    def _watch_memory_trend(self, rss: float) -> None:
+        """Warn (once per 1,000 jobs) when RSS keeps growing: a likely memory leak."""
+        done = self.summary.processed
+        if done < 200 or done < self._next_trend_log:
+            return
+        self._next_trend_log = done + 1000
+        per_thousand = (rss - self.summary.rss_start_mb) / done * 1000
+        if per_thousand > 1.0:
+            log.warning("memory grew from %.1f to %.1f MB over %d jobs (%+.1f MB per 1000 jobs); "
+                        "a leak? the worker is recycled at %.0f MB", self.summary.rss_start_mb,
+                        rss, done, per_thousand, self.options.memory_limit_mb or 0,
+                        extra={"worker_id": self.worker_id})
 
     def _hand_back(self, jobs: Sequence[JobRecord]) -> None:
         for job in jobs:
@@ -336,6 +391,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         self._state = "stopping"
+        if self.pool is not None:
+            self.pool.wait_idle(None if self.summary.stop_reason != "interrupted" else 0)
+            self.pool.close()
         held = self.heartbeat.held()
         for token in held:
             self._persist(self.driver.release, token, 0.0)
@@ -364,7 +422,9 @@ class Worker:
                 "queues": self.queues, "state": self._state,
                 "current_jobs": list(self._running), "processed": self.summary.processed,
                 "failed": self.summary.failed, "rss_mb": round(self._rss_mb(), 1),
-                "started": time.time() - (time.monotonic() - self._started)}
+                "started": time.time() - (time.monotonic() - self._started),
+                "last_heartbeat": time.time(), "concurrency": self.options.concurrency,
+                "paused_queues": sorted(self._paused_queues)}
 
     def _rss_mb(self) -> float:
         return float(self._proc.memory_info().rss) / (1024 * 1024)

@@ -1,18 +1,30 @@
 """The supervisor: runs N worker processes, replaces the ones that exit, stops them on signals.
 
-Plain verbs, read top to bottom: ``spawn``, ``reap``, ``respawn``, ``stop``. A worker that
-exits after recycling (max-jobs, memory, max-time, SIGUSR1) is replaced at once; one that
-crashes is replaced with a growing delay, and a slot that crashes ``MAX_CRASHES`` times within
-``CRASH_WINDOW`` seconds is given up (reported, not restarted in a hot loop). Children are
-started with the ``spawn`` method, so no connection or lock is ever shared across a fork.
+Plain verbs, read top to bottom: ``spawn``, ``reap``, ``respawn``, ``stop``, plus two watchdogs:
+
+* hard timeout -- each worker reports the jobs it starts and ends; a job still running
+  ``kill_after`` seconds past its timeout gets its process killed (SIGKILL), and the supervisor
+  settles that job with the worker's own lease token: ``retrying`` if attempts remain, else
+  ``failed``, with the reason "timed out";
+* liveness -- a worker whose heartbeat thread has not reported for ``unresponsive_after``
+  seconds is killed and replaced.
+
+A worker that exits after recycling (max-jobs, memory, max-time, SIGUSR1) is replaced at once;
+one that dies is replaced with a growing delay. A slot whose worker exits with an error
+``MAX_CRASHES`` times within ``CRASH_WINDOW`` seconds (say, an import error at start) is given
+up: reported, not restarted in a hot loop. Deaths by signal (kill -9, the OOM killer) are always
+retried, with the delay capped at 10 s.
+Children are started with ``spawn``, so no connection or lock is ever shared across a fork.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
-import queue
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,6 +33,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from taskqueue.config import Settings
+from taskqueue.drivers import Driver, open_driver
+from taskqueue.jobs.model import LeaseToken
+from taskqueue.worker.retry import RetryPolicy
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 
 log = logging.getLogger("taskqueue.supervisor")
@@ -37,10 +52,16 @@ class Slot:
     crashes: list[float] = field(default_factory=list)
     restart_at: float = 0.0
     finished: bool = False
+    started_at: float = 0.0
+    last_beat: float = 0.0
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kill_reason: str | None = None
+    board: Any = None
+    results: Any = None
 
 
-def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str],
-           results: Any, log_setup: tuple[str, str] | None) -> None:
+def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], results: Any,
+           board: Any, log_setup: tuple[str, str] | None) -> None:
     """Entry point of a worker process."""
     import importlib
 
@@ -55,37 +76,106 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str],
         for name in filter(None, (s.strip() for s in spec.split(","))):
             importlib.import_module(name)
     manager = QueueManager.from_settings(settings)
+    manager.events.subscribe(StatusBoard(board).on_event)
     worker = Worker(manager, options)
     signals.install(worker)
     summary = worker.run()
     manager.close()
-    results.put(asdict(summary))
+    results.send(asdict(summary))
     results.close()
-    results.join_thread()
+
+
+class StatusBoard:
+    """A worker's running jobs and last heartbeat, in a block of shared memory.
+
+    The worker writes its whole state (small JSON) on every job start/end and heartbeat; the
+    supervisor reads it for its watchdogs. No lock is shared between processes, so a worker
+    killed mid-write cannot wedge anybody: a torn read is simply skipped until the next one.
+    """
+
+    def __init__(self, block: Any) -> None:
+        self.block = block
+        self.running: dict[str, dict[str, Any]] = {}
+        self.beat = time.time()
+        self._lock = threading.Lock()
+
+    def on_event(self, event: Any) -> None:
+        from taskqueue.observability import events as ev
+
+        with self._lock:
+            if event.kind == ev.JOB_STARTED:
+                self.running[event.job_id] = {
+                    "job_id": event.job_id, "attempt": event.attempt,
+                    "deadline": time.time() + float(event.fields.get("timeout") or 0),
+                    **event.fields}
+            elif event.kind in _ENDS:
+                self.running.pop(event.job_id, None)
+            elif event.kind == ev.WORKER_HEARTBEAT:
+                self.beat = time.time()
+            else:
+                return
+            self._write()
+
+    def _write(self) -> None:
+        data = json.dumps({"beat": self.beat, "running": list(self.running.values())[:20]})
+        raw = data.encode()[: len(self.block) - 1]
+        self.block[: len(raw) + 1] = raw + b"\0"
+
+    @staticmethod
+    def read(block: Any) -> dict[str, Any] | None:
+        raw = bytes(block[:]).split(b"\0", 1)[0]
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None  # torn read; try again next time
+
+
+def _end_kinds() -> set[str]:
+    from taskqueue.observability import events as ev
+
+    return {ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED, ev.JOB_SNOOZED, ev.JOB_POSTPONED,
+            ev.JOB_CANCELLED, ev.JOB_LEASE_LOST}
+
+
+_ENDS = _end_kinds()
+BOARD_BYTES = 8192
 
 
 class Supervisor:
     def __init__(self, settings: Settings, options: WorkerOptions, workers: int,
-                 apps: Sequence[str] = (), log_setup: tuple[str, str] | None = None) -> None:
+                 apps: Sequence[str] = (), log_setup: tuple[str, str] | None = None,
+                 grace: float = 30.0, kill_after: float = 10.0,
+                 unresponsive_after: float | None = None) -> None:
         self.settings = settings
         self.options = options
         self.slots = [Slot(i) for i in range(workers)]
         self.apps = list(apps)
         self.log_setup = log_setup
+        self.grace = grace
+        self.kill_after = kill_after
+        lease = options.lease_seconds or settings.lease_seconds
+        self.unresponsive_after = unresponsive_after or max(10.0, 2 * lease)
         self.ctx = mp.get_context("spawn")
-        self.results: Any = self.ctx.Queue()
         self.summaries: list[WorkerSummary] = []
         self.stopping = False
+        self.escalation: list[tuple[float, Callable[[], None]]] = []
         self._interrupts = 0
-        self._signal_queue: list[int] = []
+        self._signals: list[int] = []
+        self._driver: Driver | None = None
 
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
         options = replace(self.options, worker_id=None)
+        slot.board = self.ctx.Array("c", BOARD_BYTES, lock=False)
+        slot.results, writer = self.ctx.Pipe(duplex=False)
         slot.process = self.ctx.Process(
             target=_child, name=f"taskqueue-worker-{slot.index}",
-            args=(self.settings, options, self.apps, self.results, self.log_setup))
+            args=(self.settings, options, self.apps, writer, slot.board, self.log_setup))
         slot.process.start()
+        writer.close()
+        slot.started_at = slot.last_beat = time.monotonic()
+        slot.running.clear()
+        slot.kill_reason = None
         log.info("started worker process %s (pid %s)", slot.index, slot.process.pid)
 
     def reap(self) -> list[Slot]:
@@ -94,99 +184,155 @@ class Supervisor:
         for slot in self.slots:
             if slot.process is not None and not slot.process.is_alive():
                 slot.process.join()
+                self._collect(slot)
                 exited.append(slot)
-        self._collect()
         return exited
 
-    def respawn(self, slot: Slot, reason: str | None, exitcode: int | None) -> None:
-        """Decide what to do with an exited slot."""
+    def respawn(self, slot: Slot) -> None:
+        """Decide what to do with an exited slot: finish it, replace it now, or later."""
         assert slot.process is not None
+        exitcode, reason = slot.process.exitcode, self._stop_reason(slot.process.pid)
+        slot.running.clear()
         slot.process = None
-        if self.stopping or reason == EMPTY:
+        if self.stopping or (reason == EMPTY and exitcode == 0):
             slot.finished = True
             return
         if exitcode == 0:
-            log.info("worker %s recycled (%s); starting a fresh one", slot.index, reason)
+            log.warning("worker %s recycled: %s; starting a fresh one", slot.index, reason)
             slot.restart_at = time.monotonic()
             return
         now = time.monotonic()
         slot.crashes = [t for t in slot.crashes if now - t < CRASH_WINDOW] + [now]
-        if len(slot.crashes) >= MAX_CRASHES:
+        if exitcode is not None and exitcode > 0 and len(slot.crashes) >= MAX_CRASHES:
             log.error("worker %s crashed %d times in %.0fs (exit code %s); giving up on it",
                       slot.index, len(slot.crashes), CRASH_WINDOW, exitcode)
             slot.finished = True
             return
-        delay = min(30.0, 0.5 * 2 ** (len(slot.crashes) - 1))
-        log.warning("worker %s died (exit code %s); restarting in %.1fs",
-                    slot.index, exitcode, delay)
+        # killed by a signal (kill -9, OOM killer, our own watchdog) or a crash: back off
+        delay = 0.0 if slot.kill_reason else min(10.0, 0.25 * 2 ** (len(slot.crashes) - 1))
+        log.warning("worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
+                    f", {slot.kill_reason}" if slot.kill_reason else "", delay)
         slot.restart_at = now + delay
 
     def stop(self, immediate: bool = False) -> None:
-        """Ask every worker to stop: gracefully (SIGTERM) or at once (SIGINT twice)."""
+        """Stop every worker: gracefully (SIGTERM, then at once after ``grace`` seconds)."""
+        if immediate:
+            self._send_all(signal.SIGINT)
+            time.sleep(0.05)
+            self._send_all(signal.SIGINT)
+            self.escalation = [(time.monotonic() + 5.0, lambda: self._send_all(signal.SIGKILL))]
+        elif not self.stopping:
+            self._send_all(signal.SIGTERM)
+            self.escalation = [(time.monotonic() + self.grace, lambda: self.stop(immediate=True))]
         self.stopping = True
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive() and slot.process.pid:
-                import os
-
-                if immediate:
-                    os.kill(slot.process.pid, signal.SIGINT)
-                    time.sleep(0.05)
-                    os.kill(slot.process.pid, signal.SIGINT)
-                else:
-                    os.kill(slot.process.pid, signal.SIGTERM)
-
-    def forward(self, signum: int) -> None:
-        import os
-
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive() and slot.process.pid:
-                os.kill(slot.process.pid, signum)
 
     # -- loop -------------------------------------------------------------------------------------
     def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
         self._install_signals()
         for slot in self.slots:
             self.spawn(slot)
-        last_reason: dict[int, str] = {}
         while any(not s.finished for s in self.slots):
             self._handle_signals()
             sentinels = [s.process.sentinel for s in self.slots if s.process is not None]
             wait(sentinels, timeout=0.2) if sentinels else time.sleep(0.2)
+            self._read_boards()
+            self._watchdogs()
             for slot in self.reap():
-                assert slot.process is not None
-                reason = self._last_reason(slot, last_reason)
-                self.respawn(slot, reason, slot.process.exitcode)
+                self.respawn(slot)
             now = time.monotonic()
             for slot in self.slots:
                 if slot.process is None and not slot.finished and now >= slot.restart_at:
                     self.spawn(slot)
             if tick:
                 tick()
-        self._collect()
+        if self._driver is not None:
+            self._driver.close()
         return self.summaries
 
-    def _last_reason(self, slot: Slot, seen: dict[int, str]) -> str | None:
-        pid = slot.process.pid if slot.process else None
+    # -- watchdogs --------------------------------------------------------------------------------
+    def _watchdogs(self) -> None:
+        now, wall = time.monotonic(), time.time()
+        while self.escalation and self.escalation[0][0] <= now:
+            _, action = self.escalation.pop(0)
+            action()
+        for slot in self.slots:
+            proc = slot.process
+            if proc is None or not proc.is_alive() or slot.kill_reason:
+                continue
+            late = [j for j in slot.running.values()
+                    if j.get("timeout") and wall > j["deadline"] + self.kill_after]
+            if late:
+                self._kill(slot, f"job {late[0]['job_id']} passed its hard timeout")
+                for job in late:
+                    self._settle_timed_out(job)
+            elif now - slot.last_beat > self.unresponsive_after:
+                self._kill(slot, f"no heartbeat for {now - slot.last_beat:.0f}s")
+
+    def _kill(self, slot: Slot, reason: str) -> None:
+        assert slot.process is not None and slot.process.pid is not None
+        log.error("killing worker %s (pid %s): %s", slot.index, slot.process.pid, reason)
+        slot.kill_reason = reason
+        os.kill(slot.process.pid, signal.SIGKILL)
+
+    def _settle_timed_out(self, job: dict[str, Any]) -> None:
+        """Record the hard timeout on the job with the killed worker's lease token."""
+        attempt, max_attempts = int(job.get("attempt") or 1), int(job.get("max_attempts") or 1)
+        retry = RetryPolicy().delay(attempt) if attempt < max_attempts else None
+        reason = (f"timed out: still running {self.kill_after:.0f}s after its {job['timeout']}s "
+                  f"timeout; the worker process was killed (hard timeout, attempt {attempt})")
+        token = LeaseToken(job["job_id"], int(job["epoch"]))
+        try:
+            if self._driver is None:
+                self._driver = open_driver(self.settings.database_url)
+            self._driver.fail(token, reason, retry)
+        except Exception:  # noqa: BLE001 - the lease expiry recovers it anyway
+            log.exception("could not record the hard timeout of %s", job["job_id"])
+
+    def _read_boards(self) -> None:
+        for slot in self.slots:
+            if slot.process is None or slot.board is None:
+                continue
+            state = StatusBoard.read(slot.board)
+            if state is None:
+                continue
+            slot.running = {j["job_id"]: j for j in state["running"]}
+            beat_age = time.time() - float(state["beat"])
+            slot.last_beat = max(slot.last_beat, time.monotonic() - beat_age)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _stop_reason(self, pid: int | None) -> str | None:
         for summary in reversed(self.summaries):
             if summary.worker_id.split(":")[1:2] == [str(pid)]:
                 return summary.stop_reason
         return None
 
-    def _collect(self) -> None:
-        while True:
-            try:
-                data = self.results.get_nowait()
-            except queue.Empty:
-                return
-            self.summaries.append(WorkerSummary(**data))
+    def _collect(self, slot: Slot) -> None:
+        """Read the summary an exited worker sent (none if it was killed)."""
+        try:
+            if slot.results is not None and slot.results.poll():
+                self.summaries.append(WorkerSummary(**slot.results.recv()))
+        except (EOFError, OSError, ValueError):
+            pass
+        finally:
+            if slot.results is not None:
+                slot.results.close()
+                slot.results = None
+
+    def _send_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive() and slot.process.pid:
+                try:
+                    os.kill(slot.process.pid, signum)
+                except ProcessLookupError:
+                    pass
 
     def _install_signals(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(signum, lambda n, f: self._signal_queue.append(n))
+            signal.signal(signum, lambda n, f: self._signals.append(n))
 
     def _handle_signals(self) -> None:
-        while self._signal_queue:
-            signum = self._signal_queue.pop(0)
+        while self._signals:
+            signum = self._signals.pop(0)
             if signum == signal.SIGINT:
                 self._interrupts += 1
                 self.stop(immediate=self._interrupts > 1)
@@ -194,6 +340,7 @@ class Supervisor:
                 self.stop()
             elif signum == signal.SIGUSR1:
                 log.warning("SIGUSR1: recycling all workers")
-                self.forward(signal.SIGUSR1)
+                self._send_all(signal.SIGUSR1)
             elif signum == signal.SIGUSR2:
-                self.forward(signal.SIGUSR2)
+                log.warning("SIGUSR2: toggling pause on all workers")
+                self._send_all(signal.SIGUSR2)

@@ -200,11 +200,12 @@ SET state = %s, exception = %s,
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: release
--- Hand a job back unrun: the attempt it used is refunded.
+-- Hand a job back unrun: the attempt it used is refunded; a reason (if any) replaces exception.
 UPDATE job_queue
 SET state = 'pending', attempts = GREATEST(attempts - 1, 0),
     available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
-    updated_at = UTC_TIMESTAMP(6), lease_owner = NULL, lease_expires_at = NULL
+    exception = COALESCE(%s, exception), updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: set_progress

@@ -176,11 +176,11 @@ SET state = %s, exception = %s, available_at = now() + make_interval(secs => %s)
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: release
--- Hand a job back unrun: the attempt it used is refunded.
+-- Hand a job back unrun: the attempt it used is refunded; a reason replaces the exception.
 UPDATE {schema}.job_queue
 SET state = 'pending', attempts = greatest(attempts - 1, 0),
     available_at = now() + make_interval(secs => %s), updated_at = now(),
-    lease_owner = NULL, lease_expires_at = NULL
+    exception = coalesce(%s, exception), lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: set_progress
