@@ -209,7 +209,7 @@ def test_interrupted_moves_are_finished(driver: FileDriver, root: Path) -> None:
 
 def test_abandoned_idempotency_marker_is_taken_over(driver: FileDriver, root: Path) -> None:
     key = "order-7"
-    marker = driver._key_path(key)
+    marker = driver._jobs.key_path(key)
     marker.write_text("job-that-never-got-written")
     old = time.time() - 3600
     os.utime(marker, (old, old))

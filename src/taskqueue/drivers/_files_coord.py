@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from taskqueue.drivers._files_store import Store, log
+from taskqueue.drivers._files_store import Store, log, read_file
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -28,7 +28,7 @@ class Coordination:
     def _read(self, doc: str) -> Doc:
         path = self._store.coord / f"{doc}.json"
         try:
-            data = orjson.loads(path.read_bytes())
+            data = orjson.loads(read_file(path))
         except FileNotFoundError:
             return {}
         except orjson.JSONDecodeError as exc:
@@ -43,11 +43,14 @@ class Coordination:
         """Run ``change(document, now)`` under the document's lock and write the result back."""
         with self._store.named_lock(f"coord-{doc}").hold():
             data = self._read(doc)
+            before = orjson.dumps(data)
             now = time.time()
             result = change(data, now)
             for key in [k for k, v in data.items() if not _live(v, now)]:
                 del data[key]
-            self._store.write(self._store.coord / f"{doc}.json", orjson.dumps(data))
+            after = orjson.dumps(data)
+            if after != before:
+                self._store.write(self._store.coord / f"{doc}.json", after)
             return result
 
     # -- locks -----------------------------------------------------------------------------

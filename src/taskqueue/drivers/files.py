@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ import orjson
 
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_coord import Coordination
+from taskqueue.drivers._files_jobs import READY_STATES, Records
 from taskqueue.drivers._files_record import (
     CorruptRecord,
     Rec,
@@ -47,22 +47,17 @@ from taskqueue.drivers._files_record import (
     to_job_record,
 )
 from taskqueue.drivers._files_store import (
-    FIXED_DIRS,
-    KEYED_DIRS,
     PROCESSING,
     READY,
     WAITING,
     Store,
     fixed_id,
-    from_fs_name,
-    fs_name,
-    ignorable,
     parse_ready,
     read_file,
     ready_name,
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
-from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
+from taskqueue.errors import ConfigError, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
@@ -71,11 +66,9 @@ R = TypeVar("R")
 
 #: Store format versions this code knows; each entry prepares the store for that version.
 FORMAT_VERSIONS = (1,)
-_READY = frozenset({State.PENDING.value, State.RETRYING.value})
-_CANCELLABLE = _READY | {State.PROCESSING.value}
+_CANCELLABLE = READY_STATES | {State.PROCESSING.value}
 _HOUSEKEEPING_EVERY = 30.0   # seconds between tidy-ups run from recover_expired
 _TMP_MAX_AGE = 3600.0        # a temp file this old belongs to a writer that died
-_KEY_STALE_AFTER = 60.0      # an idempotency marker whose job never appeared is abandoned
 
 
 class _Busy(Enum):
@@ -110,6 +103,7 @@ class FileDriver:
         self.root = Path(root)
         self._store = Store(self.root, fsync=fsync)
         self._coord = Coordination(self._store)
+        self._jobs = Records(self._store)
         self._next_housekeeping = 0.0
         try:
             self._store.make_dirs()
@@ -158,210 +152,6 @@ class FileDriver:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    # -- records: find, load, place ------------------------------------------------------
-    def _find(self, job_id: str) -> Path | None:
-        """The file holding a job now (stable only while its lock is held)."""
-        queue = self._store.queue_of(job_id)
-        if queue is None:
-            return None
-        for sdir in FIXED_DIRS:
-            path = self._store.fixed_path(queue, sdir, job_id)
-            if path.exists():
-                return path
-        needle = fs_name(job_id)
-        for sdir in KEYED_DIRS:
-            directory = self._store.state_dir(queue, sdir)
-            for name in self._store.listdir(directory):
-                parsed = parse_ready(name) if needle in name else None
-                if parsed is not None and parsed.job_id == job_id:
-                    return directory / name
-        return None
-
-    def _load(self, path: Path, job_id: str) -> Rec | None:
-        """Read a record (caller holds its lock); a corrupt file is moved aside -> None."""
-        try:
-            data = read_file(path)
-        except FileNotFoundError:
-            return None
-        try:
-            return decode(data, job_id)
-        except CorruptRecord as exc:
-            self._store.quarantine(path, str(exc))
-            return None
-
-    def _read_current(self, job_id: str, path: Path | None) -> Rec | None:
-        """Read a record without its lock, following it if it moved meanwhile."""
-        for _ in range(3):
-            if path is None:
-                return None
-            try:
-                data = read_file(path)
-            except FileNotFoundError:
-                path = self._find(job_id)
-                continue
-            try:
-                return decode(data, job_id)
-            except CorruptRecord:
-                break
-        with self._store.job_lock(job_id).hold():
-            path = self._find(job_id)
-            return self._load(path, job_id) if path is not None else None
-
-    def _target(self, rec: Rec, *, waiting: bool = False) -> Path:
-        """Where a record belongs given its state (``waiting``: its dependencies are open)."""
-        queue = rec["queue_name"]
-        self._store.ensure_queue(queue)
-        if rec["state"] in _READY:
-            return self._store.state_dir(queue, WAITING if waiting else READY) / ready_name(rec)
-        return self._store.fixed_path(queue, rec["state"], rec["id"])
-
-    def _commit(self, path: Path, rec: Rec) -> None:
-        """Rewrite a record where it is, then move it where its state belongs."""
-        self._store.write(path, encode(rec), finished_at(rec))
-        target = self._target(rec, waiting=path.parent.name == WAITING)
-        if target != path:
-            os.rename(path, target)
-
-    def _reopen(self, path: Path, rec: Rec) -> None:
-        """Move a finished record back into play: rename first, then rewrite."""
-        target = self._target(rec, waiting=not self._deps_done(rec))
-        os.rename(path, target)
-        self._store.write(target, encode(rec), finished_at(rec))
-
-    def _place(self, path: Path, rec: Rec) -> None:
-        """Repair: move a record whose place disagrees with its content where it belongs."""
-        waiting = rec["state"] in _READY and not self._deps_done(rec)
-        target = self._target(rec, waiting=waiting)
-        if target != path:
-            os.rename(path, target)
-
-    def _remove(self, path: Path, rec: Rec) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        if rec["idempotency_key"] is not None:
-            self._drop_key(rec["idempotency_key"], rec["id"])
-        self._store.drop_id(rec["id"])
-
-    # -- dependencies ---------------------------------------------------------------------
-    def _dep_done(self, dep: str) -> bool:
-        """A dependency is met when it is completed or does not exist."""
-        queue = self._store.queue_of(dep)
-        if queue is None or self._store.fixed_path(queue, State.COMPLETED, dep).exists():
-            return True
-        return self._find(dep) is None
-
-    def _deps_done(self, rec: Rec) -> bool:
-        return all(self._dep_done(dep) for dep in rec["dependencies"])
-
-    def _add_edges(self, rec: Rec) -> None:
-        """Record ``deps/<parent>/<child>`` so a completing parent can wake its children."""
-        child = fs_name(rec["id"])
-        for dep in rec["dependencies"]:
-            try:
-                directory = self._store.deps / fs_name(dep)
-            except ValueError:
-                continue  # no job can have that id
-            for _ in range(3):
-                with contextlib.suppress(FileNotFoundError):
-                    os.close(os.open(directory / child, os.O_CREAT | os.O_WRONLY, 0o644))
-                    break
-                directory.mkdir(exist_ok=True)
-
-    def _promote(self, job_id: str, hint: Path | None = None) -> None:
-        """Move a waiting job to ready once all its dependencies are met."""
-        with self._store.job_lock(job_id).hold():
-            path = hint if hint is not None and hint.exists() else self._find(job_id)
-            if path is None or path.parent.name != WAITING:
-                return
-            rec = self._load(path, job_id)
-            if rec is not None:
-                self._place(path, rec)
-
-    def _wake_dependents(self, parent_id: str) -> None:
-        """Re-check the children of a job that completed or disappeared."""
-        directory = self._store.deps / fs_name(parent_id)
-        names = self._store.listdir(directory)
-        for name in names:
-            if not ignorable(name):
-                self._promote(from_fs_name(name))
-                (directory / name).unlink(missing_ok=True)
-        if names:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-
-    # -- admission: ids and idempotency keys ----------------------------------------------
-    def _key_path(self, key: str) -> Path:
-        return self._store.keys / (hashlib.sha256(key.encode()).hexdigest() + ".key")
-
-    def _claim_key(self, key: str, job_id: str) -> str | None:
-        """Claim an idempotency key for ``job_id``; return the holder's id if it is taken."""
-        path = self._key_path(key)
-        for _ in range(10):
-            if self._store.create_exclusive(path, job_id.encode()):
-                return None
-            try:
-                holder = read_file(path).decode()
-                age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if self._store.queue_of(holder) is not None or age < _KEY_STALE_AFTER:
-                return holder
-            lock = self._store.job_lock("key:" + path.name)
-            with lock.hold(), contextlib.suppress(FileNotFoundError):  # abandoned: take over
-                if read_file(path).decode() == holder:
-                    path.unlink()
-        raise Conflict(f"could not claim idempotency key {key!r} (contended)")
-
-    def _drop_key(self, key: str, job_id: str) -> None:
-        path = self._key_path(key)
-        with contextlib.suppress(FileNotFoundError):
-            if read_file(path).decode() == job_id:
-                path.unlink()
-
-    def _admit(self, job: NewJob) -> str | None:
-        """Register a new job's key and id; the existing id if its key is taken."""
-        fs_name(job.queue_name)  # unusable names fail before anything changes
-        fs_name(job.id)
-        if job.idempotency_key is not None:
-            holder = self._claim_key(job.idempotency_key, job.id)
-            if holder is not None and holder != job.id:
-                return holder
-        if not self._store.claim_id(job.id, job.queue_name):
-            if job.idempotency_key is not None:
-                self._drop_key(job.idempotency_key, job.id)
-            raise Conflict(f"a job with id {job.id!r} already exists")
-        return None
-
-    def _unadmit(self, rec: Rec) -> None:
-        if rec["idempotency_key"] is not None:
-            self._drop_key(rec["idempotency_key"], rec["id"])
-        self._store.drop_id(rec["id"])
-
-    def _insert(self, recs: list[Rec]) -> None:
-        """Write admitted records; jobs with dependencies wait until a re-check frees them.
-        The id entries are made durable first: a record must never outlive its id entry."""
-        if recs:
-            self._store.sync_dirs([self._store.ids, self._store.keys])
-        synced: set[Path] = set()
-        held: list[tuple[str, Path]] = []
-        for index, rec in enumerate(recs):
-            waiting = rec["state"] in _READY and bool(rec["dependencies"])
-            try:
-                if waiting:
-                    self._add_edges(rec)
-                path = self._target(rec, waiting=waiting)
-                self._store.write(path, encode(rec), finished_at(rec))
-            except BaseException:
-                for rest in recs[index:]:
-                    self._unadmit(rest)
-                raise
-            synced.add(path.parent)
-            if waiting:
-                held.append((rec["id"], path))
-        self._store.sync_dirs(synced)
-        for job_id, path in held:
-            self._promote(job_id, path)
-
     # -- producing ------------------------------------------------------------------------
     @_translated
     def push(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -370,15 +160,15 @@ class FileDriver:
         admitted: list[Rec] = []
         try:
             for job in jobs:
-                existing = self._admit(job)
+                existing = self._jobs.admit(job)
                 ids.append(existing or job.id)
                 if existing is None:
                     admitted.append(new_record(job, now))
         except BaseException:
             for rec in admitted:
-                self._unadmit(rec)
+                self._jobs.unadmit(rec)
             raise
-        self._insert(admitted)
+        self._jobs.insert(admitted)
         return ids
 
     @_translated
@@ -388,11 +178,11 @@ class FileDriver:
             if not self._store.claim_id(record.id, record.queue_name):
                 continue
             key = record.idempotency_key
-            if key is not None and self._claim_key(key, record.id) not in (None, record.id):
+            if key is not None and self._jobs.claim_key(key, record.id) not in (None, record.id):
                 self._store.drop_id(record.id)
                 continue
             admitted.append(from_job_record(record))
-        self._insert(admitted)
+        self._jobs.insert(admitted)
         return len(admitted)
 
     # -- consuming ------------------------------------------------------------------------
@@ -430,12 +220,12 @@ class FileDriver:
             if not held:
                 return _Busy.BUSY
             source = self._store.state_dir(cand.queue, READY) / cand.name
-            rec = self._load(source, cand.job_id)
+            rec = self._jobs.load(source, cand.job_id)
             if rec is None:
                 return None  # another worker won it, it moved, or it was unreadable
-            if (rec["state"] not in _READY or ready_name(rec) != cand.name
+            if (rec["state"] not in READY_STATES or ready_name(rec) != cand.name
                     or rec["queue_name"] != cand.queue):
-                self._place(source, rec)  # its name was stale: put it where it belongs
+                self._jobs.place(source, rec)  # its name was stale: put it where it belongs
                 return None
             path = self._store.fixed_path(cand.queue, PROCESSING, cand.job_id)
             os.rename(source, path)
@@ -451,7 +241,7 @@ class FileDriver:
         if queue is None:
             return None
         path = self._store.fixed_path(queue, PROCESSING, token.job_id)
-        rec = self._load(path, token.job_id)
+        rec = self._jobs.load(path, token.job_id)
         if rec is None or rec["state"] != State.PROCESSING or rec["lease_epoch"] != token.epoch:
             return None
         return path, rec
@@ -464,7 +254,7 @@ class FileDriver:
                 return False
             path, rec = found
             change(rec)
-            self._commit(path, rec)
+            self._jobs.commit(path, rec)
         return True
 
     @_translated
@@ -483,8 +273,8 @@ class FileDriver:
                     self._store.write(path, encode(rec))
                     extended.add(token.job_id)
                     continue
-                where = self._find(token.job_id)
-                now_rec = self._load(where, token.job_id) if where is not None else None
+                where = self._jobs.find(token.job_id)
+                now_rec = self._jobs.load(where, token.job_id) if where is not None else None
             if (now_rec and now_rec["state"] == State.CANCELLED
                     and now_rec["lease_epoch"] == token.epoch):
                 cancelled.add(token.job_id)
@@ -502,7 +292,7 @@ class FileDriver:
 
         if not self._settle(LeaseToken(*token), change):
             return False
-        self._wake_dependents(token[0])
+        self._jobs.wake_dependents(token[0])
         return True
 
     @_translated
@@ -561,11 +351,11 @@ class FileDriver:
             if peek["state"] == State.PROCESSING and not _expired(peek, now):
                 return False
         with self._store.job_lock(job_id).hold():
-            rec = self._load(path, job_id)
+            rec = self._jobs.load(path, job_id)
             if rec is None:
                 return False
             if rec["state"] != State.PROCESSING:
-                self._place(path, rec)  # a move interrupted by a crash: finish it
+                self._jobs.place(path, rec)  # a move interrupted by a crash: finish it
                 return False
             if not _expired(rec, now):
                 return False
@@ -576,7 +366,7 @@ class FileDriver:
                 exception=(f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
                            f" its lease (attempt {rec['attempts']} of {rec['max_attempts']})"),
                 available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
-            self._commit(path, rec)
+            self._jobs.commit(path, rec)
         return True
 
     def _housekeeping(self, now: float) -> None:
@@ -588,7 +378,7 @@ class FileDriver:
             for name in self._store.listdir(directory):
                 parsed = parse_ready(name)
                 if parsed is not None:
-                    self._promote(parsed.job_id, directory / name)
+                    self._jobs.promote(parsed.job_id, directory / name)
 
     @_translated
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
@@ -610,27 +400,27 @@ class FileDriver:
     # -- managing -------------------------------------------------------------------------
     @_translated
     def get(self, job_id: str) -> JobRecord | None:
-        rec = self._read_current(job_id, self._find(job_id))
+        rec = self._jobs.read_current(job_id, self._jobs.find_unlocked(job_id))
         return to_job_record(rec) if rec is not None else None
 
     @_translated
     def search(self, criteria: JobFilter) -> list[JobRecord]:
-        return scan.search(self._store, criteria, self._find, self._read_current)
+        return scan.search(self._store, criteria, self._jobs.find_unlocked, self._jobs.read_current)
 
     @_translated
     def count(self, criteria: JobFilter) -> int:
-        return scan.count(self._store, criteria, self._find, self._read_current)
+        return scan.count(self._store, criteria, self._jobs.find_unlocked, self._jobs.read_current)
 
     @_translated
     def stats(self) -> dict[str, QueueStats]:
-        return scan.stats(self._store, time.time(), self._read_current)
+        return scan.stats(self._store, time.time(), self._jobs.read_current)
 
     def _change(self, job_id: str, allowed: frozenset[str], change: Callable[[Rec], None],
                 move: Callable[[Path, Rec], None]) -> bool:
         """Apply ``change`` to a job in one of the ``allowed`` states, under its lock."""
         with self._store.job_lock(job_id).hold():
-            path = self._find(job_id)
-            rec = self._load(path, job_id) if path is not None else None
+            path = self._jobs.find(job_id)
+            rec = self._jobs.load(path, job_id) if path is not None else None
             if path is None or rec is None or rec["state"] not in allowed:
                 return False
             change(rec)
@@ -642,7 +432,7 @@ class FileDriver:
         now = time.time()
         return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
             state=State.CANCELLED.value, exception=reason, updated_at=now, lease_owner=None,
-            lease_expires_at=None), self._commit)
+            lease_expires_at=None), self._jobs.commit)
 
     @_translated
     def retry(self, job_id: str) -> bool:
@@ -651,20 +441,20 @@ class FileDriver:
             job_id, frozenset({State.FAILED.value, State.CANCELLED.value}),
             lambda rec: rec.update(state=State.PENDING.value, attempts=0, available_at=now,
                                    updated_at=now, failed_at=None, lease_owner=None,
-                                   lease_expires_at=None), self._reopen)
+                                   lease_expires_at=None), self._jobs.reopen)
 
     @_translated
     def set_priority(self, job_id: str, priority: int) -> bool:
         now = time.time()
         return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
-            priority=priority, updated_at=now), self._commit)
+            priority=priority, updated_at=now), self._jobs.commit)
 
     @_translated
     def delete(self, job_id: str) -> bool:
         if not self._change(job_id, frozenset(s.value for s in State), lambda rec: None,
-                            self._remove):
+                            self._jobs.remove):
             return False
-        self._wake_dependents(job_id)
+        self._jobs.wake_dependents(job_id)
         return True
 
     @_translated
@@ -679,16 +469,16 @@ class FileDriver:
                     if self._prune_one(path, job_id, state, cutoff):
                         deleted.append(job_id)
         for job_id in deleted:
-            self._wake_dependents(job_id)
+            self._jobs.wake_dependents(job_id)
         return len(deleted)
 
     def _prune_one(self, path: Path, job_id: str, state: str, cutoff: float) -> bool:
         with self._store.job_lock(job_id).hold():
-            rec = self._load(path, job_id)
+            rec = self._jobs.load(path, job_id)
             finished = finished_at(rec) if rec is not None else None
             if rec is None or rec["state"] != state or finished is None or finished >= cutoff:
                 return False
-            self._remove(path, rec)
+            self._jobs.remove(path, rec)
         return True
 
     # -- coordination ---------------------------------------------------------------------

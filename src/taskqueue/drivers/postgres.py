@@ -210,7 +210,7 @@ class PostgresDriver:
                 raise _translate(exc, self._pool.where) from exc
         raise AssertionError("unreachable")
 
-    def _fetch(self, name: str, params: Sequence[Any] = ()) -> list[TupleRow]:
+    def _fetch(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
         return self._run(lambda cur: cur.execute(self._q[name], params).fetchall())
 
     def _change(self, name: str, params: Sequence[Any]) -> bool:
@@ -291,7 +291,8 @@ class PostgresDriver:
     ) -> list[JobRecord]:
         if not queues or limit <= 0:
             return []
-        rows = self._fetch("reserve", (worker_id, float(lease_seconds), list(queues), limit))
+        rows = self._fetch("reserve", {"worker": worker_id, "lease": float(lease_seconds),
+                                       "queues": list(dict.fromkeys(queues)), "limit": limit})
         jobs = [_sql.row_to_record(row, _utc) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs

@@ -130,17 +130,23 @@ SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q;
 
 -- name: reserve
 -- Claim the best ready jobs in one statement: highest priority, then oldest due, then oldest
--- id. SKIP LOCKED lets concurrent workers pass over rows another worker is claiming.
+-- id. SKIP LOCKED lets concurrent workers pass over rows another worker is claiming. Each
+-- queue is read through idx_ready in its order (queue_name = ANY(...) would lose that order
+-- and scan); with several queues the extra rows locked here are freed at once on commit.
 UPDATE {schema}.job_queue j
-SET state = 'processing', attempts = j.attempts + 1, lease_owner = %s,
-    lease_expires_at = now() + make_interval(secs => %s), lease_epoch = j.lease_epoch + 1,
+SET state = 'processing', attempts = j.attempts + 1, lease_owner = %(worker)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s), lease_epoch = j.lease_epoch + 1,
     started_at = now(), updated_at = now()
-FROM (SELECT id FROM {schema}.job_queue
-      WHERE state IN ('pending', 'retrying') AND waiting_on = 0
-        AND queue_name = ANY(%s) AND available_at <= now()
-      ORDER BY priority DESC, available_at, id
-      LIMIT %s
-      FOR UPDATE SKIP LOCKED) AS picked
+FROM (SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
+      CROSS JOIN LATERAL (
+          SELECT id, priority, available_at FROM {schema}.job_queue
+          WHERE queue_name = q.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+            AND available_at <= now()
+          ORDER BY priority DESC, available_at, id
+          LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED) AS c
+      ORDER BY c.priority DESC, c.available_at, c.id
+      LIMIT %(limit)s) AS picked
 WHERE j.id = picked.id
 RETURNING {returning};
 

@@ -1,0 +1,276 @@
+"""The record layer of the files backend: find, read and place job files; dependencies;
+admission of new ids and idempotency keys.
+
+A job's directory says where it stands, and its content is the truth: when the two disagree
+(a move cut short by a crash), :meth:`Records.place` moves the file where its content says.
+Methods documented "caller holds the lock" must run under ``store.job_lock(job_id)``; the rest
+take locks themselves and must be called with no lock held (locks never nest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from taskqueue.drivers._files_record import (
+    CorruptRecord,
+    Rec,
+    decode,
+    encode,
+    finished_at,
+)
+from taskqueue.drivers._files_store import (
+    FIXED_DIRS,
+    KEYED_DIRS,
+    READY,
+    WAITING,
+    Store,
+    from_fs_name,
+    fs_name,
+    ignorable,
+    parse_ready,
+    read_file,
+    ready_name,
+)
+from taskqueue.errors import Conflict
+from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
+
+#: States a worker may reserve from (``pending`` and ``retrying``).
+READY_STATES = frozenset({State.PENDING.value, State.RETRYING.value})
+_KEY_STALE_AFTER = 60.0  # an idempotency marker whose job never appeared is abandoned
+
+
+class Records:
+    """Job files of one store (see the module docstring for the locking rules)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- records: find, load, place ------------------------------------------------------
+    def find(self, job_id: str) -> Path | None:
+        """The file holding a job now (stable only while its lock is held)."""
+        queue = self.store.queue_of(job_id)
+        if queue is None:
+            return None
+        for sdir in FIXED_DIRS:
+            path = self.store.fixed_path(queue, sdir, job_id)
+            if path.exists():
+                return path
+        needle = fs_name(job_id)
+        for sdir in KEYED_DIRS:
+            directory = self.store.state_dir(queue, sdir)
+            for name in self.store.listdir(directory):
+                parsed = parse_ready(name) if needle in name else None
+                if parsed is not None and parsed.job_id == job_id:
+                    return directory / name
+        return None
+
+    def find_unlocked(self, job_id: str) -> Path | None:
+        """``find`` without the lock: a job moving between two directories can slip past
+        one look, so look again while its id entry says it exists."""
+        for _ in range(5):
+            path = self.find(job_id)
+            if path is not None or self.store.queue_of(job_id) is None:
+                return path
+        return None
+
+    def load(self, path: Path, job_id: str) -> Rec | None:
+        """Read a record (caller holds its lock); a corrupt file is moved aside -> None."""
+        try:
+            data = read_file(path)
+        except FileNotFoundError:
+            return None
+        try:
+            return decode(data, job_id)
+        except CorruptRecord as exc:
+            if self.store.quarantine(path, str(exc)) is not None:
+                self.store.drop_id(job_id)  # the job is gone from the store
+            return None
+
+    def read_current(self, job_id: str, path: Path | None) -> Rec | None:
+        """Read a record without its lock, following it if it moved meanwhile; fall back to
+        reading under the lock (which also moves a corrupt file aside)."""
+        for _ in range(3):
+            if path is None:
+                break
+            try:
+                data = read_file(path)
+            except FileNotFoundError:
+                path = self.find(job_id)
+                continue
+            try:
+                return decode(data, job_id)
+            except CorruptRecord:
+                break
+        if self.store.queue_of(job_id) is None:
+            return None
+        with self.store.job_lock(job_id).hold():
+            path = self.find(job_id)
+            return self.load(path, job_id) if path is not None else None
+
+    def target(self, rec: Rec, *, waiting: bool = False) -> Path:
+        """Where a record belongs given its state (``waiting``: its dependencies are open)."""
+        queue = rec["queue_name"]
+        self.store.ensure_queue(queue)
+        if rec["state"] in READY_STATES:
+            return self.store.state_dir(queue, WAITING if waiting else READY) / ready_name(rec)
+        return self.store.fixed_path(queue, rec["state"], rec["id"])
+
+    def commit(self, path: Path, rec: Rec) -> None:
+        """Rewrite a record where it is, then move it where its state belongs (caller holds
+        the lock; the source is a scanned directory, so a crash between is repaired)."""
+        self.store.write(path, encode(rec), finished_at(rec))
+        target = self.target(rec, waiting=path.parent.name == WAITING)
+        if target != path:
+            os.rename(path, target)
+
+    def reopen(self, path: Path, rec: Rec) -> None:
+        """Move a finished record back into play (caller holds the lock): rename first, then
+        rewrite, so a crash between leaves it in a scanned directory to be repaired."""
+        waiting = not self.deps_done(rec)
+        if waiting:
+            self.add_edges(rec)
+        target = self.target(rec, waiting=waiting)
+        os.rename(path, target)
+        self.store.write(target, encode(rec), finished_at(rec))
+
+    def place(self, path: Path, rec: Rec) -> None:
+        """Repair (caller holds the lock): move a record whose place disagrees with its content
+        to where it belongs."""
+        waiting = rec["state"] in READY_STATES and not self.deps_done(rec)
+        target = self.target(rec, waiting=waiting)
+        if target != path:
+            if waiting:
+                self.add_edges(rec)
+            os.rename(path, target)
+
+    def remove(self, path: Path, rec: Rec) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if rec["idempotency_key"] is not None:
+            self.drop_key(rec["idempotency_key"], rec["id"])
+        self.store.drop_id(rec["id"])
+
+    # -- dependencies ---------------------------------------------------------------------
+    def dep_done(self, dep: str) -> bool:
+        """A dependency is met when it is completed or does not exist."""
+        queue = self.store.queue_of(dep)
+        if queue is None or self.store.fixed_path(queue, State.COMPLETED, dep).exists():
+            return True
+        return self.find_unlocked(dep) is None
+
+    def deps_done(self, rec: Rec) -> bool:
+        return all(self.dep_done(dep) for dep in rec["dependencies"])
+
+    def add_edges(self, rec: Rec) -> None:
+        """Record ``deps/<parent>/<child>`` so a completing parent can wake its children."""
+        child = fs_name(rec["id"])
+        for dep in rec["dependencies"]:
+            try:
+                directory = self.store.deps / fs_name(dep)
+            except ValueError:
+                continue  # no job can have that id
+            for _ in range(3):
+                with contextlib.suppress(FileNotFoundError):
+                    os.close(os.open(directory / child, os.O_CREAT | os.O_WRONLY, 0o644))
+                    break
+                directory.mkdir(exist_ok=True)
+
+    def promote(self, job_id: str, hint: Path | None = None) -> None:
+        """Move a waiting job to ready once all its dependencies are met."""
+        with self.store.job_lock(job_id).hold():
+            path = hint if hint is not None and hint.exists() else self.find(job_id)
+            if path is None or path.parent.name != WAITING:
+                return
+            rec = self.load(path, job_id)
+            if rec is not None:
+                self.place(path, rec)
+
+    def wake_dependents(self, parent_id: str) -> None:
+        """Re-check the children of a job that completed or disappeared."""
+        directory = self.store.deps / fs_name(parent_id)
+        names = self.store.listdir(directory)
+        for name in names:
+            if not ignorable(name):
+                self.promote(from_fs_name(name))
+                (directory / name).unlink(missing_ok=True)
+        if names:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    # -- admission: ids and idempotency keys ----------------------------------------------
+    def key_path(self, key: str) -> Path:
+        return self.store.keys / (hashlib.sha256(key.encode()).hexdigest() + ".key")
+
+    def claim_key(self, key: str, job_id: str) -> str | None:
+        """Claim an idempotency key for ``job_id``; return the holder's id if it is taken."""
+        path = self.key_path(key)
+        for _ in range(10):
+            if self.store.create_exclusive(path, job_id.encode()):
+                return None
+            try:
+                holder = read_file(path).decode()
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if self.store.queue_of(holder) is not None or age < _KEY_STALE_AFTER:
+                return holder
+            lock = self.store.job_lock("key:" + path.name)
+            with lock.hold(), contextlib.suppress(FileNotFoundError):  # abandoned: take over
+                if read_file(path).decode() == holder:
+                    path.unlink()
+        raise Conflict(f"could not claim idempotency key {key!r} (contended)")
+
+    def drop_key(self, key: str, job_id: str) -> None:
+        path = self.key_path(key)
+        with contextlib.suppress(FileNotFoundError):
+            if read_file(path).decode() == job_id:
+                path.unlink()
+
+    def admit(self, job: NewJob) -> str | None:
+        """Register a new job's key and id; the existing id if its key is taken."""
+        fs_name(job.queue_name)  # unusable names fail before anything changes
+        fs_name(job.id)
+        if job.idempotency_key is not None:
+            holder = self.claim_key(job.idempotency_key, job.id)
+            if holder is not None and holder != job.id:
+                return holder
+        if not self.store.claim_id(job.id, job.queue_name):
+            if job.idempotency_key is not None:
+                self.drop_key(job.idempotency_key, job.id)
+            raise Conflict(f"a job with id {job.id!r} already exists")
+        return None
+
+    def unadmit(self, rec: Rec) -> None:
+        if rec["idempotency_key"] is not None:
+            self.drop_key(rec["idempotency_key"], rec["id"])
+        self.store.drop_id(rec["id"])
+
+    def insert(self, recs: list[Rec]) -> None:
+        """Write admitted records; jobs with dependencies wait until a re-check frees them.
+        The id entries are made durable first: a record must never outlive its id entry."""
+        if recs:
+            self.store.sync_dirs([self.store.ids, self.store.keys])
+        synced: set[Path] = set()
+        held: list[tuple[str, Path]] = []
+        for index, rec in enumerate(recs):
+            waiting = rec["state"] in READY_STATES and bool(rec["dependencies"])
+            try:
+                if waiting:
+                    self.add_edges(rec)
+                path = self.target(rec, waiting=waiting)
+                self.store.write(path, encode(rec), finished_at(rec))
+            except BaseException:
+                for rest in recs[index:]:
+                    self.unadmit(rest)
+                raise
+            synced.add(path.parent)
+            if waiting:
+                held.append((rec["id"], path))
+        self.store.sync_dirs(synced)
+        for job_id, path in held:
+            self.promote(job_id, path)
