@@ -289,3 +289,27 @@ def test_kill_9_consumer_jobs_are_recovered(driver: FileDriver, url: str, tmp_pa
     assert len(done) == total and driver.count(JobFilter()) == total
     by_id = {j.id: j for j in done}
     assert all(by_id[job_id].attempts == 1 for job_id in _acked(ack))
+
+
+# -- the real worker on this backend ---------------------------------------------------------
+
+def test_worker_runs_jobs_end_to_end(url: str, tmp_path: Path) -> None:
+    from taskqueue import QueueManager, set_default_manager
+    from tests.apps import sample_tasks as t
+    from tests.integration.conftest import drain, final, ledger_lines
+
+    ledger = str(tmp_path / "ledger.txt")
+    manager = QueueManager.from_url(url)
+    set_default_manager(manager)
+    try:
+        total = t.add.delay(2, 3)
+        order = {t.mark.push([ledger], priority=p): p for p in (1, 20, 5)}
+        flaky = t.flaky.delay(ledger, 2)
+        drain(manager, prefetch=1)
+        assert manager.result(total) == 5
+        assert [order[line[0]] for line in ledger_lines(ledger) if line[0] in order] == [20, 5, 1]
+        record = final(manager, flaky)
+        assert record.state == State.COMPLETED and record.attempts == 2
+    finally:
+        set_default_manager(None)
+        manager.close()
