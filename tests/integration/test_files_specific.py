@@ -79,6 +79,17 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_driver("file://")
 
 
+def test_network_filesystem_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from taskqueue.drivers import _files_store
+
+    monkeypatch.setattr(_files_store, "filesystem_type", lambda path: "nfs4")
+    with caplog.at_level(logging.WARNING, logger="taskqueue.drivers.files"):
+        FileDriver(tmp_path / "nfs").close()
+    assert any("nfs4 filesystem" in r.getMessage() for r in caplog.records)
+
+
 # -- corrupt and truncated files -------------------------------------------------------------
 
 def test_truncated_pending_file_is_moved_aside(

@@ -86,6 +86,35 @@ def read_file(path: Path) -> bytes:
         os.close(fd)
 
 
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "ceph", "glusterfs",
+               "lustre", "afs")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding ``path`` (Linux /proc/self/mounts), if known."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target, best, kind = str(path.resolve()), "", None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def warn_if_network_fs(path: Path) -> None:
+    kind = filesystem_type(path)
+    if kind is not None and kind.startswith(_NETWORK_FS):
+        log.warning("files store %s is on a %s filesystem: flock() and rename() are not "
+                    "reliable there; use a local disk (or another backend)", path, kind)
+
+
 def ignorable(name: str) -> bool:
     """Temp files and hidden files are never ours to read."""
     return name.startswith(".") or name.endswith(".tmp")

@@ -86,7 +86,10 @@ class Driver(Protocol):
         """Insert jobs in one round trip; return their ids in order.
 
         A job whose ``idempotency_key`` already exists is not inserted: the existing job's id is
-        returned in its place. A job with dependencies stays pending until all of them complete
+        returned in its place. The key stops blocking duplicates as its ``idempotency_mode``
+        says: "exists" never (until the job is deleted or pruned); "started"/"debounce" when the
+        job is reserved; "finished" when it completes, fails for good or is cancelled; "window"
+        ``idempotency_window`` seconds after that. A job with dependencies stays pending until all of them complete
         (dependencies that do not exist count as complete).
         """
 
@@ -99,6 +102,9 @@ class Driver(Protocol):
         Each becomes ``processing`` with ``attempts + 1``, a lease for ``worker_id`` expiring
         ``lease_seconds`` from now, and ``lease_epoch + 1``. Two callers never get the same job.
         """
+
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        """Reserve one given job if it is ready now, with the same effects as ``reserve``."""
 
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
@@ -146,6 +152,16 @@ class Driver(Protocol):
         """Change the priority of a job that has not finished."""
 
     def delete(self, job_id: str) -> bool: ...
+
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        """Replace a *pending* job's payload and due time (debounced unique jobs)."""
+
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        """Job ``job_id`` failed for good or was cancelled; settle the jobs waiting on it.
+
+        ``cancel=True``: its pending dependents become ``cancelled`` with ``reason`` (their ids
+        are returned so the caller can cascade further). ``cancel=False``: it counts as
+        satisfied for them, as a completion would; the ids released are returned."""
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         """Insert complete records as they are (state, attempts, timestamps, result, lease

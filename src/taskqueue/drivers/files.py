@@ -55,6 +55,7 @@ from taskqueue.drivers._files_store import (
     parse_ready,
     read_file,
     ready_name,
+    warn_if_network_fs,
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, DriverUnavailable
@@ -109,6 +110,7 @@ class FileDriver:
             self._store.make_dirs()
         except OSError as exc:
             raise DriverUnavailable(f"files store {self.root}: {exc}") from exc
+        warn_if_network_fs(self.root)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> FileDriver:
@@ -174,14 +176,20 @@ class FileDriver:
     @_translated
     def restore(self, records: Sequence[JobRecord]) -> int:
         admitted: list[Rec] = []
-        for record in records:
-            if not self._store.claim_id(record.id, record.queue_name):
-                continue
-            key = record.idempotency_key
-            if key is not None and self._jobs.claim_key(key, record.id) not in (None, record.id):
-                self._store.drop_id(record.id)
-                continue
-            admitted.append(from_job_record(record))
+        try:
+            for record in records:
+                if not self._store.claim_id(record.id, record.queue_name):
+                    continue  # an existing id is skipped: restoring again resumes
+                key = record.idempotency_key
+                if key is not None and self._jobs.claim_key(key, record.id) not in (
+                        None, record.id):
+                    self._store.drop_id(record.id)
+                    continue
+                admitted.append(from_job_record(record))
+        except BaseException:
+            for rec in admitted:
+                self._jobs.unadmit(rec)
+            raise
         self._jobs.insert(admitted)
         return len(admitted)
 

@@ -123,11 +123,14 @@ class SQLiteDriver:
         ids: list[str] = []
         with self._write() as conn:
             for job in jobs:
+                if job.idempotency_key is not None:
+                    conn.execute(Q["expire_idempotency_key"], (job.idempotency_key, now))
                 cur = conn.execute(Q["insert_job"], (
                     job.id, job.queue_name, job.name, job.payload, job.priority,
                     job.max_attempts, job.timeout_seconds, job.delay_seconds,
                     now + job.delay_seconds, _sql.encode_list(job.dependencies),
                     _sql.encode_list(job.tags), now, now, job.idempotency_key, job.batch_id,
+                    job.idempotency_mode, job.idempotency_window,
                 ))
                 if cur.rowcount == 0:
                     (existing,) = conn.execute(Q["id_by_idempotency_key"],
@@ -139,6 +142,7 @@ class SQLiteDriver:
                     conn.execute(Q["insert_dependency"], (job.id, dep))
             for job in jobs:
                 if job.dependencies:
+                    conn.execute(Q["mark_satisfied_edges"], (job.id,))
                     conn.execute(Q["count_waiting"], (job.id,))
         return ids
 
@@ -157,6 +161,14 @@ class SQLiteDriver:
         jobs = [_sql.row_to_record(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
+
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        now = time.time()
+        sql = Q["reserve_job"].format(columns=_sql.SELECT_COLUMNS)
+        with self._write() as conn:
+            row = conn.execute(sql, (worker_id, now + lease_seconds, now, now, job_id,
+                                     now)).fetchone()
+        return _sql.row_to_record(row) if row else None
 
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
@@ -183,18 +195,24 @@ class SQLiteDriver:
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         now = time.time()
         with self._write() as conn:
-            if conn.execute(Q["complete"], (result, now, now, *token)).rowcount != 1:
+            if conn.execute(Q["complete"], (result, now, now, now, *token)).rowcount != 1:
                 return False
-            conn.execute(Q["release_dependents"], (token.job_id,))
+            self._release_dependents(conn, token.job_id)
         return True
+
+    @staticmethod
+    def _release_dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:
+        rows = conn.execute(Q["release_dependents"], (job_id,)).fetchall()
+        conn.execute(Q["satisfy_edges"], (job_id,))
+        return [job for job, waiting in rows if waiting == 0]
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         now = time.time()
-        if retry_in is None:
-            params = ("failed", error, now, now, now, *token)
-        else:
-            params = ("retrying", error, now + retry_in, None, now, *token)
-        return self._settle(Q["fail"], params)
+        state = "failed" if retry_in is None else "retrying"
+        due = now if retry_in is None else now + retry_in
+        failed_at = now if retry_in is None else None
+        return self._settle(Q["fail"], (state, error, due, failed_at, now, state, state, now,
+                                        *token))
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
@@ -208,7 +226,8 @@ class SQLiteDriver:
     def recover_expired(self) -> list[str]:
         now = time.time()
         with self._write() as conn:
-            return [r[0] for r in conn.execute(Q["recover_expired"], (now, now, now, now))]
+            return [r[0] for r in conn.execute(Q["recover_expired"],
+                                               (now, now, now, now, now))]
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Poll ``PRAGMA data_version`` (changes when another connection commits) with a
@@ -242,7 +261,21 @@ class SQLiteDriver:
         return int(self._read(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
 
     def cancel(self, job_id: str, reason: str) -> bool:
-        return self._settle(Q["cancel"], (reason, time.time(), job_id))
+        now = time.time()
+        return self._settle(Q["cancel"], (reason, now, now, job_id))
+
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        now = time.time()
+        return self._settle(Q["replace_payload"], (payload, now + delay_seconds, delay_seconds,
+                                                   now, job_id))
+
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        now = time.time()
+        with self._write() as conn:
+            if cancel:
+                rows = conn.execute(Q["cancel_dependents"], (reason, now, now, job_id))
+                return [r[0] for r in rows.fetchall()]
+            return self._release_dependents(conn, job_id)
 
     def retry(self, job_id: str) -> bool:
         now = time.time()
@@ -268,6 +301,7 @@ class SQLiteDriver:
                     conn.execute(Q["insert_dependency"], (rec.id, dep))
             for rec in records:
                 if rec.dependencies:
+                    conn.execute(Q["mark_satisfied_edges"], (rec.id,))
                     conn.execute(Q["count_waiting"], (rec.id,))
         return inserted
 

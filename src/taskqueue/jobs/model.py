@@ -36,6 +36,15 @@ class NewJob:
     tags: tuple[str, ...] = ()
     idempotency_key: str | None = None
     batch_id: str | None = None
+    #: How long the idempotency key blocks duplicates: "exists" (while the job exists),
+    #: "started" (until reserved), "finished" (until completed/failed/cancelled), "window"
+    #: (until ``idempotency_window`` seconds after it finished), "debounce" (until reserved; a
+    #: duplicate pushed meanwhile replaces the pending job's arguments).
+    idempotency_mode: str = "exists"
+    idempotency_window: float = 0.0
+
+
+IDEMPOTENCY_MODES = ("exists", "started", "finished", "window", "debounce")
 
 
 @dataclass(frozen=True, slots=True)

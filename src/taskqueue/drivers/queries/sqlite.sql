@@ -64,13 +64,27 @@ CREATE TABLE IF NOT EXISTS taskqueue_registry (
     PRIMARY KEY (kind, key)
 );
 
+-- name: migration_2
+-- Idempotency modes (how long a key blocks duplicates) and per-edge dependency satisfaction.
+ALTER TABLE job_queue ADD COLUMN idempotency_mode TEXT NOT NULL DEFAULT 'exists';
+ALTER TABLE job_queue ADD COLUMN idempotency_window REAL NOT NULL DEFAULT 0;
+ALTER TABLE job_queue ADD COLUMN idempotency_expires_at REAL;
+ALTER TABLE job_dependencies ADD COLUMN satisfied INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS idx_idem_expiry ON job_queue (idempotency_expires_at)
+    WHERE idempotency_expires_at IS NOT NULL;
+
 -- name: insert_job
 -- One new job; a duplicate idempotency key inserts nothing.
 INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
     timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
-    idempotency_key, batch_id)
-VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    idempotency_key, batch_id, idempotency_mode, idempotency_window)
+VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: expire_idempotency_key
+-- A key whose "window" after finishing has passed no longer blocks a new job.
+UPDATE job_queue SET idempotency_key = NULL
+WHERE idempotency_key = ? AND idempotency_expires_at <= ?;
 
 -- name: id_by_idempotency_key
 SELECT id FROM job_queue WHERE idempotency_key = ?;
@@ -78,18 +92,24 @@ SELECT id FROM job_queue WHERE idempotency_key = ?;
 -- name: insert_dependency
 INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?);
 
+-- name: mark_satisfied_edges
+-- Edges to dependencies that are completed (or do not exist) are satisfied from the start.
+UPDATE job_dependencies SET satisfied = 1
+WHERE job_id = ? AND depends_on NOT IN (SELECT id FROM job_queue WHERE state != 'completed');
+
 -- name: count_waiting
--- How many of a job's dependencies exist and are not completed yet.
+-- How many of a job's dependencies are not satisfied yet.
 UPDATE job_queue SET waiting_on = (
-    SELECT count(*) FROM job_dependencies d JOIN job_queue p ON p.id = d.depends_on
-    WHERE d.job_id = job_queue.id AND p.state != 'completed')
+    SELECT count(*) FROM job_dependencies d WHERE d.job_id = job_queue.id AND d.satisfied = 0)
 WHERE id = ?;
 
 -- name: reserve
 -- Claim the best ready jobs: highest priority, then oldest due, then oldest id.
 UPDATE job_queue
 SET state = 'processing', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?,
-    lease_epoch = lease_epoch + 1, started_at = ?, updated_at = ?
+    lease_epoch = lease_epoch + 1, started_at = ?, updated_at = ?,
+    idempotency_key = CASE WHEN idempotency_mode IN ('started', 'debounce') THEN NULL
+        ELSE idempotency_key END
 WHERE id IN (
     SELECT id FROM job_queue
     WHERE state IN ('pending', 'retrying') AND waiting_on = 0
@@ -97,6 +117,20 @@ WHERE id IN (
     ORDER BY priority DESC, available_at, id
     LIMIT ?)
 RETURNING {columns};
+
+-- name: reserve_job
+-- Claim one given job if it is ready now.
+UPDATE job_queue
+SET state = 'processing', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?,
+    lease_epoch = lease_epoch + 1, started_at = ?, updated_at = ?,
+    idempotency_key = CASE WHEN idempotency_mode IN ('started', 'debounce') THEN NULL
+        ELSE idempotency_key END
+WHERE id = ? AND state IN ('pending', 'retrying') AND waiting_on = 0 AND available_at <= ?
+RETURNING {columns};
+
+-- name: replace_payload
+UPDATE job_queue SET payload = ?, available_at = ?, delay_seconds = ?, updated_at = ?
+WHERE id = ? AND state = 'pending';
 
 -- name: extend_lease
 UPDATE job_queue SET lease_expires_at = ?, updated_at = ?
@@ -108,18 +142,39 @@ SELECT state, lease_epoch FROM job_queue WHERE id = ?;
 -- name: complete
 UPDATE job_queue
 SET state = 'completed', result = ?, completed_at = ?, updated_at = ?, progress = 100,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' THEN ? + idempotency_window
+        ELSE idempotency_expires_at END
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: release_dependents
--- A completed job unblocks the jobs that wait on it.
+-- A completed (or, by policy, failed) job unblocks the jobs that wait on it, once per edge.
 UPDATE job_queue SET waiting_on = waiting_on - 1
-WHERE waiting_on > 0 AND id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?);
+WHERE waiting_on > 0
+  AND id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ? AND satisfied = 0)
+RETURNING id, waiting_on;
+
+-- name: satisfy_edges
+UPDATE job_dependencies SET satisfied = 1 WHERE depends_on = ? AND satisfied = 0;
+
+-- name: cancel_dependents
+-- A failed or cancelled job takes its waiting dependents down with it.
+UPDATE job_queue SET state = 'cancelled', exception = ?, updated_at = ?,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' THEN ? + idempotency_window
+        ELSE idempotency_expires_at END
+WHERE state = 'pending' AND id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)
+RETURNING id;
 
 -- name: fail
 UPDATE job_queue
 SET state = ?, exception = ?, available_at = ?, failed_at = ?, updated_at = ?,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND ? = 'failed'
+        THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND ? = 'failed'
+        THEN ? + idempotency_window ELSE idempotency_expires_at END
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: release
@@ -140,7 +195,11 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     failed_at = CASE WHEN attempts >= max_attempts THEN ? ELSE failed_at END,
     exception = 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
         || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')',
-    available_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
+    available_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
+        THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
+        THEN ? + idempotency_window ELSE idempotency_expires_at END
 WHERE state = 'processing' AND lease_expires_at < ?
 RETURNING id;
 
@@ -151,7 +210,10 @@ WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({qu
 
 -- name: cancel
 UPDATE job_queue SET state = 'cancelled', exception = ?, updated_at = ?,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' THEN ? + idempotency_window
+        ELSE idempotency_expires_at END
 WHERE id = ? AND state IN ('pending', 'retrying', 'processing');
 
 -- name: retry
