@@ -13,6 +13,7 @@ from taskqueue.errors import (
     DriverUnavailable,
     InvalidTransition,
     JobCancelled,
+    JobFailed,
     JobInterrupt,
     JobNotFound,
     JobTimeout,
@@ -28,12 +29,14 @@ from taskqueue.jobs.definition import Call, Job, Task, task
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.priority import Priority
 from taskqueue.jobs.states import State
-from taskqueue.manager import QueueManager, default_manager, set_default_manager
+from taskqueue.manager import JobHandle, QueueManager, default_manager, set_default_manager
+from taskqueue.workflows import BatchStatus, chain, group
 from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchStatus",
     "Call",
     "ConfigError",
     "Conflict",
@@ -44,7 +47,9 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobFailed",
     "JobFilter",
+    "JobHandle",
     "JobInterrupt",
     "JobNotFound",
     "JobRecord",
@@ -63,9 +68,11 @@ __all__ = [
     "WorkerOptions",
     "WorkerSummary",
     "__version__",
+    "chain",
     "current_job",
     "default_manager",
     "generate_key",
+    "group",
     "set_default_manager",
     "task",
 ]

@@ -10,6 +10,7 @@ The hierarchy::
      │    └── DecryptionError   wrong key, tampered bytes, or ciphertext moved between jobs
      ├── UnknownTask            a job names a task this process has not registered
      ├── JobNotFound            no job with that id
+     ├── JobFailed              waited for a result, but the job failed or was cancelled
      ├── DriverError            the store failed
      │    ├── DriverUnavailable the store cannot be reached (workers retry with backoff)
      │    └── Conflict          a unique constraint or a lost race
@@ -68,6 +69,17 @@ class UnknownTask(TaskQueueError):
 
 class JobNotFound(TaskQueueError):
     """No job has the given id."""
+
+
+class JobFailed(TaskQueueError):
+    """A job whose result was awaited ended in ``failed`` or ``cancelled``."""
+
+    def __init__(self, job_id: str, state: str, exception: str | None) -> None:
+        last = (exception or "").strip().splitlines()[-1:] or ["no reason recorded"]
+        super().__init__(f"job {job_id} {state}: {last[0]}")
+        self.job_id = job_id
+        self.state = state
+        self.exception = exception
 
 
 class DriverError(TaskQueueError):

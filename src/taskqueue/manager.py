@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from taskqueue.codec import Codec, KeyRing, dumps, loads
 from taskqueue.config import Settings, resolve
 from taskqueue.drivers import Driver, JobFilter, open_driver
-from taskqueue.errors import JobNotFound, PayloadError
-from taskqueue.jobs.definition import Call, Job
+from taskqueue.errors import JobFailed, JobNotFound, PayloadError
+from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import DEFAULT_TIMEOUT, JobRecord, NewJob
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
+from taskqueue.observability.stats import add_history
+from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
+from taskqueue.workflows import batch as batches
+from taskqueue.workflows.batch import BatchStatus
+from taskqueue.workflows.dependencies import check_graph, settle_dependents
+from taskqueue.workflows.unique import idempotency
 
 if TYPE_CHECKING:
     from taskqueue.worker.runner import WorkerSummary
@@ -28,8 +35,11 @@ if TYPE_CHECKING:
 TIMEOUT_SET = "timeout_set"
 #: Body key carrying the options that are not columns but that the worker's middleware reads.
 RUN_OPTIONS = "_opts"
+#: Body key for workflow bookkeeping (chain position, recurring series, batch callbacks).
+WORKFLOW = "_wf"
 _RUN_OPTION_NAMES = ("rate", "rate_key", "concurrency", "conditions", "retry_backoff",
-                     "retry_backoff_max", "retry_jitter", "on_dependency_failure")
+                     "retry_backoff_max", "retry_jitter", "every", "pass_result",
+                     "continue_on_failure")
 _RESULT_PREFIX = "tq1:"
 #: Registry kind holding paused queues; entries live "forever" (100 years).
 PAUSED = "queue_paused"
@@ -80,7 +90,7 @@ class QueueManager:
         self.close()
 
     # -- enqueue --------------------------------------------------------------------------------
-    def push(self, job: Job | Call, *, connection: Any = None, **options: Any) -> str:
+    def push(self, job: Job | Call, *, connection: Any = None, **options: Any) -> JobHandle:
         """Enqueue one job and return its id (an existing id for a duplicate idempotency key).
 
         ``connection``: on PostgreSQL/MySQL, your own open connection; the job is written in
@@ -90,32 +100,64 @@ class QueueManager:
 
     def push_many(
         self, jobs: Iterable[Job | Call], *, connection: Any = None, **options: Any
-    ) -> list[str]:
+    ) -> list[JobHandle]:
         """Enqueue many jobs in one round trip; ``options`` apply to each of them."""
-        new_jobs = [self.prepare(job, **options) for job in jobs]
+        return self.push_prepared([self.prepare(job, **options) for job in jobs],
+                                  connection=connection)
+
+    def push_prepared(self, new_jobs: list[NewJob], *, connection: Any = None) -> list[JobHandle]:
+        """Store prepared jobs (one round trip), after refusing cycles and unknown dependencies.
+
+        A duplicate of a debounced unique job replaces the pending job's arguments instead."""
         if not new_jobs:
             return []
+        outside = {d for j in new_jobs for d in j.dependencies} - {j.id for j in new_jobs}
+        check_graph(new_jobs, {d for d in outside if self.driver.get(d) is not None})
         if connection is not None:
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
-        for job, job_id in zip(new_jobs, ids, strict=True):
+        for index, (job, job_id) in enumerate(zip(new_jobs, ids, strict=True)):
             if job_id == job.id:
                 self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name))
-        return ids
+            elif job.idempotency_mode == "debounce":
+                ids[index] = self._debounce(job, job_id)
+        return [JobHandle(i, self) for i in ids]
 
-    def prepare(self, job: Job | Call, **overrides: Any) -> NewJob:
+    def _debounce(self, job: NewJob, existing_id: str) -> str:
+        """Give the pending duplicate ``existing_id`` this job's arguments and delay."""
+        existing = self.driver.get(existing_id)
+        if existing is not None:
+            body = self.codec.decode(job.payload, job_id=job.id, queue=job.queue_name)
+            payload = self.codec.encode(body, job_id=existing_id, queue=existing.queue_name)
+            if self.driver.replace_payload(existing_id, payload, job.delay_seconds):
+                return existing_id
+        return self.driver.push([job])[0]  # it started meanwhile: its key is free now
+
+    def prepare(self, job: Job | Call, *, workflow: dict[str, Any] | None = None,
+                **overrides: Any) -> NewJob:
         """Validate options and encode the payload: everything short of storing."""
         call = job.to_call() if isinstance(job, Job) else job
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
+        check_options(opts, f"job {call.name}")
         job_id = uuid7()
         queue = str(opts.get("queue") or "default")
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True
-        run_options = {k: opts[k] for k in _RUN_OPTION_NAMES if opts.get(k) not in (None, ())}
+        run_options = {k: _plain(opts[k]) for k in _RUN_OPTION_NAMES
+                       if opts.get(k) not in (None, (), False)}
+        if (trace_context := current_trace_context()) is not None:
+            run_options[TRACE_OPTION] = trace_context
         if run_options:
             body[RUN_OPTIONS] = run_options
+        tags = tuple(str(t) for t in opts.get("tags") or ())
+        if opts.get("every") is not None and "series" not in (workflow or {}):
+            workflow = {**(workflow or {}), "series": job_id, "n": 0}
+            tags += (f"series:{job_id}",)
+        if workflow:
+            body[WORKFLOW] = workflow
+        key, mode, window = idempotency(call.name, call.body, opts)
         max_attempts = int(opts.get("max_attempts") or 3)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -129,8 +171,10 @@ class QueueManager:
             timeout_seconds=_timeout_seconds(opts.get("timeout")),
             delay_seconds=delay_seconds(opts.get("delay"), opts.get("eta")),
             dependencies=tuple(str(d) for d in opts.get("depends_on") or ()),
-            tags=tuple(str(t) for t in opts.get("tags") or ()),
-            idempotency_key=opts.get("idempotency_key"),
+            tags=tags,
+            idempotency_key=key,
+            idempotency_mode=mode,
+            idempotency_window=window,
             batch_id=opts.get("batch_id"),
         )
 
@@ -147,12 +191,55 @@ class QueueManager:
     def search(self, criteria: JobFilter | None = None) -> list[JobRecord]:
         return self.driver.search(criteria or JobFilter())
 
-    def cancel(self, job_id: str, reason: str = "cancelled by user") -> bool:
-        """Cancel a pending, retrying or running job (a running one learns it at heartbeat)."""
-        done = self.driver.cancel(job_id, reason)
+    def cancel(self, job_id: str, reason: str = "cancelled", by: str | None = None) -> bool:
+        """Cancel a pending, retrying or running job (a running one learns it at heartbeat).
+
+        The reason (and who, if given) is kept on the job; jobs waiting on it are cancelled
+        too, transitively."""
+        text = f"{reason} (by {by})" if by else reason
+        done = self.driver.cancel(job_id, text)
         if done:
-            self.events.emit(Event(JOB_CANCELLED, job_id, error=reason))
+            self.events.emit(Event(JOB_CANCELLED, job_id, error=text))
+            settle_dependents(self, job_id, run_anyway=False, reason=text)
+            record = self.driver.get(job_id)
+            if record is not None and record.batch_id:
+                batches.job_finished(self, record.batch_id, State.CANCELLED)
         return done
+
+    # -- workflows ------------------------------------------------------------------------------
+    def batch(self, jobs: Sequence[Job | Call], *, name: str = "batch",
+              on_complete: Job | Call | None = None, on_failure: Job | Call | None = None,
+              **options: Any) -> str:
+        """Push ``jobs`` in one round trip as a named batch; returns the batch id."""
+        return batches.create(self, jobs, name, on_complete, on_failure, **options)
+
+    def batch_status(self, batch_id: str) -> BatchStatus:
+        found = batches.status(self, batch_id)
+        if found is None:
+            raise JobNotFound(f"no batch with id {batch_id!r}")
+        return found
+
+    def cancel_batch(self, batch_id: str, reason: str = "batch cancelled") -> int:
+        return batches.cancel(self, batch_id, reason)
+
+    def cancel_series(self, series_id: str, reason: str = "recurring job stopped") -> int:
+        """Stop a recurring job: cancel its pending occurrence(s)."""
+        criteria = JobFilter(tag=f"series:{series_id}", states=(State.PENDING, State.RETRYING))
+        return sum(self.cancel(r.id, reason) for r in self.search(criteria))
+
+    def run_now(self, job: Job | Call, **options: Any) -> Any:
+        """Run a job in this process, through the worker's middleware, retries and records;
+        return its result or raise JobFailed."""
+        from taskqueue.workflows.sync import run_now
+
+        return run_now(self, job, **options)
+
+    async def apush(self, job: Job | Call, **options: Any) -> JobHandle:
+        """``push`` for asyncio applications (runs the store call in a thread)."""
+        return await asyncio.to_thread(self.push, job, **options)
+
+    async def aresult(self, job_id: str, timeout: float = 0.0) -> Any:
+        return await asyncio.to_thread(self.result, job_id, timeout)
 
     def retry(self, job_id: str) -> bool:
         """Move a failed (dead-lettered) or cancelled job back to pending."""
@@ -184,7 +271,7 @@ class QueueManager:
         """The stored return value, waiting up to ``timeout`` s for the job to finish.
 
         Raises JobNotFound, TimeoutError if it is still running at the deadline, or
-        RuntimeError (with the job's exception text) if it failed or was cancelled.
+        JobFailed (with the job's exception text) if it failed or was cancelled.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -195,7 +282,7 @@ class QueueManager:
                 raise TimeoutError(f"job {job_id} is still {record.state} after {timeout}s")
             time.sleep(poll)
         if record.state != State.COMPLETED:
-            raise RuntimeError(f"job {job_id} {record.state}: {record.exception}")
+            raise JobFailed(job_id, record.state, record.exception)
         return self.decode_result(record)
 
     def encode_result(self, value: Any, job_id: str) -> str:
@@ -230,8 +317,8 @@ class QueueManager:
         count = sum(n for _, n in waiting)
         totals["avg_priority"] = (sum(a * n for a, n in waiting if a is not None) / count
                                   if count else None)
-        return {"backend": self.driver.name, "queues": queues, "totals": totals,
-                "generated_at": datetime.now(UTC).isoformat()}
+        return add_history({"backend": self.driver.name, "queues": queues, "totals": totals,
+                            "generated_at": datetime.now(UTC).isoformat()}, self.driver, per_queue)
 
     def prune(self) -> int:
         return self.driver.prune(self.settings.completed_retention,
@@ -242,6 +329,40 @@ class QueueManager:
         from taskqueue.worker.runner import Worker, WorkerOptions
 
         return Worker(self, WorkerOptions(**options)).run()
+
+
+class JobHandle(str):
+    """A job id (it *is* the id string) that can also wait for and inspect its job."""
+
+    manager: QueueManager
+
+    def __new__(cls, job_id: str, manager: QueueManager) -> JobHandle:
+        handle = super().__new__(cls, job_id)
+        handle.manager = manager
+        return handle
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def wait(self, timeout: float = 30.0) -> Any:
+        """Block until the job finishes; return its result (JobFailed if it did not complete)."""
+        return self.manager.result(self, timeout=timeout)
+
+    def record(self) -> JobRecord:
+        return self.manager.require(self)
+
+    @property
+    def state(self) -> State:
+        return self.record().state
+
+    def cancel(self, reason: str = "cancelled") -> bool:
+        return self.manager.cancel(self, reason)
+
+
+def _plain(value: Any) -> Any:
+    """Options that travel in the payload must be JSON: timedeltas become seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def codec_from(settings: Settings) -> Codec:

@@ -141,3 +141,49 @@ def leak(ledger: str, megabytes: int) -> None:
     """Keeps memory on purpose, to trigger memory recycling."""
     record(ledger)
     _hoard.append(b"x" * (megabytes * 1024 * 1024))
+
+
+@task(name="tests.double")
+def double(previous: int) -> int:
+    return previous * 2
+
+
+@task(name="tests.collect")
+def collect(results: list[int]) -> int:
+    return sum(results)
+
+
+@task(name="tests.boom", max_attempts=1)
+def boom() -> None:
+    raise RuntimeError("boom")
+
+
+@task(name="tests.note")
+def note(ledger: str, label: str, batch: dict[str, object] | None = None) -> str:
+    with open(ledger, "a") as fh:
+        fh.write(f"{label} {batch['completed'] if batch else '-'}\n")
+    return label
+
+
+@task(name="tests.cooperative")
+def cooperative(ledger: str) -> None:
+    record(ledger, "start")
+    for _ in range(600):
+        current_job().check_cancelled()
+        time.sleep(0.05)
+
+
+@task(name="tests.stubborn")
+def stubborn(ledger: str) -> None:
+    """Ignores the cancellation flag; only the worker's interrupt stops it."""
+    record(ledger, "start")
+    try:
+        for _ in range(600):
+            time.sleep(0.1)
+    finally:
+        record(ledger, "stopped")
+
+
+@task(name="tests.echo")
+def echo(value: object) -> object:
+    return value

@@ -194,6 +194,130 @@ def test_same_idempotency_key_from_many_threads_stores_one_job(tmp_path: Path) -
             driver.close()
 
 
+def test_completion_does_not_wait_for_a_child_being_pushed(tmp_path: Path) -> None:
+    """Satisfying a parent's edges skips a child's edge that is not committed yet (instead of
+    waiting for it, which could deadlock with the push waiting for the parent's row)."""
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url, read_timeout=10)
+        app = own_connection(url)
+        try:
+            parent = new()
+            driver.push([parent])
+            job = driver.reserve("w", Q, 1, 30)[0]
+            app.begin()  # a child's edge, inserted but not committed
+            with app.cursor() as cur:
+                cur.execute("INSERT INTO job_dependencies (job_id, depends_on) VALUES (%s, %s)",
+                            (uuid7(), parent.id))
+            started = time.monotonic()
+            assert driver.complete(job.token)
+            assert time.monotonic() - started < 2, "the completion did not wait for the push"
+            app.rollback()
+        finally:
+            app.close()
+            driver.close()
+
+
+# -- schema upgrade --------------------------------------------------------------------------
+
+def _version_1_store(url: str) -> None:
+    """Create the schema as the first release did (migration 1 only)."""
+    from taskqueue.drivers.mysql import Q as queries
+
+    app = own_connection(url)
+    try:
+        with app.cursor() as cur:
+            for statement in filter(str.strip, queries["migration_1"].split(";")):
+                cur.execute(statement)
+            cur.execute(queries["create_migrations"])
+            cur.execute(queries["record_migration"], (1,))
+        app.commit()
+    finally:
+        app.close()
+
+
+def _sql_rows(url: str, sql: str, *params: object) -> list[dict[str, object]]:
+    app = own_connection(url)
+    try:
+        with app.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    finally:
+        app.close()
+
+
+def test_version_1_database_upgrades_with_its_jobs(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        _version_1_store(url)
+        done, running, child = uuid7(), uuid7(), uuid7()
+        app = own_connection(url)
+        try:  # a completed parent (released already) and a running one, in the old layout
+            with app.cursor() as cur:
+                for job_id, job_state, waiting in ((done, "completed", 0),
+                                                   (running, "pending", 0), (child, "pending", 1)):
+                    cur.execute(
+                        "INSERT INTO job_queue (id, payload, state, name, available_at, "
+                        "created_at, updated_at, waiting_on, idempotency_key) VALUES (%s, '{}', "
+                        "%s, 'tests.noop', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), "
+                        "UTC_TIMESTAMP(6), %s, %s)", (job_id, job_state, waiting, f"key-{job_id}"))
+                cur.executemany("INSERT INTO job_dependencies (job_id, depends_on) VALUES (%s, %s)",
+                                [(child, done), (child, running)])
+            app.commit()
+        finally:
+            app.close()
+        driver = open_driver(url)  # migrates
+        try:
+            assert driver.migrate() == [], "already current"
+            edges = _sql_rows(url, "SELECT depends_on, satisfied FROM job_dependencies")
+            assert {e["depends_on"]: e["satisfied"] for e in edges} == {done: 1, running: 0}
+            again = new(idempotency_key=f"key-{done}")
+            assert driver.push([again]) == [done], "old keys keep blocking (mode 'exists')"
+            job = driver.reserve("w", Q, 1, 30)[0]
+            assert job.id == running and driver.complete(job.token)
+            assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child]
+        finally:
+            driver.close()
+
+
+def test_interrupted_upgrade_is_finished_by_the_next_start(tmp_path: Path) -> None:
+    """MySQL commits each DDL statement: a crash can leave migration 2 half applied."""
+    with mysql_url(tmp_path) as url:
+        _version_1_store(url)
+        app = own_connection(url)
+        try:
+            with app.cursor() as cur:
+                from taskqueue.drivers.mysql import Q as queries
+
+                cur.execute(queries["migration_2"].split(";")[0])  # the first ALTER only
+        finally:
+            app.close()
+        driver = open_driver(url)
+        try:
+            versions = _sql_rows(url, "SELECT version FROM taskqueue_migrations ORDER BY version")
+            assert [v["version"] for v in versions] == [1, 2]
+            parent = new()
+            child = new(dependencies=(parent.id,))
+            driver.push([parent, child])
+            driver.complete(driver.reserve("w", Q, 1, 30)[0].token)
+            assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id]
+        finally:
+            driver.close()
+
+
+def test_window_key_frees_once_on_the_store_clock(tmp_path: Path) -> None:
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            first = new(idempotency_key="w", idempotency_mode="window", idempotency_window=30.0)
+            driver.push([first])
+            driver.complete(driver.reserve("w", Q, 1, 30)[0].token)
+            (row,) = _sql_rows(url, "SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), "
+                                    "idempotency_expires_at) AS left_s FROM job_queue")
+            assert 28 <= int(row["left_s"]) <= 30  # type: ignore[call-overload]
+            assert driver.push([new(idempotency_key="w")]) == [first.id]
+        finally:
+            driver.close()
+
+
 # -- a server restart ------------------------------------------------------------------------
 
 def _binary(*names: str) -> str | None:

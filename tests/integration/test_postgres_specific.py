@@ -1,6 +1,7 @@
 """What only the PostgreSQL driver promises: transactional enqueue, LISTEN/NOTIFY wake-ups,
-schema isolation, safe concurrent migration, the dependency race, and surviving a restart of
-the server (on a private instance this test starts and stops itself)."""
+schema isolation, safe concurrent migration and upgrading an existing store, the dependency
+and idempotency races, and surviving a restart of the server (on a private instance this test
+starts and stops itself)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
+from taskqueue.drivers.postgres import _queries  # noqa: E402
 from taskqueue.errors import ConfigError, DriverUnavailable  # noqa: E402
 from taskqueue.jobs.ids import uuid7  # noqa: E402
 from taskqueue.jobs.model import NewJob  # noqa: E402
@@ -194,10 +196,54 @@ def test_concurrent_first_use_migrates_once(pg_url: str) -> None:
         schema = pg_url.rsplit("schema=", 1)[1]
         with psycopg.connect(PG_ADMIN) as conn:
             rows = conn.execute(f'SELECT version FROM "{schema}".taskqueue_migrations').fetchall()
-        assert sorted(rows) == [(1,)]
+        assert sorted(rows) == [(1,), (2,)]
     finally:
         for d in drivers:
             d.close()
+
+
+def test_a_version_1_store_upgrades_in_place(pg_url: str) -> None:
+    """A store made before migration 2: its jobs keep working, its key keeps blocking, and
+    edges to dependencies already completed count as satisfied."""
+    schema = pg_url.rsplit("schema=", 1)[1]
+    q, table = _queries(schema), f'"{schema}".job_queue'
+    done, running, child = uuid7(), uuid7(), uuid7()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(q["migration_1"])
+        conn.execute(q["migrations_table"])
+        conn.execute(q["record_migration"], (1,))
+        for job_id, state, waiting, key in [(done, "completed", 0, None),
+                                            (running, "pending", 0, "old-key"),
+                                            (child, "pending", 1, None)]:
+            conn.execute(f"INSERT INTO {table} (id, payload, state, name, created_at, "
+                         "updated_at, available_at, waiting_on, idempotency_key) "
+                         "VALUES (%s, '', %s, 'tests.noop', now(), now(), now(), %s, %s)",
+                         (job_id, state, waiting, key))
+        conn.execute(f'INSERT INTO "{schema}".job_dependencies (job_id, depends_on) '
+                     "VALUES (%s, %s), (%s, %s)", (child, done, child, running))
+    driver = open_driver(pg_url)
+    try:
+        assert driver.migrate() == []
+        with psycopg.connect(PG_ADMIN) as conn:
+            versions = conn.execute(f'SELECT version FROM "{schema}".taskqueue_migrations '
+                                    "ORDER BY version").fetchall()
+            edges = dict(conn.execute(f'SELECT depends_on, satisfied FROM "{schema}".'
+                                      "job_dependencies WHERE job_id = %s", (child,)))
+        assert versions == [(1,), (2,)]
+        assert edges == {done: True, running: False}
+        assert driver.push([new(idempotency_key="old-key")]) == [running], "mode 'exists'"
+        job = reserve_only(driver, running)
+        assert driver.push([new(idempotency_key="old-key")]) == [running]
+        assert driver.complete(job.token)
+        assert reserve_only(driver, child).id == child
+    finally:
+        driver.close()
+
+
+def reserve_only(driver: Driver, job_id: str):  # type: ignore[no-untyped-def]
+    jobs = driver.reserve("w", Q, 10, 30)
+    assert [j.id for j in jobs] == [job_id]
+    return jobs[0]
 
 
 def free_port() -> int:
@@ -241,6 +287,78 @@ def test_child_pushed_while_parent_completes_is_released(pg_url: str, pg: Driver
             assert [j.id for j in pg.reserve("w", Q, 5, 30)] == [child.id]
     finally:
         other.close()
+
+
+def test_concurrent_run_anyway_releases_an_edge_once(pg_url: str, pg: Driver) -> None:
+    others = [open_driver(pg_url) for _ in range(4)]
+    try:
+        for _ in range(10):
+            parent, sibling = new(), new()
+            child = new(dependencies=(parent.id, sibling.id))
+            pg.push([parent, sibling, child])
+            jobs = {j.id: j for j in pg.reserve("w", Q, 2, 30)}
+            assert pg.fail(jobs[parent.id].token, "boom", None)
+            barrier, released = threading.Barrier(len(others)), []
+
+            def settle(driver: Driver, barrier: threading.Barrier = barrier,
+                       released: list[list[str]] = released, parent_id: str = parent.id
+                       ) -> None:
+                barrier.wait()
+                released.append(driver.dependency_failed(parent_id, False, "run anyway"))
+
+            threads = [threading.Thread(target=settle, args=(d,)) for d in others]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert released == [[]] * len(others)
+            assert pg.reserve("w", Q, 10, 30) == [], "still waits for the sibling"
+            assert pg.complete(jobs[sibling.id].token)
+            assert reserve_only(pg, child.id).id == child.id
+    finally:
+        for d in others:
+            d.close()
+
+
+# -- the idempotency race --------------------------------------------------------------------
+
+def test_duplicate_whose_key_is_freed_during_the_push_is_inserted(pg: Driver) -> None:
+    """The push skips the duplicate, then the key's holder is reserved (mode "started") before
+    the push looks the key up: the push inserts the job after all, and never returns an id
+    that does not exist."""
+    first = new(idempotency_key="k", idempotency_mode="started")
+    pg.push([first])
+    slow = dict(pg._q)  # type: ignore[attr-defined]
+    slow["notify"] = "SELECT pg_sleep(0.6), pg_notify(%s, q) FROM unnest(%s::text[]) AS q"
+    pg._q = slow  # type: ignore[attr-defined]
+    taken: list[str] = []
+
+    def reserve_meanwhile() -> None:
+        time.sleep(0.2)
+        taken.extend(j.id for j in pg.reserve("w", Q, 10, 30))
+
+    thread = threading.Thread(target=reserve_meanwhile)
+    thread.start()
+    dup = new(idempotency_key="k", idempotency_mode="started")
+    ids = pg.push([dup])
+    thread.join()
+    assert taken == [first.id]
+    assert ids == [dup.id]
+    rec = pg.get(dup.id)
+    assert rec is not None and rec.state == State.PENDING and rec.idempotency_key == "k"
+
+
+def test_reserve_job_passes_over_a_locked_row(pg: Driver) -> None:
+    job = new()
+    pg.push([job])
+    schema = pg.schema  # type: ignore[attr-defined]
+    with psycopg.connect(PG_ADMIN) as conn:
+        conn.execute(f'SELECT 1 FROM "{schema}".job_queue WHERE id = %s FOR UPDATE', (job.id,))
+        started = time.monotonic()
+        assert pg.reserve_job("w", job.id, 30) is None
+        assert time.monotonic() - started < 1
+    taken = pg.reserve_job("w", job.id, 30)
+    assert taken is not None and taken.id == job.id
 
 
 # -- a server restart ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.drivers import _redis_keys as rk
 from taskqueue.drivers.redis import RedisDriver
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.ids import uuid7
@@ -267,6 +268,107 @@ def test_retried_push_is_idempotent_but_a_different_job_conflicts(tmp_path: Path
             with pytest.raises(Conflict):
                 driver.push([new(id=job.id, payload=b"other")])
             assert driver.count(JobFilter()) == 1
+        finally:
+            driver.close()
+
+
+def test_failed_parent_settles_dependents_in_other_queues(tmp_path: Path) -> None:
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            parent, sibling = new(queue_name="a"), new(queue_name="a")
+            doomed = new(queue_name="b", dependencies=(parent.id,))
+            both = new(queue_name="c", dependencies=(parent.id, sibling.id))
+            local = new(queue_name="a", dependencies=(parent.id,))
+            driver.push([parent, sibling, doomed, both, local])
+            jobs = {j.id: j for j in driver.reserve("w", ["a"], 2, 30)}
+            assert driver.fail(jobs[parent.id].token, "boom", None)
+            released = driver.dependency_failed(parent.id, cancel=False, reason="run anyway")
+            assert set(released) == {local.id, doomed.id}
+            assert driver.dependency_failed(parent.id, False, "again") == [], "once per edge"
+            assert [j.id for j in driver.reserve("w", ["b", "c"], 10, 30)] == [doomed.id]
+            assert driver.reserve("w", ["c"], 10, 30) == [], "still waits for the sibling"
+            assert driver.retry(parent.id)
+            again = driver.reserve_job("w", parent.id, 30)
+            assert again is not None and driver.complete(again.token)
+            assert driver.reserve("w", ["c"], 10, 30) == [], "an edge is satisfied only once"
+            assert driver.complete(jobs[sibling.id].token)
+            assert [j.id for j in driver.reserve("w", ["c"], 10, 30)] == [both.id]
+
+            root = new(queue_name="a")
+            child, mine = new(queue_name="b", dependencies=(root.id,)), new(
+                queue_name="a", dependencies=(root.id,))
+            driver.push([root, child, mine])
+            driver.cancel(root.id, "stop")
+            assert set(driver.dependency_failed(root.id, True, "upstream")) == {child.id, mine.id}
+            rec = driver.get(child.id)
+            assert rec is not None and rec.state == State.CANCELLED
+            assert rec.exception == "upstream"
+        finally:
+            driver.close()
+
+
+def _claims(driver: RedisDriver) -> dict[str, str]:
+    raw = driver._r.hgetall(driver.keys.idem)
+    return {rk.text(k): rk.text(v) for k, v in raw.items()}
+
+
+def test_freed_idempotency_keys_leave_no_claims_behind(tmp_path: Path) -> None:
+    """Per-queue scripts free a key in the job's hash only (one slot); the global claim goes at
+    the next push of that key, or when the job is deleted or pruned."""
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        assert isinstance(driver, RedisDriver)
+        try:
+            started = new(idempotency_key="s", idempotency_mode="started")
+            window = new(queue_name="w", idempotency_key="win", idempotency_mode="window",
+                         idempotency_window=0.2)
+            driver.push([started, window])
+            rec = driver.reserve_job("w", started.id, 30)
+            assert rec is not None and rec.idempotency_key is None, "as the SQL drivers NULL it"
+            assert driver.complete(rec.token)
+            assert driver.delete(started.id)
+            assert "s" not in _claims(driver)
+
+            job = driver.reserve("w", ["w"], 1, 30)[0]
+            assert driver.complete(job.token)
+            held = driver.get(window.id)
+            assert held is not None and held.idempotency_key == "win", "kept during the window"
+            time.sleep(0.3)
+            fresh = new(idempotency_key="win", idempotency_mode="window")   # another queue
+            assert driver.push([fresh]) == [fresh.id]
+            assert _claims(driver)["win"] == fresh.id
+            old = driver.get(window.id)
+            assert old is not None and old.idempotency_key is None
+            with redis_url(tmp_path) as other_url:    # a transfer keeps both records
+                other = open_driver(other_url)
+                try:
+                    records = [r for r in (driver.get(fresh.id), old) if r is not None]
+                    assert other.restore(records) == 2
+                finally:
+                    other.close()
+            assert driver.prune(0, 0) == 1 and _claims(driver) == {"win": fresh.id}
+        finally:
+            driver.close()
+
+
+def test_jobs_stored_before_idempotency_modes_keep_their_keys(tmp_path: Path) -> None:
+    """A job hash without ``idempotency_mode`` (written before the modes existed) is "exists"."""
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        assert isinstance(driver, RedisDriver)
+        try:
+            legacy = new(idempotency_key="k", idempotency_mode="finished")
+            plain = new(idempotency_key="p")
+            driver.push([legacy, plain])
+            job_key = driver.keys.job("default", legacy.id)
+            driver._r.hdel(job_key, "idempotency_mode")
+            assert driver._r.hget(driver.keys.job("default", plain.id),
+                                  "idempotency_mode") is None, "exists is the default"
+            for rec in driver.reserve("w", ["default"], 2, 30):
+                assert driver.complete(rec.token)
+            assert driver.push([new(idempotency_key="k")]) == [legacy.id]
+            assert driver.push([new(idempotency_key="p")]) == [plain.id]
         finally:
             driver.close()
 

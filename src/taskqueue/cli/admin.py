@@ -47,6 +47,9 @@ def _print_stats(data: dict[str, object]) -> None:
                  totals["completed_last_minute"]])
     table(f"taskqueue on {data['backend']}", ["queue", *states, "avg priority",
                                               "done/min"], rows)
+    from taskqueue.cli.observe import print_history
+
+    print_history(data)
 
 
 def _fmt(value: object) -> str:

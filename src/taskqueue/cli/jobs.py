@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 from typing import Any
 
@@ -13,6 +15,7 @@ from taskqueue.drivers import JobFilter
 from taskqueue.jobs.builtin import TestJob
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import State
+from taskqueue.manager import RUN_OPTIONS, WORKFLOW
 
 CHUNK = 1000
 
@@ -108,8 +111,10 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
     manager = open_manager(ctx)
     record = manager.require(job_id)
     data: dict[str, Any] = record.to_dict()
+    body = manager.decode(record)
+    data["workflow"] = describe_workflow(body)
     if payload:
-        data["arguments"] = manager.decode(record)
+        data["arguments"] = {k: v for k, v in body.items() if not k.startswith("_")}
     if record.result is not None:
         data["result"] = manager.decode_result(record)
     if as_json:
@@ -119,6 +124,50 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
               [[k, v] for k, v in data.items() if k != "exception"])
         if record.exception:
             console.print("[bold]exception[/]\n" + record.exception)
+    manager.close()
+
+
+def describe_workflow(body: dict[str, Any]) -> dict[str, Any]:
+    """Chain position, group, recurring series, options: what `jobs show` reports."""
+    wf = body.get(WORKFLOW) or {}
+    out: dict[str, Any] = {}
+    if "chain" in wf:
+        out["chain"] = wf["chain"]
+        out["chain_step"] = f"{wf['step']} of {wf['of']}"
+    if "group" in wf:
+        out["group"] = wf["group"]
+        out["fan_in"] = bool(wf.get("fan_in"))
+    if "series" in wf:
+        out["series"] = wf["series"]
+        out["occurrence"] = wf.get("n", 0)
+    if body.get(RUN_OPTIONS):
+        out["options"] = body[RUN_OPTIONS]
+    return out
+
+
+@click.command("batch:status")
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def batch_status(ctx: click.Context, batch_id: str, as_json: bool) -> None:
+    """Progress of a batch."""
+    manager = open_manager(ctx)
+    status = manager.batch_status(batch_id)
+    manager.close()
+    if as_json:
+        emit_json(status.to_dict())
+        return
+    table(f"batch {status.name} ({batch_id})", ["field", "value"],
+          [[k, v] for k, v in status.to_dict().items() if k not in ("id", "name")])
+
+
+@click.command("batch:cancel")
+@click.argument("batch_id")
+@click.pass_context
+def batch_cancel(ctx: click.Context, batch_id: str) -> None:
+    """Cancel every unfinished job of a batch."""
+    manager = open_manager(ctx)
+    console.print(f"cancelled {manager.cancel_batch(batch_id)} jobs")
     manager.close()
 
 
@@ -157,16 +206,17 @@ def retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool,
 
 @click.command("cancel")
 @click.argument("job_ids", nargs=-1, required=True)
-@click.option("--reason", default="cancelled from the CLI", show_default=True)
+@click.option("--reason", default="cancelled", show_default=True)
 @click.pass_context
 def cancel(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
     """Cancel pending, retrying or running jobs."""
     manager = open_manager(ctx)
-    done = sum(manager.cancel(i, reason) for i in job_ids)
+    who = f"{getpass.getuser()}@{socket.gethostname()} via CLI"
+    done = sum(manager.cancel(i, reason, by=who) for i in job_ids)
     console.print(f"cancelled {done} of {len(job_ids)} jobs")
     manager.close()
     if done < len(job_ids):
         ctx.exit(1)
 
 
-COMMANDS = [test, jobs, failed, retry, cancel]
+COMMANDS = [test, jobs, failed, retry, cancel, batch_status, batch_cancel]

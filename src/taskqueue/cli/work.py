@@ -43,11 +43,13 @@ from taskqueue.worker.supervisor import Supervisor
 @click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus /metrics, /health and /ready on this port.")
 @click.pass_context
 def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
          poll: float, concurrency: int, grace: float, kill_after: float, stop_when_empty: bool,
-         apps: tuple[str, ...], as_json: bool) -> None:
+         apps: tuple[str, ...], as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
     manager = open_manager(ctx)
@@ -66,12 +68,24 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     supervisor = Supervisor(settings, options, workers, apps=list(apps),
                             log_setup=(root["log_format"], root["log_level"]),
                             grace=grace, kill_after=kill_after)
+    server = None if metrics_port is None else serve_metrics(manager, metrics_port)
     if as_json or not stop_when_empty:
         summaries = supervisor.run()
     else:
         summaries = _run_with_progress(manager, supervisor, options.queues)
+    if server is not None:
+        server.close()
     _report(manager, summaries, as_json)
     manager.close()
+
+
+def serve_metrics(manager: QueueManager, port: int) -> Any:
+    """Start the /metrics, /health and /ready server of ``--metrics-port``."""
+    from taskqueue.observability.health import HealthPolicy
+    from taskqueue.observability.metrics import serve
+
+    policy = HealthPolicy.for_lease(manager.settings.lease_seconds)
+    return serve(manager.driver, port, policy=policy)
 
 
 def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 """The record layer of the files backend: find, read and place job files; dependencies;
-admission of new ids and idempotency keys.
+admission of new ids and idempotency keys, and freeing keys as their modes say.
 
 A job's directory says where it stands, and its content is the truth: when the two disagree
 (a move cut short by a crash), :meth:`Records.place` moves the file where its content says.
@@ -21,6 +21,8 @@ from taskqueue.drivers._files_record import (
     decode,
     encode,
     finished_at,
+    key_let_go,
+    key_on_finish,
 )
 from taskqueue.drivers._files_store import (
     FIXED_DIRS,
@@ -138,15 +140,16 @@ class Records:
         os.rename(path, target)
         self.store.write(target, encode(rec), finished_at(rec))
 
-    def place(self, path: Path, rec: Rec) -> None:
+    def place(self, path: Path, rec: Rec) -> Path:
         """Repair (caller holds the lock): move a record whose place disagrees with its content
-        to where it belongs."""
+        to where it belongs; return where it is now."""
         waiting = rec["state"] in READY_STATES and not self.deps_done(rec)
         target = self.target(rec, waiting=waiting)
         if target != path:
             if waiting:
                 self.add_edges(rec)
             os.rename(path, target)
+        return target
 
     def remove(self, path: Path, rec: Rec) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -164,7 +167,9 @@ class Records:
         return self.find_unlocked(dep) is None
 
     def deps_done(self, rec: Rec) -> bool:
-        return all(self.dep_done(dep) for dep in rec["dependencies"])
+        """All met: completed, gone, or counted as met by ``settle_dependents``."""
+        released = rec["satisfied_deps"]
+        return all(dep in released or self.dep_done(dep) for dep in rec["dependencies"])
 
     def add_edges(self, rec: Rec) -> None:
         """Record ``deps/<parent>/<child>`` so a completing parent can wake its children."""
@@ -202,6 +207,51 @@ class Records:
             with contextlib.suppress(OSError):
                 directory.rmdir()
 
+    def settle_dependents(self, parent: str, cancel: bool, reason: str, now: float) -> list[str]:
+        """The jobs waiting on ``parent``, which failed for good or was cancelled: cancel the
+        pending ones (``cancel``), or count ``parent`` as met for them, once per edge. Return the
+        ids cancelled, or released (moved to ready). Each child changes under its own lock, and
+        its edge is consumed with it."""
+        try:
+            directory = self.store.deps / fs_name(parent)
+        except ValueError:
+            return []  # no job can have that id, so none waits on it
+        out: list[str] = []
+        names = sorted(n for n in self.store.listdir(directory) if not ignorable(n))
+        for name in names:
+            child = from_fs_name(name)
+            with self.store.job_lock(child).hold():
+                path = self.find(child)
+                rec = self.load(path, child) if path is not None else None
+                if path is not None and rec is not None and parent in rec["dependencies"]:
+                    settle = self._cancel_child if cancel else self._release_child
+                    if settle(path, rec, parent, reason, now):
+                        out.append(child)
+                (directory / name).unlink(missing_ok=True)
+        if names:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        return out
+
+    def _cancel_child(self, path: Path, rec: Rec, parent: str, reason: str, now: float) -> bool:
+        if rec["state"] != State.PENDING:
+            return False
+        key = rec["idempotency_key"]
+        rec.update(state=State.CANCELLED.value, exception=reason, updated_at=now)
+        key_on_finish(rec, now)
+        self.commit(path, rec)
+        self.settle_key(key, rec)
+        return True
+
+    def _release_child(self, path: Path, rec: Rec, parent: str, reason: str, now: float) -> bool:
+        if parent in rec["satisfied_deps"]:
+            return False  # an edge is satisfied once
+        rec["satisfied_deps"].append(parent)
+        self.store.write(path, encode(rec), finished_at(rec))
+        if path.parent.name != WAITING:
+            return False
+        return self.place(path, rec).parent.name == READY
+
     # -- admission: ids and idempotency keys ----------------------------------------------
     def key_path(self, key: str) -> Path:
         return self.store.keys / (hashlib.sha256(key.encode()).hexdigest() + ".key")
@@ -217,13 +267,42 @@ class Records:
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if self.store.queue_of(holder) is not None or age < _KEY_STALE_AFTER:
+            if self.store.queue_of(holder) is not None:
+                if not self._let_go(key, holder):
+                    return holder
+                continue
+            if age < _KEY_STALE_AFTER:
                 return holder
             lock = self.store.job_lock("key:" + path.name)
             with lock.hold(), contextlib.suppress(FileNotFoundError):  # abandoned: take over
                 if read_file(path).decode() == holder:
                     path.unlink()
         raise Conflict(f"could not claim idempotency key {key!r} (contended)")
+
+    def _let_go(self, key: str, holder: str) -> bool:
+        """Free ``key`` if the job holding it has let go of it: its window after finishing has
+        passed (the key is then cleared from its record, as a push does on SQLite), or its
+        record no longer names the key (a marker a crash left behind). Caller holds no lock."""
+        rec = self.read_current(holder, self.find_unlocked(holder))
+        if rec is None or not key_let_go(rec, key, time.time()):
+            return False  # it still blocks, or it is being written
+        with self.store.job_lock(holder).hold():
+            path = self.find(holder)
+            rec = self.load(path, holder) if path is not None else None
+            if path is None or rec is None or not key_let_go(rec, key, time.time()):
+                return False
+            if rec["idempotency_key"] == key:
+                rec["idempotency_key"] = None
+                self.commit(path, rec)
+            self.drop_key(key, holder)
+        return True
+
+    def settle_key(self, key: str | None, rec: Rec) -> None:
+        """After a change that freed the key a record held (caller holds the lock): drop its
+        marker. The record is written first: a crash between leaves a marker that
+        :meth:`claim_key` recognises as let go."""
+        if key is not None and rec["idempotency_key"] != key:
+            self.drop_key(key, rec["id"])
 
     def drop_key(self, key: str, job_id: str) -> None:
         path = self.key_path(key)

@@ -4,6 +4,10 @@ A record is kept as a plain dict (``Rec``) while the driver changes it, so a set
 rewrite a few keys and dump it again. Times are Unix epoch seconds (floats) from the host
 clock. :func:`decode` is strict: anything that is not a complete, well-typed record raises
 :class:`CorruptRecord`, which the driver answers by moving the file aside.
+
+Fields added after the first release (:data:`_ADDED`) are internal to the driver and may be
+missing: a record written before them reads with their defaults (idempotency mode "exists",
+no window, no dependency released by policy), and is written back with them.
 """
 
 from __future__ import annotations
@@ -66,6 +70,17 @@ _SCHEMA: dict[str, Callable[[object], bool]] = {
 }
 
 
+#: Later fields, each with a factory of the default a record without it reads as, and its
+#: check. They are the driver's own bookkeeping, not part of ``JobRecord``. ``satisfied_deps``
+#: lists the dependencies counted as met although they did not complete (``dependency_failed``).
+_ADDED: dict[str, tuple[Callable[[], object], Callable[[object], bool]]] = {
+    "idempotency_mode": (lambda: "exists", _is_str),
+    "idempotency_window": (float, _is_num),
+    "idempotency_expires_at": (lambda: None, _opt(_is_num)),
+    "satisfied_deps": (list, _is_str_list),
+}
+
+
 def encode(rec: Rec) -> bytes:
     """The bytes written to disk for a record."""
     return orjson.dumps(rec)
@@ -82,7 +97,11 @@ def decode(data: bytes, expected_id: str | None = None) -> Rec:
     missing = [key for key in _SCHEMA if key not in rec]
     if missing:
         raise CorruptRecord(f"missing fields: {', '.join(missing)}")
+    for key, (default, _check) in _ADDED.items():
+        if key not in rec:
+            rec[key] = default()
     bad = [key for key, check in _SCHEMA.items() if not check(rec[key])]
+    bad += [key for key, (_default, check) in _ADDED.items() if not check(rec[key])]
     if bad:
         raise CorruptRecord(f"fields of the wrong type: {', '.join(bad)}")
     try:
@@ -98,7 +117,7 @@ def new_record(job: NewJob, now: float) -> Rec:
     """The record of a freshly pushed job (pending, due after its delay)."""
     return {
         "v": RECORD_VERSION, "id": job.id, "queue_name": job.queue_name, "name": job.name,
-        "payload": base64.b64encode(job.payload).decode("ascii"), "state": State.PENDING.value,
+        "payload": payload_text(job.payload), "state": State.PENDING.value,
         "priority": job.priority, "attempts": 0, "max_attempts": job.max_attempts,
         "timeout_seconds": job.timeout_seconds, "delay_seconds": float(job.delay_seconds),
         "available_at": now + job.delay_seconds, "created_at": now, "updated_at": now,
@@ -106,6 +125,9 @@ def new_record(job: NewJob, now: float) -> Rec:
         "completed_at": None, "failed_at": None, "exception": None, "result": None,
         "progress": None, "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
         "lease_owner": None, "lease_expires_at": None, "lease_epoch": 0,
+        "idempotency_mode": job.idempotency_mode,
+        "idempotency_window": float(job.idempotency_window),
+        "idempotency_expires_at": None, "satisfied_deps": [],
     }
 
 
@@ -117,7 +139,7 @@ def from_job_record(job: JobRecord) -> Rec:
         if key in _TIMES:
             value = None if value is None else value.timestamp()
         elif key == "payload":
-            value = base64.b64encode(value).decode("ascii")
+            value = payload_text(value)
         elif key in ("dependencies", "tags"):
             value = list(value)
         elif key == "state":
@@ -125,6 +147,8 @@ def from_job_record(job: JobRecord) -> Rec:
         elif key in ("delay_seconds", "progress") and value is not None:
             value = float(value)
         rec[key] = value
+    for key, (default, _check) in _ADDED.items():  # a copied key blocks as mode "exists"
+        rec[key] = default()
     return rec
 
 
@@ -152,3 +176,30 @@ def finished_at(rec: Rec) -> float | None:
     if state in (State.FAILED, State.CANCELLED):
         return float(rec["failed_at"] or rec["updated_at"])
     return None
+
+
+def key_on_start(rec: Rec) -> None:
+    """A job being reserved stops blocking duplicates in modes "started" and "debounce"."""
+    if rec["idempotency_mode"] in ("started", "debounce"):
+        rec["idempotency_key"] = None
+
+
+def key_on_finish(rec: Rec, now: float) -> None:
+    """A job that finished for good (completed, failed without retry, cancelled) frees its key
+    in mode "finished", and starts the key's window in mode "window"."""
+    if rec["idempotency_mode"] == "finished":
+        rec["idempotency_key"] = None
+    elif rec["idempotency_mode"] == "window":
+        rec["idempotency_expires_at"] = now + float(rec["idempotency_window"])
+
+
+def key_let_go(rec: Rec, key: str, now: float) -> bool:
+    """Whether a record no longer blocks ``key``: it does not name it (freed), or its window
+    after finishing has passed."""
+    expires = rec["idempotency_expires_at"]
+    return rec["idempotency_key"] != key or (expires is not None and expires <= now)
+
+
+def payload_text(payload: bytes) -> str:
+    """A payload as it is stored in a record (base64)."""
+    return base64.b64encode(payload).decode("ascii")

@@ -1,6 +1,6 @@
 """Helpers of the Redis driver: key names, the job-hash codec, script loading, URL options,
-the start-up durability check, and the read side of search and stats. The data layout is
-described in ``taskqueue.drivers.redis``."""
+the start-up durability check, and the read side of search, stats and parked-job repair. The
+data layout is described in ``taskqueue.drivers.redis``."""
 
 from __future__ import annotations
 
@@ -119,6 +119,12 @@ def new_job_fields(job: NewJob) -> dict[str, Any]:
         "dependencies": _list(job.dependencies), "tags": _list(job.tags),
         "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
     }
+    # How long the key blocks duplicates; absent means "exists" (also for jobs stored before
+    # the modes existed), so only the other modes are written.
+    if job.idempotency_key is not None and job.idempotency_mode != "exists":
+        fields["idempotency_mode"] = job.idempotency_mode
+        if job.idempotency_mode == "window":
+            fields["idempotency_window"] = repr(float(job.idempotency_window))
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -303,3 +309,29 @@ def next_due_in(client: redis.Redis, keys: Keys, queues: Sequence[str]) -> float
     if not due:
         return None
     return (float(min(due)) - (int(seconds) * 1_000_000 + int(micros))) / 1_000_000
+
+
+def parked_met(client: redis.Redis, keys: Keys, queue: str,
+               homes: Callable[[Sequence[str]], dict[str, str]], now_us: int,
+               grace_us: int) -> list[tuple[str, str, str]]:
+    """(queue, child, parent) of the parked jobs' dependencies that are met although the child
+    still waits: the parent completed, or it is missing and the child is older than
+    ``grace_us`` (its producer may still be pushing the parent)."""
+    parked = [text(c) for c in client.smembers(keys.sub(queue, "parked"))]
+    if not parked:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for child in parked:
+        pipe.smembers(keys.sub(queue, f"waits:{child}"))
+        pipe.hget(keys.job(queue, child), "created_at")
+    replies = pipe.execute()
+    waits = {c: ([text(p) for p in replies[2 * i]], int(replies[2 * i + 1] or now_us))
+             for i, c in enumerate(parked)}
+    found = homes([p for parents, _ in waits.values() for p in parents])
+    pipe = client.pipeline(transaction=False)
+    for parent, home in found.items():
+        pipe.hget(keys.job(home, parent), "state")
+    states = dict(zip(found, pipe.execute(), strict=True))
+    return [(queue, child, p) for child, (parents, created) in waits.items() for p in parents
+            if states.get(p) == b"completed"
+            or (p not in found and now_us - created > grace_us)]

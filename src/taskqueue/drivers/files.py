@@ -14,6 +14,12 @@ leaves a record in a scanned directory (ready, waiting, processing) whose conten
 with its place, and whoever reads it next under its lock moves it where its content says.
 A file that cannot be read is moved into ``corrupt/`` with a ``.reason`` file next to it.
 
+Idempotency keys are marker files (``keys/``) that the job's record also names. A change that
+frees a key (as its mode says) clears it from the record first, then removes the marker; a
+push that meets a marker whose job has let go of the key, or whose window has passed, takes it
+over. Dependencies are met when they complete or no longer exist (a dependency deleted later
+releases its dependents too), or when ``dependency_failed`` counts them as met for a job.
+
 Local filesystems only: ``flock`` and ``rename`` are not reliable across NFS or SMB mounts.
 The host clock is the store's clock, as for SQLite.
 """
@@ -22,13 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -36,25 +40,23 @@ import orjson
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_coord import Coordination
 from taskqueue.drivers._files_jobs import READY_STATES, Records
+from taskqueue.drivers._files_lease import Busy, Leases
 from taskqueue.drivers._files_record import (
-    CorruptRecord,
     Rec,
-    decode,
     encode,
     finished_at,
     from_job_record,
+    key_on_finish,
     new_record,
+    payload_text,
     to_job_record,
 )
 from taskqueue.drivers._files_store import (
     PROCESSING,
-    READY,
     WAITING,
     Store,
     fixed_id,
     parse_ready,
-    read_file,
-    ready_name,
     warn_if_network_fs,
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
@@ -70,10 +72,6 @@ FORMAT_VERSIONS = (1,)
 _CANCELLABLE = READY_STATES | {State.PROCESSING.value}
 _HOUSEKEEPING_EVERY = 30.0   # seconds between tidy-ups run from recover_expired
 _TMP_MAX_AGE = 3600.0        # a temp file this old belongs to a writer that died
-
-
-class _Busy(Enum):
-    BUSY = "busy"
 
 
 def _translated(method: Callable[P, R]) -> Callable[P, R]:
@@ -105,6 +103,7 @@ class FileDriver:
         self._store = Store(self.root, fsync=fsync)
         self._coord = Coordination(self._store)
         self._jobs = Records(self._store)
+        self._leases = Leases(self._store, self._jobs)
         self._next_housekeeping = 0.0
         try:
             self._store.make_dirs()
@@ -206,63 +205,35 @@ class FileDriver:
         for cand in scan.due(self._store, queues, now):
             if len(got) >= limit:
                 break
-            outcome = self._claim(cand, worker_id, lease_seconds, now, blocking=False)
-            if outcome is _Busy.BUSY:
+            outcome = self._leases.claim(cand, worker_id, lease_seconds, now, blocking=False)
+            if outcome is Busy.BUSY:
                 busy.append(cand)
             elif outcome is not None:
                 got.append(outcome)
         for cand in busy:  # held by someone else a moment ago: wait for the lock this time
             if len(got) >= limit:
                 break
-            outcome = self._claim(cand, worker_id, lease_seconds, now, blocking=True)
+            outcome = self._leases.claim(cand, worker_id, lease_seconds, now, blocking=True)
             if isinstance(outcome, JobRecord):
                 got.append(outcome)
         got.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return got
 
-    def _claim(
-        self, cand: scan.Candidate, worker_id: str, lease: float, now: float, *, blocking: bool
-    ) -> JobRecord | None | Literal[_Busy.BUSY]:
-        """Take one ready job: check it, rename it into processing/, then lease it."""
-        with self._store.job_lock(cand.job_id).hold(blocking) as held:
-            if not held:
-                return _Busy.BUSY
-            source = self._store.state_dir(cand.queue, READY) / cand.name
-            rec = self._jobs.load(source, cand.job_id)
-            if rec is None:
-                return None  # another worker won it, it moved, or it was unreadable
-            if (rec["state"] not in READY_STATES or ready_name(rec) != cand.name
-                    or rec["queue_name"] != cand.queue):
-                self._jobs.place(source, rec)  # its name was stale: put it where it belongs
-                return None
-            path = self._store.fixed_path(cand.queue, PROCESSING, cand.job_id)
-            os.rename(source, path)
-            rec.update(state=State.PROCESSING.value, attempts=rec["attempts"] + 1,
-                       lease_owner=worker_id, lease_expires_at=now + lease,
-                       lease_epoch=rec["lease_epoch"] + 1, started_at=now, updated_at=now)
-            self._store.write(path, encode(rec))
-            return to_job_record(rec)
-
-    def _leased(self, token: LeaseToken) -> tuple[Path, Rec] | None:
-        """The processing record still held with this epoch (caller holds the job lock)."""
-        queue = self._store.queue_of(token.job_id)
-        if queue is None:
-            return None
-        path = self._store.fixed_path(queue, PROCESSING, token.job_id)
-        rec = self._jobs.load(path, token.job_id)
-        if rec is None or rec["state"] != State.PROCESSING or rec["lease_epoch"] != token.epoch:
-            return None
-        return path, rec
+    @_translated
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        return self._leases.claim_id(job_id, worker_id, lease_seconds, time.time())
 
     def _settle(self, token: LeaseToken, change: Callable[[Rec], None]) -> bool:
         """Apply ``change`` only while ``state='processing' AND lease_epoch=token.epoch``."""
         with self._store.job_lock(token.job_id).hold():
-            found = self._leased(token)
+            found = self._leases.leased(token)
             if found is None:
                 return False
             path, rec = found
+            key = rec["idempotency_key"]
             change(rec)
             self._jobs.commit(path, rec)
+            self._jobs.settle_key(key, rec)
         return True
 
     @_translated
@@ -274,7 +245,7 @@ class FileDriver:
         for token in tokens:
             token = LeaseToken(*token)
             with self._store.job_lock(token.job_id).hold():
-                found = self._leased(token)
+                found = self._leases.leased(token)
                 if found is not None:
                     path, rec = found
                     rec.update(lease_expires_at=now + lease_seconds, updated_at=now)
@@ -297,6 +268,7 @@ class FileDriver:
         def change(rec: Rec) -> None:
             rec.update(state=State.COMPLETED.value, result=result, completed_at=now,
                        updated_at=now, progress=100.0, lease_owner=None, lease_expires_at=None)
+            key_on_finish(rec, now)
 
         if not self._settle(LeaseToken(*token), change):
             return False
@@ -310,6 +282,7 @@ class FileDriver:
         def change(rec: Rec) -> None:
             if retry_in is None:
                 rec.update(state=State.FAILED.value, available_at=now, failed_at=now)
+                key_on_finish(rec, now)
             else:
                 rec.update(state=State.RETRYING.value, available_at=now + retry_in,
                            failed_at=None)
@@ -346,36 +319,11 @@ class FileDriver:
             directory = self._store.state_dir(queue, PROCESSING)
             for name in self._store.listdir(directory):
                 job_id = fixed_id(name)
-                if job_id is not None and self._recover(directory / name, job_id, now):
+                if job_id is not None and self._leases.recover(directory / name, job_id, now):
                     recovered.append(job_id)
         if now >= self._next_housekeeping:
             self._housekeeping(now)
         return recovered
-
-    def _recover(self, path: Path, job_id: str, now: float) -> bool:
-        """Expire one lease (processing -> retrying, or failed when attempts are spent)."""
-        with contextlib.suppress(FileNotFoundError, CorruptRecord):  # cheap look, no lock
-            peek = decode(read_file(path), job_id)
-            if peek["state"] == State.PROCESSING and not _expired(peek, now):
-                return False
-        with self._store.job_lock(job_id).hold():
-            rec = self._jobs.load(path, job_id)
-            if rec is None:
-                return False
-            if rec["state"] != State.PROCESSING:
-                self._jobs.place(path, rec)  # a move interrupted by a crash: finish it
-                return False
-            if not _expired(rec, now):
-                return False
-            spent = rec["attempts"] >= rec["max_attempts"]
-            rec.update(
-                state=(State.FAILED if spent else State.RETRYING).value,
-                failed_at=now if spent else rec["failed_at"],
-                exception=(f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
-                           f" its lease (attempt {rec['attempts']} of {rec['max_attempts']})"),
-                available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
-            self._jobs.commit(path, rec)
-        return True
 
     def _housekeeping(self, now: float) -> None:
         """Remove dead writers' temp files; free waiting jobs whose wake-up was lost."""
@@ -431,16 +379,33 @@ class FileDriver:
             rec = self._jobs.load(path, job_id) if path is not None else None
             if path is None or rec is None or rec["state"] not in allowed:
                 return False
+            key = rec["idempotency_key"]
             change(rec)
             move(path, rec)
+            self._jobs.settle_key(key, rec)
         return True
 
     @_translated
     def cancel(self, job_id: str, reason: str) -> bool:
         now = time.time()
-        return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
-            state=State.CANCELLED.value, exception=reason, updated_at=now, lease_owner=None,
-            lease_expires_at=None), self._jobs.commit)
+
+        def change(rec: Rec) -> None:
+            rec.update(state=State.CANCELLED.value, exception=reason, updated_at=now,
+                       lease_owner=None, lease_expires_at=None)
+            key_on_finish(rec, now)
+
+        return self._change(job_id, _CANCELLABLE, change, self._jobs.commit)
+
+    @_translated
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        now = time.time()
+        return self._change(job_id, frozenset({State.PENDING.value}), lambda rec: rec.update(
+            payload=payload_text(payload), available_at=now + delay_seconds,
+            delay_seconds=float(delay_seconds), updated_at=now), self._jobs.commit)
+
+    @_translated
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        return self._jobs.settle_dependents(job_id, cancel, reason, time.time())
 
     @_translated
     def retry(self, job_id: str) -> bool:
@@ -514,7 +479,3 @@ class FileDriver:
     def registry_remove(self, kind: str, key: str) -> None:
         self._coord.registry_remove(kind, key)
 
-
-def _expired(rec: Rec, now: float) -> bool:
-    expires = rec["lease_expires_at"]
-    return expires is not None and expires < now

@@ -4,9 +4,9 @@ Reserving reads the best candidate ids without locks, locks those still free wit
 SKIP LOCKED`` (locking the sorted ready set itself would lock every ready row and starve the
 other workers), claims them with one UPDATE and reads them back (no ``RETURNING`` here).
 Deadlocks and lock-wait timeouts re-run the transaction. Sessions are UTC and READ COMMITTED;
-times come from the server's ``UTC_TIMESTAMP(6)``. PyMySQL connections are not thread-safe, so
-calls borrow one from a small pool; after a lost connection every idle one is dropped too: the
-failing call raises DriverUnavailable and the next call connects afresh.
+times come from the server's ``UTC_TIMESTAMP(6)``. Calls borrow a connection from a small pool
+(``_mysql_pool``); after a lost connection the failing call raises DriverUnavailable and the
+next call connects afresh.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,8 +24,16 @@ import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
 from taskqueue.drivers import _sql
+from taskqueue.drivers._mysql_pool import (
+    RETRYABLE,
+    Connection,
+    Pool,
+    error_code,
+    open_connection,
+    translate,
+)
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
-from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable, TaskQueueError
+from taskqueue.errors import ConfigError, Conflict, DriverUnavailable, TaskQueueError
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
@@ -36,12 +43,10 @@ MIGRATIONS = sorted(
     if name.removeprefix("migration_").isdigit()
 )
 T = TypeVar("T")
-Connection = Any  # pymysql.connections.Connection (PyMySQL ships no type hints)
 Cursor = Any
 
-_RETRYABLE = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transaction can re-run
-_SERVER_GONE = frozenset({1053, 1152, 1927, 4031})  # shutdown, aborted, killed, idle timeout
 _RETRIES = 5
+_ALREADY_DONE = frozenset({1060, 1061})  # duplicate column, duplicate key: DDL applied before
 _STATEMENT_CHARS = 1_000_000  # split multi-row INSERTs well below max_allowed_packet
 _OPTIONS: dict[str, Callable[[str], Any]] = {
     "pool_size": int, "connect_timeout": float, "read_timeout": float, "unix_socket": str,
@@ -57,96 +62,6 @@ def _ph(count: int) -> str:
     return _sql.placeholders(count, "%s")
 
 
-def _code(exc: BaseException) -> int:
-    args: tuple[Any, ...] = exc.args
-    return args[0] if args and isinstance(args[0], int) else 0
-
-
-def _text(exc: BaseException) -> str:
-    args: tuple[Any, ...] = exc.args
-    return str(args[1]) if len(args) > 1 else (str(exc) or type(exc).__name__)
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    """True when the session is gone: client-side errors (2xxx) or the server dropping us."""
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True
-    code = _code(exc)
-    return isinstance(exc, pymysql.Error) and (2000 <= code < 3000 or code in _SERVER_GONE)
-
-
-def _close_quietly(conn: Connection) -> None:
-    with contextlib.suppress(Exception):
-        conn.close()
-
-
-class _Pool:
-    """A few PyMySQL connections shared by threads; a broken one is never handed out again."""
-
-    def __init__(self, connect: Callable[[], Connection], size: int) -> None:
-        self._connect = connect
-        self._size = size
-        self._slots = threading.BoundedSemaphore(size)
-        self._lock = threading.Lock()
-        self._idle: list[Connection] = []
-        self._generation = 0  # bumped when the server went away: older connections are stale
-        self._closed = False
-
-    @contextlib.contextmanager
-    def borrow(self) -> Iterator[Connection]:
-        if not self._slots.acquire(timeout=30):
-            raise DriverUnavailable(f"all {self._size} MySQL connections stayed busy for 30 s")
-        try:
-            with self._lock:
-                if self._closed:
-                    raise DriverUnavailable("the MySQL driver is closed")
-                generation, conn = self._generation, (self._idle.pop() if self._idle else None)
-            if conn is None:
-                conn = self._connect()
-            try:
-                yield conn
-            except BaseException as exc:
-                self._recycle(generation, conn, exc)
-                raise
-            self._give_back(generation, conn)
-        finally:
-            self._slots.release()
-
-    def _give_back(self, generation: int, conn: Connection) -> None:
-        with self._lock:
-            if generation == self._generation and not self._closed:
-                self._idle.append(conn)
-                return
-        _close_quietly(conn)
-
-    def _recycle(self, generation: int, conn: Connection, exc: BaseException) -> None:
-        """After an error: roll back and keep a healthy connection, drop a broken one."""
-        if isinstance(exc, Exception) and not _is_disconnect(exc):
-            try:
-                conn.rollback()
-            except Exception as again:  # noqa: BLE001 - any failure means the session is bad
-                exc = again
-            else:
-                self._give_back(generation, conn)
-                return
-        _close_quietly(conn)
-        if _is_disconnect(exc):
-            self.invalidate()
-
-    def invalidate(self) -> None:
-        """Forget every idle connection (they all point at a server that went away)."""
-        with self._lock:
-            self._generation += 1
-            stale, self._idle = self._idle, []
-        for conn in stale:
-            _close_quietly(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.invalidate()
-
-
 class MySQLDriver:
     """The Driver protocol on MySQL 8.0.1+ or MariaDB 10.6+ (InnoDB, utf8mb4)."""
 
@@ -156,7 +71,7 @@ class MySQLDriver:
         """``connect`` holds PyMySQL's connection arguments (host, port, user, password, …)."""
         self._database, self._where = database, where
         self._connect_args = {"database": database, "connect_timeout": 5.0, **connect}
-        self._pool = _Pool(self._connect, pool_size)
+        self._pool = Pool(lambda: open_connection(self._connect_args), pool_size)
         self._migration_lock = f"taskqueue:{database}"[:64]  # GET_LOCK names are server-wide
 
     @classmethod
@@ -192,19 +107,6 @@ class MySQLDriver:
         return driver
 
     # -- plumbing ------------------------------------------------------------------------
-    def _connect(self) -> Connection:
-        conn = pymysql.connect(charset="utf8mb4", autocommit=True, binary_prefix=True,
-                               write_timeout=self._connect_args.get("read_timeout"),
-                               **self._connect_args)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SET time_zone = '+00:00'")
-                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        except BaseException:
-            _close_quietly(conn)
-            raise
-        return conn
-
     def _run(self, work: Callable[[Cursor], T], *, tx: bool = False) -> T:
         """Run ``work`` on a pooled connection, in a transaction when ``tx`` (re-run on a
         deadlock or lock-wait timeout), translating PyMySQL errors."""
@@ -220,28 +122,14 @@ class MySQLDriver:
                         conn.commit()
                     return result
             except pymysql.Error as exc:
-                if _code(exc) in _RETRYABLE and attempt < _RETRIES:
+                if error_code(exc) in RETRYABLE and attempt < _RETRIES:
                     attempt += 1
                     time.sleep(random.uniform(0.001, 0.01) * attempt)
                     continue
                 raise self._error(exc) from exc
 
     def _error(self, exc: BaseException) -> TaskQueueError:
-        """A taskqueue error for a PyMySQL one (never containing the password)."""
-        code, text, where = _code(exc), _text(exc), self._where
-        if isinstance(exc, pymysql.err.IntegrityError):
-            return Conflict(f"mysql: {text}")
-        if code == 1049:
-            return ConfigError(
-                f"MySQL database {self._database!r} does not exist on {where.rsplit('/', 1)[0]}; "
-                f"create it first: CREATE DATABASE `{self._database}` CHARACTER SET utf8mb4")
-        if code in (1044, 1045):
-            return ConfigError(f"MySQL at {where} refused the login: {text}")
-        if code in _RETRYABLE:
-            return DriverUnavailable(f"MySQL at {where}: lock conflict, try again ({text})")
-        if _is_disconnect(exc):
-            return DriverUnavailable(f"MySQL at {where} is unreachable: {text}")
-        return DriverError(f"MySQL error {code} at {where}: {text}")
+        return translate(exc, self._database, self._where)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         def work(cur: Cursor) -> list[tuple[Any, ...]]:
@@ -255,7 +143,8 @@ class MySQLDriver:
 
     def migrate(self) -> list[int]:
         """Apply missing migrations under a server-wide named lock (GET_LOCK), so processes
-        starting together do not race; DDL is idempotent (``IF NOT EXISTS``)."""
+        starting together do not race; DDL is idempotent (``IF NOT EXISTS``, and a column or
+        index that a crashed run already added is skipped: MySQL commits DDL one by one)."""
         def work(cur: Cursor) -> list[int]:
             cur.execute(Q["get_migration_lock"], (self._migration_lock,))
             if cur.fetchone()[0] != 1:
@@ -268,7 +157,7 @@ class MySQLDriver:
                 for version, sql in MIGRATIONS:
                     if version not in done:
                         for statement in filter(str.strip, sql.split(";")):
-                            cur.execute(statement)
+                            _ddl(cur, statement)
                         cur.execute(Q["record_migration"], (version,))
                         applied.append(version)
                 return applied
@@ -317,6 +206,17 @@ class MySQLDriver:
             return [_sql.row_to_record(r, _aware) for r in cur.fetchall()]
         return self._run(work, tx=True)
 
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        def work(cur: Cursor) -> JobRecord | None:
+            if cur.execute(Q["reserve_job_lock"], (job_id,)) != 1:
+                return None
+            cur.execute(Q["reserve_update"].format(ids=_ph(1)),
+                        (worker_id, _us(lease_seconds), job_id))
+            cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(1)),
+                        (job_id,))
+            return _sql.row_to_record(cur.fetchone(), _aware)
+        return self._run(work, tx=True)
+
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
     ) -> HeartbeatResult:
@@ -345,14 +245,14 @@ class MySQLDriver:
         def work(cur: Cursor) -> bool:
             if cur.execute(Q["complete"], (result, *token)) != 1:
                 return False
-            cur.execute(Q["release_dependents"], (token.job_id,))
+            _release_dependents(cur, token.job_id)
             return True
         return self._run(work, tx=True)
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
         state = State.FAILED if dead else State.RETRYING
-        params = (state.value, error, _us(retry_in or 0.0), int(dead), *token)
+        params = (state.value, error, _us(retry_in or 0.0), *[int(dead)] * 3, *token)
         return self._change(Q["fail"], params)
 
     def release(
@@ -409,6 +309,26 @@ class MySQLDriver:
 
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change(Q["cancel"], (reason, job_id))
+
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        return self._change(Q["replace_payload"],
+                            (payload, _us(delay_seconds), delay_seconds, job_id))
+
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        def work(cur: Cursor) -> list[str]:
+            if not cancel:
+                return _release_dependents(cur, job_id)
+            cur.execute(Q["dependents"], (job_id,))
+            children = [r[0] for r in cur.fetchall()]
+            if not children:
+                return []
+            cur.execute(Q["lock_pending"].format(ids=_ph(len(children))), children)
+            doomed = [r[0] for r in cur.fetchall()]
+            if doomed:
+                cur.execute(Q["cancel_dependents"].format(ids=_ph(len(doomed))),
+                            (reason, *doomed))
+            return doomed
+        return self._run(work, tx=True)
 
     def retry(self, job_id: str) -> bool:
         return self._change(Q["retry"], (job_id,))
@@ -496,8 +416,9 @@ def _push(cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
     _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
     by_key: dict[str, str] = {}
     if keyed:
-        _insert(cur, Q["insert_keyed_jobs"], Q["job_row"], [_job_row(j) for j in keyed])
         keys = list(dict.fromkeys(str(j.idempotency_key) for j in keyed))
+        cur.execute(Q["expire_idempotency_keys"].format(ids=_ph(len(keys))), keys)
+        _insert(cur, Q["insert_keyed_jobs"], Q["job_row"], [_job_row(j) for j in keyed])
         cur.execute(Q["ids_by_idempotency_key"].format(ids=_ph(len(keys))), keys)
         by_key = {key: job_id for key, job_id in cur.fetchall()}
     ids: list[str] = []
@@ -516,7 +437,7 @@ def _job_row(job: NewJob) -> tuple[Any, ...]:
     return (job.id, job.queue_name, job.name, job.payload, job.priority, job.max_attempts,
             job.timeout_seconds, job.delay_seconds, _us(job.delay_seconds),
             _sql.encode_list(job.dependencies), _sql.encode_list(job.tags),
-            job.idempotency_key, job.batch_id)
+            job.idempotency_key, job.batch_id, job.idempotency_mode, job.idempotency_window)
 
 
 def _insert(cur: Cursor, head: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> int:
@@ -537,21 +458,47 @@ def _insert(cur: Cursor, head: str, row_sql: str, rows: Sequence[Sequence[Any]])
 
 
 def _link(cur: Cursor, edges: Sequence[tuple[str, Sequence[str]]]) -> None:
-    """Record dependency edges and set each job's count of unfinished dependencies.
+    """Record dependency edges and set each job's count of unsatisfied dependencies.
 
-    The count is a locking read (see ``count_waiting``): a parent completing concurrently is
-    either seen completed, or blocked until we commit and then finds our edges to release.
+    The parents are share-locked first (see ``lock_parents``): a parent completing concurrently
+    is either seen completed (its edge is satisfied now), or blocked until we commit and then
+    finds our edges to release.
     """
     if not edges:
         return
     pairs = [(job_id, dep) for job_id, deps in edges for dep in dict.fromkeys(deps)]
     _insert(cur, Q["insert_dependencies"], Q["dependency_row"], pairs)
     ids = [job_id for job_id, _ in edges]
-    cur.execute(Q["count_waiting"].format(ids=_ph(len(ids))), ids)
+    for name in ("lock_parents", "mark_satisfied_edges", "count_waiting"):
+        cur.execute(Q[name].format(ids=_ph(len(ids))), ids)
     waiting = {job_id: int(n) for job_id, n in cur.fetchall()}
     cases = " ".join(["WHEN %s THEN %s"] * len(ids))
     params = [v for job_id in ids for v in (job_id, waiting.get(job_id, 0))]
     cur.execute(Q["set_waiting"].format(cases=cases, ids=_ph(len(ids))), params + ids)
+
+
+def _release_dependents(cur: Cursor, job_id: str) -> list[str]:
+    """Satisfy the edges to ``job_id`` not satisfied yet (each edge once, see ``claim_edges``):
+    their jobs wait on one dependency less. Returns the jobs that now wait on none."""
+    if not cur.execute(Q["claim_edges"], (job_id,)):
+        return []
+    cur.execute(Q["claimed_edges"], (job_id,))
+    children = [r[0] for r in cur.fetchall()]
+    cur.execute(Q["lock_waiting"].format(ids=_ph(len(children))), children)
+    waiting = {child: int(n) for child, n in cur.fetchall()}
+    if blocked := [child for child, n in waiting.items() if n > 0]:
+        cur.execute(Q["release_dependents"].format(ids=_ph(len(blocked))), blocked)
+    cur.execute(Q["satisfy_edges"], (job_id,))
+    return [child for child, n in waiting.items() if n == 1]
+
+
+def _ddl(cur: Cursor, statement: str) -> None:
+    """Run one migration statement, skipping a column or index that exists already."""
+    try:
+        cur.execute(statement)
+    except pymysql.Error as exc:
+        if error_code(exc) not in _ALREADY_DONE:
+            raise
 
 
 def _lock_ready(cur: Cursor, queues: Sequence[str], limit: int) -> list[str]:

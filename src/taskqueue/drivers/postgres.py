@@ -49,7 +49,7 @@ _MAX_WAIT = 1.0
 _ATTEMPTS = 3
 _PUSH_FIELDS = ("id", "queue_name", "name", "payload", "priority", "max_attempts",
                 "timeout_seconds", "delay_seconds", "dependencies", "tags", "idempotency_key",
-                "batch_id")
+                "batch_id", "idempotency_mode", "idempotency_window")
 
 
 @cache
@@ -213,7 +213,7 @@ class PostgresDriver:
     def _fetch(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
         return self._run(lambda cur: cur.execute(self._q[name], params).fetchall())
 
-    def _change(self, name: str, params: Sequence[Any]) -> bool:
+    def _change(self, name: str, params: Sequence[Any] | dict[str, Any]) -> bool:
         """Run a one-row write; True when it changed the row."""
         return self._run(lambda cur: cur.execute(self._q[name], params).rowcount) == 1
 
@@ -263,6 +263,22 @@ class PostgresDriver:
             raise _translate(exc, self._pool.where) from exc
 
     def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+        """Insert ``jobs``; a job skipped for its idempotency key gets the key holder's id.
+
+        A skipped job whose key holder freed the key (it was reserved or finished) before we
+        looked the key up has no id to return: it is pushed again, now that the key is free.
+        On an autocommit connection that second round is a transaction of its own."""
+        ids = self._insert_round(cur, jobs)
+        for _ in range(_ATTEMPTS):
+            lost = [i for i, job_id in enumerate(ids) if job_id is None]
+            if not lost:
+                return [job_id for job_id in ids if job_id is not None]
+            for i, job_id in zip(lost, self._insert_round(cur, [jobs[i] for i in lost]),
+                                 strict=True):
+                ids[i] = job_id
+        raise Conflict("postgres: idempotency keys kept changing hands during the push")
+
+    def _insert_round(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str | None]:
         """All statements go out in one pipeline, ended by one Sync. Outside a transaction
         (autocommit) Postgres runs them as one implicit transaction, committed at the Sync or
         rolled back whole; inside the caller's transaction they simply join it."""
@@ -270,19 +286,23 @@ class PostgresDriver:
         keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
         edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
         with cur.connection.pipeline():
+            if keys:
+                cur.execute(q["expire_idempotency_keys"], (keys,))
             cur.execute(q["insert_jobs"], _push_arrays(jobs))
             if edges:
                 cur.execute(q["insert_dependencies"], ([e[0] for e in edges],
                                                        [e[1] for e in edges]))
-                cur.execute(q["count_waiting"], ([job.id for job in jobs if job.dependencies],))
+                cur.execute(q["count_waiting"],
+                            {"ids": [job.id for job in jobs if job.dependencies]})
             cur.execute(q["notify"], (self.channel, sorted({job.queue_name for job in jobs})))
             if keys:
                 cur.execute(q["ids_by_keys"], (keys,))
         if not keys:
             return [job.id for job in jobs]
-        # Inserted or not, every key now has exactly one job: ours, or the one that was there.
+        # Every key we inserted is ours (nobody can change our rows before we commit); a key
+        # that lost to another job maps to that job, unless its holder freed it meanwhile.
         owner: dict[str, str] = dict(cur.fetchall())
-        return [owner.get(job.idempotency_key, job.id) if job.idempotency_key else job.id
+        return [owner.get(job.idempotency_key) if job.idempotency_key else job.id
                 for job in jobs]
 
     # -- consuming -----------------------------------------------------------------------
@@ -296,6 +316,11 @@ class PostgresDriver:
         jobs = [_sql.row_to_record(row, _utc) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
+
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        rows = self._fetch("reserve_job", {"worker": worker_id, "lease": float(lease_seconds),
+                                           "id": job_id})
+        return _sql.row_to_record(rows[0], _utc) if rows else None
 
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
@@ -330,7 +355,9 @@ class PostgresDriver:
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
         state = State.FAILED if dead else State.RETRYING
-        return self._change("fail", (state.value, error, float(retry_in or 0.0), dead, *token))
+        return self._change("fail", {"state": state.value, "error": error, "dead": dead,
+                                     "delay": float(retry_in or 0.0), "id": token.job_id,
+                                     "epoch": token.epoch})
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
@@ -415,6 +442,18 @@ class PostgresDriver:
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change("cancel", (reason, job_id))
 
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        delay = float(delay_seconds)
+        return self._change("replace_payload", (payload, delay, delay, job_id))
+
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        """One statement either way: cancel the pending dependents, or satisfy their edges to
+        ``job_id`` (each edge once) and return those no longer waiting on anything."""
+        if cancel:
+            return [row[0] for row in self._fetch("cancel_dependents", (reason, job_id))]
+        return [child for child, waiting in self._fetch("release_dependents", (job_id,))
+                if waiting == 0]
+
     def retry(self, job_id: str) -> bool:
         return self._change("retry", (job_id,))
 
@@ -440,7 +479,7 @@ class PostgresDriver:
             if edges:
                 cur.execute(self._q["insert_dependencies"],
                             ([e[0] for e in edges], [e[1] for e in edges]))
-                cur.execute(self._q["count_waiting"], (sorted({e[0] for e in edges}),))
+                cur.execute(self._q["count_waiting"], {"ids": sorted({e[0] for e in edges})})
             return len(inserted)
         return self._run(work, tx=True)
 
@@ -495,5 +534,5 @@ def _push_arrays(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
         raw = getattr(job, field)
         if field in ("dependencies", "tags"):
             return _sql.encode_list(raw)
-        return float(raw) if field == "delay_seconds" else raw
+        return float(raw) if field in ("delay_seconds", "idempotency_window") else raw
     return tuple([value(job, field) for job in jobs] for field in _PUSH_FIELDS)

@@ -15,7 +15,9 @@ live in one Cluster slot:
 * ``delayed`` -- waiting jobs not yet due (delays, retry backoff), scored by due time; reserve
   moves the due ones to ``ready``;
 * ``parked`` + ``waits:<id>`` -- jobs with unmet dependencies and the parents they wait for;
-  ``dependents:<id>`` -- the jobs (of any queue) waiting on ``<id>``;
+  ``dependents:<id>`` -- the jobs (of any queue) waiting on ``<id>``. An edge is satisfied
+  once, by removing the parent from ``waits:<id>`` (a completion, or a failed parent let run
+  anyway); a parent retried and completed later finds it gone and counts nothing twice;
 * ``wake`` -- a short list pushed on new ready work; idle workers ``BLPOP`` it.
 
 Three small global keys serve cross-queue needs: ``<prefix>:jobs`` (job id -> queue, for
@@ -23,25 +25,35 @@ lookups by id), ``<prefix>:idem`` (idempotency key -> job id) and ``<prefix>:que
 Coordination uses ``<prefix>:lock:<name>`` (SET PX), ``<prefix>:counter:<key>`` (INCRBY +
 PEXPIRE) and ``<prefix>:registry:{<kind>}`` (hash + expiry set).
 
+Idempotency modes. A job hash has ``idempotency_mode`` (absent: "exists") and, for "window",
+``idempotency_window``. A per-queue script that frees a key touches the job's hash only: it
+drops ``idempotency_key`` (reserve for "started"/"debounce", finishing for "finished") or sets
+``idempotency_expires_at`` (finishing, "window"). The claim in ``<prefix>:idem`` counts only
+while its holder still has the key unexpired; push and restore check that and clear stale
+claims, delete and prune clear the job's own.
+
 All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock.
 
 Atomicity on a single node (the supported deployment): every transition
-of one job -- push with its idempotency claim (HSETNX) and id index, reserve, heartbeat,
+of one job -- push with its idempotency claim and id index, reserve, heartbeat,
 complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
 restore -- is one script, so it is atomic and fenced by the lease epoch exactly like the SQL
-drivers. Only these steps span several scripts:
+drivers; so are reserve_job, replace_payload and the settling of a failed job's dependents
+in its queue. Only these steps span several scripts:
 
 * reserving from several queues peeks each queue's best jobs, then reserves the chosen number
   from each (each step atomic; another worker may take a peeked job, we then look again);
 * a dependency on a job of *another* queue: the child is pushed parked (the parent counted as
   unmet), then registered with the parent's queue, which answers whether it is already met;
-  completing a parent unblocks same-queue children in its script and other-queue children in a
-  second call. A crash between the two steps leaves a child parked: ``recover_expired``
-  re-checks parked jobs now and then and releases those whose parents completed (or vanished
-  for over a minute).
+  completing a parent (or ``dependency_failed``) settles same-queue children in its script
+  and other-queue children in a second call. A crash between the two steps of a completion
+  leaves a child parked: ``recover_expired`` re-checks parked jobs now and then and releases
+  those whose parents completed (or vanished for over a minute). After a crash in
+  ``dependency_failed`` the caller calls it again (it is idempotent).
 
 Redis Cluster: per-queue scripts touch one slot each. Push, delete, prune and restore also write
-the global keys, which hash elsewhere, so on a Cluster those scripts would be refused
+the global keys, which hash elsewhere (push and restore also read an idempotency key's holder,
+which may live in another queue), so on a Cluster those scripts would be refused
 (CROSSSLOT). Running there needs them split -- id index written before the job, idempotency
 claimed with HSETNX before the push script -- which opens a window in which a crashed producer
 leaves a claimed key without a job. This driver connects with a single-node client and does
@@ -68,9 +80,10 @@ from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
-QUEUE_SCRIPTS = ("push", "reserve", "peek", "heartbeat", "complete", "fail", "release",
-                 "set_progress", "recover", "cancel", "retry", "set_priority", "delete",
-                 "prune", "restore", "depend", "unblock")
+QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complete", "fail",
+                 "release", "set_progress", "recover", "cancel", "retry", "set_priority",
+                 "delete", "prune", "restore", "depend", "unblock", "replace_payload",
+                 "dependency_failed")
 PLAIN_SCRIPTS = ("lock", "counter", "registry")
 #: Longest single BLPOP of ``wait_for_work`` (seconds).
 BLOCK_MAX = 1.0
@@ -294,6 +307,10 @@ class RedisDriver:
                 break
         return taken
 
+    def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
+        raw = self._by_id("reserve_job", job_id, worker_id, int(lease_seconds * 1_000_000))
+        return rk.decode_job(raw) if raw else None
+
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
     ) -> HeartbeatResult:
@@ -371,25 +388,8 @@ class RedisDriver:
         and the unblocking of a child in another queue would otherwise strand the child)."""
         now = self._now_us()
         for queue in self._queue_names():
-            parked = [rk.text(c) for c in self._r.smembers(self.keys.sub(queue, "parked"))]
-            if not parked:
-                continue
-            pipe = self._r.pipeline(transaction=False)
-            for child in parked:
-                pipe.smembers(self.keys.sub(queue, f"waits:{child}"))
-                pipe.hget(self.keys.job(queue, child), "created_at")
-            replies = pipe.execute()
-            waits = {c: ([rk.text(p) for p in replies[2 * i]], int(replies[2 * i + 1] or now))
-                     for i, c in enumerate(parked)}
-            homes = self._homes([p for parents, _ in waits.values() for p in parents])
-            pipe = self._r.pipeline(transaction=False)
-            for parent, home in homes.items():
-                pipe.hget(self.keys.job(home, parent), "state")
-            states = dict(zip(homes, pipe.execute(), strict=True))
-            self._unblock([(queue, child, p) for child, (parents, created) in waits.items()
-                           for p in parents
-                           if states.get(p) == b"completed"
-                           or (p not in homes and now - created > REPAIR_GRACE_US)])
+            self._unblock(rk.parked_met(self._r, self.keys, queue, self._homes, now,
+                                        REPAIR_GRACE_US))
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """BLPOP the queues' wake lists in slices of at most a second, returning on a wake-up
@@ -453,6 +453,28 @@ class RedisDriver:
 
     def cancel(self, job_id: str, reason: str) -> bool:
         return bool(self._by_id("cancel", job_id, reason))
+
+    def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
+        return bool(self._by_id("replace_payload", job_id, payload,
+                                int(delay_seconds * 1_000_000), repr(float(delay_seconds))))
+
+    def dependency_failed(self, job_id: str, cancel: bool, reason: str) -> list[str]:
+        """Settle the dependents in the parent's queue in one script, then those of other
+        queues in one script per queue (as ``complete`` unblocks them)."""
+        action = "cancel" if cancel else "release"
+        with self._guard():
+            queue = self._homes([job_id]).get(job_id)
+            if queue is None:
+                return []
+            settled, remote = self._run("dependency_failed", queue, [job_id, action, reason])
+            by_queue: dict[str, list[str]] = defaultdict(list)
+            for child, home in self._homes([rk.text(c) for c in remote]).items():
+                by_queue[home].append(child)
+            calls: list[Call] = [("dependency_failed", q, [job_id, action, reason, *children])
+                                 for q, children in by_queue.items()]
+            for more, _ in self._run_many(calls) if calls else []:
+                settled += more
+        return [rk.text(i) for i in settled]
 
     def retry(self, job_id: str) -> bool:
         return bool(self._by_id("retry", job_id))

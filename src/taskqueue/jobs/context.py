@@ -33,6 +33,8 @@ class JobContext:
     worker_id: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     _progress: Callable[[float], None] | None = None
+    #: Set by the executor while the job runs: raises an exception inside the job.
+    _interrupt: Callable[[BaseException], None] | None = None
 
     @property
     def is_last_attempt(self) -> bool:

@@ -23,7 +23,7 @@ from taskqueue.jobs.context import JobContext
 from taskqueue.jobs.priority import Priority
 
 if TYPE_CHECKING:
-    from taskqueue.manager import QueueManager
+    from taskqueue.manager import JobHandle, QueueManager
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,8 +49,10 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "concurrency": None,
     "conditions": (),
     "unique": None,
+    "unique_for": None,
     "every": None,
-    "on_dependency_failure": None,
+    "pass_result": False,
+    "continue_on_failure": False,
 }
 
 
@@ -70,6 +72,11 @@ class Call:
     name: str
     body: dict[str, Any]
     options: dict[str, Any]
+
+    def set(self, **options: Any) -> Call:
+        """The same call with more options: ``fetch.s(url).set(queue="io", pass_result=True)``."""
+        check_options(options, f"job {self.name}")
+        return Call(self.name, self.body, {**self.options, **options})
 
 
 class Runnable:
@@ -138,11 +145,15 @@ class Task(Runnable, Generic[P, R]):
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
 
-    def call(self, args: Sequence[Any], kwargs: Mapping[str, Any], **options: Any) -> Call:
-        """Build an enqueue request, checking arguments against the function's signature."""
+    def call(self, args: Sequence[Any], kwargs: Mapping[str, Any], *, partial: bool = False,
+             **options: Any) -> Call:
+        """Build an enqueue request, checking arguments against the function's signature
+        (``partial``: some arguments, like a previous step's result, arrive later)."""
         check_options(options, f"task {self.name}")
         try:
-            self.signature.bind(*args, **kwargs)
+            binder = self.signature.bind_partial if partial or options.get(
+                "pass_result") else self.signature.bind
+            binder(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"task {self.name}: {exc}") from None
         body: dict[str, Any] = {"args": list(args)}
@@ -150,9 +161,28 @@ class Task(Runnable, Generic[P, R]):
             body["kwargs"] = dict(kwargs)
         return Call(self.name, body, {**self.defaults, **options})
 
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> str:
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A call to enqueue later, e.g. as a step of ``chain()`` or ``group()``; arguments
+        filled in at run time (``previous``, ``results``, ``batch``) may be left out."""
+        return self.call(args, kwargs, partial=True)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
         """Enqueue with the task's default options on the default manager; return the job id."""
         return self.push(args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        """``delay`` for asyncio code: the store call runs in a thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.push, args, kwargs)
+
+    def run_now(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run in this process through the worker machinery (retries, records); return the
+        result or raise JobFailed."""
+        from taskqueue.manager import default_manager
+
+        result: R = default_manager().run_now(self.call(args, kwargs))
+        return result
 
     def push(
         self,
@@ -161,7 +191,7 @@ class Task(Runnable, Generic[P, R]):
         *,
         manager: QueueManager | None = None,
         **options: Any,
-    ) -> str:
+    ) -> JobHandle:
         """Enqueue with per-call options (queue, priority, delay, eta, tags, ...)."""
         from taskqueue.manager import default_manager
 
@@ -263,6 +293,18 @@ class Job:
 
     def failed(self, exc: BaseException) -> None:
         """Called once when the job lands in the dead letter queue; override to react."""
+
+    def dispatch(self, manager: QueueManager | None = None) -> JobHandle:
+        """Enqueue this job (on the default manager unless one is given)."""
+        from taskqueue.manager import default_manager
+
+        return (manager or default_manager()).push(self)
+
+    def dispatch_sync(self, manager: QueueManager | None = None) -> Any:
+        """Run this job now in this process, recorded like any other; return its result."""
+        from taskqueue.manager import default_manager
+
+        return (manager or default_manager()).run_now(self)
 
     def to_call(self) -> Call:
         entry = REGISTRY[type(self).job_name()]

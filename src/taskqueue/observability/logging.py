@@ -1,13 +1,25 @@
 """Structured logging through the standard ``logging`` module.
 
 ``configure(fmt="json")`` is for the CLI; libraries embedding taskqueue keep their own logging
-setup. ``log_events(bus)`` turns lifecycle events into log records with ``extra`` fields.
+setup. ``log_events(bus)`` turns lifecycle events into records on ``taskqueue.jobs``.
+
+Every job event record carries the same fields (``None`` when not known yet, e.g. the attempt
+of a job just enqueued): ``event``, ``job_id``, ``job_name``, ``queue``, ``attempt``,
+``duration`` (seconds of the run), ``worker_id``, plus ``error`` for failures and the event's
+own small fields. (``job_name``, because ``name`` is the logger's name on a LogRecord.)
+
+What is never logged: payloads and results (events do not carry them, and extra fields named
+like ``payload``, ``kwargs``, ``result``, ``data`` or ``body`` are masked), secrets (fields
+whose name contains ``password``, ``secret``, ``token``, ``key`` or ``authorization`` are
+masked), and credentials inside text (``scheme://user:password@host`` and ``base64:`` key
+material are masked in messages and string fields).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -16,12 +28,41 @@ from taskqueue.observability.events import (
     JOB_FAILED,
     JOB_LEASE_LOST,
     JOB_RETRIED,
+    WORKER_HEARTBEAT,
     Event,
     EventBus,
 )
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_SECRET_WORDS = ("password", "secret", "key", "token", "payload")
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "authorization", "credential")
+_PAYLOAD_WORDS = ("payload", "kwargs", "result", "data", "body")
+_URL_AUTH = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*):[^@/\s]+@")
+_KEY_MATERIAL = re.compile(r"base64:[A-Za-z0-9+/=_-]{16,}")
+JOB_FIELDS = ("job_id", "job_name", "queue", "attempt", "duration", "worker_id")
+MASK = "***"
+
+
+def scrub(text: str) -> str:
+    """Mask passwords in URLs and key material in free text."""
+    return _KEY_MATERIAL.sub("base64:" + MASK, _URL_AUTH.sub(r"\1:" + MASK + "@", text))
+
+
+def sensitive(field_name: str) -> bool:
+    lowered = field_name.lower()
+    return any(w in lowered for w in _SECRET_WORDS + _PAYLOAD_WORDS)
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's extra fields, masked where needed."""
+    out: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _STANDARD or key.startswith("_"):
+            continue
+        if sensitive(key):
+            out[key] = MASK
+        else:
+            out[key] = scrub(value) if isinstance(value, str) else value
+    return out
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,13 +74,11 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = "***" if any(w in key.lower() for w in _SECRET_WORDS) else value
+        out.update(extra_fields(record))
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, default=str)
 
 
@@ -47,10 +86,8 @@ class TextFormatter(logging.Formatter):
     """Human-readable lines with the extra fields appended as key=value."""
 
     def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        extras = [f"{k}={v}" for k, v in vars(record).items()
-                  if k not in _STANDARD and not k.startswith("_")
-                  and not any(w in k.lower() for w in _SECRET_WORDS)]
+        base = scrub(super().format(record))
+        extras = [f"{k}={v}" for k, v in extra_fields(record).items() if v is not None]
         return base + (" " + " ".join(extras) if extras else "")
 
 
@@ -69,13 +106,48 @@ def configure(fmt: str = "text", level: str | int = "INFO") -> None:
     logger.propagate = False
 
 
+def event_level(kind: str) -> int:
+    if kind == JOB_FAILED:
+        return logging.ERROR
+    if kind in (JOB_RETRIED, JOB_LEASE_LOST):
+        return logging.WARNING
+    if kind == WORKER_HEARTBEAT or kind.startswith("worker."):
+        return logging.DEBUG  # the worker logs its own start and stop
+    return logging.INFO
+
+
+def event_fields(event: Event) -> dict[str, Any]:
+    """The ``extra`` of an event's record: the job fields always, then the event's own."""
+    out: dict[str, Any] = {"event": event.kind}
+    if event.kind.startswith("job."):
+        out.update(job_id=event.job_id, job_name=event.name, queue=event.queue,
+                   attempt=event.attempt, duration=event.duration, worker_id=event.worker_id)
+    elif event.worker_id is not None:
+        out["worker_id"] = event.worker_id
+    if event.error is not None:
+        out["error"] = event.error
+    for key, value in event.fields.items():
+        out[key if key not in _STANDARD and key not in out else f"field_{key}"] = value
+    return out
+
+
+def event_message(event: Event) -> str:
+    parts = [event.kind, event.name or "", event.job_id or ""]
+    text = " ".join(p for p in parts if p)
+    if event.duration is not None:
+        text += f" in {event.duration:.3f}s"
+    if event.error:
+        text += f": {event.error}"
+    return text
+
+
 def log_events(bus: EventBus, logger: logging.Logger | None = None) -> None:
-    """Log every lifecycle event: problems at WARNING, the rest at INFO."""
+    """Log every lifecycle event (failures at ERROR, retries and lost leases at WARNING)."""
     target = logger or logging.getLogger("taskqueue.jobs")
 
     def on_event(event: Event) -> None:
-        level = logging.WARNING if event.kind in (JOB_FAILED, JOB_RETRIED,
-                                                  JOB_LEASE_LOST) else logging.INFO
-        target.log(level, event.kind, extra={"event": event.kind, **event.as_log_fields()})
+        level = event_level(event.kind)
+        if target.isEnabledFor(level):
+            target.log(level, "%s", event_message(event), extra=event_fields(event))
 
     bus.subscribe(on_event)

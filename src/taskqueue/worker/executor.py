@@ -75,7 +75,8 @@ class Executor:
             if runnable.is_async():
                 value = self._run_async(runnable, body, ctx)
             else:
-                with soft_timeout(ctx.timeout, ctx.job_id):
+                with soft_timeout(ctx.timeout, ctx.job_id) as interrupter:
+                    ctx._interrupt = interrupter.interrupt
                     value = runnable.run(body, ctx)
                     if inspect.isawaitable(value):  # a sync wrapper returning a coroutine
                         value = self._await(value, ctx)
@@ -89,6 +90,7 @@ class Executor:
             return Outcome(Kind.ERROR, time.perf_counter() - started, error=exc,
                            traceback=traceback.format_exc())
         finally:
+            ctx._interrupt = None
             unbind_context(token)
         return Outcome(Kind.OK, time.perf_counter() - started, result=value)
 
@@ -99,12 +101,21 @@ class Executor:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
 
+        loop = self._loop
+
         async def guarded() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            ctx._interrupt = lambda exc: loop.call_soon_threadsafe(task.cancel)
             try:
                 async with asyncio.timeout(ctx.timeout):
                     return await awaitable
             except TimeoutError:
                 raise JobTimeout(f"job {ctx.job_id} timed out after {ctx.timeout}s") from None
+            except asyncio.CancelledError:
+                if ctx.is_cancelled:
+                    raise JobCancelled(f"job {ctx.job_id} was cancelled") from None
+                raise
 
         if self._loop_thread is not None:
             return asyncio.run_coroutine_threadsafe(guarded(), self._loop).result()
@@ -112,11 +123,14 @@ class Executor:
 
 
 class soft_timeout:  # noqa: N801 - used as a context manager
-    """Raise JobTimeout in the current thread after ``seconds``."""
+    """Raise JobTimeout in the current thread after ``seconds``; ``interrupt(exc)`` raises
+    another exception there at once (from any thread), e.g. JobCancelled."""
 
     def __init__(self, seconds: float, job_id: str) -> None:
         self.seconds = seconds
         self.message = f"job {job_id} timed out after {seconds}s"
+        self._exc: BaseException | None = None
+        self._thread_id = 0
         self._armed = False
         self._timer: threading.Timer | None = None
         self._previous: Any = None
@@ -131,7 +145,7 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
         else:
-            target = threading.get_ident()
+            self._thread_id = target = threading.get_ident()
             self._timer = threading.Timer(self.seconds, self._inject, args=(target,))
             self._timer.daemon = True
             self._timer.start()
@@ -145,16 +159,28 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
 
+    def interrupt(self, exc: BaseException) -> None:
+        """Raise ``exc`` in the job's thread as soon as possible (safe from other threads)."""
+        if not self._armed:
+            return
+        self._exc = exc
+        if self._signal:
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._inject(self._thread_id)
+
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self._armed:
             self._armed = False
-            raise JobTimeout(self.message)
+            raise self._exc or JobTimeout(self.message)
 
     def _inject(self, thread_id: int) -> None:
         if self._armed:
             self._armed = False
+            exc_type = type(self._exc) if self._exc is not None else JobTimeout
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread_id), ctypes.py_object(JobTimeout)
+                ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
             )
 
 

@@ -16,11 +16,18 @@ from typing import Any, TypeVar
 
 import psutil
 
-from taskqueue.errors import DriverUnavailable, JobTimeout, PayloadError, UnknownTask
+from taskqueue.errors import (
+    DriverUnavailable,
+    JobCancelled,
+    JobTimeout,
+    PayloadError,
+    UnknownTask,
+)
 from taskqueue.jobs.context import JobContext
 from taskqueue.jobs.definition import Runnable, resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
 from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
@@ -28,6 +35,8 @@ from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.pool import JobPool
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.retry import RetryPolicy, retry_in
+from taskqueue.workflows.dependencies import inject_results
+from taskqueue.workflows.hooks import after_finish
 
 log = logging.getLogger("taskqueue.worker")
 T = TypeVar("T")
@@ -55,6 +64,8 @@ class WorkerOptions:
     concurrency: int = 1
     #: How often the set of paused queues is re-read from the store.
     pause_check_interval: float = 0.5
+    #: Seconds a job cancelled while running may take to stop by itself before it is stopped.
+    cancel_grace: float = 5.0
 
 
 @dataclass
@@ -226,6 +237,8 @@ class Worker:
                 return
             ctx = self._context(job, body)
             options = {**runnable.defaults, **body.get(RUN_OPTIONS, {})}
+            if options.get("pass_result") and job.dependencies:
+                inject_results(self.manager, job, body)
             if (postponed := self._before(job, ctx, runnable, options)) is not None:
                 self._postpone(job, postponed)
                 return
@@ -276,15 +289,18 @@ class Worker:
                 outcome: Outcome, options: dict[str, Any]) -> None:
         if outcome.kind is Kind.OK:
             result = self.manager.encode_result(outcome.result, job.id)
-            self._record(job, self._persist(self.driver.complete, job.token, result),
-                         ev.JOB_COMPLETED, outcome)
+            accepted = self._persist(self.driver.complete, job.token, result)
+            self._record(job, accepted, ev.JOB_COMPLETED, outcome)
+            if accepted:
+                after_finish(self.manager, job, body, options, State.COMPLETED)
         elif outcome.kind is Kind.SNOOZE:
             self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
                          ev.JOB_SNOOZED, outcome)
         elif outcome.kind is Kind.CANCELLED:
             with self._lock:
                 self.summary.cancelled += 1
-            self.driver.cancel(job.id, f"cancelled while running: {outcome.error}")
+            if self.driver.cancel(job.id, f"cancelled while running: {outcome.error}"):
+                after_finish(self.manager, job, body, options, State.CANCELLED)
             self._emit(ev.JOB_CANCELLED, job, outcome)
         else:
             self._fail(job, runnable, body, outcome, options)
@@ -306,11 +322,15 @@ class Worker:
                 log.exception("failure hook of %s raised", job.name)
         kind = ev.JOB_RETRIED if delay is not None else ev.JOB_FAILED
         self._record(job, accepted, kind, outcome, retry_in=delay)
+        if delay is None and accepted:
+            after_finish(self.manager, job, body, options, State.FAILED, describe(exc))
 
     def _dead_letter(self, job: JobRecord, reason: str) -> None:
         log.error("job cannot run, dead-lettered: %s", reason, extra={"job_id": job.id})
         accepted = self._persist(self.driver.fail, job.token, reason, None)
         self._record(job, accepted, ev.JOB_FAILED, Outcome(Kind.ERROR, 0.0), error=reason)
+        if accepted:
+            after_finish(self.manager, job, None, {}, State.FAILED, reason)
 
     def _record(self, job: JobRecord, accepted: bool | None, kind: str, outcome: Outcome,
                 **fields: Any) -> None:
@@ -353,8 +373,27 @@ class Worker:
         if recovered:
             log.warning("recovered %d jobs with expired leases", len(recovered),
                         extra={"job_ids": recovered[:20]})
+            for job_id in recovered:
+                self._after_rescue(job_id)
         if self.driver.lock_acquire("maintenance:prune", self.worker_id, 300):
             self.manager.prune()
+
+    def _after_rescue(self, job_id: str) -> None:
+        """A rescued job that ran out of attempts is dead: run its follow-ups."""
+        record = self.driver.get(job_id)
+        if record is None or record.state != State.FAILED:
+            return
+        try:
+            body = self.manager.decode(record)
+            options = {**resolve(record.name).defaults, **body.get(RUN_OPTIONS, {})}
+        except (PayloadError, UnknownTask):
+            body, options = None, {}
+        after_finish(self.manager, record, body, options, State.FAILED, record.exception or "")
+
+    def process_reserved(self, job: JobRecord) -> None:
+        """Run one job this worker already holds (used by ``run_now``)."""
+        self.heartbeat.hold([job.token])
+        self._process(job)
 
     def _recycle_reason(self) -> str | None:
         o = self.options
@@ -413,9 +452,20 @@ class Worker:
                  extra={"worker_id": self.worker_id, "processed": self.summary.processed})
 
     def _on_cancelled(self, job_id: str) -> None:
+        """Cancelled while running: tell the job, and stop it after its grace period."""
         ctx = self._running.get(job_id)
-        if ctx is not None:
-            ctx.cancelled.set()
+        if ctx is None or ctx.cancelled.is_set():
+            return
+        ctx.cancelled.set()
+        timer = threading.Timer(self.options.cancel_grace, self._stop_cancelled, args=(ctx,))
+        timer.daemon = True
+        timer.start()
+
+    def _stop_cancelled(self, ctx: JobContext) -> None:
+        if self._running.get(ctx.job_id) is ctx and ctx._interrupt is not None:
+            log.warning("stopping cancelled job after its grace period",
+                        extra={"job_id": ctx.job_id})
+            ctx._interrupt(JobCancelled(f"job {ctx.job_id} was cancelled"))
 
     def _status(self) -> dict[str, Any]:
         return {"id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),

@@ -66,7 +66,8 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
     import importlib
 
     from taskqueue.manager import QueueManager
-    from taskqueue.observability.logging import configure
+    from taskqueue.observability.logging import configure, log_events
+    from taskqueue.observability.stats import StatsRecorder
     from taskqueue.worker import signals
     from taskqueue.worker.runner import Worker
 
@@ -77,6 +78,8 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
             importlib.import_module(name)
     manager = QueueManager.from_settings(settings)
     manager.events.subscribe(StatusBoard(board).on_event)
+    StatsRecorder.install(manager)
+    log_events(manager.events)
     worker = Worker(manager, options)
     signals.install(worker)
     summary = worker.run()

@@ -71,6 +71,21 @@ CREATE TABLE IF NOT EXISTS taskqueue_registry (
     PRIMARY KEY (kind, `key`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- name: migration_2
+-- Idempotency modes (how long a key blocks duplicates) and per-edge dependency satisfaction.
+-- MySQL commits each DDL statement on its own: a run interrupted between them is finished by
+-- the next one, which skips a column or index that already exists. Edges to parents that are
+-- completed (or gone) were released already by the old code, so they start out satisfied.
+ALTER TABLE job_queue
+    ADD COLUMN idempotency_mode VARCHAR(16) NOT NULL DEFAULT 'exists',
+    ADD COLUMN idempotency_window DOUBLE NOT NULL DEFAULT 0,
+    ADD COLUMN idempotency_expires_at DATETIME(6) NULL,
+    ADD KEY idx_idem_expiry (idempotency_expires_at);
+ALTER TABLE job_dependencies ADD COLUMN satisfied TINYINT NOT NULL DEFAULT 0;
+UPDATE job_dependencies d LEFT JOIN job_queue p ON p.id = d.depends_on
+SET d.satisfied = 1
+WHERE p.id IS NULL OR p.state = 'completed';
+
 -- name: get_migration_lock
 -- A server-wide named lock, so processes starting together migrate one at a time.
 SELECT GET_LOCK(%s, 60);
@@ -97,7 +112,7 @@ SELECT UTC_TIMESTAMP(6);
 -- New jobs, many rows in one statement; `{rows}` are rendered `job_row`s.
 INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
     timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
-    idempotency_key, batch_id)
+    idempotency_key, batch_id, idempotency_mode, idempotency_window)
 VALUES {rows};
 
 -- name: insert_keyed_jobs
@@ -106,14 +121,19 @@ VALUES {rows};
 -- afterwards, when the key does not map back to any row.
 INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
     timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
-    idempotency_key, batch_id)
+    idempotency_key, batch_id, idempotency_mode, idempotency_window)
 VALUES {rows}
 ON DUPLICATE KEY UPDATE id = id;
 
 -- name: job_row
 (%s, %s, %s, %s, 'pending', %s, %s, %s, %s,
  DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND), %s, %s,
- UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %s, %s)
+ UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %s, %s, %s, %s)
+
+-- name: expire_idempotency_keys
+-- Keys whose "window" after finishing has passed no longer block new jobs.
+UPDATE job_queue SET idempotency_key = NULL
+WHERE idempotency_key IN ({ids}) AND idempotency_expires_at <= UTC_TIMESTAMP(6);
 
 -- name: ids_by_idempotency_key
 SELECT idempotency_key, id FROM job_queue WHERE idempotency_key IN ({ids});
@@ -125,15 +145,26 @@ ON DUPLICATE KEY UPDATE job_id = job_id;
 -- name: dependency_row
 (%s, %s)
 
--- name: count_waiting
--- How many of each job's dependencies exist and are not completed yet. A locking read: it waits
--- for a parent that is being completed right now and then sees its committed state, and it
--- holds the parents' rows until this transaction commits, so a completion that starts later
--- runs `release_dependents` only after our edges are visible. Either way no wake-up is lost.
-SELECT d.job_id, count(*) FROM job_dependencies d JOIN job_queue p ON p.id = d.depends_on
-WHERE d.job_id IN ({ids}) AND p.state <> 'completed'
-GROUP BY d.job_id
+-- name: lock_parents
+-- Share-lock the parents of not yet satisfied edges. It waits for a parent that is being
+-- completed right now (and then sees its committed state), and it holds the parents' rows until
+-- this transaction commits, so a completion that starts later runs `release_dependents` only
+-- after our edges are visible. Either way no wake-up is lost.
+SELECT p.id FROM job_dependencies d JOIN job_queue p ON p.id = d.depends_on
+WHERE d.job_id IN ({ids}) AND d.satisfied = 0
 LOCK IN SHARE MODE;
+
+-- name: mark_satisfied_edges
+-- Edges to dependencies that are completed (or do not exist) are satisfied from the start.
+UPDATE job_dependencies d LEFT JOIN job_queue p ON p.id = d.depends_on
+SET d.satisfied = 1
+WHERE d.job_id IN ({ids}) AND d.satisfied = 0 AND (p.id IS NULL OR p.state = 'completed');
+
+-- name: count_waiting
+-- How many of each job's dependencies are not satisfied yet.
+SELECT job_id, count(*) FROM job_dependencies
+WHERE job_id IN ({ids}) AND satisfied = 0
+GROUP BY job_id;
 
 -- name: set_waiting
 -- `{cases}` is a list of `WHEN %s THEN %s`.
@@ -159,8 +190,23 @@ FOR UPDATE SKIP LOCKED;
 UPDATE job_queue
 SET state = 'processing', attempts = attempts + 1, lease_owner = %s,
     lease_expires_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
-    lease_epoch = lease_epoch + 1, started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)
+    lease_epoch = lease_epoch + 1, started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+    idempotency_key = IF(idempotency_mode IN ('started', 'debounce'), NULL, idempotency_key)
 WHERE id IN ({ids});
+
+-- name: reserve_job_lock
+-- Lock one given job if it is ready now (waiting for a reserver that merely looked at it).
+SELECT id FROM job_queue
+WHERE id = %s AND state IN ('pending', 'retrying') AND waiting_on = 0
+  AND available_at <= UTC_TIMESTAMP(6)
+FOR UPDATE;
+
+-- name: replace_payload
+-- Parameters: payload, delay (µs), delay (s), id.
+UPDATE job_queue
+SET payload = %s, available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
+    delay_seconds = %s, updated_at = UTC_TIMESTAMP(6)
+WHERE id = %s AND state = 'pending';
 
 -- name: existing_ids
 SELECT id FROM job_queue WHERE id IN ({ids});
@@ -181,22 +227,58 @@ SELECT id, state, lease_epoch FROM job_queue WHERE id IN ({ids});
 -- name: complete
 UPDATE job_queue
 SET state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
-    updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL
+    updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
+-- name: claim_edges
+-- A completed (or, by policy, failed) job satisfies each edge to it once: its unsatisfied edges
+-- are first marked 2 ("being satisfied by this transaction"). This scans the primary key, so
+-- the edges of a child being pushed right now (uncommitted) are skipped, not waited for.
+UPDATE job_dependencies SET satisfied = 2 WHERE depends_on = %s AND satisfied = 0;
+
+-- name: claimed_edges
+-- A plain read: it sees this transaction's own marks and never waits for other writers.
+SELECT job_id FROM job_dependencies WHERE depends_on = %s AND satisfied = 2;
+
+-- name: lock_waiting
+-- The dependents whose edge this transaction claimed, and how many edges they wait on.
+SELECT id, waiting_on FROM job_queue WHERE id IN ({ids}) ORDER BY id FOR UPDATE;
+
 -- name: release_dependents
--- A completed job unblocks the jobs that wait on it.
-UPDATE job_queue j JOIN job_dependencies d ON d.job_id = j.id
-SET j.waiting_on = j.waiting_on - 1
-WHERE d.depends_on = %s AND j.waiting_on > 0;
+UPDATE job_queue SET waiting_on = waiting_on - 1 WHERE id IN ({ids}) AND waiting_on > 0;
+
+-- name: satisfy_edges
+UPDATE job_dependencies SET satisfied = 1 WHERE depends_on = %s AND satisfied = 2;
+
+-- name: dependents
+-- A plain read of committed edges: it never waits for a child being pushed right now (that
+-- child saw its parent not completed, so it keeps waiting, as if pushed after this).
+SELECT job_id FROM job_dependencies WHERE depends_on = %s;
+
+-- name: lock_pending
+-- The dependents a failed or cancelled job takes down with it.
+SELECT id FROM job_queue WHERE id IN ({ids}) AND state = 'pending' ORDER BY id FOR UPDATE;
+
+-- name: cancel_dependents
+UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
+    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
+WHERE id IN ({ids}) AND state = 'pending';
 
 -- name: fail
--- Parameters: state, error, due in (µs), is-dead-letter flag, id, epoch.
+-- Parameters: state, error, due in (µs), is-dead-letter flag (three times), id, epoch.
 UPDATE job_queue
 SET state = %s, exception = %s,
     available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
     failed_at = IF(%s, UTC_TIMESTAMP(6), NULL), updated_at = UTC_TIMESTAMP(6),
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(%s AND idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(%s AND idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: release
@@ -227,7 +309,12 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     exception = CONCAT('LeaseExpired: worker ', COALESCE(lease_owner, '?'),
         ' stopped renewing its lease (attempt ', attempts, ' of ', max_attempts, ')'),
     available_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(attempts >= max_attempts AND idempotency_mode = 'finished', NULL,
+        idempotency_key),
+    idempotency_expires_at = IF(attempts >= max_attempts AND idempotency_mode = 'window',
+        DATE_ADD(UTC_TIMESTAMP(6), INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND),
+        idempotency_expires_at)
 WHERE id IN ({ids}) AND state = 'processing';
 
 -- name: next_due
@@ -237,7 +324,10 @@ WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({qu
 
 -- name: cancel
 UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
 WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
 
 -- name: retry

@@ -73,6 +73,21 @@ CREATE TABLE IF NOT EXISTS {schema}.taskqueue_registry (
     PRIMARY KEY (kind, key)
 );
 
+-- name: migration_2
+-- Idempotency modes (how long a key blocks duplicates; a "window" key expires at
+-- idempotency_expires_at) and per-edge dependency satisfaction, so an edge releases its
+-- dependent once. Edges of an existing store are satisfied when their dependency is completed or
+-- gone, as a push would have marked them.
+ALTER TABLE {schema}.job_queue
+    ADD COLUMN IF NOT EXISTS idempotency_mode text NOT NULL DEFAULT 'exists',
+    ADD COLUMN IF NOT EXISTS idempotency_window double precision NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS idempotency_expires_at timestamptz;
+ALTER TABLE {schema}.job_dependencies
+    ADD COLUMN IF NOT EXISTS satisfied boolean NOT NULL DEFAULT false;
+UPDATE {schema}.job_dependencies d SET satisfied = true
+WHERE NOT EXISTS (SELECT 1 FROM {schema}.job_queue p
+                  WHERE p.id = d.depends_on AND p.state <> 'completed');
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
     version integer PRIMARY KEY,
@@ -84,17 +99,25 @@ CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
 -- keeps the batch order, so of two jobs with the same idempotency key the first one wins.
 INSERT INTO {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
     timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
-    idempotency_key, batch_id)
+    idempotency_key, batch_id, idempotency_mode, idempotency_window)
 SELECT n.id, n.queue_name, n.name, n.payload, n.priority, n.max_attempts, n.timeout_seconds,
     n.delay_seconds, t.now + make_interval(secs => n.delay_seconds), n.dependencies, n.tags,
-    t.now, t.now, n.idempotency_key, n.batch_id
+    t.now, t.now, n.idempotency_key, n.batch_id, n.idempotency_mode, n.idempotency_window
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::int[], %s::int[], %s::int[],
-            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[])
+            %s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::float8[])
     WITH ORDINALITY AS n(id, queue_name, name, payload, priority, max_attempts, timeout_seconds,
-                         delay_seconds, dependencies, tags, idempotency_key, batch_id, ord)
+                         delay_seconds, dependencies, tags, idempotency_key, batch_id,
+                         idempotency_mode, idempotency_window, ord)
 CROSS JOIN (SELECT clock_timestamp() AS now) t
 ORDER BY n.ord
 ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: expire_idempotency_keys
+-- Keys whose "window" after finishing has passed no longer block a new job. The caller's
+-- transaction may be old, so this reads the wall clock rather than its start time.
+UPDATE {schema}.job_queue SET idempotency_key = NULL
+WHERE idempotency_key = ANY(%s) AND idempotency_expires_at <= clock_timestamp();
 
 -- name: insert_dependencies
 -- Edges (job, dependency) for the jobs that were really inserted (a job skipped for its
@@ -106,20 +129,27 @@ JOIN {schema}.job_queue j ON j.id = e.job_id
 ON CONFLICT DO NOTHING;
 
 -- name: count_waiting
--- How many of each job's dependencies exist and are not completed yet. FOR SHARE locks those
--- dependency rows until we commit, which closes the race with a concurrent `complete`:
--- * if the dependency's completion committed first, our lock waits for it and re-reads the row
---   (now completed, so it is not counted);
+-- Mark the new edges to completed (or missing) dependencies satisfied, and set each job's
+-- waiting_on to the rest. FOR SHARE locks the dependency rows until we commit, which closes
+-- the race with a concurrent `complete`:
+-- * if the dependency's completion committed first, our lock waits for it and returns the row
+--   as it is now (completed, so the edge is satisfied here);
 -- * if we lock first, the completing UPDATE waits for our commit, and its next statement
---   (release_dependents, a fresh snapshot) sees our edge and decrements waiting_on.
+--   (release_dependents, a fresh snapshot) sees our unsatisfied edge and releases it.
 -- FOR KEY SHARE would not do: it does not conflict with an UPDATE of non-key columns.
+WITH parents AS (
+    SELECT p.id, p.state FROM {schema}.job_queue p
+    WHERE p.id IN (SELECT depends_on FROM {schema}.job_dependencies WHERE job_id = ANY(%(ids)s))
+    FOR SHARE),
+met AS (
+    UPDATE {schema}.job_dependencies d SET satisfied = true
+    WHERE d.job_id = ANY(%(ids)s) AND NOT d.satisfied
+      AND NOT EXISTS (SELECT 1 FROM parents p
+                      WHERE p.id = d.depends_on AND p.state <> 'completed'))
 UPDATE {schema}.job_queue c SET waiting_on = (
-    SELECT count(*) FROM (
-        SELECT 1 FROM {schema}.job_dependencies d
-        JOIN {schema}.job_queue p ON p.id = d.depends_on
-        WHERE d.job_id = c.id AND p.state <> 'completed'
-        FOR SHARE OF p) AS unmet)
-WHERE c.id = ANY(%s);
+    SELECT count(*) FROM {schema}.job_dependencies d JOIN parents p ON p.id = d.depends_on
+    WHERE d.job_id = c.id AND NOT d.satisfied AND p.state <> 'completed')
+WHERE c.id = ANY(%(ids)s);
 
 -- name: ids_by_keys
 SELECT idempotency_key, id FROM {schema}.job_queue WHERE idempotency_key = ANY(%s);
@@ -136,7 +166,9 @@ SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q;
 UPDATE {schema}.job_queue j
 SET state = 'processing', attempts = j.attempts + 1, lease_owner = %(worker)s,
     lease_expires_at = now() + make_interval(secs => %(lease)s), lease_epoch = j.lease_epoch + 1,
-    started_at = now(), updated_at = now()
+    started_at = now(), updated_at = now(),
+    idempotency_key = CASE WHEN j.idempotency_mode IN ('started', 'debounce') THEN NULL
+        ELSE j.idempotency_key END
 FROM (SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
       CROSS JOIN LATERAL (
           SELECT id, priority, available_at FROM {schema}.job_queue
@@ -149,6 +181,29 @@ FROM (SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
       LIMIT %(limit)s) AS picked
 WHERE j.id = picked.id
 RETURNING {returning};
+
+-- name: reserve_job
+-- Claim one given job if it is ready now, with the effects of `reserve`. A row another
+-- transaction has locked is passed over, as `reserve` would.
+UPDATE {schema}.job_queue j
+SET state = 'processing', attempts = j.attempts + 1, lease_owner = %(worker)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s), lease_epoch = j.lease_epoch + 1,
+    started_at = now(), updated_at = now(),
+    idempotency_key = CASE WHEN j.idempotency_mode IN ('started', 'debounce') THEN NULL
+        ELSE j.idempotency_key END
+FROM (SELECT id FROM {schema}.job_queue
+      WHERE id = %(id)s AND state IN ('pending', 'retrying') AND waiting_on = 0
+        AND available_at <= now()
+      FOR UPDATE SKIP LOCKED) AS picked
+WHERE j.id = picked.id
+RETURNING {returning};
+
+-- name: replace_payload
+-- New arguments and due time for a job nobody has taken yet (debounced unique jobs).
+UPDATE {schema}.job_queue
+SET payload = %s, available_at = now() + make_interval(secs => %s), delay_seconds = %s,
+    updated_at = now()
+WHERE id = %s AND state = 'pending';
 
 -- name: extend_leases
 UPDATE {schema}.job_queue j
@@ -163,23 +218,49 @@ SELECT id, state, lease_epoch FROM {schema}.job_queue WHERE id = ANY(%s);
 -- name: complete
 UPDATE {schema}.job_queue
 SET state = 'completed', result = %s, completed_at = now(), updated_at = now(), progress = 100,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL
+        ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window'
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: release_dependents
--- A completed job unblocks the jobs that wait on it. Must run as its own statement after
+-- A completed (or, by policy, failed) job unblocks the jobs that wait on it, once per edge:
+-- an edge already satisfied is not counted again. Must run as its own statement after
 -- `complete` (not in a CTE with it) so it takes a snapshot after any push it waited for.
-UPDATE {schema}.job_queue SET waiting_on = waiting_on - 1
-WHERE waiting_on > 0
-  AND id IN (SELECT job_id FROM {schema}.job_dependencies WHERE depends_on = %s);
+WITH edges AS (
+    UPDATE {schema}.job_dependencies SET satisfied = true
+    WHERE depends_on = %s AND NOT satisfied
+    RETURNING job_id)
+UPDATE {schema}.job_queue j SET waiting_on = j.waiting_on - 1
+FROM edges e
+WHERE j.id = e.job_id AND j.waiting_on > 0
+RETURNING j.id, j.waiting_on;
+
+-- name: cancel_dependents
+-- A failed or cancelled job takes its waiting dependents down with it.
+UPDATE {schema}.job_queue SET state = 'cancelled', exception = %s, updated_at = now(),
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL
+        ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window'
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
+WHERE state = 'pending'
+  AND id IN (SELECT job_id FROM {schema}.job_dependencies WHERE depends_on = %s)
+RETURNING id;
 
 -- name: fail
--- To `retrying` (due after the delay) or, when dead-lettered, to `failed`.
+-- To `retrying` (due after the delay) or, when dead-lettered, to `failed` (which finishes it).
 UPDATE {schema}.job_queue
-SET state = %s, exception = %s, available_at = now() + make_interval(secs => %s),
-    failed_at = CASE WHEN %s THEN now() END, updated_at = now(),
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+SET state = %(state)s, exception = %(error)s,
+    available_at = now() + make_interval(secs => %(delay)s),
+    failed_at = CASE WHEN %(dead)s THEN now() END, updated_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND %(dead)s THEN NULL
+        ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND %(dead)s
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
+WHERE id = %(id)s AND lease_epoch = %(epoch)s AND state = 'processing';
 
 -- name: release
 -- Hand a job back unrun: the attempt it used is refunded; a reason replaces the exception.
@@ -200,7 +281,11 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     failed_at = CASE WHEN attempts >= max_attempts THEN now() ELSE failed_at END,
     exception = 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
         || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')',
-    available_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+    available_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
+        THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
 WHERE state = 'processing' AND lease_expires_at < now()
 RETURNING id;
 
@@ -216,7 +301,11 @@ CROSS JOIN LATERAL (
 
 -- name: cancel
 UPDATE {schema}.job_queue SET state = 'cancelled', exception = %s, updated_at = now(),
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL
+        ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window'
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
 WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
 
 -- name: retry

@@ -9,4 +9,5 @@ unplace(id)
 redis.call('HSET', key, 'exception', ARGV[2], 'updated_at', fmt(NOW))
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 set_state(id, state, 'cancelled', tonumber(v[2]) or NOW)
+key_on_finish(id)
 return 1

@@ -68,13 +68,86 @@ local function holds(id, epoch)
   return v[1] == 'processing' and v[2] == epoch
 end
 
--- A dependency of a local job is met: forget it; place the job once nothing is left.
+-- A dependency of a local job is met: forget it; place the job once nothing is left. Each
+-- edge is satisfied once: a parent already forgotten changes nothing. Returns 1 when the job
+-- is ready now (else 0), and whether this call left it waiting on nothing.
 local function unblock(child, parent)
-  if redis.call('SREM', k('waits:' .. child), parent) == 0 then return 0 end
-  if redis.call('SCARD', k('waits:' .. child)) > 0 then return 0 end
+  if redis.call('SREM', k('waits:' .. child), parent) == 0 then return 0, false end
+  if redis.call('SCARD', k('waits:' .. child)) > 0 then return 0, false end
   local state = redis.call('HGET', jk(child), 'state')
-  if state == 'pending' or state == 'retrying' then return place(child) end
-  return 0
+  if state == 'pending' or state == 'retrying' then return place(child), true end
+  return 0, true
+end
+
+-- Idempotency keys. The global claim (idem hash: key -> id) is only written by the scripts
+-- that already touch the global keys (push, restore, delete, prune); a per-queue script that
+-- frees a key stays in its slot: it drops the job's `idempotency_key` field (remembering it in
+-- `idempotency_claim` for drop) or, for mode "window", sets `idempotency_expires_at`. A claim
+-- blocks duplicates only while its holder still has the key and its window has not expired;
+-- see live_claim. Jobs stored without `idempotency_mode` have mode "exists".
+local function free_key(id, key)
+  redis.call('HSET', jk(id), 'idempotency_claim', key)
+  redis.call('HDEL', jk(id), 'idempotency_key')
+end
+
+-- Reserved: modes "started" and "debounce" stop blocking.
+local function key_on_start(id)
+  local v = redis.call('HMGET', jk(id), 'idempotency_key', 'idempotency_mode')
+  if v[1] and (v[2] == 'started' or v[2] == 'debounce') then free_key(id, v[1]) end
+end
+
+-- Finished for good (completed, failed, cancelled): mode "finished" stops blocking now, mode
+-- "window" once idempotency_window seconds have passed.
+local function key_on_finish(id)
+  local v = redis.call('HMGET', jk(id), 'idempotency_key', 'idempotency_mode',
+    'idempotency_window')
+  if not v[1] then return end
+  if v[2] == 'finished' then
+    free_key(id, v[1])
+  elseif v[2] == 'window' then
+    local window = math.floor((tonumber(v[3]) or 0) * 1000000)
+    redis.call('HSET', jk(id), 'idempotency_expires_at', fmt(NOW + window))
+  end
+end
+
+-- The job that holds idempotency key `key` and still blocks duplicates, or nil; a stale claim
+-- (holder gone, key freed, window expired) is removed on the way, and an expired holder loses
+-- its key field as the SQL drivers' push NULLs it. Scripts with the global keys only (KEYS[2]
+-- index, KEYS[3] idem); the holder may live in another queue.
+local function live_claim(key)
+  local index, idem = KEYS[2], KEYS[3]
+  local holder = redis.call('HGET', idem, key)
+  if not holder then return nil end
+  local queue = redis.call('HGET', index, holder)
+  if queue then
+    local hk = string.sub(index, 1, -6) .. ':{' .. queue .. '}:job:' .. holder
+    local v = redis.call('HMGET', hk, 'idempotency_key', 'idempotency_expires_at')
+    if v[1] == key then
+      local expires = tonumber(v[2])
+      if not expires or expires > NOW then return holder end
+      redis.call('HDEL', hk, 'idempotency_key')
+    end
+  end
+  redis.call('HDEL', idem, key)
+  return nil
+end
+
+-- Take one ready job (state pending or retrying, out of the reservation indexes) for a worker.
+-- Returns its HGETALL.
+local function take(id, state, worker, lease)
+  local key = jk(id)
+  redis.call('HINCRBY', key, 'attempts', 1)
+  redis.call('HINCRBY', key, 'lease_epoch', 1)
+  redis.call('HSET', key, 'lease_owner', worker, 'lease_expires_at', fmt(NOW + lease),
+    'started_at', fmt(NOW), 'updated_at', fmt(NOW))
+  set_state(id, state, 'processing', NOW + lease)
+  key_on_start(id)
+  return redis.call('HGETALL', key)
+end
+
+-- Wake tokens hint at ready work; once none is left they would only cause idle spins.
+local function drain_wake()
+  if redis.call('ZCARD', k('ready')) == 0 then redis.call('DEL', k('wake')) end
 end
 
 -- Record the dependencies of a freshly inserted job. Same-queue parents are checked now;
@@ -94,11 +167,12 @@ end
 
 -- Remove a job and everything filed under it (delete, prune). index/idem are the global keys.
 local function drop(id, index, idem, queue)
-  local v = redis.call('HMGET', jk(id), 'state', 'idempotency_key')
+  local v = redis.call('HMGET', jk(id), 'state', 'idempotency_key', 'idempotency_claim')
   if not v[1] then return 0 end
   redis.call('ZREM', k(v[1]), id)
   unplace(id)
-  if v[2] and redis.call('HGET', idem, v[2]) == id then redis.call('HDEL', idem, v[2]) end
+  local claim = v[2] or v[3]
+  if claim and redis.call('HGET', idem, claim) == id then redis.call('HDEL', idem, claim) end
   if redis.call('HGET', index, id) == queue then redis.call('HDEL', index, id) end
   redis.call('DEL', jk(id), k('waits:' .. id), k('dependents:' .. id))
   return 1

@@ -1,4 +1,5 @@
--- complete: processing -> completed under the fencing guard, then release dependents.
+-- complete: processing -> completed under the fencing guard, then release dependents (each
+-- edge once: one already satisfied by a failed parent let run anyway is not counted again).
 -- KEYS: base. ARGV: id, epoch, result ('' = none, else '=' .. result).
 -- Returns {0} when the lease is not held, else {1, dependents living in other queues...}.
 local id, epoch, result = ARGV[1], ARGV[2], ARGV[3]
@@ -12,6 +13,7 @@ else
   redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 end
 set_state(id, 'processing', 'completed', NOW)
+key_on_finish(id)
 
 local out, woke = {1}, 0
 for _, child in ipairs(redis.call('SMEMBERS', k('dependents:' .. id))) do

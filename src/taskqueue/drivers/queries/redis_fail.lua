@@ -8,6 +8,7 @@ redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 if retry_in == '' then
   redis.call('HSET', key, 'failed_at', fmt(NOW), 'available_at', fmt(NOW))
   set_state(id, 'processing', 'failed', NOW)
+  key_on_finish(id)
   return 1
 end
 local avail = NOW + math.max(0, tonumber(retry_in))

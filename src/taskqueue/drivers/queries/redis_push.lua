@@ -1,7 +1,8 @@
 -- push: insert new jobs into one queue.
 -- KEYS: base, index (id -> queue hash), idem (idempotency key -> id hash), queues (set).
 -- ARGV: queue name, then records (see read_record) holding the new job's fields.
--- Returns, per job, the id that now stands for it (the existing one for a duplicate key).
+-- Returns, per job, the id that now stands for it (the existing one for a duplicate key; a
+-- key whose holder no longer blocks duplicates -- see live_claim -- passes to the new job).
 local index, idem, queues, queue = KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 
 -- Validate first so that a conflict writes nothing. A known id is accepted only when it is
@@ -25,9 +26,11 @@ while pos <= #ARGV do
   local id = f.id
   if redis.call('HEXISTS', index, id) == 0 then
     local key = f.idempotency_key
-    if key and redis.call('HSETNX', idem, key, id) == 0 then
-      id = redis.call('HGET', idem, key)
+    local holder = key and live_claim(key)
+    if holder then
+      id = holder
     else
+      if key then redis.call('HSET', idem, key, id) end
       local avail = NOW + math.floor(tonumber(f.delay_seconds) * 1000000)
       redis.call('HSET', jk(f.id), unpack(flat))
       redis.call('HSET', jk(f.id), 'state', 'pending', 'attempts', '0', 'lease_epoch', '0',

@@ -14,6 +14,7 @@ for _, id in ipairs(expired) do
   if attempts >= max_attempts then
     redis.call('HSET', key, 'failed_at', fmt(NOW))
     set_state(id, 'processing', 'failed', NOW)
+    key_on_finish(id)
   else
     set_state(id, 'processing', 'retrying', NOW)
     woke = woke + place(id)

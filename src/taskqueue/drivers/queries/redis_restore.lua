@@ -1,5 +1,6 @@
 -- restore: insert complete records as they are, skipping ids (and idempotency keys) that
--- already exist. KEYS: base, index, idem, queues. ARGV: queue name, then records.
+-- already exist (a key counts while it blocks duplicates, see live_claim).
+-- KEYS: base, index, idem, queues. ARGV: queue name, then records.
 -- Returns per record 1 (inserted) or 0 (skipped).
 local index, idem, queues, queue = KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local score_field = {pending = 'available_at', retrying = 'available_at',
@@ -10,7 +11,7 @@ local pos = 2
 while pos <= #ARGV do
   local f, flat, local_deps, remote_deps, nxt = read_record(pos)
   local key = f.idempotency_key
-  if redis.call('HEXISTS', index, f.id) == 1 or (key and redis.call('HEXISTS', idem, key) == 1)
+  if redis.call('HEXISTS', index, f.id) == 1 or (key and live_claim(key))
       or not score_field[f.state] then
     out[#out + 1] = 0
   else

@@ -1,0 +1,134 @@
+"""Leases of the files backend: claiming a ready job, checking a lease still held, expiring one.
+
+A claim renames the job's file into ``processing/`` (exactly one process wins a rename) and
+then rewrites it with the new lease, so a crash between leaves a record in ``processing/`` whose
+content still says ready: whoever reads it next under its lock moves it back. Methods
+documented "caller holds the lock" must run under ``store.job_lock(job_id)``; the rest take the
+lock themselves and must be called with no lock held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from taskqueue.drivers._files_jobs import READY_STATES, Records
+from taskqueue.drivers._files_record import (
+    CorruptRecord,
+    Rec,
+    decode,
+    encode,
+    key_on_finish,
+    key_on_start,
+    to_job_record,
+)
+from taskqueue.drivers._files_scan import Candidate
+from taskqueue.drivers._files_store import PROCESSING, READY, Store, read_file, ready_name
+from taskqueue.jobs.model import JobRecord, LeaseToken
+from taskqueue.jobs.states import State
+
+
+class Busy(Enum):
+    """A non-blocking claim found the job's lock held by someone else."""
+
+    BUSY = "busy"
+
+
+class Leases:
+    """Lease verbs over one store's job files (see the module docstring for the locking)."""
+
+    def __init__(self, store: Store, jobs: Records) -> None:
+        self._store = store
+        self._jobs = jobs
+
+    def claim(
+        self, cand: Candidate, worker_id: str, lease: float, now: float, *, blocking: bool
+    ) -> JobRecord | None | Literal[Busy.BUSY]:
+        """Take one ready job a scan found: check it, rename it into processing/, lease it."""
+        with self._store.job_lock(cand.job_id).hold(blocking) as held:
+            if not held:
+                return Busy.BUSY
+            source = self._store.state_dir(cand.queue, READY) / cand.name
+            rec = self._jobs.load(source, cand.job_id)
+            if rec is None:
+                return None  # another worker won it, it moved, or it was unreadable
+            if (rec["state"] not in READY_STATES or ready_name(rec) != cand.name
+                    or rec["queue_name"] != cand.queue):
+                self._jobs.place(source, rec)  # its name was stale: put it where it belongs
+                return None
+            return self._take(source, rec, worker_id, lease, now)
+
+    def claim_id(self, job_id: str, worker_id: str, lease: float, now: float) -> JobRecord | None:
+        """Take one given job if it is ready (dependencies met) and due now."""
+        with self._store.job_lock(job_id).hold():
+            path = self._jobs.find(job_id)
+            rec = self._jobs.load(path, job_id) if path is not None else None
+            if path is None or rec is None:
+                return None
+            path = self._jobs.place(path, rec)  # a move cut short or a lost wake-up: finish it
+            if (rec["state"] not in READY_STATES or path.parent.name != READY
+                    or rec["available_at"] > now):
+                return None
+            return self._take(path, rec, worker_id, lease, now)
+
+    def _take(self, source: Path, rec: Rec, worker_id: str, lease: float, now: float) -> JobRecord:
+        """Lease a ready record (caller holds its lock): rename it into processing/, rewrite it,
+        then drop its key marker if being started frees the key."""
+        path = self._store.fixed_path(rec["queue_name"], PROCESSING, rec["id"])
+        os.rename(source, path)
+        key = rec["idempotency_key"]
+        rec.update(state=State.PROCESSING.value, attempts=rec["attempts"] + 1,
+                   lease_owner=worker_id, lease_expires_at=now + lease,
+                   lease_epoch=rec["lease_epoch"] + 1, started_at=now, updated_at=now)
+        key_on_start(rec)
+        self._store.write(path, encode(rec))
+        self._jobs.settle_key(key, rec)
+        return to_job_record(rec)
+
+    def leased(self, token: LeaseToken) -> tuple[Path, Rec] | None:
+        """The processing record still held with this epoch (caller holds the job lock)."""
+        queue = self._store.queue_of(token.job_id)
+        if queue is None:
+            return None
+        path = self._store.fixed_path(queue, PROCESSING, token.job_id)
+        rec = self._jobs.load(path, token.job_id)
+        if rec is None or rec["state"] != State.PROCESSING or rec["lease_epoch"] != token.epoch:
+            return None
+        return path, rec
+
+    def recover(self, path: Path, job_id: str, now: float) -> bool:
+        """Expire one lease (processing -> retrying, or failed when attempts are spent)."""
+        with contextlib.suppress(FileNotFoundError, CorruptRecord):  # cheap look, no lock
+            peek = decode(read_file(path), job_id)
+            if peek["state"] == State.PROCESSING and not _expired(peek, now):
+                return False
+        with self._store.job_lock(job_id).hold():
+            rec = self._jobs.load(path, job_id)
+            if rec is None:
+                return False
+            if rec["state"] != State.PROCESSING:
+                self._jobs.place(path, rec)  # a move interrupted by a crash: finish it
+                return False
+            if not _expired(rec, now):
+                return False
+            spent = rec["attempts"] >= rec["max_attempts"]
+            key = rec["idempotency_key"]
+            rec.update(
+                state=(State.FAILED if spent else State.RETRYING).value,
+                failed_at=now if spent else rec["failed_at"],
+                exception=(f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
+                           f" its lease (attempt {rec['attempts']} of {rec['max_attempts']})"),
+                available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+            if spent:
+                key_on_finish(rec, now)
+            self._jobs.commit(path, rec)
+            self._jobs.settle_key(key, rec)
+        return True
+
+
+def _expired(rec: Rec, now: float) -> bool:
+    expires = rec["lease_expires_at"]
+    return expires is not None and expires < now

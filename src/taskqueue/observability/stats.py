@@ -1,0 +1,388 @@
+"""Job statistics kept in the store as compact per-minute buckets, readable from any node.
+
+Writing. A :class:`StatsRecorder` subscribes to a manager's event bus and aggregates in memory,
+per minute, per queue, per task: counts of enqueued / completed / failed / retried / cancelled /
+lease-lost jobs, and two latency histograms (run time, and wait time from enqueue to start).
+Every ``flush_interval`` seconds a background thread writes the minutes that changed, one
+registry entry per (minute, recorder)::
+
+    registry kind "stats", key "<minute>:<source>", TTL one hour + two minutes
+    {"v": 1, "minute": 29061234, "source": "3f9c0a1b2c4d",
+     "queues": {"emails": {"send_welcome": {
+         "counts": {"completed": 57, "failed": 1},
+         "run":  [sum_seconds, min, max, {"bucket index": count, ...}],
+         "wait": [sum_seconds, min, max, {...}]}}}}
+
+Only this process writes its own key, so a plain overwrite is safe without a store-side merge;
+the job path touches only memory (a dict update under a lock), never the store.
+
+Reading. :class:`History` lists the entries once, merges all sources, and answers per window
+(1 min / 5 min / 1 h): counts, rates per minute, success and failure rates, and run/wait time
+p50/p95/p99 estimated from the histogram (linear inside a bucket, clamped to the observed
+min/max). Buckets grow by at most 1.5x (1, 1.5, 2, 2.5, 3.5, 5, 7.5 per decade, 1 ms to
+2 h), so a percentile is within one bucket of the truth.
+
+Wait time is measured for first attempts, from the job id's creation time (ids are UUIDv7) to
+the start, unless the start event carries ``ready_at`` (epoch seconds the job became due), which
+then wins and makes delayed jobs and retries measurable too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import bisect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskqueue.drivers.base import Driver, QueueStats
+from taskqueue.jobs.states import State
+from taskqueue.observability import events as ev
+
+if TYPE_CHECKING:
+    from taskqueue.manager import QueueManager
+
+log = logging.getLogger("taskqueue.stats")
+
+KIND = "stats"
+BUCKET_SECONDS = 60
+RETENTION = 3600.0 + 2 * BUCKET_SECONDS
+FLUSH_INTERVAL = 5.0
+#: Upper bounds (seconds) of the latency buckets; one more bucket holds everything above.
+BOUNDS: tuple[float, ...] = tuple(
+    round(m * 10.0**e, 6) for e in range(-3, 4) for m in (1, 1.5, 2, 2.5, 3.5, 5, 7.5))
+COUNTS = ("enqueued", "completed", "failed", "retried", "cancelled", "lost")
+WINDOWS: tuple[tuple[str, int], ...] = (("1m", 60), ("5m", 300), ("1h", 3600))
+_COUNTED = {ev.JOB_ENQUEUED: "enqueued", ev.JOB_COMPLETED: "completed", ev.JOB_FAILED: "failed",
+            ev.JOB_RETRIED: "retried", ev.JOB_CANCELLED: "cancelled",
+            ev.JOB_LEASE_LOST: "lost"}
+_RUNS = {"completed", "failed", "retried"}
+
+
+def bucket_index(seconds: float) -> int:
+    """Index of the bucket holding ``seconds`` (``len(BOUNDS)`` for the overflow bucket)."""
+    return bisect.bisect_left(BOUNDS, seconds)
+
+
+@dataclass
+class Histogram:
+    """Latency counts per fixed bucket, with sum, min and max for averages and clamping."""
+
+    buckets: dict[int, int] = field(default_factory=dict)
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets.values())
+
+    def add(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        index = bucket_index(seconds)
+        self.buckets[index] = self.buckets.get(index, 0) + 1
+        self.total += seconds
+        self.low, self.high = min(self.low, seconds), max(self.high, seconds)
+
+    def merge(self, other: Histogram) -> None:
+        for index, n in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + n
+        self.total += other.total
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+
+    def quantile(self, q: float) -> float | None:
+        """Estimate of the ``q`` quantile (0..1); None without observations."""
+        count = self.count
+        if count == 0:
+            return None
+        rank, seen = q * count, 0
+        for index in sorted(self.buckets):
+            n = self.buckets[index]
+            if seen + n >= rank:
+                lower = BOUNDS[index - 1] if index > 0 else 0.0
+                upper = BOUNDS[index] if index < len(BOUNDS) else self.high
+                value = lower + (upper - lower) * ((rank - seen) / n)
+                return min(max(value, self.low), self.high)
+            seen += n
+        return self.high
+
+    def summary(self) -> dict[str, float | int | None]:
+        count = self.count
+        return {"count": count, "avg": self.total / count if count else None,
+                "p50": self.quantile(0.50), "p95": self.quantile(0.95),
+                "p99": self.quantile(0.99), "max": self.high if count else None}
+
+    def to_json(self) -> list[Any]:
+        return [round(self.total, 6), self.low if self.buckets else 0.0, self.high,
+                {str(i): n for i, n in self.buckets.items()}]
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Histogram:
+        total, low, high, buckets = raw
+        return cls({int(i): int(n) for i, n in buckets.items()}, float(total),
+                   float(low) if buckets else float("inf"), float(high))
+
+
+@dataclass
+class TaskStats:
+    """One task's figures in one queue during one minute."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    run: Histogram = field(default_factory=Histogram)
+    wait: Histogram = field(default_factory=Histogram)
+
+    def merge(self, other: TaskStats) -> None:
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.run.merge(other.run)
+        self.wait.merge(other.wait)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"counts": {k: n for k, n in self.counts.items() if n}}
+        if self.run.buckets:
+            out["run"] = self.run.to_json()
+        if self.wait.buckets:
+            out["wait"] = self.wait.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TaskStats:
+        return cls({str(k): int(n) for k, n in raw.get("counts", {}).items()},
+                   Histogram.from_json(raw["run"]) if "run" in raw else Histogram(),
+                   Histogram.from_json(raw["wait"]) if "wait" in raw else Histogram())
+
+
+Minute = dict[str, dict[str, TaskStats]]  # queue -> task -> figures
+
+
+def id_time(job_id: str) -> float | None:
+    """Creation time (epoch seconds) of a UUIDv7 job id; None for other ids."""
+    try:
+        value = uuid.UUID(job_id)
+    except (ValueError, TypeError):
+        return None
+    return (value.int >> 80) / 1000.0 if value.version == 7 else None
+
+
+def wait_seconds(event: ev.Event) -> float | None:
+    """Enqueue (or due) to start, for the start event of a job; None when unknown."""
+    ready_at = event.fields.get("ready_at")
+    if isinstance(ready_at, int | float):
+        return max(0.0, event.at - float(ready_at))
+    if event.attempt != 1 or event.job_id is None:
+        return None
+    created = id_time(event.job_id)
+    return None if created is None else max(0.0, event.at - created)
+
+
+class StatsRecorder:
+    """Aggregates lifecycle events in memory and flushes them to the store now and then."""
+
+    def __init__(self, driver: Driver, *, flush_interval: float = FLUSH_INTERVAL,
+                 retention: float = RETENTION) -> None:
+        self.driver = driver
+        self.flush_interval = flush_interval
+        self.retention = retention
+        self.source = uuid.uuid4().hex[:12]
+        self._minutes: dict[int, Minute] = {}
+        self._dirty: set[int] = set()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def install(cls, manager: QueueManager, **options: Any) -> StatsRecorder:
+        """Record the events of ``manager`` into its store; return the recorder."""
+        recorder = cls(manager.driver, **options)
+        manager.events.subscribe(recorder.on_event)
+        return recorder
+
+    def on_event(self, event: ev.Event) -> None:
+        if event.kind == ev.WORKER_STOPPED:
+            self.flush()  # the worker is about to close its store connection
+            return
+        counted = _COUNTED.get(event.kind)
+        if event.queue is None or (counted is None and event.kind != ev.JOB_STARTED):
+            return
+        wait = wait_seconds(event) if counted is None else None
+        if counted is None and wait is None:
+            return
+        minute = int(event.at // BUCKET_SECONDS)
+        with self._lock:
+            tasks = self._minutes.setdefault(minute, {}).setdefault(event.queue, {})
+            figures = tasks.setdefault(event.name or "?", TaskStats())
+            if counted is None:
+                figures.wait.add(wait or 0.0)
+            else:
+                figures.counts[counted] = figures.counts.get(counted, 0) + 1
+                if counted in _RUNS and event.duration is not None:
+                    figures.run.add(event.duration)
+            self._dirty.add(minute)
+        if self._thread is None:
+            self.start()
+
+    def flush(self) -> int:
+        """Write the minutes that changed since the last flush; return how many entries."""
+        with self._flush_lock:
+            with self._lock:
+                dirty, self._dirty = sorted(self._dirty), set()
+                entries = [(m, self._entry(m)) for m in dirty]
+            written = 0
+            try:
+                for minute, entry in entries:
+                    self.driver.registry_put(KIND, f"{minute}:{self.source}", entry,
+                                             ttl_seconds=self.retention)
+                    written += 1
+            except Exception as exc:  # noqa: BLE001 - statistics never break the worker
+                log.warning("could not store job statistics (will retry): %s", exc)
+                with self._lock:
+                    self._dirty.update(m for m, _ in entries[written:])
+            self._forget_old()
+            return written
+
+    def _entry(self, minute: int) -> dict[str, Any]:
+        queues = {q: {t: s.to_json() for t, s in tasks.items()}
+                  for q, tasks in self._minutes[minute].items()}
+        return {"v": 1, "minute": minute, "source": self.source, "queues": queues}
+
+    def _forget_old(self) -> None:
+        current = int(time.time() // BUCKET_SECONDS)
+        with self._lock:
+            for minute in [m for m in self._minutes if m < current - 1 and m not in self._dirty]:
+                del self._minutes[minute]
+
+    def start(self) -> None:
+        """Start the background flusher (done lazily at the first recorded event)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, name="taskqueue-stats",
+                                            daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Stop the flusher and write what is left (errors are logged, not raised)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.flush_interval + 5)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def _parse(entries: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str, str], TaskStats]:
+    merged: dict[tuple[int, str, str], TaskStats] = {}
+    for entry in entries:
+        try:
+            minute = int(entry["minute"])
+            for queue, tasks in entry["queues"].items():
+                for task, raw in tasks.items():
+                    figures = TaskStats.from_json(raw)
+                    merged.setdefault((minute, queue, task), TaskStats()).merge(figures)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.debug("skipping a malformed stats entry: %r", entry)
+    return merged
+
+
+class History:
+    """The stored buckets of every node, merged, queried per window."""
+
+    def __init__(self, cells: dict[tuple[int, str, str], TaskStats], now: float) -> None:
+        self.cells = cells
+        self.now = now
+
+    @classmethod
+    def load(cls, driver: Driver, now: float | None = None) -> History:
+        return cls(_parse(driver.registry_list(KIND)), time.time() if now is None else now)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Mapping[str, Any]],
+                     now: float | None = None) -> History:
+        return cls(_parse(entries), time.time() if now is None else now)
+
+    def queues(self) -> list[str]:
+        return sorted({q for _, q, _ in self.cells})
+
+    def _weight(self, minute: int, start: float) -> float:
+        """Share of a bucket inside ``[start, now]``, assuming events spread evenly in it."""
+        begin = minute * BUCKET_SECONDS
+        end = min(begin + BUCKET_SECONDS, self.now)
+        if end <= start or begin > self.now:
+            return 0.0
+        span = max(end - begin, 1e-9)
+        return min(1.0, (end - max(begin, start)) / span)
+
+    def window(self, seconds: float, queue: str | None = None) -> dict[str, Any]:
+        """Figures over the last ``seconds`` for one queue (None: all queues)."""
+        start = self.now - seconds
+        counts = dict.fromkeys(COUNTS, 0.0)
+        run, wait = Histogram(), Histogram()
+        for (minute, q, _), figures in self.cells.items():
+            weight = self._weight(minute, start) if queue in (None, q) else 0.0
+            if weight <= 0:
+                continue
+            for key, n in figures.counts.items():
+                counts[key] = counts.get(key, 0.0) + n * weight
+            run.merge(figures.run)
+            wait.merge(figures.wait)
+        finished = counts["completed"] + counts["failed"]
+        per_minute = 60.0 / seconds
+        return {
+            **{k: round(v) for k, v in counts.items()},
+            "enqueued_per_min": round(counts["enqueued"] * per_minute, 3),
+            "completed_per_min": round(counts["completed"] * per_minute, 3),
+            "failed_per_min": round(counts["failed"] * per_minute, 3),
+            "success_rate": round(counts["completed"] / finished, 4) if finished else None,
+            "failure_rate": round(counts["failed"] / finished, 4) if finished else None,
+            "run_time": run.summary(),
+            "wait_time": wait.summary(),
+        }
+
+    def figures(self, queue: str | None = None) -> dict[str, Any]:
+        """``{"1m": {...}, "5m": {...}, "1h": {...}}`` for one queue or all of them."""
+        return {label: self.window(seconds, queue) for label, seconds in WINDOWS}
+
+    def task_totals(self) -> dict[tuple[str, str], TaskStats]:
+        """All stored figures summed per (queue, task), regardless of time."""
+        out: dict[tuple[str, str], TaskStats] = {}
+        for (_, queue, task), figures in self.cells.items():
+            out.setdefault((queue, task), TaskStats()).merge(figures)
+        return out
+
+
+def oldest_age(qs: QueueStats, now: float) -> float | None:
+    """Seconds the oldest waiting job of a queue has been due (0 if it is not due yet)."""
+    if qs.oldest_ready_at is None:
+        return None
+    return round(max(0.0, now - qs.oldest_ready_at.timestamp()), 3)
+
+
+def add_history(report: dict[str, Any], driver: Driver,
+                per_queue: Mapping[str, QueueStats]) -> dict[str, Any]:
+    """Add ``oldest_pending_age`` and ``history`` to a ``QueueManager.stats()`` report."""
+    history = History.load(driver)
+    store_now = driver.now().timestamp()
+    for name, entry in report["queues"].items():
+        qs = per_queue.get(name)
+        entry["oldest_pending_age"] = oldest_age(qs, store_now) if qs else None
+        entry["history"] = history.figures(name)
+    ages = [a for a in (entry["oldest_pending_age"] for entry in report["queues"].values())
+            if a is not None]
+    report["totals"]["oldest_pending_age"] = max(ages, default=None)
+    report["totals"]["history"] = history.figures(None)
+    report["history_queues"] = history.queues()
+    return report
+
+
+def waiting(qs: QueueStats) -> int:
+    return qs.counts[State.PENDING] + qs.counts[State.RETRYING]

@@ -1,0 +1,96 @@
+"""Optional OpenTelemetry tracing: a job's run appears under the request that enqueued it.
+
+Only active when ``opentelemetry-api`` is importable (``pip install taskqueue[otel]``); without
+it :func:`current_trace_context` returns None at the cost of one call, and nothing registers.
+
+* At enqueue, :func:`current_trace_context` returns the W3C ``traceparent`` (and
+  ``tracestate``/baggage) of the current span, if there is one; the manager stores it among
+  the job's run options (``_opts["_trace"]``, inside the encrypted payload), so it reaches the
+  worker's middleware without decoding the payload twice.
+* At run time, :class:`TracingMiddleware` (installed in every worker) opens a CONSUMER span
+  ``run <task>`` whose parent is that context, makes it current while the job runs (spans the
+  job creates are its children), and ends it with the outcome: error status and the exception
+  for failures, ``taskqueue.outcome`` for every run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from taskqueue.worker.middleware import Middleware, Postpone, register_default
+
+if TYPE_CHECKING:
+    from taskqueue.jobs.context import JobContext
+    from taskqueue.jobs.definition import Runnable
+    from taskqueue.jobs.model import JobRecord
+    from taskqueue.manager import QueueManager
+    from taskqueue.worker.executor import Outcome
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    AVAILABLE = False
+
+#: Run-option key carrying the trace context from enqueue to execution.
+TRACE_OPTION = "_trace"
+
+
+def current_trace_context() -> dict[str, str] | None:
+    """The W3C trace context of the current span, or None (no OpenTelemetry, no span)."""
+    if not AVAILABLE:
+        return None
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
+class TracingMiddleware(Middleware):
+    """One span per job run, child of the context the job carries."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+        self._worker_id = ""
+
+    def setup(self, manager: QueueManager, worker_id: str) -> None:
+        self._worker_id = worker_id
+
+    def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
+                   options: dict[str, Any]) -> Postpone | None:
+        carrier = options.get(TRACE_OPTION)
+        parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
+        span = trace.get_tracer("taskqueue").start_span(
+            f"run {job.name}", context=parent, kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "taskqueue", "messaging.operation": "process",
+                        "messaging.destination.name": job.queue_name,
+                        "messaging.message.id": job.id, "taskqueue.task": job.name,
+                        "taskqueue.attempt": job.attempts,
+                        "taskqueue.worker_id": self._worker_id})
+        token = otel_context.attach(trace.set_span_in_context(span))
+        with self._lock:
+            self._open[job.id] = (span, token)
+        return None
+
+    def after_run(self, job: JobRecord, ctx: JobContext, outcome: Outcome) -> None:
+        with self._lock:
+            opened = self._open.pop(job.id, None)
+        if opened is None:
+            return
+        span, token = opened
+        span.set_attribute("taskqueue.outcome", outcome.kind.value)
+        if outcome.error is not None and outcome.kind.value == "error":
+            span.record_exception(outcome.error)
+            span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
+        span.end()
+        otel_context.detach(token)
+
+
+if AVAILABLE:
+    register_default(TracingMiddleware)

@@ -1,0 +1,362 @@
+"""Rate and concurrency limits, held in the store so they bind every worker on every machine.
+
+Options (on ``@task``, a Job class, or per push)::
+
+    rate="100/m"          at most 100 starts per minute (s, m, h, d; also "5/10s", "100/minute")
+    concurrency=5         at most 5 running at once
+    rate_key="customer_id"   apply both per value of that argument (kwarg, or positional arg by
+                             parameter name; a key of ``data`` for class-based jobs)
+
+Without ``rate_key`` a limit is per task. A queue can be limited as a whole, whatever the task,
+with :func:`set_queue_limit` (kept in the store's registry; workers re-read it every 5 s).
+
+**Rate** is enforced as an evenly spread window, with one store counter (``counter_incr``) per
+slot: the period is cut into slots of ``q = max(1, limit // 10)`` starts each (20/s: 2 starts
+per 0.1 s; 100/m: 10 per 6 s). Over a long run exactly ``limit`` start per period; in any
+period at most ``limit + q`` (10 % over, at most one start for small limits). Bursts are thus
+spread out rather than let through at once. Slot numbers come from the store's clock, so
+workers on skewed machines agree. The counter value is also a ticket: the n-th job over the
+limit in a slot is postponed to the slot where its turn comes, so a backlog drains in order
+instead of stampeding every slot.
+
+**Concurrency** is enforced with ``N`` TTL locks per scope (``lock_acquire``, owner = job id,
+TTL = the lease); a running job renews its slot in the background and frees it when it ends,
+and a crashed worker's slot expires with the TTL. Jobs that find no free slot retry with
+backoff (0.1 s doubling up to 5 s).
+
+A job held back is postponed: back to ``pending`` with no attempt used and the reason on the
+job, e.g. ``rate limit 100/m reached for task app.send (wait 1)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from taskqueue.drivers.base import Driver
+from taskqueue.errors import ConfigError, DriverError
+from taskqueue.scheduling.conditions import backoff, previous_waits
+from taskqueue.worker.middleware import Middleware, Postpone, register_default
+
+if TYPE_CHECKING:
+    from taskqueue.jobs.context import JobContext
+    from taskqueue.jobs.definition import Runnable
+    from taskqueue.jobs.model import JobRecord
+    from taskqueue.manager import QueueManager
+    from taskqueue.worker.executor import Outcome
+
+log = logging.getLogger("taskqueue.scheduling")
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+          "hr": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_RATE = re.compile(r"(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*"
+                   r"(s|sec|second|m|min|minute|h|hr|hour|d|day)s?")
+QUEUE_LIMITS = "queue_limit"
+_DURABLE = 100 * 365.25 * 86400.0
+_SLOT_KEYS = 4  # counter keys rotate through this many slots (each expires after two)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``limit`` starts per ``period`` seconds."""
+
+    limit: int
+    period: float
+    text: str
+
+    @property
+    def quantum(self) -> int:
+        """Starts allowed per slot."""
+        return max(1, self.limit // 10)
+
+    @property
+    def slot(self) -> float:
+        """Slot length in seconds."""
+        return self.period * self.quantum / self.limit
+
+
+@lru_cache(maxsize=256)
+def parse_rate(text: str) -> Rate:
+    """``"100/m"``, ``"10/s"``, ``"1000/h"``, ``"5/10s"``, ``"100/minute"`` -> Rate."""
+    match = _RATE.fullmatch(str(text).strip().lower())
+    if not match:
+        raise ConfigError(f"rate {text!r} is not understood; write N/unit with unit s, m, h or "
+                          "d (e.g. '100/m', '10/s', '5/10s')")
+    limit, span = int(match[1]), float(match[2] or 1)
+    if limit < 1 or span <= 0:
+        raise ConfigError(f"rate {text!r} must allow at least one start per period")
+    return Rate(limit, span * _UNITS[match[3]], str(text).strip())
+
+
+# -- scopes ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit that applies to a job: a scope (store key part) and a label for people."""
+
+    scope: str
+    label: str
+    rate: Rate | None = None
+    concurrency: int | None = None
+
+
+def job_limits(manager: QueueManager, job: JobRecord, runnable: Runnable,
+               options: dict[str, Any], queue_limits: dict[str, dict[str, Any]]) -> list[Limit]:
+    """Every limit that binds ``job``: its task's (per ``rate_key`` value) and its queue's."""
+    limits: list[Limit] = []
+    rate, concurrency = options.get("rate"), options.get("concurrency")
+    if rate or concurrency:
+        scope, label = f"task:{job.name}", f"task {job.name}"
+        if key_name := options.get("rate_key"):
+            value = key_value(manager, job, runnable, str(key_name))
+            scope, label = f"{scope}:{key_name}={value}", f"{label} ({key_name}={value})"
+        limits.append(_limit(scope, label, rate, concurrency))
+    if queue := queue_limits.get(job.queue_name):
+        limits.append(_limit(f"queue:{job.queue_name}", f"queue {job.queue_name}",
+                             queue.get("rate"), queue.get("concurrency")))
+    return limits
+
+
+def _limit(scope: str, label: str, rate: Any, concurrency: Any) -> Limit:
+    if len(scope) > 150:
+        scope = scope[:80] + ":" + hashlib.sha1(scope.encode()).hexdigest()
+    return Limit(scope, label, parse_rate(rate) if rate else None,
+                 int(concurrency) if concurrency else None)
+
+
+def key_value(manager: QueueManager, job: JobRecord, runnable: Runnable, name: str) -> str:
+    """The value of argument ``name`` in the job's body, as a short stable string."""
+    body = manager.decode(job)
+    kwargs, args = body.get("kwargs") or {}, body.get("args") or []
+    value: Any = None
+    if name in kwargs:
+        value = kwargs[name]
+    elif isinstance(body.get("data"), dict):
+        value = body["data"].get(name)
+    elif (signature := getattr(runnable, "signature", None)) is not None:
+        params = list(signature.parameters)
+        if name in params and params.index(name) < len(args):
+            value = args[params.index(name)]
+        elif name in params:
+            value = signature.parameters[name].default
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 64 else hashlib.sha1(text.encode()).hexdigest()
+
+
+def set_queue_limit(driver: Driver, queue: str, *, rate: str | None = None,
+                    concurrency: int | None = None) -> None:
+    """Limit a whole queue (all tasks); ``rate=None, concurrency=None`` removes the limit."""
+    if rate is None and concurrency is None:
+        driver.registry_remove(QUEUE_LIMITS, queue)
+        return
+    if rate is not None:
+        parse_rate(rate)
+    if concurrency is not None and int(concurrency) < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    driver.registry_put(QUEUE_LIMITS, queue, {"queue": queue, "rate": rate,
+                                              "concurrency": concurrency}, _DURABLE)
+
+
+def queue_limits(driver: Driver) -> dict[str, dict[str, Any]]:
+    return {e["queue"]: e for e in driver.registry_list(QUEUE_LIMITS)}
+
+
+class _QueueLimitCache:
+    """Queue limits, re-read from the store at most every ``max_age`` seconds."""
+
+    def __init__(self, max_age: float = 5.0) -> None:
+        self.max_age = max_age
+        self._value: dict[str, dict[str, Any]] = {}
+        self._read_at = -math.inf
+        self._lock = threading.Lock()
+
+    def get(self, driver: Driver) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.max_age:
+                self._value = queue_limits(driver)
+                self._read_at = time.monotonic()
+            return self._value
+
+
+class StoreClock:
+    """The store's clock, read through a measured offset (refreshed every minute)."""
+
+    def __init__(self, driver: Driver, refresh: float = 60.0) -> None:
+        self.driver = driver
+        self.refresh = refresh
+        self._offset = 0.0
+        self._measured = -math.inf
+
+    def now(self) -> float:
+        if time.monotonic() - self._measured > self.refresh:
+            before = time.time()
+            store = self.driver.now().timestamp()
+            after = time.time()
+            self._offset = store - (before + after) / 2
+            self._measured = time.monotonic()
+        return time.time() + self._offset
+
+
+# -- rate -----------------------------------------------------------------------------------------
+
+def rate_delay(driver: Driver, clock: StoreClock, scope: str, rate: Rate) -> float | None:
+    """Take a start from the current slot: None when allowed, else seconds until the slot
+    where this job's turn comes (its place in line is the counter's value)."""
+    now = clock.now()
+    slot = math.floor(now / rate.slot)
+    key = f"tq:rate:{scope}:{rate.limit}/{rate.period:g}:{slot % _SLOT_KEYS}"
+    taken = driver.counter_incr(key, 1, 2 * rate.slot)
+    if taken <= rate.quantum:
+        return None
+    ahead = math.ceil((taken - rate.quantum) / rate.quantum)
+    return (slot + ahead) * rate.slot - now + random.uniform(0, rate.slot / 2)
+
+
+class _LimitMiddleware(Middleware):
+    """Shared set-up: the manager, a store clock and the queue limit cache."""
+
+    def __init__(self) -> None:
+        self.manager: QueueManager | None = None
+        self.clock: StoreClock | None = None
+        self.queue_cache = _QueueLimitCache()
+
+    def setup(self, manager: QueueManager, worker_id: str) -> None:
+        self.manager = manager
+        self.clock = StoreClock(manager.driver)
+
+    def limits(self, job: JobRecord, runnable: Runnable,
+               options: dict[str, Any]) -> list[Limit]:
+        assert self.manager is not None, "setup() was not called"
+        return job_limits(self.manager, job, runnable, options,
+                          self.queue_cache.get(self.manager.driver))
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+@register_default
+class ConcurrencyMiddleware(_LimitMiddleware):
+    """Runs a job only while it holds one of its scope's ``concurrency`` slots."""
+
+    base_delay = 0.1
+    max_delay = 5.0
+    _PREFIX = "concurrency limit"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttl = 30.0
+        self._held: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def setup(self, manager: QueueManager, worker_id: str) -> None:
+        super().setup(manager, worker_id)
+        self.ttl = manager.settings.lease_seconds
+
+    def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
+                   options: dict[str, Any]) -> Postpone | None:
+        if not options.get("concurrency") and not self.queue_cache.get(self._driver()):
+            return None
+        try:
+            limits = [lim for lim in self.limits(job, runnable, options) if lim.concurrency]
+            return self._take_all(job, limits)
+        except DriverError as exc:
+            self._release(job.id)
+            return Postpone(1.0, f"{self._PREFIX} check failed: {exc} (wait 1)")
+
+    def _take_all(self, job: JobRecord, limits: list[Limit]) -> Postpone | None:
+        for limit in limits:
+            assert limit.concurrency is not None
+            name = self._take(limit.scope, limit.concurrency, job.id)
+            if name is None:
+                self._release(job.id)
+                count = previous_waits(job, self._PREFIX) + 1
+                delay = backoff(count, self.base_delay, self.max_delay)
+                return Postpone(delay, f"{self._PREFIX} {limit.concurrency} reached for "
+                                       f"{limit.label} (wait {count})")
+            with self._lock:
+                self._held.setdefault(job.id, []).append(name)
+        if job.id in self._held:
+            self._start_renewer()
+        return None
+
+    def _take(self, scope: str, slots: int, owner: str) -> str | None:
+        first = random.randrange(slots)
+        for i in range(slots):
+            name = f"tq:conc:{scope}:{(first + i) % slots}"
+            if self._driver().lock_acquire(name, owner, self.ttl):
+                return name
+        return None
+
+    def after_run(self, job: JobRecord, ctx: JobContext, outcome: Outcome) -> None:
+        self._release(job.id)
+
+    def _release(self, owner: str) -> None:
+        with self._lock:
+            names = self._held.pop(owner, [])
+        for name in names:
+            try:
+                self._driver().lock_release(name, owner)
+            except DriverError as exc:  # it expires with its TTL anyway
+                log.warning("could not free concurrency slot %s: %s", name, exc)
+
+    def _start_renewer(self) -> None:
+        with self._lock:
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                                 name="taskqueue-concurrency-slots")
+                self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            with self._lock:
+                held = [(owner, name) for owner, names in self._held.items() for name in names]
+            for owner, name in held:
+                try:
+                    if not self._driver().lock_acquire(name, owner, self.ttl):
+                        log.warning("concurrency slot %s was lost by job %s", name, owner)
+                except DriverError as exc:
+                    log.warning("could not renew concurrency slot %s: %s", name, exc)
+
+    def teardown(self) -> None:
+        self._stop.set()
+        for owner in list(self._held):
+            self._release(owner)
+
+    def _driver(self) -> Driver:
+        assert self.manager is not None, "setup() was not called"
+        return self.manager.driver
+
+
+# -- rate -----------------------------------------------------------------------------------------
+
+@register_default
+class RateLimitMiddleware(_LimitMiddleware):
+    """Runs a job only when its scope's rate allows another start."""
+
+    def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
+                   options: dict[str, Any]) -> Postpone | None:
+        assert self.manager is not None and self.clock is not None, "setup() was not called"
+        if not options.get("rate") and not self.queue_cache.get(self.manager.driver):
+            return None
+        try:
+            for limit in self.limits(job, runnable, options):
+                if limit.rate is None:
+                    continue
+                delay = rate_delay(self.manager.driver, self.clock, limit.scope, limit.rate)
+                if delay is not None:
+                    count = previous_waits(job, "rate limit") + 1
+                    return Postpone(delay, f"rate limit {limit.rate.text} reached for "
+                                           f"{limit.label} (wait {count})")
+        except DriverError as exc:
+            return Postpone(1.0, f"rate limit check failed: {exc} (wait 1)")
+        return None

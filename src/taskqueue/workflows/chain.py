@@ -1,0 +1,61 @@
+"""Chains (one after another) and groups (side by side, with an optional fan-in callback).
+
+Both reduce to jobs plus dependencies, pushed in one round trip. In a chain each step waits for
+the previous one; a step asks for the previous result with ``pass_result=True``; a failed step
+cancels the rest unless it was marked ``continue_on_failure=True``. A group's ``then`` callback
+depends on every member and receives all their results (``results`` keyword argument).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from taskqueue.jobs.definition import Call, Job
+from taskqueue.jobs.ids import uuid7
+
+if TYPE_CHECKING:
+    from taskqueue.manager import JobHandle, QueueManager
+
+
+def _manager(manager: QueueManager | None) -> QueueManager:
+    from taskqueue.manager import default_manager
+
+    return manager or default_manager()
+
+
+def _as_call(step: Job | Call) -> Call:
+    return step.to_call() if isinstance(step, Job) else step
+
+
+def chain(*steps: Job | Call, manager: QueueManager | None = None,
+          **options: Any) -> list[JobHandle]:
+    """Run ``steps`` one after another; returns their handles in order."""
+    if not steps:
+        raise ValueError("chain() needs at least one step")
+    m = _manager(manager)
+    chain_id, previous, new_jobs = uuid7(), None, []
+    for index, step in enumerate(steps, start=1):
+        call = _as_call(step)
+        deps = list(call.options.get("depends_on") or ()) + ([previous] if previous else [])
+        job = m.prepare(call, depends_on=deps, **options,
+                        workflow={"chain": chain_id, "step": index, "of": len(steps)})
+        new_jobs.append(job)
+        previous = job.id
+    return m.push_prepared(new_jobs)
+
+
+def group(*members: Job | Call, then: Job | Call | None = None,
+          manager: QueueManager | None = None, **options: Any) -> list[JobHandle]:
+    """Run ``members`` concurrently; ``then`` (optional) runs once all of them completed and
+    receives their results. Returns the members' handles, then the callback's."""
+    if not members:
+        raise ValueError("group() needs at least one member")
+    m = _manager(manager)
+    group_id = uuid7()
+    jobs = [m.prepare(_as_call(x), **options, workflow={"group": group_id}) for x in members]
+    if then is not None:
+        callback = _as_call(then)
+        jobs.append(m.prepare(callback, depends_on=[j.id for j in jobs], pass_result=True,
+                              **options, workflow={"group": group_id, "fan_in": True}))
+    return m.push_prepared(jobs)
+

@@ -1,0 +1,78 @@
+"""Tasks for the scheduler and limit tests. Runs append ``job_id start end`` (wall-clock
+seconds) to a ledger file, so tests can measure rates and overlaps from outside the store.
+
+``python -m tests.apps.schedule_tasks --url URL schedule:run ...`` runs the schedule commands
+in a subprocess (a scheduler process for the failover test) without the main CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from taskqueue import current_job, task
+from taskqueue.cli.schedule import COMMANDS
+from taskqueue.scheduling import condition
+
+
+def _record(ledger: str, started: float, tag: str = "") -> None:
+    with open(ledger, "a") as fh:
+        fh.write(f"{current_job().job_id} {started:.6f} {time.time():.6f} {tag}\n")
+
+
+@task(name="sched.tick", queue="sched")
+def tick() -> None:
+    """Enqueued by the failover test's schedule; never needs to run."""
+
+
+@task(name="limits.rated", rate="20/s")
+def rated(ledger: str) -> None:
+    _record(ledger, time.time())
+
+
+@task(name="limits.concurrent", concurrency=2)
+def concurrent(ledger: str, sleep: float) -> None:
+    started = time.time()
+    time.sleep(sleep)
+    _record(ledger, started)
+
+
+@task(name="limits.per_customer", rate="1/m", rate_key="customer_id")
+def per_customer(ledger: str, customer_id: str) -> None:
+    _record(ledger, time.time(), customer_id)
+
+
+@task(name="limits.plain")
+def plain(ledger: str, sleep: float = 0.0) -> None:
+    started = time.time()
+    time.sleep(sleep)
+    _record(ledger, started)
+
+
+@condition("tq_test_flag")
+def flag_present() -> bool:
+    """True once the file named by $TQ_TEST_FLAG exists."""
+    return Path(os.environ.get("TQ_TEST_FLAG", "/nonexistent")).exists()
+
+
+@task(name="limits.conditional", conditions=["tq_test_flag"])
+def conditional(ledger: str) -> None:
+    _record(ledger, time.time())
+
+
+@click.group()
+@click.option("--url", required=True)
+@click.pass_context
+def cli(ctx: click.Context, url: str) -> None:
+    ctx.obj = {"url": url}
+
+
+for command in COMMANDS:
+    cli.add_command(command)
+
+
+if __name__ == "__main__":
+    cli()
