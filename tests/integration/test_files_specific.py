@@ -324,3 +324,121 @@ def test_worker_runs_jobs_end_to_end(url: str, tmp_path: Path) -> None:
     finally:
         set_default_manager(None)
         manager.close()
+
+
+# -- workflow verbs: what they leave on disk -------------------------------------------------
+
+_ADDED_FIELDS = ("idempotency_mode", "idempotency_window", "idempotency_expires_at",
+                 "satisfied_deps")
+
+
+def _as_old_record(path: Path) -> None:
+    """Rewrite a record as a release before idempotency modes wrote it (no added fields)."""
+    rec = orjson.loads(path.read_bytes())
+    for key in _ADDED_FIELDS:
+        del rec[key]
+    path.write_bytes(orjson.dumps(rec))
+
+
+def test_records_from_before_modes_read_as_exists(driver: FileDriver, root: Path) -> None:
+    finished = new(idempotency_key="k-old-finished", idempotency_mode="finished")
+    window = new(idempotency_key="k-old-window", idempotency_mode="window",
+                 idempotency_window=0.0)
+    driver.push([finished, window])
+    for pushed in (finished, window):
+        _as_old_record(job_file(root, pushed.id))
+    assert driver.get(finished.id) is not None and not corrupt_files(root)
+    for job in driver.reserve("w", Q, 10, 30):
+        assert driver.complete(job.token)
+    time.sleep(0.01)
+    assert driver.push([new(idempotency_key="k-old-finished")]) == [finished.id]
+    assert driver.push([new(idempotency_key="k-old-window")]) == [window.id], "no window"
+    rec = orjson.loads(job_file(root, finished.id).read_bytes())
+    assert rec["idempotency_mode"] == "exists" and rec["idempotency_expires_at"] is None
+    assert rec["idempotency_key"] == "k-old-finished"
+
+
+def test_key_marker_left_by_a_crash_is_taken_over(driver: FileDriver) -> None:
+    """A crash after a record let go of its key but before its marker was removed."""
+    first = new(idempotency_key="k-crash", idempotency_mode="started")
+    driver.push([first])
+    driver.reserve("w", Q, 1, 30)
+    marker = driver._jobs.key_path("k-crash")
+    assert not marker.exists()
+    marker.write_text(first.id)
+    fresh = new(idempotency_key="k-crash", idempotency_mode="started")
+    assert driver.push([fresh]) == [fresh.id]
+    assert marker.read_text() == fresh.id
+
+
+def test_expired_window_moves_the_key_to_the_new_job(driver: FileDriver) -> None:
+    first = new(idempotency_key="k-win", idempotency_mode="window", idempotency_window=0.0)
+    driver.push([first])
+    (job,) = driver.reserve("w", Q, 1, 30)
+    assert driver.complete(job.token)
+    fresh = new(idempotency_key="k-win")
+    assert driver.push([fresh]) == [fresh.id]
+    old = driver.get(first.id)
+    assert old is not None and old.idempotency_key is None, "cleared as SQLite clears it"
+    assert driver.delete(first.id)
+    assert driver.push([new(idempotency_key="k-win")]) == [fresh.id], "the new job holds it"
+
+
+def test_released_dependency_is_kept_in_the_record(driver: FileDriver, root: Path) -> None:
+    parent, sibling = new(), new()
+    child = new(dependencies=(parent.id, sibling.id))
+    driver.push([parent, sibling, child])
+    taken = {j.id: j for j in driver.reserve("w", Q, 10, 30)}
+    assert set(taken) == {parent.id, sibling.id}
+    assert driver.fail(taken[parent.id].token, "boom", None)
+    assert driver.dependency_failed(parent.id, cancel=False, reason="run anyway") == []
+    assert driver.dependency_failed(parent.id, cancel=False, reason="again") == []
+    path = job_file(root, child.id)
+    assert orjson.loads(path.read_bytes())["satisfied_deps"] == [parent.id]
+    assert path.parent.name == "waiting", "it still waits for the sibling"
+    assert not (root / "deps" / parent.id).exists(), "the edge is consumed"
+    assert driver.cancel(sibling.id, "stop") and driver.delete(sibling.id)
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id], \
+        "a dependency deleted later still releases it"
+
+
+def test_cancelled_dependents_leave_no_edges(driver: FileDriver, root: Path) -> None:
+    parent = new(idempotency_key="k-parent")
+    child = new(dependencies=(parent.id,), idempotency_key="k-child",
+                idempotency_mode="finished")
+    driver.push([parent, child])
+    (job,) = driver.reserve("w", Q, 10, 30)
+    assert driver.fail(job.token, "boom", None)
+    assert driver.dependency_failed(parent.id, True, "upstream failed") == [child.id]
+    assert job_file(root, child.id).parent.name == "cancelled"
+    assert not (root / "deps" / parent.id).exists()
+    assert driver.dependency_failed(parent.id, True, "twice") == []
+    again = new(idempotency_key="k-child")
+    assert driver.push([again]) == [again.id], "a cancelled 'finished' job frees its key"
+
+
+def test_replace_payload_renames_the_ready_file(driver: FileDriver, root: Path) -> None:
+    parent = new()
+    job, child = new(payload=b"old"), new(dependencies=(parent.id,))
+    driver.push([parent, job, child])
+    before = job_file(root, job.id)
+    assert driver.replace_payload(job.id, b"new", 60)
+    after = job_file(root, job.id)
+    assert after != before and not before.exists() and after.parent.name == "ready"
+    assert driver.replace_payload(child.id, b"child", 0)
+    assert job_file(root, child.id).parent.name == "waiting", "still waits for its parent"
+    rec = driver.get(job.id)
+    assert rec is not None and rec.payload == b"new" and rec.delay_seconds == 60.0
+
+
+def test_reserve_job_finishes_a_lost_wake_up(driver: FileDriver, root: Path) -> None:
+    parent = new()
+    child = new(dependencies=(parent.id,))
+    driver.push([parent, child])
+    for edge in (root / "deps" / parent.id).iterdir():
+        edge.unlink()  # the wake-up is lost, as after a crash
+    (job,) = driver.reserve("w", Q, 10, 30)
+    assert driver.complete(job.token)
+    assert driver.reserve("w", Q, 10, 30) == []
+    taken = driver.reserve_job("w", child.id, 30)
+    assert taken is not None and taken.id == child.id and taken.attempts == 1

@@ -26,7 +26,7 @@ from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
 from taskqueue.drivers.postgres import _queries  # noqa: E402
 from taskqueue.errors import ConfigError, DriverUnavailable  # noqa: E402
 from taskqueue.jobs.ids import uuid7  # noqa: E402
-from taskqueue.jobs.model import NewJob  # noqa: E402
+from taskqueue.jobs.model import JobRecord, NewJob  # noqa: E402
 from taskqueue.jobs.states import State  # noqa: E402
 from tests.backends import PG_ADMIN, postgres_url  # noqa: E402
 
@@ -37,6 +37,13 @@ def new(**kw: object) -> NewJob:
     fields: dict[str, object] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
     fields.update(kw)
     return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def reserve_only(driver: Driver, job_id: str) -> JobRecord:
+    """Reserve what is ready, which must be exactly ``job_id``."""
+    jobs = driver.reserve("w", Q, 10, 30)
+    assert [j.id for j in jobs] == [job_id]
+    return jobs[0]
 
 
 @pytest.fixture
@@ -238,12 +245,6 @@ def test_a_version_1_store_upgrades_in_place(pg_url: str) -> None:
         assert reserve_only(driver, child).id == child
     finally:
         driver.close()
-
-
-def reserve_only(driver: Driver, job_id: str):  # type: ignore[no-untyped-def]
-    jobs = driver.reserve("w", Q, 10, 30)
-    assert [j.id for j in jobs] == [job_id]
-    return jobs[0]
 
 
 def free_port() -> int:

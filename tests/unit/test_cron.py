@@ -70,7 +70,7 @@ def test_every_second_is_every_second() -> None:
 def test_zone_shifts_the_instant() -> None:
     (paris,) = next_fire_times("30 9 * * *", "Europe/Paris", utc(2024, 1, 10), 1)
     (tokyo,) = next_fire_times("30 9 * * *", "Asia/Tokyo", utc(2024, 1, 10), 1)
-    assert paris == utc(2024, 1, 10, 8, 30) and tokyo == utc(2024, 1, 11, 0, 30)
+    assert paris == utc(2024, 1, 10, 8, 30) and tokyo == utc(2024, 1, 10, 0, 30)
 
 
 def test_unknown_zone() -> None:
@@ -130,7 +130,7 @@ def test_intervals_keep_real_spacing_across_transitions(tz: str, after: datetime
 
 
 def test_hourly_job_skips_the_missing_hour_once() -> None:
-    runs = next_fire_times("30 * * * *", "America/New_York", utc(2024, 3, 10, 5, 0), 3)
+    runs = next_fire_times("30 * * * *", "America/New_York", utc(2024, 3, 10, 6, 0), 3)
     assert local(runs, "America/New_York") == ["03-10 01:30:00 EST", "03-10 03:30:00 EDT",
                                                "03-10 04:30:00 EDT"]
 

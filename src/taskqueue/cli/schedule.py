@@ -169,7 +169,8 @@ resume = _named("resume", "Enqueue runs of NAME again (runs missed while paused 
               help="Leader lock TTL: a standby takes over within this after a leader dies.")
 @click.option("--grace", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Runs at most this late are always enqueued; older ones follow --missed.")
-@click.option("--app", "apps", multiple=True, help="Module(s) defining tasks (for every=).")
+@click.option("--app", "apps", multiple=True,
+              help="Module(s) defining the tasks (their default queue and options apply).")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the tick as JSON.")
 @click.pass_context
 def run(ctx: click.Context, once: bool, tick: float, lock_ttl: float, grace: float,

@@ -32,9 +32,9 @@ class JobContext:
     batch_id: str | None = None
     worker_id: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
-    _progress: Callable[[float], None] | None = None
+    _progress: Callable[[float], object] | None = None
     #: Set by the executor while the job runs: raises an exception inside the job.
-    _interrupt: Callable[[BaseException], None] | None = None
+    _interrupt: Callable[[BaseException], object] | None = None
 
     @property
     def is_last_attempt(self) -> bool:

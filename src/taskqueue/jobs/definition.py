@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from taskqueue.errors import ConfigError, UnknownTask
 from taskqueue.jobs.context import JobContext
@@ -134,7 +134,7 @@ class Task(Runnable, Generic[P, R]):
         self.name = name
         self.defaults = defaults
         self.signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type, unused-ignore]
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -201,9 +201,19 @@ class Task(Runnable, Generic[P, R]):
         return self.fn(*body.get("args", ()), **body.get("kwargs", {}))
 
 
+@overload
+def task(fn: Callable[P, R], *, name: str | None = None, **options: Any) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    fn: None = None, *, name: str | None = None, **options: Any
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
 def task(
     fn: Callable[P, R] | None = None, *, name: str | None = None, **options: Any
-) -> Any:
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Register a function as a job: ``@task`` or ``@task(queue="emails", max_attempts=5)``."""
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:

@@ -126,7 +126,7 @@ def latest_fire_times(expr: str, tz: str, after: datetime, until: datetime,
     """
     expr, zinfo = normalize_cron(expr), zone(tz)
     follows_real_time = _hour_field(expr) == "*"
-    start_wall = until.astimezone(zinfo).replace(tzinfo=None)
+    start_wall = until.astimezone(zinfo).replace(tzinfo=None) + timedelta(seconds=1)
     if not _steady(start_wall, zinfo):
         start_wall += _MARGIN
     walls = croniter(expr, start_wall, second_at_beginning=True)

@@ -223,6 +223,8 @@ def _on(tok: _Tokens, spec: _Spec) -> None:
         spec.months += _names(tok, _month, "a month")
         if tok.peek() is not None and _ordinal(tok.peek() or "") is not None:
             _monthdays(tok, spec)
+    elif word is not None and word[:1].isdigit():
+        raise tok.error("expected a day of the month such as 1st, 15th or last")
     else:
         _days(tok, spec)
 

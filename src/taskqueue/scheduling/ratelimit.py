@@ -11,10 +11,10 @@ Without ``rate_key`` a limit is per task. A queue can be limited as a whole, wha
 with :func:`set_queue_limit` (kept in the store's registry; workers re-read it every 5 s).
 
 **Rate** is enforced as an evenly spread window, with one store counter (``counter_incr``) per
-slot: the period is cut into slots of ``q = max(1, limit // 10)`` starts each (20/s: 2 starts
-per 0.1 s; 100/m: 10 per 6 s). Over a long run exactly ``limit`` start per period; in any
-period at most ``limit + q`` (10 % over, at most one start for small limits). Bursts are thus
-spread out rather than let through at once. Slot numbers come from the store's clock, so
+slot: the period is cut into slots of ``q = max(1, limit // 20)`` starts each (20/s: 1 start
+per 50 ms; 100/m: 5 per 3 s; 1000/h: 50 per 3 min). Over a long run exactly ``limit`` starts
+per period; in any window of one period at most ``limit + q`` (5 % over, or one start for
+limits under 20). Bursts are spread out rather than let through at once. Slot numbers come from the store's clock, so
 workers on skewed machines agree. The counter value is also a ticket: the n-th job over the
 limit in a slot is postponed to the slot where its turn comes, so a backlog drains in order
 instead of stampeding every slot.
@@ -76,7 +76,7 @@ class Rate:
     @property
     def quantum(self) -> int:
         """Starts allowed per slot."""
-        return max(1, self.limit // 10)
+        return max(1, self.limit // 20)
 
     @property
     def slot(self) -> float:

@@ -39,12 +39,7 @@ from taskqueue.jobs.ids import uuid7
 from taskqueue.manager import QueueManager
 from taskqueue.scheduling.conditions import Probe, first_unmet
 from taskqueue.scheduling.cron import fire_times_between, latest_fire_times, next_fire_times
-from taskqueue.scheduling.schedules import (
-    MAX_CATCH_UP,
-    Schedule,
-    ScheduleStore,
-    parse_schedule_text,
-)
+from taskqueue.scheduling.schedules import MAX_CATCH_UP, Schedule, ScheduleStore
 
 log = logging.getLogger("taskqueue.scheduler")
 
@@ -94,7 +89,7 @@ class Scheduler:
     """Leader-elected: ``run_once()`` is one deterministic tick, ``run(stop)`` loops."""
 
     def __init__(self, manager: QueueManager, *, lock_ttl: float = 10.0, tick: float = 1.0,
-                 grace: float = 60.0, owner: str | None = None, sync_tasks: bool = True) -> None:
+                 grace: float = 60.0, owner: str | None = None) -> None:
         if tick >= lock_ttl / 2:
             raise TaskQueueError(f"the tick ({tick}s) must be under half the lock TTL "
                                  f"({lock_ttl}s) so the leader renews in time")
@@ -104,7 +99,6 @@ class Scheduler:
         self.lock_ttl = lock_ttl
         self.tick = tick
         self.grace = grace
-        self.sync_tasks = sync_tasks
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-6:]}"
         self.leader = False
         self.leader_since: datetime | None = None
@@ -131,8 +125,6 @@ class Scheduler:
         if leader and not self.leader:
             log.info("scheduler %s is now the leader", self.owner)
             self.leader_since = now
-            if self.sync_tasks:
-                sync_task_schedules(self.store)
         elif self.leader and not leader:
             log.warning("scheduler %s lost the leader lock; standing by", self.owner)
             self.leader_since = None
@@ -148,7 +140,7 @@ class Scheduler:
                 self.store.record_fire(schedule.name, skipped[-1])
             return []
         fired = self._check(schedule, runs) or [self._enqueue(schedule, fire) for fire in runs]
-        self.store.record_fire(schedule.name, max(runs[-1], *skipped[-1:]))
+        self.store.record_fire(schedule.name, max([runs[-1], *skipped]))
         return fired
 
     def _check(self, schedule: Schedule, runs: list[datetime]) -> list[Fired]:
@@ -170,7 +162,7 @@ class Scheduler:
                                    idempotency_key=schedule.idempotency_key(fire))
         log.debug("schedule %s: enqueued the run at %s as %s", schedule.name,
                   fire.isoformat(), job_id)
-        return Fired(schedule.name, fire, job_id=job_id)
+        return Fired(schedule.name, fire, job_id=str(job_id))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -219,7 +211,8 @@ class Scheduler:
 
 def schedule_call(schedule: Schedule) -> Call:
     """The enqueue request for one run: the task's own defaults (when this process imported
-    it), the schedule's options over them, and a ``schedule:<name>`` tag."""
+    it; ``every``, the workflow option that re-enqueues a job after each run, excluded), the
+    schedule's options over them, and a ``schedule:<name>`` tag."""
     runnable = REGISTRY.get(schedule.task)
     defaults = {k: v for k, v in (runnable.defaults if runnable else {}).items() if k != "every"}
     options = {**defaults, **schedule.options}
@@ -230,21 +223,6 @@ def schedule_call(schedule: Schedule) -> Call:
     if schedule.kwargs:
         body["kwargs"] = dict(schedule.kwargs)
     return Call(schedule.task, body, options)
-
-
-def sync_task_schedules(store: ScheduleStore) -> list[str]:
-    """Store (or update) a schedule named after each registered task with an ``every=``
-    option, e.g. ``@task(every="every day at 9:00 in Europe/Paris")``; return their names."""
-    names = []
-    for runnable in list(REGISTRY.values()):
-        every = runnable.defaults.get("every")
-        if not every:
-            continue
-        cron, tz = parse_schedule_text(str(every))
-        store.add(Schedule.create(runnable.name, runnable.name, cron=cron, timezone=tz),
-                  replace_existing=True)
-        names.append(runnable.name)
-    return names
 
 
 def start_scheduler_thread(manager: QueueManager, stop_event: threading.Event, *,

@@ -1,0 +1,146 @@
+"""Bulk actions: on a selection of ids (done within the request) or on every job matching a
+filter (a background operation that pages through the matches, so a million jobs never sit in
+memory, and reports its progress at ``/api/operations/{id}``).
+
+Only jobs in a state the action applies to (see :mod:`actions`) are looked at: the filter's
+states are intersected with them, so "retry everything matching" skips what cannot be retried
+without reading it. Keyset paging on the id makes the walk safe while states change under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from taskqueue.dashboard.actions import Apply, allowed_from
+from taskqueue.dashboard.query import Decode, JobQuery, find_page
+from taskqueue.drivers.base import JobFilter
+from taskqueue.errors import TaskQueueError
+from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
+
+log = logging.getLogger("taskqueue.dashboard")
+PAGE = 500
+
+
+@dataclass
+class Outcome:
+    changed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changed": self.changed, "skipped": self.skipped, "errors": self.errors[:20]}
+
+
+def apply_each(records: Sequence[JobRecord], action: str, apply: Apply,
+               outcome: Outcome) -> None:
+    states = allowed_from(action)
+    for record in records:
+        if record.state not in states:
+            outcome.skipped += 1
+            continue
+        try:
+            if apply(record.id):
+                outcome.changed += 1
+            else:
+                outcome.skipped += 1  # it moved on meanwhile
+        except TaskQueueError as exc:
+            outcome.skipped += 1
+            outcome.errors.append(f"{record.id}: {exc}")
+
+
+def run_selection(get: Callable[[str], JobRecord | None], ids: Sequence[str], action: str,
+                  apply: Apply) -> Outcome:
+    outcome = Outcome()
+    records = []
+    for job_id in ids:
+        record = get(job_id)
+        if record is None:
+            outcome.skipped += 1
+        else:
+            records.append(record)
+    apply_each(records, action, apply, outcome)
+    return outcome
+
+
+def target_states(query: JobQuery, action: str) -> tuple[State, ...]:
+    allowed = allowed_from(action)
+    return tuple(s for s in (query.states or allowed) if s in allowed)
+
+
+@dataclass
+class Operation:
+    id: str
+    action: str
+    description: str
+    actor: str
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    scanned: int = 0
+    outcome: Outcome = field(default_factory=Outcome)
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "action": self.action, "description": self.description,
+                "actor": self.actor, "started": self.started, "finished": self.finished,
+                "done": self.finished is not None, "scanned": self.scanned,
+                **self.outcome.to_dict(), "error": self.error}
+
+
+class Operations:
+    """Background bulk operations of one dashboard process (kept an hour after they end)."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, Operation] = {}
+        self._lock = threading.Lock()
+
+    def start(self, search: Callable[[JobFilter], list[JobRecord]], query: JobQuery,
+              action: str, apply: Apply, actor: str, on_done: Callable[[Operation], None],
+              decode: Decode | None = None) -> Operation:
+        op = Operation(uuid.uuid4().hex, action, query.describe(), actor)
+        with self._lock:
+            self._forget_old()
+            self._ops[op.id] = op
+        thread = threading.Thread(target=self._run, args=(op, search, query, apply, on_done, decode),
+                                  name=f"taskqueue-bulk-{op.id[:8]}", daemon=True)
+        thread.start()
+        return op
+
+    def get(self, op_id: str) -> Operation | None:
+        with self._lock:
+            return self._ops.get(op_id)
+
+    def _run(self, op: Operation, search: Callable[[JobFilter], list[JobRecord]],
+             query: JobQuery, apply: Apply, on_done: Callable[[Operation], None],
+             decode: Decode | None) -> None:
+        states = target_states(query, op.action)
+        cursor = query.cursor
+        try:
+            while states and not op.cancel.is_set():
+                page = find_page(search, replace(query, cursor=cursor, limit=PAGE),
+                                 decode=decode, states=states)
+                op.scanned += page.scanned
+                apply_each(page.jobs, op.action, apply, op.outcome)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        except Exception as exc:  # noqa: BLE001 - reported to the user and the audit log
+            log.exception("bulk %s failed", op.action)
+            op.error = str(exc)
+        finally:
+            op.finished = time.time()
+            on_done(op)
+
+    def _forget_old(self) -> None:
+        old = [k for k, op in self._ops.items()
+               if op.finished is not None and time.time() - op.finished > 3600]
+        for key in old:
+            del self._ops[key]
+

@@ -1,0 +1,140 @@
+"""One job in full (every field, allowed actions, payload and result for those allowed to see
+them, the error with its traceback, a timeline) and the graph of the workflow around it.
+
+Graph: upstream is followed through each job's ``dependencies`` (ids); downstream is found by
+one ascending scan of the jobs created after the earliest node (a job is always created after
+the jobs it depends on), keeping those that depend on a node already in the graph. A batch is
+its jobs plus what they depend on. Both walks are bounded (``MAX_NODES``, ``MAX_SCAN``) and say
+when they were cut short.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from taskqueue.dashboard.actions import allowed_actions
+from taskqueue.dashboard.query import time_id
+from taskqueue.drivers.base import JobFilter
+from taskqueue.jobs.model import JobRecord
+from taskqueue.manager import WORKFLOW, QueueManager
+
+MAX_NODES = 200
+MAX_SCAN = 2000
+
+
+def job_detail(manager: QueueManager, record: JobRecord, *, payloads: bool,
+               audit: list[dict[str, Any]]) -> dict[str, Any]:
+    data = record.to_dict()
+    data.pop("result", None)
+    out: dict[str, Any] = {"job": data, "actions": allowed_actions(record.state),
+                           "payload_visible": payloads, "timeline": timeline(record, audit)}
+    body: Any = None
+    if payloads:
+        body, out["payload_error"] = _decoded(manager, record)
+        out["payload"] = body
+        if record.result is not None:
+            try:
+                out["result"] = manager.decode_result(record)
+            except Exception as exc:  # noqa: BLE001 - shown, not raised
+                out["result_error"] = f"cannot decode the result: {exc}"
+    else:
+        out["payload_error"] = "hidden: your account may not read job arguments"
+    out["workflow"] = (body or {}).get(WORKFLOW) if isinstance(body, dict) else None
+    return out
+
+
+def _decoded(manager: QueueManager, record: JobRecord) -> tuple[Any, str | None]:
+    try:
+        return manager.decode(record), None
+    except Exception as exc:  # noqa: BLE001 - an undecodable payload is information too
+        return None, f"cannot decode the payload: {exc}"
+
+
+def timeline(record: JobRecord, audit: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What is known of the job's life, oldest first (per-attempt errors are not stored:
+    the latest one is the job's ``exception``)."""
+    events: list[dict[str, Any]] = [{"at": record.created_at.timestamp(), "what": "created"}]
+    if record.available_at > record.created_at:
+        events.append({"at": record.available_at.timestamp(), "what": "due"})
+    if record.started_at:
+        events.append({"at": record.started_at.timestamp(),
+                       "what": f"attempt {record.attempts} of {record.max_attempts} started"})
+    if record.failed_at:
+        events.append({"at": record.failed_at.timestamp(), "what": f"{record.state.value}",
+                       "detail": (record.exception or "").strip().splitlines()[-1:] or None})
+    if record.completed_at:
+        events.append({"at": record.completed_at.timestamp(), "what": record.state.value})
+    for entry in audit:
+        events.append({"at": float(entry["at"]), "what": f"{entry['action']} by {entry['actor']}",
+                       "detail": entry.get("outcome")})
+    return sorted(events, key=lambda e: e["at"])
+
+
+def _node(record: JobRecord) -> dict[str, Any]:
+    return {"id": record.id, "name": record.name, "state": record.state.value,
+            "queue": record.queue_name, "attempts": record.attempts,
+            "progress": record.progress}
+
+
+def graph_for_job(manager: QueueManager, record: JobRecord) -> dict[str, Any]:
+    nodes = {record.id: record}
+    truncated = _upstream(manager, nodes)
+    truncated |= _downstream(manager, nodes)
+    return _graph(nodes, truncated, focus=record.id)
+
+
+def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
+    members = manager.search(JobFilter(batch_id=batch_id, limit=MAX_NODES + 1,
+                                       newest_first=False))
+    truncated = len(members) > MAX_NODES
+    nodes = {r.id: r for r in members[:MAX_NODES]}
+    truncated |= _upstream(manager, nodes)
+    out = _graph(nodes, truncated, focus=None)
+    try:
+        out["batch"] = manager.batch_status(batch_id).to_dict()
+    except Exception:  # noqa: BLE001 - jobs sharing a batch id without its metadata
+        out["batch"] = None
+    return out
+
+
+def _upstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
+    todo = deque(d for r in list(nodes.values()) for d in r.dependencies)
+    while todo:
+        job_id = todo.popleft()
+        if job_id in nodes:
+            continue
+        if len(nodes) >= MAX_NODES:
+            return True
+        found = manager.get(job_id)
+        if found is not None:
+            nodes[job_id] = found
+            todo.extend(found.dependencies)
+    return False
+
+
+def _downstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
+    after = min(nodes)
+    scanned = 0
+    while scanned < MAX_SCAN:
+        page = manager.search(JobFilter(after_id=after, limit=500, newest_first=False))
+        for record in page:
+            scanned += 1
+            if record.id not in nodes and set(record.dependencies) & nodes.keys():
+                if len(nodes) >= MAX_NODES:
+                    return True
+                nodes[record.id] = record
+        if len(page) < 500:
+            return False
+        after = page[-1].id
+    return True
+
+
+def _graph(nodes: dict[str, JobRecord], truncated: bool, focus: str | None) -> dict[str, Any]:
+    edges = [[dep, r.id] for r in nodes.values() for dep in r.dependencies if dep in nodes]
+    missing = sorted({d for r in nodes.values() for d in r.dependencies} - nodes.keys())
+    return {"nodes": [_node(nodes[k]) for k in sorted(nodes)], "edges": edges,
+            "missing": missing, "truncated": truncated, "focus": focus}
+
+
+__all__ = ["graph_for_batch", "graph_for_job", "job_detail", "time_id", "timeline"]

@@ -1,0 +1,64 @@
+"""What the dashboard is told at start: who may log in, and a few limits.
+
+Built by ``taskqueue dashboard`` (from flags, environment and a users file) or by hand when the
+app is embedded; frozen, like :class:`taskqueue.config.Settings`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADMIN = "admin"
+READ_ONLY = "read-only"
+ROLES = (ADMIN, READ_ONLY)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who logs in with a password (stored only as a KDF hash)."""
+
+    name: str
+    password_hash: str
+    role: str = READ_ONLY
+    #: May this user read decoded job arguments and results (and filter on them)?
+    payloads: bool = False
+
+    @property
+    def can_act(self) -> bool:
+        return self.role == ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """Authentication and limits. No users and no token means "local mode": everyone who can
+    reach the port is an admin, which the CLI allows on a loopback address only."""
+
+    users: Mapping[str, User] = field(default_factory=dict)
+    #: A bearer token granting admin rights (``Authorization: Bearer ...`` or the login form).
+    token: str | None = None
+    #: A bearer token granting read-only rights.
+    read_only_token: str | None = None
+    #: Signs the session cookie; random when not given (sessions end when the process stops).
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session_max_age: int = 8 * 3600
+    #: Send the session cookie only over HTTPS (set it behind a TLS proxy).
+    https_only: bool = False
+    #: Most payloads decoded for one ``args.NAME:VALUE`` search request (see docs/dashboard.md).
+    max_decode: int = 2000
+    page_size: int = 50
+    #: Selected ids acted on in the request itself; a filter runs as a background operation.
+    max_selection: int = 1000
+    #: Seconds between two live updates sent to an open overview.
+    live_interval: float = 2.0
+    #: Where alert rules are read from (``alerts.toml``); None: looked up in the working dir.
+    alerts_config: Path | None = None
+    #: Audit entries are kept this long in the store (seconds).
+    audit_ttl: float = 365 * 24 * 3600.0
+    title: str = "taskqueue"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.users or self.token or self.read_only_token)

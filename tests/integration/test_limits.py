@@ -1,0 +1,278 @@
+"""Rate limits, concurrency limits and conditions, with several workers on every backend.
+
+Workers run in threads, each with its own manager (its own connections), as separate machines
+would; the limits live in the store, so that is all they share. Jobs write ``id start end`` to
+a ledger file, from which the tests measure the observed rate and overlap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import taskqueue.scheduling  # noqa: F401  (installs the limit and condition middleware)
+from taskqueue import QueueManager, State, Worker, WorkerOptions
+from taskqueue.drivers import JobFilter
+from taskqueue.errors import ConfigError
+from taskqueue.scheduling import (
+    ConcurrencyMiddleware,
+    ConditionMiddleware,
+    Probe,
+    parse_condition,
+    parse_rate,
+    set_queue_limit,
+    time_window,
+)
+from tests.apps import schedule_tasks as t
+
+
+def ledger_rows(path: Path) -> list[tuple[str, float, float, str]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        job_id, start, end, *tag = line.split()
+        rows.append((job_id, float(start), float(end), tag[0] if tag else ""))
+    return rows
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval)
+
+
+@contextmanager
+def workers(url: str, count: int, **options: object) -> Iterator[list[Worker]]:
+    """``count`` workers in threads, each with its own manager; stopped on exit."""
+    managers = [QueueManager.from_url(url) for _ in range(count)]
+    running = [Worker(m, WorkerOptions(poll_interval=0.02, prefetch=5, **options))  # type: ignore[arg-type]
+               for m in managers]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in running]
+    for thread in threads:
+        thread.start()
+    try:
+        yield running
+    finally:
+        for worker in running:
+            worker.request_stop("test over")
+        for thread in threads:
+            thread.join(timeout=30)
+        for m in managers:
+            m.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[QueueManager]:
+    m = QueueManager.from_url(store_url)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def states(manager: QueueManager, ids: list[str]) -> list[State]:
+    return [manager.require(i).state for i in ids]
+
+
+def all_completed(manager: QueueManager, ids: list[str]) -> bool:
+    return manager.driver.count(JobFilter(ids=tuple(ids), states=(State.COMPLETED,))) == len(ids)
+
+
+# -- rate -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "limit", "period", "quantum", "slot"), [
+    ("100/m", 100, 60, 5, 3.0),
+    ("10/s", 10, 1, 1, 0.1),
+    ("20/s", 20, 1, 1, 0.05),
+    ("1000/h", 1000, 3600, 50, 180.0),
+    ("5/10s", 5, 10, 1, 2.0),
+    ("100/minute", 100, 60, 5, 3.0),
+    ("1/d", 1, 86400, 1, 86400.0),
+])
+def test_parse_rate(text: str, limit: int, period: float, quantum: int, slot: float) -> None:
+    rate = parse_rate(text)
+    assert (rate.limit, rate.period, rate.quantum, rate.slot) == (limit, period, quantum, slot)
+
+
+@pytest.mark.parametrize("text", ["100", "0/s", "10/fortnight", "ten/s", "5/0s"])
+def test_bad_rate(text: str) -> None:
+    with pytest.raises(ConfigError, match="rate"):
+        parse_rate(text)
+
+
+def test_rate_limit_holds_within_ten_percent_across_three_workers(
+        store: QueueManager, store_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    ids = store.push_many([t.rated.call([str(ledger)], {}) for _ in range(60)])
+    started = time.monotonic()
+    with workers(store_url, 3) as running:
+        wait_for(lambda: all_completed(store, ids), timeout=30)
+    elapsed = time.monotonic() - started
+    starts = sorted(row[1] for row in ledger_rows(ledger))
+    assert len(starts) == 60, "each job ran once"
+    average = (len(starts) - 1) / (starts[-1] - starts[0])
+    busiest = max(sum(1 for s in starts if a <= s < a + 1.0) for a in starts)
+    postponed = sum(w.summary.postponed for w in running)
+    print(f"\n[{store.driver.name}] 60 jobs, limit 20/s: average {average:.1f}/s, busiest 1-s "
+          f"window {busiest} starts, {postponed} postponements, {elapsed:.1f}s in all")
+    assert average <= 22.0, f"average {average:.1f}/s is more than 10% over 20/s"
+    assert busiest <= 22, f"{busiest} starts in one second (limit 20/s + 10%)"
+    assert average >= 14.0, f"average {average:.1f}/s: the limiter wastes most of its budget"
+    assert postponed > 0
+    assert all(store.require(i).attempts == 1 for i in ids), "postponing used no attempt"
+
+
+def test_rate_key_limits_each_customer_separately(store: QueueManager, store_url: str,
+                                                  tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    a1, b1, a2 = (t.per_customer.push([str(ledger), c], manager=store) for c in "ABA")
+    with workers(store_url, 2):
+        wait_for(lambda: all_completed(store, [a1, b1]))
+        wait_for(lambda: (store.require(a2).exception or "").startswith("rate limit"))
+    held = store.require(a2)
+    assert held.state == State.PENDING and held.attempts == 0
+    assert held.exception is not None
+    assert held.exception.startswith("rate limit 1/m reached for task limits.per_customer "
+                                     "(customer_id=A)")
+    assert sorted(row[3] for row in ledger_rows(ledger)) == ["A", "B"]
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+def max_overlap(rows: list[tuple[str, float, float, str]]) -> int:
+    """The most runs in progress at one instant (an end before a start at the same time)."""
+    events = sorted([(s, 1) for _, s, _, _ in rows] + [(e, -1) for _, _, e, _ in rows])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorter waits for jobs held back by a slot or a condition, to keep tests short."""
+    monkeypatch.setattr(ConcurrencyMiddleware, "max_delay", 0.3)
+    monkeypatch.setattr(ConditionMiddleware, "base_delay", 0.1)
+    monkeypatch.setattr(ConditionMiddleware, "max_delay", 0.4)
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_concurrency_limit_is_never_exceeded(store: QueueManager, store_url: str,
+                                             tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    ids = store.push_many([t.concurrent.call([str(ledger), 0.25], {}) for _ in range(12)])
+    with workers(store_url, 4, concurrency=2) as running:   # 8 job threads in all
+        wait_for(lambda: all_completed(store, ids), timeout=30)
+    rows = ledger_rows(ledger)
+    peak = max_overlap(rows)
+    print(f"\n[{store.driver.name}] concurrency=2 over 4 workers x 2 threads: observed maximum "
+          f"{peak} at once; {sum(w.summary.postponed for w in running)} postponements")
+    assert len(rows) == 12
+    assert peak == 2, f"observed {peak} jobs at once with concurrency=2"
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_queue_concurrency_limit_binds_every_task(store: QueueManager, store_url: str,
+                                                  tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    set_queue_limit(store.driver, "serial", concurrency=1)
+    ids = store.push_many([t.plain.call([str(ledger), 0.1], {}, queue="serial")
+                           for _ in range(6)])
+    with workers(store_url, 3, queues=["serial"]):
+        wait_for(lambda: all_completed(store, ids), timeout=30)
+    assert max_overlap(ledger_rows(ledger)) == 1
+    set_queue_limit(store.driver, "serial")  # removes it
+    assert taskqueue.scheduling.queue_limits(store.driver) == {}
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_a_crashed_workers_slot_frees_itself(store: QueueManager, store_url: str,
+                                             tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    for slot in range(2):  # a "dead worker" holds both slots, for one second
+        assert store.driver.lock_acquire(f"tq:conc:task:limits.concurrent:{slot}", "dead", 1.0)
+    job = t.concurrent.push([str(ledger), 0.0], manager=store)
+    with workers(store_url, 1):
+        wait_for(lambda: (store.require(job).exception or "").startswith("concurrency limit"))
+        assert store.require(job).exception == \
+            "concurrency limit 2 reached for task limits.concurrent (wait 1)"
+        wait_for(lambda: all_completed(store, [job]), timeout=10)
+    assert store.require(job).attempts == 1
+
+
+# -- conditions -----------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("quick_retries")
+def test_condition_postpones_then_runs(store: QueueManager, store_url: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, flag = tmp_path / "ledger", tmp_path / "flag"
+    monkeypatch.setenv("TQ_TEST_FLAG", str(flag))
+    job = t.conditional.push([str(ledger)], manager=store)
+    with workers(store_url, 1):
+        wait_for(lambda: "(check 2," in (store.require(job).exception or ""))
+        held = store.require(job)
+        assert held.state == State.PENDING and held.attempts == 0
+        assert held.exception is not None and held.exception.startswith(
+            "waiting for condition 'tq_test_flag': predicate returned false (check 2, next in ")
+        assert ledger_rows(ledger) == []
+        flag.touch()
+        wait_for(lambda: all_completed(store, [job]), timeout=10)
+    assert store.require(job).attempts == 1 and len(ledger_rows(ledger)) == 1
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_builtin_conditions_on_a_pushed_job(store: QueueManager, store_url: str,
+                                            tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    runs = t.plain.push([str(ledger)], manager=store,
+                        conditions=["cpu < 101", "memory > 1%", "queue:elsewhere < 5"])
+    waits = t.plain.push([str(ledger)], manager=store, conditions=["queue:elsewhere > 5"])
+    with workers(store_url, 1):
+        wait_for(lambda: all_completed(store, [runs]))
+        wait_for(lambda: (store.require(waits).exception or "").startswith("waiting"))
+    assert store.require(waits).exception.startswith(  # type: ignore[union-attr]
+        "waiting for condition 'queue:elsewhere > 5': queue elsewhere has 0 waiting (check 1")
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("cpu < 80", "CpuBelow"), ("CPU<80%", "CpuBelow"), ("memory > 512MB", "MemoryAbove"),
+    ("memory > 2GiB", "MemoryAbove"), ("memory > 20%", "MemoryAbove"),
+    ("queue:emails < 100", "QueueDepth"), ("queue:emails > 0", "QueueDepth"),
+    ("time 09:00-17:00 Europe/Paris", "TimeWindow"), ("time mon-fri 22:00-06:00", "TimeWindow"),
+    ("business_hours", "Predicate"),
+])
+def test_parse_condition(text: str, kind: str) -> None:
+    assert type(parse_condition(text)).__name__ == kind
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("cpu > 80", "cannot parse condition"),
+    ("memory > lots", "cannot parse condition"),
+    ("time 9-17", "time 09:00-17:00"),
+    ("time 09:00-17:00 Mars/Base", "unknown time zone"),
+    ("time someday 09:00-17:00", "cannot read the days"),
+    ("no spaces allowed", "not a built-in form"),
+])
+def test_bad_conditions(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_condition(text)
+
+
+def test_time_window_knows_when_it_opens() -> None:
+    probe = Probe(None)
+    always = parse_condition(time_window("00:00", "24:00", tz="Asia/Tokyo"))
+    assert always.check(probe).ok
+    now = time.gmtime()
+    start = f"{(now.tm_hour + 2) % 24:02d}:00"
+    later = parse_condition(time_window(start, f"{(now.tm_hour + 3) % 24:02d}:00"))
+    verdict = later.check(probe)
+    assert not verdict.ok and verdict.wait is not None and 3600 < verdict.wait <= 7200
+    assert "outside the window, opens" in verdict.detail
