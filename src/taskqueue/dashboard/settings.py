@@ -9,7 +9,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskqueue.observability.alerts import AlertConfig
 
 ADMIN = "admin"
 READ_ONLY = "read-only"
@@ -53,8 +56,11 @@ class DashboardSettings:
     max_selection: int = 1000
     #: Seconds between two live updates sent to an open overview.
     live_interval: float = 2.0
-    #: Where alert rules are read from (``alerts.toml``); None: looked up in the working dir.
-    alerts_config: Path | None = None
+    #: Alert rules and channels to show (read from ``alerts.toml`` by the CLI at start).
+    alerts: AlertConfig | None = None
+    #: Where they were read from, and why they could not be, for the Alerts page.
+    alerts_source: str | None = None
+    alerts_error: str | None = None
     #: Audit entries are kept this long in the store (seconds).
     audit_ttl: float = 365 * 24 * 3600.0
     title: str = "taskqueue"

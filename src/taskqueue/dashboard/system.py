@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -25,7 +24,7 @@ import psutil
 from taskqueue.errors import TaskQueueError
 from taskqueue.manager import QueueManager
 from taskqueue.observability import health
-from taskqueue.observability.alerts import RULES, AlertConfig, AlertService, find_config, load_config
+from taskqueue.observability.alerts import RULES, AlertConfig, AlertService
 from taskqueue.scheduling.cron import describe_zone_offset
 from taskqueue.scheduling.ratelimit import parse_rate, queue_limits, set_queue_limit
 from taskqueue.scheduling.scheduler import schedule_call
@@ -128,22 +127,15 @@ def schedule_action(manager: QueueManager, name: str, action: str) -> dict[str, 
 
 # -- alerts -------------------------------------------------------------------------------------
 
-def alerts(manager: QueueManager, config_path: Path | None) -> dict[str, Any]:
-    """Rules and channels (from the alerts file), alerts firing now, and the history."""
-    path = find_config(config_path)
-    config: AlertConfig | None = None
-    error = None
-    if path is not None:
-        try:
-            config = load_config(path, os.environ)
-        except TaskQueueError as exc:
-            error = str(exc)
+def alerts(manager: QueueManager, config: AlertConfig | None, source: str | None,
+           error: str | None) -> dict[str, Any]:
+    """Rules and channels (read from the alerts file at start), alerts firing now, history."""
     service = AlertService(manager.driver, config or AlertConfig([]))
     rules = [_rule(r) for r in (config.rules if config else [])]
     channels = [{"name": n, "type": type(c).__name__} for n, c in
                 (config.channels if config else {}).items()]
     history = service.history()
-    return {"config": str(path) if path else None, "config_error": error, "rules": rules,
+    return {"config": source, "config_error": error, "rules": rules,
             "channels": channels, "kinds": sorted(RULES), "active": service.active(),
             "history": list(reversed(history))[:200],
             "timing": ({"interval": config.interval, "cooldown": config.cooldown,
