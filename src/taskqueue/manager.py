@@ -23,6 +23,7 @@ from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
 from taskqueue.observability.stats import add_history
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
+from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
 from taskqueue.workflows.dependencies import check_graph, settle_dependents
@@ -141,7 +142,7 @@ class QueueManager:
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
         check_options(opts, f"job {call.name}")
         job_id = uuid7()
-        queue = str(opts.get("queue") or "default")
+        queue = routing_queue(str(opts.get("queue") or "default"), opts.get("requires") or ())
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True

@@ -299,7 +299,8 @@ def test_concurrent_run_anyway_releases_an_edge_once(pg_url: str, pg: Driver) ->
             pg.push([parent, sibling, child])
             jobs = {j.id: j for j in pg.reserve("w", Q, 2, 30)}
             assert pg.fail(jobs[parent.id].token, "boom", None)
-            barrier, released = threading.Barrier(len(others)), []
+            barrier = threading.Barrier(len(others))
+            released: list[list[str]] = []
 
             def settle(driver: Driver, barrier: threading.Barrier = barrier,
                        released: list[list[str]] = released, parent_id: str = parent.id

@@ -208,7 +208,7 @@ def test_store_rejects_bad_schedules(sqlite_manager: QueueManager) -> None:
     store.add(Schedule.create("x", "t", every="weekday at 9am in Europe/Paris"))
     stored = store.require("x")
     assert (stored.cron, stored.timezone, stored.text) == (
-        "0 9 * * 1-5", "Europe/Paris", "every weekday at 9am in Europe/Paris")
+        "0 9 * * 1-5", "Europe/Paris", "weekday at 9am in Europe/Paris")
     with pytest.raises(ScheduleError, match="already exists"):
         store.add(Schedule.create("x", "t", cron="@hourly"))
     store.pause("x")

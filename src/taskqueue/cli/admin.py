@@ -74,6 +74,25 @@ def workers(ctx: click.Context, as_json: bool) -> None:
             ",".join(e["current_jobs"])] for e in entries])
 
 
+@click.command("nodes")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def nodes(ctx: click.Context, as_json: bool) -> None:
+    """Live nodes (supervisors) sharing this store."""
+    from taskqueue.cluster.nodes import list_nodes
+
+    manager = open_manager(ctx)
+    entries = list_nodes(manager.driver)
+    manager.close()
+    if as_json:
+        emit_json(entries)
+        return
+    table(f"{len(entries)} nodes", ["id", "version", "queues", "tags", "workers", "load",
+                                    "seen"],
+          [[e["id"], e["version"], ",".join(e["queues"]), ",".join(e["tags"]), e["workers"],
+            e["load"], f"{time.time() - e['last_seen']:.0f}s ago"] for e in entries])
+
+
 @click.command("queue:pause")
 @click.argument("queues", nargs=-1, required=True)
 @click.pass_context
@@ -124,6 +143,6 @@ def key_generate() -> None:
     click.echo(generate_key())
 
 
-COMMANDS = [stats, workers, queue_pause, queue_resume, migrate, prune, key_generate]
+COMMANDS = [stats, workers, nodes, queue_pause, queue_resume, migrate, prune, key_generate]
 
 __all__ = ["COMMANDS", "open_driver"]

@@ -13,6 +13,8 @@ from taskqueue.cli.output import console, csv_list, emit_json, import_apps, open
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
+from taskqueue.cluster.autoscale import Autoscaler
+from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.supervisor import Supervisor
 
 
@@ -40,6 +42,10 @@ from taskqueue.worker.supervisor import Supervisor
                    "handed back.")
 @click.option("--kill-after", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Hard timeout: kill a worker whose job runs this long past its timeout.")
+@click.option("--tags", default="", help="Capability tags of these workers (jobs may require "
+              "them), e.g. gpu,eu.")
+@click.option("--strict", is_flag=True, help="Serve the queues strictly in the given order.")
+@click.option("--autoscale", metavar="MIN,MAX", help="Grow and shrink the pool with the backlog.")
 @click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -48,8 +54,9 @@ from taskqueue.worker.supervisor import Supervisor
 @click.pass_context
 def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
-         poll: float, concurrency: int, grace: float, kill_after: float, stop_when_empty: bool,
-         apps: tuple[str, ...], as_json: bool, metrics_port: int | None) -> None:
+         poll: float, concurrency: int, grace: float, kill_after: float, tags: str,
+         strict: bool, autoscale: str | None, stop_when_empty: bool, apps: tuple[str, ...],
+         as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
     manager = open_manager(ctx)
@@ -57,8 +64,16 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     if workers > settings.max_workers:
         raise click.BadParameter(f"{workers} is more than MAX_WORKERS={settings.max_workers}",
                                  param_hint="--workers")
+    scaler = _autoscaler(autoscale, settings.max_workers)
+    if scaler is not None:
+        workers = max(scaler.minimum, min(scaler.maximum, workers))
+    queue_list = csv_list(queues) or ["default"]
+    try:
+        plan = QueuePlan(parse_queue_spec(queue_list), tuple(csv_list(tags)), strict)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queue/--tags") from None
     options = WorkerOptions(
-        queues=csv_list(queues) or ["default"], prefetch=prefetch, poll_interval=poll,
+        queues=queue_list, tags=plan.tags, strict=strict, prefetch=prefetch, poll_interval=poll,
         timeout=timeout, stop_when_empty=stop_when_empty,
         max_jobs=max_jobs or settings.worker_max_jobs,
         memory_limit_mb=memory or settings.worker_memory_limit / (1024 * 1024),
@@ -67,12 +82,12 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     root = ctx.find_root().params
     supervisor = Supervisor(settings, options, workers, apps=list(apps),
                             log_setup=(root["log_format"], root["log_level"]),
-                            grace=grace, kill_after=kill_after)
+                            grace=grace, kill_after=kill_after, autoscaler=scaler)
     server = None if metrics_port is None else serve_metrics(manager, metrics_port)
     if as_json or not stop_when_empty:
         summaries = supervisor.run()
     else:
-        summaries = _run_with_progress(manager, supervisor, options.queues)
+        summaries = _run_with_progress(manager, supervisor, plan.names())
     if server is not None:
         server.close()
     _report(manager, summaries, as_json)
@@ -86,6 +101,21 @@ def serve_metrics(manager: QueueManager, port: int) -> Any:
 
     policy = HealthPolicy.for_lease(manager.settings.lease_seconds)
     return serve(manager.driver, port, policy=policy)
+
+
+def _autoscaler(spec: str | None, max_workers: int) -> Autoscaler | None:
+    if not spec:
+        return None
+    try:
+        low, high = (int(x) for x in spec.split(","))
+        scaler = Autoscaler(low, high)
+    except ValueError as exc:
+        raise click.BadParameter(f"{spec!r}: expected MIN,MAX with 1 <= MIN <= MAX ({exc})",
+                                 param_hint="--autoscale") from None
+    if high > max_workers:
+        raise click.BadParameter(f"MAX {high} is more than MAX_WORKERS={max_workers}",
+                                 param_hint="--autoscale")
+    return scaler
 
 
 def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]:

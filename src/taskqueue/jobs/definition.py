@@ -53,6 +53,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "every": None,
     "pass_result": False,
     "continue_on_failure": False,
+    "requires": (),
 }
 
 

@@ -213,9 +213,12 @@ class StatsRecorder:
         if counted is None and wait is None:
             return
         minute = int(event.at // BUCKET_SECONDS)
+        task = event.name or "?"
         with self._lock:
             tasks = self._minutes.setdefault(minute, {}).setdefault(event.queue, {})
-            figures = tasks.setdefault(event.name or "?", TaskStats())
+            figures = tasks.get(task)
+            if figures is None:
+                figures = tasks[task] = TaskStats()
             if counted is None:
                 figures.wait.add(wait or 0.0)
             else:
@@ -288,7 +291,11 @@ def _parse(entries: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str, str], T
             for queue, tasks in entry["queues"].items():
                 for task, raw in tasks.items():
                     figures = TaskStats.from_json(raw)
-                    merged.setdefault((minute, queue, task), TaskStats()).merge(figures)
+                    key = (minute, str(queue), str(task))
+                    if key in merged:
+                        merged[key].merge(figures)
+                    else:
+                        merged[key] = figures
         except (KeyError, TypeError, ValueError, AttributeError):
             log.debug("skipping a malformed stats entry: %r", entry)
     return merged
@@ -300,6 +307,10 @@ class History:
     def __init__(self, cells: dict[tuple[int, str, str], TaskStats], now: float) -> None:
         self.cells = cells
         self.now = now
+        self._by_queue: dict[str | None, list[tuple[int, TaskStats]]] = {None: []}
+        for (minute, queue, _), figures in cells.items():
+            self._by_queue.setdefault(queue, []).append((minute, figures))
+            self._by_queue[None].append((minute, figures))
 
     @classmethod
     def load(cls, driver: Driver, now: float | None = None) -> History:
@@ -327,8 +338,8 @@ class History:
         start = self.now - seconds
         counts = dict.fromkeys(COUNTS, 0.0)
         run, wait = Histogram(), Histogram()
-        for (minute, q, _), figures in self.cells.items():
-            weight = self._weight(minute, start) if queue in (None, q) else 0.0
+        for minute, figures in self._by_queue.get(queue, ()):
+            weight = self._weight(minute, start)
             if weight <= 0:
                 continue
             for key, n in figures.counts.items():

@@ -14,10 +14,10 @@ with :func:`set_queue_limit` (kept in the store's registry; workers re-read it e
 slot: the period is cut into slots of ``q = max(1, limit // 20)`` starts each (20/s: 1 start
 per 50 ms; 100/m: 5 per 3 s; 1000/h: 50 per 3 min). Over a long run exactly ``limit`` starts
 per period; in any window of one period at most ``limit + q`` (5 % over, or one start for
-limits under 20). Bursts are spread out rather than let through at once. Slot numbers come from the store's clock, so
-workers on skewed machines agree. The counter value is also a ticket: the n-th job over the
-limit in a slot is postponed to the slot where its turn comes, so a backlog drains in order
-instead of stampeding every slot.
+limits under 20). Bursts are spread out rather than let through at once. Slot numbers come
+from the store's clock, so workers on skewed machines agree. The counter value is also a
+ticket: the n-th job over the limit in a slot is postponed to the slot where its turn comes,
+so a backlog drains roughly in order instead of stampeding every slot.
 
 **Concurrency** is enforced with ``N`` TTL locks per scope (``lock_acquire``, owner = job id,
 TTL = the lease); a running job renews its slot in the background and frees it when it ends,
@@ -233,6 +233,14 @@ class _LimitMiddleware(Middleware):
         self.manager = manager
         self.clock = StoreClock(manager.driver)
 
+    def applies(self, job: JobRecord, options: dict[str, Any], kind: str) -> bool:
+        """Cheap check first: does the task, or the job's queue, set a limit of this kind?"""
+        if options.get(kind):
+            return True
+        assert self.manager is not None, "setup() was not called"
+        queue = self.queue_cache.get(self.manager.driver).get(job.queue_name)
+        return bool(queue and queue.get(kind))
+
     def limits(self, job: JobRecord, runnable: Runnable,
                options: dict[str, Any]) -> list[Limit]:
         assert self.manager is not None, "setup() was not called"
@@ -264,7 +272,7 @@ class ConcurrencyMiddleware(_LimitMiddleware):
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
-        if not options.get("concurrency") and not self.queue_cache.get(self._driver()):
+        if not self.applies(job, options, "concurrency"):
             return None
         try:
             limits = [lim for lim in self.limits(job, runnable, options) if lim.concurrency]
@@ -346,7 +354,7 @@ class RateLimitMiddleware(_LimitMiddleware):
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
         assert self.manager is not None and self.clock is not None, "setup() was not called"
-        if not options.get("rate") and not self.queue_cache.get(self.manager.driver):
+        if not self.applies(job, options, "rate"):
             return None
         try:
             for limit in self.limits(job, runnable, options):

@@ -33,6 +33,7 @@ from taskqueue.observability import events as ev
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.pool import JobPool
+from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.retry import RetryPolicy, retry_in
 from taskqueue.workflows.dependencies import inject_results
@@ -66,6 +67,10 @@ class WorkerOptions:
     pause_check_interval: float = 0.5
     #: Seconds a job cancelled while running may take to stop by itself before it is stopped.
     cancel_grace: float = 5.0
+    #: Capability tags of this worker (jobs may require them).
+    tags: Sequence[str] = ()
+    #: Serve queues strictly in the given order instead of by priority across them.
+    strict: bool = False
 
 
 @dataclass
@@ -95,7 +100,9 @@ class Worker:
         self.manager = manager
         self.driver = manager.driver
         self.options = options or WorkerOptions()
-        self.queues = list(self.options.queues)
+        self.plan = QueuePlan(parse_queue_spec(self.options.queues), tuple(self.options.tags),
+                              self.options.strict)
+        self.queues = self.plan.names()
         self.lease = self.options.lease_seconds or manager.settings.lease_seconds
         self.worker_id = self.options.worker_id or f"{socket.gethostname()}:{os.getpid()}:" \
             f"{uuid7()[-6:]}"
@@ -188,11 +195,15 @@ class Worker:
     def run_once(self) -> int:
         """Reserve one batch and run it (or hand it to the pool); return how many were taken."""
         self._maintenance()
-        queues = self._active_queues()
-        if not queues:
+        rounds = self._rounds()
+        if not rounds:
             self._stop.wait(0.1)
             return 0
-        batch = self.driver.reserve(self.worker_id, queues, self._batch_size(), self.lease)
+        batch = []
+        for queues in rounds:
+            batch = self.driver.reserve(self.worker_id, queues, self._batch_size(), self.lease)
+            if batch:
+                break
         if not batch:
             return 0
         self.heartbeat.hold(j.token for j in batch)
@@ -206,13 +217,14 @@ class Worker:
                 self._process(job)
         return len(batch)
 
-    def _active_queues(self) -> list[str]:
-        """The worker's queues minus those paused in the store (re-read every half second)."""
+    def _rounds(self) -> list[list[str]]:
+        """Queue groups to try in order, minus queues paused in the store (re-read every half
+        second)."""
         now = time.monotonic()
         if now >= self._next_pause_check:
             self._next_pause_check = now + self.options.pause_check_interval
             self._paused_queues = set(self.manager.paused_queues())
-        return [q for q in self.queues if q not in self._paused_queues]
+        return self.plan.rounds(self._paused_queues)
 
     def _batch_size(self) -> int:
         size = max(1, min(self.options.prefetch, int(0.2 / max(self._avg_duration, 1e-4))))
@@ -469,7 +481,7 @@ class Worker:
 
     def _status(self) -> dict[str, Any]:
         return {"id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
-                "queues": self.queues, "state": self._state,
+                "queues": self.queues, "tags": list(self.options.tags), "state": self._state,
                 "current_jobs": list(self._running), "processed": self.summary.processed,
                 "failed": self.summary.failed, "rss_mb": round(self._rss_mb(), 1),
                 "started": time.time() - (time.monotonic() - self._started),

@@ -19,6 +19,7 @@ Children are started with ``spawn``, so no connection or lock is ever shared acr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -32,9 +33,14 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from taskqueue import __version__
+from taskqueue.cluster.autoscale import Autoscaler
+from taskqueue.cluster.nodes import NodeBeacon
 from taskqueue.config import Settings
 from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
+from taskqueue.jobs.states import State
+from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.retry import RetryPolicy
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 
@@ -58,6 +64,7 @@ class Slot:
     kill_reason: str | None = None
     board: Any = None
     results: Any = None
+    retiring: bool = False
 
 
 def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], results: Any,
@@ -148,7 +155,8 @@ class Supervisor:
     def __init__(self, settings: Settings, options: WorkerOptions, workers: int,
                  apps: Sequence[str] = (), log_setup: tuple[str, str] | None = None,
                  grace: float = 30.0, kill_after: float = 10.0,
-                 unresponsive_after: float | None = None) -> None:
+                 unresponsive_after: float | None = None,
+                 autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
         self.options = options
         self.slots = [Slot(i) for i in range(workers)]
@@ -165,6 +173,8 @@ class Supervisor:
         self._interrupts = 0
         self._signals: list[int] = []
         self._driver: Driver | None = None
+        self.autoscaler = autoscaler
+        self.beacon: NodeBeacon | None = None
 
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
@@ -197,7 +207,7 @@ class Supervisor:
         exitcode, reason = slot.process.exitcode, self._stop_reason(slot.process.pid)
         slot.running.clear()
         slot.process = None
-        if self.stopping or (reason == EMPTY and exitcode == 0):
+        if self.stopping or slot.retiring or (reason == EMPTY and exitcode == 0):
             slot.finished = True
             return
         if exitcode == 0:
@@ -236,6 +246,7 @@ class Supervisor:
             self.spawn(slot)
         while any(not s.finished for s in self.slots):
             self._handle_signals()
+            self._cluster_duties()
             sentinels = [s.process.sentinel for s in self.slots if s.process is not None]
             wait(sentinels, timeout=0.2) if sentinels else time.sleep(0.2)
             self._read_boards()
@@ -249,8 +260,60 @@ class Supervisor:
             if tick:
                 tick()
         if self._driver is not None:
+            if self.beacon is not None:
+                with contextlib.suppress(Exception):
+                    self.beacon.leave()
             self._driver.close()
         return self.summaries
+
+    # -- cluster duties ---------------------------------------------------------------------------
+    def driver(self) -> Driver:
+        if self._driver is None:
+            self._driver = open_driver(self.settings.database_url)
+        return self._driver
+
+    def _cluster_duties(self) -> None:
+        """Publish this node; resize the pool when autoscaling. Store errors only delay it."""
+        try:
+            if self.beacon is None:
+                self.beacon = NodeBeacon(self.driver(), {
+                    "version": __version__, "queues": list(self.options.queues),
+                    "tags": list(self.options.tags)})
+            alive = sum(1 for s in self.slots if s.process is not None and not s.retiring)
+            self.beacon.tick(alive, autoscale=bool(self.autoscaler))
+            if self.autoscaler is not None and not self.stopping and self.autoscaler.due():
+                self._autoscale(alive)
+        except Exception as exc:  # noqa: BLE001 - the pool keeps running without the store
+            log.warning("cluster duties skipped: %s", exc)
+
+    def _autoscale(self, current: int) -> None:
+        assert self.autoscaler is not None
+        stats = self.driver().stats()
+        names = set(QueuePlan(parse_queue_spec(self.options.queues),
+                              tuple(self.options.tags)).names())
+        depth = sum(q.counts[State.PENDING] + q.counts[State.RETRYING]
+                    for name, q in stats.items() if name in names)
+        done = sum(q.counts[State.COMPLETED] + q.counts[State.FAILED]
+                   for name, q in stats.items() if name in names)
+        decision = self.autoscaler.decide(current, depth, done)
+        if decision is not None:
+            target, why = decision
+            log.warning("autoscale: %d -> %d workers (%s)", current, target, why)
+            self.scale_to(target)
+
+    def scale_to(self, target: int) -> None:
+        """Start slots up to ``target``, or retire the newest ones gracefully."""
+        live = [s for s in self.slots if not s.finished and not s.retiring]
+        for _ in range(target - len(live)):
+            slot = Slot(len(self.slots))
+            self.slots.append(slot)
+            self.spawn(slot)
+        for slot in sorted(live, key=lambda s: -s.index)[: max(0, len(live) - target)]:
+            slot.retiring = True
+            if slot.process is not None and slot.process.pid:
+                os.kill(slot.process.pid, signal.SIGTERM)
+            else:
+                slot.finished = True
 
     # -- watchdogs --------------------------------------------------------------------------------
     def _watchdogs(self) -> None:
@@ -285,9 +348,7 @@ class Supervisor:
                   f"timeout; the worker process was killed (hard timeout, attempt {attempt})")
         token = LeaseToken(job["job_id"], int(job["epoch"]))
         try:
-            if self._driver is None:
-                self._driver = open_driver(self.settings.database_url)
-            self._driver.fail(token, reason, retry)
+            self.driver().fail(token, reason, retry)
         except Exception:  # noqa: BLE001 - the lease expiry recovers it anyway
             log.exception("could not record the hard timeout of %s", job["job_id"])
 

@@ -1,0 +1,1 @@
+"""Many machines on one store: node registry, autoscaling, priority aging, leader-only chores."""

@@ -1,0 +1,187 @@
+"""The JSON API for jobs: search, count, detail, graph, single and bulk actions.
+
+Every page of the dashboard is drawn by the browser from these endpoints (and those in
+:mod:`api_system`), so everything the dashboard shows or does is scriptable; the whole surface
+is described at ``/api/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from taskqueue.dashboard import bulk, detail
+from taskqueue.dashboard.actions import ACTIONS, action_table, allowed_from, applier, parse_priority
+from taskqueue.dashboard.auth import Principal
+from taskqueue.dashboard.query import JobQuery, find_page
+from taskqueue.dashboard.web import Dashboard, admin, board, body, ok, who
+from taskqueue.jobs.model import JobRecord
+
+EXCEPTION_PREVIEW = 300
+
+
+def summary(record: JobRecord) -> dict[str, Any]:
+    """A job as a row of the list (the exception cut to its last line)."""
+    last_line = (record.exception or "").strip().splitlines()[-1:] or [None]
+    return {"id": record.id, "name": record.name, "queue": record.queue_name,
+            "state": record.state.value, "priority": record.priority,
+            "attempts": record.attempts, "max_attempts": record.max_attempts,
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(), "tags": list(record.tags),
+            "batch_id": record.batch_id, "progress": record.progress,
+            "error": (last_line[0] or "")[:EXCEPTION_PREVIEW] or None}
+
+
+def _query(request: Request, principal: Principal, params: Any = None) -> JobQuery:
+    dash = board(request)
+    query = JobQuery.from_params(params if params is not None else request.query_params,
+                                 dash.settings.page_size)
+    if query.args and not principal.payloads:
+        raise HTTPException(403, "argument filters read job payloads, which your account may "
+                                 "not see")
+    return query
+
+
+def _decoder(dash: Dashboard) -> Any:
+    return dash.manager.decode
+
+
+async def list_jobs(request: Request) -> Response:
+    principal = who(request)
+    dash = board(request)
+    query = _query(request, principal)
+    page = await run_in_threadpool(find_page, dash.manager.search, query, _decoder(dash),
+                                   dash.settings.max_decode)
+    return ok({"jobs": [summary(r) for r in page.jobs], "next_cursor": page.next_cursor,
+               "partial": page.partial, "scanned": page.scanned, "decoded": page.decoded,
+               "max_decode": dash.settings.max_decode, "query": query.describe(),
+               "limit": query.limit, "actions": action_table()})
+
+
+async def count_jobs(request: Request) -> Response:
+    """How many jobs match the driver-side filters (time range and arguments not counted)."""
+    principal = who(request)
+    dash = board(request)
+    query = _query(request, principal)
+    total = await run_in_threadpool(dash.manager.driver.count, query.filter())
+    exact = not (query.since or query.until or query.args)
+    return ok({"count": total, "exact": exact})
+
+
+async def get_job(request: Request) -> Response:
+    principal = who(request)
+    dash = board(request)
+    record = await run_in_threadpool(dash.manager.require, request.path_params["job_id"])
+    trail = await run_in_threadpool(dash.audit.entries, target=record.id, limit=50)
+    data = await run_in_threadpool(detail.job_detail, dash.manager, record,
+                                   payloads=principal.payloads, audit=trail)
+    return ok(data)
+
+
+async def job_graph(request: Request) -> Response:
+    who(request)
+    dash = board(request)
+    record = await run_in_threadpool(dash.manager.require, request.path_params["job_id"])
+    if record.batch_id and request.query_params.get("scope") != "job":
+        data = await run_in_threadpool(detail.graph_for_batch, dash.manager, record.batch_id)
+        data["focus"] = record.id
+    else:
+        data = await run_in_threadpool(detail.graph_for_job, dash.manager, record)
+    return ok(data)
+
+
+async def batch_graph(request: Request) -> Response:
+    who(request)
+    dash = board(request)
+    data = await run_in_threadpool(detail.graph_for_batch, dash.manager,
+                                   request.path_params["batch_id"])
+    if not data["nodes"]:
+        raise HTTPException(404, "no jobs in that batch")
+    return ok(data)
+
+
+async def job_action(request: Request) -> Response:
+    principal = admin(request)
+    dash = board(request)
+    job_id, action = request.path_params["job_id"], request.path_params["action"]
+    if action not in ACTIONS:
+        raise HTTPException(404, f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    data = await body(request)
+    record = await run_in_threadpool(dash.manager.require, job_id)
+    if record.state not in allowed_from(action):
+        raise HTTPException(409, f"cannot {action} a job that is {record.state.value}")
+    apply = applier(dash.manager, action, principal.name,
+                    priority=parse_priority(data.get("priority")), reason=data.get("reason"))
+    changed = await run_in_threadpool(apply, job_id)
+    await dash.arecord(principal, request, action, job_id, count=int(changed),
+                outcome="ok" if changed else "no change",
+                detail={k: data[k] for k in ("priority", "reason") if k in data})
+    after = await run_in_threadpool(dash.manager.get, job_id)
+    return ok({"changed": changed, "job": summary(after) if after else None})
+
+
+async def bulk_action(request: Request) -> Response:
+    """``{"action": ..., "ids": [...]}`` now, or ``{"action": ..., "filter": {...}}`` as a
+    background operation (202 with its id)."""
+    principal = admin(request)
+    dash = board(request)
+    data = await body(request)
+    action = str(data.get("action", ""))
+    if action not in ACTIONS:
+        raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
+    apply = applier(dash.manager, action, principal.name,
+                    priority=parse_priority(data.get("priority")), reason=data.get("reason"))
+    extra = {k: data[k] for k in ("priority", "reason") if k in data}
+    if "ids" in data:
+        ids = data["ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise HTTPException(400, "ids must be a list of job ids")
+        if len(ids) > dash.settings.max_selection:
+            raise HTTPException(400, f"at most {dash.settings.max_selection} ids; act on a "
+                                     "filter instead")
+        outcome = await run_in_threadpool(bulk.run_selection, dash.manager.get, ids, action,
+                                          apply)
+        await dash.arecord(principal, request, f"bulk {action}", f"{len(ids)} selected jobs",
+                    count=outcome.changed, detail={**extra, "skipped": outcome.skipped})
+        return ok(outcome.to_dict())
+    if not isinstance(data.get("filter"), dict):
+        raise HTTPException(400, "give ids (a selection) or filter (search parameters)")
+    query = _query(request, principal, params={k: v for k, v in data["filter"].items()
+                                               if k not in ("cursor", "limit")})
+
+    def done(op: bulk.Operation) -> None:
+        dash.record(principal, request, f"bulk {action}", f"filter: {op.description}",
+                    count=op.outcome.changed, outcome="error: " + op.error if op.error else "ok",
+                    detail={**extra, "skipped": op.outcome.skipped, "scanned": op.scanned,
+                            "operation": op.id})
+
+    await dash.arecord(principal, request, f"bulk {action} started",
+                       f"filter: {query.describe()}", detail=extra)
+    op = dash.operations.start(dash.manager.search, query, action, apply, principal.name,
+                               done, decode=_decoder(dash) if query.args else None)
+    return ok({"operation": op.to_dict()}, status=202)
+
+
+async def get_operation(request: Request) -> Response:
+    who(request)
+    op = board(request).operations.get(request.path_params["op_id"])
+    if op is None:
+        raise HTTPException(404, "no such operation (they are kept an hour after they end)")
+    return ok(op.to_dict())
+
+
+ROUTES = [
+    Route("/api/jobs", list_jobs, name="api_jobs"),
+    Route("/api/jobs/count", count_jobs),
+    Route("/api/jobs/bulk", bulk_action, methods=["POST"]),
+    Route("/api/jobs/{job_id}", get_job),
+    Route("/api/jobs/{job_id}/graph", job_graph),
+    Route("/api/jobs/{job_id}/{action}", job_action, methods=["POST"]),
+    Route("/api/batches/{batch_id}/graph", batch_graph),
+    Route("/api/operations/{op_id}", get_operation),
+]

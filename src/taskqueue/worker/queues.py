@@ -1,0 +1,84 @@
+"""Which queues a worker reserves from, and in what order.
+
+* ``--queue a,b`` (default): one reservation over all of them, highest priority first.
+* ``--queue a,b --strict``: ``a`` first; ``b`` only when ``a`` has nothing ready.
+* ``--queue a:5,b:1`` (weights): each round starts with a queue drawn in proportion to its
+  weight, then falls back to the others, heaviest first, so no queue starves another.
+
+Capability routing: a job that ``requires=["gpu"]`` is stored in the routing queue
+``<queue>@gpu`` (tags sorted, joined by ``+``). A worker started with ``--tags gpu,eu`` also
+serves ``q@eu``, ``q@gpu`` and ``q@eu+gpu`` for each of its queues: it reserves exactly the jobs
+whose required tags it has, and a job is never taken by a worker that lacks one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_TAGS = 6
+
+
+def routing_queue(queue: str, requires: Sequence[str]) -> str:
+    """The queue a job lands in when it requires capability tags."""
+    tags = sorted({t.strip() for t in requires if t.strip()})
+    return f"{queue}@{'+'.join(tags)}" if tags else queue
+
+
+def parse_queue_spec(spec: Sequence[str]) -> list[tuple[str, float]]:
+    """``["a:5", "b"]`` -> ``[("a", 5.0), ("b", 1.0)]``; bad weights raise ValueError."""
+    out = []
+    for item in spec:
+        name, _, weight = item.partition(":")
+        if not name:
+            raise ValueError(f"empty queue name in {item!r}")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"queue weight must be a number in {item!r}") from None
+        if value <= 0:
+            raise ValueError(f"queue weight must be > 0 in {item!r}")
+        out.append((name, value))
+    return out
+
+
+@dataclass
+class QueuePlan:
+    queues: list[tuple[str, float]]
+    tags: tuple[str, ...] = ()
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.tags) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} capability tags per worker")
+        self._rng = random.Random()
+
+    @property
+    def weighted(self) -> bool:
+        return any(w != 1.0 for _, w in self.queues)
+
+    def names(self) -> list[str]:
+        """Every queue served, routing queues included (for waiting and status)."""
+        return [name for base, _ in self.queues for name in self.expand(base)]
+
+    def expand(self, queue: str) -> list[str]:
+        subsets = (c for n in range(1, len(self.tags) + 1)
+                   for c in itertools.combinations(sorted(self.tags), n))
+        return [queue, *(routing_queue(queue, s) for s in subsets)]
+
+    def rounds(self, paused: set[str]) -> list[list[str]]:
+        """Groups of queues to try, in order, for one reservation."""
+        active = [(q, w) for q, w in self.queues if q not in paused]
+        if not active:
+            return []
+        if self.strict:
+            order = active
+        elif self.weighted:
+            first = self._rng.choices(active, weights=[w for _, w in active])[0]
+            rest = sorted((x for x in active if x is not first), key=lambda x: -x[1])
+            order = [first, *rest]
+        else:
+            return [[n for q, _ in active for n in self.expand(q) if n not in paused]]
+        return [[n for n in self.expand(q) if n not in paused] for q, _ in order]
