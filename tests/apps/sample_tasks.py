@@ -187,3 +187,12 @@ def stubborn(ledger: str) -> None:
 @task(name="tests.echo")
 def echo(value: object) -> object:
     return value
+
+
+@task(name="tests.where")
+def where(ledger: str, sleep: float = 0.0) -> str:
+    """Records which node (TASKQUEUE_NODE env of the worker) ran it."""
+    record(ledger, os.environ.get("TEST_NODE", "?"))
+    if sleep:
+        time.sleep(sleep)
+    return os.environ.get("TEST_NODE", "?")

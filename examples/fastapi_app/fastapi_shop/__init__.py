@@ -1,0 +1,1 @@
+"""A FastAPI app that enqueues jobs from its requests (see ../README.md)."""

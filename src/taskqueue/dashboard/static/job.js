@@ -1,0 +1,95 @@
+/* Job detail and workflow pages. */
+"use strict";
+(function () {
+  const h = TQ.h;
+  const FINISHED = ["completed", "failed", "cancelled"];
+
+  function pre(id, value) {
+    const text = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+    return h("pre", { id, text: text === undefined ? "null" : text });
+  }
+
+  function fields(job) {
+    return h("table", { class: "kv", id: "job-fields" }, h("tbody", {},
+      Object.entries(job).filter(([key]) => key !== "exception").map(([key, value]) => h("tr", {}, h("th", { text: key }),
+        h("td", { class: key.endsWith("_id") || key === "id" ? "mono" : "",
+                  text: Array.isArray(value) ? value.join(", ") : (value === null ? "–" : String(value)) })))));
+  }
+
+  function actions(data, reload) {
+    const job = data.job, box = h("div", { class: "row", id: "job-actions" });
+    const act = (action, body) => TQ.api(`/api/jobs/${encodeURIComponent(job.id)}/${action}`, { method: "POST", body })
+      .then((r) => { TQ.toast(`${action}: ${r.changed ? "done" : "no change"}`); return reload(); });
+    for (const action of data.actions) {
+      if (action === "retry") box.appendChild(TQ.button("Retry", () => act("retry"), { id: "action-retry", class: "primary" }));
+      if (action === "cancel") box.appendChild(TQ.button("Cancel", async () => {
+        if (await TQ.confirm("Cancel job", `Cancel ${job.name} (${job.id})?`)) await act("cancel", { reason: "cancelled from the dashboard" });
+      }, { id: "action-cancel" }));
+      if (action === "priority") {
+        const input = h("input", { id: "priority-input", size: 5, value: job.priority });
+        if (TQ.canAct()) box.appendChild(input);
+        box.appendChild(TQ.button("Set priority", () => act("priority", { priority: input.value }), { id: "action-priority" }));
+      }
+      if (action === "delete") box.appendChild(TQ.button("Delete", async () => {
+        if (await TQ.confirm("Delete job", "Delete this job? This cannot be undone.")) {
+          await TQ.api(`/api/jobs/${encodeURIComponent(job.id)}/delete`, { method: "POST" });
+          location.href = "/jobs";
+        }
+      }, { id: "action-delete", class: "danger" }));
+    }
+    return box;
+  }
+
+  async function drawGraph(container, url, focusLink) {
+    const data = await TQ.api(url);
+    if (data.nodes.length <= 1 && !data.batch) { TQ.fill(container, h("p", { class: "muted", text: "No dependencies." })); return data; }
+    TQ.graph(container, data, (node) => { location.href = "/jobs/" + encodeURIComponent(node.id); });
+    if (data.truncated) container.appendChild(h("p", { class: "muted", text: "Graph cut short (too many jobs)." }));
+    if (focusLink) container.appendChild(h("a", { href: focusLink, text: "Open the workflow page →" }));
+    return data;
+  }
+
+  TQ.pages.job = function (params) {
+    const url = "/api/jobs/" + encodeURIComponent(params.job_id);
+    let timer = null, shown = null;
+    const reload = async (force) => {
+      const data = await TQ.api(url);
+      const job = data.job;
+      TQ.fill(TQ.$("#job-title"), h("span", { id: "job-name", text: job.name }), TQ.badge(job.state));
+      if (force === true || shown !== job.state + job.priority) {  /* keep a half-typed priority */
+        TQ.fill(TQ.$("#job-head"), actions(data, () => reload(true)));
+        shown = job.state + job.priority;
+      }
+      TQ.fill(TQ.$("#job-main"), fields(job));
+      const side = [];
+      if (job.exception) side.push(h("h2", { text: "Exception" }), pre("job-exception", job.exception));
+      side.push(h("h2", { text: "Arguments" }), data.payload_visible && !data.payload_error
+        ? pre("job-payload", data.payload) : h("p", { class: "muted", id: "job-payload", text: data.payload_error }));
+      if ("result" in data) side.push(h("h2", { text: "Result" }), pre("job-result", data.result));
+      if (data.result_error) side.push(h("p", { class: "muted", text: data.result_error }));
+      side.push(h("h2", { text: "Timeline" }), h("ul", { class: "timeline" }, data.timeline.map((e) =>
+        h("li", {}, h("span", { class: "mono", text: TQ.time(e.at) }), " ", e.what, e.detail ? h("span", { class: "muted", text: " — " + e.detail }) : null))),
+        h("p", { class: "muted", text: "Per-attempt errors are not stored; the latest is the exception above." }));
+      TQ.fill(TQ.$("#job-side"), side);
+      await drawGraph(TQ.$("#job-graph"), url + "/graph", "/workflows/" + encodeURIComponent(job.id));
+      if (FINISHED.includes(job.state) && timer) { clearInterval(timer); timer = null; }
+    };
+    timer = TQ.every(3000, reload);
+  };
+
+  function workflow(url) {
+    TQ.every(2000, async () => {
+      const data = await drawGraph(TQ.$("#workflow-graph"), url, null);
+      const counts = {};
+      data.nodes.forEach((n) => { counts[n.state] = (counts[n.state] || 0) + 1; });
+      TQ.fill(TQ.$("#workflow-summary"), Object.entries(counts).map(([s, n]) => h("span", {}, TQ.badge(s), " ", n, "  ")),
+        data.batch ? h("span", { class: "muted", text: ` · batch ${data.batch.name}: ${data.batch.progress.toFixed(0)}% done` }) : null);
+      TQ.fill(TQ.$("#workflow-nodes"), h("table", {}, h("thead", {}, h("tr", {}, ["job", "task", "queue", "state"].map((c) => h("th", { text: c })))),
+        h("tbody", {}, data.nodes.map((n) => h("tr", {}, h("td", {}, TQ.jobLink(n.id, TQ.short(n.id))), h("td", { text: n.name }),
+          h("td", { text: n.queue }), h("td", {}, TQ.badge(n.state)))))));
+    });
+  }
+
+  TQ.pages.workflow = (params) => workflow("/api/jobs/" + encodeURIComponent(params.job_id) + "/graph");
+  TQ.pages.batch = (params) => workflow("/api/batches/" + encodeURIComponent(params.batch_id) + "/graph");
+})();

@@ -1,0 +1,168 @@
+/* Jobs and Failed pages: filters, keyset pages, selection and bulk actions. */
+"use strict";
+(function () {
+  const h = TQ.h;
+  const STATES = ["pending", "processing", "retrying", "completed", "failed", "cancelled"];
+  const FIELDS = ["queue", "name", "tag", "id", "error", "since", "until", "args", "q", "order"];
+  const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, preset: null };
+
+  function filterParams() {
+    const form = TQ.$("#filters");
+    const params = new URLSearchParams();
+    const states = TQ.$$("input[name=state]:checked", form).map((i) => i.value);
+    if (states.length) params.set("state", states.join(","));
+    for (const name of FIELDS) {
+      const value = form.elements[name].value.trim();
+      if (!value || (name === "order" && value === "newest")) continue;
+      if (name === "args") value.split(/\s+/).forEach((a) => params.append("args", a));
+      else params.set(name, value);
+    }
+    return params;
+  }
+
+  function loadForm(params) {
+    const form = TQ.$("#filters");
+    const states = (params.getAll("state").join(",") || state.preset || "").split(",").filter(Boolean);
+    TQ.$$("input[name=state]", form).forEach((i) => { i.checked = states.includes(i.value); });
+    for (const name of FIELDS) {
+      form.elements[name].value = name === "args" ? params.getAll("args").join(" ") : (params.get(name) || (name === "order" ? "newest" : ""));
+    }
+  }
+
+  function asObject(params) {
+    const out = {};
+    for (const key of new Set(params.keys())) {
+      const values = params.getAll(key);
+      out[key] = values.length > 1 ? values : values[0];
+    }
+    return out;
+  }
+
+  async function load(cursor) {
+    const params = filterParams();
+    if (cursor) params.set("cursor", cursor);
+    const data = await TQ.api("/api/jobs?" + params);
+    state.jobs = data.jobs; state.actions = data.actions; state.selected.clear();
+    renderTable(data);
+    renderBulk();
+    TQ.$("#page-info").textContent = `page ${state.cursors.length}` +
+      (data.partial ? ` · scanned ${TQ.num(data.scanned)} jobs, decoded ${TQ.num(data.decoded)} (limit ${TQ.num(data.max_decode)}): continue to scan further` : "");
+    TQ.$("#next").disabled = !data.next_cursor;
+    TQ.$("#next").dataset.cursor = data.next_cursor || "";
+    TQ.$("#prev").disabled = state.cursors.length <= 1;
+  }
+
+  async function loadCount() {
+    TQ.$("#count").textContent = "counting…";
+    try {
+      const data = await TQ.api("/api/jobs/count?" + filterParams());
+      state.count = data.count;
+      TQ.$("#count").textContent = (data.exact ? "" : "at most ") + TQ.num(data.count) + " matching";
+    } catch (err) { TQ.$("#count").textContent = ""; TQ.fail(err); }
+    renderBulk();
+  }
+
+  function renderTable(data) {
+    const all = h("input", { type: "checkbox", id: "select-all", "aria-label": "select all on this page",
+      onchange: (e) => { state.jobs.forEach((j) => e.target.checked ? state.selected.add(j.id) : state.selected.delete(j.id)); syncChecks(); } });
+    const rows = data.jobs.map((job) => h("tr", { class: "job-row", dataset: { id: job.id, state: job.state } },
+      h("td", {}, TQ.canAct() ? h("input", { type: "checkbox", class: "pick", "aria-label": "select " + job.id,
+        onchange: (e) => { e.target.checked ? state.selected.add(job.id) : state.selected.delete(job.id); syncChecks(); } }) : null),
+      h("td", {}, TQ.jobLink(job.id, TQ.short(job.id))),
+      h("td", { class: "name", text: job.name }),
+      h("td", {}, h("a", { href: "/jobs?queue=" + encodeURIComponent(job.queue), text: job.queue })),
+      h("td", {}, TQ.badge(job.state)),
+      h("td", { class: "num", text: job.priority }),
+      h("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
+      h("td", { title: job.created_at, text: TQ.time(job.created_at) }),
+      h("td", { class: "error", title: job.error || "", text: job.error || "" })));
+    TQ.fill(TQ.$("#results"), h("table", { id: "jobs-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, TQ.canAct() ? all : null),
+        ["id", "task", "queue", "state", "priority", "attempts", "created", "error"].map((c) =>
+          h("th", { class: ["priority", "attempts"].includes(c) ? "num" : "", text: c })))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted", text: "No job matches." })))));
+  }
+
+  function syncChecks() {
+    TQ.$$("tr.job-row").forEach((row) => {
+      const on = state.selected.has(row.dataset.id);
+      row.classList.toggle("selected", on);
+      const box = TQ.$("input.pick", row); if (box) box.checked = on;
+    });
+    renderBulk();
+  }
+
+  function allowed(action) {
+    return state.jobs.filter((j) => state.selected.has(j.id) && (state.actions[j.state] || []).includes(action)).length;
+  }
+
+  function renderBulk() {
+    const bar = TQ.$("#bulk");
+    if (!TQ.canAct()) { bar.classList.add("hidden"); return; }
+    bar.classList.remove("hidden");
+    const n = state.selected.size;
+    const priority = h("input", { id: "bulk-priority", type: "text", size: 6, placeholder: "priority", value: "10" });
+    const sel = (action, label, cls) => TQ.button(`${label} (${allowed(action)})`, () => runSelection(action),
+                                                  { id: "bulk-" + action, class: "small " + (cls || ""), disabled: !allowed(action) });
+    const all = (action, label, cls) => TQ.button(label, () => runFilter(action),
+                                                  { id: "all-" + action, class: "small " + (cls || "") });
+    TQ.fill(bar,
+      h("div", { class: "row" }, h("strong", { text: `${n} selected` }), sel("retry", "Retry"), sel("cancel", "Cancel"),
+        priority, sel("priority", "Set priority"), sel("delete", "Delete", "danger")),
+      h("div", { class: "row" }, h("span", { class: "muted", text: "Everything matching the filter" +
+          (state.count !== null ? ` (${TQ.num(state.count)} jobs):` : ":") }),
+        all("retry", "Retry all matching", "primary"), all("cancel", "Cancel all matching"),
+        all("priority", "Set priority of all matching"), all("delete", "Delete all matching", "danger")),
+      h("div", { id: "bulk-status", class: "muted" }));
+  }
+
+  function extra(action) {
+    return action === "priority" ? { priority: TQ.$("#bulk-priority").value.trim() } : {};
+  }
+
+  async function runSelection(action) {
+    const ids = Array.from(state.selected);
+    if (action === "delete" && !(await TQ.confirm("Delete jobs", `Delete ${ids.length} selected jobs? This cannot be undone.`))) return;
+    const result = await TQ.api("/api/jobs/bulk", { method: "POST", body: Object.assign({ action, ids }, extra(action)) });
+    TQ.toast(`${action}: ${result.changed} changed, ${result.skipped} skipped`);
+    await refresh(false);
+  }
+
+  async function runFilter(action) {
+    const filter = asObject(filterParams());
+    const what = state.count !== null ? `${TQ.num(state.count)} matching jobs` : "every matching job";
+    if (!(await TQ.confirm(`${action} all matching`, `${action} ${what} (only those whose state allows it)?`,
+                           action === "delete" ? "delete" : null))) return;
+    const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body: Object.assign({ action, filter }, extra(action)) });
+    const status = TQ.$("#bulk-status");
+    const op = await TQ.follow(answer.operation, (o) => {
+      status.textContent = `${o.action}: ${TQ.num(o.changed)} changed, ${TQ.num(o.skipped)} skipped, ${TQ.num(o.scanned)} scanned` + (o.done ? " — done" : "…");
+    });
+    if (op.error) TQ.toast(op.error, "error"); else TQ.toast(`${action}: ${op.changed} jobs changed`);
+    await refresh(false);
+  }
+
+  async function refresh(first) {
+    if (first) state.cursors = [null];
+    await load(state.cursors[state.cursors.length - 1]);
+    loadCount();
+  }
+
+  function setup(preset) {
+    state.preset = preset;
+    const search = new URLSearchParams(location.search);
+    loadForm(search);
+    TQ.$("#filters").addEventListener("submit", (e) => {
+      e.preventDefault();
+      history.replaceState(null, "", location.pathname + "?" + filterParams());
+      refresh(true).catch(TQ.fail);
+    });
+    TQ.$("#reset").addEventListener("click", () => { loadForm(new URLSearchParams()); TQ.$("#filters").requestSubmit(); });
+    TQ.$("#next").addEventListener("click", (e) => { state.cursors.push(e.currentTarget.dataset.cursor); load(state.cursors[state.cursors.length - 1]).catch(TQ.fail); });
+    TQ.$("#prev").addEventListener("click", () => { state.cursors.pop(); load(state.cursors[state.cursors.length - 1]).catch(TQ.fail); });
+    refresh(true).catch(TQ.fail);
+  }
+
+  TQ.pages.jobs = () => setup(null);
+  TQ.pages.failed = () => setup("failed");
+})();

@@ -1,0 +1,126 @@
+"""Many nodes on one store (issue #7): separate supervisor process trees with their own node ids
+and tags, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskqueue import QueueManager, State, set_default_manager
+from taskqueue.cluster.nodes import list_nodes
+from taskqueue.drivers import JobFilter
+from tests.apps import sample_tasks as t
+from tests.backends import URLS, implemented_backends
+from tests.integration.conftest import ledger_lines
+from tests.integration.test_supervisor import states, worker_pids
+from tests.integration.test_worker_processes import cli, wait_for
+
+APP = ("--app", "tests.apps.sample_tasks")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param not in implemented_backends():
+        pytest.skip(f"{request.param} driver not available")
+    with URLS[request.param](tmp_path) as store_url:
+        yield store_url
+
+
+@pytest.fixture
+def mgr(url: str) -> Iterator[QueueManager]:
+    m = QueueManager.from_url(url)
+    set_default_manager(m)
+    yield m
+    set_default_manager(None)
+    m.close()
+
+
+def node(url: str, name: str, *args: str, lease: str = "3"):  # type: ignore[no-untyped-def]
+    return cli("--url", url, "work", *APP, "--sleep=0.1", *args,
+               env={"TEST_NODE": name, "TASKQUEUE_LEASE_SECONDS": lease})
+
+
+def stop(*procs) -> list[str]:  # type: ignore[no-untyped-def]
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    return [proc.communicate(timeout=60)[1] for proc in procs]
+
+
+def test_nodes_register_and_tag_routing_is_respected(mgr: QueueManager, url: str,
+                                                     ledger: str) -> None:
+    gpu = node(url, "gpu", "--tags", "gpu,eu", "--workers=2")
+    plain = node(url, "plain", "--workers=2")
+    try:
+        wait_for(lambda: len(list_nodes(mgr.driver)) == 2, timeout=30)
+        entries = {tuple(n["tags"]): n for n in list_nodes(mgr.driver)}
+        assert set(entries) == {("gpu", "eu"), ()} and entries[()]["workers"] == 2
+        needs_gpu = [t.where.push([ledger], requires=["gpu"]) for _ in range(40)]
+        needs_both = [t.where.push([ledger], requires=["eu", "gpu"]) for _ in range(20)]
+        anyone = [t.where.push([ledger]) for _ in range(60)]
+        never = t.where.push([ledger], requires=["tpu"])
+        everything = needs_gpu + needs_both + anyone
+        wait_for(lambda: states(mgr, everything) == {State.COMPLETED: 120}, timeout=60)
+    finally:
+        stop(gpu, plain)
+    ran = {line[0]: line[3] for line in ledger_lines(ledger)}
+    assert {ran[j] for j in needs_gpu + needs_both} == {"gpu"}
+    assert set(ran[j] for j in anyone) <= {"gpu", "plain"}
+    assert mgr.get(never).state == State.PENDING, "no node has the tag"  # type: ignore
+    assert mgr.get(never).queue_name == "default@tpu"  # type: ignore[union-attr]
+    wait_for(lambda: list_nodes(mgr.driver) == [], timeout=30)
+
+
+def test_partitioned_node_late_acks_are_rejected(mgr: QueueManager, url: str,
+                                                 ledger: str) -> None:
+    """A node frozen (SIGSTOP) longer than the lease loses its jobs to another node; when it
+    wakes its acknowledgements are refused by the epoch. Nothing lost or doubled."""
+    ids = [t.where.push([ledger, 0.3]) for _ in range(30)]
+    frozen = node(url, "frozen", "--prefetch=5", lease="2")
+    try:
+        wait_for(lambda: len(ledger_lines(ledger)) >= 1, timeout=30)
+        tree = [frozen.pid, *worker_pids(frozen.pid)]
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)
+        healthy = node(url, "healthy", "--workers=2", lease="2")
+        wait_for(lambda: states(mgr, ids)[State.COMPLETED] == 30, timeout=90)
+        for pid in tree:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(2)
+    finally:
+        errs = stop(frozen, healthy)
+    assert states(mgr, ids) == {State.COMPLETED: 30}
+    results = {j: mgr.result(j) for j in ids}
+    assert errs[0] is not None
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    doubled = [j for j, n in runs.items() if n > 1]
+    assert doubled, "the frozen node's jobs ran again elsewhere"
+    for job_id in doubled:
+        assert results[job_id] == "healthy", "the accepted completion is the new owner's"
+
+
+def test_autoscaling_grows_on_a_burst_and_shrinks_after(mgr: QueueManager, url: str,
+                                                        ledger: str) -> None:
+    pool = node(url, "auto", "--autoscale=1,4", "--workers=1")
+    try:
+        wait_for(lambda: len(worker_pids(pool.pid)) == 1, timeout=30)
+        ids = mgr.push_many([t.where.call([ledger, 0.05], {}) for _ in range(400)])
+        peak = 1
+        deadline = time.monotonic() + 120
+        while states(mgr, ids)[State.COMPLETED] < 400 and time.monotonic() < deadline:
+            peak = max(peak, len(worker_pids(pool.pid)))
+            time.sleep(0.2)
+        assert states(mgr, ids) == {State.COMPLETED: 400}
+        wait_for(lambda: len(worker_pids(pool.pid)) == 1, timeout=60)
+    finally:
+        (err,) = stop(pool)
+    assert peak >= 3, f"grew only to {peak} workers"
+    assert "autoscale: 1 -> 3 workers" in err
+    assert re.search(r"autoscale: \d -> [12] workers", err), "shrank back, with a reason"
