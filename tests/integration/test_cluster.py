@@ -124,3 +124,31 @@ def test_autoscaling_grows_on_a_burst_and_shrinks_after(mgr: QueueManager, url: 
     assert peak >= 3, f"grew only to {peak} workers"
     assert "autoscale: 1 -> 3 workers" in err
     assert re.search(r"autoscale: \d -> [12] workers", err), "shrank back, with a reason"
+
+
+def test_priority_aging_lifts_starving_jobs(mgr: QueueManager) -> None:
+    from taskqueue.cluster.aging import age_priorities
+
+    old = t.add.push([1, 1], priority=1)
+    time.sleep(1.2)
+    fresh = t.add.push([2, 2], priority=1)
+    assert age_priorities(mgr.driver, after=1.0) == 1
+    assert mgr.get(old).priority == 2 and mgr.get(fresh).priority == 1  # type: ignore
+    for _ in range(30):
+        age_priorities(mgr.driver, after=1.0, cap=20)
+    assert mgr.get(old).priority == 20, "capped"  # type: ignore[union-attr]
+
+
+def test_weighted_and_strict_queue_order(mgr: QueueManager, url: str, ledger: str) -> None:
+    from taskqueue import Worker, WorkerOptions
+
+    low = [t.where.push([ledger], queue="low") for _ in range(3)]
+    high = [t.where.push([ledger], queue="high") for _ in range(3)]
+    worker = Worker(mgr, WorkerOptions(queues=["high", "low"], strict=True, prefetch=1))
+    for _ in range(6):
+        worker.run_once()
+    order = [line[0] for line in ledger_lines(ledger)]
+    assert order == high + low
+    assert worker.plan.weighted is False
+    weighted = Worker(mgr, WorkerOptions(queues=["a:5", "b:1"]))
+    assert weighted.plan.weighted and weighted.queues == ["a", "b"]

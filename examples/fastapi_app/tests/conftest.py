@@ -61,3 +61,9 @@ def run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "taskqueue", "work", "--queue", "emails,images",
          "--app", "fastapi_shop.tasks", "--stop-when-empty", "--json"],
         cwd=HERE, env=env, capture_output=True, text=True, timeout=120, check=True)
+
+
+@pytest.fixture(autouse=True)
+def _outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs run in the test process write their mail into the test's own folder."""
+    monkeypatch.setenv("SHOP_OUTBOX", str(tmp_path / "outbox.log"))

@@ -45,6 +45,8 @@ from taskqueue.worker.supervisor import Supervisor
 @click.option("--tags", default="", help="Capability tags of these workers (jobs may require "
               "them), e.g. gpu,eu.")
 @click.option("--strict", is_flag=True, help="Serve the queues strictly in the given order.")
+@click.option("--priority-aging", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Raise the priority of jobs waiting longer than SECONDS (no starvation).")
 @click.option("--autoscale", metavar="MIN,MAX", help="Grow and shrink the pool with the backlog.")
 @click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
@@ -55,7 +57,8 @@ from taskqueue.worker.supervisor import Supervisor
 def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
          poll: float, concurrency: int, grace: float, kill_after: float, tags: str,
-         strict: bool, autoscale: str | None, stop_when_empty: bool, apps: tuple[str, ...],
+         strict: bool, priority_aging: float | None, autoscale: str | None,
+         stop_when_empty: bool, apps: tuple[str, ...],
          as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
@@ -73,7 +76,8 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queue/--tags") from None
     options = WorkerOptions(
-        queues=queue_list, tags=plan.tags, strict=strict, prefetch=prefetch, poll_interval=poll,
+        queues=queue_list, tags=plan.tags, strict=strict, priority_aging=priority_aging,
+        prefetch=prefetch, poll_interval=poll,
         timeout=timeout, stop_when_empty=stop_when_empty,
         max_jobs=max_jobs or settings.worker_max_jobs,
         memory_limit_mb=memory or settings.worker_memory_limit / (1024 * 1024),

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import psutil
 
+from taskqueue.cluster.aging import age_priorities
 from taskqueue.errors import (
     DriverUnavailable,
     JobCancelled,
@@ -71,6 +72,8 @@ class WorkerOptions:
     tags: Sequence[str] = ()
     #: Serve queues strictly in the given order instead of by priority across them.
     strict: bool = False
+    #: Seconds a job may wait before its priority starts to rise (None: no aging).
+    priority_aging: float | None = None
 
 
 @dataclass
@@ -389,6 +392,11 @@ class Worker:
                 self._after_rescue(job_id)
         if self.driver.lock_acquire("maintenance:prune", self.worker_id, 300):
             self.manager.prune()
+        aging = self.options.priority_aging
+        if aging and self.driver.lock_acquire("maintenance:aging", self.worker_id, aging):
+            bumped = age_priorities(self.driver, after=aging)
+            if bumped:
+                log.info("priority aging raised %d waiting jobs", bumped)
 
     def _after_rescue(self, job_id: str) -> None:
         """A rescued job that ran out of attempts is dead: run its follow-ups."""
