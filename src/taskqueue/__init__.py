@@ -30,8 +30,8 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.priority import Priority
 from taskqueue.jobs.states import State
 from taskqueue.manager import JobHandle, QueueManager, default_manager, set_default_manager
-from taskqueue.workflows import BatchStatus, chain, group
 from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
+from taskqueue.workflows import BatchStatus, chain, group
 
 __version__ = "0.1.0"
 

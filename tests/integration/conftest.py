@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 
+import tests.apps.sample_tasks  # noqa: F401  (registers the tasks)
 from taskqueue import QueueManager, Worker, WorkerOptions, set_default_manager
 from taskqueue.drivers import JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import FINISHED
-
-import tests.apps.sample_tasks  # noqa: F401  (registers the tasks)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 
 from taskqueue import QueueManager, State, set_default_manager
 from taskqueue.cluster.nodes import list_nodes
-from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
 from tests.backends import URLS, implemented_backends
 from tests.integration.conftest import ledger_lines

@@ -23,7 +23,7 @@ from taskqueue import (
 )
 from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
-from tests.integration.conftest import drain, final, ledger_lines
+from tests.integration.conftest import drain, ledger_lines
 
 
 @pytest.fixture
@@ -121,8 +121,8 @@ def test_batch_progress_and_callback_once(m: QueueManager, ledger: str) -> None:
 
 
 def test_batch_failure_callback_and_cancel(m: QueueManager, ledger: str) -> None:
-    batch_id = m.batch([t.boom.s(), t.add.s(1, 2)], on_failure=t.note.s(ledger, "failure"),
-                       on_complete=t.note.s(ledger, "complete"))
+    m.batch([t.boom.s(), t.add.s(1, 2)], on_failure=t.note.s(ledger, "failure"),
+            on_complete=t.note.s(ledger, "complete"))
     drain(m)
     assert [line[0] for line in ledger_lines(ledger)] == ["failure"]
     other = m.batch([t.add.s(i, 1) for i in range(10)], name="doomed")

@@ -38,7 +38,8 @@ def test_inline(taskqueue_inline: QueueManager) -> None:
 
 
 def test_the_extension_reads_the_config(tmp_path: object) -> None:
-    app = create_app({"TASKQUEUE_URL": f"sqlite:///{tmp_path}/q.db", "TASKQUEUE_MAX_WORKERS": 2})
+    app = create_app({"TASKQUEUE_URL": f"sqlite:///{tmp_path}/q.db", "TASKQUEUE_MAX_WORKERS": 2,
+                      "TASKQUEUE_SET_DEFAULT": False})
     manager = app.extensions["taskqueue"]
     assert manager.settings.max_workers == 2
     with pytest.raises(ConfigError, match="did you mean 'max_workers'"):

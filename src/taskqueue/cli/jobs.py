@@ -1,4 +1,4 @@
-"""Producing and inspecting jobs: ``test``, ``jobs list|show``, ``retry``, ``cancel``, ``failed``."""
+"""Producing and inspecting jobs: ``test``, ``jobs``, ``retry``, ``cancel``, ``failed``, batches."""
 
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from taskqueue.cli.output import console, csv_list, emit_json, import_apps, open_manager, table
+from taskqueue.cluster.autoscale import Autoscaler
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
-from taskqueue.worker.runner import WorkerOptions, WorkerSummary
-from taskqueue.cluster.autoscale import Autoscaler
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
+from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 from taskqueue.worker.supervisor import Supervisor
 
 

@@ -89,8 +89,8 @@ class Driver(Protocol):
         returned in its place. The key stops blocking duplicates as its ``idempotency_mode``
         says: "exists" never (until the job is deleted or pruned); "started"/"debounce" when the
         job is reserved; "finished" when it completes, fails for good or is cancelled; "window"
-        ``idempotency_window`` seconds after that. A job with dependencies stays pending until all of them complete
-        (dependencies that do not exist count as complete).
+        ``idempotency_window`` seconds after that. A job with dependencies stays pending until
+        all of them complete (dependencies that do not exist count as complete).
         """
 
     # -- consuming ------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class Driver(Protocol):
         """processing -> completed (stores ``result``); releases dependents."""
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
-        """processing -> retrying (due in ``retry_in`` s), or -> failed when ``retry_in`` is None."""
+        """processing -> retrying (due in ``retry_in`` s), or -> failed if ``retry_in`` is None."""
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None

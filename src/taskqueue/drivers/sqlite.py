@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from taskqueue.drivers import _sql
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
-from taskqueue.errors import Conflict, ConfigError, DriverUnavailable
+from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 

@@ -26,7 +26,8 @@ def validate_priority(value: object) -> int:
                 raise ValueError(f"priority {value!r} is not a number or one of {names}") from None
             value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"priority must be an int in {MIN_PRIORITY}..{MAX_PRIORITY}, got {value!r}")
+        raise ValueError(
+            f"priority must be an int in {MIN_PRIORITY}..{MAX_PRIORITY}, got {value!r}")
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise ValueError(f"priority {value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}")
     return int(value)

@@ -5,6 +5,7 @@ It takes a QueueManager (which holds a Driver) and never imports a concrete driv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -33,9 +34,9 @@ from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
+from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.pool import JobPool
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
-from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.retry import RetryPolicy, retry_in
 from taskqueue.workflows.dependencies import inject_results
 from taskqueue.workflows.hooks import after_finish
@@ -460,10 +461,8 @@ class Worker:
         for mw in self.middleware:
             mw.teardown()
         self.executor.close()
-        try:
+        with contextlib.suppress(DriverUnavailable):
             self.driver.registry_remove("worker", self.worker_id)
-        except DriverUnavailable:
-            pass
         self.summary.elapsed = time.monotonic() - self._started
         self.summary.rss_end_mb = self._rss_mb()
         self._emit(ev.WORKER_STOPPED, fields={"reason": self.summary.stop_reason,

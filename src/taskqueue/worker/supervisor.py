@@ -385,10 +385,8 @@ class Supervisor:
     def _send_all(self, signum: int) -> None:
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive() and slot.process.pid:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(slot.process.pid, signum)
-                except ProcessLookupError:
-                    pass
 
     def _install_signals(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):

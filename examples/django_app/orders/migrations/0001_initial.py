@@ -1,0 +1,18 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies: list[tuple[str, str]] = []
+    operations = [
+        migrations.CreateModel(
+            name="Order",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name="ID")),
+                ("email", models.EmailField(max_length=254)),
+                ("cents", models.PositiveIntegerField()),
+                ("status", models.CharField(default="new", max_length=20)),
+            ],
+        ),
+    ]
