@@ -246,11 +246,11 @@ def test_jobs_show_reports_workflow_position(m: QueueManager, store_url: str) ->
     out = CliRunner().invoke(cli, ["--url", store_url, "jobs", "show", handles[1], "--json"])
     import json
 
-    shown = json.loads(out.output)
+    shown = json.loads(out.stdout)
     assert shown["dependencies"] == [handles[0]]
     assert shown["workflow"]["chain_step"] == "2 of 2"
     batch_job = m.search(JobFilter(batch_id=batch_id))[0]
     out = CliRunner().invoke(cli, ["--url", store_url, "jobs", "show", batch_job.id, "--json"])
-    assert json.loads(out.output)["batch_id"] == batch_id
+    assert json.loads(out.stdout)["batch_id"] == batch_id
     status = CliRunner().invoke(cli, ["--url", store_url, "batch:status", batch_id, "--json"])
-    assert json.loads(status.output)["total"] == 1
+    assert json.loads(status.stdout)["total"] == 1

@@ -27,14 +27,15 @@ EXCEPTION_PREVIEW = 300
 
 def summary(record: JobRecord) -> dict[str, Any]:
     """A job as a row of the list (the exception cut to its last line)."""
-    last_line = (record.exception or "").strip().splitlines()[-1:] or [None]
+    lines = (record.exception or "").strip().splitlines()
+    last_line = lines[-1] if lines else ""
     return {"id": record.id, "name": record.name, "queue": record.queue_name,
             "state": record.state.value, "priority": record.priority,
             "attempts": record.attempts, "max_attempts": record.max_attempts,
             "created_at": record.created_at.isoformat(),
             "updated_at": record.updated_at.isoformat(), "tags": list(record.tags),
             "batch_id": record.batch_id, "progress": record.progress,
-            "error": (last_line[0] or "")[:EXCEPTION_PREVIEW] or None}
+            "error": last_line[:EXCEPTION_PREVIEW] or None}
 
 
 def _query(request: Request, principal: Principal, params: Any = None) -> JobQuery:
@@ -136,7 +137,7 @@ async def bulk_action(request: Request) -> Response:
         raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
     apply = applier(dash.manager, action, principal.name,
                     priority=parse_priority(data.get("priority")), reason=data.get("reason"))
-    extra = {k: data[k] for k in ("priority", "reason") if k in data}
+    extra: dict[str, Any] = {k: data[k] for k in ("priority", "reason") if k in data}
     if "ids" in data:
         ids = data["ids"]
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -89,7 +89,7 @@ def create_app(manager: QueueManager, settings: DashboardSettings | None = None)
         Middleware(CSRFMiddleware),
     ]
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+                    exception_handlers=EXCEPTION_HANDLERS)
     app.state.dashboard = dash
     app.state.templates = pages.make_templates()
     app.state.live = live.LiveHub(dash)

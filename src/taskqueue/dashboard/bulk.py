@@ -108,7 +108,8 @@ class Operations:
         with self._lock:
             self._forget_old()
             self._ops[op.id] = op
-        thread = threading.Thread(target=self._run, args=(op, search, query, apply, on_done, decode),
+        thread = threading.Thread(target=self._run,
+                                  args=(op, search, query, apply, on_done, decode),
                                   name=f"taskqueue-bulk-{op.id[:8]}", daemon=True)
         thread.start()
         return op

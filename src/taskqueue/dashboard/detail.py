@@ -14,7 +14,6 @@ from collections import deque
 from typing import Any
 
 from taskqueue.dashboard.actions import allowed_actions
-from taskqueue.dashboard.query import time_id
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.manager import WORKFLOW, QueueManager
@@ -136,5 +135,3 @@ def _graph(nodes: dict[str, JobRecord], truncated: bool, focus: str | None) -> d
     return {"nodes": [_node(nodes[k]) for k in sorted(nodes)], "edges": edges,
             "missing": missing, "truncated": truncated, "focus": focus}
 
-
-__all__ = ["graph_for_batch", "graph_for_job", "job_detail", "time_id", "timeline"]

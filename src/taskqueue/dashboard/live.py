@@ -2,12 +2,14 @@
 
 One snapshot is computed per interval and shared by all connections (a hundred open tabs cost
 the store what one does). Each snapshot also feeds the day chart's stored minutes. A stream
-ends when the client goes away (Starlette stops the generator), or after ``?events=N`` events (for scripts and tests).
+ends when the client goes away (Starlette stops the generator), or after ``?events=N`` events
+(for scripts and tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from taskqueue.dashboard.overview import snapshot
-from taskqueue.dashboard.web import Dashboard, board, who
+from taskqueue.dashboard.web import Dashboard, who
 from taskqueue.observability.stats import History
 
 
@@ -43,10 +45,8 @@ class LiveHub:
         history = History.load(manager.driver)
         data = snapshot(manager, history)
         waiting = data["totals"]["pending"] + data["totals"]["retrying"]
-        try:
+        with contextlib.suppress(Exception):  # the day chart must not stop the live view
             self.dash.day.record(history, waiting)
-        except Exception:  # noqa: BLE001 - the chart's memory must not stop the live view
-            pass
         return data
 
 
@@ -71,7 +71,8 @@ async def stream(request: Request) -> Response:
             try:
                 data = await live.current()
                 payload = json.dumps(data, default=str)
-                yield f"event: overview\nid: {int(data['generated_at'] * 1000)}\ndata: {payload}\n\n"
+                stamp = int(data["generated_at"] * 1000)
+                yield f"event: overview\nid: {stamp}\ndata: {payload}\n\n"
             except Exception as exc:  # noqa: BLE001 - tell the page, keep the stream
                 yield f"event: problem\ndata: {json.dumps({'error': str(exc)})}\n\n"
             sent += 1

@@ -32,7 +32,8 @@ from taskqueue.errors import (
     TaskQueueError,
 )
 from taskqueue.manager import QueueManager
-from taskqueue.scheduling.schedules import ScheduleError, ScheduleNotFound
+from taskqueue.scheduling.cron import ScheduleError
+from taskqueue.scheduling.schedules import ScheduleNotFound
 
 MAX_BODY = 1024 * 1024
 

@@ -180,10 +180,15 @@ class _QueueLimitCache:
         self._lock = threading.Lock()
 
     def get(self, driver: Driver) -> dict[str, dict[str, Any]]:
+        """The limits; on a store error, the last ones read (jobs without limits must not
+        stall because the registry could not be read)."""
         with self._lock:
             if time.monotonic() - self._read_at > self.max_age:
-                self._value = queue_limits(driver)
                 self._read_at = time.monotonic()
+                try:
+                    self._value = queue_limits(driver)
+                except DriverError as exc:
+                    log.warning("could not read queue limits, using the last known: %s", exc)
             return self._value
 
 
@@ -228,16 +233,24 @@ class _LimitMiddleware(Middleware):
         self.manager: QueueManager | None = None
         self.clock: StoreClock | None = None
         self.queue_cache = _QueueLimitCache()
+        self._warned = False
 
     def setup(self, manager: QueueManager, worker_id: str) -> None:
         self.manager = manager
         self.clock = StoreClock(manager.driver)
 
     def applies(self, job: JobRecord, options: dict[str, Any], kind: str) -> bool:
-        """Cheap check first: does the task, or the job's queue, set a limit of this kind?"""
+        """Cheap check first: does the task, or the job's queue, set a limit of this kind?
+        False (with one warning) in a worker that never called ``setup()``: without the
+        manager there is no store to count in."""
+        if self.manager is None:
+            if options.get(kind) and not self._warned:
+                self._warned = True
+                log.warning("%s: setup() was not called (Worker.run_once() without run()?); "
+                            "%s limits are not enforced", type(self).__name__, kind)
+            return False
         if options.get(kind):
             return True
-        assert self.manager is not None, "setup() was not called"
         queue = self.queue_cache.get(self.manager.driver).get(job.queue_name)
         return bool(queue and queue.get(kind))
 
@@ -353,9 +366,9 @@ class RateLimitMiddleware(_LimitMiddleware):
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
-        assert self.manager is not None and self.clock is not None, "setup() was not called"
         if not self.applies(job, options, "rate"):
             return None
+        assert self.manager is not None and self.clock is not None
         try:
             for limit in self.limits(job, runnable, options):
                 if limit.rate is None:

@@ -30,7 +30,7 @@ class Middleware:
     """Base class; override what you need. Hooks run on the worker thread running the job."""
 
     def setup(self, manager: QueueManager, worker_id: str) -> None:
-        """Called once when the worker starts."""
+        """Called once when the worker is created (before any job, even via ``run_once``)."""
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:

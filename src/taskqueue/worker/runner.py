@@ -130,6 +130,8 @@ class Worker:
         self._proc = psutil.Process()
         self._state = "starting"
         self.middleware = [*default_middleware(), *self.options.middleware]
+        for mw in self.middleware:
+            mw.setup(self.manager, self.worker_id)
 
     # -- control (safe from signal handlers and other threads) ------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -152,8 +154,6 @@ class Worker:
         self.summary.rss_start_mb = self._rss_mb()
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
-        for mw in self.middleware:
-            mw.setup(self.manager, self.worker_id)
         self.heartbeat.start()
         self._state = "running"
         try:

@@ -94,13 +94,18 @@ def cancel(manager: QueueManager, batch_id: str, reason: str) -> int:
 
 
 def job_finished(manager: QueueManager, batch_id: str, state: State) -> None:
-    """Called whenever a job of the batch finishes: fire the callbacks that are due."""
+    """Called whenever a job of the batch finishes: fire the callbacks that are due.
+
+    A store counter of finished jobs keeps this O(1) per job: the full status is read only
+    once the counter reaches the batch size (a retried job may count twice, so the status,
+    not the counter, decides)."""
     info = meta(manager, batch_id)
     if info is None:
         return
     if state == State.FAILED and info.get("on_failure"):
         _fire(manager, info, "on_failure")
-    if info.get("on_complete"):
+    finished = manager.driver.counter_incr(f"batch:{batch_id}:finished", 1, FOREVER)
+    if info.get("on_complete") and finished >= int(info["total"]):
         current = status(manager, batch_id)
         if current and current.finished and current.completed == current.total:
             _fire(manager, info, "on_complete", current)
