@@ -135,12 +135,16 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     table = data.get("taskqueue", data)
     known = {f.name for f in fields(Settings)}
+    #: tables owned by features that read the file themselves (alert rules, schedules)
+    owned = {"alerts", "schedules", "taskqueue"}
     for key in table:
+        if key in owned and isinstance(table[key], dict | list):
+            continue
         if key not in known:
             hint = difflib.get_close_matches(key, known, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{path}: unknown setting {key!r}{extra}")
-    return dict(table)
+    return {k: v for k, v in table.items() if k not in owned}
 
 
 def resolve(

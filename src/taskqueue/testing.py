@@ -140,11 +140,8 @@ def drain(
 
 
 def _start(manager: QueueManager, queues: list[str], errors: _Errors) -> Worker:
-    worker = Worker(manager, WorkerOptions(queues=queues, prefetch=1, maintenance_interval=0.5,
-                                           middleware=[errors]))
-    for mw in worker.middleware:
-        mw.setup(manager, worker.worker_id)
-    return worker
+    return Worker(manager, WorkerOptions(queues=queues, prefetch=1, maintenance_interval=0.5,
+                                         middleware=[errors]))  # sets its middleware up
 
 
 def _finish(worker: Worker | None, total: WorkerSummary) -> None:

@@ -23,7 +23,6 @@ from taskqueue.jobs.ids import uuid7  # noqa: E402
 from taskqueue.jobs.model import JobRecord  # noqa: E402
 from taskqueue.jobs.states import State  # noqa: E402
 
-
 PASSWORDS = {"alice": "alice-secret-pw", "rita": "rita-secret-pw"}
 TOKEN = "admin-token-0123456789abcdef"
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
@@ -31,9 +30,10 @@ XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 
 @pytest.fixture(scope="session")
 def users() -> dict[str, User]:
-    """Hashing costs ~50 ms each: once per session."""
-    return {"alice": User("alice", hash_password(PASSWORDS["alice"]), "admin", True),
-            "rita": User("rita", hash_password(PASSWORDS["rita"]), "read-only", False)}
+    """A cheap scrypt cost keeps logins fast in tests (verification reads N from the hash)."""
+    return {"alice": User("alice", hash_password(PASSWORDS["alice"], n=2**10), "admin", True),
+            "rita": User("rita", hash_password(PASSWORDS["rita"], n=2**10), "read-only",
+                         False)}
 
 
 @pytest.fixture
@@ -117,7 +117,8 @@ def put_job(manager: QueueManager, state: State = State.FAILED, *, name: str = "
         payload=manager.codec.encode(body if body is not None else {"args": [1]},
                                      job_id=job_id, queue=queue),
         state=state, priority=5, attempts=3 if state is State.FAILED else 0, max_attempts=3,
-        timeout_seconds=60, delay_seconds=0.0, available_at=now, created_at=now,
+        timeout_seconds=60, delay_seconds=0.0, available_at=now - timedelta(seconds=5),
+        created_at=now - timedelta(seconds=5),
         updated_at=now, started_at=now - timedelta(seconds=2) if finished else None,
         completed_at=now if state is State.COMPLETED else None,
         failed_at=now if state in (State.FAILED, State.CANCELLED) else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -106,9 +107,11 @@ def _with(query: JobQuery, cursor: str | None) -> JobQuery:
 
 def test_oldest_first_and_time_range(sqlite_manager: QueueManager) -> None:
     early = [put_job(sqlite_manager).id for _ in range(3)]
+    time.sleep(0.01)  # the range is inclusive to the millisecond
     middle_start = datetime.now(UTC)
     middle = [put_job(sqlite_manager).id for _ in range(4)]
     middle_end = datetime.now(UTC)
+    time.sleep(0.01)
     late = [put_job(sqlite_manager).id for _ in range(2)]
     ranged = JobQuery(since=middle_start, until=middle_end, limit=50)
     assert [r.id for r in find_page(sqlite_manager.search, ranged).jobs] == middle[::-1]

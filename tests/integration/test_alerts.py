@@ -103,6 +103,19 @@ def test_webhook_fires_once_and_resolves_once(manager: QueueManager, receiver: R
         ("firing", {"webhook": "ok"}), ("resolved", {"webhook": "ok"})]
 
 
+def test_an_incident_on_every_backend(store_url: str, receiver: Receiver) -> None:
+    with QueueManager.from_url(store_url) as manager:
+        service = depth_service(manager, WebhookNotifier(receiver.url), cooldown=0)
+        ids = [tasks.add.push((1, 1), manager=manager, queue="mail") for _ in range(3)]
+        assert [n.status for n in service.run_once()] == ["firing"]
+        assert service.run_once() == []
+        for job_id in ids:
+            manager.cancel(job_id)
+        assert [n.status for n in service.run_once()] == ["resolved"]
+        assert [h["status"] for h in service.history()] == ["firing", "resolved"]
+    assert receiver.statuses() == ["firing", "resolved"]
+
+
 def test_cooldown_keeps_a_flapping_queue_quiet(manager: QueueManager, receiver: Receiver,
                                                ledger: str) -> None:
     service = depth_service(manager, WebhookNotifier(receiver.url), cooldown=3600)

@@ -31,7 +31,7 @@ from taskqueue.scheduling import (
     start_scheduler_thread,
 )
 from taskqueue.scheduling.scheduler import STATUS_KIND, due_runs
-from taskqueue.scheduling.schedules import STATES
+from taskqueue.scheduling.schedules import DEFINITIONS, STATES
 from tests.apps import schedule_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,6 +191,20 @@ def test_schedule_conditions_skip_runs(sqlite_manager: QueueManager,
     finally:
         _OPEN.clear()
         scheduler.close()
+
+
+def test_a_broken_schedule_does_not_stop_the_others(sqlite_manager: QueueManager,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    good = add_every_second(sqlite_manager, back=1.5)
+    broken = {**good.to_dict(), "name": "broken", "cron": "not a cron"}
+    sqlite_manager.driver.registry_put(DEFINITIONS, "broken", broken, 3600)
+    sqlite_manager.driver.registry_put(DEFINITIONS, "garbage", {"name": "garbage"}, 3600)
+    scheduler = Scheduler(sqlite_manager, lock_ttl=2, tick=0.2)
+    tick = scheduler.run_once()
+    scheduler.close()
+    assert tick.fired and {f.schedule for f in tick.fired} == {"every-second"}
+    assert "schedule broken: could not be processed" in caplog.text
+    assert "malformed schedule entry 'garbage'" in caplog.text
 
 
 def test_store_rejects_bad_schedules(sqlite_manager: QueueManager) -> None:

@@ -33,3 +33,5 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _database.path}}
     TASKQUEUE = {"url": os.environ.get("TASKQUEUE_URL", "sqlite:///storage/queue.db")}
 TASKQUEUE["max_workers"] = 4
+# a worker process with Django loaded starts above the 50 MiB default recycling limit
+TASKQUEUE["worker_memory_limit"] = 256 * 1024 * 1024

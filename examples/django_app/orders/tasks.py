@@ -1,8 +1,7 @@
 """Jobs of the orders app: found by the taskqueue app's autodiscovery (``<app>.tasks``)."""
 
-from taskqueue import task
-
 from orders.models import Order
+from taskqueue import task
 
 
 @task(queue="orders", max_attempts=5)

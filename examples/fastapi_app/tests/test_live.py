@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import run_worker
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-
 from fastapi_shop.app import create_app
 from fastapi_shop.tasks import make_thumbnail, send_welcome
+
 from taskqueue import QueueManager, WorkerSummary
 from taskqueue.testing import EnqueueRecorder
 

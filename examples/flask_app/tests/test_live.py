@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import flask_taskqueue
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from flask_shop import create_app
 from flask_shop.tasks import charge_card
+
 from taskqueue import ConfigError, QueueManager, WorkerSummary
 from taskqueue.testing import EnqueueRecorder
 

@@ -160,13 +160,14 @@ def _num(value: Any, unit: str = "", scale: float = 1.0) -> str:
     if not isinstance(value, int | float):
         return "-"
     value *= scale
-    return f"{value:.0f}{unit}" if abs(value) >= 100 else f"{value:.3g}{unit}"
+    digits = 0 if abs(value) >= 10 or value == int(value) else 1 if abs(value) >= 1 else 2
+    return f"{value:.{digits}f}{unit}"
 
 
 def _seconds(value: Any) -> str:
     if not isinstance(value, int | float):
         return "-"
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+    return f"{value * 1000:.3g}ms" if value < 1 else f"{value:.2f}s"
 
 
 def print_history(data: dict[str, Any]) -> None:
@@ -186,8 +187,8 @@ def print_history(data: dict[str, Any]) -> None:
                      _seconds(run["p95"]), _seconds(run["p99"]), _seconds(wait["p50"]),
                      _seconds(wait["p95"]), _seconds(entry.get("oldest_pending_age"))])
     table("history (per minute over 1m/5m/1h; times over 5m)",
-          ["queue", "enqueued/min", "done/min", "failed", "run p50", "run p95", "run p99",
-           "wait p50", "wait p95", "oldest waiting"], rows)
+          ["queue", "enq/min", "done/min", "failed", "run p50", "run p95", "run p99",
+           "wait p50", "wait p95", "oldest"], rows)
 
 
 COMMANDS = [health, metrics_serve, alerts_check]

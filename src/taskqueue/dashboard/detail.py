@@ -16,6 +16,7 @@ from typing import Any
 from taskqueue.dashboard.actions import allowed_actions
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
 from taskqueue.manager import WORKFLOW, QueueManager
 
 MAX_NODES = 200
@@ -64,6 +65,9 @@ def timeline(record: JobRecord, audit: list[dict[str, Any]]) -> list[dict[str, A
                        "detail": (record.exception or "").strip().splitlines()[-1:] or None})
     if record.completed_at:
         events.append({"at": record.completed_at.timestamp(), "what": record.state.value})
+    elif record.state is State.CANCELLED and not record.failed_at:
+        events.append({"at": record.updated_at.timestamp(), "what": "cancelled",
+                       "detail": record.exception})
     for entry in audit:
         events.append({"at": float(entry["at"]), "what": f"{entry['action']} by {entry['actor']}",
                        "detail": entry.get("outcome")})

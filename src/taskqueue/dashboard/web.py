@@ -8,6 +8,7 @@ Nothing here is global: one :class:`Dashboard` is made by ``create_app`` and hun
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,5 +131,6 @@ def _wants_html(request: Request) -> bool:
         and request.method in ("GET", "HEAD")
 
 
-EXCEPTION_HANDLERS = {HTTPException: on_http_error,
-                      **{kind: on_error for kind, _ in _STATUS}}
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+EXCEPTION_HANDLERS: dict[Any, Handler] = {HTTPException: on_http_error,
+                                          **{kind: on_error for kind, _ in _STATUS}}

@@ -58,15 +58,19 @@ class TracingMiddleware(Middleware):
         self._open: dict[str, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
         self._worker_id = ""
+        self._tracer: Any = trace.get_tracer("taskqueue")
 
     def setup(self, manager: QueueManager, worker_id: str) -> None:
         self._worker_id = worker_id
+        self._tracer = trace.get_tracer("taskqueue")
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return None  # no SDK configured: spans would be no-ops, skip the cost
         carrier = options.get(TRACE_OPTION)
         parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
-        span = trace.get_tracer("taskqueue").start_span(
+        span = self._tracer.start_span(
             f"run {job.name}", context=parent, kind=SpanKind.CONSUMER,
             attributes={"messaging.system": "taskqueue", "messaging.operation": "process",
                         "messaging.destination.name": job.queue_name,

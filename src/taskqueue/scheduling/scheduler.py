@@ -116,8 +116,14 @@ class Scheduler:
         for schedule in self.store.list():
             if schedule.paused:
                 continue
-            tick.fired += self._fire(schedule, now)
-            upcoming = next_fire_times(schedule.cron, schedule.timezone, now, 1)[0]
+            try:
+                tick.fired += self._fire(schedule, now)
+                upcoming = next_fire_times(schedule.cron, schedule.timezone, now, 1)[0]
+            except DriverError:
+                raise  # the loop backs off and retries the whole tick
+            except Exception:  # noqa: BLE001 - one broken schedule must not stop the others
+                log.exception("schedule %s: could not be processed", schedule.name)
+                continue
             tick.next_due = min(filter(None, (tick.next_due, upcoming)))
         return tick
 

@@ -15,6 +15,7 @@ Keeping them apart means a pause typed while the scheduler records a run is neve
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,8 @@ from taskqueue.jobs.definition import OPTION_DEFAULTS, Runnable, check_options
 from taskqueue.scheduling.conditions import validate_conditions
 from taskqueue.scheduling.cron import ScheduleError, next_fire_times, normalize_cron, zone
 from taskqueue.scheduling.natural import compile_phrase
+
+log = logging.getLogger("taskqueue.scheduler")
 
 MISSED_POLICIES = ("skip", "once", "all")
 #: The most missed runs a schedule with ``missed="all"`` enqueues after downtime (the latest).
@@ -187,10 +190,13 @@ class ScheduleStore:
 
     def list(self) -> list[Schedule]:
         """Every schedule, by name, with its last fire time."""
-        fired = {s["name"]: s.get("last_fire") for s in self.driver.registry_list(STATES)}
+        fired = {s.get("name"): s.get("last_fire") for s in self.driver.registry_list(STATES)}
         found = []
         for data in self.driver.registry_list(DEFINITIONS):
-            found.append(Schedule.from_dict({**data, "last_fire": fired.get(data["name"])}))
+            try:
+                found.append(Schedule.from_dict({**data, "last_fire": fired.get(data["name"])}))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("ignoring a malformed schedule entry %r: %s", data.get("name"), exc)
         return sorted(found, key=lambda s: s.name)
 
     def get(self, name: str) -> Schedule | None:

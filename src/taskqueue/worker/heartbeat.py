@@ -59,8 +59,9 @@ class Heartbeat:
         result = self.driver.heartbeat(self.worker_id, tokens, self.lease_seconds) if tokens \
             else HeartbeatResult()
         with self._lock:
-            self.lost.update(j for j in result.lost if j in self._held)
-        for job_id in result.lost:
+            lost = [j for j in result.lost if j in self._held]  # not those settled meanwhile
+            self.lost.update(lost)
+        for job_id in lost:
             log.warning("lease lost", extra={"job_id": job_id, "worker_id": self.worker_id})
         for job_id in result.cancelled:
             self.on_cancelled(job_id)

@@ -261,7 +261,8 @@ class Worker:
             self._running[job.id] = ctx
             self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
                                                     "timeout": ctx.timeout,
-                                                    "max_attempts": job.max_attempts})
+                                                    "max_attempts": job.max_attempts,
+                                                    "ready_at": job.available_at.timestamp()})
             outcome = self.executor.run(runnable, body, ctx)
             for mw in reversed(self.middleware):
                 mw.after_run(job, ctx, outcome)

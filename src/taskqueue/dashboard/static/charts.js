@@ -3,11 +3,12 @@
 (function () {
   const h = TQ.h;
 
+  /* The top of the y axis: four equal steps, each 1, 2, 2.5 or 5 times a power of ten. */
   function niceMax(value) {
-    if (value <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= value) return m * p;
-    return 10 * p;
+    const raw = Math.max(value, 4) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= raw) return 4 * m * p;
+    return 40 * p;
   }
 
   function clock(t, withDay) {
@@ -22,7 +23,7 @@
     const opts = options || {};
     const xs = points.map((p) => p.t);
     const x0 = Math.min(...xs), x1 = Math.max(...xs);
-    const ymax = niceMax(Math.max(4, ...points.flatMap((p) => series.map((s) => p[s.key] || 0))));
+    const ymax = niceMax(Math.max(0, ...points.flatMap((p) => series.map((s) => p[s.key] || 0))));
     const X = (t) => L + (x1 === x0 ? 0 : (t - x0) / (x1 - x0)) * (W - L - R);
     const Y = (v) => T + (1 - v / ymax) * (H - T - B);
     const svg = h("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",

@@ -20,17 +20,19 @@
     const job = data.job, box = h("div", { class: "row", id: "job-actions" });
     const act = (action, body) => TQ.api(`/api/jobs/${encodeURIComponent(job.id)}/${action}`, { method: "POST", body })
       .then((r) => { TQ.toast(`${action}: ${r.changed ? "done" : "no change"}`); return reload(); });
+    if (!TQ.canAct()) return TQ.append(box, [h("span", { class: "muted", text: "Read-only: no actions." })]);
+    const add = (node) => TQ.append(box, [node]);
     for (const action of data.actions) {
-      if (action === "retry") box.appendChild(TQ.button("Retry", () => act("retry"), { id: "action-retry", class: "primary" }));
-      if (action === "cancel") box.appendChild(TQ.button("Cancel", async () => {
+      if (action === "retry") add(TQ.button("Retry", () => act("retry"), { id: "action-retry", class: "primary" }));
+      if (action === "cancel") add(TQ.button("Cancel", async () => {
         if (await TQ.confirm("Cancel job", `Cancel ${job.name} (${job.id})?`)) await act("cancel", { reason: "cancelled from the dashboard" });
       }, { id: "action-cancel" }));
       if (action === "priority") {
         const input = h("input", { id: "priority-input", size: 5, value: job.priority });
-        if (TQ.canAct()) box.appendChild(input);
-        box.appendChild(TQ.button("Set priority", () => act("priority", { priority: input.value }), { id: "action-priority" }));
+        add(input);
+        add(TQ.button("Set priority", () => act("priority", { priority: input.value }), { id: "action-priority" }));
       }
-      if (action === "delete") box.appendChild(TQ.button("Delete", async () => {
+      if (action === "delete") add(TQ.button("Delete", async () => {
         if (await TQ.confirm("Delete job", "Delete this job? This cannot be undone.")) {
           await TQ.api(`/api/jobs/${encodeURIComponent(job.id)}/delete`, { method: "POST" });
           location.href = "/jobs";

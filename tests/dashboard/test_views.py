@@ -1,0 +1,197 @@
+"""Overview figures, live events, charts, graphs, schedules, workers, alerts, pages, OpenAPI
+(on SQLite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from starlette.routing import Route
+
+from taskqueue import QueueManager
+from taskqueue.dashboard import DashboardSettings
+from taskqueue.dashboard.openapi import ENDPOINTS
+from taskqueue.dashboard.overview import DaySeries, minute_series, percentiles, snapshot
+from taskqueue.jobs.states import State
+from taskqueue.observability.alerts import config_from_dict
+from taskqueue.observability.stats import History
+from taskqueue.scheduling import Schedule, ScheduleStore
+from tests.dashboard.conftest import Session, client_for, login, put_job
+
+
+@pytest.fixture
+def session(sqlite_manager: QueueManager, settings: DashboardSettings) -> Session:
+    client = client_for(sqlite_manager, settings)
+    return Session(client, login(client, "alice"))
+
+
+def stats_entry(minute: int, completed: int, failed: int) -> dict[str, object]:
+    return {"v": 1, "minute": minute, "source": "t", "queues": {"default": {"app.x": {
+        "counts": {"completed": completed, "failed": failed, "enqueued": completed},
+        "run": [0.5 * completed, 0.1, 0.9, {"20": completed}]}}}}
+
+
+def test_snapshot_without_worker_statistics(sqlite_manager: QueueManager) -> None:
+    for _ in range(4):
+        put_job(sqlite_manager, State.COMPLETED)
+    put_job(sqlite_manager, State.PENDING, queue="emails")
+    sqlite_manager.pause_queue("emails")
+    data = snapshot(sqlite_manager)
+    assert data["totals"]["completed"] == 4 and data["totals"]["pending"] == 1
+    assert data["latency"]["source"] == "sample" and data["latency"]["run"]["count"] == 4
+    assert data["latency"]["run"]["p50"] == pytest.approx(2.0, abs=0.5)
+    assert {q["name"]: q["paused"] for q in data["queues"]} == {"default": False, "emails": True}
+    assert len(data["series"]) == 60
+
+
+def test_snapshot_prefers_stored_statistics(sqlite_manager: QueueManager) -> None:
+    minute = int(time.time() // 60)
+    sqlite_manager.driver.registry_put("stats", f"{minute}:t", stats_entry(minute, 30, 2), 3600)
+    data = snapshot(sqlite_manager)
+    assert data["latency"]["source"] == "stats" and data["latency"]["run"]["count"] == 30
+    assert data["throughput"]["source"] == "stats"
+    assert data["series"][-1]["completed"] == 30 and data["series"][-1]["failed"] == 2
+
+
+def test_percentiles() -> None:
+    assert percentiles([]) == {"count": 0, "p50": None, "p95": None, "p99": None}
+    p = percentiles(float(i) for i in range(1, 101))
+    assert p["count"] == 100 and p["p50"] == pytest.approx(50.5) and p["p99"] > p["p95"]
+
+
+def test_day_series_keeps_finished_minutes(sqlite_manager: QueueManager) -> None:
+    now = time.time()
+    minute = int(now // 60)
+    entries = [stats_entry(minute - 2, 5, 1), stats_entry(minute, 9, 0)]
+    history = History.from_entries(entries, now)
+    day = DaySeries(sqlite_manager.driver)
+    day.record(history, depth=12)
+    stored = {int(e["t"]) // 60: e for e in sqlite_manager.driver.registry_list(
+        "dashboard_minute")}
+    assert stored[minute - 2]["completed"] == 5 and minute not in stored  # not finished yet
+    points = DaySeries(sqlite_manager.driver).load(15, now)
+    assert len(points) in (96, 97) and sum(p["completed"] for p in points) == 5
+    assert minute_series(history, 3)[-1]["completed"] == 9
+
+
+def test_live_events_stream(session: Session, sqlite_manager: QueueManager) -> None:
+    put_job(sqlite_manager, State.PENDING)
+    with session.client.stream("GET", "/api/live?events=2") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    assert len(events) == 2 and events[0]["totals"]["pending"] == 1
+    day = session.get("/api/series?range=day").json()
+    assert day["bucket"] == 900 and day["points"]
+    assert session.get("/api/series?range=week").status_code == 400
+
+
+def test_graph_of_dependencies_and_batches(session: Session,
+                                           sqlite_manager: QueueManager) -> None:
+    first = put_job(sqlite_manager, State.COMPLETED, batch_id="b1")
+    second = put_job(sqlite_manager, State.PENDING, batch_id="b1", dependencies=(first.id,))
+    third = put_job(sqlite_manager, State.PENDING, dependencies=(second.id,))
+    graph = session.get(f"/api/jobs/{second.id}/graph?scope=job").json()
+    assert {n["id"] for n in graph["nodes"]} == {first.id, second.id, third.id}
+    assert sorted(graph["edges"]) == sorted([[first.id, second.id], [second.id, third.id]])
+    batch = session.get("/api/batches/b1/graph").json()
+    assert {n["id"] for n in batch["nodes"]} == {first.id, second.id}
+    assert session.get("/api/batches/nope/graph").status_code == 404
+
+
+def test_schedules_list_pause_resume_run(session: Session,
+                                         sqlite_manager: QueueManager) -> None:
+    ScheduleStore(sqlite_manager.driver).add(Schedule.create(
+        "nightly", "tests.echo", every="every day at 2:30", timezone="Europe/Paris",
+        args=["x"]))
+    listed = session.get("/api/schedules").json()["schedules"]
+    assert listed[0]["name"] == "nightly" and len(listed[0]["next_runs"]) == 3
+    assert "CET" in listed[0]["next_runs"][0]["local"] or "CEST" in listed[0]["next_runs"][0][
+        "local"]
+    assert session.post("/api/schedules/nightly/pause").json()["schedule"]["paused"] is True
+    assert session.post("/api/schedules/nightly/resume").json()["schedule"]["paused"] is False
+    run = session.post("/api/schedules/nightly/run").json()["schedule"]
+    job = sqlite_manager.require(run["job_id"])
+    assert job.name == "tests.echo" and "schedule:nightly" in job.tags
+    assert session.post("/api/schedules/missing/run").status_code == 404
+    entry = session.get("/api/audit?action=schedule run").json()["entries"][0]
+    assert entry["target"] == "schedule:nightly" and entry["count"] == 1
+
+
+def test_worker_actions_signal_local_workers_only(session: Session,
+                                                  sqlite_manager: QueueManager,
+                                                  tmp_path: Path) -> None:
+    flag = tmp_path / "usr1"
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGUSR1, lambda *a: open({str(flag)!r}, 'w').close())\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        entry = {"id": "w-local", "host": socket.gethostname(), "pid": child.pid,
+                 "queues": ["default"], "state": "running", "current_jobs": [], "processed": 1,
+                 "failed": 0, "rss_mb": 30.0, "started": time.time(),
+                 "last_heartbeat": time.time()}
+        sqlite_manager.driver.registry_put("worker", "w-local", entry, 60)
+        sqlite_manager.driver.registry_put("worker", "w-far", {**entry, "id": "w-far",
+                                                               "host": "elsewhere"}, 60)
+        workers = {w["id"]: w for w in session.get("/api/workers").json()["workers"]}
+        assert workers["w-local"]["local"] and not workers["w-far"]["local"]
+        answer = session.post("/api/workers/w-local/recycle")
+        assert answer.status_code == 200 and "SIGUSR1" in answer.json()["result"]
+        deadline = time.monotonic() + 5
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert flag.exists()
+        far = session.post("/api/workers/w-far/pause")
+        assert far.status_code == 409 and "kill -USR2" in far.json()["error"]
+        assert "already running" in session.post("/api/workers/w-local/resume").json()["result"]
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def test_alerts_page_data(sqlite_manager: QueueManager, settings: DashboardSettings) -> None:
+    config = config_from_dict({"alerts": {"rules": [
+        {"kind": "queue_depth", "queue": "emails", "threshold": 5, "severity": "critical"}]}})
+    custom = DashboardSettings(users=settings.users, secret_key="x", alerts=config,
+                               alerts_source="alerts.toml")
+    client = client_for(sqlite_manager, custom)
+    login(client, "alice")
+    data = client.get("/api/alerts").json()
+    assert data["config"] == "alerts.toml"
+    assert data["rules"][0]["kind"] == "queue_depth"
+    assert data["rules"][0]["params"]["threshold"] == 5
+    assert data["active"] == [] and data["history"] == []
+
+
+def test_pages_escape_what_they_show(session: Session) -> None:
+    for path in ("/jobs/", "/workflows/", "/batches/"):
+        page = session.get(path + "%3Cimg%20src=x%20onerror=alert(1)%3E")
+        assert page.status_code == 200
+        assert "<img src=x" not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    for path in ("/", "/queues", "/jobs", "/failed", "/workers", "/schedules", "/alerts",
+                 "/audit"):
+        html = session.get(path).text
+        assert 'name="csrf-token"' in html and "<script>" not in html.replace(
+            "<script src=", "")
+
+
+def test_openapi_describes_every_api_route(session: Session) -> None:
+    document = session.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    described = {(m.upper(), p) for m, p, *_ in ENDPOINTS}
+    served = set()
+    for route in session.client.app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, Route) and route.path.startswith("/api/"):
+            served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
+    assert served == described
+    assert set(document["paths"]) == {p for _, p in described}
