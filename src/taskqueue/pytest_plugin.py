@@ -8,6 +8,9 @@ when taskqueue is installed (the ``pytest11`` entry point ``taskqueue``).
 * ``taskqueue_enqueued``: an :class:`~taskqueue.testing.EnqueueRecorder` of the test's jobs
   (``taskqueue_enqueued.assert_enqueued(send_welcome, args=[42], queue="emails")``);
 * ``taskqueue_inline``: jobs run as soon as they are pushed, for the whole test.
+
+taskqueue itself is imported only when a test asks for one of these fixtures, so the plugin
+costs nothing to test suites that do not use them.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from taskqueue.manager import QueueManager
-from taskqueue.testing import EnqueueRecorder, drain, inline, isolated_manager, recorder
-from taskqueue.worker.runner import WorkerSummary
+if TYPE_CHECKING:
+    from taskqueue.manager import QueueManager
+    from taskqueue.testing import EnqueueRecorder
+    from taskqueue.worker.runner import WorkerSummary
 
 
 @pytest.fixture
 def taskqueue_manager(tmp_path: Path) -> Iterator[QueueManager]:
     """A manager on an SQLite store of this test's own, and the default one meanwhile."""
+    from taskqueue.testing import isolated_manager
+
     with isolated_manager(tmp_path / "taskqueue.db") as manager:
         yield manager
 
@@ -33,6 +40,8 @@ def taskqueue_manager(tmp_path: Path) -> Iterator[QueueManager]:
 @pytest.fixture
 def taskqueue_drain(taskqueue_manager: QueueManager) -> Callable[..., WorkerSummary]:
     """Call it to run every ready job of the test's store now."""
+    from taskqueue.testing import drain
+
     run: Callable[..., WorkerSummary] = functools.partial(drain, taskqueue_manager)
     return run
 
@@ -40,6 +49,8 @@ def taskqueue_drain(taskqueue_manager: QueueManager) -> Callable[..., WorkerSumm
 @pytest.fixture
 def taskqueue_enqueued(taskqueue_manager: QueueManager) -> Iterator[EnqueueRecorder]:
     """What the test enqueued, with ``assert_enqueued`` / ``assert_not_enqueued``."""
+    from taskqueue.testing import recorder
+
     with recorder(taskqueue_manager) as recording:
         yield recording
 
@@ -47,6 +58,7 @@ def taskqueue_enqueued(taskqueue_manager: QueueManager) -> Iterator[EnqueueRecor
 @pytest.fixture
 def taskqueue_inline(taskqueue_manager: QueueManager) -> Iterator[QueueManager]:
     """Run each job as soon as it is pushed; a job's exception fails the push."""
+    from taskqueue.testing import inline
+
     with inline(taskqueue_manager) as manager:
         yield manager
-

@@ -490,3 +490,19 @@ def test_keyset_paging(driver: Driver) -> None:
     assert [j.id for j in page] == [jobs[2].id, jobs[3].id]
     page = driver.search(JobFilter(after_id=jobs[3].id, limit=10))
     assert [j.id for j in page] == [jobs[2].id, jobs[1].id, jobs[0].id]
+
+
+def test_complete_many_accepts_only_current_leases(driver: Driver) -> None:
+    parent, other, stale = new(), new(), new()
+    child = new(dependencies=(parent.id,))
+    driver.push([parent, other, stale, child])
+    jobs = {j.id: j for j in driver.reserve("w", Q, 3, 30)}
+    old = LeaseToken(stale.id, jobs[stale.id].lease_epoch - 1)
+    accepted = driver.complete_many([(jobs[parent.id].token, '"p"'),
+                                     (jobs[other.id].token, None), (old, "x"),
+                                     (LeaseToken("missing", 1), None)])
+    assert accepted == [True, True, False, False]
+    assert driver.get(parent.id).result == '"p"'  # type: ignore[union-attr]
+    assert driver.get(stale.id).state == State.PROCESSING  # type: ignore[union-attr]
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id], "dependents released"
+    assert driver.complete_many([]) == []

@@ -5,8 +5,9 @@ worker): log in, watch a counter change live while the worker runs, filter jobs,
 failed jobs and see them complete, cancel a job, pause a queue, see an XSS payload rendered
 inert, get a POST without CSRF token refused, and find a read-only user unable to act.
 
-Screenshots of every page are taken along the way, into a temporary directory, or into
-``docs/images/`` with ``TASKQUEUE_SCREENSHOTS=1`` (how the README's pictures are refreshed).
+With ``TASKQUEUE_SCREENSHOTS=1`` a screenshot of every page is saved into ``docs/images/``
+along the way (how the README's pictures are refreshed); without it none is taken, which keeps
+the test well under a minute on a busy machine.
 Needs the ``playwright`` package and Debian's ``chromium`` (no browser is downloaded).
 """
 
@@ -92,12 +93,18 @@ def users_file(path: Path) -> Path:
     return path
 
 
-def shots_dir(tmp_path: Path) -> Path:
-    if os.environ.get("TASKQUEUE_SCREENSHOTS"):
-        target = ROOT / "docs" / "images"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
+class Shots:
+    """Saves full-page screenshots into docs/images/ when TASKQUEUE_SCREENSHOTS is set."""
+
+    def __init__(self) -> None:
+        self.target = ROOT / "docs" / "images" if os.environ.get("TASKQUEUE_SCREENSHOTS") \
+            else None
+        if self.target is not None:
+            self.target.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, page: Any, name: str, full_page: bool = True) -> None:
+        if self.target is not None:
+            page.screenshot(path=str(self.target / f"{name}.png"), full_page=full_page)
 
 
 def test_dashboard_end_to_end(tmp_path: Path) -> None:
@@ -109,13 +116,13 @@ def test_dashboard_end_to_end(tmp_path: Path) -> None:
         unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     flag = tmp_path / "fixed"
-    shots = shots_dir(tmp_path)
+    shots = Shots()
     manager = QueueManager.from_url(url)
     seeded = seed(manager, flag, tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_cmd = [sys.executable, "-c", SERVE, "--url", url, "dashboard", "--port", str(port),
-                  "--users", str(users_file(tmp_path / "users.toml"))]
+                  "--users", str(users_file(tmp_path / "users.toml")), "--refresh", "1"]
     worker_cmd = [sys.executable, "-m", "taskqueue", "--url", url, "work", "--queue",
                   "default,emails", "--sleep", "0.2", "--grace", "2",
                   "--app", "tests.apps.sample_tasks,tests.dashboard.e2e_tasks"]
@@ -159,13 +166,13 @@ def seed(manager: QueueManager, flag: Path, tmp: Path) -> dict[str, Any]:
     return {"failing": failing, "parked": parked, "xss": xss, "group": str(members[-1])}
 
 
-def login(page: Any, base: str, name: str, shot: Path | None = None) -> None:
+def login(page: Any, base: str, name: str, shots: Shots | None = None) -> None:
     page.goto(base + "/jobs")  # redirected to the login form
     page.wait_for_selector("#login-form")
     page.fill("#username", name)
     page.fill("#password", PASSWORDS[name])
-    if shot is not None:
-        page.screenshot(path=str(shot))
+    if shots is not None:
+        shots(page, "login", full_page=False)
     page.click("#login-submit")
     page.wait_for_url(base + "/jobs")
     assert page.inner_text("#whoami").startswith(name)
@@ -176,10 +183,10 @@ def counter(page: Any) -> int:
 
 
 def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str, Any],
-                  flag: Path, shots: Path) -> None:
+                  flag: Path, shots: Shots) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    login(page, base, "alice", shots / "login.png")
+    login(page, base, "alice", shots)
 
     # 1. a counter changes live (server-sent events) while the worker runs jobs
     page.goto(base + "/")
@@ -191,7 +198,7 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     for i in range(5):
         add.push([i, i], manager=manager)
     wait_for(lambda: counter(page) >= before + 5, 20, "the completed counter to rise")
-    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    shots(page, "overview")
 
     # 2. filter jobs
     page.goto(base + "/jobs")
@@ -201,13 +208,13 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     wait_for(lambda: page.locator("tr.job-row").count() == 4, 10, "4 filtered rows")
     assert "state=failed" in page.url and "name=e2e.until_flag" in page.url
     page.wait_for_selector("#count:has-text('4 matching')")
-    page.screenshot(path=str(shots / "jobs.png"), full_page=True)
+    shots(page, "jobs")
 
     # 3. bulk-retry the failed ones (after fixing their cause) and see them complete
     page.goto(base + "/failed?name=e2e.until_flag")
     wait_for(lambda: page.locator("tr.job-row").count() == 4, 10, "4 failed rows")
     page.click("#select-all")
-    page.screenshot(path=str(shots / "failed.png"), full_page=True)
+    shots(page, "failed")
     flag.touch()
     page.click("#bulk-retry")
     page.wait_for_selector(".toast:has-text('retry: 4 changed')")
@@ -224,7 +231,7 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.wait_for_selector("#job-title .badge.cancelled")
     assert manager.require(seeded["parked"]).state == State.CANCELLED
     assert "(by alice)" in (manager.require(seeded["parked"]).exception or "")
-    page.screenshot(path=str(shots / "job.png"), full_page=True)
+    shots(page, "job")
 
     # 5. an XSS payload in a job's name and exception is shown as text, never run
     page.goto(base + f"/jobs/{seeded['xss']}")
@@ -241,11 +248,11 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.locator("tr.queue-row[data-queue=default] button[data-action=pause]").click()
     page.wait_for_selector("tr.queue-row[data-queue=default] .badge.paused")
     assert manager.paused_queues() == ["default"]
-    time.sleep(1.0)  # workers re-read the paused queues every half second
+    time.sleep(0.7)  # workers re-read the paused queues every half second
     held = str(add.push([2, 2], manager=manager))
-    time.sleep(1.0)
+    time.sleep(0.8)
     assert manager.require(held).state == State.PENDING
-    page.screenshot(path=str(shots / "queues.png"), full_page=True)
+    shots(page, "queues")
     page.locator("tr.queue-row[data-queue=default] button[data-action=resume]").click()
     wait_for(lambda: manager.require(held).state == State.COMPLETED, 15, "the held job")
 
@@ -258,12 +265,12 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     # 8. the other pages
     page.goto(base + f"/workflows/{seeded['group']}")
     wait_for(lambda: page.locator("#workflow-graph g.node").count() == 4, 10, "4 graph nodes")
-    page.screenshot(path=str(shots / "workflow.png"), full_page=True)
+    shots(page, "workflow")
     for name, ready in (("workers", "tr.worker-row"), ("schedules", "tr.schedule-row"),
                         ("alerts", "#rules-table"), ("audit", "tr.audit-row")):
         page.goto(base + "/" + name)
         page.wait_for_selector(ready)
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        shots(page, name)
     actions = page.locator("tr.audit-row").all_inner_texts()
     assert any("bulk retry" in row and "\t4\t" in row for row in actions)
 

@@ -82,11 +82,13 @@ def build_settings(users_file: Path | None, token: str | None, read_only_token: 
               help="Send the session cookie over HTTPS only (behind a TLS proxy).")
 @click.option("--session-hours", type=click.FloatRange(min=0.1), default=8.0,
               show_default=True, help="A login lasts this long.")
+@click.option("--refresh", type=click.FloatRange(min=0.2, max=60), default=2.0,
+              show_default=True, help="Seconds between two live updates of the overview.")
 @click.pass_context
 def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
               token: str | None, read_only_token: str | None, secret_key: str | None,
               alerts_file: Path | None, apps: tuple[str, ...], max_decode: int,
-              secure_cookies: bool, session_hours: float) -> None:
+              secure_cookies: bool, session_hours: float, refresh: float) -> None:
     """Serve the web dashboard (live overview, jobs, queues, workers, schedules, alerts)."""
     if not (users_file or token or read_only_token) and not is_loopback(host):
         raise click.UsageError(f"refusing to serve the dashboard on {host} without "
@@ -106,7 +108,8 @@ def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
     import_apps(apps)
     settings = build_settings(users_file, token, read_only_token, secret_key, alerts_file,
                               max_decode=max_decode, https_only=secure_cookies,
-                              session_max_age=int(session_hours * 3600))
+                              session_max_age=int(session_hours * 3600),
+                              live_interval=refresh)
     manager = open_manager(ctx)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     mode = "authentication on" if settings.auth_enabled else "no authentication (loopback)"

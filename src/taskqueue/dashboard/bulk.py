@@ -136,8 +136,11 @@ class Operations:
             log.exception("bulk %s failed", op.action)
             op.error = str(exc)
         finally:
+            try:
+                on_done(op)  # the audit entry exists before anyone sees the operation done
+            except Exception:  # noqa: BLE001 - the operation itself is over either way
+                log.exception("recording bulk %s failed", op.action)
             op.finished = time.time()
-            on_done(op)
 
     def _forget_old(self) -> None:
         old = [k for k, op in self._ops.items()

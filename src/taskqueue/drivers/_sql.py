@@ -60,21 +60,22 @@ def encode_list(values: Sequence[str]) -> str | None:
     return json.dumps(list(values)) if values else None
 
 
+_STATES = {s.value: s for s in State}
+
+
 def row_to_record(
     row: Sequence[Any], to_dt: Callable[[Any], datetime | None] = epoch_to_dt
 ) -> JobRecord:
-    """Map a row selected with SELECT_COLUMNS to a JobRecord."""
-    data = dict(zip(COLUMNS, row, strict=True))
-    for col in _TIME_COLUMNS:
-        data[col] = to_dt(data[col])
-    data["payload"] = bytes(data["payload"])
-    data["state"] = State(data["state"])
-    data["dependencies"] = json_list(data["dependencies"])
-    data["tags"] = json_list(data["tags"])
-    data["delay_seconds"] = float(data["delay_seconds"] or 0)
-    if data["progress"] is not None:
-        data["progress"] = float(data["progress"])
-    return JobRecord(**data)
+    """Map a row selected with SELECT_COLUMNS to a JobRecord (a hot path: one per job)."""
+    (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
+     available, created, updated, deps, tags, started, completed, failed, exception, result,
+     progress, key, batch, owner, expires, epoch) = row
+    return JobRecord(
+        id_, queue, name, bytes(payload), _STATES[state], priority, attempts, max_attempts,
+        timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),  # type: ignore[arg-type]
+        json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
+        exception, result, None if progress is None else float(progress), key, batch, owner,
+        to_dt(expires), epoch)
 
 
 def record_to_row(rec: JobRecord, from_dt: Callable[[datetime | None], Any]) -> tuple[Any, ...]:

@@ -114,6 +114,9 @@ class Driver(Protocol):
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         """processing -> completed (stores ``result``); releases dependents."""
 
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """``complete`` for many jobs in one round trip; acceptance per item, in order."""
+
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         """processing -> retrying (due in ``retry_in`` s), or -> failed if ``retry_in`` is None."""
 

@@ -262,6 +262,10 @@ class FileDriver:
         return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
 
     @_translated
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """One ``complete`` per item (each is its own atomic step here)."""
+        return [self.complete(token, result) for token, result in items]
+
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         now = time.time()
 

@@ -241,6 +241,10 @@ class MySQLDriver:
             out[kinds.get(state, "lost") if current == epoch else "lost"].add(job_id)
         return HeartbeatResult(**{kind: frozenset(ids) for kind, ids in out.items()})
 
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """One ``complete`` per item (each is its own atomic step here)."""
+        return [self.complete(token, result) for token, result in items]
+
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         def work(cur: Cursor) -> bool:
             if cur.execute(Q["complete"], (result, *token)) != 1:

@@ -343,6 +343,10 @@ class PostgresDriver:
             return HeartbeatResult(frozenset(extended), frozenset(cancelled), frozenset(lost))
         return self._run(work)
 
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """One ``complete`` per item, each its own short transaction."""
+        return [self.complete(token, result) for token, result in items]
+
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         def work(cur: Cursor) -> bool:
             if cur.execute(self._q["complete"], (result, *token)).rowcount != 1:

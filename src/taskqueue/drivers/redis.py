@@ -342,6 +342,30 @@ class RedisDriver:
                 return None
             return self._run(script, queue, [job_id, *args])
 
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """Each completion is its own script (atomic per job); all of them go in one pipeline
+        after one lookup of the jobs' queues."""
+        if not items:
+            return []
+        with self._guard():
+            homes = self._homes([t.job_id for t, _ in items])
+            calls = [("complete", homes[t.job_id],
+                      [t.job_id, int(t.epoch), "" if r is None else "=" + r])
+                     for t, r in items if t.job_id in homes]
+            answers = iter(self._run_many(calls) if calls else [])
+            accepted: list[bool] = []
+            release: list[tuple[str, str]] = []
+            for token, _ in items:
+                answer = next(answers) if token.job_id in homes else None
+                ok = bool(answer and answer[0])
+                accepted.append(ok)
+                if ok:
+                    release += [(rk.text(c), token.job_id) for c in answer[1:]]
+            if release:
+                child_homes = self._homes([c for c, _ in release])
+                self._unblock([(child_homes[c], c, p) for c, p in release if c in child_homes])
+        return accepted
+
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         answer = self._by_id("complete", token.job_id, int(token.epoch),
                              "" if result is None else "=" + result)

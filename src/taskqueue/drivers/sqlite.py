@@ -200,6 +200,22 @@ class SQLiteDriver:
             self._release_dependents(conn, token.job_id)
         return True
 
+    def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        now = time.time()
+        accepted: list[bool] = []
+        with self._write() as conn:
+            for token, result in items:
+                rows = conn.execute(Q["complete"], (result, now, now, now, *token)).rowcount
+                accepted.append(rows == 1)
+            done = [t.job_id for (t, _), ok in zip(items, accepted, strict=True) if ok]
+            for start in range(0, len(done), 500):
+                chunk = done[start:start + 500]
+                probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
+                if conn.execute(probe, chunk).fetchone():
+                    for job_id in chunk:
+                        self._release_dependents(conn, job_id)
+        return accepted
+
     @staticmethod
     def _release_dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:
         rows = conn.execute(Q["release_dependents"], (job_id,)).fetchall()

@@ -9,6 +9,7 @@ up. The supervisor's hard timeout kills a process that ignores it.
 
 from __future__ import annotations
 
+import _signal
 import asyncio
 import ctypes
 import inspect
@@ -133,7 +134,6 @@ class soft_timeout:  # noqa: N801 - used as a context manager
         self._thread_id = 0
         self._armed = False
         self._timer: threading.Timer | None = None
-        self._previous: Any = None
         self._signal = False
 
     def __enter__(self) -> soft_timeout:
@@ -141,8 +141,10 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             return self
         self._armed = True
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+            global _ACTIVE
             self._signal = True
-            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            _install_alarm_handler()
+            _ACTIVE = self
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
         else:
             self._thread_id = target = threading.get_ident()
@@ -156,8 +158,9 @@ class soft_timeout:  # noqa: N801 - used as a context manager
         if self._timer is not None:
             self._timer.cancel()
         if self._signal:
+            global _ACTIVE
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+            _ACTIVE = None
 
     def interrupt(self, exc: BaseException) -> None:
         """Raise ``exc`` in the job's thread as soon as possible (safe from other threads)."""
@@ -182,6 +185,22 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
             )
+
+
+_ACTIVE: soft_timeout | None = None
+
+
+def _install_alarm_handler() -> None:
+    """Install the SIGALRM handler when it is not ours already (re-installing it for every job
+    costs system calls); it forwards to the soft timeout of the job running now, if any."""
+    if _signal.getsignal(signal.SIGALRM) is not _on_alarm:  # the C call: no enum conversion
+        signal.signal(signal.SIGALRM, _on_alarm)
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    active = _ACTIVE
+    if active is not None:
+        active._on_alarm(signum, frame)
 
 
 def describe(exc: BaseException) -> str:

@@ -43,6 +43,9 @@ from taskqueue.workflows.hooks import after_finish
 
 log = logging.getLogger("taskqueue.worker")
 T = TypeVar("T")
+#: Completions acknowledged together: at most this many, held at most this long (seconds).
+ACK_BATCH = 100
+ACK_DELAY = 0.05
 
 
 @dataclass
@@ -118,6 +121,9 @@ class Worker:
                                    self._on_cancelled, self._status,
                                    on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT))
         self._lock = threading.Lock()
+        self._acks: list[tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]] = []
+        self._acks_since = 0.0
+        self._awaiting_ack: set[str] = set()
         self._paused_queues: set[str] = set()
         self._next_pause_check = 0.0
         self._next_trend_log = 0
@@ -211,14 +217,19 @@ class Worker:
         if not batch:
             return 0
         self.heartbeat.hold(j.token for j in batch)
-        for index, job in enumerate(batch):
-            if self._stop.is_set() or self._paused.is_set():
-                self._hand_back(batch[index:])
-                break
-            if self.pool is not None:
-                self.pool.submit(self._process, job)
-            else:
-                self._process(job)
+        try:
+            for index, job in enumerate(batch):
+                if self._stop.is_set() or self._paused.is_set():
+                    self._hand_back(batch[index:])
+                    break
+                if self.pool is not None:
+                    self.pool.submit(self._process, job)
+                else:
+                    if self._acks and time.monotonic() - self._acks_since > ACK_DELAY:
+                        self.flush_acks()
+                    self._process(job)
+        finally:
+            self.flush_acks()
         return len(batch)
 
     def _rounds(self) -> list[list[str]]:
@@ -270,7 +281,8 @@ class Worker:
             self._settle(job, runnable, body, outcome, options)
         finally:
             self._running.pop(job.id, None)
-            self.heartbeat.drop(job.id)
+            if job.id not in self._awaiting_ack:
+                self.heartbeat.drop(job.id)
             with self._lock:
                 self.summary.processed += 1
 
@@ -306,10 +318,16 @@ class Worker:
                 outcome: Outcome, options: dict[str, Any]) -> None:
         if outcome.kind is Kind.OK:
             result = self.manager.encode_result(outcome.result, job.id)
-            accepted = self._persist(self.driver.complete, job.token, result)
-            self._record(job, accepted, ev.JOB_COMPLETED, outcome)
-            if accepted:
-                after_finish(self.manager, job, body, options, State.COMPLETED)
+            if self.pool is not None:  # job threads settle one by one
+                accepted = self._persist(self.driver.complete, job.token, result)
+                self._completed(job, body, options, outcome, accepted)
+                return
+            if not self._acks:
+                self._acks_since = time.monotonic()
+            self._acks.append((job, body, options, outcome, result))
+            self._awaiting_ack.add(job.id)
+            if len(self._acks) >= ACK_BATCH:
+                self.flush_acks()
         elif outcome.kind is Kind.SNOOZE:
             self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
                          ev.JOB_SNOOZED, outcome)
@@ -321,6 +339,28 @@ class Worker:
             self._emit(ev.JOB_CANCELLED, job, outcome)
         else:
             self._fail(job, runnable, body, outcome, options)
+
+    def flush_acks(self) -> None:
+        """Acknowledge buffered completions in one round trip.
+
+        Completions are buffered while a batch runs (at most ``ACK_BATCH`` jobs or
+        ``ACK_DELAY`` seconds); their leases stay held and renewed until then. A crash before
+        the flush means those jobs run again: at-least-once, as always."""
+        if not self._acks:
+            return
+        pending, self._acks = self._acks, []
+        tokens = [(job.token, result) for job, _, _, _, result in pending]
+        accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
+        for (job, body, options, outcome, _), ok in zip(pending, accepted, strict=True):
+            self._awaiting_ack.discard(job.id)
+            self.heartbeat.drop(job.id)
+            self._completed(job, body, options, outcome, ok)
+
+    def _completed(self, job: JobRecord, body: dict[str, Any], options: dict[str, Any],
+                   outcome: Outcome, accepted: bool | None) -> None:
+        self._record(job, accepted, ev.JOB_COMPLETED, outcome)
+        if accepted:
+            after_finish(self.manager, job, body, options, State.COMPLETED)
 
     def _fail(self, job: JobRecord, runnable: Runnable, body: dict[str, Any],
               outcome: Outcome, options: dict[str, Any]) -> None:
@@ -415,7 +455,10 @@ class Worker:
     def process_reserved(self, job: JobRecord) -> None:
         """Run one job this worker already holds (used by ``run_now``)."""
         self.heartbeat.hold([job.token])
-        self._process(job)
+        try:
+            self._process(job)
+        finally:
+            self.flush_acks()
 
     def _recycle_reason(self) -> str | None:
         o = self.options
@@ -452,6 +495,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         self._state = "stopping"
+        self.flush_acks()
         if self.pool is not None:
             self.pool.wait_idle(None if self.summary.stop_reason != "interrupted" else 0)
             self.pool.close()

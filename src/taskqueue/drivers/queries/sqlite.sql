@@ -155,6 +155,10 @@ WHERE waiting_on > 0
   AND id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ? AND satisfied = 0)
 RETURNING id, waiting_on;
 
+-- name: has_dependents
+-- Does any of these jobs have a dependent waiting on it? (usually not: skip the release)
+SELECT 1 FROM job_dependencies WHERE depends_on IN ({ids}) AND satisfied = 0 LIMIT 1;
+
 -- name: satisfy_edges
 UPDATE job_dependencies SET satisfied = 1 WHERE depends_on = ? AND satisfied = 0;
 
