@@ -497,9 +497,13 @@ def check(name: str, backend: str, manager: QueueManager, book: ProducerLedger,
         for run in starts[:-1]:
             if run.pid in hit:
                 continue
-            ended = [e.at for e in effects if e.kind == "E" and e.job == job_id
-                     and e.pid == run.pid and e.attempt == run.attempt]
-            end = ended[0] if ended else float("inf")
+            # a run lasts until its settle call was answered (completions may be buffered and
+            # acknowledged in batches), else until its end, else forever
+            mine = [e for e in effects if e.job == job_id and e.pid == run.pid
+                    and e.attempt == run.attempt]
+            settled = [e.at for e in mine if e.kind in ("A", "R")]
+            ended = [e.at for e in mine if e.kind == "E"]
+            end = (settled or ended or [float("inf")])[0]
             if any(run.at <= w_end and end >= w_start for w_start, w_end in windows):
                 continue
             report.unexplained_duplicates.append(job_id)

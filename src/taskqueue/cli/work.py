@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,8 @@ from taskqueue.worker.supervisor import Supervisor
 @click.option("--priority-aging", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
               help="Raise the priority of jobs waiting longer than SECONDS (no starvation).")
 @click.option("--autoscale", metavar="MIN,MAX", help="Grow and shrink the pool with the backlog.")
+@click.option("--scheduler", "with_scheduler", is_flag=True,
+              help="Also run the leader-elected scheduler (see schedule:run).")
 @click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -58,7 +61,7 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          max_jobs: int | None, memory: float | None, max_time: float | None, prefetch: int,
          poll: float, concurrency: int, grace: float, kill_after: float, tags: str,
          strict: bool, priority_aging: float | None, autoscale: str | None,
-         stop_when_empty: bool, apps: tuple[str, ...],
+         with_scheduler: bool, stop_when_empty: bool, apps: tuple[str, ...],
          as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
@@ -88,14 +91,29 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
                             log_setup=(root["log_format"], root["log_level"]),
                             grace=grace, kill_after=kill_after, autoscaler=scaler)
     server = None if metrics_port is None else serve_metrics(manager, metrics_port)
-    if as_json or not stop_when_empty:
-        summaries = supervisor.run()
-    else:
-        summaries = _run_with_progress(manager, supervisor, plan.names())
-    if server is not None:
-        server.close()
+    stop_scheduler = threading.Event()
+    scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None
+    try:
+        if as_json or not stop_when_empty:
+            summaries = supervisor.run()
+        else:
+            summaries = _run_with_progress(manager, supervisor, plan.names())
+    finally:
+        stop_scheduler.set()
+        if scheduler is not None:
+            scheduler.join(timeout=15)
+        if server is not None:
+            server.close()
     _report(manager, summaries, as_json)
     manager.close()
+
+
+def _start_scheduler(settings: Any, stop: threading.Event) -> threading.Thread:
+    """``--scheduler``: the leader-elected scheduler in a thread of the supervisor process,
+    with its own store connection."""
+    from taskqueue.scheduling.scheduler import start_scheduler_thread
+
+    return start_scheduler_thread(QueueManager.from_settings(settings), stop)
 
 
 def serve_metrics(manager: QueueManager, port: int) -> Any:
