@@ -25,7 +25,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -357,10 +356,9 @@ class Runner:
         args, r = self.args, self.result
         n = max(10, min(args.jobs, int(args.payload_budget_mb * 1e6 / size)))
         r["size"] = size
-        done, elapsed, lat = self.single(n, args.single_cap, ) if False else (0, 0.0, [])
         a = self.a
         a.set_payload(size)  # type: ignore[attr-defined]
-        lat = []
+        lat: list[float] = []
         t0 = time.perf_counter()
         for _ in range(n):
             s = time.perf_counter()

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from taskqueue.dashboard import bulk, system
 from taskqueue.dashboard.actions import action_table, applier
-from taskqueue.dashboard.overview import minute_series, snapshot
+from taskqueue.dashboard.overview import minute_series
 from taskqueue.dashboard.query import JobQuery
 from taskqueue.dashboard.web import admin, board, body, ok, who
 from taskqueue.jobs.states import State
@@ -30,8 +30,9 @@ async def me(request: Request) -> Response:
 
 
 async def overview(request: Request) -> Response:
+    """The same snapshot the live stream sends (computed at most once per interval)."""
     who(request)
-    return ok(await run_in_threadpool(snapshot, board(request).manager))
+    return ok(await request.app.state.live.current())
 
 
 async def series(request: Request) -> Response:
@@ -50,11 +51,10 @@ async def series(request: Request) -> Response:
 async def queues(request: Request) -> Response:
     who(request)
     dash = board(request)
-    data = await run_in_threadpool(snapshot, dash.manager)
+    data = await request.app.state.live.current()
     limits = await run_in_threadpool(system.limits, dash.manager)
-    for queue in data["queues"]:
-        queue["limits"] = limits.get(queue["name"])
-    return ok({"queues": data["queues"], "generated_at": data["generated_at"]})
+    queues = [{**q, "limits": limits.get(q["name"])} for q in data["queues"]]  # shared cache
+    return ok({"queues": queues, "generated_at": data["generated_at"]})
 
 
 async def queue_action(request: Request) -> Response:

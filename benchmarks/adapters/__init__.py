@@ -1,0 +1,64 @@
+"""One module per measured library. Each defines the no-op job (which calls
+``benchmarks.probe.hit``) and ``ADAPTER``, a subclass of :class:`Adapter`.
+
+An adapter module is imported twice: by the harness (to enqueue) and by the worker process the
+harness starts (to run jobs); both read the store from ``BENCH_STORE`` (JSON) in the
+environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib import metadata
+from typing import Any, ClassVar
+
+
+def store() -> dict[str, Any]:
+    return json.loads(os.environ["BENCH_STORE"])
+
+
+def bin_path(script: str) -> str:
+    """A console script installed next to this interpreter."""
+    return os.path.join(os.path.dirname(sys.executable), script)
+
+
+class Adapter:
+    name: ClassVar[str] = ""
+    #: Distribution whose version is reported.
+    dist: ClassVar[str] = ""
+    is_async: ClassVar[bool] = False
+    has_bulk: ClassVar[bool] = False
+    bulk_batch: ClassVar[int] = 1000
+    #: How the worker is configured (shown in the report).
+    config: ClassVar[str] = ""
+
+    def __init__(self, backend: str, store: dict[str, Any]) -> None:
+        self.backend = backend
+        self.store = store
+        self.queue = store["queue"]
+
+    def version(self) -> str:
+        try:
+            return metadata.version(self.dist or self.name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    def setup(self) -> None:
+        """Create schema/tables; open client connections."""
+
+    def enqueue(self, stamp: float) -> Any:
+        raise NotImplementedError
+
+    def enqueue_bulk(self, count: int) -> Any:
+        raise NotImplementedError
+
+    def worker_argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def worker_env(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> Any:
+        """Close client connections (the orchestrator drops the store itself)."""
