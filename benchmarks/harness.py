@@ -126,6 +126,8 @@ class Runner:
         self.a = adapter
         self.args = args
         self.loop = asyncio.new_event_loop() if adapter.is_async else None
+        if self.loop is not None:
+            asyncio.set_event_loop(self.loop)
         self.result: dict[str, Any] = {"lib": adapter.name, "backend": adapter.backend,
                                        "mode": args.mode, "notes": []}
 
@@ -225,13 +227,22 @@ class Runner:
         t_spawn = time.time()
         (proc,) = self.spawn(n, probe, log)
         try:
-            self.drain(probe, proc, n, t_spawn)
-            # idle: no job left; give it a moment to settle, then read its memory
-            time.sleep(0.5)
-            r["rss_mb"] = tree_rss_mb(proc.pid)
-            r["processes"] = 1 + len(psutil.Process(proc.pid).children(recursive=True))
-            if args.e2e:
-                self.e2e(probe, proc, args.e2e, args.e2e_cap)
+            try:
+                self.drain(probe, proc, n, t_spawn)
+            except RuntimeError as exc:
+                log.flush()
+                log.seek(0)
+                tail = log.read()[-1500:].decode(errors="replace")
+                raise RuntimeError(f"{exc}; worker output: ...{tail}") from None
+            if r.get("idle"):
+                # no job left: give it a moment to settle, then read its memory
+                time.sleep(0.5)
+                r["rss_mb"] = tree_rss_mb(proc.pid)
+                r["processes"] = 1 + len(psutil.Process(proc.pid).children(recursive=True))
+                if args.e2e:
+                    self.e2e(probe, proc, args.e2e, args.e2e_cap)
+            else:
+                r["notes"].append("the drain did not finish: no idle measurements")
         finally:
             stop_process(proc)
             probe.close()
@@ -286,6 +297,19 @@ class Runner:
                               f"{n} jobs")
             if proc.poll() is not None:
                 r["notes"].append(f"worker exited with {proc.returncode} during the drain")
+            # let it finish, so that the idle measurements that follow see an idle worker
+            deadline = time.time() + args.finish_cap
+            while proc.poll() is None:
+                msg = probe.recv(deadline)
+                if msg is None:
+                    break
+                if msg[0] == "D":
+                    r["idle"] = True
+                    break
+            else:
+                pass
+        else:
+            r["idle"] = True
 
     def e2e(self, probe: Probe, proc: subprocess.Popen[bytes], k: int, cap: float) -> None:
         a, r = self.a, self.result
@@ -409,17 +433,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e-cap", type=float, default=5.0)
     p.add_argument("--preload-cap", type=float, default=8.0)
     p.add_argument("--drain-cap", type=float, default=10.0)
+    p.add_argument("--finish-cap", type=float, default=20.0,
+                   help="after a capped drain, wait this long for the rest before idle tests")
     p.add_argument("--start-cap", type=float, default=30.0)
     p.add_argument("--payload-budget-mb", type=float, default=40.0)
     args = p.parse_args(argv)
     store = json.loads(args.store)
     os.environ["BENCH_STORE"] = args.store
     out: dict[str, Any]
-    adapter = None
+    adapter = runner = None
     try:
         adapter = load_adapter(args.lib, args.backend, store)
-        adapter.setup()
         runner = Runner(adapter, args)
+        runner.result["load_before"] = os.getloadavg()[0]
+        runner.call(adapter.setup)
         runner.result["version"] = adapter.version()
         runner.result["config"] = adapter.config
         if args.mode == "standard":
@@ -430,14 +457,15 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_payload(int(args.mode.split(":")[1]))
         else:
             raise SystemExit(f"unknown mode {args.mode}")
+        runner.result["load_after"] = os.getloadavg()[0]
         out = runner.result
     except Exception as exc:  # noqa: BLE001 - reported as the row's error
         out = {"lib": args.lib, "backend": args.backend, "mode": args.mode,
                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     finally:
-        if adapter is not None:
+        if adapter is not None and runner is not None:
             try:
-                adapter.close()
+                runner.call(adapter.close)
             except Exception:  # noqa: BLE001
                 pass
     sys.stdout.write("\nBENCH-RESULT " + json.dumps(out) + "\n")

@@ -20,6 +20,7 @@ Poison tasks (``os._exit``, a segfault, a hang, runaway memory) live here too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -78,10 +79,8 @@ def hang(ledger: str) -> None:
     """Poison: ignores its soft timeout; only the supervisor's hard timeout stops it."""
     _effect(ledger, "S")
     while True:
-        try:
+        with contextlib.suppress(BaseException):  # swallows the soft timeout on purpose
             time.sleep(3600)
-        except BaseException:  # noqa: BLE001, S110 - swallow the soft timeout on purpose
-            pass
 
 
 @task(name="chaos.balloon", max_attempts=2, retry_backoff=0.1)

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
+import tests.apps.chaos_tasks  # noqa: F401  (registers the tasks)
 from taskqueue import QueueManager
 from tests.backends import URLS, implemented_backends
-
-import tests.apps.chaos_tasks  # noqa: F401  (registers the tasks)
 
 
 def backend_url(name: str, tmp_path: Path) -> Iterator[str]:

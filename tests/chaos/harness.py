@@ -523,7 +523,7 @@ def orphan_recovery(effects_path: str | Path, faults: Sequence[Fault]) -> list[f
     for fault in faults:
         if fault.pid is None:
             continue
-        for job_id, events in by_job.items():
+        for events in by_job.values():
             mine = [e for e in events if e.kind == "S" and e.pid == fault.pid
                     and e.at <= fault.at]
             if not mine:

@@ -1,9 +1,10 @@
 """Reliability 1 (issue #11): kill -9 a random worker every 1-2 s while a producer keeps pushing.
 
-Smaller than the issue's 20,000 jobs / 4 workers so the suite stays fast (the soak script runs
-the long version): 2,000 jobs of 5 ms, 3 worker processes, kills for the first 20 s, a 3 s lease. Checked: nothing lost, stuck,
-unexpected or accepted twice; every duplicate execution belongs to a killed process; every lease a killed process held
-(running or prefetched) is recovered within lease + sweep + 5 s (measured in the store).
+Smaller than the issue's 20,000 jobs / 4 workers so the suite stays fast (scripts/soak.py runs
+the long version): 2,000 jobs of 5 ms, 3 worker processes, a 3 s lease, kills during the first
+20 s. Checked: nothing lost, stuck, unexpected or accepted twice; every duplicate execution
+belongs to a killed process; every lease a killed process held (running or prefetched) is
+recovered within lease + sweep + 5 s, measured in the store.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def test_dashboard_end_to_end(tmp_path: Path) -> None:
             process(worker_cmd, tmp_path / "worker.log"), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            wait_for(lambda: _up(base), 20, "the dashboard to answer")
+            wait_for(lambda: _up(base), 40, "the dashboard to answer")
             errors: list[str] = []
             admin = browser.new_context(viewport={"width": 1360, "height": 860}).new_page()
             admin.set_default_timeout(15000)
@@ -192,12 +192,12 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.goto(base + "/")
     page.wait_for_selector("#total-completed")
     wait_for(lambda: "on" in (page.get_attribute("#live-dot", "class") or ""), 10, "live")
-    wait_for(lambda: manager.require(seeded["failing"][-1]).state == State.FAILED, 20,
-             "the worker to fail the flagged jobs")
+    wait_for(lambda: manager.require(seeded["failing"][-1]).state == State.FAILED, 40,
+             "the worker to start and fail the flagged jobs")
     before = counter(page)
     for i in range(5):
         add.push([i, i], manager=manager)
-    wait_for(lambda: counter(page) >= before + 5, 20, "the completed counter to rise")
+    wait_for(lambda: counter(page) >= before + 5, 30, "the completed counter to rise")
     shots(page, "overview")
 
     # 2. filter jobs

@@ -55,6 +55,12 @@ def test_core_install_runs_the_sqlite_main_job(tmp_path: Path) -> None:
     assert run(python, "-m", "taskqueue", "stats", "--json", cwd=work,
                env=env).stdout.count('"completed": 50') >= 1
 
+    where = Path(run(python, "-c", "import taskqueue; print(taskqueue.__file__)", cwd=work,
+                     env=env).stdout.strip()).parent
+    for shipped in ("py.typed", "pytest_plugin.py", "contrib/django/management/commands/"
+                    "taskqueue_work.py", "contrib/starlette.py", "contrib/flask.py"):
+        assert (where / shipped).is_file(), f"{shipped} is missing from the package"
+
     probe = ("import importlib.util, json; print(json.dumps({m: importlib.util.find_spec(m) "
              f"is not None for m in {SERVER_CLIENTS!r}}}))")
     found = json.loads(run(python, "-c", probe, cwd=work, env=env).stdout)

@@ -31,11 +31,14 @@ class LiveHub:
         self.interval = dash.settings.live_interval
         self._data: dict[str, Any] | None = None
         self._at = 0.0
+        self._seen = dash.changes
         self._lock = asyncio.Lock()
 
     async def current(self) -> dict[str, Any]:
         async with self._lock:
-            if self._data is None or time.monotonic() - self._at >= self.interval * 0.9:
+            fresh = time.monotonic() - self._at < self.interval * 0.9
+            if self._data is None or not fresh or self._seen != self.dash.changes:
+                self._seen = self.dash.changes
                 self._data = await run_in_threadpool(self._compute)
                 self._at = time.monotonic()
             return self._data

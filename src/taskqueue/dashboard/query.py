@@ -19,7 +19,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -325,7 +325,3 @@ def _equal(value: Any, wanted: str) -> bool:
         return bool(json.loads(wanted) == value)
     except ValueError:
         return False
-
-
-def with_cursor(query: JobQuery, cursor: str | None) -> JobQuery:
-    return replace(query, cursor=cursor)

@@ -47,10 +47,13 @@ class Dashboard:
     audit: AuditLog
     operations: Operations
     day: DaySeries
+    #: Bumped by every recorded action, so cached figures are recomputed after a change.
+    changes: int = 0
 
     def record(self, who: Principal, request: HTTPConnection, action: str, target: str, *,
                count: int = 0, outcome: str = "ok", detail: dict[str, Any] | None = None) -> None:
         client = request.client.host if request.client else None
+        self.changes += 1
         self.audit.record(who.name, who.role, action, target, count=count, outcome=outcome,
                           detail=detail, client=client)
 

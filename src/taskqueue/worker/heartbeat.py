@@ -82,7 +82,9 @@ class Heartbeat:
             self._thread.join(timeout=self.interval + 5)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        first = True
+        while first or not self._stop.wait(self.interval):
+            first = False  # publish the worker at once, then every interval
             try:
                 self.beat()
             except DriverError as exc:

@@ -129,6 +129,7 @@ class Worker:
         self._paused_queues: set[str] = set()
         self._next_pause_check = 0.0
         self._next_trend_log = 0
+        self._warned_limit = False
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._running: dict[str, JobContext] = {}
@@ -468,14 +469,26 @@ class Worker:
             return f"processed {self.summary.processed} jobs (max-jobs {o.max_jobs})"
         if o.max_time and time.monotonic() - self._started >= o.max_time:
             return f"ran for {o.max_time:.0f}s (max-time)"
-        if o.memory_limit_mb:
+        if o.memory_limit_mb and self.summary.processed:
             rss = self._rss_mb()
             self._watch_memory_trend(rss)
-            if rss >= o.memory_limit_mb:
+            if rss >= self._memory_limit():
                 grew = rss - self.summary.rss_start_mb
-                return (f"memory {rss:.1f} MB >= limit {o.memory_limit_mb:.0f} MB "
+                return (f"memory {rss:.1f} MB >= limit {self._memory_limit():.0f} MB "
                         f"(grew {grew:+.1f} MB over {self.summary.processed} jobs)")
         return None
+
+    def _memory_limit(self) -> float:
+        """The RSS that triggers recycling. A limit below what a fresh worker already uses
+        would recycle after every job, so it is raised to the start size + 25 % (warned once)."""
+        limit = float(self.options.memory_limit_mb or 0)
+        floor = self.summary.rss_start_mb * 1.25
+        if limit < floor and not self._warned_limit:
+            self._warned_limit = True
+            log.warning("memory limit %.0f MB is below this worker's start size %.1f MB; "
+                        "recycling at %.0f MB instead (raise --memory / WORKER_MEMORY_LIMIT)",
+                        limit, self.summary.rss_start_mb, floor)
+        return max(limit, floor)
 
     def _watch_memory_trend(self, rss: float) -> None:
         """Warn (once per 1,000 jobs) when RSS keeps growing: a likely memory leak."""

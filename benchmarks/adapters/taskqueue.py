@@ -1,0 +1,100 @@
+"""taskqueue: the library under test, on every backend (run in the project's .venv)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from benchmarks import probe
+from benchmarks.adapters import Adapter, store
+from taskqueue import task
+
+BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")
+
+
+@task(name="bench.noop")
+def noop(stamp: float = 0.0, data: Any = None) -> None:
+    probe.hit(stamp)
+
+
+def url_for(s: dict[str, Any]) -> str:
+    b = s["backend"]
+    if b == "sqlite":
+        return f"sqlite:///{s['sqlite_path']}"
+    if b == "postgres":
+        return str(s["pg_dsn"])
+    if b == "redis":
+        return f"{s['redis_url']}?prefix={s['prefix']}"
+    if b == "mysql":
+        return str(s["mysql_url"])
+    if b == "files":
+        return f"file:///{s['files_dir']}"
+    raise ValueError(b)
+
+
+class TaskqueueAdapter(Adapter):
+    name = "taskqueue"
+    has_bulk = True
+    bulk_batch = 1000
+    config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options "
+              "(prefetch 20, concurrency 1)")
+
+    def setup(self) -> None:
+        from taskqueue import QueueManager
+
+        self.manager = QueueManager.from_url(url_for(self.store))
+        self.manager.driver.migrate()
+        self.payload: Any = None
+
+    def set_payload(self, size: int) -> None:
+        self.payload = make_payload(size)
+
+    def stored_size(self) -> int:
+        job = self.manager.prepare(noop.s(0.0, self.payload), queue=self.queue)
+        return len(job.payload)
+
+    def enqueue(self, stamp: float) -> None:
+        if self.payload is None:
+            self.manager.push(noop.s(stamp), queue=self.queue)
+        else:
+            self.manager.push(noop.s(stamp, self.payload), queue=self.queue)
+
+    def enqueue_bulk(self, count: int) -> None:
+        self.manager.push_many([noop.s(0.0) for _ in range(count)], queue=self.queue)
+
+    def worker_argv(self) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.adapters.taskqueue_worker"]
+
+    def worker_env(self) -> dict[str, str]:
+        return {"TASKQUEUE_URL": url_for(self.store)}
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def make_payload(size: int) -> dict[str, Any]:
+    """About ``size`` bytes of JSON that compresses like typical application data (~3-4x):
+    records of words and numbers from a fixed seed."""
+    import random
+
+    rnd = random.Random(size)
+    words = [
+        "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(3, 10)))
+        for _ in range(2000)
+    ]
+    rows: list[dict[str, Any]] = []
+    length = 2
+    while length < size:
+        row = {"id": rnd.randint(1, 10**9), "name": " ".join(rnd.choices(words, k=3)),
+               "score": round(rnd.random() * 1000, 3), "tags": rnd.choices(words, k=2)}
+        piece = len(json.dumps(row)) + 1
+        if length + piece > size:
+            break
+        rows.append(row)
+        length += piece
+    return {"rows": rows, "pad": "x" * max(0, size - length - 12)}
+
+
+ADAPTER = TaskqueueAdapter

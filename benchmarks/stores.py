@@ -1,0 +1,105 @@
+"""Fresh, isolated stores for one measurement, made and dropped by the orchestrator.
+
+PostgreSQL and MariaDB: a database of our own per measurement (dropped after). Redis: database
+number ``BENCH_REDIS_DB`` (14), emptied before and after each measurement, plus a key prefix.
+SQLite and files: a temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("BENCH_PG_DB", "test")
+MYSQL_HOST = os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("BENCH_MYSQL_PORT", "3306"))
+REDIS_HOST = os.environ.get("BENCH_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6379"))
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
+
+
+def _pg_dsn(db: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
+
+
+def check(backend: str) -> str | None:
+    """None when the backend's server answers, else the reason it cannot be used."""
+    try:
+        if backend == "postgres":
+            import psycopg
+
+            psycopg.connect(_pg_dsn(PG_ADMIN_DB), connect_timeout=3).close()
+        elif backend == "mysql":
+            import pymysql
+
+            pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
+                            connect_timeout=3).close()
+        elif backend == "redis":
+            import redis
+
+            redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB,
+                        socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+        return f"{backend} server not reachable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _flush_redis() -> None:
+    import redis
+
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    r.flushdb()
+    r.close()
+
+
+@contextlib.contextmanager
+def fresh_store(backend: str) -> Iterator[dict[str, Any]]:
+    token = uuid.uuid4().hex[:10]
+    tmp = tempfile.mkdtemp(prefix=f"bench-{backend}-")
+    info: dict[str, Any] = {"backend": backend, "queue": f"bench_{token}",
+                            "prefix": f"bench{token}", "tmp": tmp,
+                            "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+                            "sqlite_path": os.path.join(tmp, "queue.db"),
+                            "files_dir": os.path.join(tmp, "jobs")}
+    db = f"bench_{token}"
+    admin: Any = None
+    try:
+        if backend == "postgres":
+            import psycopg
+
+            admin = psycopg.connect(_pg_dsn(PG_ADMIN_DB), autocommit=True)
+            admin.execute(f'CREATE DATABASE "{db}"')
+            info["pg_dsn"] = _pg_dsn(db)
+            info["pg_parts"] = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "db": db}
+        elif backend == "mysql":
+            import pymysql
+
+            admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
+                                    autocommit=True)
+            with admin.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{db}`")
+            info["mysql_url"] = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db}"
+        elif backend == "redis":
+            _flush_redis()
+        yield info
+    finally:
+        try:
+            if backend == "postgres" and admin is not None:
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                admin.close()
+            elif backend == "mysql" and admin is not None:
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+                admin.close()
+            elif backend == "redis":
+                _flush_redis()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
