@@ -438,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-cap", type=float, default=30.0)
     p.add_argument("--payload-budget-mb", type=float, default=40.0)
     args = p.parse_args(argv)
+    # the orchestrator stops a hung harness with SIGTERM: unwind so `finally` stops the worker
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     store = json.loads(args.store)
     os.environ["BENCH_STORE"] = args.store
     out: dict[str, Any]

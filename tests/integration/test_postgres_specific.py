@@ -203,7 +203,7 @@ def test_concurrent_first_use_migrates_once(pg_url: str) -> None:
         schema = pg_url.rsplit("schema=", 1)[1]
         with psycopg.connect(PG_ADMIN) as conn:
             rows = conn.execute(f'SELECT version FROM "{schema}".taskqueue_migrations').fetchall()
-        assert sorted(rows) == [(1,), (2,)]
+        assert sorted(rows) == [(1,), (2,), (3,)]
     finally:
         for d in drivers:
             d.close()
@@ -236,7 +236,7 @@ def test_a_version_1_store_upgrades_in_place(pg_url: str) -> None:
                                     "ORDER BY version").fetchall()
             edges = dict(conn.execute(f'SELECT depends_on, satisfied FROM "{schema}".'
                                       "job_dependencies WHERE job_id = %s", (child,)))
-        assert versions == [(1,), (2,)]
+        assert versions == [(1,), (2,), (3,)]
         assert edges == {done: True, running: False}
         assert driver.push([new(idempotency_key="old-key")]) == [running], "mode 'exists'"
         job = reserve_only(driver, running)

@@ -86,6 +86,11 @@ UPDATE job_dependencies d LEFT JOIN job_queue p ON p.id = d.depends_on
 SET d.satisfied = 1
 WHERE p.id IS NULL OR p.state = 'completed';
 
+-- name: migration_3
+-- Listing jobs by state (and queue), newest first, without sorting: the dashboard's pages.
+CREATE INDEX idx_state_id ON job_queue (state, id);
+CREATE INDEX idx_queue_state_id ON job_queue (queue_name, state, id);
+
 -- name: get_migration_lock
 -- A server-wide named lock, so processes starting together migrate one at a time.
 SELECT GET_LOCK(%s, 60);

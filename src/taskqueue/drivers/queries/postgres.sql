@@ -88,6 +88,11 @@ UPDATE {schema}.job_dependencies d SET satisfied = true
 WHERE NOT EXISTS (SELECT 1 FROM {schema}.job_queue p
                   WHERE p.id = d.depends_on AND p.state <> 'completed');
 
+-- name: migration_3
+-- Listing jobs by state (and queue), newest first, without sorting: the dashboard's pages.
+CREATE INDEX IF NOT EXISTS idx_state_id ON {schema}.job_queue (state, id);
+CREATE INDEX IF NOT EXISTS idx_queue_state_id ON {schema}.job_queue (queue_name, state, id);
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
     version integer PRIMARY KEY,

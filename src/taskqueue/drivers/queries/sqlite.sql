@@ -73,6 +73,11 @@ ALTER TABLE job_dependencies ADD COLUMN satisfied INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS idx_idem_expiry ON job_queue (idempotency_expires_at)
     WHERE idempotency_expires_at IS NOT NULL;
 
+-- name: migration_3
+-- Listing jobs by state (and queue), newest first, without sorting: the dashboard's pages.
+CREATE INDEX IF NOT EXISTS idx_state_id ON job_queue (state, id);
+CREATE INDEX IF NOT EXISTS idx_queue_state_id ON job_queue (queue_name, state, id);
+
 -- name: insert_job
 -- One new job; a duplicate idempotency key inserts nothing.
 INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,

@@ -1,0 +1,69 @@
+"""``python -m benchmarks``: run the benchmark suite of issue #10 and write docs/benchmarks.md.
+
+    python -m benchmarks setup                      # venvs for the competitors (once)
+    python -m benchmarks run [--quick] [--only taskqueue,ceiling] [--backend redis,sqlite]
+                             [--jobs N] [--repeat K] [--out docs/benchmarks.md]
+    python -m benchmarks report                     # re-render from benchmarks/results/
+    python -m benchmarks profile [--backend sqlite,redis] [--jobs 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks import orchestrate
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="taskqueue benchmark suite (issue #10)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="measure, merge into the results file, write the report")
+    r.add_argument("--quick", action="store_true",
+                   help="small N, one repeat, fewer extras (about 3 minutes)")
+    r.add_argument("--only", help="comma-separated libraries: " + ",".join(orchestrate.LIB_BY_NAME)
+                   + " (the others keep their stored figures)")
+    r.add_argument("--backend", help="comma-separated: " + ",".join(orchestrate.BACKENDS))
+    r.add_argument("--jobs", type=int, help="N jobs for the drain (default 10000)")
+    r.add_argument("--repeat", type=int, help="runs per measurement; medians are reported "
+                   "(default 3)")
+    r.add_argument("--out", default="docs/benchmarks.md")
+    r.add_argument("--results", default=str(orchestrate.RESULTS),
+                   help="merged medians (JSON), also the input of `report`")
+    r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--no-extras", action="store_true",
+                   help="skip taskqueue's payload sweep and 4-process scaling run")
+    rep = sub.add_parser("report", help="write the report from the stored results")
+    rep.add_argument("--out", default="docs/benchmarks.md")
+    rep.add_argument("--results", default=str(orchestrate.RESULTS))
+    rep.add_argument("--no-plots", action="store_true")
+    sub.add_parser("setup", help="create benchmarks/.venvs with the competitors")
+    prof = sub.add_parser("profile", help="py-spy/pyinstrument a taskqueue worker draining N "
+                          "no-op jobs")
+    prof.add_argument("--backend", default="sqlite,redis")
+    prof.add_argument("--jobs", type=int, default=10_000)
+    prof.add_argument("--tool", choices=("py-spy", "pyinstrument"), default="py-spy")
+    prof.add_argument("--out-dir", default="benchmarks/results/profiles")
+    args = p.parse_args(argv)
+    if args.command == "run":
+        return orchestrate.run(args)
+    if args.command == "setup":
+        return orchestrate.setup(args)
+    if args.command == "report":
+        from pathlib import Path
+
+        from benchmarks import report
+
+        report.write(orchestrate.load_results(Path(args.results)), Path(args.out),
+                     plots=not args.no_plots)
+        return 0
+    if args.command == "profile":
+        from benchmarks import profile
+
+        return profile.main(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Plan the measurements, run them interleaved (every repeat visits every library once, in a
+rotated order), keep the medians, merge them into the results file, and write the report.
+
+Each measurement runs ``benchmarks.harness`` in a subprocess with the interpreter of the venv
+that holds the library (taskqueue and the ceiling: this interpreter; competitors:
+``benchmarks/.venvs/<name>``), against a store made fresh for it and dropped after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks import stores
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+VENVS = BENCH / ".venvs"
+RESULTS = BENCH / "results" / "results.json"
+BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")
+
+
+@dataclass(frozen=True)
+class Lib:
+    name: str
+    venv: str | None  # None: the interpreter running this command (the project's .venv)
+    backends: tuple[str, ...]
+    #: backend -> why the library is not measured there
+    unsupported: dict[str, str] = field(default_factory=dict)
+    guarantee: str = ""
+
+
+LIBS: tuple[Lib, ...] = (
+    Lib("taskqueue", None, ("sqlite", "postgres", "redis", "mysql", "files"),
+        guarantee="at-least-once, leases with fencing, ack after run"),
+    Lib("celery", "main", ("redis",), {
+        "postgres": "only through kombu's SQLAlchemy transport, which kombu calls experimental",
+        "sqlite": "only through kombu's SQLAlchemy transport (experimental)",
+        "mysql": "only through kombu's SQLAlchemy transport (experimental)"},
+        guarantee="at-most-once by default (ack before run; acks_late for at-least-once)"),
+    Lib("rq", "main", ("redis",), {"postgres": "Redis only", "sqlite": "Redis only",
+                                   "mysql": "Redis only", "files": "Redis only"},
+        guarantee="at-least-once (started-job registry, abandoned jobs re-queued)"),
+    Lib("dramatiq", "main", ("redis",), {"postgres": "Redis and RabbitMQ only",
+                                         "sqlite": "Redis and RabbitMQ only",
+                                         "mysql": "Redis and RabbitMQ only"},
+        guarantee="at-least-once (ack after run)"),
+    Lib("huey", "main", ("redis", "sqlite", "files"),
+        {"postgres": "no PostgreSQL storage in huey itself",
+         "mysql": "no MySQL storage in huey itself"},
+        guarantee="at-most-once (job removed on dequeue)"),
+    Lib("arq", "arq", ("redis",), {"postgres": "Redis only", "sqlite": "Redis only",
+                                   "mysql": "Redis only", "files": "Redis only"},
+        guarantee="at-least-once (in-progress key, re-run after timeout)"),
+    Lib("saq", "saq", ("redis", "postgres"), {"sqlite": "Redis and PostgreSQL only",
+                                              "mysql": "Redis and PostgreSQL only"},
+        guarantee="at-least-once (sweeps stuck jobs)"),
+    Lib("taskiq", "main", ("redis",), {
+        "postgres": "only through third-party brokers (taskiq-pg, taskiq-psqlpy); not measured",
+        "sqlite": "no SQLite broker", "mysql": "no MySQL broker"},
+        guarantee="at-most-once with ListQueueBroker (RedisStreamBroker acks)"),
+    Lib("procrastinate", "main", ("postgres",), {"redis": "PostgreSQL only",
+                                                 "sqlite": "PostgreSQL only",
+                                                 "mysql": "PostgreSQL only"},
+        guarantee="at-least-once (job row locked while running)"),
+    Lib("pgqueuer", "main", ("postgres",), {"redis": "PostgreSQL only",
+                                            "sqlite": "PostgreSQL only",
+                                            "mysql": "PostgreSQL only"},
+        guarantee="at-least-once (heartbeat, re-picked after timeout)"),
+    Lib("ceiling", None, ("sqlite", "postgres", "redis"),
+        guarantee="reserve with a lease, ack in batches (no retries, no bookkeeping)"),
+)
+LIB_BY_NAME = {lib.name: lib for lib in LIBS}
+COMPETITORS = tuple(lib.name for lib in LIBS if lib.name not in ("taskqueue", "ceiling"))
+
+#: taskqueue-only extra measurements: mode -> backends
+PAYLOAD_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+SCALE_PROCESSES = 4
+
+
+@dataclass
+class Settings:
+    jobs: int = 10_000
+    repeat: int = 3
+    single: int = 1_000
+    single_cap: float = 2.0
+    e2e: int = 30
+    e2e_cap: float = 3.0
+    preload_cap: float = 6.0
+    drain_cap: float = 8.0
+    finish_cap: float = 15.0
+    #: after the first repeat, size N so that a drain takes about this long
+    drain_target: float = 4.0
+    min_jobs: int = 200
+    payload_sizes: tuple[int, ...] = PAYLOAD_SIZES
+    payload_backends: tuple[str, ...] = ("sqlite", "postgres", "redis")
+    payload_budget_mb: float = 20.0
+    scale_backends: tuple[str, ...] = ("postgres", "redis")
+    timeout: float = 150.0
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(jobs=1_000, repeat=1, single=300, single_cap=1.0, e2e=10, e2e_cap=1.5,
+                   preload_cap=2.0, drain_cap=3.0, finish_cap=4.0, drain_target=2.0,
+                   min_jobs=100, payload_sizes=(1_000, 1_000_000), payload_backends=("sqlite",),
+                   payload_budget_mb=5.0, scale_backends=(), timeout=60.0)
+
+
+@dataclass
+class Task:
+    lib: str
+    backend: str
+    mode: str = "standard"
+
+    @property
+    def key(self) -> str:
+        return f"{self.lib}|{self.backend}|{self.mode}"
+
+
+def interpreter(lib: Lib) -> str | None:
+    if lib.venv is None:
+        return sys.executable
+    py = VENVS / lib.venv / "bin" / "python"
+    return str(py) if py.exists() else None
+
+
+def plan(only: list[str] | None, backends: list[str], settings: Settings,
+         skipped: dict[str, str]) -> list[Task]:
+    names = only or [lib.name for lib in LIBS]
+    tasks: list[Task] = []
+    for name in names:
+        lib = LIB_BY_NAME[name]
+        for backend in lib.backends:
+            if backend not in backends:
+                continue
+            if interpreter(lib) is None:
+                skipped[f"{name}|{backend}|standard"] = (
+                    f"not installed: run `python -m benchmarks setup` (venv {lib.venv})")
+                continue
+            tasks.append(Task(name, backend))
+            if name == "taskqueue":
+                tasks += [Task(name, backend, f"payload:{size}")
+                          for size in settings.payload_sizes
+                          if backend in settings.payload_backends]
+                if backend in settings.scale_backends:
+                    tasks.append(Task(name, backend, f"scale:{SCALE_PROCESSES}"))
+    return tasks
+
+
+def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any]]]) -> int:
+    """N for this run: the requested N, trimmed after the first repeat so that a slow
+    library's drain (and preload, when it has no bulk API) fits the time target."""
+    n = settings.jobs
+    done = [s for s in hints.get(task.key, []) if "error" not in s]
+    if not done:
+        return n
+    last = done[-1]
+    for rate_key, target in (("drain_rate", settings.drain_target),
+                             (f"drain_rate_x{SCALE_PROCESSES}", settings.drain_target),
+                             ("preload_single_rate", settings.preload_cap * 0.8)):
+        if last.get(rate_key):
+            n = min(n, int(last[rate_key] * target))
+    return max(settings.min_jobs, n)
+
+
+def run_task(task: Task, settings: Settings, jobs: int, log: Any) -> dict[str, Any]:
+    lib = LIB_BY_NAME[task.lib]
+    py = interpreter(lib)
+    assert py is not None
+    if reason := stores.check(task.backend):
+        return {"lib": task.lib, "backend": task.backend, "mode": task.mode, "error": reason}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("TASKQUEUE_URL", None)
+    if task.mode.startswith("payload:"):
+        from taskqueue.codec.crypto import generate_key
+
+        env["ENCRYPTION_KEY"] = generate_key()
+    else:
+        env.pop("ENCRYPTION_KEY", None)
+    started = time.time()
+    with stores.fresh_store(task.backend) as store:
+        argv = [py, "-m", "benchmarks.harness", "--lib", task.lib, "--backend", task.backend,
+                "--store", json.dumps(store), "--mode", task.mode, "--jobs", str(jobs),
+                "--single", str(settings.single), "--single-cap", str(settings.single_cap),
+                "--e2e", str(settings.e2e), "--e2e-cap", str(settings.e2e_cap),
+                "--preload-cap", str(settings.preload_cap),
+                "--drain-cap", str(settings.drain_cap),
+                "--finish-cap", str(settings.finish_cap),
+                "--payload-budget-mb", str(settings.payload_budget_mb)]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            out, _ = proc.communicate(timeout=settings.timeout)
+        except subprocess.TimeoutExpired:
+            stop_tree(proc)
+            out = proc.stdout.read() if proc.stdout else b""  # type: ignore[union-attr]
+            result = {"error": f"timed out after {settings.timeout:.0f}s"}
+        else:
+            result = {}
+    text = out.decode(errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.startswith("BENCH-RESULT ")]
+    if lines:
+        result = {**json.loads(lines[-1][len("BENCH-RESULT "):]), **result}
+    elif not result:
+        result = {"error": f"harness exited {proc.returncode} without a result: "
+                           f"{text[-1500:]}"}
+    result.update(lib=task.lib, backend=task.backend, mode=task.mode,
+                  wall_s=round(time.time() - started, 2), requested_jobs=jobs)
+    log.write(json.dumps(result) + "\n")
+    log.flush()
+    return result
+
+
+def stop_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a harness we started: SIGTERM (it stops its worker), then SIGKILL by pid."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    for child in family:
+        try:
+            if child.is_running():
+                os.kill(child.pid, signal.SIGKILL)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            pass
+
+
+METRICS = ("drain_rate", "single_rate", "bulk_rate", "single_p50_ms", "single_p99_ms",
+           "e2e_p50_ms", "e2e_p90_ms", "rss_mb", "start_s", "stored_bytes", "drain_mb_s",
+           f"drain_rate_x{SCALE_PROCESSES}", "processes", "jobs")
+
+
+def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [s for s in samples if "error" not in s]
+    median: dict[str, Any] = {}
+    for m in METRICS:
+        values = [s[m] for s in ok if s.get(m) is not None]
+        if values:
+            median[m] = statistics.median(values)
+            median[f"{m}_n"] = len(values)
+    entry: dict[str, Any] = {"median": median, "samples": samples,
+                             "errors": sorted({s["error"].splitlines()[0][:300]
+                                               for s in samples if "error" in s}),
+                             "notes": sorted({n for s in ok for n in s.get("notes", [])})}
+    for s in ok:
+        entry.setdefault("version", s.get("version"))
+        entry.setdefault("config", s.get("config"))
+    return entry
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    if path.exists():
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    return {"entries": {}, "runs": {}}
+
+
+def run(args: Any) -> int:
+    settings = Settings.quick() if args.quick else Settings()
+    if args.jobs:
+        settings.jobs = args.jobs
+    if args.repeat:
+        settings.repeat = args.repeat
+    only = [x.strip() for x in args.only.split(",")] if args.only else None
+    for name in only or []:
+        if name not in LIB_BY_NAME:
+            raise SystemExit(f"--only: unknown library {name!r} (known: {', '.join(LIB_BY_NAME)})")
+    backends = [x.strip() for x in args.backend.split(",")] if args.backend else list(BACKENDS)
+    for b in backends:
+        if b not in BACKENDS:
+            raise SystemExit(f"--backend: unknown backend {b!r} (known: {', '.join(BACKENDS)})")
+    if args.no_extras:
+        settings.payload_sizes, settings.scale_backends = (), ()
+    skipped: dict[str, str] = {}
+    tasks = plan(only, backends, settings, skipped)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    results_path = Path(args.results)
+    raw_path = results_path.parent / f"raw-{run_id}.jsonl"
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"benchmark run {run_id}: {len(tasks)} measurements x {settings.repeat} repeats "
+          f"(N={settings.jobs}); raw samples in {raw_path.relative_to(ROOT)}", flush=True)
+    samples: dict[str, list[dict[str, Any]]] = {t.key: [] for t in tasks}
+    t0 = time.time()
+    loads: list[float] = []
+    with raw_path.open("w") as log:
+        for r in range(settings.repeat):
+            offset = (r * max(1, len(tasks) // max(1, settings.repeat))) % max(1, len(tasks))
+            order = tasks[offset:] + tasks[:offset]
+            for i, task in enumerate(order, 1):
+                jobs = jobs_for(task, settings, samples)
+                loads.append(os.getloadavg()[0])
+                result = run_task(task, settings, jobs, log)
+                samples[task.key].append(result)
+                print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
+                      f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}", flush=True)
+    finished = time.time()
+    data = load_results(results_path)
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+    for task in tasks:
+        entry = summarize(samples[task.key])
+        entry.update(lib=task.lib, backend=task.backend, mode=task.mode, run_id=run_id,
+                     measured_at=measured_at)
+        data["entries"][task.key] = entry
+    for key, reason in skipped.items():
+        lib, backend, mode = key.split("|")
+        data["entries"][key] = {"lib": lib, "backend": backend, "mode": mode, "median": {},
+                                "samples": [], "errors": [reason], "notes": [],
+                                "run_id": run_id, "measured_at": measured_at}
+    data["runs"][run_id] = {
+        "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
+        "seconds": round(finished - t0),
+        "settings": {k: v for k, v in vars(settings).items()},
+        "only": only, "backends": backends,
+        "load_avg_median": statistics.median(loads) if loads else None,
+        "load_avg_max": max(loads) if loads else None,
+        "cpus": os.cpu_count(), "python": sys.version.split()[0],
+    }
+    results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"results merged into {results_path.relative_to(ROOT)} "
+          f"({finished - t0:.0f}s)", flush=True)
+    from benchmarks import report
+
+    report.write(data, Path(args.out), plots=not args.no_plots)
+    print(f"report written to {args.out}", flush=True)
+    return 0
+
+
+def brief(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return "ERROR " + r["error"].splitlines()[0][:150]
+    parts = []
+    for key, fmt in (("drain_rate", "drain {:,.0f}/s"), (f"drain_rate_x{SCALE_PROCESSES}",
+                     "x4 drain {:,.0f}/s"), ("drain_mb_s", "{:.1f} MB/s"),
+                     ("single_rate", "enq {:,.0f}/s"), ("bulk_rate", "bulk {:,.0f}/s"),
+                     ("single_p99_ms", "p99 {:.2f}ms"), ("e2e_p50_ms", "e2e {:.1f}ms"),
+                     ("rss_mb", "{:.0f}MB"), ("start_s", "start {:.2f}s")):
+        if r.get(key) is not None:
+            parts.append(fmt.format(r[key]))
+    parts.append(f"N={r.get('jobs', '?')} {r.get('wall_s', '?')}s")
+    if r.get("notes"):
+        parts.append("(" + "; ".join(r["notes"])[:120] + ")")
+    return " ".join(parts)
+
+
+def setup(args: Any) -> int:
+    """Create benchmarks/.venvs/{main,arq,saq} from the requirements files."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    files = {"main": "requirements.txt", "arq": "requirements-arq.txt",
+             "saq": "requirements-saq.txt"}
+    for name, req in files.items():
+        venv = VENVS / name
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        print(f"installing {req} into {venv.relative_to(ROOT)}", flush=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(BENCH / req)],
+                       check=True)
+    return 0
