@@ -158,14 +158,19 @@ def plan(only: list[str] | None, backends: list[str], settings: Settings,
     return tasks
 
 
-def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any]]]) -> int:
-    """N for this run: the requested N, trimmed after the first repeat so that a slow
-    library's drain (and preload, when it has no bulk API) fits the time target."""
+def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any]]],
+             stored: dict[str, Any]) -> int:
+    """N for this run: the requested N, trimmed so that a slow library's drain (and preload,
+    when it has no bulk API) fits the time target. Rates come from this run's previous
+    repeat, else from the stored results, else N is at most 3,000 for the first repeat."""
     n = settings.jobs
     done = [s for s in hints.get(task.key, []) if "error" not in s]
-    if not done:
-        return n
-    last = done[-1]
+    if done:
+        last = done[-1]
+    elif stored.get("entries", {}).get(task.key, {}).get("median"):
+        last = stored["entries"][task.key]["median"]
+    else:
+        return min(n, 3_000)
     for rate_key, target in (("drain_rate", settings.drain_target),
                              (f"drain_rate_x{SCALE_PROCESSES}", settings.drain_target),
                              ("preload_single_rate", settings.preload_cap * 0.8)):
@@ -245,7 +250,7 @@ def stop_tree(proc: subprocess.Popen[bytes]) -> None:
 
 METRICS = ("drain_rate", "single_rate", "bulk_rate", "single_p50_ms", "single_p99_ms",
            "e2e_p50_ms", "e2e_p90_ms", "rss_mb", "start_s", "stored_bytes", "drain_mb_s",
-           f"drain_rate_x{SCALE_PROCESSES}", "processes", "jobs")
+           f"drain_rate_x{SCALE_PROCESSES}", "processes", "jobs", "preload_single_rate")
 
 
 def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -296,8 +301,9 @@ def run(args: Any) -> int:
     raw_path = results_path.parent / f"raw-{run_id}.jsonl"
     raw_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"benchmark run {run_id}: {len(tasks)} measurements x {settings.repeat} repeats "
-          f"(N={settings.jobs}); raw samples in {raw_path.relative_to(ROOT)}", flush=True)
+          f"(N={settings.jobs}); raw samples in {rel(raw_path)}", flush=True)
     samples: dict[str, list[dict[str, Any]]] = {t.key: [] for t in tasks}
+    previous = load_results(results_path)
     t0 = time.time()
     loads: list[float] = []
     with raw_path.open("w") as log:
@@ -305,7 +311,7 @@ def run(args: Any) -> int:
             offset = (r * max(1, len(tasks) // max(1, settings.repeat))) % max(1, len(tasks))
             order = tasks[offset:] + tasks[:offset]
             for i, task in enumerate(order, 1):
-                jobs = jobs_for(task, settings, samples)
+                jobs = jobs_for(task, settings, samples, previous)
                 loads.append(os.getloadavg()[0])
                 result = run_task(task, settings, jobs, log)
                 samples[task.key].append(result)
@@ -332,15 +338,44 @@ def run(args: Any) -> int:
         "load_avg_median": statistics.median(loads) if loads else None,
         "load_avg_max": max(loads) if loads else None,
         "cpus": os.cpu_count(), "python": sys.version.split()[0],
+        "taskqueue_source": source_fingerprint(),
     }
     results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"results merged into {results_path.relative_to(ROOT)} "
+    print(f"results merged into {rel(results_path)} "
           f"({finished - t0:.0f}s)", flush=True)
     from benchmarks import report
 
     report.write(data, Path(args.out), plots=not args.no_plots)
     print(f"report written to {args.out}", flush=True)
     return 0
+
+
+def source_fingerprint() -> dict[str, Any]:
+    """Which taskqueue code was measured: HEAD, whether src/ had local changes, and a hash of
+    src/taskqueue/**/*.py (read-only git commands)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "src" / "taskqueue").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    info: dict[str, Any] = {"src_sha1": digest.hexdigest()[:12]}
+    try:
+        info["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                      capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout
+        info["src_modified_files"] = len(dirty.splitlines())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def brief(r: dict[str, Any]) -> str:

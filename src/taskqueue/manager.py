@@ -27,6 +27,7 @@ from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
 from taskqueue.workflows.dependencies import check_graph, settle_dependents
+from taskqueue.workflows.recurring import stop_series
 from taskqueue.workflows.unique import idempotency
 
 if TYPE_CHECKING:
@@ -224,8 +225,11 @@ class QueueManager:
         return batches.cancel(self, batch_id, reason)
 
     def cancel_series(self, series_id: str, reason: str = "recurring job stopped") -> int:
-        """Stop a recurring job: cancel its pending occurrence(s)."""
-        criteria = JobFilter(tag=f"series:{series_id}", states=(State.PENDING, State.RETRYING))
+        """Stop a recurring job: no further occurrence is pushed, and the waiting or running
+        one is cancelled. Returns how many occurrences were cancelled (0 between runs)."""
+        stop_series(self, series_id)
+        criteria = JobFilter(tag=f"series:{series_id}",
+                             states=(State.PENDING, State.RETRYING, State.PROCESSING))
         return sum(self.cancel(r.id, reason) for r in self.search(criteria))
 
     def run_now(self, job: Job | Call, **options: Any) -> Any:

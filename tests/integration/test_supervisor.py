@@ -48,12 +48,20 @@ def mgr(url: str) -> Iterator[QueueManager]:
 
 
 def worker_pids(supervisor_pid: int) -> list[int]:
-    """The supervisor's worker processes (not multiprocessing's helper processes)."""
+    """The supervisor's live worker processes (not multiprocessing's helpers, not zombies)."""
     try:
         children = psutil.Process(supervisor_pid).children()
     except psutil.NoSuchProcess:
         return []
-    return [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
+    pids = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(
+                    child.cmdline()):
+                pids.append(child.pid)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return pids
 
 
 def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:

@@ -97,10 +97,10 @@ def test_recurring_job_repeats_until_stopped(m: QueueManager, background: Worker
                                              ledger: str) -> None:
     first = t.mark.push([ledger], every=timedelta(seconds=0.4))
     wait_until(lambda: len(ledger_lines(ledger)) >= 3)
-    assert m.cancel_series(first) >= 1
+    m.cancel_series(first)
     seen = len(ledger_lines(ledger))
-    time.sleep(1.0)
-    assert len(ledger_lines(ledger)) <= seen + 1
+    time.sleep(1.5)
+    assert len(ledger_lines(ledger)) <= seen + 1, "at most the run in flight finishes"
     runs = m.search(JobFilter(tag=f"series:{first}", states=(State.COMPLETED,), limit=100))
     assert len(runs) >= 3 and len({r.id for r in runs}) == len(runs)
 

@@ -271,6 +271,8 @@ class StatsRecorder:
 
     def close(self) -> None:
         """Stop the flusher and write what is left (errors are logged, not raised)."""
+        if self._stop.is_set():
+            return  # closed already (explicitly, before the atexit hook)
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.flush_interval + 5)

@@ -85,11 +85,12 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
             importlib.import_module(name)
     manager = QueueManager.from_settings(settings)
     manager.events.subscribe(StatusBoard(board).on_event)
-    StatsRecorder.install(manager)
+    recorder = StatsRecorder.install(manager)
     log_events(manager.events)
     worker = Worker(manager, options)
     signals.install(worker)
     summary = worker.run()
+    recorder.close()  # write the last statistics while the store is still open
     manager.close()
     results.send(asdict(summary))
     results.close()
