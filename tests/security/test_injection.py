@@ -160,7 +160,8 @@ def test_tag_and_error_filters_are_literal_known_bugs(driver: Driver, backend: s
     buggy = [s for s in HOSTILE if like_bug(backend, s) is not None]
     if not buggy:
         pytest.skip(f"no known filter bug on {backend}")
-    request.applymarker(pytest.mark.xfail(strict=True, reason=like_bug(backend, buggy[-1])))
+    reasons = dict.fromkeys(str(like_bug(backend, s)) for s in buggy)
+    request.applymarker(pytest.mark.xfail(strict=True, reason=" / ".join(reasons)))
     failures = []
     for s in buggy:
         try:

@@ -94,7 +94,6 @@ def key_reencrypt(ctx: click.Context, batch: int, dry_run: bool, as_json: bool) 
                     others[record.state.value] += 1
     finally:
         manager.close()
-    old_elsewhere = sum(others.values())
     advice = ("jobs that are not pending keep their old ciphertext: keep the old key in "
               "ENCRYPTION_PREVIOUS_KEYS until they are gone")
     summary = {"current_key_id": current.hex(), "dry_run": dry_run,

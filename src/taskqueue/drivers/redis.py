@@ -359,7 +359,7 @@ class RedisDriver:
                 answer = next(answers) if token.job_id in homes else None
                 ok = bool(answer and answer[0])
                 accepted.append(ok)
-                if ok:
+                if ok and answer is not None:
                     release += [(rk.text(c), token.job_id) for c in answer[1:]]
             if release:
                 child_homes = self._homes([c for c, _ in release])

@@ -9,7 +9,7 @@ up. The supervisor's hard timeout kills a process that ignores it.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module behind signal
 import asyncio
 import ctypes
 import inspect

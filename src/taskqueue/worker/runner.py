@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import psutil
 
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
-
 from taskqueue.cluster.aging import age_priorities
 from taskqueue.errors import (
     DriverUnavailable,
