@@ -196,3 +196,13 @@ def where(ledger: str, sleep: float = 0.0) -> str:
     if sleep:
         time.sleep(sleep)
     return os.environ.get("TEST_NODE", "?")
+
+
+@task(name="tests.span")
+def span(ledger: str, tenant: str, sleep: float) -> None:
+    """Records start and end times (for measuring overlap across nodes)."""
+    started = time.time()
+    time.sleep(sleep)
+    with open(ledger, "a") as fh:
+        fh.write(f"{current_job().job_id} {tenant} {started:.6f} {time.time():.6f} "
+                 f"{os.environ.get('TEST_NODE', '?')}\n")

@@ -15,6 +15,7 @@ import pytest
 
 from taskqueue import QueueManager, State, set_default_manager
 from taskqueue.cluster.nodes import list_nodes
+from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
 from tests.backends import URLS, implemented_backends
 from tests.integration.conftest import ledger_lines
@@ -151,3 +152,35 @@ def test_weighted_and_strict_queue_order(mgr: QueueManager, url: str, ledger: st
     assert worker.plan.weighted is False
     weighted = Worker(mgr, WorkerOptions(queues=["a:5", "b:1"]))
     assert weighted.plan.weighted and weighted.queues == ["a", "b"]
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_per_tenant_quota_holds_across_nodes(mgr: QueueManager, url: str, ledger: str) -> None:
+    """Two nodes of 2 workers x 2 threads; tenant "big" is limited to 2 jobs at once across
+    all of them, tenant "small" to 3; a quota holds jobs back, it never fails them."""
+    big = [t.span.push([ledger, "big", 0.2], concurrency=2, rate_key="tenant")
+           for _ in range(12)]
+    small = [t.span.push([ledger, "small", 0.2], concurrency=3, rate_key="tenant")
+             for _ in range(9)]
+    nodes = [node(url, name, "--workers=2", "--concurrency=2") for name in ("n1", "n2")]
+    try:
+        wait_for(lambda: states(mgr, big + small) == {State.COMPLETED: 21}, timeout=120)
+    finally:
+        stop(*nodes)
+    rows = [line.split() for line in Path(ledger).read_text().splitlines()]
+    by_tenant: dict[str, list[tuple[float, float]]] = {}
+    for _job, tenant, start, end, _node in rows:
+        by_tenant.setdefault(tenant, []).append((float(start), float(end)))
+    assert max_overlap(by_tenant["big"]) <= 2
+    assert max_overlap(by_tenant["small"]) <= 3
+    assert {r[4] for r in rows} == {"n1", "n2"}, "both nodes worked"
+    assert all(r.attempts == 1 for r in mgr.search(JobFilter(ids=tuple(big + small),
+                                                             limit=100)))
