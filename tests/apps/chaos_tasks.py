@@ -6,6 +6,7 @@ interleave a line)::
 
     S job_id attempt epoch pid worker_id wall_time      execution started
     E job_id attempt epoch pid worker_id wall_time      execution ended (the task returned)
+    F job_id attempt epoch pid worker_id wall_time      the task is about to raise
     A job_id attempt epoch pid worker_id wall_time      the store ACCEPTED this completion
     R job_id attempt epoch pid worker_id wall_time      the store REJECTED a settle call
 
@@ -58,6 +59,17 @@ def work(ledger: str, sleep: float = 0.0) -> str:
     _effect(ledger, "E")
     ctx = current_job()
     return f"{os.getpid()}:{ctx.attempt}"
+
+
+@task(name="chaos.flaky", max_attempts=3, retry_backoff=1.5, retry_jitter=False)
+def flaky(ledger: str) -> str:
+    """Fails its first attempt (an ``F`` line just before raising), then succeeds."""
+    _effect(ledger, "S")
+    if current_job().attempt == 1:
+        _effect(ledger, "F")
+        raise RuntimeError("first attempt fails on purpose")
+    _effect(ledger, "E")
+    return "second time lucky"
 
 
 @task(name="chaos.exit", max_attempts=2, retry_backoff=0.1)

@@ -494,21 +494,25 @@ def check(name: str, backend: str, manager: QueueManager, book: ProducerLedger,
         if len(starts) < 2:
             continue
         report.duplicates += 1
-        for run in starts[:-1]:
-            if run.pid in hit:
-                continue
-            # a run lasts until its settle call was answered (completions may be buffered and
-            # acknowledged in batches), else until its end, else forever
-            mine = [e for e in effects if e.job == job_id and e.pid == run.pid
-                    and e.attempt == run.attempt]
-            settled = [e.at for e in mine if e.kind in ("A", "R")]
-            ended = [e.at for e in mine if e.kind == "E"]
-            end = (settled or ended or [float("inf")])[0]
-            if any(run.at <= w_end and end >= w_start for w_start, w_end in windows):
-                continue
+        healthy = [run for run in starts if not _faulted(run, job_id, effects, hit, windows)]
+        if len(healthy) > 1:  # two runs and no fault to explain either of them
             report.unexplained_duplicates.append(job_id)
-            break
     return report
+
+
+def _faulted(run: Effect, job_id: str, effects: Sequence[Effect], hit: set[int],
+             windows: Sequence[tuple[float, float]]) -> bool:
+    """Was this run hit by a fault: its process was killed/frozen, or it overlapped an outage
+    (a run lasts until its settle call was answered -- completions may be buffered and
+    acknowledged in batches -- else until its end, else forever)?"""
+    if run.pid in hit:
+        return True
+    mine = [e for e in effects if e.job == job_id and e.pid == run.pid
+            and e.attempt == run.attempt]
+    settled = [e.at for e in mine if e.kind in ("A", "R")]
+    ended = [e.at for e in mine if e.kind == "E"]
+    end = (settled or ended or [float("inf")])[0]
+    return any(run.at <= w_end and end >= w_start for w_start, w_end in windows)
 
 
 def orphan_recovery(effects_path: str | Path, faults: Sequence[Fault]) -> list[float]:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -39,10 +40,10 @@ def secrets() -> list[str]:
             PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD)]
 
 
-def with_password(url: str) -> str:
+def with_password(url: str, password: str = PASSWORD) -> str:
     parts = urlsplit(url)
     user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(PASSWORD, safe='')}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 @pytest.fixture
@@ -76,21 +77,26 @@ def test_no_command_prints_the_key_or_the_password(secret_url: str, tmp_path: Pa
     job_list = run(*base, "jobs", "list", "--json")
     outputs.append(job_list)
     job_id = next(line.split('"')[3] for line in job_list.splitlines() if '"id"' in line)
-    for args in (["jobs", "show", job_id, "--payload", "--json"], ["jobs", "show", job_id],
-                 ["stats", "--json"], ["stats"], ["failed"], ["workers", "--json"],
-                 ["nodes", "--json"], ["migrate"], ["prune"], ["retry", "--all-failed"]):
-        outputs.append(run(*base, *args))
-    outputs.append(run(*base, "key:reencrypt", "--json", module=False))
-    outputs.append(run(*base, "key:reencrypt", module=False,
-                       env={"ENCRYPTION_PREVIOUS_KEYS": KEY}))
-    # error paths: an unreachable server, the DB_* settings form, a malformed key
     dead = url.replace(f":{urlsplit(url).port}/", ":1/")
-    outputs.append(run("--url", dead, "--log-level", "debug", "stats"))
-    outputs.append(run("--log-level", "debug", "stats", env={
-        "TASKQUEUE_URL": "", "DB_CONNECTION": "pgsql", "DB_HOST": "127.0.0.1", "DB_PORT": "1",
-        "DB_USERNAME": "postgres", "DB_PASSWORD": PASSWORD, "DB_DATABASE": "x"}))
-    outputs.append(run(*base, "stats", env={"ENCRYPTION_KEY": KEY[:-6] + "!!!!!="}))
-    outputs.append(run(*base, "stats", env={"ENCRYPTION_PREVIOUS_KEYS": "base64:" + PASSWORD}))
+    calls: list[tuple[tuple[str, ...], dict[str, object]]] = [
+        ((*base, *args), {}) for args in (
+            ["jobs", "show", job_id, "--payload", "--json"], ["jobs", "show", job_id],
+            ["stats", "--json"], ["stats"], ["failed"], ["workers", "--json"],
+            ["nodes", "--json"], ["migrate"], ["prune"], ["retry", "--all-failed"])]
+    calls += [
+        ((*base, "key:reencrypt", "--json"), {"module": False}),
+        ((*base, "key:reencrypt"), {"module": False, "env": {"ENCRYPTION_PREVIOUS_KEYS": KEY}}),
+        # error paths: an unreachable server, the DB_* settings form, malformed keys
+        (("--url", dead, "--log-level", "debug", "stats"), {}),
+        (("--log-level", "debug", "stats"), {"env": {
+            "TASKQUEUE_URL": "", "DB_CONNECTION": "pgsql", "DB_HOST": "127.0.0.1",
+            "DB_PORT": "1", "DB_USERNAME": "postgres", "DB_PASSWORD": PASSWORD,
+            "DB_DATABASE": "x"}}),
+        ((*base, "stats"), {"env": {"ENCRYPTION_KEY": KEY[:-6] + "!!!!!="}}),
+        ((*base, "stats"), {"env": {"ENCRYPTION_PREVIOUS_KEYS": "base64:" + PASSWORD}}),
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outputs += list(pool.map(lambda call: run(*call[0], **call[1]), calls))  # type: ignore
     text = "\n".join(outputs)
     assert "[exit 0]" in text and "error:" in text, "both happy and error paths ran"
     found = {s: [o.splitlines()[0] for o in outputs if s in o] for s in leaks(text)}

@@ -484,9 +484,10 @@ class Worker:
         floor = self.summary.rss_start_mb * 1.25
         if limit < floor and not self._warned_limit:
             self._warned_limit = True
-            log.warning("memory limit %.0f MB is below this worker's start size %.1f MB; "
-                        "recycling at %.0f MB instead (raise --memory / WORKER_MEMORY_LIMIT)",
-                        limit, self.summary.rss_start_mb, floor)
+            level = logging.WARNING if limit <= self.summary.rss_start_mb else logging.INFO
+            log.log(level, "memory limit %.0f MB leaves too little room above this worker's "
+                    "start size %.1f MB; recycling at %.0f MB instead (raise --memory / "
+                    "WORKER_MEMORY_LIMIT)", limit, self.summary.rss_start_mb, floor)
         return max(limit, floor)
 
     def _watch_memory_trend(self, rss: float) -> None:
