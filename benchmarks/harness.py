@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -67,7 +68,7 @@ class Probe:
         self.sock.settimeout(left)
         try:
             data = self.sock.recv(256)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return None
         kind, pid, count, now, stamp = data.decode().split()
         self.counts[int(pid)] = max(self.counts.get(int(pid), 0), int(count))
@@ -89,10 +90,8 @@ def tree_rss_mb(pid: int) -> float:
         return 0.0
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total / (1024 * 1024)
 
 
@@ -113,10 +112,8 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
         try:
             child.wait(1.0)
         except psutil.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         except psutil.NoSuchProcess:
             pass
 
@@ -221,8 +218,8 @@ class Runner:
         args, r = self.args, self.result
         n = self.preload(args.jobs, args.preload_cap)
         probe = Probe()
-        log = tempfile.NamedTemporaryFile("w+b", prefix=f"bench-{self.a.name}-", suffix=".log",
-                                          delete=False)
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives across the phases
+            "w+b", prefix=f"bench-{self.a.name}-", suffix=".log", delete=False)
         r["worker_log"] = log.name
         t_spawn = time.time()
         (proc,) = self.spawn(n, probe, log)
@@ -345,7 +342,8 @@ class Runner:
         args, r = self.args, self.result
         n = self.preload(args.jobs, args.preload_cap)
         probe = Probe()
-        log = tempfile.NamedTemporaryFile("w+b", prefix=f"bench-{self.a.name}-", delete=False)
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in `finally`
+            "w+b", prefix=f"bench-{self.a.name}-", delete=False)
         procs = self.spawn(0, probe, log, processes)
         try:
             deadline = time.time() + args.start_cap
@@ -378,7 +376,7 @@ class Runner:
     def run_payload(self, size: int) -> None:
         """taskqueue only: enqueue and drain jobs carrying ``size`` bytes of JSON."""
         args, r = self.args, self.result
-        n = max(10, min(args.jobs, int(args.payload_budget_mb * 1e6 / size)))
+        n = max(10, min(args.jobs, 2_000, int(args.payload_budget_mb * 1e6 / size)))
         r["size"] = size
         a = self.a
         a.set_payload(size)  # type: ignore[attr-defined]
@@ -397,7 +395,8 @@ class Runner:
         r["stored_bytes"] = a.stored_size()  # type: ignore[attr-defined]
         r["jobs"] = done
         probe = Probe()
-        log = tempfile.NamedTemporaryFile("w+b", prefix=f"bench-{self.a.name}-", delete=False)
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in `finally`
+            "w+b", prefix=f"bench-{self.a.name}-", delete=False)
         t_spawn = time.time()
         (proc,) = self.spawn(done, probe, log)
         try:
@@ -466,10 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     finally:
         if adapter is not None and runner is not None:
-            try:
+            with contextlib.suppress(Exception):
                 runner.call(adapter.close)
-            except Exception:  # noqa: BLE001
-                pass
     sys.stdout.write("\nBENCH-RESULT " + json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0

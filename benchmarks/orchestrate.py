@@ -210,8 +210,8 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any) -> dict[str, A
             out, _ = proc.communicate(timeout=settings.timeout)
         except subprocess.TimeoutExpired:
             stop_tree(proc)
-            out = proc.stdout.read() if proc.stdout else b""  # type: ignore[union-attr]
-            result = {"error": f"timed out after {settings.timeout:.0f}s"}
+            out = proc.stdout.read() if proc.stdout else b""
+            result: dict[str, Any] = {"error": f"timed out after {settings.timeout:.0f}s"}
         else:
             result = {}
     text = out.decode(errors="replace")
@@ -304,6 +304,7 @@ def run(args: Any) -> int:
           f"(N={settings.jobs}); raw samples in {rel(raw_path)}", flush=True)
     samples: dict[str, list[dict[str, Any]]] = {t.key: [] for t in tasks}
     previous = load_results(results_path)
+    source_before = source_fingerprint()
     t0 = time.time()
     loads: list[float] = []
     with raw_path.open("w") as log:
@@ -338,7 +339,8 @@ def run(args: Any) -> int:
         "load_avg_median": statistics.median(loads) if loads else None,
         "load_avg_max": max(loads) if loads else None,
         "cpus": os.cpu_count(), "python": sys.version.split()[0],
-        "taskqueue_source": source_fingerprint(),
+        "taskqueue_source": source_before,
+        "taskqueue_source_changed_during_run": source_fingerprint() != source_before,
     }
     results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"results merged into {rel(results_path)} "
@@ -380,7 +382,7 @@ def rel(path: Path) -> str:
 
 def brief(r: dict[str, Any]) -> str:
     if "error" in r:
-        return "ERROR " + r["error"].splitlines()[0][:150]
+        return "ERROR " + str(r["error"]).splitlines()[0][:150]
     parts = []
     for key, fmt in (("drain_rate", "drain {:,.0f}/s"), (f"drain_rate_x{SCALE_PROCESSES}",
                      "x4 drain {:,.0f}/s"), ("drain_mb_s", "{:.1f} MB/s"),

@@ -14,6 +14,7 @@ compare across processes of this machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -31,10 +32,8 @@ def _send(kind: str, now: float, stamp: float = 0.0) -> None:
     if _sock is None:
         _sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     msg = f"{kind} {os.getpid()} {_count} {now!r} {stamp!r}".encode()
-    try:
+    with contextlib.suppress(OSError):
         _sock.sendto(msg, ("127.0.0.1", _PORT))
-    except OSError:
-        pass
 
 
 def hit(stamp: float = 0.0) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from benchmarks.orchestrate import (
     BENCH,
     COMPETITORS,
-    LIB_BY_NAME,
     LIBS,
     PAYLOAD_SIZES,
     ROOT,
@@ -127,13 +126,17 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         rows.append((label, fmt.format(value) + unit,
                      f"{value / goal:.2f}× the target", met))
 
-    for backend, goal in (("redis", 12_000), ("postgres", 10_000), ("sqlite", 40_000)):
-        add(f"drain ≥ {goal:,}/s on {BACKEND_TITLES[backend]}",
+    drains: tuple[tuple[str, float], ...] = (("redis", 12_000), ("postgres", 10_000),
+                                             ("sqlite", 40_000))
+    for backend, goal in drains:
+        add(f"drain ≥ {goal:,.0f}/s on {BACKEND_TITLES[backend]}",
             med(data, "taskqueue", backend, "drain_rate"), goal, True, " jobs/s")
-    for backend, goal in (("redis", 1.0), ("sqlite", 1.0), ("postgres", 2.0)):
+    p99s: tuple[tuple[str, float], ...] = (("redis", 1.0), ("sqlite", 1.0), ("postgres", 2.0))
+    for backend, goal in p99s:
         add(f"single enqueue p99 < {goal:g} ms on {BACKEND_TITLES[backend]}",
             med(data, "taskqueue", backend, "single_p99_ms"), goal, False, " ms", "{:.2f}")
-    for backend, goal in (("redis", 1.0), ("postgres", 5.0)):
+    e2es: tuple[tuple[str, float], ...] = (("redis", 1.0), ("postgres", 5.0))
+    for backend, goal in e2es:
         add(f"enqueue→start p50 < {goal:g} ms on an idle {BACKEND_TITLES[backend]} worker",
             med(data, "taskqueue", backend, "e2e_p50_ms"), goal, False, " ms", "{:.1f}")
     for backend in ("sqlite", "postgres", "redis"):
@@ -230,11 +233,13 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
     w("| --- | --- | ---: | --- | --- | ---: | ---: | --- | --- |")
     for run_id, meta in sorted(runs.items()):
         s = meta.get("settings", {})
+        changed = (" — changed during the run!"
+                   if meta.get("taskqueue_source_changed_during_run") else "")
         w(f"| {run_id} | {meta.get('started', '?')} | {meta.get('seconds', 0) / 60:.1f} min | "
           f"{', '.join(meta.get('only') or ['all'])} | {', '.join(meta.get('backends', []))} | "
           f"{s.get('repeat', '?')} | {s.get('jobs', '?'):,} | "
           f"{meta.get('load_avg_median') or 0:.1f} / {meta.get('load_avg_max') or 0:.1f} | "
-          f"{code(meta.get('taskqueue_source', {}))} |")
+          f"{code(meta.get('taskqueue_source', {}))}{changed} |")
     w("")
     w("The machine has 2 cores and was shared with other engineers' test suites during these "
       "runs (see the load average, on 2 cores): absolute figures are depressed and noisy, "
@@ -361,16 +366,16 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
     w("| library | version | delivery | worker configuration (one process) | measured on | "
       "not measured on |")
     w("| --- | --- | --- | --- | --- | --- |")
-    for lib in LIBS:
+    for spec in LIBS:
         entries = [e for k, e in data["entries"].items()
-                   if k.startswith(f"{lib.name}|") and k.endswith("|standard")]
+                   if k.startswith(f"{spec.name}|") and k.endswith("|standard")]
         version = next((e.get("version") for e in entries if e.get("version")), "—")
         config = next((e.get("config") for e in entries if e.get("config")), "—")
         measured = [BACKEND_TITLES[e["backend"]] for e in entries if e.get("median")]
         failed = [f"{BACKEND_TITLES[e['backend']]} ({'; '.join(e.get('errors', []))[:160]})"
                   for e in entries if not e.get("median")]
-        unsupported = [f"{BACKEND_TITLES[b]} ({why})" for b, why in lib.unsupported.items()]
-        w(f"| {lib.name} | {version} | {lib.guarantee} | {config} | "
+        unsupported = [f"{BACKEND_TITLES[b]} ({why})" for b, why in spec.unsupported.items()]
+        w(f"| {spec.name} | {version} | {spec.guarantee} | {config} | "
           f"{', '.join(measured) or '—'} | {'; '.join(failed + unsupported) or '—'} |")
     w("")
     w("## Method")
@@ -429,7 +434,16 @@ SQLite `UPDATE … WHERE id IN (SELECT … LIMIT 100) RETURNING` in `BEGIN IMMED
 transaction acknowledging the batch (WAL, `synchronous=NORMAL`, like taskqueue); PostgreSQL \
 `FOR UPDATE SKIP LOCKED` CTE + `UPDATE … WHERE id = ANY(…)`, prepared, autocommit; Redis one Lua \
 script popping 100 ids and recording leases, one acknowledging the batch. It decodes each \
-payload and calls the no-op like a library would, and does nothing else.
+payload and calls the no-op like a library would, and does nothing else. When the queue is \
+empty it polls every millisecond (no wake-up mechanism), so its enqueue→start figure is a \
+polling figure and its idle CPU use is not what a real worker could afford.
+* **Payload sweep** (taskqueue only): JSON records of 1 KB to 1 MB, `ENCRYPTION_KEY` set, at \
+most 2,000 jobs or 20 MB per size; enqueue with single calls, then one worker drains them.
+* **Scaling**: the same drain with 4 worker processes started together; rate from the \
+workers' progress datagrams until 90 % of N have run.
+* **Re-running part of it**: `--only taskqueue,ceiling` re-measures those rows and merges \
+them into `benchmarks/results/results.json`, keeping the other libraries' stored medians; \
+the "Runs in this report" table and each backend's notes say which run every row comes from.
 * **Servers**: as installed (PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; Redis 7.0 \
 without persistence; MariaDB 10.11). A PostgreSQL commit costs a WAL flush, which dominates \
 every per-job transaction on this disk; this hits all PostgreSQL libraries alike."""

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 
 def store() -> dict[str, Any]:
-    return json.loads(os.environ["BENCH_STORE"])
+    data: dict[str, Any] = json.loads(os.environ["BENCH_STORE"])
+    return data
 
 
 def bin_path(script: str) -> str:

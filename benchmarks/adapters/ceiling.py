@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 from benchmarks.adapters import Adapter

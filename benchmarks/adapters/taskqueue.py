@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 from benchmarks import probe
-from benchmarks.adapters import Adapter, store
+from benchmarks.adapters import Adapter
 from taskqueue import task
 
 BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")

@@ -209,9 +209,7 @@ def test_a_wildcard_in_a_filter_does_not_widen_a_bulk_action(sqlite_manager: Que
                                                              ) -> None:
     from tests.dashboard.test_api import wait_operation
 
-    request.applymarker(pytest.mark.xfail(strict=True, reason=(
-        "BUG: drivers/_sql.py LIKE filters do not escape % and _: a bulk retry of the jobs "
-        "whose error contains '%' retries every failed job with any error")))
+    # regression: LIKE filters did not escape % and _, so this widened to every failed job
     settings = DashboardSettings(users={}, token=TOKEN, secret_key="s")
     client = client_for(sqlite_manager, settings)
     bearer = {"Authorization": f"Bearer {TOKEN}"}

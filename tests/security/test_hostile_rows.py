@@ -121,9 +121,7 @@ def test_hostile_rows_never_import_anything_in_the_real_commands(sqlite_url: str
     assert not sentinel.exists(), sentinel.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Worker._process assumes the decoded payload is a "
-                   "JSON object (body.get / {**body['_opts']}); any other valid JSON crashes the "
-                   "worker process instead of dead-lettering the job (runner.py _process/_context)")
+# regression: a non-object payload used to crash the worker process (runner.py)
 @pytest.mark.parametrize("body", [[1, 2], "text", {"args": [1], "_opts": "x"}],
                          ids=["list", "string", "opts-not-object"])
 def test_a_payload_that_is_not_a_json_object_is_dead_lettered(sqlite_url: str,
@@ -148,9 +146,7 @@ def test_a_payload_that_is_not_a_json_object_is_dead_lettered(sqlite_url: str,
         manager.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli/jobs.py describe_workflow reads wf['step'] and "
-                   "wf['of'] unchecked; `taskqueue jobs show` dies with a KeyError traceback on "
-                   "a stored payload whose _wf has 'chain' without them")
+# regression: `jobs show` died with a KeyError on a malformed _wf field
 def test_jobs_show_survives_a_malformed_workflow_field() -> None:
     from taskqueue.cli.jobs import describe_workflow
 

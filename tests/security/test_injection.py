@@ -9,10 +9,7 @@ ordinary queue is unaffected and the verbs still work afterwards).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import pytest
 
 from taskqueue.drivers import Driver, JobFilter
 from taskqueue.jobs.ids import uuid7
@@ -118,20 +115,6 @@ def _no_stray_files(tmp_path: Path) -> None:
     assert not outside, outside
 
 
-def like_bug(backend: str, s: str) -> str | None:
-    """Why the SQL backends' tag/error filters get ``s`` wrong today (None: they don't)."""
-    if backend not in ("sqlite", "postgres", "mysql"):
-        return None
-    if s in ("%", "_"):
-        return (f"BUG: drivers/_sql.py builds the tag and exception filters with LIKE and does "
-                f"not escape the value: {s!r} is a wildcard and matches other jobs")
-    if backend != "sqlite" and ("\\" in s or "\\" in json.dumps(s)):
-        return ("BUG: drivers/_sql.py LIKE filters on PostgreSQL/MySQL, where backslash is "
-                "LIKE's escape character: a value with a backslash, or a tag whose JSON form has "
-                "one (quotes, control characters, any non-ASCII), is never found")
-    return None
-
-
 def _filters_are_literal(driver: Driver, values: list[str]) -> None:
     for s in values:
         tagged = new(queue_name=f"f-{len(s)}", tags=(s,))
@@ -149,23 +132,6 @@ def _filters_are_literal(driver: Driver, values: list[str]) -> None:
 
 def test_tag_and_error_filters_are_literal(driver: Driver, backend: str) -> None:
     """A filter value is matched literally: ``%`` or ``_`` is not a wildcard, a backslash is a
-    backslash. (A wildcard filter would widen a bulk action "on everything matching".)"""
-    _filters_are_literal(driver, [s for s in HOSTILE if like_bug(backend, s) is None])
-
-
-def test_tag_and_error_filters_are_literal_known_bugs(driver: Driver, backend: str,
-                                                      request: pytest.FixtureRequest) -> None:
-    """The values the SQL backends' LIKE filters get wrong today (strict xfail per value set:
-    this starts passing, and so fails, once drivers/_sql.py escapes LIKE patterns)."""
-    buggy = [s for s in HOSTILE if like_bug(backend, s) is not None]
-    if not buggy:
-        pytest.skip(f"no known filter bug on {backend}")
-    reasons = dict.fromkeys(str(like_bug(backend, s)) for s in buggy)
-    request.applymarker(pytest.mark.xfail(strict=True, reason=" / ".join(reasons)))
-    failures = []
-    for s in buggy:
-        try:
-            _filters_are_literal(driver, [s])
-        except AssertionError as exc:
-            failures.append(f"{s!r}: {exc.args[0] if exc.args else exc}")
-    assert not failures, failures
+    backslash. (A wildcard filter would widen a bulk action "on everything matching".)
+    Regression: the SQL drivers used unescaped LIKE patterns (fixed in drivers/_sql.py)."""
+    _filters_are_literal(driver, list(HOSTILE))

@@ -114,7 +114,8 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
     body = manager.decode(record)
     data["workflow"] = describe_workflow(body)
     if payload:
-        data["arguments"] = {k: v for k, v in body.items() if not k.startswith("_")}
+        data["arguments"] = ({k: v for k, v in body.items() if not k.startswith("_")}
+                             if isinstance(body, dict) else body)
     if record.result is not None:
         data["result"] = manager.decode_result(record)
     if as_json:
@@ -129,11 +130,14 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
 
 def describe_workflow(body: dict[str, Any]) -> dict[str, Any]:
     """Chain position, group, recurring series, options: what `jobs show` reports."""
-    wf = body.get(WORKFLOW) or {}
+    if not isinstance(body, dict):
+        return {"error": f"payload is a JSON {type(body).__name__}, not an object"}
+    wf = body.get(WORKFLOW)
+    wf = wf if isinstance(wf, dict) else {}
     out: dict[str, Any] = {}
     if "chain" in wf:
         out["chain"] = wf["chain"]
-        out["chain_step"] = f"{wf['step']} of {wf['of']}"
+        out["chain_step"] = f"{wf.get('step', '?')} of {wf.get('of', '?')}"
     if "group" in wf:
         out["group"] = wf["group"]
         out["fan_in"] = bool(wf.get("fan_in"))

@@ -93,6 +93,12 @@ def record_to_row(rec: JobRecord, from_dt: Callable[[datetime | None], Any]) -> 
     return tuple(out)
 
 
+def like_literal(value: str) -> str:
+    """Escape a value for ``LIKE … ESCAPE '!'``: ``%`` and ``_`` match themselves, and a
+    backslash is an ordinary character (it is LIKE's default escape on PostgreSQL/MySQL)."""
+    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
 def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
     """A WHERE clause (without the keyword; "1=1" when empty) and its parameters."""
     where: list[str] = []
@@ -108,8 +114,8 @@ def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
     any_of("name", criteria.names)
     any_of("id", criteria.ids)
     if criteria.tag is not None:
-        where.append(f"tags LIKE {ph}")
-        params.append("%" + json.dumps(criteria.tag) + "%")
+        where.append(f"tags LIKE {ph} ESCAPE '!'")
+        params.append("%" + like_literal(json.dumps(criteria.tag)) + "%")
     if criteria.batch_id is not None:
         where.append(f"batch_id = {ph}")
         params.append(criteria.batch_id)
@@ -117,8 +123,8 @@ def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
         where.append(f"id {'<' if criteria.newest_first else '>'} {ph}")
         params.append(criteria.after_id)
     if criteria.exception_contains:
-        where.append(f"exception LIKE {ph}")
-        params.append("%" + criteria.exception_contains + "%")
+        where.append(f"exception LIKE {ph} ESCAPE '!'")
+        params.append("%" + like_literal(criteria.exception_contains) + "%")
     return (" AND ".join(where) or "1=1"), params
 
 

@@ -103,6 +103,17 @@ class WorkerSummary:
         return self.processed / self.elapsed if self.elapsed > 0 else 0.0
 
 
+def check_body(body: Any) -> None:
+    """A payload must decode to a JSON object whose reserved keys have the right types;
+    anything else (a hostile or corrupted row) is dead-lettered, never run."""
+    if not isinstance(body, dict):
+        raise PayloadError(f"payload is a JSON {type(body).__name__}, expected an object")
+    for key, kind in ((RUN_OPTIONS, dict), ("args", list), ("kwargs", dict), ("_wf", dict)):
+        if key in body and not isinstance(body[key], kind):
+            raise PayloadError(f"payload field {key!r} is a JSON {type(body[key]).__name__}, "
+                               f"expected {'an object' if kind is dict else 'an array'}")
+
+
 class Worker:
     def __init__(self, manager: QueueManager, options: WorkerOptions | None = None) -> None:
         self.manager = manager
@@ -260,6 +271,7 @@ class Worker:
                 return
             try:
                 body = self.manager.decode(job)
+                check_body(body)
                 runnable = resolve(job.name)
             except (PayloadError, UnknownTask) as exc:
                 self._dead_letter(job, f"{describe(exc)}")
