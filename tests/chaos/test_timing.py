@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from taskqueue import QueueManager
 from tests.apps.chaos_tasks import flaky, work
+from tests.chaos.conftest import backend_url
 from tests.chaos.harness import (
     QUEUE,
     finished_count,
@@ -24,12 +28,20 @@ from tests.chaos.harness import (
 )
 
 LEASE = 1.0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def timing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from backend_url(str(request.param), tmp_path)
+
+
 LONG = 12.0
 EARLY = 0.05  # clock granularity allowance
 
 
-def test_nothing_starts_early_and_a_long_job_runs_once(chaos_url: str, effects: str,
+def test_nothing_starts_early_and_a_long_job_runs_once(timing_url: str, effects: str,
                                                       tmp_path: Path) -> None:
+    chaos_url = timing_url
     with QueueManager.from_url(chaos_url) as manager:
         long_job = manager.push(work.call([effects], {"sleep": LONG}), queue=QUEUE,
                                 timeout=LONG * 3)

@@ -344,8 +344,19 @@ class PostgresDriver:
         return self._run(work)
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
-        """One ``complete`` per item, each its own short transaction."""
-        return [self.complete(token, result) for token, result in items]
+        """Every completion in one transaction: one commit (the costly flush) for the batch."""
+        if not items:
+            return []
+
+        def work(cur: Cursor) -> list[bool]:
+            accepted = []
+            for token, result in items:
+                ok = cur.execute(self._q["complete"], (result, *token)).rowcount == 1
+                accepted.append(ok)
+                if ok:
+                    cur.execute(self._q["release_dependents"], (token.job_id,))
+            return accepted
+        return self._run(work, tx=True)
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         def work(cur: Cursor) -> bool:
