@@ -28,9 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", type=int, help="N jobs for the drain (default 10000)")
     r.add_argument("--repeat", type=int, help="runs per measurement; medians are reported "
                    "(default 3)")
-    r.add_argument("--out", default="docs/benchmarks.md")
-    r.add_argument("--results", default=str(orchestrate.RESULTS),
-                   help="merged medians (JSON), also the input of `report`")
+    r.add_argument("--out", default=None,
+                   help="the report (default docs/benchmarks.md, plots in docs/images/; with "
+                   "--quick, benchmarks/results/quick.md)")
+    r.add_argument("--results", default=None,
+                   help="merged medians (JSON), also the input of `report` (default "
+                   "benchmarks/results/results.json; with --quick, quick.json beside it so "
+                   "that a quick run never replaces full-run figures)")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--no-extras", action="store_true",
                    help="skip taskqueue's payload sweep and 4-process scaling run")
@@ -47,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--out-dir", default="benchmarks/results/profiles")
     args = p.parse_args(argv)
     if args.command == "run":
+        if args.out is None:
+            args.out = "benchmarks/results/quick.md" if args.quick else "docs/benchmarks.md"
+        if args.results is None:
+            args.results = str(orchestrate.RESULTS.with_name("quick.json") if args.quick
+                               else orchestrate.RESULTS)
         return orchestrate.run(args)
     if args.command == "setup":
         return orchestrate.setup(args)

@@ -230,6 +230,8 @@ class Runner:
                 log.flush()
                 log.seek(0)
                 tail = log.read()[-1500:].decode(errors="replace")
+                log.close()
+                os.unlink(log.name)
                 raise RuntimeError(f"{exc}; worker output: ...{tail}") from None
             if r.get("idle"):
                 # no job left: give it a moment to settle, then read its memory
@@ -250,12 +252,10 @@ class Runner:
             r["single_p99_ms"] = percentile(lat, 0.99) * 1000  # type: ignore[operator]
             r["single_n"] = done
         log.seek(0)
-        tail = log.read()[-3000:].decode(errors="replace")
-        r["worker_log_tail"] = tail
+        r["worker_log_tail"] = log.read()[-3000:].decode(errors="replace")
         log.close()
-        if "drain_rate" in r and r.get("drain_complete"):
-            os.unlink(log.name)
-            r.pop("worker_log")
+        os.unlink(log.name)
+        r.pop("worker_log")
 
     def drain(self, probe: Probe, proc: subprocess.Popen[bytes], n: int, t_spawn: float) -> None:
         args, r = self.args, self.result

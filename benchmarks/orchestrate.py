@@ -223,6 +223,8 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any) -> dict[str, A
                            f"{text[-1500:]}"}
     result.update(lib=task.lib, backend=task.backend, mode=task.mode,
                   wall_s=round(time.time() - started, 2), requested_jobs=jobs)
+    if result.get("drain_complete") and "error" not in result:
+        result.pop("worker_log_tail", None)  # kept only when something went wrong
     log.write(json.dumps(result) + "\n")
     log.flush()
     return result
