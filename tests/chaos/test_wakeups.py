@@ -79,11 +79,7 @@ def pg_url(tmp_path: Path) -> Iterator[str]:
     yield from backend_url("postgres", tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: worker/runner.py Worker._loop calls driver.wait_for_work outside its "
-    "try/except DriverUnavailable; a killed LISTEN connection raises DriverUnavailable out of "
-    "the loop and the worker process dies (exit 1); after 5 in 60 s the supervisor gives the "
-    "slot up"))
+# regression: a failed wait_for_work used to kill the worker process
 def test_killing_the_listen_connection_delays_at_most_a_poll(pg_url: str, tmp_path: Path,
                                                              effects: str) -> None:
     import psycopg
@@ -108,9 +104,7 @@ def test_killing_the_listen_connection_delays_at_most_a_poll(pg_url: str, tmp_pa
 
 
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: same as above on Redis: redis-py retries most killed BLPOPs, but when its retry also "
-    "fails the DriverUnavailable from wait_for_work kills the worker process"))
+# regression: same on Redis
 def test_killing_the_blocking_client_delays_at_most_a_poll(tmp_path: Path,
                                                            effects: str) -> None:
     import redis

@@ -15,8 +15,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from taskqueue import QueueManager, State
 from tests.chaos.harness import (
     Fault,
@@ -107,18 +105,15 @@ def test_frozen_worker_is_fenced_when_it_wakes(chaos_url: str, chaos_backend: st
     assert not accepted_late, "a stale completion was accepted"
     assert refused, "the zombie's late settle call was refused by the epoch"
     # Whether the zombie also STARTS a prefetched job it lost is a race between its heartbeat
-    # thread and its main loop after SIGCONT (see the strict xfail below): reported, and fenced
+    # thread and its main loop after SIGCONT (now guarded: see the regression test below),
+    # and fenced
     # either way (its settle calls were refused above).
     assert refused >= restarted
     log = (tmp_path / "workers.log").read_text()
     assert f"(pid {victim}): no heartbeat" not in log, "the zombie lived on (not killed)"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (design gap): Worker.run_once runs prefetched jobs without re-checking leases that may "
-    "have expired while the process could not heartbeat (a pause, SIGSTOP, GC, VM freeze); the "
-    "only guard is heartbeat.lost, which is stale after a pause, so a zombie re-runs jobs that "
-    "were already completed elsewhere (fenced at settle, but the side effects run twice)"))
+# regression: a thawed worker used to start prefetched jobs whose leases had run out
 def test_worker_does_not_start_a_prefetched_job_whose_lease_ran_out(sqlite_url: str,
                                                                     tmp_path: Path) -> None:
     """Deterministic version of the zombie race: the worker's heartbeat never gets to run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,6 +36,8 @@ class Heartbeat:
         self.status = status
         self.on_beat = on_beat
         self.lost: set[str] = set()
+        #: monotonic time of the last heartbeat the store accepted
+        self.last_success = 0.0
         self._held: dict[str, LeaseToken] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -56,8 +59,10 @@ class Heartbeat:
     def beat(self) -> HeartbeatResult:
         """One round: extend leases, publish status, dispatch cancellations."""
         tokens = self.held()
+        sent = time.monotonic()
         result = self.driver.heartbeat(self.worker_id, tokens, self.lease_seconds) if tokens \
             else HeartbeatResult()
+        self.last_success = sent
         with self._lock:
             lost = [j for j in result.lost if j in self._held]  # not those settled meanwhile
             self.lost.update(lost)

@@ -213,7 +213,11 @@ class Worker:
                 if self.options.stop_when_empty:
                     self.request_stop("queue empty")
                     break
-                self.driver.wait_for_work(self.queues, self.options.poll_interval)
+                try:
+                    self.driver.wait_for_work(self.queues, self.options.poll_interval)
+                except DriverUnavailable as exc:  # e.g. the LISTEN connection was killed
+                    log.warning("waiting for work failed, polling instead: %s", exc)
+                    self._stop.wait(min(1.0, self.options.poll_interval))
 
     def run_once(self) -> int:
         """Reserve one batch and run it (or hand it to the pool); return how many were taken."""
@@ -230,10 +234,14 @@ class Worker:
         if not batch:
             return 0
         self.heartbeat.hold(j.token for j in batch)
+        reserved_at = time.monotonic()
         try:
             for index, job in enumerate(batch):
                 if self._stop.is_set() or self._paused.is_set():
                     self._hand_back(batch[index:])
+                    break
+                if self._lease_may_have_expired(reserved_at):
+                    self._drop_stale(batch[index:])
                     break
                 if self.pool is not None:
                     self.pool.submit(self._process, job)
@@ -244,6 +252,20 @@ class Worker:
         finally:
             self.flush_acks()
         return len(batch)
+
+    def _lease_may_have_expired(self, reserved_at: float) -> bool:
+        """True when this process could not have renewed the batch's leases in time (it was
+        paused, frozen or starved): another worker may own those jobs by now."""
+        last = max(reserved_at, self.heartbeat.last_success)
+        return time.monotonic() - last > self.lease * 0.9
+
+    def _drop_stale(self, jobs: Sequence[JobRecord]) -> None:
+        """Do not start jobs whose lease may be gone; a live lease is handed back at once."""
+        log.warning("skipping %d prefetched jobs: their leases may have expired while this "
+                    "process was not running", len(jobs))
+        for job in jobs:
+            self._persist(self.driver.release, job.token, 0.0)
+            self.heartbeat.drop(job.id)
 
     def _rounds(self) -> list[list[str]]:
         """Queue groups to try in order, minus queues paused in the store (re-read every half

@@ -149,6 +149,14 @@ def _end_kinds() -> set[str]:
 
 
 _ENDS = _end_kinds()
+
+
+def _well_formed(state: dict[str, Any] | None) -> bool:
+    """A board snapshot the watchdogs can trust (a torn read may parse as something else)."""
+    return (isinstance(state, dict) and isinstance(state.get("beat"), int | float)
+            and isinstance(state.get("running"), list)
+            and all(isinstance(j, dict) and "job_id" in j and "deadline" in j
+                    for j in state["running"]))
 BOARD_BYTES = 8192
 
 
@@ -327,7 +335,8 @@ class Supervisor:
             if proc is None or not proc.is_alive() or slot.kill_reason:
                 continue
             late = [j for j in slot.running.values()
-                    if j.get("timeout") and wall > j["deadline"] + self.kill_after]
+                    if j.get("timeout") and isinstance(j.get("deadline"), int | float)
+                    and wall > j["deadline"] + self.kill_after]
             if late:
                 self._kill(slot, f"job {late[0]['job_id']} passed its hard timeout")
                 for job in late:
@@ -358,8 +367,9 @@ class Supervisor:
             if slot.process is None or slot.board is None:
                 continue
             state = StatusBoard.read(slot.board)
-            if state is None:
-                continue
+            if not _well_formed(state):
+                continue  # a torn read: try again next round
+            assert state is not None
             slot.running = {j["job_id"]: j for j in state["running"]}
             beat_age = time.time() - float(state["beat"])
             slot.last_beat = max(slot.last_beat, time.monotonic() - beat_age)
