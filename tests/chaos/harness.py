@@ -178,35 +178,37 @@ def push_recorded(manager: QueueManager, jobs: Sequence[NewJob], book: ProducerL
 
 
 class Producer(threading.Thread):
-    """Pushes ``total`` jobs in batches while faults happen, recording every outcome."""
+    """Pushes ``total`` jobs in batches while faults happen, recording every outcome: a batch
+    that could not even be sent (no connection to the store) is ``failed``, one whose push
+    raised is ``unknown``."""
 
     def __init__(self, url: str, ledger: str, total: int, batch: int = 50,
-                 pause: float = 0.05, sleep: float = 0.0, retry: bool = True) -> None:
+                 pause: float = 0.05, sleep: float = 0.0) -> None:
         super().__init__(name="chaos-producer", daemon=True)
         self.url, self.ledger, self.total, self.batch = url, ledger, total, batch
-        self.pause, self.sleep, self.retry = pause, sleep, retry
+        self.pause, self.sleep = pause, sleep
         self.book = ProducerLedger()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         manager: QueueManager | None = None
+        offline = QueueManager(_NoStore())  # prepares (ids, payloads) without a store
         try:
             made = 0
             while made < self.total:
-                try:
-                    if manager is None:
+                count = min(self.batch, self.total - made)
+                if manager is None:
+                    try:
                         manager = QueueManager.from_url(self.url)
-                    jobs = prepare(manager, self.ledger, min(self.batch, self.total - made),
-                                   self.sleep)
-                except Exception as exc:  # noqa: BLE001 - store down: nothing was sent
-                    self.book.errors[type(exc).__name__] += 1
-                    if manager is not None:
-                        with contextlib.suppress(Exception):
-                            manager.close()
-                    manager = None
-                    time.sleep(0.2)
-                    continue
-                made += len(jobs)
+                    except Exception as exc:  # noqa: BLE001 - store down: nothing is sent
+                        self.book.errors[type(exc).__name__] += 1
+                        self.book.failed.extend(
+                            j.id for j in prepare(offline, self.ledger, count, self.sleep))
+                        made += count
+                        time.sleep(0.2)
+                        continue
+                made += count
+                jobs = prepare(manager, self.ledger, count, self.sleep)
                 if not push_recorded(manager, jobs, self.book):
                     time.sleep(0.2)
                 time.sleep(self.pause)
@@ -216,6 +218,18 @@ class Producer(threading.Thread):
             if manager is not None:
                 with contextlib.suppress(Exception):
                     manager.close()
+
+
+class _NoStore:
+    """A stand-in driver for preparing jobs while the store is unreachable."""
+
+    name = "none"
+
+    def get(self, job_id: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
 
 
 # -- the effect ledger ----------------------------------------------------------------------------
