@@ -65,7 +65,7 @@ class Rule:
             object.__setattr__(self, "name", f"{self.kind}:{self.queue}")
 
     def evaluate(self, snap: Snapshot) -> list[Finding]:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every rule kind implements its own check
 
     def found(self, subject: str, value: float | None, message: str) -> Finding:
         return Finding(self, subject, value, message)
