@@ -77,8 +77,8 @@ def test_frozen_worker_is_fenced_when_it_wakes(chaos_url: str, chaos_backend: st
         deadline = frozen_at + 9.0
         while not ran_elsewhere() and time.time() < deadline:
             time.sleep(0.1)
+        thawed_at = time.time()  # before the signal: the zombie may act at once
         os.kill(victim, signal.SIGCONT)
-        thawed_at = time.time()
         wait_for(lambda: finished_count(chaos_url, book.ok) == JOBS, timeout=90,
                  what="every job finished")
         time.sleep(LEASE)  # let the zombie try (and fail) to settle what it held

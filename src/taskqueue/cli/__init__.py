@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from taskqueue import __version__
-from taskqueue.cli import admin, dashboard, jobs, observe, schedule, transfer, work
+from taskqueue.cli import admin, dashboard, jobs, keys, observe, schedule, transfer, work
 from taskqueue.errors import TaskQueueError
 
 #: The original specification's command names, kept as aliases.
@@ -56,7 +56,7 @@ def cli(ctx: click.Context, url: str | None, log_format: str, log_level: str) ->
     ctx.obj = {"url": url}
 
 
-for module in (work, jobs, admin, transfer, observe, schedule, dashboard):
+for module in (work, jobs, admin, transfer, observe, schedule, dashboard, keys):
     for command in module.COMMANDS:
         cli.add_command(command)
 
