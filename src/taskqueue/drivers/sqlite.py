@@ -26,6 +26,7 @@ from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 Q = _sql.load_queries("sqlite.sql")
+_KEY = _sql.COLUMNS.index("idempotency_key")
 MIGRATIONS = sorted(
     (int(name.removeprefix("migration_")), sql) for name, sql in Q.items()
     if name.startswith("migration_")
@@ -158,9 +159,17 @@ class SQLiteDriver:
         with self._write() as conn:
             rows = conn.execute(sql, (worker_id, now + lease_seconds, now, now, *queues, now,
                                       limit)).fetchall()
-        jobs = [_sql.row_to_record(r) for r in rows]
+            keyed = [r[0] for r in rows if r[_KEY] is not None]
+            cleared = set(self._release_started_keys(conn, keyed)) if keyed else set()
+        jobs = [_sql.row_to_record(r[:_KEY] + (None,) + r[_KEY + 1:] if r[0] in cleared else r)
+                for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
+
+    @staticmethod
+    def _release_started_keys(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
+        sql = Q["release_started_keys"].format(ids=_sql.placeholders(len(ids)))
+        return [r[0] for r in conn.execute(sql, ids)]
 
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
         now = time.time()
@@ -193,28 +202,30 @@ class SQLiteDriver:
             return conn.execute(sql, params).rowcount == 1
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
-        now = time.time()
-        with self._write() as conn:
-            if conn.execute(Q["complete"], (result, now, now, now, *token)).rowcount != 1:
-                return False
-            self._release_dependents(conn, token.job_id)
-        return True
+        return self.complete_many([(token, result)])[0]
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+        """One statement for the whole batch; follow-ups only for the rows that need them
+        (an idempotency key to release, dependents to unblock)."""
+        if not items:
+            return []
         now = time.time()
-        accepted: list[bool] = []
+        batch = json.dumps([[t.job_id, t.epoch, result] for t, result in items])
         with self._write() as conn:
-            for token, result in items:
-                rows = conn.execute(Q["complete"], (result, now, now, now, *token)).rowcount
-                accepted.append(rows == 1)
-            done = [t.job_id for (t, _), ok in zip(items, accepted, strict=True) if ok]
+            rows = conn.execute(Q["complete_many"], (now, now, batch)).fetchall()
+            keyed = [job_id for job_id, has_key in rows if has_key]
+            if keyed:
+                conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
+                             (now, *keyed))
+            done = [job_id for job_id, _ in rows]
             for start in range(0, len(done), 500):
                 chunk = done[start:start + 500]
                 probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
                 if conn.execute(probe, chunk).fetchone():
                     for job_id in chunk:
                         self._release_dependents(conn, job_id)
-        return accepted
+        accepted = {job_id for job_id, _ in rows}
+        return [t.job_id in accepted for t, _ in items]
 
     @staticmethod
     def _release_dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:

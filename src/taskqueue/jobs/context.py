@@ -31,10 +31,23 @@ class JobContext:
     idempotency_key: str | None = None
     batch_id: str | None = None
     worker_id: str | None = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
     _progress: Callable[[float], object] | None = None
     #: Set by the executor while the job runs: raises an exception inside the job.
     _interrupt: Callable[[BaseException], object] | None = None
+    #: Created on first use: most jobs never look, and an Event costs a lock and a condition.
+    _cancelled: threading.Event | None = field(default=None, repr=False)
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when somebody cancels the job while it runs (``ctx.cancelled.wait(5)`` is an
+        interruptible sleep)."""
+        event = self._cancelled
+        if event is None:
+            with _EVENT_LOCK:
+                if self._cancelled is None:
+                    self._cancelled = threading.Event()
+                event = self._cancelled
+        return event
 
     @property
     def is_last_attempt(self) -> bool:
@@ -42,11 +55,11 @@ class JobContext:
 
     @property
     def is_cancelled(self) -> bool:
-        return self.cancelled.is_set()
+        return self._cancelled is not None and self._cancelled.is_set()
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled if somebody cancelled this job; call it between steps of work."""
-        if self.cancelled.is_set():
+        if self.is_cancelled:
             raise JobCancelled(f"job {self.job_id} was cancelled")
 
     def set_progress(self, percent: float) -> None:
@@ -63,6 +76,7 @@ class JobContext:
         raise Snooze(seconds)
 
 
+_EVENT_LOCK = threading.Lock()
 _current: ContextVar[JobContext | None] = ContextVar("taskqueue_current_job", default=None)
 
 

@@ -59,17 +59,29 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._lock = threading.Lock()
+        self._every = False
+        self._kinds: frozenset[str] = frozenset()
+
+    def wants(self, kind: str) -> bool:
+        """Does anybody listen to ``kind``? Lets hot paths skip building events nobody reads."""
+        return self._every or kind in self._kinds
+
+    def _changed(self) -> None:
+        self._every = any(k is None for k, _ in self._subscribers)
+        self._kinds = frozenset(k for k, _ in self._subscribers if k is not None)
 
     def subscribe(self, fn: Subscriber, kind: str | None = None) -> Callable[[], None]:
         """Call ``fn`` for every event (or only ``kind``); returns an unsubscribe function."""
         entry = (kind, fn)
         with self._lock:
             self._subscribers.append(entry)
+            self._changed()
 
         def unsubscribe() -> None:
             with self._lock:
                 if entry in self._subscribers:
                     self._subscribers.remove(entry)
+                    self._changed()
 
         return unsubscribe
 

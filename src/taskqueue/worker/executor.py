@@ -51,6 +51,8 @@ class Executor:
     """
 
     def __init__(self, shared_loop: bool = False) -> None:
+        #: id(runnable) -> (runnable, is it ``async def``?): inspect is slow
+        self._is_async: dict[int, tuple[Runnable, bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         if shared_loop:
@@ -60,6 +62,8 @@ class Executor:
             self._loop_thread.start()
 
     def close(self) -> None:
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+            disarm_alarm()
         if self._loop is None:
             return
         if self._loop_thread is not None:
@@ -73,7 +77,10 @@ class Executor:
         started = time.perf_counter()
         token = bind_context(ctx)
         try:
-            if runnable.is_async():
+            known = self._is_async.get(id(runnable))
+            if known is None or known[0] is not runnable:
+                known = self._is_async[id(runnable)] = (runnable, runnable.is_async())
+            if known[1]:
                 value = self._run_async(runnable, body, ctx)
             else:
                 with soft_timeout(ctx.timeout, ctx.job_id) as interrupter:
@@ -125,16 +132,25 @@ class Executor:
 
 class soft_timeout:  # noqa: N801 - used as a context manager
     """Raise JobTimeout in the current thread after ``seconds``; ``interrupt(exc)`` raises
-    another exception there at once (from any thread), e.g. JobCancelled."""
+    another exception there at once (from any thread), e.g. JobCancelled.
+
+    On the main thread one ``ITIMER_REAL`` serves every job: a job whose deadline is later than
+    the alarm already pending leaves it alone (the handler re-arms it for the job running when
+    it fires), so back-to-back short jobs cost no system call each."""
 
     def __init__(self, seconds: float, job_id: str) -> None:
         self.seconds = seconds
-        self.message = f"job {job_id} timed out after {seconds}s"
+        self.job_id = job_id
+        self.deadline = 0.0
         self._exc: BaseException | None = None
         self._thread_id = 0
         self._armed = False
         self._timer: threading.Timer | None = None
         self._signal = False
+
+    @property
+    def message(self) -> str:
+        return f"job {self.job_id} timed out after {self.seconds}s"
 
     def __enter__(self) -> soft_timeout:
         if self.seconds <= 0:
@@ -144,8 +160,9 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             global _ACTIVE
             self._signal = True
             _install_alarm_handler()
+            self.deadline = time.monotonic() + self.seconds
             _ACTIVE = self
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            _alarm_by(self.deadline)
         else:
             self._thread_id = target = threading.get_ident()
             self._timer = threading.Timer(self.seconds, self._inject, args=(target,))
@@ -159,8 +176,7 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             self._timer.cancel()
         if self._signal:
             global _ACTIVE
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            _ACTIVE = None
+            _ACTIVE = None  # the pending alarm, if any, finds no job and re-arms nothing
 
     def interrupt(self, exc: BaseException) -> None:
         """Raise ``exc`` in the job's thread as soon as possible (safe from other threads)."""
@@ -168,15 +184,20 @@ class soft_timeout:  # noqa: N801 - used as a context manager
             return
         self._exc = exc
         if self._signal:
-            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            _alarm_in(0.001)
         elif self._timer is not None:
             self._timer.cancel()
             self._inject(self._thread_id)
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        if self._armed:
-            self._armed = False
-            raise self._exc or JobTimeout(self.message)
+        if not self._armed:
+            return
+        remaining = self.deadline - time.monotonic()
+        if self._exc is None and remaining > 0.0005:
+            _alarm_by(self.deadline)  # an earlier job's alarm: wait for this job's deadline
+            return
+        self._armed = False
+        raise self._exc or JobTimeout(self.message)
 
     def _inject(self, thread_id: int) -> None:
         if self._armed:
@@ -188,6 +209,28 @@ class soft_timeout:  # noqa: N801 - used as a context manager
 
 
 _ACTIVE: soft_timeout | None = None
+#: When the pending ITIMER_REAL alarm fires (monotonic), or None when none is pending.
+_ALARM_AT: float | None = None
+
+
+def _alarm_by(deadline: float) -> None:
+    """Make sure SIGALRM fires no later than ``deadline`` (monotonic)."""
+    if _ALARM_AT is None or _ALARM_AT > deadline or _ALARM_AT < time.monotonic():
+        _alarm_in(max(deadline - time.monotonic(), 0.0001))
+
+
+def _alarm_in(seconds: float) -> None:
+    global _ALARM_AT
+    _ALARM_AT = time.monotonic() + seconds
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def disarm_alarm() -> None:
+    """Cancel the pending alarm (the worker is stopping)."""
+    global _ALARM_AT
+    if _ALARM_AT is not None:
+        _ALARM_AT = None
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _install_alarm_handler() -> None:
@@ -198,6 +241,8 @@ def _install_alarm_handler() -> None:
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
+    global _ALARM_AT
+    _ALARM_AT = None
     active = _ACTIVE
     if active is not None:
         active._on_alarm(signum, frame)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from taskqueue.drivers import Driver, HeartbeatResult
@@ -51,6 +51,13 @@ class Heartbeat:
         with self._lock:
             self._held.pop(job_id, None)
             self.lost.discard(job_id)
+
+    def drop_many(self, job_ids: Sequence[str]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
+            if self.lost:
+                self.lost.difference_update(job_ids)
 
     def held(self) -> list[LeaseToken]:
         with self._lock:

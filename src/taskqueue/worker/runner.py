@@ -47,6 +47,9 @@ T = TypeVar("T")
 #: Completions acknowledged together: at most this many, held at most this long (seconds).
 ACK_BATCH = 100
 ACK_DELAY = 0.05
+#: WorkerSummary counter of each settle event.
+_COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FAILED: "failed",
+             ev.JOB_SNOOZED: "snoozed", ev.JOB_POSTPONED: "postponed"}
 
 
 @dataclass
@@ -147,6 +150,7 @@ class Worker:
         self._started = time.monotonic()
         self._next_maintenance = 0.0
         self._proc = psutil.Process()
+        self._events = manager.events
         self._state = "starting"
         self.middleware = [*default_middleware(), *self.options.middleware]
         for mw in self.middleware:
@@ -299,17 +303,20 @@ class Worker:
                 self._dead_letter(job, f"{describe(exc)}")
                 return
             ctx = self._context(job, body)
-            options = {**runnable.defaults, **body.get(RUN_OPTIONS, {})}
+            run_options = body.get(RUN_OPTIONS)
+            options = {**runnable.defaults, **run_options} if run_options \
+                else runnable.defaults
             if options.get("pass_result") and job.dependencies:
                 inject_results(self.manager, job, body)
             if (postponed := self._before(job, ctx, runnable, options)) is not None:
                 self._postpone(job, postponed)
                 return
             self._running[job.id] = ctx
-            self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
-                                                    "timeout": ctx.timeout,
-                                                    "max_attempts": job.max_attempts,
-                                                    "ready_at": job.available_at.timestamp()})
+            if self._events.wants(ev.JOB_STARTED):
+                self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
+                                                        "timeout": ctx.timeout,
+                                                        "max_attempts": job.max_attempts,
+                                                        "ready_at": job.available_at.timestamp()})
             outcome = self.executor.run(runnable, body, ctx)
             for mw in reversed(self.middleware):
                 mw.after_run(job, ctx, outcome)
@@ -387,9 +394,10 @@ class Worker:
         pending, self._acks = self._acks, []
         tokens = [(job.token, result) for job, _, _, _, result in pending]
         accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
+        ids = [job.id for job, _, _, _, _ in pending]
+        self._awaiting_ack.difference_update(ids)
+        self.heartbeat.drop_many(ids)
         for (job, body, options, outcome, _), ok in zip(pending, accepted, strict=True):
-            self._awaiting_ack.discard(job.id)
-            self.heartbeat.drop(job.id)
             self._completed(job, body, options, outcome, ok)
 
     def _completed(self, job: JobRecord, body: dict[str, Any], options: dict[str, Any],
@@ -432,13 +440,13 @@ class Worker:
                 self.summary.lost += 1
             self._emit(ev.JOB_LEASE_LOST, job, outcome)
             return
-        counter = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried",
-                   ev.JOB_FAILED: "failed", ev.JOB_SNOOZED: "snoozed",
-                   ev.JOB_POSTPONED: "postponed"}[kind]
+        counter = _COUNTERS[kind]
         with self._lock:
             setattr(self.summary, counter, getattr(self.summary, counter) + 1)
-        error = fields.pop("error", None) or (describe(outcome.error) if outcome.error else None)
-        self._emit(kind, job, outcome, error=error, **fields)
+        if self._events.wants(kind):
+            error = fields.pop("error", None) or (describe(outcome.error) if outcome.error
+                                                  else None)
+            self._emit(kind, job, outcome, error=error, **fields)
 
     def _persist(self, fn: Callable[..., T], *args: Any) -> T | None:
         """Call a settle verb, retrying through a store outage for up to one lease."""
@@ -594,7 +602,9 @@ class Worker:
 
     def _emit(self, kind: str, job: JobRecord | None = None, outcome: Outcome | None = None,
               error: str | None = None, **fields: Any) -> None:
-        self.manager.events.emit(ev.Event(
+        if not self._events.wants(kind):
+            return
+        self._events.emit(ev.Event(
             kind,
             job_id=job.id if job else None,
             name=job.name if job else None,
