@@ -147,3 +147,27 @@ def test_debounce_mode_frees_the_key_when_started(driver: Driver) -> None:
     reserve_one(driver)
     fresh = _keyed("debounce")
     assert driver.push([fresh]) == [fresh.id]
+
+
+def test_complete_many_applies_each_jobs_idempotency_mode(driver: Driver) -> None:
+    finished = new(idempotency_key="b-finished", idempotency_mode="finished")
+    window = new(idempotency_key="b-window", idempotency_mode="window", idempotency_window=30)
+    exists = new(idempotency_key="b-exists", idempotency_mode="exists")
+    started = new(idempotency_key="b-started", idempotency_mode="started")
+    plain = new()
+    driver.push([finished, window, exists, started, plain])
+    held = {j.id: j for j in driver.reserve("w", Q, 10, 30)}
+    assert len(held) == 5
+    assert held[started.id].idempotency_key is None, "released when reserved"
+    assert held[finished.id].idempotency_key == "b-finished", "still held while running"
+    assert driver.complete_many([(held[j.id].token, f'"{j.id}"') for j in
+                                 (finished, window, exists, started, plain)]) == [True] * 5
+    again = {mode: new(idempotency_key=f"b-{mode}", idempotency_mode=mode)
+             for mode in ("finished", "window", "exists", "started")}
+    assert driver.push([again["finished"]]) == [again["finished"].id], "released on finish"
+    assert driver.push([again["window"]]) == [window.id], "blocked inside the window"
+    assert driver.push([again["exists"]]) == [exists.id], "blocked while the job exists"
+    assert driver.push([again["started"]]) == [again["started"].id]
+    for job in (finished, window, exists, started, plain):
+        rec = driver.get(job.id)
+        assert rec is not None and rec.state == State.COMPLETED and rec.result == f'"{job.id}"'

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from taskqueue.drivers import _sql
+from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
@@ -59,6 +60,10 @@ class SQLiteDriver:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._checkpointer: Checkpointer | None = None
+            if self.path != ":memory:":
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+                self._checkpointer = Checkpointer(self.path)
         self._migrated = False
 
     @classmethod
@@ -86,6 +91,8 @@ class SQLiteDriver:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock, _translated():
@@ -112,6 +119,8 @@ class SQLiteDriver:
         return applied
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._conn.close()
 

@@ -215,7 +215,7 @@ _ALARM_AT: float | None = None
 
 def _alarm_by(deadline: float) -> None:
     """Make sure SIGALRM fires no later than ``deadline`` (monotonic)."""
-    if _ALARM_AT is None or _ALARM_AT > deadline or _ALARM_AT < time.monotonic():
+    if _ALARM_AT is None or deadline < _ALARM_AT or time.monotonic() > _ALARM_AT:
         _alarm_in(max(deadline - time.monotonic(), 0.0001))
 
 

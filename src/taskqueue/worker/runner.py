@@ -56,7 +56,7 @@ _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FA
 class WorkerOptions:
     queues: Sequence[str] = ("default",)
     #: Most jobs reserved at once; the batch adapts to job duration up to this.
-    prefetch: int = 20
+    prefetch: int = 100
     lease_seconds: float | None = None
     #: Longest idle wait before checking again (a push wakes the worker sooner).
     poll_interval: float = 1.0
