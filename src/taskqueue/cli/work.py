@@ -32,7 +32,7 @@ from taskqueue.worker.supervisor import Supervisor
               help="Recycle a worker when its RSS passes this many MB [WORKER_MEMORY_LIMIT].")
 @click.option("--max-time", type=click.FloatRange(min=1),
               help="Recycle a worker after this many seconds [WORKER_TIMEOUT].")
-@click.option("--prefetch", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--prefetch", type=click.IntRange(min=1), default=100, show_default=True,
               help="Most jobs reserved at once (adapts to job duration).")
 @click.option("--sleep", "poll", type=click.FloatRange(min=0.01), default=1.0,
               show_default=True, help="Longest idle wait between checks for work.")
