@@ -36,3 +36,39 @@ def test_memory_database_has_no_checkpointer() -> None:
     driver.migrate()
     assert driver._checkpointer is None
     driver.close()
+
+
+def test_listings_by_state_use_the_partial_indexes(tmp_path: Path) -> None:
+    """The listing indexes leave out running jobs (so reserving and completing move a row
+    once); a listing by state must still use them, and list running jobs too."""
+    from taskqueue.drivers import JobFilter
+    from taskqueue.drivers._sql import order_limit
+    from taskqueue.drivers.sqlite import _filter
+    from taskqueue.jobs.states import State
+
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+    jobs = [NewJob(id=uuid7(), name="t", payload=b"{}", queue_name="a") for _ in range(6)]
+    driver.push(jobs)
+    running = driver.reserve("w", ["a"], 2, 30)
+    driver.complete(running[0].token)
+
+    def plan(criteria: JobFilter) -> str:
+        table, where, params = _filter(criteria)
+        tail, more = order_limit(criteria)
+        rows = driver._conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE "
+                                    f"{where}{tail}", params + more).fetchall()
+        return " ".join(r[3] for r in rows)
+
+    assert "idx_state_id" in plan(JobFilter(states=[State.COMPLETED]))
+    assert "idx_lease" in plan(JobFilter(states=[State.PROCESSING]))
+    assert "idx_queue_id" in plan(JobFilter(queues=["a"]))
+    by_state = {s: {j.id for j in driver.search(JobFilter(states=[s], limit=100))}
+                for s in (State.PENDING, State.PROCESSING, State.COMPLETED)}
+    assert by_state[State.PROCESSING] == {running[1].id}
+    assert by_state[State.COMPLETED] == {running[0].id}
+    assert len(by_state[State.PENDING]) == 4
+    assert driver.count(JobFilter(states=[State.PROCESSING, State.PENDING])) == 5
+    stats = driver.stats()["a"].counts
+    assert (stats[State.PENDING], stats[State.PROCESSING], stats[State.COMPLETED]) == (4, 1, 1)
+    driver.close()

@@ -79,11 +79,19 @@ CREATE INDEX IF NOT EXISTS idx_state_id ON job_queue (state, id);
 CREATE INDEX IF NOT EXISTS idx_queue_state_id ON job_queue (queue_name, state, id);
 
 -- name: migration_4
--- Faster state changes: every reserve and completion rewrites the row's entries in each index
--- on `state`. (state) and (queue_name, state) are prefixes of migration 3's (state, id) and
--- (queue_name, state, id), which serve the same lookups.
+-- Faster state changes. Every reserve and completion moved the row in each index on `state`;
+-- the listing indexes now leave out `processing` rows (few by construction: what workers hold,
+-- found through idx_lease), so a job enters them once, when it settles, and leaves once, when
+-- it is reserved. (queue_name, id) serves listings by queue and never changes with state.
+-- Queries that want these indexes must say `state != 'processing'` literally.
 DROP INDEX IF EXISTS idx_state;
 DROP INDEX IF EXISTS idx_queue_state;
+DROP INDEX IF EXISTS idx_state_id;
+DROP INDEX IF EXISTS idx_queue_state_id;
+CREATE INDEX IF NOT EXISTS idx_state_id ON job_queue (state, id) WHERE state != 'processing';
+CREATE INDEX IF NOT EXISTS idx_queue_state_id ON job_queue (queue_name, state, id)
+    WHERE state != 'processing';
+CREATE INDEX IF NOT EXISTS idx_queue_id ON job_queue (queue_name, id);
 
 -- name: insert_job
 -- One new job; a duplicate idempotency key inserts nothing.
@@ -273,16 +281,21 @@ DELETE FROM job_dependencies WHERE job_id = ?;
 
 -- name: stats_counts
 SELECT queue_name, state, count(*), avg(priority), min(available_at)
-FROM job_queue GROUP BY queue_name, state;
+FROM job_queue WHERE state != 'processing' GROUP BY queue_name, state
+UNION ALL
+SELECT queue_name, state, count(*), avg(priority), min(available_at)
+FROM job_queue INDEXED BY idx_lease WHERE state = 'processing' GROUP BY queue_name, state;
 
 -- name: stats_recent
 SELECT queue_name, count(*) FROM job_queue
-WHERE state = 'completed' AND completed_at >= ? GROUP BY queue_name;
+WHERE state = 'completed' AND state != 'processing' AND completed_at >= ?
+GROUP BY queue_name;
 
 -- name: prune
 DELETE FROM job_queue
-WHERE (state = 'completed' AND completed_at < ?)
-   OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?)
+WHERE state != 'processing' AND (
+    (state = 'completed' AND completed_at < ?)
+    OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?))
 RETURNING id;
 
 -- name: prune_edges
