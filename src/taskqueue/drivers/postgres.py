@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -27,16 +27,15 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow, tuple_row
 
 from taskqueue.drivers import _sql
+from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
-from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable, TaskQueueError
+from taskqueue.errors import ConfigError, Conflict
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
-Connection = psycopg.Connection[TupleRow]
 Cursor = psycopg.Cursor[TupleRow]
 T = TypeVar("T")
 
@@ -58,94 +57,6 @@ def _queries(schema: str) -> dict[str, str]:
     returning = ", ".join(f"j.{column}" for column in _sql.COLUMNS)
     return {name: text.format(schema=f'"{schema}"', returning=returning)
             for name, text in _sql.load_queries("postgres.sql").items()}
-
-
-def _translate(exc: psycopg.Error, where: str) -> TaskQueueError:
-    """The taskqueue error for a psycopg one (messages never carry the password)."""
-    if isinstance(exc, psycopg.IntegrityError):
-        return Conflict(f"postgres: {exc}")
-    if isinstance(exc, pg_errors.TransactionRollback):
-        return Conflict(f"postgres: {exc} (rolled back by a concurrent change)")
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return DriverUnavailable(f"postgres at {where} is unavailable: {exc}".strip())
-    return DriverError(f"postgres: {exc}")
-
-
-class _Pool:
-    """A small LIFO pool of autocommit connections that never makes a caller wait on a dead
-    server: a failed connect raises at once, a broken connection drops every idle one (a
-    restart killed them all), and one idle longer than ``check_after`` s is pinged before use.
-    """
-
-    def __init__(self, conninfo: str, kwargs: dict[str, Any], where: str, *,
-                 max_idle: int, check_after: float) -> None:
-        self._conninfo, self._kwargs, self.where = conninfo, kwargs, where
-        self._max_idle, self._check_after = max_idle, check_after
-        self._idle: list[tuple[Connection, float]] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def connect(self) -> Connection:
-        """A new autocommit connection, outside the pool."""
-        try:
-            return psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
-        except psycopg.Error as exc:
-            raise DriverUnavailable(f"cannot connect to postgres at {self.where}: {exc}".strip()
-                                    ) from exc
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
-        conn = self._take()
-        try:
-            yield conn
-        finally:
-            self._give_back(conn)
-
-    def _take(self) -> Connection:
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise DriverError("the postgres driver is closed")
-                if not self._idle:
-                    break
-                conn, since = self._idle.pop()
-            if time.monotonic() - since < self._check_after or self._alive(conn):
-                return conn
-            self.clear()
-        return self.connect()
-
-    @staticmethod
-    def _alive(conn: Connection) -> bool:
-        try:
-            conn.execute("")
-            return True
-        except psycopg.Error:
-            conn.close()
-            return False
-
-    def _give_back(self, conn: Connection) -> None:
-        if conn.broken or conn.closed:
-            conn.close()
-            self.clear()
-            return
-        if conn.info.transaction_status == TransactionStatus.IDLE:
-            with self._lock:
-                if not self._closed and len(self._idle) < self._max_idle:
-                    self._idle.append((conn, time.monotonic()))
-                    return
-        conn.close()
-
-    def clear(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.clear()
 
 
 class PostgresDriver:
@@ -170,7 +81,7 @@ class PostgresDriver:
         self._lock_key = int.from_bytes(
             hashlib.blake2b(f"taskqueue.migrate.{schema}".encode(), digest_size=8).digest(),
             "big", signed=True)
-        self._pool = _Pool(conninfo, kwargs, where, max_idle=max_idle, check_after=check_after)
+        self._pool = Pool(conninfo, kwargs, where, max_idle=max_idle, check_after=check_after)
         self._listen_lock = threading.Lock()
         self._listener: Connection | None = None
 
@@ -205,9 +116,9 @@ class PostgresDriver:
                         return work(cur)
             except pg_errors.TransactionRollback as exc:
                 if attempt == _ATTEMPTS:
-                    raise _translate(exc, self._pool.where) from exc
+                    raise translate(exc, self._pool.where) from exc
             except psycopg.Error as exc:
-                raise _translate(exc, self._pool.where) from exc
+                raise translate(exc, self._pool.where) from exc
         raise AssertionError("unreachable")
 
     def _fetch(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
@@ -260,7 +171,7 @@ class PostgresDriver:
             with connection.cursor(row_factory=tuple_row) as cur:
                 return self._insert(cur, jobs)
         except psycopg.Error as exc:
-            raise _translate(exc, self._pool.where) from exc
+            raise translate(exc, self._pool.where) from exc
 
     def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
         """Insert ``jobs``; a job skipped for its idempotency key gets the key holder's id.
@@ -344,28 +255,31 @@ class PostgresDriver:
         return self._run(work)
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
-        """Every completion in one transaction: one commit (the costly flush) for the batch."""
+        """The whole batch in one round trip and one commit: one set-based ``complete_many``
+        statement, then one ``release_dependents_many`` (its own snapshot, see count_waiting in
+        postgres.sql), pipelined as one implicit transaction."""
         if not items:
             return []
+        ordered = sorted(items, key=lambda item: item[0].job_id)
+        ids = [token.job_id for token, _ in ordered]
+        params = (ids, [token.epoch for token, _ in ordered], [result for _, result in ordered])
 
-        def work(cur: Cursor) -> list[bool]:
-            accepted = []
-            for token, result in items:
-                ok = cur.execute(self._q["complete"], (result, *token)).rowcount == 1
-                accepted.append(ok)
-                if ok:
-                    cur.execute(self._q["release_dependents"], (token.job_id,))
-            return accepted
-        return self._run(work, tx=True)
+        def work(cur: Cursor) -> set[tuple[str, int]]:
+            conn = cur.connection
+            with conn.pipeline(), conn.cursor() as release:
+                cur.execute(self._q["complete_many"], params, prepare=True)
+                release.execute(self._q["release_dependents_many"], (ids,), prepare=True)
+            return {(job_id, epoch) for job_id, epoch in cur.fetchall()}
+        done = self._run(work)
+        accepted = []
+        for token, _ in items:  # a token given twice is accepted once, as when sent one by one
+            key = (token.job_id, token.epoch)
+            accepted.append(key in done)
+            done.discard(key)
+        return accepted
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
-        def work(cur: Cursor) -> bool:
-            if cur.execute(self._q["complete"], (result, *token)).rowcount != 1:
-                return False
-            # A separate statement: see count_waiting in postgres.sql for why.
-            cur.execute(self._q["release_dependents"], (token.job_id,))
-            return True
-        return self._run(work, tx=True)
+        return self.complete_many([(token, result)])[0]
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
@@ -399,7 +313,7 @@ class PostgresDriver:
             self._wait(set(queues), deadline)
         except psycopg.Error as exc:
             self._drop_listener()
-            raise _translate(exc, self._pool.where) from exc
+            raise translate(exc, self._pool.where) from exc
         finally:
             self._listen_lock.release()
 

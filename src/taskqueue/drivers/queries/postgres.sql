@@ -230,6 +230,37 @@ SET state = 'completed', result = %s, completed_at = now(), updated_at = now(), 
         THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
+-- name: complete_many
+-- A batch of completions in one statement, each accepted only under its own lease epoch.
+-- Sorted input ids make concurrent batches lock their rows in one order.
+UPDATE {schema}.job_queue j
+SET state = 'completed', result = t.result, completed_at = now(), updated_at = now(),
+    progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN j.idempotency_mode = 'finished' THEN NULL
+        ELSE j.idempotency_key END,
+    idempotency_expires_at = CASE WHEN j.idempotency_mode = 'window'
+        THEN now() + make_interval(secs => j.idempotency_window)
+        ELSE j.idempotency_expires_at END
+FROM unnest(%s::text[], %s::int[], %s::text[]) AS t(id, epoch, result)
+WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing'
+RETURNING j.id, j.lease_epoch;
+
+-- name: release_dependents_many
+-- `release_dependents` for every completed job among the given ids, as one statement sent
+-- right after `complete_many` in the same transaction (its own snapshot: see count_waiting).
+-- Edges already satisfied are not counted again, so a job completed earlier (by this batch's
+-- stale tokens or anyone) releases nothing twice; a child of several jobs in the batch loses
+-- one wait per edge. With no edges it is a few index probes that find nothing.
+WITH edges AS (
+    UPDATE {schema}.job_dependencies d SET satisfied = true
+    FROM {schema}.job_queue p
+    WHERE d.depends_on = ANY(%s::text[]) AND NOT d.satisfied
+      AND p.id = d.depends_on AND p.state = 'completed'
+    RETURNING d.job_id)
+UPDATE {schema}.job_queue j SET waiting_on = greatest(j.waiting_on - e.n, 0)
+FROM (SELECT job_id, count(*) AS n FROM edges GROUP BY job_id) e
+WHERE j.id = e.job_id AND j.waiting_on > 0;
+
 -- name: release_dependents
 -- A completed (or, by policy, failed) job unblocks the jobs that wait on it, once per edge:
 -- an edge already satisfied is not counted again. Must run as its own statement after

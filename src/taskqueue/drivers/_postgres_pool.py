@@ -1,0 +1,108 @@
+"""The PostgreSQL driver's connection pool and error translation (private to ``postgres``)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
+
+from taskqueue.errors import Conflict, DriverError, DriverUnavailable, TaskQueueError
+
+Connection = psycopg.Connection[TupleRow]
+
+
+def translate(exc: psycopg.Error, where: str) -> TaskQueueError:
+    """The taskqueue error for a psycopg one (messages never carry the password)."""
+    if isinstance(exc, psycopg.IntegrityError):
+        return Conflict(f"postgres: {exc}")
+    if isinstance(exc, pg_errors.TransactionRollback):
+        return Conflict(f"postgres: {exc} (rolled back by a concurrent change)")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return DriverUnavailable(f"postgres at {where} is unavailable: {exc}".strip())
+    return DriverError(f"postgres: {exc}")
+
+
+class Pool:
+    """A small LIFO pool of autocommit connections that never makes a caller wait on a dead
+    server: a failed connect raises at once, a broken connection drops every idle one (a
+    restart killed them all), and one idle longer than ``check_after`` s is pinged before use.
+    """
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], where: str, *,
+                 max_idle: int, check_after: float) -> None:
+        self._conninfo, self._kwargs, self.where = conninfo, kwargs, where
+        self._max_idle, self._check_after = max_idle, check_after
+        self._idle: list[tuple[Connection, float]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def connect(self) -> Connection:
+        """A new autocommit connection, outside the pool."""
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+        except psycopg.Error as exc:
+            raise DriverUnavailable(f"cannot connect to postgres at {self.where}: {exc}".strip()
+                                    ) from exc
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def _take(self) -> Connection:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise DriverError("the postgres driver is closed")
+                if not self._idle:
+                    break
+                conn, since = self._idle.pop()
+            if time.monotonic() - since < self._check_after or self._alive(conn):
+                return conn
+            self.clear()
+        return self.connect()
+
+    @staticmethod
+    def _alive(conn: Connection) -> bool:
+        try:
+            conn.execute("")
+            return True
+        except psycopg.Error:
+            conn.close()
+            return False
+
+    def _give_back(self, conn: Connection) -> None:
+        if conn.broken or conn.closed:
+            conn.close()
+            self.clear()
+            return
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            with self._lock:
+                if not self._closed and len(self._idle) < self._max_idle:
+                    self._idle.append((conn, time.monotonic()))
+                    return
+        conn.close()
+
+    def clear(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.clear()
+
+

@@ -1,0 +1,191 @@
+"""The PostgreSQL driver's fast paths keep every semantic of the slow ones they replaced.
+
+``complete_many`` acknowledges a batch with one set-based statement plus one statement that
+releases dependents, pipelined as one transaction; ``complete`` goes the same way. These tests
+mix, in single batches, everything that statement must tell apart: current and stale lease
+epochs, unknown ids, a token given twice, jobs with dependents (one child of several jobs of the
+same batch), and every idempotency mode."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+
+from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
+from taskqueue.jobs.ids import uuid7  # noqa: E402
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob  # noqa: E402
+from taskqueue.jobs.states import State  # noqa: E402
+from tests.backends import postgres_url  # noqa: E402
+
+Q = ["default"]
+
+
+def new(**kw: object) -> NewJob:
+    fields: dict[str, object] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with postgres_url(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Driver]:
+    driver = open_driver(pg_url)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def record(driver: Driver, job_id: str) -> JobRecord:
+    rec = driver.get(job_id)
+    assert rec is not None, job_id
+    return rec
+
+
+def ready_ids(driver: Driver) -> set[str]:
+    return {j.id for j in driver.reserve("w", Q, 100, 30)}
+
+
+def waiting_on(pg_url: str, job_id: str) -> int:
+    base, schema = pg_url.split("?schema=")
+    with psycopg.connect(base) as conn:
+        row = conn.execute(f'SELECT waiting_on FROM "{schema}".job_queue WHERE id = %s',
+                           (job_id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_mixed_batch_is_judged_per_token(pg_url: str, pg: Driver) -> None:
+    a, b, c, stale, plain = new(), new(), new(), new(), new()
+    both = new(dependencies=(a.id, b.id))        # both parents complete in this batch
+    half = new(dependencies=(c.id, stale.id))    # one parent completes, one stays running
+    fin = new(idempotency_key="fin", idempotency_mode="finished")
+    win = new(idempotency_key="win", idempotency_mode="window", idempotency_window=600)
+    keep = new(idempotency_key="keep", idempotency_mode="exists")
+    pg.push([a, b, c, stale, plain, both, half, fin, win, keep])
+    jobs = {j.id: j for j in pg.reserve("w", Q, 100, 30)}
+    assert set(jobs) == {a.id, b.id, c.id, stale.id, plain.id, fin.id, win.id, keep.id}
+    old = LeaseToken(stale.id, jobs[stale.id].lease_epoch - 1)
+    items = [  # deliberately not in id order: the answer must follow the input order
+        (jobs[plain.id].token, '"plain"'), (old, '"stale"'), (jobs[b.id].token, None),
+        (LeaseToken("no-such-job", 1), None), (jobs[fin.id].token, '"fin"'),
+        (jobs[a.id].token, '"a"'), (jobs[win.id].token, None), (jobs[c.id].token, None),
+        (jobs[keep.id].token, None),
+    ]
+    items.reverse()
+    accepted = pg.complete_many(items)
+    assert accepted == [token.job_id != "no-such-job" and token != old
+                        for token, _ in items]
+
+    assert record(pg, plain.id).result == '"plain"' and record(pg, a.id).result == '"a"'
+    done = record(pg, fin.id)
+    assert (done.state, done.result, done.progress, done.lease_owner) == (
+        State.COMPLETED, '"fin"', 100.0, None)
+    assert done.completed_at is not None and done.lease_expires_at is None
+    running = record(pg, stale.id)
+    assert running.state == State.PROCESSING and running.result is None, "stale epoch refused"
+
+    assert waiting_on(pg_url, both.id) == 0, "one wait released per edge, both in one batch"
+    assert waiting_on(pg_url, half.id) == 1
+    assert ready_ids(pg) == {both.id}
+
+    # Idempotency: "finished" frees its key, "window" holds it for the window, "exists" holds.
+    again = new(idempotency_key="fin", idempotency_mode="finished")
+    assert pg.push([again]) == [again.id]
+    assert pg.push([new(idempotency_key="win", idempotency_mode="window")]) == [win.id]
+    assert pg.push([new(idempotency_key="keep")]) == [keep.id]
+    assert record(pg, fin.id).idempotency_key is None
+    assert record(pg, win.id).idempotency_key == "win"
+
+
+def test_a_token_given_twice_is_accepted_once(pg: Driver) -> None:
+    job = new()
+    pg.push([job])
+    (running,) = pg.reserve("w", Q, 1, 30)
+    assert pg.complete_many([(running.token, '"1"'), (running.token, '"2"')]) == [True, False]
+    assert record(pg, job.id).state == State.COMPLETED
+
+
+def test_completing_again_releases_nothing_twice(pg_url: str, pg: Driver) -> None:
+    first, second = new(), new()
+    child = new(dependencies=(first.id, second.id))
+    pg.push([first, second, child])
+    jobs = {j.id: j for j in pg.reserve("w", Q, 10, 30)}
+    assert pg.complete_many([(jobs[first.id].token, None)]) == [True]
+    assert pg.complete_many([(jobs[first.id].token, None)]) == [False]
+    assert pg.complete(jobs[first.id].token) is False
+    assert waiting_on(pg_url, child.id) == 1, "the edge to `first` counted once"
+    assert ready_ids(pg) == set()
+    assert pg.complete(jobs[second.id].token) is True
+    assert ready_ids(pg) == {child.id}
+
+
+def test_completion_after_lease_recovery_is_refused(pg: Driver) -> None:
+    job = new()
+    pg.push([job])
+    (old,) = pg.reserve("w1", Q, 1, 0.01)
+    import time
+
+    time.sleep(0.05)
+    assert pg.recover_expired() == [job.id]
+    (new_owner,) = pg.reserve("w2", Q, 1, 30)
+    assert pg.complete_many([(old.token, '"old"'), (new_owner.token, '"new"')]) == [
+        False, True]
+    assert record(pg, job.id).result == '"new"'
+
+
+def test_empty_and_all_refused_batches(pg: Driver) -> None:
+    assert pg.complete_many([]) == []
+    assert pg.complete_many([(LeaseToken("x", 1), None), (LeaseToken("y", 2), "r")]) == [
+        False, False]
+    assert pg.count(JobFilter()) == 0
+
+
+def test_children_pushed_while_a_batch_completes_are_released(pg_url: str, pg: Driver) -> None:
+    """The race of count_waiting (postgres.sql) against the batch path: a child pushed while
+    its parent's batch commits is released by the batch or born released, never neither."""
+    other = open_driver(pg_url)
+    try:
+        for _ in range(20):
+            parents = [new() for _ in range(5)]
+            pg.push(parents)
+            running = pg.reserve("w", Q, 5, 30)
+            children = [new(dependencies=(p.id,)) for p in parents[::2]]
+            barrier, accepted = threading.Barrier(2), []
+
+            def finish(batch: list[JobRecord] = running, barrier: threading.Barrier = barrier,
+                       accepted: list[list[bool]] = accepted) -> None:
+                barrier.wait()
+                accepted.append(other.complete_many([(j.token, None) for j in batch]))
+
+            thread = threading.Thread(target=finish)
+            thread.start()
+            barrier.wait()
+            pg.push(children)
+            thread.join()
+            assert accepted == [[True] * 5]
+            assert ready_ids(pg) == {c.id for c in children}
+            for child in children:
+                assert waiting_on(pg_url, child.id) == 0
+    finally:
+        other.close()
+
+
+def test_a_large_batch(pg: Driver) -> None:
+    jobs = [new() for _ in range(500)]
+    pg.push(jobs)
+    running = pg.reserve("w", Q, 500, 30)
+    assert len(running) == 500
+    assert all(pg.complete_many([(j.token, f'"{j.id}"') for j in running]))
+    assert pg.count(JobFilter(states=[State.COMPLETED])) == 500
+    assert record(pg, jobs[123].id).result == f'"{jobs[123].id}"'
