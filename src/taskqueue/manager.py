@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 import threading
@@ -21,7 +20,6 @@ from taskqueue.jobs.model import DEFAULT_TIMEOUT, JobRecord, NewJob
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
-from taskqueue.observability.stats import add_history
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
 from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
@@ -241,9 +239,13 @@ class QueueManager:
 
     async def apush(self, job: Job | Call, **options: Any) -> JobHandle:
         """``push`` for asyncio applications (runs the store call in a thread)."""
+        import asyncio
+
         return await asyncio.to_thread(self.push, job, **options)
 
     async def aresult(self, job_id: str, timeout: float = 0.0) -> Any:
+        import asyncio
+
         return await asyncio.to_thread(self.result, job_id, timeout)
 
     def retry(self, job_id: str) -> bool:
@@ -292,11 +294,14 @@ class QueueManager:
 
     def encode_result(self, value: Any, job_id: str) -> str:
         """Results are JSON; encrypted like payloads when a key is set."""
+        encrypted = self.codec.keyring is not None and self.codec.keyring.enabled
+        if value is None and not encrypted:
+            return "null"  # most jobs return nothing: skip the encoder
         try:
             raw = dumps(value)
         except PayloadError:
             raw = dumps(repr(value))
-        if self.codec.keyring is None or not self.codec.keyring.enabled:
+        if not encrypted:
             return raw.decode()
         sealed = self.codec.encode(loads(raw), job_id=job_id, queue="result")
         return _RESULT_PREFIX + base64.b64encode(sealed).decode()
@@ -322,6 +327,8 @@ class QueueManager:
         count = sum(n for _, n in waiting)
         totals["avg_priority"] = (sum(a * n for a, n in waiting if a is not None) / count
                                   if count else None)
+        from taskqueue.observability.stats import add_history
+
         return add_history({"backend": self.driver.name, "queues": queues, "totals": totals,
                             "generated_at": datetime.now(UTC).isoformat()}, self.driver, per_queue)
 

@@ -30,7 +30,6 @@ job, e.g. ``rate limit 100/m reached for task app.send (wait 1)``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -126,9 +125,15 @@ def job_limits(manager: QueueManager, job: JobRecord, runnable: Runnable,
     return limits
 
 
+def _sha1(text: str) -> str:
+    import hashlib  # loads OpenSSL: only for the rare long key
+
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def _limit(scope: str, label: str, rate: Any, concurrency: Any) -> Limit:
     if len(scope) > 150:
-        scope = scope[:80] + ":" + hashlib.sha1(scope.encode()).hexdigest()
+        scope = scope[:80] + ":" + _sha1(scope)
     return Limit(scope, label, parse_rate(rate) if rate else None,
                  int(concurrency) if concurrency else None)
 
@@ -149,7 +154,7 @@ def key_value(manager: QueueManager, job: JobRecord, runnable: Runnable, name: s
         elif name in params:
             value = signature.parameters[name].default
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= 64 else hashlib.sha1(text.encode()).hexdigest()
+    return text if len(text) <= 64 else _sha1(text)
 
 
 def set_queue_limit(driver: Driver, queue: str, *, rate: str | None = None,
@@ -182,6 +187,8 @@ class _QueueLimitCache:
     def get(self, driver: Driver) -> dict[str, dict[str, Any]]:
         """The limits; on a store error, the last ones read (jobs without limits must not
         stall because the registry could not be read)."""
+        if time.monotonic() - self._read_at <= self.max_age:  # fresh: no lock (every job asks)
+            return self._value
         with self._lock:
             if time.monotonic() - self._read_at > self.max_age:
                 self._read_at = time.monotonic()
@@ -322,6 +329,8 @@ class ConcurrencyMiddleware(_LimitMiddleware):
         self._release(job.id)
 
     def _release(self, owner: str) -> None:
+        if owner not in self._held:  # most jobs hold no slot; only this thread adds its own
+            return
         with self._lock:
             names = self._held.pop(owner, [])
         for name in names:

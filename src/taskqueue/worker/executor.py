@@ -10,7 +10,6 @@ up. The supervisor's hard timeout kills a process that ignores it.
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
-import asyncio
 import ctypes
 import inspect
 import signal
@@ -19,11 +18,14 @@ import time
 import traceback
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskqueue.errors import JobCancelled, JobTimeout
 from taskqueue.jobs.context import JobContext, Snooze, bind_context, unbind_context
 from taskqueue.jobs.definition import Runnable
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Kind(Enum):
@@ -56,6 +58,8 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         if shared_loop:
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
             self._loop_thread = threading.Thread(target=self._loop.run_forever,
                                                  name="taskqueue-asyncio", daemon=True)
@@ -86,7 +90,8 @@ class Executor:
                 with soft_timeout(ctx.timeout, ctx.job_id) as interrupter:
                     ctx._interrupt = interrupter.interrupt
                     value = runnable.run(body, ctx)
-                    if inspect.isawaitable(value):  # a sync wrapper returning a coroutine
+                    # a sync wrapper may return a coroutine
+                    if value is not None and inspect.isawaitable(value):
                         value = self._await(value, ctx)
         except Snooze as snooze:
             return Outcome(Kind.SNOOZE, time.perf_counter() - started, snooze=snooze.seconds)
@@ -106,6 +111,8 @@ class Executor:
         return self._await(runnable.run(body, ctx), ctx)
 
     def _await(self, awaitable: Any, ctx: JobContext) -> Any:
+        import asyncio
+
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
 
@@ -156,7 +163,7 @@ class soft_timeout:  # noqa: N801 - used as a context manager
         if self.seconds <= 0:
             return self
         self._armed = True
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        if _HAS_ALARM and threading.get_ident() == _MAIN_THREAD:
             global _ACTIVE
             self._signal = True
             _install_alarm_handler()
@@ -209,6 +216,8 @@ class soft_timeout:  # noqa: N801 - used as a context manager
 
 
 _ACTIVE: soft_timeout | None = None
+_HAS_ALARM = hasattr(signal, "SIGALRM")
+_MAIN_THREAD = threading.main_thread().ident
 #: When the pending ITIMER_REAL alarm fires (monotonic), or None when none is pending.
 _ALARM_AT: float | None = None
 

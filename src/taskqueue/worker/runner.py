@@ -155,6 +155,11 @@ class Worker:
         self.middleware = [*default_middleware(), *self.options.middleware]
         for mw in self.middleware:
             mw.setup(self.manager, self.worker_id)
+        # Only the hooks a middleware overrides are called for each job.
+        self._before_mw = [mw for mw in self.middleware
+                           if type(mw).before_run is not Middleware.before_run]
+        self._after_mw = [mw for mw in reversed(self.middleware)
+                          if type(mw).after_run is not Middleware.after_run]
 
     # -- control (safe from signal handlers and other threads) ------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -318,7 +323,7 @@ class Worker:
                                                         "max_attempts": job.max_attempts,
                                                         "ready_at": job.available_at.timestamp()})
             outcome = self.executor.run(runnable, body, ctx)
-            for mw in reversed(self.middleware):
+            for mw in self._after_mw:
                 mw.after_run(job, ctx, outcome)
             self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
             self._settle(job, runnable, body, outcome, options)
@@ -331,10 +336,10 @@ class Worker:
 
     def _before(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                 options: dict[str, Any]) -> Postpone | None:
-        for index, mw in enumerate(self.middleware):
+        for index, mw in enumerate(self._before_mw):
             decision = mw.before_run(job, ctx, runnable, options)
             if decision is not None:
-                for earlier in reversed(self.middleware[:index]):  # undo what they took
+                for earlier in reversed(self._before_mw[:index]):  # undo what they took
                     earlier.after_run(job, ctx, Outcome(Kind.SNOOZE, 0.0))
                 return decision
         return None
