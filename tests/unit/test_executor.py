@@ -115,3 +115,26 @@ def test_event_bus_reports_who_listens() -> None:
     stop_all()
     stop()
     assert not bus.wants(JOB_COMPLETED)
+
+
+def test_memory_warning_ignores_warm_up_and_reports_steady_growth(
+        caplog: pytest.LogCaptureFixture, tmp_path: Any) -> None:
+    from taskqueue import QueueManager
+    from taskqueue.worker.runner import Worker, WorkerOptions
+
+    manager = QueueManager.from_url(f"sqlite:///{tmp_path / 'q.db'}")
+    worker = Worker(manager, WorkerOptions(memory_limit_mb=500))
+    worker.summary.rss_start_mb = 30.0
+
+    def at(done: int, rss: float) -> None:
+        worker.summary.processed = done
+        worker._watch_memory_trend(rss)
+
+    caplog.set_level("WARNING", logger="taskqueue.worker")
+    at(220, 36.0)  # +6 MB during warm-up: caches and buffers, not a leak
+    at(1300, 36.3)
+    at(2400, 36.4)
+    assert "a leak?" not in caplog.text
+    at(3500, 42.0)  # then +5 MB per 1,000 jobs
+    assert "a leak?" in caplog.text and "per 1000 jobs" in caplog.text
+    manager.close()

@@ -47,6 +47,8 @@ T = TypeVar("T")
 #: Completions acknowledged together: at most this many, held at most this long (seconds).
 ACK_BATCH = 100
 ACK_DELAY = 0.05
+#: Jobs a worker runs before its memory is taken as the baseline for leak warnings.
+WARM_UP_JOBS = 200
 #: WorkerSummary counter of each settle event.
 _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FAILED: "failed",
              ev.JOB_SNOOZED: "snoozed", ev.JOB_POSTPONED: "postponed"}
@@ -142,6 +144,7 @@ class Worker:
         self._paused_queues: set[str] = set()
         self._next_pause_check = 0.0
         self._next_trend_log = 0
+        self._trend_base: tuple[int, float] | None = None
         self._warned_limit = False
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -538,16 +541,24 @@ class Worker:
         return max(limit, floor)
 
     def _watch_memory_trend(self, rss: float) -> None:
-        """Warn (once per 1,000 jobs) when RSS keeps growing: a likely memory leak."""
+        """Warn (at most once per 1,000 jobs) when RSS keeps growing: a likely memory leak.
+
+        The baseline is taken after the first 200 jobs: imports, caches and connection buffers
+        warm up during those, and counting that growth flagged every fresh worker."""
         done = self.summary.processed
-        if done < 200 or done < self._next_trend_log:
+        if done < WARM_UP_JOBS or done < self._next_trend_log:
             return
         self._next_trend_log = done + 1000
-        per_thousand = (rss - self.summary.rss_start_mb) / done * 1000
-        if per_thousand > 1.0:
+        if self._trend_base is None:
+            self._trend_base = (done, rss)
+            return
+        base_done, base_rss = self._trend_base
+        grew = rss - base_rss
+        per_thousand = grew / (done - base_done) * 1000
+        if per_thousand > 1.0 and grew > 2.0:
             log.warning("memory grew from %.1f to %.1f MB over %d jobs (%+.1f MB per 1000 jobs); "
-                        "a leak? the worker is recycled at %.0f MB", self.summary.rss_start_mb,
-                        rss, done, per_thousand, self.options.memory_limit_mb or 0,
+                        "a leak? the worker is recycled at %.0f MB", base_rss, rss,
+                        done - base_done, per_thousand, self._memory_limit(),
                         extra={"worker_id": self.worker_id})
 
     def _hand_back(self, jobs: Sequence[JobRecord]) -> None:
