@@ -1,9 +1,15 @@
 """taskqueue: background jobs for Python.
 
 The public API is what ``__all__`` lists; everything else is internal.
+
+Defining tasks needs only the light modules imported here; the queue manager, the worker, the
+workflows and the codec (orjson, and cryptography when a key is set) load on first use of one of
+their names, so ``from taskqueue import task`` in an application module stays cheap.
 """
 
-from taskqueue.codec import generate_key
+import importlib as _importlib
+import typing as _typing
+
 from taskqueue.drivers import JobFilter
 from taskqueue.errors import (
     ConfigError,
@@ -23,17 +29,50 @@ from taskqueue.errors import (
     TaskQueueError,
     UnknownTask,
 )
-from taskqueue.jobs.builtin import TestJob
+from taskqueue.jobs.builtin import TestJob  # registers the built-in tasks in every process
 from taskqueue.jobs.context import JobContext, current_job
 from taskqueue.jobs.definition import Call, Job, Task, task
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.priority import Priority
 from taskqueue.jobs.states import State
-from taskqueue.manager import JobHandle, QueueManager, default_manager, set_default_manager
-from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
-from taskqueue.workflows import BatchStatus, chain, group
+
+if _typing.TYPE_CHECKING:
+    from taskqueue.codec import generate_key
+    from taskqueue.manager import JobHandle, QueueManager, default_manager, set_default_manager
+    from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
+    from taskqueue.workflows.batch import BatchStatus
+    from taskqueue.workflows.chain import chain, group
 
 __version__ = "0.1.0"
+
+#: Public names loaded on first use, and the module each comes from.
+_LAZY = {
+    "generate_key": "taskqueue.codec.crypto",
+    "JobHandle": "taskqueue.manager",
+    "QueueManager": "taskqueue.manager",
+    "default_manager": "taskqueue.manager",
+    "set_default_manager": "taskqueue.manager",
+    "Worker": "taskqueue.worker.runner",
+    "WorkerOptions": "taskqueue.worker.runner",
+    "WorkerSummary": "taskqueue.worker.runner",
+    "BatchStatus": "taskqueue.workflows.batch",
+    "chain": "taskqueue.workflows.chain",
+    "group": "taskqueue.workflows.chain",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BatchStatus",

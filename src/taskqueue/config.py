@@ -5,9 +5,7 @@ Nothing below this module (and ``cli/``) reads ``os.environ``.
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -129,6 +127,8 @@ def _convert(name: str, raw: Any) -> Any:
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read ``taskqueue.toml``: top-level keys or a ``[taskqueue]`` table, named like fields."""
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -141,6 +141,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         if key in owned and isinstance(table[key], dict | list):
             continue
         if key not in known:
+            import difflib
+
             hint = difflib.get_close_matches(key, known, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{path}: unknown setting {key!r}{extra}")

@@ -6,21 +6,23 @@ or any previous one, so a key can be rotated while jobs encrypted with the old k
 waiting.  Each ciphertext is tagged with a 4-byte key id (the start of the key's SHA-256) so the
 right key is picked without trial decryption.  Neither keys nor anything derived from them beyond
 that id ever appear in messages or reprs.
+
+``cryptography`` (and OpenSSL's ``hashlib``) are imported only when a key is added to a ring, so
+a process without an encryption key never loads them.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Sequence
-from typing import Final
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Final
 
 from taskqueue.errors import ConfigError, DecryptionError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "KEY_ID_SIZE",
@@ -72,6 +74,8 @@ def parse_key(text: str, *, name: str = "encryption key") -> bytes:
 
 def key_id(key: bytes) -> bytes:
     """Return the 4-byte id of ``key``: the first bytes of its SHA-256 digest."""
+    import hashlib
+
     return hashlib.sha256(key).digest()[:KEY_ID_SIZE]
 
 
@@ -146,6 +150,8 @@ class KeyRing:
                 f"encrypted payload is truncated ({len(blob)} bytes; at least "
                 f"{NONCE_SIZE + TAG_SIZE} expected)"
             )
+        from cryptography.exceptions import InvalidTag
+
         try:
             return cipher.decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
         except InvalidTag:
@@ -163,6 +169,10 @@ class KeyRing:
         """Validate ``key`` and register its cipher; returns its id."""
         if not isinstance(key, bytes | bytearray) or len(key) != KEY_SIZE:
             raise ConfigError(f"{name} must be {KEY_SIZE} bytes for AES-256")
+        import hashlib
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         digest = hashlib.sha256(key).digest()
         kid = digest[:KEY_ID_SIZE]
         known = self._digests.setdefault(kid, digest)

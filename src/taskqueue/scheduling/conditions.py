@@ -35,8 +35,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil
-
 from taskqueue.drivers.base import Driver
 from taskqueue.errors import DriverError
 from taskqueue.jobs.states import State
@@ -80,7 +78,10 @@ class Condition(Protocol):
 # -- measurements ---------------------------------------------------------------------------------
 
 class Probe:
-    """System and store measurements, cached briefly so a burst of jobs costs one reading."""
+    """System and store measurements, cached briefly so a burst of jobs costs one reading.
+
+    psutil is imported by the first system reading, not before: most workers never check one.
+    """
 
     def __init__(self, driver: Driver | None, max_age: float = 1.0) -> None:
         self.driver = driver
@@ -88,12 +89,16 @@ class Probe:
         self._lock = threading.Lock()
         self._cpu: tuple[float, float] | None = None
         self._depths: tuple[float, dict[str, int]] | None = None
-        psutil.cpu_percent(interval=None)  # the first reading only starts the measurement
-        self._cpu_primed = time.monotonic()
+        self._cpu_primed: float | None = None
 
     def cpu_percent(self) -> float:
+        import psutil
+
         with self._lock:
             now = time.monotonic()
+            if self._cpu_primed is None:
+                psutil.cpu_percent(interval=None)  # the first reading only starts the measurement
+                self._cpu_primed = now
             if self._cpu is None or now - self._cpu[0] > self.max_age:
                 wait = 0.1 - (now - self._cpu_primed)
                 value = psutil.cpu_percent(interval=wait if wait > 0 else None)
@@ -102,6 +107,8 @@ class Probe:
 
     def memory_available(self) -> tuple[int, float]:
         """(available bytes, available percent of total)."""
+        import psutil
+
         mem = psutil.virtual_memory()
         return int(mem.available), 100.0 * mem.available / mem.total
 

@@ -16,6 +16,9 @@ to real instants in the schedule's IANA zone, which is where daylight saving tim
   occurrences, so "every 5 minutes" never pauses for an hour.
 
 Every instant returned is a timezone-aware UTC datetime; the sequence is strictly increasing.
+
+croniter (and the dateutil it brings) is imported on the first cron computation, not with this
+module: a worker imports the scheduling middleware without paying for it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import heapq
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from taskqueue.errors import ConfigError
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 #: The largest shift of a wall clock at a DST or zone change we look around for.
 _MARGIN = timedelta(hours=3)
@@ -58,10 +63,17 @@ def normalize_cron(expr: str) -> str:
                             "(minute hour day month weekday), 6 (with leading seconds) or an "
                             f"alias ({', '.join(ALIASES)})")
     try:
-        croniter(text, datetime(2000, 1, 1), second_at_beginning=True)
+        _walls(text, datetime(2000, 1, 1))
     except (ValueError, KeyError) as exc:
         raise ScheduleError(f"invalid cron expression {expr!r}: {exc}") from None
     return text
+
+
+def _walls(expr: str, start: datetime) -> croniter:
+    """croniter over wall-clock times from ``start`` (seconds first in 6-field expressions)."""
+    from croniter import croniter
+
+    return croniter(expr, start, second_at_beginning=True)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -85,7 +97,7 @@ def iter_fire_times(expr: str, tz: str, after: datetime) -> Iterator[datetime]:
     start_wall = after.astimezone(zinfo).replace(tzinfo=None)
     if not _steady(start_wall - _MARGIN, zinfo):
         start_wall -= _MARGIN  # a wall time before ``after`` may map to an instant after it
-    walls = croniter(expr, start_wall, second_at_beginning=True)
+    walls = _walls(expr, start_wall)
     pending: list[datetime] = []
     last = after
     while True:
@@ -129,7 +141,7 @@ def latest_fire_times(expr: str, tz: str, after: datetime, until: datetime,
     start_wall = until.astimezone(zinfo).replace(tzinfo=None) + timedelta(seconds=1)
     if not _steady(start_wall, zinfo):
         start_wall += _MARGIN
-    walls = croniter(expr, start_wall, second_at_beginning=True)
+    walls = _walls(expr, start_wall)
     found: set[datetime] = set()
     while len(found) < limit + 2:  # two spare: DST can reorder neighbours
         try:

@@ -3,7 +3,6 @@ long it blocks duplicates (its mode)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from taskqueue.codec import dumps
@@ -20,6 +19,8 @@ UNIQUE_MODES = {
 
 def derive_key(name: str, body: dict[str, Any]) -> str:
     """A stable key for "this task with these arguments"."""
+    import hashlib  # loads OpenSSL: only for unique jobs
+
     plain = {k: v for k, v in body.items() if not k.startswith("_") and k != "timeout_set"}
     digest = hashlib.sha256(name.encode() + b"\0" + dumps(plain)).hexdigest()[:32]
     return f"unique:{name}:{digest}"

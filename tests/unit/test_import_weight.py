@@ -1,0 +1,86 @@
+"""A worker's import path stays light: the heavy optional dependencies load only when the feature
+that needs them is used (issue #10: idle worker RSS and start time).
+
+Each check runs in a fresh interpreter, because the test session itself imports everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Never needed to run a plain job from SQLite: each belongs to one feature (in brackets).
+HEAVY = [
+    "cryptography",  # payload encryption (a key is configured)
+    "opentelemetry",  # tracing (the application uses OpenTelemetry)
+    "croniter",  # cron schedules
+    "dateutil",  # croniter's dependency
+    "rich",  # the CLI
+    "click",  # the CLI
+    "prometheus_client",  # metrics
+    "asyncio",  # async jobs and the async client API
+    "taskqueue.scheduling.natural",  # English schedule phrases
+    "taskqueue.scheduling.scheduler",  # the scheduler
+]
+
+WORKER = """
+import json, sys
+import taskqueue
+from taskqueue import QueueManager, task
+from taskqueue.worker.runner import Worker, WorkerOptions
+import taskqueue.drivers.sqlite
+
+@task(name="weight.noop")
+def noop(x: int) -> int:
+    return x + 1
+
+manager = QueueManager.from_url(sys.argv[1])
+manager.driver.migrate()
+job = noop.push((1,), manager=manager)
+worker = Worker(manager, WorkerOptions(queues=["default"], max_jobs=1))
+worker.run()
+assert manager.result(job, timeout=5) == 2, "the job did not run"
+manager.close()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_after(code: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(h for h in HEAVY if h in modules or any(m.startswith(h + ".") for m in modules))
+
+
+def test_a_worker_running_a_job_from_sqlite_loads_no_heavy_module(tmp_path: Path) -> None:
+    modules = loaded_after(WORKER, f"sqlite:///{tmp_path / 'q.db'}")
+    assert "taskqueue.worker.runner" in modules and "taskqueue.scheduling" in modules
+    assert heavy(modules) == []
+
+
+def test_importing_taskqueue_loads_neither_worker_nor_codec() -> None:
+    modules = loaded_after("import json, sys, taskqueue; print(json.dumps(sorted(sys.modules)))")
+    assert heavy(modules) == []
+    assert not {"taskqueue.manager", "taskqueue.worker.runner", "orjson"} & modules
+
+
+@pytest.mark.parametrize(("code", "module"), [
+    ("from taskqueue import QueueManager; QueueManager.from_url('sqlite:///:memory:', "
+     "encryption_key=__import__('taskqueue').generate_key())", "cryptography"),
+    ("from taskqueue.scheduling import normalize_cron; normalize_cron('*/5 * * * *')", "croniter"),
+    ("from taskqueue.scheduling import compile_phrase; compile_phrase('every day at 2:30')",
+     "taskqueue.scheduling.natural"),
+])
+def test_a_feature_loads_its_dependency_when_used(code: str, module: str) -> None:
+    modules = loaded_after(code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))")
+    assert module in modules
