@@ -1,13 +1,11 @@
-"""Helpers of the Redis driver: key names, the job-hash codec, script loading, URL options,
-the start-up durability check, and the read side of search, stats and parked-job repair. The
-data layout is described in ``taskqueue.drivers.redis``."""
+"""Helpers of the Redis driver: key names, script loading, URL options, the start-up
+durability check, and the read side of search, stats and parked-job repair. The job-hash codec
+is ``_redis_codec``; the data layout is described in ``taskqueue.drivers.redis``."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,9 +13,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
+from taskqueue.drivers._redis_codec import from_us, text
 from taskqueue.drivers.base import JobFilter, QueueStats
 from taskqueue.errors import ConfigError
-from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.drivers.redis")
@@ -25,18 +24,6 @@ log = logging.getLogger("taskqueue.drivers.redis")
 DEFAULT_PREFIX = "taskqueue"
 #: Every job state has a sorted set of that name in its queue.
 STATES: tuple[str, ...] = tuple(s.value for s in State)
-#: The fields of a job hash (the ``job_queue`` column names).
-FIELDS: tuple[str, ...] = (
-    "id", "queue_name", "name", "payload", "state", "priority", "attempts", "max_attempts",
-    "timeout_seconds", "delay_seconds", "available_at", "created_at", "updated_at",
-    "dependencies", "tags", "started_at", "completed_at", "failed_at", "exception", "result",
-    "progress", "idempotency_key", "batch_id", "lease_owner", "lease_expires_at", "lease_epoch",
-)
-_TIMES = frozenset({"available_at", "created_at", "updated_at", "started_at", "completed_at",
-                    "failed_at", "lease_expires_at"})
-_INTS = frozenset({"priority", "attempts", "max_attempts", "timeout_seconds", "lease_epoch"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 class Keys:
@@ -84,105 +71,6 @@ def script_source(name: str, *, per_queue: bool = True) -> str:
     if not per_queue:
         return body
     return str(folder.joinpath("redis_common.lua").read_text()) + "\n" + body
-
-
-# -- codec --------------------------------------------------------------------------------------
-
-def to_us(value: datetime) -> int:
-    """A datetime as integer microseconds since the Unix epoch (naive means UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _US
-
-
-def from_us(value: bytes | str | int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-def text(value: Any) -> str:
-    """A reply item as str (replies are bytes; the client does not decode them)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _list(values: Iterable[str]) -> str | None:
-    items = list(values)
-    return json.dumps(items) if items else None
-
-
-def new_job_fields(job: NewJob) -> dict[str, Any]:
-    """The hash fields a producer supplies; the push script adds state, counters and times."""
-    fields: dict[str, Any] = {
-        "id": job.id, "queue_name": job.queue_name, "name": job.name, "payload": job.payload,
-        "priority": int(job.priority), "max_attempts": int(job.max_attempts),
-        "timeout_seconds": int(job.timeout_seconds),
-        "delay_seconds": repr(float(job.delay_seconds)),
-        "dependencies": _list(job.dependencies), "tags": _list(job.tags),
-        "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
-    }
-    # How long the key blocks duplicates; absent means "exists" (also for jobs stored before
-    # the modes existed), so only the other modes are written.
-    if job.idempotency_key is not None and job.idempotency_mode != "exists":
-        fields["idempotency_mode"] = job.idempotency_mode
-        if job.idempotency_mode == "window":
-            fields["idempotency_window"] = repr(float(job.idempotency_window))
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def record_fields(rec: JobRecord) -> dict[str, Any]:
-    """Every stored field of a complete record (restore)."""
-    fields: dict[str, Any] = {}
-    for name in FIELDS:
-        value = getattr(rec, name)
-        if name in _TIMES:
-            value = None if value is None else to_us(value)
-        elif name in ("dependencies", "tags"):
-            value = _list(value)
-        elif name == "state":
-            value = State(value).value
-        elif name in ("delay_seconds", "progress") and value is not None:
-            value = repr(float(value))
-        if value is not None:
-            fields[name] = value
-    return fields
-
-
-def encode_record(fields: Mapping[str, Any], local: list[str], remote: list[str]) -> list[Any]:
-    """ARGV items for one record: count, field/value pairs, same-queue and other-queue deps."""
-    out: list[Any] = [len(fields)]
-    for name, value in fields.items():
-        out += [name, value]
-    return out + [json.dumps(local), json.dumps(remote)]
-
-
-def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:
-    """A JobRecord from HGETALL output (a mapping, or a flat list from a script)."""
-    if isinstance(raw, list):
-        raw = dict(zip(raw[::2], raw[1::2], strict=True))
-    if not raw:
-        return None
-    data: dict[str, Any] = {text(k): v for k, v in raw.items()}
-    out: dict[str, Any] = {}
-    for name in FIELDS:
-        value = data.get(name)
-        if value is None or name == "payload":
-            out[name] = value
-        elif name in _TIMES:
-            out[name] = from_us(value)
-        elif name in _INTS:
-            out[name] = int(value)
-        elif name in ("delay_seconds", "progress"):
-            out[name] = float(value)
-        elif name in ("dependencies", "tags"):
-            out[name] = tuple(json.loads(value))
-        else:
-            out[name] = text(value)
-    out["payload"] = bytes(out["payload"] or b"")
-    out["state"] = State(out["state"])
-    out["delay_seconds"] = out["delay_seconds"] or 0.0
-    out["lease_epoch"] = out["lease_epoch"] or 0
-    for name in ("dependencies", "tags"):
-        out[name] = out[name] or ()
-    return JobRecord(**out)
 
 
 # -- connecting ---------------------------------------------------------------------------------

@@ -64,23 +64,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
-QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complete", "fail",
+QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complete",
+                 "complete_many", "fail",
                  "release", "set_progress", "recover", "cancel", "retry", "set_priority",
                  "delete", "prune", "restore", "depend", "unblock", "replace_payload",
                  "dependency_failed")
@@ -92,6 +96,8 @@ BLOCK_MAX = 1.0
 REPAIR_EVERY = 30.0
 REPAIR_GRACE_US = 60_000_000
 BATCH = 500
+#: How many reserved jobs' queues the driver remembers for settling them (complete_many).
+MEMO_MAX = 10_000
 
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
 
@@ -116,6 +122,10 @@ class RedisDriver:
         self._scripts.update({name: client.register_script(rk.script_source(name, per_queue=False))
                               for name in PLAIN_SCRIPTS})
         self._next_repair = 0.0
+        # Job id -> queue of the jobs this driver reserved, so that completing them needs no
+        # lookup. Only a hint: a job not found in the remembered queue is looked up again.
+        self._memo: dict[str, str] = {}
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
@@ -161,14 +171,27 @@ class RedisDriver:
                                      client=client or self._r)
 
     def _run_many(self, calls: Sequence[Call], *, globals_: bool = False) -> list[Any]:
-        """Run per-queue scripts in one round trip (a pipeline when there are several)."""
+        """Run per-queue scripts in one round trip (a pipeline when there are several).
+
+        The pipeline sends plain EVALSHAs: redis-py's Script objects would make every
+        pipeline ask SCRIPT EXISTS first, an extra round trip. A script the server does not
+        know (restarted, flushed) fails alone with NOSCRIPT and is loaded and run again."""
         if len(calls) == 1:
             script, queue, args = calls[0]
             return [self._run(script, queue, args, globals_=globals_)]
         pipe = self._r.pipeline(transaction=False)
         for script, queue, args in calls:
-            self._run(script, queue, args, globals_=globals_, client=pipe)
-        return list(pipe.execute())
+            keys = self._keys(queue, globals_=globals_)
+            pipe.evalsha(self._scripts[script].sha, len(keys), *keys, *args)
+        results = list(pipe.execute(raise_on_error=False))
+        for pos, result in enumerate(results):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                script, queue, args = calls[pos]
+                results[pos] = self._run(script, queue, args, globals_=globals_)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
     def _homes(self, ids: Sequence[str]) -> dict[str, str]:
         """Queue of each existing job id."""
@@ -176,10 +199,33 @@ class RedisDriver:
         if not ids:
             return {}
         found = self._r.hmget(self.keys.index, ids)
-        return {i: rk.text(q) for i, q in zip(ids, found, strict=True) if q is not None}
+        return {i: rc.text(q) for i, q in zip(ids, found, strict=True) if q is not None}
+
+    def _remember(self, jobs: Iterable[JobRecord]) -> None:
+        with self._memo_lock:
+            memo = self._memo
+            for job in jobs:
+                memo[job.id] = job.queue_name
+            if len(memo) > MEMO_MAX:   # forget the oldest, down to nine tenths of the bound
+                for job_id in list(islice(memo, len(memo) - MEMO_MAX + MEMO_MAX // 10)):
+                    del memo[job_id]
+
+    def _forget(self, ids: Iterable[str]) -> None:
+        with self._memo_lock:
+            for job_id in ids:
+                self._memo.pop(job_id, None)
+
+    def _settle_homes(self, ids: Sequence[str]) -> dict[str, str]:
+        """Queue of each job id: remembered from reserve, else looked up."""
+        memo = self._memo
+        homes = {i: q for i in ids if (q := memo.get(i)) is not None}
+        missing = [i for i in ids if i not in homes]
+        if missing:
+            homes.update(self._homes(missing))
+        return homes
 
     def _queue_names(self) -> list[str]:
-        return sorted(rk.text(q) for q in self._r.smembers(self.keys.queues))
+        return sorted(rc.text(q) for q in self._r.smembers(self.keys.queues))
 
     def _now_us(self) -> int:
         seconds, micros = self._r.time()
@@ -197,7 +243,7 @@ class RedisDriver:
 
     def now(self) -> datetime:
         with self._guard():
-            return rk.from_us(self._now_us())
+            return rc.from_us(self._now_us())
 
     # -- producing ------------------------------------------------------------------------
     def push(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -206,9 +252,9 @@ class RedisDriver:
         if len({j.id for j in jobs}) != len(jobs):
             raise Conflict("redis: the same job id appears twice in one push")
         with self._guard():
-            fields = [rk.new_job_fields(j) for j in jobs]
+            fields = [rc.new_job_fields(j) for j in jobs]
             ids = self._store(jobs, fields, "push")
-        return [rk.text(i) for i in ids]
+        return [rc.text(i) for i in ids]
 
     def _store(self, jobs: Sequence[NewJob | JobRecord], fields: list[dict[str, Any]],
                script: str) -> list[Any]:
@@ -224,7 +270,7 @@ class RedisDriver:
             args: list[Any] = [queue]
             for pos in positions:
                 deps = [d for d in jobs[pos].dependencies if d in homes]
-                args += rk.encode_record(fields[pos], [d for d in deps if homes[d] == queue],
+                args += rc.encode_record(fields[pos], [d for d in deps if homes[d] == queue],
                                          [d for d in deps if homes[d] != queue])
             calls.append((script, queue, args))
         answers: list[Any] = [None] * len(jobs)
@@ -281,9 +327,9 @@ class RedisDriver:
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
         calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
-        results = self._run_many(calls)
-        return [job for result in results for raw in result
-                if (job := rk.decode_job(raw)) is not None]
+        jobs = rc.decode_rows(row for result in self._run_many(calls) for row in result)
+        self._remember(jobs)
+        return jobs
 
     def _take_across(self, queues: list[str], worker: str, limit: int, lease_us: int
                      ) -> list[JobRecord]:
@@ -308,8 +354,12 @@ class RedisDriver:
         return taken
 
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
-        raw = self._by_id("reserve_job", job_id, worker_id, int(lease_seconds * 1_000_000))
-        return rk.decode_job(raw) if raw else None
+        row = self._by_id("reserve_job", job_id, worker_id, int(lease_seconds * 1_000_000))
+        if not row:
+            return None
+        jobs = rc.decode_rows([row])
+        self._remember(jobs)
+        return jobs[0]
 
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
@@ -330,7 +380,7 @@ class RedisDriver:
             results = self._run_many(calls) if calls else []
         for group, answers in zip(groups.values(), results, strict=True):
             for token, answer in zip(group, answers, strict=True):
-                found[rk.text(answer)].add(token.job_id)
+                found[rc.text(answer)].add(token.job_id)
         return HeartbeatResult(frozenset(found["e"]), frozenset(found["c"]),
                                frozenset(found["l"]))
 
@@ -343,35 +393,60 @@ class RedisDriver:
             return self._run(script, queue, [job_id, *args])
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
-        """Each completion is its own script (atomic per job); all of them go in one pipeline
-        after one lookup of the jobs' queues."""
+        """One script per queue (atomic per job) in one round trip; the queues are remembered
+        from reserve. A job not found in its remembered queue is looked up and tried again."""
         if not items:
             return []
         with self._guard():
-            homes = self._homes([t.job_id for t, _ in items])
-            calls = [("complete", homes[t.job_id],
-                      [t.job_id, int(t.epoch), "" if r is None else "=" + r])
-                     for t, r in items if t.job_id in homes]
-            answers = iter(self._run_many(calls) if calls else [])
-            accepted: list[bool] = []
-            release: list[tuple[str, str]] = []
-            for token, _ in items:
-                answer = next(answers) if token.job_id in homes else None
-                ok = bool(answer and answer[0])
-                accepted.append(ok)
-                if ok and answer is not None:
-                    release += [(rk.text(c), token.job_id) for c in answer[1:]]
-            if release:
-                child_homes = self._homes([c for c, _ in release])
-                self._unblock([(child_homes[c], c, p) for c, p in release if c in child_homes])
-        return accepted
+            ids = [t.job_id for t, _ in items]
+            answers = self._complete(items, range(len(items)), self._settle_homes(ids))
+            again = [pos for pos, answer in enumerate(answers) if answer < 0]
+            if again:   # a stale memo entry (or an unknown job): ask the index
+                homes = self._homes([ids[pos] for pos in again])
+                for pos, answer in zip(again, self._complete(items, again, homes), strict=True):
+                    answers[pos] = answer
+            self._forget(ids)
+        return [answer > 0 for answer in answers]
+
+    def _complete(self, items: Sequence[tuple[LeaseToken, str | None]], positions: Iterable[int],
+                  homes: dict[str, str]) -> list[int]:
+        """Complete the items at ``positions`` in the queues of ``homes``: per position 1
+        (done), 0 (lease not held) or -1 (not in that queue). Then unblock dependents living
+        in other queues."""
+        positions = list(positions)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for pos in positions:
+            queue = homes.get(items[pos][0].job_id)
+            if queue is not None:
+                groups[queue].append(pos)
+        calls: list[Call] = []
+        for queue, group in groups.items():
+            args: list[Any] = []
+            for pos in group:
+                token, result = items[pos]
+                args += [token.job_id, int(token.epoch), "" if result is None else "=" + result]
+            calls.append(("complete_many", queue, args))
+        found = {pos: -1 for pos in positions}
+        release: list[tuple[str, str]] = []
+        for group, (answers, remote) in zip(groups.values(), self._run_many(calls) if calls
+                                            else [], strict=True):
+            found.update(zip(group, answers, strict=True))
+            release += [(rc.text(c), rc.text(p)) for c, p in zip(remote[::2], remote[1::2],
+                                                                 strict=True)]
+        if release:
+            child_homes = self._homes([c for c, _ in release])
+            self._unblock([(child_homes[c], c, p) for c, p in release if c in child_homes])
+        return [found[pos] for pos in positions]
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
+        if token.job_id in self._memo:
+            return self.complete_many([(token, result)])[0]
+        # Not reserved through this driver object: look the queue up, complete in it.
         answer = self._by_id("complete", token.job_id, int(token.epoch),
                              "" if result is None else "=" + result)
         if not answer or not answer[0]:
             return False
-        children = [rk.text(c) for c in answer[1:]]
+        children = [rc.text(c) for c in answer[1:]]
         if children:
             with self._guard():
                 homes = self._homes(children)
@@ -380,11 +455,13 @@ class RedisDriver:
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         delay = "" if retry_in is None else int(retry_in * 1_000_000)
+        self._forget([token.job_id])
         return bool(self._by_id("fail", token.job_id, int(token.epoch), error, delay))
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
     ) -> bool:
+        self._forget([token.job_id])
         return bool(self._by_id("release", token.job_id, int(token.epoch),
                                 int(delay_seconds * 1_000_000),
                                 "" if reason is None else "=" + reason))
@@ -398,7 +475,7 @@ class RedisDriver:
         with self._guard():
             for queue in self._queue_names():
                 while True:
-                    ids = [rk.text(i) for i in self._run("recover", queue, [BATCH])]
+                    ids = [rc.text(i) for i in self._run("recover", queue, [BATCH])]
                     recovered += ids
                     if len(ids) < BATCH:
                         break
@@ -440,7 +517,7 @@ class RedisDriver:
             queue = self._homes([job_id]).get(job_id)
             if queue is None:
                 return None
-            return rk.decode_job(self._r.hgetall(self.keys.job(queue, job_id)))
+            return rc.decode_job(self._r.hgetall(self.keys.job(queue, job_id)))
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         with self._guard():
@@ -468,7 +545,7 @@ class RedisDriver:
             for job_id, queue in candidates[start:start + BATCH]:
                 pipe.hgetall(self.keys.job(queue, job_id))
             for raw in pipe.execute():
-                job = rk.decode_job(raw)
+                job = rc.decode_job(raw)
                 if job is not None and rk.matches(job, criteria):
                     out.append(job)
             if wanted is not None and len(out) >= wanted:
@@ -492,13 +569,13 @@ class RedisDriver:
                 return []
             settled, remote = self._run("dependency_failed", queue, [job_id, action, reason])
             by_queue: dict[str, list[str]] = defaultdict(list)
-            for child, home in self._homes([rk.text(c) for c in remote]).items():
+            for child, home in self._homes([rc.text(c) for c in remote]).items():
                 by_queue[home].append(child)
             calls: list[Call] = [("dependency_failed", q, [job_id, action, reason, *children])
                                  for q, children in by_queue.items()]
             for more, _ in self._run_many(calls) if calls else []:
                 settled += more
-        return [rk.text(i) for i in settled]
+        return [rc.text(i) for i in settled]
 
     def retry(self, job_id: str) -> bool:
         return bool(self._by_id("retry", job_id))
@@ -516,7 +593,7 @@ class RedisDriver:
         if not records:
             return 0
         with self._guard():
-            answers = self._store(records, [rk.record_fields(r) for r in records], "restore")
+            answers = self._store(records, [rc.record_fields(r) for r in records], "restore")
         return sum(1 for a in answers if a == 1)
 
     def stats(self) -> dict[str, QueueStats]:

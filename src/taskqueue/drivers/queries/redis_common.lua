@@ -90,16 +90,11 @@ local function free_key(id, key)
   redis.call('HDEL', jk(id), 'idempotency_key')
 end
 
--- Reserved: modes "started" and "debounce" stop blocking.
-local function key_on_start(id)
-  local v = redis.call('HMGET', jk(id), 'idempotency_key', 'idempotency_mode')
-  if v[1] and (v[2] == 'started' or v[2] == 'debounce') then free_key(id, v[1]) end
-end
-
 -- Finished for good (completed, failed, cancelled): mode "finished" stops blocking now, mode
--- "window" once idempotency_window seconds have passed.
-local function key_on_finish(id)
-  local v = redis.call('HMGET', jk(id), 'idempotency_key', 'idempotency_mode',
+-- "window" once idempotency_window seconds have passed. v: the job's idempotency_key,
+-- idempotency_mode and idempotency_window when the caller has read them already.
+local function key_on_finish(id, v)
+  v = v or redis.call('HMGET', jk(id), 'idempotency_key', 'idempotency_mode',
     'idempotency_window')
   if not v[1] then return end
   if v[2] == 'finished' then
@@ -132,22 +127,88 @@ local function live_claim(key)
   return nil
 end
 
--- Take one ready job (state pending or retrying, out of the reservation indexes) for a worker.
--- Returns its HGETALL.
-local function take(id, state, worker, lease)
-  local key = jk(id)
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('HINCRBY', key, 'lease_epoch', 1)
-  redis.call('HSET', key, 'lease_owner', worker, 'lease_expires_at', fmt(NOW + lease),
+-- The fields reserve and reserve_job answer per job, in JobRecord's order (the driver maps
+-- them by position), then the idempotency mode. Keep in step with _redis_codec.ROW.
+local ROW = {'id', 'queue_name', 'name', 'payload', 'state', 'priority', 'attempts',
+  'max_attempts', 'timeout_seconds', 'delay_seconds', 'available_at', 'created_at',
+  'updated_at', 'dependencies', 'tags', 'started_at', 'completed_at', 'failed_at', 'exception',
+  'result', 'progress', 'idempotency_key', 'batch_id', 'lease_owner', 'lease_expires_at',
+  'lease_epoch', 'idempotency_mode'}
+
+-- A job's ROW fields (one HMGET); v[1] is false when the job does not exist.
+local function read_row(id) return redis.call('HMGET', jk(id), unpack(ROW)) end
+
+-- A stored integer (times, counters) as a number for a reply; absent stays false (nil).
+local function num(v) return v and tonumber(v) or false end
+
+-- Run `cmd key item...` over a list in slices (Lua's unpack has a stack limit).
+local function bulk(cmd, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+
+-- Take one ready job (state pending or retrying, out of the reservation indexes; v its
+-- read_row) for a worker: processing, attempts + 1, lease_epoch + 1, a lease until NOW + lease.
+-- The caller moves it from its state set to 'processing' (set_state, or in bulk). Returns its
+-- ROW as the reply: integers as numbers, absent fields nil, without the idempotency mode.
+local function take(id, v, worker, lease)
+  local attempts, epoch = (tonumber(v[7]) or 0) + 1, (tonumber(v[26]) or 0) + 1
+  local expires = NOW + lease
+  redis.call('HSET', jk(id), 'state', 'processing', 'attempts', fmt(attempts),
+    'lease_epoch', fmt(epoch), 'lease_owner', worker, 'lease_expires_at', fmt(expires),
     'started_at', fmt(NOW), 'updated_at', fmt(NOW))
-  set_state(id, state, 'processing', NOW + lease)
-  key_on_start(id)
-  return redis.call('HGETALL', key)
+  -- Modes "started" and "debounce" stop blocking duplicates once the job is reserved.
+  local key = v[22]
+  if key and (v[27] == 'started' or v[27] == 'debounce') then
+    free_key(id, key)
+    key = false
+  end
+  return {v[1], v[2], v[3], v[4], 'processing', num(v[6]), attempts, num(v[8]), num(v[9]),
+    v[10], num(v[11]), num(v[12]), NOW, v[14], v[15], NOW, num(v[17]), num(v[18]), v[19],
+    v[20], v[21], key, v[23], worker, expires, epoch}
 end
 
 -- Wake tokens hint at ready work; once none is left they would only cause idle spins.
 local function drain_wake()
   if redis.call('ZCARD', k('ready')) == 0 then redis.call('DEL', k('wake')) end
+end
+
+-- Complete one job of this queue under the fencing guard (processing -> completed; the caller
+-- moves it between the state sets), then release its dependents here (each edge once: one
+-- already satisfied by a failed parent let run anyway is not counted again). result: '' for
+-- none, else '=' .. result. Returns 1 (done), 0 (the lease is not held) or -1 (no such job
+-- here); how many dependents are ready now; and the dependents living in other queues.
+local function complete_job(id, epoch, result)
+  local key = jk(id)
+  local v = redis.call('HMGET', key, 'state', 'lease_epoch', 'idempotency_key',
+    'idempotency_mode', 'idempotency_window')
+  if not v[1] then return -1, 0, {} end
+  if v[1] ~= 'processing' or v[2] ~= epoch then return 0, 0, {} end
+  local now = fmt(NOW)
+  if result == '' then
+    redis.call('HSET', key, 'state', 'completed', 'completed_at', now, 'updated_at', now,
+      'progress', '100')
+    redis.call('HDEL', key, 'result', 'lease_owner', 'lease_expires_at')
+  else
+    redis.call('HSET', key, 'state', 'completed', 'completed_at', now, 'updated_at', now,
+      'progress', '100', 'result', string.sub(result, 2))
+    redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
+  end
+  key_on_finish(id, {v[3], v[4], v[5]})
+  local woke, remote = 0, {}
+  local dependents = redis.call('SMEMBERS', k('dependents:' .. id))
+  if #dependents > 0 then
+    for _, child in ipairs(dependents) do
+      if redis.call('EXISTS', jk(child)) == 1 then
+        woke = woke + unblock(child, id)
+      else
+        remote[#remote + 1] = child
+      end
+    end
+    redis.call('DEL', k('dependents:' .. id))
+  end
+  return 1, woke, remote
 end
 
 -- Record the dependencies of a freshly inserted job. Same-queue parents are checked now;

@@ -1,6 +1,6 @@
 -- reserve: take up to `limit` ready jobs of one queue for a worker.
 -- KEYS: base. ARGV: worker id, lease (microseconds), limit.
--- Returns the reserved jobs as HGETALL field/value arrays, best first.
+-- Returns the reserved jobs best first, each as its ROW (see take).
 local worker, lease, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- Delayed jobs that fell due join the ready set first.
@@ -9,13 +9,30 @@ for _, id in ipairs(due) do place(id) end
 
 local out = {}
 if limit <= 0 then return out end
-for _, id in ipairs(redis.call('ZRANGE', k('ready'), 0, limit - 1)) do
-  redis.call('ZREM', k('ready'), id)
-  local state = redis.call('HGET', jk(id), 'state')
+local ids = redis.call('ZRANGE', k('ready'), 0, limit - 1)
+if #ids == 0 then
+  drain_wake()
+  return out
+end
+bulk('ZREM', k('ready'), ids)
+local from, lease_index = {pending = {}, retrying = {}}, {}
+local expires = fmt(NOW + lease)
+for _, id in ipairs(ids) do
+  local v = read_row(id)
+  local state = v[5]
   if (state == 'pending' or state == 'retrying')
       and redis.call('SCARD', k('waits:' .. id)) == 0 then
-    out[#out + 1] = take(id, state, worker, lease)
+    out[#out + 1] = take(id, v, worker, lease)
+    local group = from[state]
+    group[#group + 1] = id
+    lease_index[#lease_index + 1] = expires
+    lease_index[#lease_index + 1] = id
   end
 end
+-- The state sets, as set_state would move each job.
+for state, group in pairs(from) do
+  if #group > 0 then bulk('ZREM', k(state), group) end
+end
+if #lease_index > 0 then bulk('ZADD', k('processing'), lease_index) end
 drain_wake()
 return out

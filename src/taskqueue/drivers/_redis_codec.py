@@ -1,0 +1,169 @@
+"""The Redis driver's job-hash codec: records to hash fields and back, and the fast mapping of
+the rows that ``reserve`` answers (see ``redis_common.lua``: ``ROW`` and ``take``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.states import State
+
+#: The fields of a job hash (the ``job_queue`` column names), in JobRecord's order. A reserve
+#: row (``ROW`` in ``redis_common.lua``) has them in this order.
+FIELDS: tuple[str, ...] = (
+    "id", "queue_name", "name", "payload", "state", "priority", "attempts", "max_attempts",
+    "timeout_seconds", "delay_seconds", "available_at", "created_at", "updated_at",
+    "dependencies", "tags", "started_at", "completed_at", "failed_at", "exception", "result",
+    "progress", "idempotency_key", "batch_id", "lease_owner", "lease_expires_at", "lease_epoch",
+)
+_TIMES = frozenset({"available_at", "created_at", "updated_at", "started_at", "completed_at",
+                    "failed_at", "lease_expires_at"})
+_INTS = frozenset({"priority", "attempts", "max_attempts", "timeout_seconds", "lease_epoch"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_STATES = {s.value.encode(): s for s in State}
+
+
+def to_us(value: datetime) -> int:
+    """A datetime as integer microseconds since the Unix epoch (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: bytes | str | int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def text(value: Any) -> str:
+    """A reply item as str (replies are bytes; the client does not decode them)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _list(values: Iterable[str]) -> str | None:
+    items = list(values)
+    return json.dumps(items) if items else None
+
+
+def new_job_fields(job: NewJob) -> dict[str, Any]:
+    """The hash fields a producer supplies; the push script adds state, counters and times."""
+    fields: dict[str, Any] = {
+        "id": job.id, "queue_name": job.queue_name, "name": job.name, "payload": job.payload,
+        "priority": int(job.priority), "max_attempts": int(job.max_attempts),
+        "timeout_seconds": int(job.timeout_seconds),
+        "delay_seconds": repr(float(job.delay_seconds)),
+        "dependencies": _list(job.dependencies), "tags": _list(job.tags),
+        "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
+    }
+    # How long the key blocks duplicates; absent means "exists" (also for jobs stored before
+    # the modes existed), so only the other modes are written.
+    if job.idempotency_key is not None and job.idempotency_mode != "exists":
+        fields["idempotency_mode"] = job.idempotency_mode
+        if job.idempotency_mode == "window":
+            fields["idempotency_window"] = repr(float(job.idempotency_window))
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def record_fields(rec: JobRecord) -> dict[str, Any]:
+    """Every stored field of a complete record (restore)."""
+    fields: dict[str, Any] = {}
+    for name in FIELDS:
+        value = getattr(rec, name)
+        if name in _TIMES:
+            value = None if value is None else to_us(value)
+        elif name in ("dependencies", "tags"):
+            value = _list(value)
+        elif name == "state":
+            value = State(value).value
+        elif name in ("delay_seconds", "progress") and value is not None:
+            value = repr(float(value))
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def encode_record(fields: Mapping[str, Any], local: list[str], remote: list[str]) -> list[Any]:
+    """ARGV items for one record: count, field/value pairs, same-queue and other-queue deps."""
+    out: list[Any] = [len(fields)]
+    for name, value in fields.items():
+        out += [name, value]
+    return out + [json.dumps(local), json.dumps(remote)]
+
+
+def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:
+    """A JobRecord from HGETALL output (a mapping, or a flat list of field/value pairs)."""
+    if isinstance(raw, list):
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    if not raw:
+        return None
+    data: dict[str, Any] = {text(k): v for k, v in raw.items()}
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = data.get(name)
+        if value is None or name == "payload":
+            out[name] = value
+        elif name in _TIMES:
+            out[name] = from_us(value)
+        elif name in _INTS:
+            out[name] = int(value)
+        elif name in ("delay_seconds", "progress"):
+            out[name] = float(value)
+        elif name in ("dependencies", "tags"):
+            out[name] = tuple(json.loads(value))
+        else:
+            out[name] = text(value)
+    out["payload"] = bytes(out["payload"] or b"")
+    out["state"] = State(out["state"])
+    out["delay_seconds"] = out["delay_seconds"] or 0.0
+    out["lease_epoch"] = out["lease_epoch"] or 0
+    for name in ("dependencies", "tags"):
+        out[name] = out[name] or ()
+    return JobRecord(**out)
+
+
+class RowDecoder:
+    """JobRecords from reserve rows: ``FIELDS`` by position, times and counters already
+    integers, absent fields None. The rows of one reply share most of their times (the
+    script's clock, the lease, a producer's batch), so each distinct time is converted once."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        self._times: dict[int, datetime] = {}
+
+    def time(self, us: int) -> datetime:
+        found = self._times.get(us)
+        if found is None:
+            found = self._times[us] = _EPOCH + timedelta(microseconds=us)
+        return found
+
+    def maybe_time(self, us: int | None) -> datetime | None:
+        return None if us is None else self.time(us)
+
+    def __call__(self, r: list[Any]) -> JobRecord:
+        time, maybe = self.time, self.maybe_time
+        return JobRecord(
+            id=r[0].decode(), queue_name=r[1].decode(), name=r[2].decode(),
+            payload=r[3] or b"", state=_STATES[r[4]], priority=r[5], attempts=r[6],
+            max_attempts=r[7], timeout_seconds=r[8],
+            delay_seconds=float(r[9]) if r[9] else 0.0,
+            available_at=time(r[10]), created_at=time(r[11]), updated_at=time(r[12]),
+            dependencies=tuple(json.loads(r[13])) if r[13] else (),
+            tags=tuple(json.loads(r[14])) if r[14] else (),
+            started_at=maybe(r[15]), completed_at=maybe(r[16]), failed_at=maybe(r[17]),
+            exception=None if r[18] is None else r[18].decode(),
+            result=None if r[19] is None else r[19].decode(),
+            progress=None if r[20] is None else float(r[20]),
+            idempotency_key=None if r[21] is None else r[21].decode(),
+            batch_id=None if r[22] is None else r[22].decode(),
+            lease_owner=None if r[23] is None else r[23].decode(),
+            lease_expires_at=maybe(r[24]), lease_epoch=r[25])
+
+
+def decode_rows(rows: Iterable[list[Any]]) -> list[JobRecord]:
+    """JobRecords from the rows of one reserve reply."""
+    decode = RowDecoder()
+    return [decode(r) for r in rows]

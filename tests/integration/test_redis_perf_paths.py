@@ -1,0 +1,233 @@
+"""The Redis driver's fast paths: reserve rows mapped by position, completions batched per
+queue with the queues remembered from reserve (and looked up when not), pipelines of plain
+EVALSHAs. Each test would fail on a wrong implementation of one of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskqueue.drivers import open_driver
+from taskqueue.drivers import redis as redis_driver
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+from tests.backends import redis_url
+
+redis = pytest.importorskip("redis")
+REDIS_SERVER = shutil.which("redis-server")
+FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "extra"]
+
+
+def new(**kw: Any) -> NewJob:
+    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    with redis_url(tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+def driver(url: str) -> Iterator[Any]:
+    d = open_driver(url)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def same_as_stored(driver: Any, job: JobRecord) -> None:
+    stored = driver.get(job.id)
+    assert stored is not None
+    for name in FIELDS:
+        assert getattr(job, name) == getattr(stored, name), name
+        assert type(getattr(job, name)) is type(getattr(stored, name)), name
+
+
+def test_reserved_records_match_get_field_by_field(driver: Any) -> None:
+    parent = new(queue_name="a")
+    driver.push([parent])
+    done = driver.reserve("w0", ["a"], 1, 30)[0]
+    assert driver.complete_many([(done.token, "parent result")]) == [True]
+    rich = new(queue_name="a", priority=999, tags=("x", "y é"), dependencies=(parent.id,),
+               idempotency_key="k-exists", batch_id="b1", max_attempts=7, timeout_seconds=9,
+               payload=bytes(range(256)))
+    started = new(queue_name="a", idempotency_key="k-started", idempotency_mode="started")
+    plain = new(queue_name="a", priority=0)
+    driver.push([rich, started, plain])
+    # A retried job brings an exception, attempts and progress from its first run.
+    again = new(queue_name="a", priority=500)
+    driver.push([again])
+    first = driver.reserve("w0", ["a"], 1, 30)[0]
+    assert first.id == rich.id
+    assert driver.set_progress(first.token, 42.5)
+    assert driver.fail(first.token, "boom\nline 2", 0.0)
+
+    jobs = driver.reserve("w1", ["a"], 10, 12.5)
+    assert [j.id for j in jobs] == [rich.id, again.id, started.id, plain.id]
+    for job in jobs:
+        same_as_stored(driver, job)
+        assert job.state is State.PROCESSING and job.lease_owner == "w1"
+        assert job.lease_expires_at is not None and job.started_at is not None
+        assert job.available_at.tzinfo is not None
+    by_id = {j.id: j for j in jobs}
+    assert by_id[rich.id].attempts == 2 and by_id[rich.id].lease_epoch == 2
+    assert by_id[rich.id].exception == "boom\nline 2" and by_id[rich.id].progress == 42.5
+    assert by_id[rich.id].tags == ("x", "y é") and by_id[rich.id].dependencies == (parent.id,)
+    assert by_id[rich.id].payload == bytes(range(256))
+    assert by_id[started.id].idempotency_key is None       # "started" frees the key
+    assert by_id[plain.id].dependencies == () and by_id[plain.id].tags == ()
+    lease = by_id[plain.id].lease_expires_at - by_id[plain.id].started_at  # type: ignore[operator]
+    assert lease.total_seconds() == 12.5
+
+
+def test_reserve_job_row_matches_get(driver: Any) -> None:
+    job = new(queue_name="a", tags=("t",), idempotency_key="k", idempotency_mode="debounce")
+    driver.push([job])
+    got = driver.reserve_job("w", job.id, 30)
+    assert got is not None and got.state is State.PROCESSING and got.idempotency_key is None
+    same_as_stored(driver, got)
+    assert driver.complete(got.token) is True
+
+
+def test_complete_many_mixes_valid_and_stale_tokens_across_queues(driver: Any) -> None:
+    a1, a2, b1, b2 = (new(queue_name=q) for q in ("a", "a", "b", "b"))
+    driver.push([a1, a2, b1, b2])
+    jobs = {j.id: j for j in driver.reserve("w", ["a", "b"], 10, 30)}
+    assert set(jobs) == {a1.id, a2.id, b1.id, b2.id}
+    items = [
+        (LeaseToken(a1.id, jobs[a1.id].lease_epoch + 1), None),   # wrong epoch
+        (jobs[b1.id].token, "r-b1"),                               # valid, queue b
+        (LeaseToken(uuid7(), 1), None),                            # no such job
+        (jobs[a2.id].token, None),                                 # valid, queue a
+        (LeaseToken(b2.id, 0), None),                              # old epoch
+        (jobs[b1.id].token, "twice"),                              # already completed above
+    ]
+    assert driver.complete_many(items) == [False, True, False, True, False, False]
+    assert driver.get(b1.id).state is State.COMPLETED and driver.get(b1.id).result == "r-b1"
+    assert driver.get(a2.id).state is State.COMPLETED and driver.get(a2.id).result is None
+    for stale in (a1.id, b2.id):
+        assert driver.get(stale).state is State.PROCESSING
+    # The rejected ones still complete with their real tokens.
+    assert driver.complete_many([(jobs[b2.id].token, None), (jobs[a1.id].token, None)]) == [
+        True, True]
+    counts = driver.stats()
+    assert counts["a"].counts[State.COMPLETED] == 2 and counts["a"].counts[State.PROCESSING] == 0
+    assert counts["b"].counts[State.COMPLETED] == 2 and counts["b"].counts[State.PROCESSING] == 0
+
+
+def test_completion_by_a_driver_that_did_not_reserve(url: str, driver: Any) -> None:
+    """A restarted worker has no memory of what it reserved: it looks the queues up."""
+    jobs = [new(queue_name="a"), new(queue_name="b"), new(queue_name="b")]
+    driver.push(jobs)
+    reserved = driver.reserve("w", ["a", "b"], 3, 30)
+    other = open_driver(url)
+    try:
+        tokens = [j.token for j in reserved]
+        stale = LeaseToken(tokens[0].job_id, tokens[0].epoch + 5)
+        assert other.complete_many([(stale, None), *((t, None) for t in tokens[1:])]) == [
+            False, True, True]
+        assert other.complete(tokens[0], "late") is True
+        assert other.complete(tokens[0], "again") is False
+    finally:
+        other.close()
+    assert {driver.get(j.id).state for j in jobs} == {State.COMPLETED}
+    # The reserving driver's own memory is stale now: a second completion is refused.
+    assert driver.complete_many([(t, None) for t in tokens]) == [False, False, False]
+
+
+def test_a_wrong_remembered_queue_is_looked_up_again(driver: Any) -> None:
+    job = new(queue_name="a")
+    driver.push([job])
+    got = driver.reserve("w", ["a"], 1, 30)[0]
+    driver._memo[got.id] = "b"    # as if the id had been deleted and pushed again elsewhere
+    assert driver.complete_many([(got.token, None)]) == [True]
+    assert driver.get(job.id).state is State.COMPLETED
+
+
+def test_memory_of_reserved_jobs_is_bounded(driver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_driver, "MEMO_MAX", 20)
+    driver.push([new(queue_name="a") for _ in range(60)])
+    held = []
+    for _ in range(6):
+        held += driver.reserve("w", ["a"], 10, 30)
+        assert len(driver._memo) <= 20
+    assert driver.complete_many([(j.token, None) for j in held]) == [True] * 60
+    assert driver._memo == {}
+    fail = new(queue_name="a")
+    driver.push([fail])
+    job = driver.reserve("w", ["a"], 1, 30)[0]
+    assert driver.fail(job.token, "x", None) is True
+    assert job.id not in driver._memo
+
+
+def test_completions_release_dependents_in_both_queues(driver: Any) -> None:
+    parent = new(queue_name="a")
+    here = new(queue_name="a", dependencies=(parent.id,))
+    there = new(queue_name="b", dependencies=(parent.id,))
+    driver.push([parent, here, there])
+    got = driver.reserve("w", ["a"], 5, 30)
+    assert [j.id for j in got] == [parent.id]
+    assert driver.complete_many([(got[0].token, None)]) == [True]
+    assert {j.id for j in driver.reserve("w", ["a", "b"], 5, 30)} == {here.id, there.id}
+
+
+def _spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+def test_pipelines_reload_scripts_the_server_forgot(tmp_path: Path) -> None:
+    """Multi-queue calls pipeline plain EVALSHAs; after SCRIPT FLUSH (a restarted server) each
+    NOSCRIPT is loaded and run again, once, and nothing runs twice."""
+    assert REDIS_SERVER is not None
+    port = _spare_port()
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                             str(tmp_path), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                admin.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        d = open_driver(f"redis://127.0.0.1:{port}/0?prefix=t")
+        try:
+            d.push([new(queue_name=q) for q in ("a", "a", "b", "c")])
+            admin.script_flush()
+            jobs = d.reserve("w", ["a", "b", "c"], 10, 30)
+            assert len(jobs) == 4 and len({j.id for j in jobs}) == 4
+            assert all(j.attempts == 1 and j.lease_epoch == 1 for j in jobs)
+            admin.script_flush()
+            assert d.complete_many([(j.token, None) for j in jobs]) == [True] * 4
+            assert d.count(d_filter(State.COMPLETED)) == 4
+        finally:
+            d.close()
+        admin.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def d_filter(state: State) -> Any:
+    from taskqueue.drivers import JobFilter
+
+    return JobFilter(states=(state,))
