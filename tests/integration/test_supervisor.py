@@ -100,6 +100,23 @@ def test_hanging_job_is_killed_at_its_hard_timeout_and_worker_replaced(
     assert "passed its hard timeout" in err
 
 
+def test_hang_after_many_fast_jobs_is_still_seen_by_the_watchdog(
+        mgr: QueueManager, url: str, ledger: str) -> None:
+    """Completions are acknowledged in batches; the status board must show the job that is
+    running, not the finished jobs whose acknowledgement is still buffered."""
+    fast = mgr.push_many([t.mark.call([ledger], {}, priority=9) for _ in range(60)])
+    job_id = t.hang_forever.delay(ledger)
+    proc = cli("--url", url, "work", "--kill-after=1", *APP, env=FAST)
+    try:
+        wait_for(lambda: (r := mgr.get(job_id)) is not None and r.state == State.FAILED,
+                 timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "passed its hard timeout" in err
+    assert states(mgr, fast) == {State.COMPLETED: 60}
+
+
 def test_max_jobs_and_memory_recycling_are_logged(mgr: QueueManager, url: str,
                                                   ledger: str) -> None:
     ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(30)])

@@ -223,7 +223,7 @@ def test_events_follow_the_lifecycle(manager: QueueManager) -> None:
     manager.events.subscribe(lambda e: seen.append(e.kind))
     t.add.delay(1, 2)
     drain(manager)
-    assert seen[:3] == [ev.JOB_ENQUEUED, ev.JOB_STARTED, ev.JOB_COMPLETED]
+    assert seen[:4] == [ev.JOB_ENQUEUED, ev.JOB_STARTED, ev.JOB_RAN, ev.JOB_COMPLETED]
 
 
 def test_unknown_option_is_rejected_with_a_hint() -> None:

@@ -18,6 +18,8 @@ log = logging.getLogger("taskqueue.events")
 
 JOB_ENQUEUED = "job.enqueued"
 JOB_STARTED = "job.started"
+#: The job's code returned; its outcome may still wait for a batched acknowledgement.
+JOB_RAN = "job.ran"
 JOB_COMPLETED = "job.completed"
 JOB_RETRIED = "job.retried"
 JOB_FAILED = "job.failed"

@@ -27,6 +27,7 @@ from typing import Any
 from taskqueue.observability.events import (
     JOB_FAILED,
     JOB_LEASE_LOST,
+    JOB_RAN,
     JOB_RETRIED,
     WORKER_HEARTBEAT,
     Event,
@@ -111,7 +112,7 @@ def event_level(kind: str) -> int:
         return logging.ERROR
     if kind in (JOB_RETRIED, JOB_LEASE_LOST):
         return logging.WARNING
-    if kind == WORKER_HEARTBEAT or kind.startswith("worker."):
+    if kind in (WORKER_HEARTBEAT, JOB_RAN) or kind.startswith("worker."):
         return logging.DEBUG  # the worker logs its own start and stop
     return logging.INFO
 

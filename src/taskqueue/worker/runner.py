@@ -141,6 +141,9 @@ class Worker:
         self._acks: list[tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]] = []
         self._acks_since = 0.0
         self._awaiting_ack: set[str] = set()
+        self._ack_wake = threading.Event()
+        self._acker: threading.Thread | None = None
+        self._acker_stop = threading.Event()
         self._paused_queues: set[str] = set()
         self._next_pause_check = 0.0
         self._next_trend_log = 0
@@ -186,6 +189,8 @@ class Worker:
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
         self.heartbeat.start()
+        self._acker = threading.Thread(target=self._ack_loop, name="taskqueue-acks", daemon=True)
+        self._acker.start()
         self._state = "running"
         try:
             self._loop()
@@ -331,7 +336,8 @@ class Worker:
             self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
             self._settle(job, runnable, body, outcome, options)
         finally:
-            self._running.pop(job.id, None)
+            if self._running.pop(job.id, None) is not None and self._events.wants(ev.JOB_RAN):
+                self._emit(ev.JOB_RAN, job)
             if job.id not in self._awaiting_ack:
                 self.heartbeat.drop(job.id)
             with self._lock:
@@ -373,11 +379,14 @@ class Worker:
                 accepted = self._persist(self.driver.complete, job.token, result)
                 self._completed(job, body, options, outcome, accepted)
                 return
-            if not self._acks:
-                self._acks_since = time.monotonic()
-            self._acks.append((job, body, options, outcome, result))
-            self._awaiting_ack.add(job.id)
-            if len(self._acks) >= ACK_BATCH:
+            with self._lock:
+                if not self._acks:
+                    self._acks_since = time.monotonic()
+                    self._ack_wake.set()
+                self._acks.append((job, body, options, outcome, result))
+                self._awaiting_ack.add(job.id)
+                full = len(self._acks) >= ACK_BATCH
+            if full:
                 self.flush_acks()
         elif outcome.kind is Kind.SNOOZE:
             self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
@@ -399,14 +408,36 @@ class Worker:
         the flush means those jobs run again: at-least-once, as always."""
         if not self._acks:
             return
-        pending, self._acks = self._acks, []
+        with self._lock:
+            pending, self._acks = self._acks, []
+        if not pending:
+            return
         tokens = [(job.token, result) for job, _, _, _, result in pending]
         accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
         ids = [job.id for job, _, _, _, _ in pending]
-        self._awaiting_ack.difference_update(ids)
+        with self._lock:
+            self._awaiting_ack.difference_update(ids)
         self.heartbeat.drop_many(ids)
         for (job, body, options, outcome, _), ok in zip(pending, accepted, strict=True):
             self._completed(job, body, options, outcome, ok)
+
+    def _ack_loop(self) -> None:
+        """Acknowledge completions that waited ``ACK_DELAY`` while the main thread is busy in
+        a long job (between jobs it flushes them itself): finished jobs are not held back, as
+        running, until a slow job after them ends."""
+        while not self._acker_stop.is_set():
+            if not self._ack_wake.wait(1.0):
+                continue
+            self._ack_wake.clear()
+            if self._acker_stop.wait(ACK_DELAY):
+                return
+            if self._acks and time.monotonic() - self._acks_since >= ACK_DELAY:
+                try:
+                    self.flush_acks()
+                except Exception:  # noqa: BLE001 - the main thread flushes what is left
+                    log.exception("acknowledging completions failed; retrying later")
+            elif self._acks:
+                self._ack_wake.set()  # a younger buffer: look again when it has aged
 
     def _completed(self, job: JobRecord, body: dict[str, Any], options: dict[str, Any],
                    outcome: Outcome, accepted: bool | None) -> None:
@@ -568,6 +599,10 @@ class Worker:
 
     def _shutdown(self) -> None:
         self._state = "stopping"
+        self._acker_stop.set()
+        self._ack_wake.set()
+        if self._acker is not None:
+            self._acker.join(timeout=self.lease)
         self.flush_acks()
         if self.pool is not None:
             self.pool.wait_idle(None if self.summary.stop_reason != "interrupted" else 0)

@@ -20,6 +20,7 @@ Children are started with ``spawn``, so no connection or lock is ever shared acr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing as mp
@@ -32,6 +33,8 @@ from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+import orjson
 
 from taskqueue import __version__
 from taskqueue.cluster.autoscale import Autoscaler
@@ -99,9 +102,10 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
 class StatusBoard:
     """A worker's running jobs and last heartbeat, in a block of shared memory.
 
-    The worker writes its whole state (small JSON) on every job start/end and heartbeat; the
-    supervisor reads it for its watchdogs. No lock is shared between processes, so a worker
-    killed mid-write cannot wedge anybody: a torn read is simply skipped until the next one.
+    The worker writes its whole state (small JSON) when a job starts, when its code returns
+    (its acknowledgement may be batched later) and on every heartbeat; the supervisor reads it
+    for its watchdogs. No lock is shared between processes, so a worker killed mid-write cannot
+    wedge anybody: a torn read is simply skipped until the next one.
     """
 
     def __init__(self, block: Any) -> None:
@@ -119,8 +123,9 @@ class StatusBoard:
                     "job_id": event.job_id, "attempt": event.attempt,
                     "deadline": time.time() + float(event.fields.get("timeout") or 0),
                     **event.fields}
-            elif event.kind in _ENDS:
-                self.running.pop(event.job_id, None)
+            elif event.kind == ev.JOB_RAN or event.kind in _ENDS:
+                if self.running.pop(event.job_id, None) is None:
+                    return  # already gone: nothing to write
             elif event.kind == ev.WORKER_HEARTBEAT:
                 self.beat = time.time()
             else:
@@ -128,9 +133,9 @@ class StatusBoard:
             self._write()
 
     def _write(self) -> None:
-        data = json.dumps({"beat": self.beat, "running": list(self.running.values())[:20]})
-        raw = data.encode()[: len(self.block) - 1]
-        self.block[: len(raw) + 1] = raw + b"\0"
+        raw = orjson.dumps({"beat": self.beat, "running": list(self.running.values())[:20]})
+        raw = raw[: len(self.block) - 1] + b"\0"
+        ctypes.memmove(self.block, raw, len(raw))  # slice assignment copies byte by byte
 
     @staticmethod
     def read(block: Any) -> dict[str, Any] | None:
