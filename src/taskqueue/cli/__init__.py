@@ -1,14 +1,18 @@
-"""The ``taskqueue`` command: one click group, one module per command family."""
+"""The ``taskqueue`` command: one click group, one module per command family.
+
+A family's module is imported when one of its commands runs (or ``--help`` lists them), so
+``taskqueue work`` does not load the dashboard, the schedule store or the metrics server.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from taskqueue import __version__
-from taskqueue.cli import admin, dashboard, jobs, keys, observe, schedule, transfer, work
 from taskqueue.errors import TaskQueueError
 
 #: The original specification's command names, kept as aliases.
@@ -22,9 +26,35 @@ ALIASES = {
 }
 
 
+#: Each command's module (``taskqueue.cli.<module>``, whose ``COMMANDS`` holds it).
+#: tests/cli/test_lazy_cli.py checks this against the modules.
+COMMAND_MODULES = {
+    "work": "work",
+    **dict.fromkeys(["test", "jobs", "failed", "retry", "cancel", "batch:status",
+                     "batch:cancel"], "jobs"),
+    **dict.fromkeys(["stats", "workers", "nodes", "queue:pause", "queue:resume", "migrate",
+                     "prune", "key:generate"], "admin"),
+    "transfer": "transfer",
+    **dict.fromkeys(["health", "metrics:serve", "alerts:check"], "observe"),
+    **dict.fromkeys(["schedule:parse", "schedule:add", "schedule:list", "schedule:remove",
+                     "schedule:pause", "schedule:resume", "schedule:run"], "schedule"),
+    **dict.fromkeys(["dashboard", "dashboard:hash-password"], "dashboard"),
+    "key:reencrypt": "keys",
+}
+
+
 class AliasedGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(name, name))
+        name = ALIASES.get(name, name)
+        if name not in self.commands and name in COMMAND_MODULES:
+            module = importlib.import_module(f"{__name__}.{COMMAND_MODULES[name]}")
+            for command in module.COMMANDS:
+                if command.name not in self.commands:
+                    self.add_command(command)
+        return super().get_command(ctx, name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -54,11 +84,6 @@ def cli(ctx: click.Context, url: str | None, log_format: str, log_level: str) ->
 
     configure(log_format, log_level)
     ctx.obj = {"url": url}
-
-
-for module in (work, jobs, admin, transfer, observe, schedule, dashboard, keys):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main() -> None:

@@ -8,9 +8,8 @@ import time
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from taskqueue.cli.output import console, emit_json, open_manager, table
+from taskqueue.cli.output import console, emit_json, get_console, open_manager, table
 from taskqueue.drivers import JobFilter
 from taskqueue.jobs.builtin import TestJob
 from taskqueue.jobs.priority import validate_priority
@@ -42,11 +41,13 @@ def _priority(ctx: click.Context, param: click.Parameter, value: str) -> int:
 def test(ctx: click.Context, count: int, queue: str, priority: int, delay: float, sleep: float,
          payload_bytes: int, as_json: bool) -> None:
     """Enqueue TestJobs (alias: queue:test)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     manager = open_manager(ctx)
     started = time.perf_counter()
     ids: list[str] = []
     with Progress(TextColumn("[bold]enqueueing"), BarColumn(), MofNCompleteColumn(),
-                  console=console, disable=as_json) as progress:
+                  console=get_console(), disable=as_json) as progress:
         bar = progress.add_task("enqueue", total=count)
         for offset in range(0, count, CHUNK):
             batch = [TestJob({"data": "example", "n": offset + i, "sleep": sleep,

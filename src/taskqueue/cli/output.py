@@ -1,22 +1,47 @@
-"""Rendering shared by all commands: rich tables for people, ``--json`` for programs."""
+"""Rendering shared by all commands: rich tables for people, ``--json`` for programs.
+
+rich is imported when something is first printed: ``taskqueue work --json`` and the worker
+processes never load it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from taskqueue.config import resolve
 from taskqueue.manager import QueueManager
 
-console = Console()
-if not console.is_terminal:  # logs and CI: do not squeeze tables into 80 columns
-    console = Console(width=120)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_console: Console | None = None
+
+
+def get_console() -> Console:
+    """The shared rich Console, made on first use."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+        if not _console.is_terminal:  # logs and CI: do not squeeze tables into 80 columns
+            _console = Console(width=120)
+    return _console
+
+
+class _LazyConsole:
+    """Stands for the Console until it is used (``console.print(...)``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_console(), name)
+
+
+console = cast("Console", _LazyConsole())
 
 
 def emit_json(data: Any) -> None:
@@ -24,6 +49,8 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
         t.add_column(col, justify="left" if i == 0 else "right")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from taskqueue.cli.output import console, emit_json, table
+from taskqueue.cli.output import console, emit_json, get_console, table
 from taskqueue.config import redact_url
 from taskqueue.drivers import JobFilter, open_driver
 from taskqueue.transfer import transfer
@@ -21,11 +20,13 @@ def transfer_command(source_url: str, target_url: str, page_size: int, as_json: 
     store to another. Run it again to resume; stop workers first. Exits 1 if the counts differ."""
     if source_url == target_url:
         raise click.BadParameter("--from and --to are the same store", param_hint="--to")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     source, target = open_driver(source_url), open_driver(target_url)
     try:
         total = source.count(JobFilter())
         with Progress(TextColumn("[bold]copying"), BarColumn(), MofNCompleteColumn(),
-                      console=console, disable=as_json) as progress:
+                      console=get_console(), disable=as_json) as progress:
             bar = progress.add_task("copy", total=total)
             report = transfer(source, target, page_size,
                               lambda n: progress.update(bar, advance=n))

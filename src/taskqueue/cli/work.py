@@ -8,9 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from taskqueue.cli.output import console, csv_list, emit_json, import_apps, open_manager, table
+from taskqueue.cli.output import (
+    csv_list,
+    emit_json,
+    get_console,
+    import_apps,
+    open_manager,
+    table,
+)
 from taskqueue.cluster.autoscale import Autoscaler
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
@@ -153,11 +159,13 @@ def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]
 def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
                        queues: Sequence[str]) -> list[WorkerSummary]:
     """Run the pool with a live bar fed by the store's counts (workers are other processes)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     ready, done_before = _done_count(manager, queues)
     columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>7.0f} jobs/s"), TimeElapsedColumn())
     last = 0.0
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=get_console()) as progress:
         bar = progress.add_task("jobs", total=ready or None, rate=0.0)
 
         def tick() -> None:
