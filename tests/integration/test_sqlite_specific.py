@@ -72,3 +72,33 @@ def test_listings_by_state_use_the_partial_indexes(tmp_path: Path) -> None:
     stats = driver.stats()["a"].counts
     assert (stats[State.PENDING], stats[State.PROCESSING], stats[State.COMPLETED]) == (4, 1, 1)
     driver.close()
+
+
+def test_pruning_moves_to_another_worker_soon_after_its_holder_dies(tmp_path: Path) -> None:
+    """One worker prunes, under a lock; when it dies the lock lapses after two prune
+    intervals (it used to be five minutes whatever the interval)."""
+    from taskqueue import QueueManager
+    from taskqueue.drivers import JobFilter
+    from taskqueue.jobs.states import State
+    from taskqueue.worker.runner import Worker, WorkerOptions
+
+    manager = QueueManager.from_url(f"sqlite:///{tmp_path / 'q.db'}",
+                                    completed_retention=0.0)
+    driver = manager.driver
+    options = WorkerOptions(prune_interval=0.3, maintenance_interval=0.1)
+    holder = Worker(manager, options)
+    holder._maintenance()  # takes the prune lock, then "dies": never runs again
+    done = NewJob(id=uuid7(), name="t", payload=b"{}")
+    driver.push([done])
+    (job,) = driver.reserve("w", ["default"], 1, 30)
+    driver.complete(job.token)
+    worker = Worker(manager, options)
+    worker._maintenance()
+    assert driver.count(JobFilter(states=[State.COMPLETED])) == 1, "the lock is still held"
+    deadline = time.monotonic() + 5
+    while driver.count(JobFilter(states=[State.COMPLETED])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        worker._maintenance()
+    assert driver.count(JobFilter(states=[State.COMPLETED])) == 0
+    assert time.monotonic() < deadline - 3.5, "taken over within about a second"
+    manager.close()

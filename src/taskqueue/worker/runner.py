@@ -70,6 +70,9 @@ class WorkerOptions:
     stop_when_empty: bool = False
     worker_id: str | None = None
     maintenance_interval: float = 5.0
+    #: How often finished jobs past their retention are deleted (one worker does it, under a
+    #: lock that lapses after two intervals if that worker dies).
+    prune_interval: float = 60.0
     #: Extra middleware (the registered defaults are always installed first).
     middleware: Sequence[Middleware] = ()
     #: Jobs run at once in this process: threads for sync jobs, one event loop for async ones.
@@ -155,6 +158,7 @@ class Worker:
         self._avg_duration = 0.01
         self._started = time.monotonic()
         self._next_maintenance = 0.0
+        self._next_prune = 0.0
         self._proc = psutil.Process()
         self._events = manager.events
         self._state = "starting"
@@ -515,8 +519,11 @@ class Worker:
                         extra={"job_ids": recovered[:20]})
             for job_id in recovered:
                 self._after_rescue(job_id)
-        if self.driver.lock_acquire("maintenance:prune", self.worker_id, 300):
-            self.manager.prune()
+        if now >= self._next_prune:
+            self._next_prune = now + self.options.prune_interval
+            ttl = 2 * self.options.prune_interval + self.options.maintenance_interval
+            if self.driver.lock_acquire("maintenance:prune", self.worker_id, ttl):
+                self.manager.prune()
         aging = self.options.priority_aging
         if aging and self.driver.lock_acquire("maintenance:aging", self.worker_id, aging):
             bumped = age_priorities(self.driver, after=aging)
