@@ -117,3 +117,21 @@ def test_work_json_summary(sqlite_url: str) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["totals"]["completed"] == 50 and data["stats"]["totals"]["completed"] == 50
+
+
+def test_jobs_show_lists_the_fields_of_an_undecryptable_job(tmp_path: Path) -> None:
+    from taskqueue import QueueManager, generate_key
+    from taskqueue.jobs.builtin import TestJob
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    with QueueManager.from_url(url, encryption_key=generate_key()) as sealed:
+        job_id = sealed.push(TestJob({"n": 1})).id
+    other = {**os.environ, "ENCRYPTION_KEY": generate_key()}
+    other.pop("TASKQUEUE_URL", None)
+    shown = subprocess.run([sys.executable, "-m", "taskqueue", "--url", url, "jobs", "show",
+                            job_id, "--json"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60, env=other)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["id"] == job_id and data["state"] == "pending"
+    assert "cannot be read" in data["workflow"]["error"]

@@ -11,6 +11,7 @@ import click
 
 from taskqueue.cli.output import console, emit_json, get_console, open_manager, table
 from taskqueue.drivers import JobFilter
+from taskqueue.errors import PayloadError
 from taskqueue.jobs.builtin import TestJob
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import State
@@ -112,13 +113,20 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
     manager = open_manager(ctx)
     record = manager.require(job_id)
     data: dict[str, Any] = record.to_dict()
-    body = manager.decode(record)
-    data["workflow"] = describe_workflow(body)
-    if payload:
-        data["arguments"] = ({k: v for k, v in body.items() if not k.startswith("_")}
-                             if isinstance(body, dict) else body)
+    try:  # a record whose payload cannot be read (wrong key, corrupt) is still shown
+        body = manager.decode(record)
+    except PayloadError as exc:
+        data["workflow"] = {"error": f"payload cannot be read: {exc}"}
+    else:
+        data["workflow"] = describe_workflow(body)
+        if payload:
+            data["arguments"] = ({k: v for k, v in body.items() if not k.startswith("_")}
+                                 if isinstance(body, dict) else body)
     if record.result is not None:
-        data["result"] = manager.decode_result(record)
+        try:
+            data["result"] = manager.decode_result(record)
+        except PayloadError as exc:
+            data["result"] = f"(cannot be read: {exc})"
     if as_json:
         emit_json(data)
     else:
