@@ -44,12 +44,19 @@ class Pool:
         self._closed = False
 
     def connect(self) -> Connection:
-        """A new autocommit connection, outside the pool."""
+        """A new autocommit connection, outside the pool. Its session time zone is UTC, so
+        timestamptz values come back as datetimes in ``datetime.UTC``, ready for records."""
         try:
-            return psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+            conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
         except psycopg.Error as exc:
             raise DriverUnavailable(f"cannot connect to postgres at {self.where}: {exc}".strip()
                                     ) from exc
+        try:
+            conn.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate(exc, self.where) from exc
+        return conn
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:

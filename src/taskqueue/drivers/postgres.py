@@ -46,17 +46,17 @@ _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_querie
 _MAX_WAIT = 1.0
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
-_PUSH_FIELDS = ("id", "queue_name", "name", "payload", "priority", "max_attempts",
-                "timeout_seconds", "delay_seconds", "dependencies", "tags", "idempotency_key",
-                "batch_id", "idempotency_mode", "idempotency_window")
 
 
 @cache
 def _queries(schema: str) -> dict[str, str]:
     """The named queries with the (validated, quoted) schema filled in."""
     returning = ", ".join(f"j.{column}" for column in _sql.COLUMNS)
-    return {name: text.format(schema=f'"{schema}"', returning=returning)
-            for name, text in _sql.load_queries("postgres.sql").items()}
+    queries = {name: text.format(schema=f'"{schema}"', returning=returning)
+               for name, text in _sql.load_queries("postgres.sql").items()}
+    # A plain push (no keys, no edges): the insert and its NOTIFY as one statement.
+    queries["insert_notify"] = f"WITH ins AS ({queries['insert_jobs']}) {queries['notify']}"
+    return queries
 
 
 class PostgresDriver:
@@ -190,12 +190,17 @@ class PostgresDriver:
         raise Conflict("postgres: idempotency keys kept changing hands during the push")
 
     def _insert_round(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str | None]:
-        """All statements go out in one pipeline, ended by one Sync. Outside a transaction
-        (autocommit) Postgres runs them as one implicit transaction, committed at the Sync or
-        rolled back whole; inside the caller's transaction they simply join it."""
+        """A plain batch (no keys, no edges) is one statement. Otherwise all statements go out
+        in one pipeline, ended by one Sync. Outside a transaction (autocommit) Postgres runs
+        them as one implicit transaction, committed at the Sync or rolled back whole; inside
+        the caller's transaction they simply join it."""
         q = self._q
         keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
         edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
+        if not keys and not edges:
+            cur.execute(q["insert_notify"], (*_push_arrays(jobs), self.channel,
+                                             sorted({job.queue_name for job in jobs})))
+            return [job.id for job in jobs]
         with cur.connection.pipeline():
             if keys:
                 cur.execute(q["expire_idempotency_keys"], (keys,))
@@ -224,14 +229,14 @@ class PostgresDriver:
             return []
         rows = self._fetch("reserve", {"worker": worker_id, "lease": float(lease_seconds),
                                        "queues": list(dict.fromkeys(queues)), "limit": limit})
-        jobs = [_sql.row_to_record(row, _utc) for row in rows]
+        jobs = [_record(row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
 
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
         rows = self._fetch("reserve_job", {"worker": worker_id, "lease": float(lease_seconds),
                                            "id": job_id})
-        return _sql.row_to_record(rows[0], _utc) if rows else None
+        return _record(rows[0]) if rows else None
 
     def heartbeat(
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
@@ -361,7 +366,7 @@ class PostgresDriver:
     def _select(self, clause: str, params: list[Any]) -> list[JobRecord]:
         query = f"SELECT {_sql.SELECT_COLUMNS} FROM {self._table} {clause}"
         rows = self._run(lambda cur: cur.execute(query, params).fetchall())
-        return [_sql.row_to_record(row, _utc) for row in rows]
+        return [_record(row) for row in rows]
 
     def count(self, criteria: JobFilter) -> int:
         where, params = _sql.filter_clause(criteria, ph="%s")
@@ -452,6 +457,23 @@ class PostgresDriver:
         self._change("registry_remove", (kind, key))
 
 
+_STATES = {s.value: s for s in State}
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    """``_sql.row_to_record`` for our own connections (a hot path: one call per job). Their
+    session time zone is UTC, so timestamps need no conversion; bytea is already bytes and
+    double precision already float."""
+    (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
+     available, created, updated, deps, tags, started, completed, failed, exception, result,
+     progress, key, batch, owner, expires, epoch) = row
+    return JobRecord(id_, queue, name, payload, _STATES[state], priority, attempts,
+                     max_attempts, timeout, delay, available, created, updated,
+                     tuple(json.loads(deps)) if deps else (),
+                     tuple(json.loads(tags)) if tags else (), started, completed, failed,
+                     exception, result, progress, key, batch, owner, expires, epoch)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """timestamptz values come back in the session's time zone; records use UTC."""
     return None if value is None else value.astimezone(UTC)
@@ -459,9 +481,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _push_arrays(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
     """One list per column of ``insert_jobs``, in its parameter order."""
-    def value(job: NewJob, field: str) -> Any:
-        raw = getattr(job, field)
-        if field in ("dependencies", "tags"):
-            return _sql.encode_list(raw)
-        return float(raw) if field in ("delay_seconds", "idempotency_window") else raw
-    return tuple([value(job, field) for job in jobs] for field in _PUSH_FIELDS)
+    enc = _sql.encode_list
+    return ([j.id for j in jobs], [j.queue_name for j in jobs], [j.name for j in jobs],
+            [j.payload for j in jobs], [j.priority for j in jobs],
+            [j.max_attempts for j in jobs], [j.timeout_seconds for j in jobs],
+            [float(j.delay_seconds) for j in jobs], [enc(j.dependencies) for j in jobs],
+            [enc(j.tags) for j in jobs], [j.idempotency_key for j in jobs],
+            [j.batch_id for j in jobs], [j.idempotency_mode for j in jobs],
+            [float(j.idempotency_window) for j in jobs])
