@@ -189,3 +189,27 @@ def test_a_large_batch(pg: Driver) -> None:
     assert all(pg.complete_many([(j.token, f'"{j.id}"') for j in running]))
     assert pg.count(JobFilter(states=[State.COMPLETED])) == 500
     assert record(pg, jobs[123].id).result == f'"{jobs[123].id}"'
+
+
+
+@pytest.mark.parametrize("backlog", [500, 20_000])
+def test_reserve_reads_the_ready_index_in_order_on_a_young_table(
+    pg_url: str, pg: Driver, backlog: int
+) -> None:
+    """A table that autovacuum has not analyzed yet gives the planner default estimates; the
+    plan must still walk idx_ready in its order and stop at the limit, not read the whole
+    backlog through idx_due and sort it (as it did before migration 4). next_due still has
+    idx_due."""
+    from taskqueue.drivers.postgres import _queries
+
+    jobs = [new(priority=p % 3, delay_seconds=(p % 2) * 60) for p in range(backlog)]
+    for start in range(0, backlog, 5000):
+        pg.push(jobs[start:start + 5000])
+    base, schema = pg_url.split("?schema=")
+    queries = _queries(schema)
+    reserve = {"worker": "w", "lease": 30.0, "queues": Q, "limit": 100}
+    with psycopg.connect(base) as conn:
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + queries["reserve"], reserve))
+        due = "\n".join(r[0] for r in conn.execute("EXPLAIN " + queries["next_due"], (Q,)))
+    assert "idx_ready" in plan and "idx_due" not in plan, plan
+    assert "idx_due" in due, due
