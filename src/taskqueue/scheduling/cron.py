@@ -28,11 +28,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from taskqueue.errors import ConfigError
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from croniter import croniter
 
 #: The largest shift of a wall clock at a DST or zone change we look around for.
@@ -78,6 +79,8 @@ def _walls(expr: str, start: datetime) -> croniter:
 
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name`` (e.g. ``Europe/Paris``), or a ScheduleError."""
+    from zoneinfo import ZoneInfoNotFoundError  # zoneinfo reads sysconfig: load when needed
+
     try:
         return _zone(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -87,6 +90,8 @@ def zone(name: str) -> ZoneInfo:
 
 @lru_cache(maxsize=256)
 def _zone(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo
+
     return ZoneInfo(name)
 
 

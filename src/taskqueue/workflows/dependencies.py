@@ -3,7 +3,6 @@ dependents when a job fails for good or is cancelled."""
 
 from __future__ import annotations
 
-import graphlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,10 @@ log = logging.getLogger("taskqueue.workflows")
 
 def check_graph(jobs: Sequence[NewJob], known: set[str]) -> None:
     """Refuse cycles among ``jobs`` and dependencies that are neither in ``jobs`` nor stored."""
+    if not any(job.dependencies for job in jobs):
+        return  # the common case: nothing to check, no graph to build
+    import graphlib
+
     ids = {j.id for j in jobs}
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for job in jobs:
