@@ -8,6 +8,7 @@ import dataclasses
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,95 @@ def d_filter(state: State) -> Any:
     from taskqueue.drivers import JobFilter
 
     return JobFilter(states=(state,))
+
+
+# -- a wake-up reserves at once (wait_for_work pipelines BLPOP with the worker's reserve) -------
+
+def _push_soon(driver: Any, job: NewJob, delay: float = 0.05) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay), driver.push([job])))
+    thread.start()
+    return thread
+
+
+def test_a_wake_up_hands_its_reservation_to_the_next_reserve(url: str, driver: Any) -> None:
+    producer = open_driver(url)
+    try:
+        assert driver.reserve("w1", ["a"], 5, 30) == []        # an idle worker's last call
+        job = new(queue_name="a", priority=7)
+        thread = _push_soon(producer, job)
+        started = time.monotonic()
+        driver.wait_for_work(["a"], 5.0)
+        thread.join()
+        assert time.monotonic() - started < 2.0
+        held = driver.get(job.id)
+        assert held.state is State.PROCESSING and held.lease_owner == "w1"
+        got = driver.reserve("w1", ["a"], 5, 30)
+        assert [j.id for j in got] == [job.id]
+        same_as_stored(driver, got[0])
+        assert got[0].attempts == 1 and got[0].lease_epoch == 1
+        assert driver.reserve("w1", ["a"], 5, 30) == []        # handed out once
+        assert driver.complete_many([(got[0].token, None)]) == [True]
+    finally:
+        producer.close()
+
+
+@pytest.mark.parametrize("case", ["other worker", "other lease", "too late", "closed",
+                                  "fewer wanted"])
+def test_a_reservation_from_a_wake_up_nobody_asked_for_is_handed_back(
+        url: str, driver: Any, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = [new(queue_name="a"), new(queue_name="a")]
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    driver.push(jobs)
+    driver.wait_for_work(["a"], 2.0)          # woken at once; reserves both for w1
+    assert {driver.get(j.id).state for j in jobs} == {State.PROCESSING}
+    if case == "closed":
+        driver.close()
+        other = open_driver(url)
+        try:
+            after = [other.get(j.id) for j in jobs]
+        finally:
+            other.close()
+        assert [(j.state, j.attempts) for j in after] == [(State.PENDING, 0)] * 2
+        return
+    worker, lease, limit = "w1", 30.0, 5
+    if case == "other worker":
+        worker = "w2"
+    elif case == "other lease":
+        lease = 60.0
+    elif case == "too late":
+        monkeypatch.setattr(redis_driver, "WAITED_MAX_AGE", 0.0)
+    else:
+        limit = 1
+    got = driver.reserve(worker, ["a"], limit, lease)
+    if case == "fewer wanted":
+        assert [j.id for j in got] == [jobs[0].id] and got[0].lease_epoch == 1
+        rest = driver.get(jobs[1].id)
+        assert (rest.state, rest.attempts) == (State.PENDING, 0)
+        return
+    # Handed back (no attempt used), then reserved afresh by this call.
+    assert [j.id for j in got] == [j.id for j in jobs]
+    for job in got:
+        assert job.lease_owner == worker and job.attempts == 1 and job.lease_epoch == 2
+        same_as_stored(driver, job)
+    assert driver.complete_many([(j.token, None) for j in got]) == [True, True]
+
+
+def test_a_wait_that_times_out_still_takes_a_job_that_fell_due(driver: Any) -> None:
+    job = new(queue_name="a", delay_seconds=0.3)
+    driver.push([job])
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    started = time.monotonic()
+    driver.wait_for_work(["a"], 3.0)
+    assert 0.2 < time.monotonic() - started < 2.0
+    got = driver.reserve("w1", ["a"], 5, 30)
+    assert [j.id for j in got] == [job.id]
+    assert driver.complete(got[0].token) is True
+
+
+def test_several_queues_wait_without_reserving(driver: Any) -> None:
+    assert driver.reserve("w1", ["a", "b"], 5, 30) == []
+    job = new(queue_name="b")
+    driver.push([job])
+    driver.wait_for_work(["a", "b"], 2.0)
+    assert driver.get(job.id).state is State.PENDING
+    assert [j.id for j in driver.reserve("w1", ["a", "b"], 5, 30)] == [job.id]

@@ -70,7 +70,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -99,7 +99,19 @@ BATCH = 500
 #: How many reserved jobs' queues the driver remembers for settling them (complete_many).
 MEMO_MAX = 10_000
 
+#: How long jobs reserved by ``wait_for_work`` wait for the worker's ``reserve`` (seconds).
+WAITED_MAX_AGE = 5.0
+
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
+
+
+class Primed(NamedTuple):
+    """A single-queue reserve call, repeated by ``wait_for_work`` when it wakes up."""
+
+    worker: str
+    queue: str
+    limit: int
+    lease_us: int
 
 
 class RedisDriver:
@@ -126,6 +138,9 @@ class RedisDriver:
         # lookup. Only a hint: a job not found in the remembered queue is looked up again.
         self._memo: dict[str, str] = {}
         self._memo_lock = threading.Lock()
+        # The last single-queue reserve, and the jobs a wait reserved like it (wait_for_work).
+        self._primed: Primed | None = None
+        self._waited: tuple[float, Primed, list[JobRecord]] | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
@@ -237,6 +252,8 @@ class RedisDriver:
             return [1] if self._r.set(self.keys.schema, 1, nx=True) else []
 
     def close(self) -> None:
+        with contextlib.suppress(DriverError):
+            self._from_wait(Primed("", "", 0, -1), 0.0)   # hand back what a wait reserved
         self._r.close()
         self._blocking.close()
         self._blocking.connection_pool.disconnect()
@@ -318,11 +335,32 @@ class RedisDriver:
         lease_us = int(lease_seconds * 1_000_000)
         with self._guard():
             if len(queues) == 1:
-                jobs = self._take([(queues[0], limit)], worker_id, lease_us)
+                self._primed = Primed(worker_id, queues[0], limit, lease_us)
+                jobs = self._from_wait(self._primed, lease_seconds)
+                if not jobs:
+                    jobs = self._take([(queues[0], limit)], worker_id, lease_us)
             else:
                 jobs = self._take_across(queues, worker_id, limit, lease_us)
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
+
+    def _from_wait(self, wanted: Primed, lease_seconds: float) -> list[JobRecord]:
+        """The jobs ``wait_for_work`` reserved when it woke up, if they are what this call
+        asks for (same worker, queue, lease; at most ``limit``) and fresh; the others are
+        handed back."""
+        with self._memo_lock:
+            waited, self._waited = self._waited, None
+        if waited is None:
+            return []
+        at, primed, jobs = waited
+        keep: list[JobRecord] = []
+        if (primed.worker, primed.queue, primed.lease_us) == (
+                wanted.worker, wanted.queue, wanted.lease_us) \
+                and time.monotonic() - at < min(lease_seconds / 4, WAITED_MAX_AGE):
+            keep, jobs = jobs[:wanted.limit], jobs[wanted.limit:]
+        for job in jobs:
+            self.release(job.token)
+        return keep
 
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
@@ -494,12 +532,20 @@ class RedisDriver:
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """BLPOP the queues' wake lists in slices of at most a second, returning on a wake-up
-        or when the next delayed job falls due."""
+        or when the next delayed job falls due.
+
+        When the worker's last ``reserve`` asked for exactly these queues (one queue), each
+        BLPOP is pipelined with that reserve: Redis runs it as soon as the BLPOP returns, and
+        the jobs are kept for the worker's next ``reserve`` (handed back if it asks for
+        something else, comes late, or the driver closes). A wake-up then costs one round
+        trip instead of two, each of which wakes an idle process on both ends."""
         if not queues:
             time.sleep(max(0.0, timeout))
             return
         deadline = time.monotonic() + timeout
         wake_keys = [self.keys.sub(q, "wake") for q in queues]
+        primed = self._primed if list(queues) == [getattr(self._primed, "queue", None)] \
+            else None
         with self._guard():
             while (remaining := deadline - time.monotonic()) > 0:
                 block = min(remaining, BLOCK_MAX)
@@ -508,8 +554,34 @@ class RedisDriver:
                     if due_in <= 0:
                         return
                     block = min(block, due_in)
-                if self._blocking.blpop(wake_keys, timeout=max(block, 0.01)):
+                if primed is None:
+                    if self._blocking.blpop(wake_keys, timeout=max(block, 0.01)):
+                        return
+                elif self._wait_and_take(wake_keys, max(block, 0.01), primed):
                     return
+
+    def _wait_and_take(self, wake_keys: list[str], block: float, primed: Primed) -> bool:
+        """BLPOP and then the primed reserve, in one pipeline on the blocking connection.
+        True when woken or when jobs were reserved (kept in ``_waited``)."""
+        pipe = self._blocking.pipeline(transaction=False)
+        pipe.blpop(wake_keys, timeout=block)
+        keys = self._keys(primed.queue)
+        pipe.evalsha(self._scripts["reserve"].sha, len(keys), *keys, primed.worker,
+                     primed.lease_us, primed.limit)
+        woke, rows = pipe.execute(raise_on_error=False)
+        if isinstance(woke, Exception):
+            raise woke
+        if isinstance(rows, redis.exceptions.NoScriptError):
+            self._scripts["reserve"].sha = self._r.script_load(self._scripts["reserve"].script)
+            return bool(woke)
+        if isinstance(rows, Exception):
+            raise rows
+        jobs = rc.decode_rows(rows)
+        if jobs:
+            self._remember(jobs)
+            with self._memo_lock:
+                self._waited = (time.monotonic(), primed, jobs)
+        return bool(woke or jobs)
 
     # -- managing -------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
