@@ -86,9 +86,6 @@ def test_a_feature_loads_its_dependency_when_used(code: str, module: str) -> Non
     assert module in modules
 
 
-@pytest.mark.xfail(strict=True, reason="worker/runner.py still makes a psutil.Process for its "
-                   "RSS; taskqueue.observability.process.rss_mb reads it without psutil. "
-                   "Remove this marker when the runner uses it.")
 def test_a_worker_does_not_load_psutil(tmp_path: Path) -> None:
     assert "psutil" not in loaded_after(WORKER, f"sqlite:///{tmp_path / 'q.db'}")
 

@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import psutil
-
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.cluster.aging import age_priorities
 from taskqueue.errors import (
@@ -33,6 +31,7 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
+from taskqueue.observability.process import rss_mb
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
@@ -159,7 +158,6 @@ class Worker:
         self._started = time.monotonic()
         self._next_maintenance = 0.0
         self._next_prune = 0.0
-        self._proc = psutil.Process()
         self._events = manager.events
         self._state = "starting"
         self.middleware = [*default_middleware(), *self.options.middleware]
@@ -656,7 +654,7 @@ class Worker:
                 "paused_queues": sorted(self._paused_queues)}
 
     def _rss_mb(self) -> float:
-        return float(self._proc.memory_info().rss) / (1024 * 1024)
+        return rss_mb()
 
     def _emit(self, kind: str, job: JobRecord | None = None, outcome: Outcome | None = None,
               error: str | None = None, **fields: Any) -> None:
