@@ -5,6 +5,10 @@ then rewrites it with the new lease, so a crash between leaves a record in ``pro
 content still says ready: whoever reads it next under its lock moves it back. Methods
 documented "caller holds the lock" must run under ``store.job_lock(job_id)``; the rest take the
 lock themselves and must be called with no lock held.
+
+A process remembers which queue each job it leased lives in, so settling the lease reads the
+record straight from ``processing/`` without first reading the job's id entry. That memory is
+only a hint: when the record is not where it says, the id entry is read as usual.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from taskqueue.drivers._files_store import PROCESSING, READY, Store, read_file, 
 from taskqueue.jobs.model import JobRecord, LeaseToken
 from taskqueue.jobs.states import State
 
+_HINTS_MAX = 100_000  # queues remembered for leased jobs (cleared when full)
+
 
 class Busy(Enum):
     """A non-blocking claim found the job's lock held by someone else."""
@@ -43,6 +49,7 @@ class Leases:
     def __init__(self, store: Store, jobs: Records) -> None:
         self._store = store
         self._jobs = jobs
+        self._queues: dict[str, str] = {}  # job id -> queue, for jobs this process leased
 
     def claim(
         self, cand: Candidate, worker_id: str, lease: float, now: float, *, blocking: bool
@@ -86,15 +93,28 @@ class Leases:
         key_on_start(rec)
         self._store.write(path, encode(rec))
         self._jobs.settle_key(key, rec)
+        if len(self._queues) >= _HINTS_MAX:
+            self._queues.clear()
+        self._queues[rec["id"]] = rec["queue_name"]
         return to_job_record(rec)
+
+    def forget(self, job_id: str) -> None:
+        """This process no longer needs to know where it leased ``job_id``."""
+        self._queues.pop(job_id, None)
 
     def leased(self, token: LeaseToken) -> tuple[Path, Rec] | None:
         """The processing record still held with this epoch (caller holds the job lock)."""
-        queue = self._store.queue_of(token.job_id)
-        if queue is None:
-            return None
-        path = self._store.fixed_path(queue, PROCESSING, token.job_id)
-        rec = self._jobs.load(path, token.job_id)
+        hint = self._queues.get(token.job_id)
+        rec = None
+        if hint is not None:
+            path = self._store.fixed_path(hint, PROCESSING, token.job_id)
+            rec = self._jobs.load(path, token.job_id)
+        if rec is None:
+            queue = self._store.queue_of(token.job_id)
+            if queue is None or queue == hint:
+                return None
+            path = self._store.fixed_path(queue, PROCESSING, token.job_id)
+            rec = self._jobs.load(path, token.job_id)
         if rec is None or rec["state"] != State.PROCESSING or rec["lease_epoch"] != token.epoch:
             return None
         return path, rec

@@ -81,6 +81,46 @@ _ADDED: dict[str, tuple[Callable[[], object], Callable[[object], bool]]] = {
 }
 
 
+_NONE, _INT, _NUM, _STR = type(None), frozenset({int}), frozenset({int, float}), frozenset({str})
+_LIST = frozenset({list})
+
+
+_FAST_KINDS = {
+    **dict.fromkeys(("priority", "attempts", "max_attempts", "timeout_seconds", "lease_epoch"),
+                    _INT),
+    **dict.fromkeys(("delay_seconds", "progress", "idempotency_window",
+                     "idempotency_expires_at", *_TIMES), _NUM),
+    **dict.fromkeys(("dependencies", "tags", "satisfied_deps"), _LIST),
+}
+
+
+def _fast_types(key: str, check: Callable[[object], bool]) -> frozenset[type]:
+    """The exact types (as JSON decodes them) the fast path accepts for a field: never more
+    than its full check accepts (a unit test holds the two together)."""
+    base = _FAST_KINDS.get(key, _STR)
+    return base | {_NONE} if check(None) else base
+
+
+#: (key, accepted exact types) for every field; lists and states are checked further.
+_FAST: tuple[tuple[str, frozenset[type]], ...] = tuple(
+    (key, _fast_types(key, check))
+    for key, check in [*_SCHEMA.items(), *((k, c) for k, (_d, c) in _ADDED.items())])
+
+
+def _valid_fast(rec: Rec) -> bool:
+    """True when a record is certainly well-formed (the common case, checked quickly);
+    False sends it through the full checks, which name what is wrong."""
+    try:
+        for key, types in _FAST:
+            if type(rec[key]) not in types:
+                return False
+    except KeyError:
+        return False
+    return (rec["state"] in _STATE_VALUES
+            and all(type(v) is str for key in ("dependencies", "tags", "satisfied_deps")
+                    for v in rec[key]))
+
+
 def encode(rec: Rec) -> bytes:
     """The bytes written to disk for a record."""
     return orjson.dumps(rec)
@@ -94,6 +134,19 @@ def decode(data: bytes, expected_id: str | None = None) -> Rec:
         raise CorruptRecord(f"not valid JSON ({exc})") from exc
     if not isinstance(rec, dict):
         raise CorruptRecord("not a JSON object")
+    if len(rec) < len(_FAST) or not _valid_fast(rec):
+        _check_slow(rec)
+    try:
+        base64.b64decode(rec["payload"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CorruptRecord(f"payload is not valid base64 ({exc})") from exc
+    if expected_id is not None and rec["id"] != expected_id:
+        raise CorruptRecord(f"record id {rec['id']!r} does not match its file name")
+    return rec
+
+
+def _check_slow(rec: Rec) -> None:
+    """Fill in later fields' defaults; raise CorruptRecord naming what is missing or wrong."""
     missing = [key for key in _SCHEMA if key not in rec]
     if missing:
         raise CorruptRecord(f"missing fields: {', '.join(missing)}")
@@ -104,13 +157,6 @@ def decode(data: bytes, expected_id: str | None = None) -> Rec:
     bad += [key for key, (_default, check) in _ADDED.items() if not check(rec[key])]
     if bad:
         raise CorruptRecord(f"fields of the wrong type: {', '.join(bad)}")
-    try:
-        base64.b64decode(rec["payload"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CorruptRecord(f"payload is not valid base64 ({exc})") from exc
-    if expected_id is not None and rec["id"] != expected_id:
-        raise CorruptRecord(f"record id {rec['id']!r} does not match its file name")
-    return rec
 
 
 def new_record(job: NewJob, now: float) -> Rec:

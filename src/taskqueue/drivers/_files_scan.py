@@ -1,4 +1,5 @@
-"""Read-side scans of the files backend: due jobs, search, count, stats, prune candidates.
+"""Read-side scans of the files backend: search, count, stats, prune candidates (due jobs are
+found through ``_files_index``).
 
 They list directories and read names first, and open a job file only when its content is
 needed. Nothing here takes a lock: records are replaced atomically, so a reader sees a whole
@@ -58,29 +59,9 @@ def _state_dir(store: Store, queue: str, sdir: str) -> Path | None:
         return None
 
 
-def due(store: Store, queues: Sequence[str], now: float) -> list[Candidate]:
-    """Ready jobs of ``queues`` that are due, best first (priority, due time, id)."""
-    now_us = int(now * 1_000_000)
-    out: list[Candidate] = []
-    for queue in dict.fromkeys(queues):
-        directory = _state_dir(store, queue, READY)
-        for name in store.listdir(directory) if directory else ():
-            parsed = parse_ready(name)
-            if parsed is not None and parsed.due_us <= now_us:
-                out.append(Candidate(parsed.sort_key, queue, name, parsed.job_id))
-    out.sort()
-    return out
-
-
 def ready_dirs(store: Store, queues: Sequence[str]) -> list[Path]:
     dirs = (_state_dir(store, queue, READY) for queue in dict.fromkeys(queues))
     return [d for d in dirs if d is not None]
-
-
-def next_due(store: Store, dirs: Iterable[Path]) -> float | None:
-    """When the first job in these ready directories is (or was) due, in epoch seconds."""
-    dues = [p.due_us for d in dirs for n in store.listdir(d) if (p := parse_ready(n))]
-    return min(dues) / 1_000_000 if dues else None
 
 
 def mtimes(dirs: Iterable[Path]) -> list[int | None]:

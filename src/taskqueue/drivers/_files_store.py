@@ -17,14 +17,14 @@ Layout under the root directory::
     corrupt/                          files that could not be read, each with a .reason file
 
 Names are made file-system safe with URL quoting, so ids and queue names can hold any text.
-A write goes to ``tmp/`` first, is fsynced, then renamed into place, so a reader only ever sees
-a whole old or a whole new file.
+A write goes to ``tmp/`` first, then is renamed into place, so a reader only ever sees a whole
+old or a whole new file; with ``fsync`` the temp file is fsynced before the rename (see the
+driver's module docstring for what each setting survives).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -32,12 +32,13 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from taskqueue.drivers._files_lock import FileLock
 from taskqueue.drivers._files_record import Rec
 from taskqueue.jobs.states import State
 
@@ -59,8 +60,13 @@ _READY_RE = re.compile(r"^(\d{10})-(\d{17})-(.+)\.([pr])\.json$")
 _MAX_NAME = 200
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]{0,199}")
+
+
 def fs_name(text: str) -> str:
     """A file name for ``text`` (an id or a queue name): quoted, never hidden, never a path."""
+    if _PLAIN.fullmatch(text):
+        return text  # what quote() would return (a UUID, a plain queue name), only faster
     name = quote(text, safe="")
     if name.startswith("."):
         name = "%2E" + name[1:]
@@ -165,48 +171,6 @@ def fixed_id(name: str) -> str | None:
     return from_fs_name(name[: -len(".json")])
 
 
-class FileLock:
-    """Exclusive between the threads of this process (a mutex) and between processes (flock).
-
-    Each FileLock keeps its own open file description, so two drivers in one process exclude
-    each other too. Never take a second FileLock while holding one: that can deadlock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._mutex = threading.Lock()
-        self._fd: int | None = None
-
-    @contextlib.contextmanager
-    def hold(self, blocking: bool = True) -> Iterator[bool]:
-        """Yield True while the lock is held; yield False at once if not ``blocking`` and busy."""
-        if not self._mutex.acquire(blocking=blocking):
-            yield False
-            return
-        try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
-            try:
-                fcntl.flock(self._fd, flags)
-                got = True
-            except BlockingIOError:
-                got = False
-            try:
-                yield got
-            finally:
-                if got:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._mutex.release()
-
-    def close(self) -> None:
-        with self._mutex:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-
 class Store:
     """Paths, atomic file operations and locks of one store directory."""
 
@@ -225,6 +189,7 @@ class Store:
         self._pid = os.getpid()
         self._locks: dict[str, FileLock] = {}
         self._known_queues: set[str] = set()
+        self._dirs: dict[tuple[str, str], Path] = {}
 
     def make_dirs(self) -> None:
         for path in (self.queues, self.ids, self.keys, self.deps, self.locks, self.coord,
@@ -256,10 +221,15 @@ class Store:
 
     # -- paths -----------------------------------------------------------------------------
     def state_dir(self, queue: str, sdir: str) -> Path:
-        return self.queues / fs_name(queue) / sdir
+        path = self._dirs.get((queue, sdir))
+        if path is None:
+            path = self.queues / fs_name(queue) / sdir
+            if len(self._dirs) < 10_000:
+                self._dirs[(queue, sdir)] = path
+        return path
 
     def fixed_path(self, queue: str, sdir: str, job_id: str) -> Path:
-        return self.queues / fs_name(queue) / sdir / f"{fs_name(job_id)}.json"
+        return self.state_dir(queue, sdir) / f"{fs_name(job_id)}.json"
 
     def ensure_queue(self, queue: str) -> None:
         if queue in self._known_queues:
@@ -316,24 +286,46 @@ class Store:
     def _temp(self) -> Path:
         return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.tmp"
 
+    def _fill(self, fd: int, data: bytes, mtime: float | None) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if mtime is not None:
+            ns = int(mtime * 1_000_000_000)
+            os.utime(fd, ns=(ns, ns))
+        if self.fsync:
+            os.fsync(fd)
+
     def _write_temp(self, data: bytes, mtime: float | None) -> Path:
         tmp = self._temp()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if mtime is not None:
-                ns = int(mtime * 1_000_000_000)
-                os.utime(fd, ns=(ns, ns))
-            if self.fsync:
-                os.fsync(fd)
+            self._fill(fd, data, mtime)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
         os.close(fd)
         return tmp
+
+    def write_new(self, path: Path, data: bytes, mtime: float | None = None) -> None:
+        """Create ``path`` holding ``data`` in place: one create instead of a temp file and a
+        rename. The caller holds the lock that readers of ``path`` take, because a reader
+        without it may see the file empty or half-written (and must read it again under the
+        lock; a writer killed midway leaves a file that then reads as corrupt, and is moved
+        aside). If ``path`` exists it is replaced as by :meth:`write`."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            self.write(path, data, mtime)
+            return
+        try:
+            self._fill(fd, data, mtime)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
 
     def write(self, path: Path, data: bytes, mtime: float | None = None) -> None:
         """Replace ``path`` atomically with ``data`` (temp file, fsync, rename)."""

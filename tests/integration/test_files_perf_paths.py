@@ -1,0 +1,400 @@
+"""Files backend fast paths: the in-memory ready index, leases settled from what this process
+remembers, batched acknowledgements, the fast record check, and the fsync setting."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+
+from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.drivers import _files_index as files_index
+from taskqueue.drivers._files_record import (
+    _FAST,
+    _SCHEMA,
+    CorruptRecord,
+    decode,
+    encode,
+    new_record,
+)
+from taskqueue.drivers._files_store import fs_name
+from taskqueue.drivers.files import FileDriver
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+Q = ["default"]
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def new(**kw: Any) -> NewJob:
+    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"file:///{tmp_path / 'store'}"
+
+
+def _open(url: str) -> FileDriver:
+    driver = open_driver(url)
+    assert isinstance(driver, FileDriver)
+    return driver
+
+
+@pytest.fixture
+def driver(url: str) -> Iterator[FileDriver]:
+    d = _open(url)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def other(url: str) -> Iterator[FileDriver]:
+    """A second driver on the same store: its own index, its own lease memory."""
+    d = _open(url)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+# -- the ready index -------------------------------------------------------------------------
+
+def _push_from_process(url: str, job_id: str, priority: int) -> None:
+    driver = open_driver(url)
+    driver.push([new(id=job_id, priority=priority)])
+    driver.close()
+
+
+def test_job_pushed_by_another_process_is_seen_at_once(driver: FileDriver, url: str) -> None:
+    driver.push([new(priority=1) for _ in range(3)])
+    first = driver.reserve("w", Q, 1, 30)  # the index now holds the other two
+    assert len(first) == 1
+    urgent = uuid7()
+    proc = SPAWN.Process(target=_push_from_process, args=(url, urgent, 20))
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    got = driver.reserve("w", Q, 1, 30)
+    assert [j.id for j in got] == [urgent], "a higher-priority job pushed elsewhere runs first"
+
+
+def test_index_sees_pushes_within_one_coarse_mtime_tick(
+        driver: FileDriver, other: FileDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File systems stamp mtimes from a coarse clock: a push in the same tick as a listing
+    leaves the directory's mtime unchanged. The index must not trust such a listing."""
+    real = files_index._mtime_ns
+    tick = 20_000_000  # 20 ms, coarser than any kernel's
+
+    monkeypatch.setattr(files_index, "_mtime_ns", lambda path: real(path) // tick * tick)
+    for _ in range(60):
+        assert driver.reserve("w", Q, 5, 30) == []
+        job = new()
+        other.push([job])
+        got = driver.reserve("w", Q, 5, 30)
+        assert [j.id for j in got] == [job.id]
+        assert driver.complete(got[0].token)
+
+
+def test_unchanged_listing_is_trusted_only_for_a_while(
+        driver: FileDriver, other: FileDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an mtime frozen in the past the index may skip listing, but never for longer than
+    its maximum age: a job is delayed at most that long, never lost."""
+    monkeypatch.setattr(files_index, "_mtime_ns", lambda path: 1)
+    assert driver.reserve("w", Q, 5, 30) == []
+    job = new()
+    other.push([job])
+    deadline = time.monotonic() + 5 * files_index._MAX_AGE_NS / 1e9
+    got: list[Any] = []
+    while not got and time.monotonic() < deadline:
+        got = driver.reserve("w", Q, 5, 30)
+        time.sleep(0.05)
+    assert [j.id for j in got] == [job.id]
+
+
+def test_released_job_is_reserved_again_by_the_same_driver(driver: FileDriver) -> None:
+    job = new()
+    driver.push([job])
+    (first,) = driver.reserve("w", Q, 5, 30)
+    assert driver.release(first.token)
+    (again,) = driver.reserve("w", Q, 5, 30)
+    assert again.id == job.id and again.lease_epoch == first.lease_epoch + 1
+    assert not driver.complete(first.token)
+    assert driver.complete(again.token)
+
+
+def test_job_taken_elsewhere_is_skipped_not_returned(driver: FileDriver, other: FileDriver) -> None:
+    jobs = [new() for _ in range(6)]
+    driver.push(jobs)
+    assert driver.reserve("w1", Q, 1, 30)  # driver's index now lists all six
+    taken = {j.id for j in other.reserve("w2", Q, 3, 30)}
+    mine = {j.id for j in driver.reserve("w1", Q, 10, 30)}
+    assert len(taken) == 3 and len(mine) == 2 and not taken & mine
+
+
+def test_cancelled_and_reprioritized_jobs_follow_the_store(driver: FileDriver,
+                                                           other: FileDriver) -> None:
+    low, high, top = new(priority=1), new(priority=2), new(priority=3)
+    driver.push([low, high, top])
+    assert [j.id for j in driver.reserve("w", Q, 1, 30)] == [top.id]  # index: low, high
+    extra = new(priority=9)
+    other.push([extra])
+    assert other.cancel(extra.id, "not wanted")
+    assert other.set_priority(low.id, 50)  # renames its ready file
+    got = driver.reserve("w", Q, 5, 30)
+    assert [j.id for j in got] == [low.id, high.id]
+
+
+def _drain(url: str, worker: str, barrier: Any, results: Any) -> None:
+    driver = open_driver(url)
+    seen: list[str] = []
+    barrier.wait(timeout=60)
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 1.5:
+        batch = driver.reserve(worker, Q, 7, 30)
+        if not batch:
+            time.sleep(0.01)
+            continue
+        idle_since = time.monotonic()
+        accepted = driver.complete_many([(job.token, None) for job in batch])
+        if not all(accepted):
+            raise AssertionError(f"{worker} lost a lease: {accepted}")
+        seen.extend(job.id for job in batch)
+    driver.close()
+    results.put(seen)
+
+
+def test_two_draining_processes_with_concurrent_pushes_share_nothing(driver: FileDriver,
+                                                                     url: str) -> None:
+    barrier, results = SPAWN.Barrier(3), SPAWN.Queue()
+    procs = [SPAWN.Process(target=_drain, args=(url, f"p{i}", barrier, results))
+             for i in range(2)]
+    for proc in procs:
+        proc.start()
+    barrier.wait(timeout=60)
+    pushed: list[str] = []
+    for round_ in range(30):
+        jobs = [new(priority=round_ % 3) for _ in range(10)]
+        driver.push(jobs)
+        pushed.extend(j.id for j in jobs)
+        time.sleep(0.005)
+    seen = [results.get(timeout=120), results.get(timeout=120)]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    counts = Counter(seen[0] + seen[1])
+    assert set(counts) == set(pushed) and max(counts.values()) == 1
+    assert driver.count(JobFilter(states=(State.COMPLETED,))) == len(pushed)
+
+
+# -- settling: batches, stale epochs, leases taken by another driver -----------------------
+
+def test_batch_ack_rejects_exactly_the_stale_epochs(driver: FileDriver, other: FileDriver) -> None:
+    jobs = [new() for _ in range(6)]
+    driver.push(jobs)
+    batch = driver.reserve("w1", Q, 6, 0.05)
+    assert len(batch) == 6
+    time.sleep(0.1)
+    stale = {batch[1].id, batch[4].id}
+    for job in batch:  # all leases ran out; two jobs go to another worker meanwhile
+        if job.id not in stale:
+            assert other.heartbeat("w1", [job.token], 30).extended == {job.id}
+    assert sorted(other.recover_expired()) == sorted(stale)
+    retaken = other.reserve("w2", Q, 6, 30)
+    assert {j.id for j in retaken} == stale
+    tokens = [(j.token, f"r{i}") for i, j in enumerate(batch)]
+    tokens.append((LeaseToken(batch[0].id, batch[0].lease_epoch + 7), "forged"))
+    tokens.append((LeaseToken(uuid7(), 1), "unknown"))
+    accepted = driver.complete_many(tokens)
+    assert accepted == [j.id not in stale for j in batch] + [False, False]
+    for i, job in enumerate(batch):
+        rec = driver.get(job.id)
+        assert rec is not None
+        if job.id in stale:
+            assert rec.state == State.PROCESSING and rec.lease_owner == "w2"
+        else:
+            assert rec.state == State.COMPLETED and rec.result == f"r{i}"
+    assert other.complete_many([(j.token, None) for j in retaken]) == [True, True]
+
+
+def test_lease_taken_by_one_driver_is_settled_by_another(driver: FileDriver,
+                                                         other: FileDriver) -> None:
+    jobs = [new(queue_name="a"), new(queue_name="b")]
+    driver.push(jobs)
+    first = driver.reserve("w", ["a", "b"], 2, 30)
+    assert len(first) == 2
+    assert other.heartbeat("w", [j.token for j in first], 30).extended == {j.id for j in jobs}
+    assert other.complete_many([(first[0].token, None)]) == [True]
+    assert other.fail(first[1].token, "boom", None)
+    assert not driver.complete(first[0].token)
+    assert not driver.complete(first[1].token)
+
+
+def test_stale_lease_memory_falls_back_to_the_store(driver: FileDriver,
+                                                    other: FileDriver) -> None:
+    """The queue this driver remembers for its lease is wrong once the job was deleted and its
+    id pushed again into another queue: settling reads the id entry and refuses."""
+    job = new(queue_name="a")
+    driver.push([job])
+    (leased,) = driver.reserve("w", ["a"], 1, 30)
+    assert other.delete(job.id)
+    other.push([new(id=job.id, queue_name="b")])
+    assert driver.complete_many([(leased.token, None)]) == [False]
+    assert not driver.fail(leased.token, "x", 1.0)
+    rec = other.get(job.id)
+    assert rec is not None and rec.queue_name == "b" and rec.state == State.PENDING
+
+
+# -- new files are created in place, under their job's lock -------------------------------
+
+def test_half_written_new_file_is_read_whole_once_its_writer_is_done(
+        driver: FileDriver, other: FileDriver) -> None:
+    """A pusher between creating a job's file and finishing it holds the job's lock: readers
+    wait for it instead of reading half a record (or moving it aside as corrupt)."""
+    job = new()
+    rec = new_record(job, time.time())
+    data = encode(rec)
+    assert other._store.claim_id(job.id, job.queue_name)
+    path = other._jobs.target(rec)
+    results: dict[str, Any] = {}
+
+    def read() -> None:
+        results["get"] = driver.get(job.id)
+        results["reserved"] = driver.reserve("w", Q, 5, 30)
+
+    with other._store.job_lock(job.id).hold():
+        path.write_bytes(data[:25])
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.3)
+        assert reader.is_alive(), "a reader must wait for the writer's lock"
+        path.write_bytes(data)
+    reader.join(timeout=10)
+    assert results["get"] is not None and results["get"].id == job.id
+    assert [j.id for j in results["reserved"]] == [job.id]
+    assert not list((driver.root / "corrupt").iterdir())
+
+
+def test_push_writes_each_new_file_under_its_job_lock(
+        driver: FileDriver, other: FileDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    real = driver._store.write_new
+
+    def spy(path: Path, data: bytes, mtime: float | None = None) -> None:
+        job_id = orjson.loads(data)["id"]
+        with other._store.job_lock(job_id).hold(blocking=False) as free:
+            seen.append(not free)
+        real(path, data, mtime)
+
+    monkeypatch.setattr(driver._store, "write_new", spy)
+    driver.push([new(), new(dependencies=(uuid7(),))])
+    assert seen == [True, True]
+
+
+def test_pusher_killed_mid_write_leaves_a_file_moved_aside(driver: FileDriver) -> None:
+    job = new()
+    rec = new_record(job, time.time())
+    assert driver._store.claim_id(job.id, job.queue_name)
+    driver._jobs.target(rec).write_bytes(encode(rec)[:40])  # the writer died here, unlocked
+    assert driver.reserve("w", Q, 5, 30) == []
+    assert driver.get(job.id) is None
+    reasons = list((driver.root / "corrupt").glob("*.reason"))
+    assert len(reasons) == 1 and "not valid JSON" in reasons[0].read_text()
+
+
+# -- records and names -----------------------------------------------------------------------
+
+def _record(driver: FileDriver) -> dict[str, Any]:
+    job = new(tags=("t",), dependencies=())
+    driver.push([job])
+    paths = list((driver.root / "queues").rglob(f"*{job.id}*.json"))
+    return dict(orjson.loads(paths[0].read_bytes()))
+
+
+BAD_VALUES: dict[str, list[Any]] = {
+    "id": [1, None], "priority": [True, 1.5, "5", None], "attempts": [False, 2.0],
+    "lease_epoch": [None, "1"], "state": ["nope", 3], "available_at": [None, "1", True],
+    "started_at": ["x", False], "delay_seconds": [None, "0"], "tags": [["a", 1], "a", None],
+    "dependencies": [[None], {}], "progress": ["50", True], "exception": [1, []],
+    "satisfied_deps": [[1], None], "idempotency_window": [None, "1"],
+    "idempotency_mode": [None, 1], "idempotency_expires_at": ["x"],
+}
+
+
+@pytest.mark.parametrize(("field", "value"),
+                         [(f, v) for f, values in BAD_VALUES.items() for v in values])
+def test_fast_check_rejects_what_the_full_check_rejects(driver: FileDriver, field: str,
+                                                        value: Any) -> None:
+    rec = _record(driver)
+    decode(encode(rec))  # the untouched record passes
+    rec[field] = value
+    with pytest.raises(CorruptRecord):
+        decode(encode(rec))
+
+
+def test_fast_check_never_accepts_more_than_the_schema() -> None:
+    samples: list[Any] = [None, True, 0, 1.5, "s", [], ["s"], [1], {}]
+    for key, types in _FAST:
+        check = _SCHEMA.get(key)
+        if check is None or key == "state":  # states and list items are checked further
+            continue
+        for value in samples:
+            if type(value) in types and not isinstance(value, list):
+                assert check(value), (key, value)
+
+
+def test_old_record_without_later_fields_still_reads(driver: FileDriver) -> None:
+    rec = _record(driver)
+    for key in ("idempotency_mode", "idempotency_window", "idempotency_expires_at",
+                "satisfied_deps"):
+        del rec[key]
+    back = decode(encode(rec))
+    assert back["idempotency_mode"] == "exists" and back["satisfied_deps"] == []
+
+
+@pytest.mark.parametrize("text", ["abc", "a.b", "-x", "~y", "A_Z-09~.", "a b", "é", "a/b", "%41",
+                                  "01a22105-e2b0-72aa-bd1d-2625f651b3f6", ".hidden", "..",
+                                  "x" * 200])
+def test_fast_file_names_match_quoting(text: str) -> None:
+    expected = quote(text, safe="")
+    expected = "%2E" + expected[1:] if expected.startswith(".") else expected
+    assert fs_name(text) == expected
+
+
+def test_too_long_names_are_still_refused() -> None:
+    with pytest.raises(ValueError):
+        fs_name("x" * 201)
+
+
+# -- the fsync setting -----------------------------------------------------------------------
+
+def test_fsync_is_off_by_default_and_can_be_turned_on(tmp_path: Path) -> None:
+    plain = _open(f"file:///{tmp_path / 'a'}")
+    durable = _open(f"file:///{tmp_path / 'b'}?fsync=1")
+    try:
+        assert plain._store.fsync is False
+        assert durable._store.fsync is True
+        for d in (plain, durable):
+            job = new()
+            d.push([job])
+            (got,) = d.reserve("w", Q, 1, 30)
+            assert d.complete_many([(got.token, "ok")]) == [True]
+            rec = d.get(job.id)
+            assert rec is not None and rec.state == State.COMPLETED
+        assert not list((tmp_path / "b" / "tmp").iterdir())
+    finally:
+        plain.close()
+        durable.close()
