@@ -14,6 +14,7 @@ end
 local NOW = clock_us()
 
 local function fmt(n) return string.format('%.0f', math.floor(n)) end
+local NOW_S = fmt(NOW)
 
 -- Ready order: priority (higher first, 0..1000), then available_at (ms), ties by id (member).
 local function ready_score(priority, avail_us)
@@ -28,22 +29,26 @@ local function unplace(id)
   redis.call('SREM', k('parked'), id)
 end
 
--- File a pending/retrying job where reserve finds it: parked while dependencies are unmet,
--- delayed until available_at, else ready. Returns 1 when the job is ready now.
-local function place(id)
-  unplace(id)
+-- File a waiting job that is in no reservation index yet: parked while dependencies are
+-- unmet, delayed until avail (available_at), else ready. Returns 1 when it is ready now.
+local function file(id, avail, priority)
   if redis.call('SCARD', k('waits:' .. id)) > 0 then
     redis.call('SADD', k('parked'), id)
     return 0
   end
-  local v = redis.call('HMGET', jk(id), 'available_at', 'priority')
-  local avail = tonumber(v[1])
   if avail <= NOW then
-    redis.call('ZADD', k('ready'), ready_score(v[2], avail), id)
+    redis.call('ZADD', k('ready'), ready_score(priority, avail), id)
     return 1
   end
   redis.call('ZADD', k('delayed'), fmt(avail), id)
   return 0
+end
+
+-- File a pending/retrying job where reserve finds it (see file), wherever it was filed before.
+local function place(id)
+  unplace(id)
+  local v = redis.call('HMGET', jk(id), 'available_at', 'priority')
+  return file(id, tonumber(v[1]), v[2])
 end
 
 -- Move a job between the per-state indexes (sorted sets named after the state).
@@ -157,7 +162,7 @@ local function take(id, v, worker, lease)
   local expires = NOW + lease
   redis.call('HSET', jk(id), 'state', 'processing', 'attempts', fmt(attempts),
     'lease_epoch', fmt(epoch), 'lease_owner', worker, 'lease_expires_at', fmt(expires),
-    'started_at', fmt(NOW), 'updated_at', fmt(NOW))
+    'started_at', NOW_S, 'updated_at', NOW_S)
   -- Modes "started" and "debounce" stop blocking duplicates once the job is reserved.
   local key = v[22]
   if key and (v[27] == 'started' or v[27] == 'debounce') then
@@ -185,7 +190,7 @@ local function complete_job(id, epoch, result)
     'idempotency_mode', 'idempotency_window')
   if not v[1] then return -1, 0, {} end
   if v[1] ~= 'processing' or v[2] ~= epoch then return 0, 0, {} end
-  local now = fmt(NOW)
+  local now = NOW_S
   if result == '' then
     redis.call('HSET', key, 'state', 'completed', 'completed_at', now, 'updated_at', now,
       'progress', '100')
@@ -214,6 +219,7 @@ end
 -- Record the dependencies of a freshly inserted job. Same-queue parents are checked now;
 -- parents in other queues count as unmet until the driver hears back from their queue.
 local function add_waits(id, local_json, remote_json)
+  if local_json == '[]' and remote_json == '[]' then return end
   for _, dep in ipairs(cjson.decode(local_json)) do
     local state = redis.call('HGET', jk(dep), 'state')
     if state and state ~= 'completed' then
