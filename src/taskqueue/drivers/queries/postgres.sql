@@ -236,10 +236,11 @@ SET payload = %s, available_at = now() + make_interval(secs => %s), delay_second
 WHERE id = %s AND state = 'pending';
 
 -- name: extend_leases
+-- `COLLATE "C"`: see complete_many.
 UPDATE {schema}.job_queue j
 SET lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
 FROM unnest(%s::text[], %s::int[]) AS t(id, epoch)
-WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing'
+WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing' COLLATE "C"
 RETURNING j.id;
 
 -- name: lease_states
@@ -257,7 +258,11 @@ WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: complete_many
 -- A batch of completions in one statement, each accepted only under its own lease epoch.
--- Sorted input ids make concurrent batches lock their rows in one order.
+-- Sorted input ids make concurrent batches lock their rows in one order. The state test says
+-- `COLLATE "C"` (the same equality: the default collation is deterministic) so that it does
+-- not imply idx_lease's predicate: otherwise the planner reads every entry of idx_lease,
+-- dead ones included (one per reservation since the last vacuum), and hash-joins, where 100
+-- primary-key probes are 2-3x faster.
 UPDATE {schema}.job_queue j
 SET state = 'completed', result = t.result, completed_at = now(), updated_at = now(),
     progress = 100, lease_owner = NULL, lease_expires_at = NULL,
@@ -267,7 +272,7 @@ SET state = 'completed', result = t.result, completed_at = now(), updated_at = n
         THEN now() + make_interval(secs => j.idempotency_window)
         ELSE j.idempotency_expires_at END
 FROM unnest(%s::text[], %s::int[], %s::text[]) AS t(id, epoch, result)
-WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing'
+WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing' COLLATE "C"
 RETURNING j.id, j.lease_epoch;
 
 -- name: release_dependents_many
