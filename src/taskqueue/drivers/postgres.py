@@ -273,7 +273,7 @@ class PostgresDriver:
             conn = cur.connection
             with conn.pipeline(), conn.cursor() as release:
                 cur.execute(self._q["complete_many"], params, prepare=True)
-                release.execute(self._q["release_dependents_many"], (ids,), prepare=True)
+                release.execute(self._q["release_dependents_many"], {"ids": ids}, prepare=True)
             return {(job_id, epoch) for job_id, epoch in cur.fetchall()}
         done = self._run(work)
         accepted = []

@@ -280,12 +280,15 @@ RETURNING j.id, j.lease_epoch;
 -- right after `complete_many` in the same transaction (its own snapshot: see count_waiting).
 -- Edges already satisfied are not counted again, so a job completed earlier (by this batch's
 -- stale tokens or anyone) releases nothing twice; a child of several jobs in the batch loses
--- one wait per edge. With no edges it is a few index probes that find nothing.
+-- one wait per edge. With no edges it is a few index probes that find nothing. Both sides
+-- of the join are bounded by the batch's ids (`COLLATE "C"` keeps the planner from reading
+-- every completed job through idx_state_id instead: see complete_many).
 WITH edges AS (
     UPDATE {schema}.job_dependencies d SET satisfied = true
     FROM {schema}.job_queue p
-    WHERE d.depends_on = ANY(%s::text[]) AND NOT d.satisfied
-      AND p.id = d.depends_on AND p.state = 'completed'
+    WHERE d.depends_on = ANY(%(ids)s::text[]) AND NOT d.satisfied
+      AND p.id = ANY(%(ids)s::text[]) AND p.id = d.depends_on
+      AND p.state = 'completed' COLLATE "C"
     RETURNING d.job_id)
 UPDATE {schema}.job_queue j SET waiting_on = greatest(j.waiting_on - e.n, 0)
 FROM (SELECT job_id, count(*) AS n FROM edges GROUP BY job_id) e
