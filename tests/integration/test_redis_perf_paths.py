@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from taskqueue.drivers import open_driver
-from taskqueue.drivers import redis as redis_driver
+from taskqueue.drivers import _redis_memory, open_driver
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -153,25 +152,25 @@ def test_a_wrong_remembered_queue_is_looked_up_again(driver: Any) -> None:
     job = new(queue_name="a")
     driver.push([job])
     got = driver.reserve("w", ["a"], 1, 30)[0]
-    driver._memo[got.id] = "b"    # as if the id had been deleted and pushed again elsewhere
+    driver._memory._homes[got.id] = "b"    # as if deleted and pushed again elsewhere
     assert driver.complete_many([(got.token, None)]) == [True]
     assert driver.get(job.id).state is State.COMPLETED
 
 
 def test_memory_of_reserved_jobs_is_bounded(driver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis_driver, "MEMO_MAX", 20)
+    monkeypatch.setattr(_redis_memory, "MEMO_MAX", 20)
     driver.push([new(queue_name="a") for _ in range(60)])
     held = []
     for _ in range(6):
         held += driver.reserve("w", ["a"], 10, 30)
-        assert len(driver._memo) <= 20
+        assert len(driver._memory) <= 20
     assert driver.complete_many([(j.token, None) for j in held]) == [True] * 60
-    assert driver._memo == {}
+    assert len(driver._memory) == 0
     fail = new(queue_name="a")
     driver.push([fail])
     job = driver.reserve("w", ["a"], 1, 30)[0]
     assert driver.fail(job.token, "x", None) is True
-    assert job.id not in driver._memo
+    assert not driver._memory.knows(job.id)
 
 
 def test_completions_release_dependents_in_both_queues(driver: Any) -> None:
@@ -288,7 +287,7 @@ def test_a_reservation_from_a_wake_up_nobody_asked_for_is_handed_back(
     elif case == "other lease":
         lease = 60.0
     elif case == "too late":
-        monkeypatch.setattr(redis_driver, "WAITED_MAX_AGE", 0.0)
+        monkeypatch.setattr(_redis_memory, "WAITED_MAX_AGE", 0.0)
     else:
         limit = 1
     got = driver.reserve(worker, ["a"], limit, lease)

@@ -34,6 +34,13 @@ claims, delete and prune clear the job's own.
 
 All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock.
 
+Round trips. ``reserve`` answers one row per job in JobRecord's field order (``_redis_codec``
+maps it by position); ``complete_many`` is one script per queue, all in one round trip, with
+the queues remembered from reserve (``_redis_memory``; a job not found there is looked up);
+pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's BLPOP is pipelined
+with its reserve, so a wake-up is one round trip. The client uses hiredis when installed
+(the ``redis`` extra depends on it).
+
 Atomicity on a single node (the supported deployment): every transition
 of one job -- push with its idempotency claim and id index, reserve, heartbeat,
 complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
@@ -64,13 +71,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -78,6 +83,7 @@ from redis.retry import Retry
 
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
+from taskqueue.drivers._redis_memory import Memory, Primed
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
@@ -96,22 +102,8 @@ BLOCK_MAX = 1.0
 REPAIR_EVERY = 30.0
 REPAIR_GRACE_US = 60_000_000
 BATCH = 500
-#: How many reserved jobs' queues the driver remembers for settling them (complete_many).
-MEMO_MAX = 10_000
-
-#: How long jobs reserved by ``wait_for_work`` wait for the worker's ``reserve`` (seconds).
-WAITED_MAX_AGE = 5.0
 
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
-
-
-class Primed(NamedTuple):
-    """A single-queue reserve call, repeated by ``wait_for_work`` when it wakes up."""
-
-    worker: str
-    queue: str
-    limit: int
-    lease_us: int
 
 
 class RedisDriver:
@@ -134,13 +126,7 @@ class RedisDriver:
         self._scripts.update({name: client.register_script(rk.script_source(name, per_queue=False))
                               for name in PLAIN_SCRIPTS})
         self._next_repair = 0.0
-        # Job id -> queue of the jobs this driver reserved, so that completing them needs no
-        # lookup. Only a hint: a job not found in the remembered queue is looked up again.
-        self._memo: dict[str, str] = {}
-        self._memo_lock = threading.Lock()
-        # The last single-queue reserve, and the jobs a wait reserved like it (wait_for_work).
-        self._primed: Primed | None = None
-        self._waited: tuple[float, Primed, list[JobRecord]] | None = None
+        self._memory = Memory()   # reserved jobs' queues; a wake-up's reservation
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
@@ -216,25 +202,9 @@ class RedisDriver:
         found = self._r.hmget(self.keys.index, ids)
         return {i: rc.text(q) for i, q in zip(ids, found, strict=True) if q is not None}
 
-    def _remember(self, jobs: Iterable[JobRecord]) -> None:
-        with self._memo_lock:
-            memo = self._memo
-            for job in jobs:
-                memo[job.id] = job.queue_name
-            if len(memo) > MEMO_MAX:   # forget the oldest, down to nine tenths of the bound
-                for job_id in list(islice(memo, len(memo) - MEMO_MAX + MEMO_MAX // 10)):
-                    del memo[job_id]
-
-    def _forget(self, ids: Iterable[str]) -> None:
-        with self._memo_lock:
-            for job_id in ids:
-                self._memo.pop(job_id, None)
-
     def _settle_homes(self, ids: Sequence[str]) -> dict[str, str]:
         """Queue of each job id: remembered from reserve, else looked up."""
-        memo = self._memo
-        homes = {i: q for i in ids if (q := memo.get(i)) is not None}
-        missing = [i for i in ids if i not in homes]
+        homes, missing = self._memory.homes(ids)
         if missing:
             homes.update(self._homes(missing))
         return homes
@@ -253,7 +223,7 @@ class RedisDriver:
 
     def close(self) -> None:
         with contextlib.suppress(DriverError):
-            self._from_wait(Primed("", "", 0, -1), 0.0)   # hand back what a wait reserved
+            self._from_wait(None, 0.0)   # hand back what a wait reserved
         self._r.close()
         self._blocking.close()
         self._blocking.connection_pool.disconnect()
@@ -335,8 +305,8 @@ class RedisDriver:
         lease_us = int(lease_seconds * 1_000_000)
         with self._guard():
             if len(queues) == 1:
-                self._primed = Primed(worker_id, queues[0], limit, lease_us)
-                jobs = self._from_wait(self._primed, lease_seconds)
+                primed = self._memory.prime(worker_id, queues[0], limit, lease_us)
+                jobs = self._from_wait(primed, lease_seconds)
                 if not jobs:
                     jobs = self._take([(queues[0], limit)], worker_id, lease_us)
             else:
@@ -344,29 +314,19 @@ class RedisDriver:
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         return jobs
 
-    def _from_wait(self, wanted: Primed, lease_seconds: float) -> list[JobRecord]:
+    def _from_wait(self, wanted: Primed | None, lease_seconds: float) -> list[JobRecord]:
         """The jobs ``wait_for_work`` reserved when it woke up, if they are what this call
-        asks for (same worker, queue, lease; at most ``limit``) and fresh; the others are
-        handed back."""
-        with self._memo_lock:
-            waited, self._waited = self._waited, None
-        if waited is None:
-            return []
-        at, primed, jobs = waited
-        keep: list[JobRecord] = []
-        if (primed.worker, primed.queue, primed.lease_us) == (
-                wanted.worker, wanted.queue, wanted.lease_us) \
-                and time.monotonic() - at < min(lease_seconds / 4, WAITED_MAX_AGE):
-            keep, jobs = jobs[:wanted.limit], jobs[wanted.limit:]
-        for job in jobs:
+        asks for (see ``Memory.claim``); the others are handed back (no attempt used)."""
+        jobs, others = self._memory.claim(wanted, lease_seconds)
+        for job in others:
             self.release(job.token)
-        return keep
+        return jobs
 
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
         calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
         jobs = rc.decode_rows(row for result in self._run_many(calls) for row in result)
-        self._remember(jobs)
+        self._memory.remember(jobs)
         return jobs
 
     def _take_across(self, queues: list[str], worker: str, limit: int, lease_us: int
@@ -396,7 +356,7 @@ class RedisDriver:
         if not row:
             return None
         jobs = rc.decode_rows([row])
-        self._remember(jobs)
+        self._memory.remember(jobs)
         return jobs[0]
 
     def heartbeat(
@@ -443,7 +403,7 @@ class RedisDriver:
                 homes = self._homes([ids[pos] for pos in again])
                 for pos, answer in zip(again, self._complete(items, again, homes), strict=True):
                     answers[pos] = answer
-            self._forget(ids)
+            self._memory.forget(ids)
         return [answer > 0 for answer in answers]
 
     def _complete(self, items: Sequence[tuple[LeaseToken, str | None]], positions: Iterable[int],
@@ -477,7 +437,7 @@ class RedisDriver:
         return [found[pos] for pos in positions]
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
-        if token.job_id in self._memo:
+        if self._memory.knows(token.job_id):
             return self.complete_many([(token, result)])[0]
         # Not reserved through this driver object: look the queue up, complete in it.
         answer = self._by_id("complete", token.job_id, int(token.epoch),
@@ -493,13 +453,13 @@ class RedisDriver:
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         delay = "" if retry_in is None else int(retry_in * 1_000_000)
-        self._forget([token.job_id])
+        self._memory.forget([token.job_id])
         return bool(self._by_id("fail", token.job_id, int(token.epoch), error, delay))
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
     ) -> bool:
-        self._forget([token.job_id])
+        self._memory.forget([token.job_id])
         return bool(self._by_id("release", token.job_id, int(token.epoch),
                                 int(delay_seconds * 1_000_000),
                                 "" if reason is None else "=" + reason))
@@ -544,8 +504,7 @@ class RedisDriver:
             return
         deadline = time.monotonic() + timeout
         wake_keys = [self.keys.sub(q, "wake") for q in queues]
-        primed = self._primed if list(queues) == [getattr(self._primed, "queue", None)] \
-            else None
+        primed = self._memory.primed_for(queues)
         with self._guard():
             while (remaining := deadline - time.monotonic()) > 0:
                 block = min(remaining, BLOCK_MAX)
@@ -562,7 +521,7 @@ class RedisDriver:
 
     def _wait_and_take(self, wake_keys: list[str], block: float, primed: Primed) -> bool:
         """BLPOP and then the primed reserve, in one pipeline on the blocking connection.
-        True when woken or when jobs were reserved (kept in ``_waited``)."""
+        True when woken or when jobs were reserved (kept for the next reserve)."""
         pipe = self._blocking.pipeline(transaction=False)
         pipe.blpop(wake_keys, timeout=block)
         keys = self._keys(primed.queue)
@@ -578,9 +537,8 @@ class RedisDriver:
             raise rows
         jobs = rc.decode_rows(rows)
         if jobs:
-            self._remember(jobs)
-            with self._memo_lock:
-                self._waited = (time.monotonic(), primed, jobs)
+            self._memory.remember(jobs)
+            self._memory.keep(primed, jobs)
         return bool(woke or jobs)
 
     # -- managing -------------------------------------------------------------------------
