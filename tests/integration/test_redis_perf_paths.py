@@ -323,3 +323,23 @@ def test_several_queues_wait_without_reserving(driver: Any) -> None:
     driver.wait_for_work(["a", "b"], 2.0)
     assert driver.get(job.id).state is State.PENDING
     assert [j.id for j in driver.reserve("w1", ["a", "b"], 5, 30)] == [job.id]
+
+
+def test_a_reservation_nobody_comes_for_is_handed_back_by_the_heartbeat_thread(
+        driver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker paused (or stopping) right after a wake-up does not call reserve; its
+    heartbeat thread's periodic calls hand the jobs back long before their lease expires."""
+    job = new(queue_name="a")
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    driver.push([job])
+    driver.wait_for_work(["a"], 2.0)
+    assert driver.get(job.id).state is State.PROCESSING
+    driver.registry_put("worker", "w1", {"id": "w1"}, 30)     # fresh: kept
+    driver.heartbeat("w1", [], 30)
+    assert driver.get(job.id).state is State.PROCESSING
+    monkeypatch.setattr(_redis_memory, "WAITED_MAX_AGE", 0.0)
+    driver.registry_put("worker", "w1", {"id": "w1"}, 30)
+    back = driver.get(job.id)
+    assert (back.state, back.attempts, back.lease_owner) == (State.PENDING, 0, None)
+    got = driver.reserve("w1", ["a"], 5, 30)
+    assert [j.id for j in got] == [job.id] and got[0].lease_epoch == 2

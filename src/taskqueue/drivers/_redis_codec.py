@@ -90,7 +90,7 @@ def encode_record(fields: Mapping[str, Any], local: list[str], remote: list[str]
     out: list[Any] = [len(fields)]
     for name, value in fields.items():
         out += [name, value]
-    return out + [json.dumps(local), json.dumps(remote)]
+    return out + [json.dumps(local) if local else "[]", json.dumps(remote) if remote else "[]"]
 
 
 def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:

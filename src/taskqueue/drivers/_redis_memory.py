@@ -85,6 +85,20 @@ class Memory:
         with self._lock:
             self._waited = (time.monotonic(), primed, jobs)
 
+    def stale(self) -> list[JobRecord]:
+        """The kept jobs, taken, once nobody can claim them any more (else nothing): for a
+        periodic call (the worker's heartbeat thread) to hand back when the worker paused or
+        stopped between its wait and its next reserve, long before their lease expires."""
+        with self._lock:
+            waited = self._waited
+            if waited is None:
+                return []
+            at, primed, jobs = waited
+            if time.monotonic() - at < min(primed.lease_us / 4_000_000, WAITED_MAX_AGE):
+                return []
+            self._waited = None
+        return jobs
+
     def claim(self, wanted: Primed | None, lease_seconds: float
               ) -> tuple[list[JobRecord], list[JobRecord]]:
         """Take the kept jobs: (those this call asked for, those to hand back). They are for

@@ -322,6 +322,12 @@ class RedisDriver:
             self.release(job.token)
         return jobs
 
+    def _sweep_waited(self) -> None:
+        """Hand back a wake-up's reservation that its worker did not come for (paused,
+        stopping). Called by the calls a worker makes periodically from its heartbeat thread."""
+        for job in self._memory.stale():
+            self.release(job.token)
+
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
         calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
@@ -363,6 +369,7 @@ class RedisDriver:
         self, worker_id: str, tokens: Sequence[LeaseToken], lease_seconds: float
     ) -> HeartbeatResult:
         found: dict[str, set[str]] = {"e": set(), "c": set(), "l": set()}
+        self._sweep_waited()
         with self._guard():
             homes = self._homes([t.job_id for t in tokens])
             groups: dict[str, list[LeaseToken]] = defaultdict(list)
@@ -664,6 +671,7 @@ class RedisDriver:
                                int(window_seconds * 1000)))
 
     def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
+        self._sweep_waited()
         self._plain("registry", self.keys.registry(kind), "put", key, json.dumps(data),
                     int(ttl_seconds * 1_000_000))
 
