@@ -419,8 +419,11 @@ class PostgresDriver:
 
     def stats(self) -> dict[str, QueueStats]:
         def work(cur: Cursor) -> tuple[list[TupleRow], list[TupleRow]]:
-            return (cur.execute(self._q["stats_counts"]).fetchall(),
-                    cur.execute(self._q["stats_gauges"]).fetchall())
+            with cur.connection.cursor() as other:
+                with cur.connection.pipeline():
+                    cur.execute(self._q["stats_counts"])
+                    other.execute(self._q["stats_gauges"])
+                return cur.fetchall(), other.fetchall()
         counts, gauges = self._run(work)
         out: dict[str, QueueStats] = {}
         for queue, state, count in counts:
@@ -445,10 +448,12 @@ class PostgresDriver:
         return int(self._fetch("counter_incr", (key, amount, float(window_seconds)))[0][0])
 
     def registry_put(self, kind: str, key: str, data: dict[str, Any], ttl_seconds: float) -> None:
-        def work(cur: Cursor) -> None:
-            cur.execute(self._q["registry_expire"])
-            cur.execute(self._q["registry_put"], (kind, key, json.dumps(data), float(ttl_seconds)))
-        self._run(work, tx=True)
+        def work(cur: Cursor) -> None:  # one pipeline: one implicit transaction, one round trip
+            with cur.connection.pipeline():
+                cur.execute(self._q["registry_expire"])
+                cur.execute(self._q["registry_put"],
+                            (kind, key, json.dumps(data), float(ttl_seconds)))
+        self._run(work)
 
     def registry_list(self, kind: str) -> list[dict[str, Any]]:
         return [json.loads(row[0]) for row in self._fetch("registry_list", (kind,))]
