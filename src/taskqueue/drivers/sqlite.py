@@ -28,6 +28,9 @@ from taskqueue.jobs.states import State
 
 Q = _sql.load_queries("sqlite.sql")
 _KEY = _sql.COLUMNS.index("idempotency_key")
+#: Longest sleep between two looks at `PRAGMA data_version` while idle: at most this long
+#: from a push by another process to the worker noticing it (about 100 cheap reads a second).
+IDLE_POLL_CAP = 0.01
 MIGRATIONS = sorted(
     (int(name.removeprefix("migration_")), sql) for name, sql in Q.items()
     if name.startswith("migration_")
@@ -274,10 +277,10 @@ class SQLiteDriver:
         if next_due is not None:
             deadline = min(deadline, time.monotonic() + max(0.0, next_due - time.time()))
         ((version,),) = self._read("PRAGMA data_version")
-        interval = 0.002
+        interval = 0.001
         while (remaining := deadline - time.monotonic()) > 0:
             time.sleep(min(interval, remaining))
-            interval = min(interval * 2, 0.05)
+            interval = min(interval * 2, IDLE_POLL_CAP)
             if self._read("PRAGMA data_version")[0][0] != version:
                 return
 
