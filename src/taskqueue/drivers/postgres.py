@@ -209,7 +209,8 @@ class PostgresDriver:
                 cur.execute(q["insert_dependencies"], ([e[0] for e in edges],
                                                        [e[1] for e in edges]))
                 cur.execute(q["count_waiting"],
-                            {"ids": [job.id for job in jobs if job.dependencies]})
+                            {"ids": [job.id for job in jobs if job.dependencies],
+                             "parents": sorted({e[1] for e in edges})})
             cur.execute(q["notify"], (self.channel, sorted({job.queue_name for job in jobs})))
             if keys:
                 cur.execute(q["ids_by_keys"], (keys,))
@@ -416,7 +417,8 @@ class PostgresDriver:
             if edges:
                 cur.execute(self._q["insert_dependencies"],
                             ([e[0] for e in edges], [e[1] for e in edges]))
-                cur.execute(self._q["count_waiting"], {"ids": sorted({e[0] for e in edges})})
+                cur.execute(self._q["count_waiting"], {"ids": sorted({e[0] for e in edges}),
+                                                       "parents": sorted({e[1] for e in edges})})
             return len(inserted)
         return self._run(work, tx=True)
 

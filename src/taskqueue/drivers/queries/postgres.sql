@@ -167,9 +167,12 @@ ON CONFLICT DO NOTHING;
 -- * if we lock first, the completing UPDATE waits for our commit, and its next statement
 --   (release_dependents, a fresh snapshot) sees our unsatisfied edge and releases it.
 -- FOR KEY SHARE would not do: it does not conflict with an UPDATE of non-key columns.
+-- `parents` (every dependency named by the new edges) bounds the lookup to those rows; without
+-- it the planner may hash the whole job table.
 WITH parents AS (
     SELECT p.id, p.state FROM {schema}.job_queue p
-    WHERE p.id IN (SELECT depends_on FROM {schema}.job_dependencies WHERE job_id = ANY(%(ids)s))
+    WHERE p.id = ANY(%(parents)s::text[])
+      AND p.id IN (SELECT depends_on FROM {schema}.job_dependencies WHERE job_id = ANY(%(ids)s))
     FOR SHARE),
 met AS (
     UPDATE {schema}.job_dependencies d SET satisfied = true
