@@ -1,5 +1,5 @@
 """The Redis driver's job-hash codec: records to hash fields and back, and the fast mapping of
-the rows that ``reserve`` answers (see ``redis_common.lua``: ``ROW`` and ``take``)."""
+the rows that ``reserve`` answers (see ``take`` in ``redis_common.lua``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from taskqueue.jobs.model import JobRecord, NewJob
 from taskqueue.jobs.states import State
 
 #: The fields of a job hash (the ``job_queue`` column names), in JobRecord's order. A reserve
-#: row (``ROW`` in ``redis_common.lua``) has them in this order.
+#: row (``take`` in ``redis_common.lua``) has them in this order.
 FIELDS: tuple[str, ...] = (
     "id", "queue_name", "name", "payload", "state", "priority", "attempts", "max_attempts",
     "timeout_seconds", "delay_seconds", "available_at", "created_at", "updated_at",

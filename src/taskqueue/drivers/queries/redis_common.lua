@@ -132,16 +132,15 @@ local function live_claim(key)
   return nil
 end
 
--- The fields reserve and reserve_job answer per job, in JobRecord's order (the driver maps
--- them by position), then the idempotency mode. Keep in step with _redis_codec.ROW.
-local ROW = {'id', 'queue_name', 'name', 'payload', 'state', 'priority', 'attempts',
-  'max_attempts', 'timeout_seconds', 'delay_seconds', 'available_at', 'created_at',
-  'updated_at', 'dependencies', 'tags', 'started_at', 'completed_at', 'failed_at', 'exception',
-  'result', 'progress', 'idempotency_key', 'batch_id', 'lease_owner', 'lease_expires_at',
-  'lease_epoch', 'idempotency_mode'}
-
--- A job's ROW fields (one HMGET); v[1] is false when the job does not exist.
-local function read_row(id) return redis.call('HMGET', jk(id), unpack(ROW)) end
+-- A job's hash as a table (one HGETALL, cheaper than naming every field); nil when the job
+-- does not exist.
+local function read_job(id)
+  local flat = redis.call('HGETALL', jk(id))
+  if #flat == 0 then return nil end
+  local v = {}
+  for i = 1, #flat, 2 do v[flat[i]] = flat[i + 1] end
+  return v
+end
 
 -- A stored integer (times, counters) as a number for a reply; absent stays false (nil).
 local function num(v) return v and tonumber(v) or false end
@@ -154,24 +153,28 @@ local function bulk(cmd, key, items)
 end
 
 -- Take one ready job (state pending or retrying, out of the reservation indexes; v its
--- read_row) for a worker: processing, attempts + 1, lease_epoch + 1, a lease until NOW + lease.
--- The caller moves it from its state set to 'processing' (set_state, or in bulk). Returns its
--- ROW as the reply: integers as numbers, absent fields nil, without the idempotency mode.
+-- read_job) for a worker: processing, attempts + 1, lease_epoch + 1, a lease until NOW + lease.
+-- The caller moves it from its state set to 'processing' (set_state, or in bulk). Returns the
+-- reply row of reserve and reserve_job: the fields in JobRecord's order (_redis_codec.FIELDS),
+-- times and counters as integers, absent fields nil.
 local function take(id, v, worker, lease)
-  local attempts, epoch = (tonumber(v[7]) or 0) + 1, (tonumber(v[26]) or 0) + 1
+  local attempts, epoch = (tonumber(v.attempts) or 0) + 1, (tonumber(v.lease_epoch) or 0) + 1
   local expires = NOW + lease
   redis.call('HSET', jk(id), 'state', 'processing', 'attempts', fmt(attempts),
     'lease_epoch', fmt(epoch), 'lease_owner', worker, 'lease_expires_at', fmt(expires),
     'started_at', NOW_S, 'updated_at', NOW_S)
   -- Modes "started" and "debounce" stop blocking duplicates once the job is reserved.
-  local key = v[22]
-  if key and (v[27] == 'started' or v[27] == 'debounce') then
+  local key = v.idempotency_key or false
+  local mode = v.idempotency_mode
+  if key and (mode == 'started' or mode == 'debounce') then
     free_key(id, key)
     key = false
   end
-  return {v[1], v[2], v[3], v[4], 'processing', num(v[6]), attempts, num(v[8]), num(v[9]),
-    v[10], num(v[11]), num(v[12]), NOW, v[14], v[15], NOW, num(v[17]), num(v[18]), v[19],
-    v[20], v[21], key, v[23], worker, expires, epoch}
+  return {v.id, v.queue_name, v.name, v.payload or false, 'processing', num(v.priority),
+    attempts, num(v.max_attempts), num(v.timeout_seconds), v.delay_seconds or false,
+    num(v.available_at), num(v.created_at), NOW, v.dependencies or false, v.tags or false, NOW,
+    num(v.completed_at), num(v.failed_at), v.exception or false, v.result or false,
+    v.progress or false, key, v.batch_id or false, worker, expires, epoch}
 end
 
 -- Wake tokens hint at ready work; once none is left they would only cause idle spins.

@@ -1,6 +1,6 @@
 -- reserve: take up to `limit` ready jobs of one queue for a worker.
 -- KEYS: base. ARGV: worker id, lease (microseconds), limit.
--- Returns the reserved jobs best first, each as its ROW (see take).
+-- Returns the reserved jobs best first, each as a row (see take).
 local worker, lease, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- Delayed jobs that fell due join the ready set first.
@@ -18,8 +18,8 @@ bulk('ZREM', k('ready'), ids)
 local from, lease_index = {pending = {}, retrying = {}}, {}
 local expires = fmt(NOW + lease)
 for _, id in ipairs(ids) do
-  local v = read_row(id)
-  local state = v[5]
+  local v = read_job(id)
+  local state = v and v.state
   if (state == 'pending' or state == 'retrying')
       and redis.call('SCARD', k('waits:' .. id)) == 0 then
     out[#out + 1] = take(id, v, worker, lease)
