@@ -4,7 +4,6 @@ remembers, batched acknowledgements, the fast record check, and the fsync settin
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from taskqueue.drivers._files_record import (
 )
 from taskqueue.drivers._files_store import fs_name
 from taskqueue.drivers.files import FileDriver
+from taskqueue.errors import Conflict
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -258,57 +258,48 @@ def test_stale_lease_memory_falls_back_to_the_store(driver: FileDriver,
     assert rec is not None and rec.queue_name == "b" and rec.state == State.PENDING
 
 
-# -- new files are created in place, under their job's lock -------------------------------
+# -- id entries ---------------------------------------------------------------------------
 
-def test_half_written_new_file_is_read_whole_once_its_writer_is_done(
-        driver: FileDriver, other: FileDriver) -> None:
-    """A pusher between creating a job's file and finishing it holds the job's lock: readers
-    wait for it instead of reading half a record (or moving it aside as corrupt)."""
-    job = new()
-    rec = new_record(job, time.time())
-    data = encode(rec)
-    assert other._store.claim_id(job.id, job.queue_name)
-    path = other._jobs.target(rec)
-    results: dict[str, Any] = {}
-
-    def read() -> None:
-        results["get"] = driver.get(job.id)
-        results["reserved"] = driver.reserve("w", Q, 5, 30)
-
-    with other._store.job_lock(job.id).hold():
-        path.write_bytes(data[:25])
-        reader = threading.Thread(target=read)
-        reader.start()
-        time.sleep(0.3)
-        assert reader.is_alive(), "a reader must wait for the writer's lock"
-        path.write_bytes(data)
-    reader.join(timeout=10)
-    assert results["get"] is not None and results["get"].id == job.id
-    assert [j.id for j in results["reserved"]] == [job.id]
-    assert not list((driver.root / "corrupt").iterdir())
+def test_id_entries_of_either_form_are_read(driver: FileDriver, tmp_path: Path) -> None:
+    """Without fsync an id entry is a symlink to the queue's name; with fsync (and in stores
+    written before) a small file holding it. Both read, for any queue name."""
+    durable = _open(f"file:///{driver.root}?fsync=1")
+    try:
+        for i, d in enumerate((driver, durable)):
+            job = new(queue_name=f"odd/queue %{i} é")
+            d.push([job])
+            entry = driver.root / "ids" / fs_name(job.id)
+            assert entry.is_symlink() is (d is driver)
+            for reader in (driver, durable):
+                rec = reader.get(job.id)
+                assert rec is not None and rec.queue_name == job.queue_name
+            (got,) = driver.reserve("w", [job.queue_name], 1, 30)
+            assert durable.complete(got.token)
+            with pytest.raises(Conflict):
+                d.push([new(id=job.id)])
+            assert driver.delete(job.id) and durable.get(job.id) is None
+            assert not entry.exists() and not entry.is_symlink()
+    finally:
+        durable.close()
 
 
-def test_push_writes_each_new_file_under_its_job_lock(
-        driver: FileDriver, other: FileDriver, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[bool] = []
-    real = driver._store.write_new
-
-    def spy(path: Path, data: bytes, mtime: float | None = None) -> None:
-        job_id = orjson.loads(data)["id"]
-        with other._store.job_lock(job_id).hold(blocking=False) as free:
-            seen.append(not free)
-        real(path, data, mtime)
-
-    monkeypatch.setattr(driver._store, "write_new", spy)
-    driver.push([new(), new(dependencies=(uuid7(),))])
-    assert seen == [True, True]
+def test_id_named_like_a_queue_is_not_confused_with_it(driver: FileDriver) -> None:
+    """A symlink's target is relative: reading an id entry must never follow it."""
+    first = new(id="default", queue_name="other")
+    second = new(queue_name="default")
+    driver.push([first, second])
+    rec = driver.get(second.id)
+    assert rec is not None and rec.queue_name == "default"
+    rec = driver.get("default")
+    assert rec is not None and rec.queue_name == "other"
 
 
-def test_pusher_killed_mid_write_leaves_a_file_moved_aside(driver: FileDriver) -> None:
+def test_half_written_ready_file_is_moved_aside(driver: FileDriver) -> None:
+    """A ready file cut short (a disk error, a power cut without fsync) is not a job."""
     job = new()
     rec = new_record(job, time.time())
     assert driver._store.claim_id(job.id, job.queue_name)
-    driver._jobs.target(rec).write_bytes(encode(rec)[:40])  # the writer died here, unlocked
+    driver._jobs.target(rec).write_bytes(encode(rec)[:40])
     assert driver.reserve("w", Q, 5, 30) == []
     assert driver.get(job.id) is None
     reasons = list((driver.root / "corrupt").glob("*.reason"))

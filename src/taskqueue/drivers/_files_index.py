@@ -39,32 +39,33 @@ def _mtime_ns(path: Path) -> int:
 class _Dir:
     """The parsed view of one ready directory."""
 
-    __slots__ = ("path", "queue", "mtime", "listed_at", "known", "order", "start")
+    __slots__ = ("path", "queue", "mtime", "listed_at", "listed_mono", "known", "order", "start")
 
     def __init__(self, path: Path, queue: str) -> None:
         self.path = path
         self.queue = queue
         self.mtime: int | None = None
-        self.listed_at = 0
+        self.listed_at = 0      # wall clock, comparable with mtimes
+        self.listed_mono = 0    # monotonic clock, for the listing's age
         self.known: dict[str, Candidate | None] = {}   # name -> candidate (None: not a job)
         self.order: list[Candidate] = []               # known candidates, best first
         self.start = 0                                 # order[:start] are all dropped
 
     def refresh(self) -> None:
-        now = time.time_ns()
+        now, mono = time.time_ns(), time.monotonic_ns()
         try:
             mtime = _mtime_ns(self.path)
         except FileNotFoundError:
             self.mtime, self.known, self.order, self.start = None, {}, [], 0
             return
         if (mtime == self.mtime and mtime + _RACY_NS < self.listed_at
-                and now - self.listed_at < _MAX_AGE_NS):
+                and mono - self.listed_mono < _MAX_AGE_NS):
             return
         try:
             names = os.listdir(self.path)
         except FileNotFoundError:
             names = []
-        self.mtime, self.listed_at = mtime, now
+        self.mtime, self.listed_at, self.listed_mono = mtime, now, mono
         known = self.known
         fresh = [name for name in names if name not in known]
         if len(known) + len(fresh) > 2 * len(names) + 64:  # many names gone: forget them

@@ -331,8 +331,7 @@ class Records:
 
     def insert(self, recs: list[Rec]) -> None:
         """Write admitted records; jobs with dependencies wait until a re-check frees them.
-        The id entries are made durable first: a record must never outlive its id entry. Each
-        new file is created in place under its job's lock (``Store.write_new``)."""
+        The id entries are made durable first: a record must never outlive its id entry."""
         if recs:
             keyed = any(rec["idempotency_key"] is not None for rec in recs)
             self.store.sync_dirs([self.store.ids, self.store.keys] if keyed else [self.store.ids])
@@ -344,8 +343,7 @@ class Records:
                 if waiting:
                     self.add_edges(rec)
                 path = self.target(rec, waiting=waiting)
-                with self.store.job_lock(rec["id"]).hold():  # readers see it whole
-                    self.store.write_new(path, encode(rec), finished_at(rec))
+                self.store.write(path, encode(rec), finished_at(rec))
             except BaseException:
                 for rest in recs[index:]:
                     self.unadmit(rest)

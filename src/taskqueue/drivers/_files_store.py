@@ -25,6 +25,7 @@ driver's module docstring for what each setting survives).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -256,27 +257,56 @@ class Store:
         return self.ids / fs_name(job_id)
 
     def claim_id(self, job_id: str, queue: str) -> bool:
-        """Register a new job id; False if the id already exists. One O_EXCL create: a
-        reader may see the entry empty for a moment, which reads as "no such job yet"."""
+        """Register a new job id; False if the id already exists.
+
+        Without fsync the entry is a symlink whose target is the queue's file-system name: one
+        atomic, exclusive system call, never seen half-made. With fsync it is a small file
+        holding the queue name, fsynced (a symlink's durability is not portable); a reader may
+        see that file empty for a moment, which reads as "no such job yet". Both forms read."""
+        path = self.id_path(job_id)
+        if not self.fsync:
+            try:
+                os.symlink(fs_name(queue), path)
+            except FileExistsError:
+                return False
+            return True
         try:
-            fd = os.open(self.id_path(job_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                         | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return False
         try:
             os.write(fd, queue.encode())
-            if self.fsync:
-                os.fsync(fd)
+            os.fsync(fd)
         finally:
             os.close(fd)
         return True
 
     def queue_of(self, job_id: str) -> str | None:
         """The queue a job id lives in, or None if no such job."""
-        try:
-            return read_file(self.id_path(job_id)).decode() or None
-        except (FileNotFoundError, ValueError):
-            return None
+        path = self.id_path(job_id)
+        for _ in range(3):
+            try:
+                return from_fs_name(os.readlink(path))
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+            try:  # a file, as written with fsync (or by an older version)
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    continue  # replaced by a symlink meanwhile: read that
+                raise
+            try:
+                return os.read(fd, 4096).decode() or None
+            except ValueError:
+                return None
+            finally:
+                os.close(fd)
+        return None
 
     def drop_id(self, job_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -307,25 +337,6 @@ class Store:
             raise
         os.close(fd)
         return tmp
-
-    def write_new(self, path: Path, data: bytes, mtime: float | None = None) -> None:
-        """Create ``path`` holding ``data`` in place: one create instead of a temp file and a
-        rename. The caller holds the lock that readers of ``path`` take, because a reader
-        without it may see the file empty or half-written (and must read it again under the
-        lock; a writer killed midway leaves a file that then reads as corrupt, and is moved
-        aside). If ``path`` exists it is replaced as by :meth:`write`."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            self.write(path, data, mtime)
-            return
-        try:
-            self._fill(fd, data, mtime)
-        except BaseException:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise
-        os.close(fd)
 
     def write(self, path: Path, data: bytes, mtime: float | None = None) -> None:
         """Replace ``path`` atomically with ``data`` (temp file, fsync, rename)."""

@@ -5,12 +5,10 @@ the layout). A ready job's file name starts with its inverted priority and due t
 finds the best job by listing one directory and sorting names, and claims it by ``rename()``
 into ``processing/``: exactly one process wins a rename. Every read-check-write of a job record
 (claim, settle, cancel, ...) runs under that job's ``flock`` lock, so the lease-epoch fencing
-holds between any number of threads and processes. Every rewrite goes to a temp file and is
-renamed into place, so a reader sees a whole old or a whole new record. A new job's file is
-created in place, under its lock: a reader without the lock may find it half-written, and then
-reads it again under the lock (a pusher killed midway leaves a file that reads as corrupt: it
-was never acknowledged, and is moved aside). A reservation lists ``ready/`` only when its mtime
-changed and parses only names it has not seen (``_files_index``).
+holds between any number of threads and processes. Every write goes to a temp file and is
+renamed into place, so a reader sees a whole old or a whole new record, and a writer killed
+midway leaves only a temp file (cleaned up later). A reservation lists ``ready/`` only when its
+mtime changed and parses only names it has not seen (``_files_index``).
 
 Durability. By default nothing is fsynced (``fsync=False``). A process killed at any point,
 even with ``kill -9``, loses nothing it acknowledged: the write went to the kernel's page cache,
