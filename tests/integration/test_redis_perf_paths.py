@@ -343,3 +343,15 @@ def test_a_reservation_nobody_comes_for_is_handed_back_by_the_heartbeat_thread(
     assert (back.state, back.attempts, back.lease_owner) == (State.PENDING, 0, None)
     got = driver.reserve("w1", ["a"], 5, 30)
     assert [j.id for j in got] == [job.id] and got[0].lease_epoch == 2
+
+
+def test_only_the_wait_right_after_a_reserve_reserves(driver: Any) -> None:
+    """A worker whose queues are paused in the store stops calling reserve but still waits:
+    those waits must not take jobs."""
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    driver.wait_for_work(["a"], 0.05)                  # times out, takes nothing
+    job = new(queue_name="a")
+    driver.push([job])
+    driver.wait_for_work(["a"], 0.5)                   # no reserve in between
+    assert driver.get(job.id).state is State.PENDING
+    assert [j.id for j in driver.reserve("w1", ["a"], 5, 30)] == [job.id]

@@ -77,8 +77,10 @@ class Memory:
         return self.primed
 
     def primed_for(self, queues: Sequence[str]) -> Primed | None:
-        """The primed call when a wait on ``queues`` may repeat it (the same single queue)."""
-        primed = self.primed
+        """The primed call when a wait on ``queues`` may repeat it (the same single queue),
+        once: only the wait right after a reserve repeats it. A worker that stopped calling
+        reserve (its queues are paused in the store) waits without reserving."""
+        primed, self.primed = self.primed, None
         return primed if primed is not None and list(queues) == [primed.queue] else None
 
     def keep(self, primed: Primed, jobs: list[JobRecord]) -> None:
