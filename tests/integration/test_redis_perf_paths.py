@@ -264,7 +264,7 @@ def test_a_wake_up_hands_its_reservation_to_the_next_reserve(url: str, driver: A
 
 
 @pytest.mark.parametrize("case", ["other worker", "other lease", "too late", "closed",
-                                  "fewer wanted"])
+                                  "fewer wanted", "worker left"])
 def test_a_reservation_from_a_wake_up_nobody_asked_for_is_handed_back(
         url: str, driver: Any, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = [new(queue_name="a"), new(queue_name="a")]
@@ -272,8 +272,11 @@ def test_a_reservation_from_a_wake_up_nobody_asked_for_is_handed_back(
     driver.push(jobs)
     driver.wait_for_work(["a"], 2.0)          # woken at once; reserves both for w1
     assert {driver.get(j.id).state for j in jobs} == {State.PROCESSING}
-    if case == "closed":
-        driver.close()
+    if case in ("closed", "worker left"):
+        if case == "closed":
+            driver.close()
+        else:
+            driver.registry_remove("worker", "w1")   # the worker's last call at shutdown
         other = open_driver(url)
         try:
             after = [other.get(j.id) for j in jobs]

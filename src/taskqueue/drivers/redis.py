@@ -324,7 +324,8 @@ class RedisDriver:
 
     def _sweep_waited(self) -> None:
         """Hand back a wake-up's reservation that its worker did not come for (paused,
-        stopping). Called by the calls a worker makes periodically from its heartbeat thread."""
+        stopping). Called by the calls a worker makes periodically from its heartbeat thread;
+        a worker leaving (``registry_remove``) and ``close`` hand it back at once."""
         for job in self._memory.stale():
             self.release(job.token)
 
@@ -681,5 +682,7 @@ class RedisDriver:
         return [json.loads(data) for _, data in entries]
 
     def registry_remove(self, kind: str, key: str) -> None:
+        if kind == "worker":   # a worker leaving: hand back what a wait reserved for it
+            self._from_wait(None, 0.0)
         self._plain("registry", self.keys.registry(kind), "remove", key)
 
