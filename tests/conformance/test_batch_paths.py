@@ -1,0 +1,69 @@
+"""Batch reservation and acknowledgement on every backend: the paths the worker uses in its hot
+loop, where drivers take shortcuts (row mapping, remembered queues, batched statements)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from taskqueue.drivers import Driver, open_driver
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.states import State
+
+FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "extra"]
+
+
+def new(**kw: Any) -> NewJob:
+    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
+    fields.update(kw)
+    return NewJob(**fields)
+
+
+def test_reserved_records_equal_what_get_returns(driver: Driver) -> None:
+    jobs = [new(queue_name="a", priority=9, tags=("x", "y"), batch_id="b", max_attempts=4,
+                timeout_seconds=7, idempotency_key="k1", payload=bytes(range(200))),
+            new(queue_name="a")]
+    driver.push(jobs)
+    got = driver.reserve("w1", ["a"], 10, 20)
+    assert [j.id for j in got] == [j.id for j in jobs]
+    for job in got:
+        stored = driver.get(job.id)
+        assert stored is not None
+        for name in FIELDS:
+            assert getattr(job, name) == getattr(stored, name), name
+        assert job.state == State.PROCESSING and job.lease_owner == "w1"
+        assert job.attempts == 1 and job.lease_epoch >= 1
+
+
+def test_complete_many_mixes_valid_and_stale_tokens_across_queues(driver: Driver) -> None:
+    a1, a2, b1, b2 = (new(queue_name=q) for q in ("a", "a", "b", "b"))
+    driver.push([a1, a2, b1, b2])
+    held = {j.id: j for j in driver.reserve("w", ["a", "b"], 10, 30)}
+    assert set(held) == {a1.id, a2.id, b1.id, b2.id}
+    items: list[tuple[LeaseToken, str | None]] = [
+        (LeaseToken(a1.id, held[a1.id].lease_epoch + 1), None),
+        (held[b1.id].token, "r"),
+        (LeaseToken(uuid7(), 1), None),
+        (held[a2.id].token, None),
+        (LeaseToken(b2.id, held[b2.id].lease_epoch - 1), None),
+    ]
+    assert driver.complete_many(items) == [False, True, False, True, False]
+    states = {i: driver.get(i).state for i in held}  # type: ignore[union-attr]
+    assert states == {a1.id: State.PROCESSING, a2.id: State.COMPLETED,
+                      b1.id: State.COMPLETED,
+                      b2.id: State.PROCESSING}
+    assert driver.complete_many([(held[a1.id].token, None), (held[b2.id].token, None)]) == [
+        True, True]
+
+
+def test_a_driver_that_did_not_reserve_completes(store_url: str, driver: Driver) -> None:
+    jobs = [new(queue_name="a"), new(queue_name="b")]
+    driver.push(jobs)
+    held = driver.reserve("w", ["a", "b"], 5, 30)
+    other = open_driver(store_url)
+    try:
+        assert other.complete_many([(j.token, None) for j in held]) == [True, True]
+    finally:
+        other.close()
+    assert driver.complete_many([(j.token, None) for j in held]) == [False, False]
