@@ -238,3 +238,25 @@ def test_batch_acknowledgement_probes_the_primary_key(pg_url: str, pg: Driver) -
                              ("release_dependents_many", {"ids": ids})]:
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + queries[name], params))
             assert "idx_lease" not in plan and "idx_state_id" not in plan, (name, plan)
+
+
+def test_an_idle_connection_the_server_closed_is_not_handed_out(pg_url: str) -> None:
+    """The pool checks an idle connection without a round trip (is the socket readable?):
+    one whose backend was terminated meanwhile is replaced, so the caller sees no error."""
+    import time
+
+    from taskqueue.drivers.postgres import PostgresDriver
+
+    driver = PostgresDriver.from_url(pg_url, check_after=0.05)
+    try:
+        driver.push([new()])
+        pids = [conn.info.backend_pid for conn, _ in driver._pool._idle]
+        assert pids
+        with psycopg.connect(pg_url.split("?schema=")[0], autocommit=True) as admin:
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        assert driver.count(JobFilter()) == 1
+        assert [j.state for j in driver.reserve("w", Q, 10, 30)] == [State.PROCESSING]
+    finally:
+        driver.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from psycopg.rows import TupleRow
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable, TaskQueueError
 
 Connection = psycopg.Connection[TupleRow]
+#: An idle connection whose socket stayed quiet is trusted for this long; older ones are
+#: pinged anyway (a firewall or NAT may have dropped the flow without telling either side).
+_TRUST_QUIET = 30.0
 
 
 def translate(exc: psycopg.Error, where: str) -> TaskQueueError:
@@ -32,7 +36,7 @@ def translate(exc: psycopg.Error, where: str) -> TaskQueueError:
 class Pool:
     """A small LIFO pool of autocommit connections that never makes a caller wait on a dead
     server: a failed connect raises at once, a broken connection drops every idle one (a
-    restart killed them all), and one idle longer than ``check_after`` s is pinged before use.
+    restart killed them all), and one idle longer than ``check_after`` s is checked before use.
     """
 
     def __init__(self, conninfo: str, kwargs: dict[str, Any], where: str, *,
@@ -74,17 +78,25 @@ class Pool:
                 if not self._idle:
                     break
                 conn, since = self._idle.pop()
-            if time.monotonic() - since < self._check_after or self._alive(conn):
+            idle = time.monotonic() - since
+            if idle < self._check_after or self._alive(conn, ping=idle >= _TRUST_QUIET):
                 return conn
             self.clear()
         return self.connect()
 
     @staticmethod
-    def _alive(conn: Connection) -> bool:
+    def _alive(conn: Connection, *, ping: bool) -> bool:
+        """Whether an idle connection still works. A server that closed it (a restart, a
+        terminated backend) has sent a FATAL message or EOF, which makes the socket readable:
+        only then, or when ``ping``, is the round trip of a ping spent (it would delay the
+        wake-up of an idle worker and every sporadic push)."""
         try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if not readable and not ping:
+                return True
             conn.execute("")
             return True
-        except psycopg.Error:
+        except (psycopg.Error, OSError, ValueError):
             conn.close()
             return False
 
