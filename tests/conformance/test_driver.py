@@ -506,3 +506,30 @@ def test_complete_many_accepts_only_current_leases(driver: Driver) -> None:
     assert driver.get(stale.id).state == State.PROCESSING  # type: ignore[union-attr]
     assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id], "dependents released"
     assert driver.complete_many([]) == []
+
+
+def test_complete_many_releases_a_child_of_two_jobs_in_one_batch(driver: Driver) -> None:
+    first, second, third = new(), new(), new()
+    both = new(dependencies=(first.id, second.id))
+    half = new(dependencies=(second.id, third.id))
+    driver.push([first, second, third, both, half])
+    jobs = {j.id: j for j in driver.reserve("w", Q, 3, 30)}
+    assert driver.complete_many([(jobs[second.id].token, None),
+                                 (jobs[first.id].token, None)]) == [True, True]
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [both.id], "one wait per edge"
+    assert driver.complete_many([(jobs[second.id].token, None)]) == [False]
+    assert driver.reserve("w", Q, 10, 30) == [], "a refused completion releases nothing"
+    assert driver.complete_many([(jobs[third.id].token, None)]) == [True]
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [half.id]
+
+
+def test_complete_many_applies_each_jobs_idempotency_mode(driver: Driver) -> None:
+    fin = new(idempotency_key="fin", idempotency_mode="finished")
+    win = new(idempotency_key="win", idempotency_mode="window", idempotency_window=600)
+    keep = new(idempotency_key="keep")
+    driver.push([fin, win, keep])
+    assert all(driver.complete_many([(j.token, None) for j in driver.reserve("w", Q, 3, 30)]))
+    again = new(idempotency_key="fin", idempotency_mode="finished")
+    assert driver.push([again]) == [again.id], "'finished' frees the key"
+    assert driver.push([new(idempotency_key="win", idempotency_mode="window")]) == [win.id]
+    assert driver.push([new(idempotency_key="keep")]) == [keep.id]
