@@ -3,6 +3,7 @@ remembers, batched acknowledgements, the fast record check, and the fsync settin
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ import pytest
 
 from taskqueue.drivers import JobFilter, open_driver
 from taskqueue.drivers import _files_index as files_index
+from taskqueue.drivers._files_names import fs_name
 from taskqueue.drivers._files_record import (
     _FAST,
     _SCHEMA,
@@ -24,7 +26,6 @@ from taskqueue.drivers._files_record import (
     encode,
     new_record,
 )
-from taskqueue.drivers._files_store import fs_name
 from taskqueue.drivers.files import FileDriver
 from taskqueue.errors import Conflict
 from taskqueue.jobs.ids import uuid7
@@ -260,16 +261,18 @@ def test_stale_lease_memory_falls_back_to_the_store(driver: FileDriver,
 
 # -- id entries ---------------------------------------------------------------------------
 
-def test_id_entries_of_either_form_are_read(driver: FileDriver, tmp_path: Path) -> None:
-    """Without fsync an id entry is a symlink to the queue's name; with fsync (and in stores
-    written before) a small file holding it. Both read, for any queue name."""
+def test_id_entries_are_links_to_the_queue_marker(driver: FileDriver) -> None:
+    """Every id entry is a hard link to its queue's marker (no inode of its own), with or
+    without fsync; ids stay unique, and deleting a job removes only its link."""
     durable = _open(f"file:///{driver.root}?fsync=1")
     try:
         for i, d in enumerate((driver, durable)):
             job = new(queue_name=f"odd/queue %{i} é")
             d.push([job])
             entry = driver.root / "ids" / fs_name(job.id)
-            assert entry.is_symlink() is (d is driver)
+            marker = driver.root / "ids" / f".queue-{fs_name(job.queue_name)}-0"
+            assert entry.stat().st_ino == marker.stat().st_ino
+            assert marker.read_text() == job.queue_name
             for reader in (driver, durable):
                 rec = reader.get(job.id)
                 assert rec is not None and rec.queue_name == job.queue_name
@@ -278,9 +281,46 @@ def test_id_entries_of_either_form_are_read(driver: FileDriver, tmp_path: Path) 
             with pytest.raises(Conflict):
                 d.push([new(id=job.id)])
             assert driver.delete(job.id) and durable.get(job.id) is None
-            assert not entry.exists() and not entry.is_symlink()
+            assert not entry.exists() and marker.read_text() == job.queue_name
     finally:
         durable.close()
+
+
+def test_id_entries_written_by_earlier_versions_still_read(driver: FileDriver) -> None:
+    plain, linked = new(queue_name="a b"), new(queue_name="c")
+    driver.push([plain, linked])
+    ids = driver.root / "ids"
+    (ids / fs_name(plain.id)).unlink()
+    (ids / fs_name(plain.id)).write_text("a b")          # a plain file holding the name
+    (ids / fs_name(linked.id)).unlink()
+    (ids / fs_name(linked.id)).symlink_to(fs_name("c"))  # a symlink to the name
+    for job in (plain, linked):
+        rec = driver.get(job.id)
+        assert rec is not None and rec.queue_name == job.queue_name
+    assert driver.reserve("w", ["a b"], 1, 30)[0].id == plain.id
+    assert driver.delete(linked.id) and driver.get(linked.id) is None
+
+
+def test_full_marker_hands_over_to_the_next(driver: FileDriver) -> None:
+    """A file has a limited number of links (EMLINK): the queue's next marker takes over."""
+    ids = driver._store._ids
+    real = ids.link
+    full = ids.dir / ".queue-default-0"
+
+    def link(source: Path, target: Path) -> None:
+        if source == full:
+            raise OSError(errno.EMLINK, "Too many links", str(source))
+        real(source, target)
+
+    driver.push([first := new()])
+    ids.link = link
+    jobs = [new() for _ in range(3)]
+    driver.push(jobs)
+    following = ids.dir / ".queue-default-1"
+    for job in jobs:
+        assert (ids.dir / fs_name(job.id)).stat().st_ino == following.stat().st_ino
+    assert len(driver.reserve("w", Q, 10, 30)) == 4
+    assert driver.get(first.id) is not None
 
 
 def test_id_named_like_a_queue_is_not_confused_with_it(driver: FileDriver) -> None:

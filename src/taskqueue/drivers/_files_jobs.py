@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from taskqueue.drivers._files_names import from_fs_name, fs_name
 from taskqueue.drivers._files_record import (
     CorruptRecord,
     Rec,
@@ -30,8 +31,6 @@ from taskqueue.drivers._files_store import (
     READY,
     WAITING,
     Store,
-    from_fs_name,
-    fs_name,
     ignorable,
     parse_ready,
     read_file,

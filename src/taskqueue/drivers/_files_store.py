@@ -25,7 +25,6 @@ driver's module docstring for what each setting survives).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
@@ -37,9 +36,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, unquote
 
+from taskqueue.drivers._files_ids import Ids
 from taskqueue.drivers._files_lock import FileLock
+from taskqueue.drivers._files_names import from_fs_name, fs_name
 from taskqueue.drivers._files_record import Rec
 from taskqueue.jobs.states import State
 
@@ -58,28 +58,6 @@ _PRIORITY_ZERO = 5_000_000_000
 _MAX_INVERTED = 9_999_999_999
 _MAX_DUE_US = 10**17 - 1
 _READY_RE = re.compile(r"^(\d{10})-(\d{17})-(.+)\.([pr])\.json$")
-_MAX_NAME = 200
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]{0,199}")
-
-
-def fs_name(text: str) -> str:
-    """A file name for ``text`` (an id or a queue name): quoted, never hidden, never a path."""
-    if _PLAIN.fullmatch(text):
-        return text  # what quote() would return (a UUID, a plain queue name), only faster
-    name = quote(text, safe="")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    if not name or len(name) > _MAX_NAME:
-        raise ValueError(f"{text!r} cannot be used as a name in the files backend "
-                         f"(empty or longer than {_MAX_NAME} characters once quoted)")
-    return name
-
-
-def from_fs_name(name: str) -> str:
-    return unquote(name)
-
 
 def read_file(path: Path) -> bytes:
     """A whole small file, read with plain system calls (no buffering, no tty probe)."""
@@ -191,6 +169,7 @@ class Store:
         self._locks: dict[str, FileLock] = {}
         self._known_queues: set[str] = set()
         self._dirs: dict[tuple[str, str], Path] = {}
+        self._ids = Ids(self.ids, self._write_temp)
 
     def make_dirs(self) -> None:
         for path in (self.queues, self.ids, self.keys, self.deps, self.locks, self.coord,
@@ -242,6 +221,7 @@ class Store:
     def forget_queues(self) -> None:
         """Re-check queue directories on next use (after an error: they may have vanished)."""
         self._known_queues.clear()
+        self._ids.forget()
 
     def queue_names(self) -> list[str]:
         return sorted(from_fs_name(n) for n in self.listdir(self.queues) if not ignorable(n))
@@ -252,65 +232,20 @@ class Store:
         except FileNotFoundError:
             return []
 
-    # -- the id index ----------------------------------------------------------------------
+    # -- the id index (see ``_files_ids``) ----------------------------------------------------
     def id_path(self, job_id: str) -> Path:
-        return self.ids / fs_name(job_id)
+        return self._ids.path(job_id)
 
     def claim_id(self, job_id: str, queue: str) -> bool:
-        """Register a new job id; False if the id already exists.
-
-        Without fsync the entry is a symlink whose target is the queue's file-system name: one
-        atomic, exclusive system call, never seen half-made. With fsync it is a small file
-        holding the queue name, fsynced (a symlink's durability is not portable); a reader may
-        see that file empty for a moment, which reads as "no such job yet". Both forms read."""
-        path = self.id_path(job_id)
-        if not self.fsync:
-            try:
-                os.symlink(fs_name(queue), path)
-            except FileExistsError:
-                return False
-            return True
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            return False
-        try:
-            os.write(fd, queue.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return True
+        """Register a new job id; False if the id already exists."""
+        return self._ids.claim(job_id, queue)
 
     def queue_of(self, job_id: str) -> str | None:
         """The queue a job id lives in, or None if no such job."""
-        path = self.id_path(job_id)
-        for _ in range(3):
-            try:
-                return from_fs_name(os.readlink(path))
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-            try:  # a file, as written with fsync (or by an older version)
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    continue  # replaced by a symlink meanwhile: read that
-                raise
-            try:
-                return os.read(fd, 4096).decode() or None
-            except ValueError:
-                return None
-            finally:
-                os.close(fd)
-        return None
+        return self._ids.queue_of(job_id)
 
     def drop_id(self, job_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.id_path(job_id).unlink()
+        self._ids.drop(job_id)
 
     # -- atomic I/O ------------------------------------------------------------------------
     def _temp(self) -> Path:
