@@ -8,7 +8,9 @@ Layout under the root directory::
     queues/<queue>/waiting/           pending jobs whose dependencies are open (same names)
     queues/<queue>/processing/        <id>.json, leased to a worker
     queues/<queue>/completed|failed|cancelled/   <id>.json (file mtime = finish time)
-    ids/<id>                          the queue a job id lives in (created O_EXCL: ids are unique)
+    ids/<id>                          the queue a job id lives in: a hard link to the queue's
+                                      marker ids/.queue-<queue>-<n> (link() is exclusive: ids
+                                      are unique; see ``_files_ids``)
     keys/<sha256(key)>.key            idempotency key -> job id (created with link(): atomic)
     deps/<parent id>/<child id>       reverse dependency edges, to wake children on completion
     locks/NN.lock, locks/<name>.lock  flock files (job locks are striped over a fixed set)
