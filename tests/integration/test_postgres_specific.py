@@ -23,7 +23,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
-from taskqueue.drivers.postgres import _queries  # noqa: E402
+from taskqueue.drivers.postgres import _MIGRATIONS, _queries  # noqa: E402
 from taskqueue.errors import ConfigError, DriverUnavailable  # noqa: E402
 from taskqueue.jobs.ids import uuid7  # noqa: E402
 from taskqueue.jobs.model import JobRecord, NewJob  # noqa: E402
@@ -203,7 +203,7 @@ def test_concurrent_first_use_migrates_once(pg_url: str) -> None:
         schema = pg_url.rsplit("schema=", 1)[1]
         with psycopg.connect(PG_ADMIN) as conn:
             rows = conn.execute(f'SELECT version FROM "{schema}".taskqueue_migrations').fetchall()
-        assert sorted(rows) == [(1,), (2,), (3,)]
+        assert sorted(rows) == [(v,) for v in _MIGRATIONS]
     finally:
         for d in drivers:
             d.close()
@@ -236,7 +236,7 @@ def test_a_version_1_store_upgrades_in_place(pg_url: str) -> None:
                                     "ORDER BY version").fetchall()
             edges = dict(conn.execute(f'SELECT depends_on, satisfied FROM "{schema}".'
                                       "job_dependencies WHERE job_id = %s", (child,)))
-        assert versions == [(1,), (2,), (3,)]
+        assert versions == [(v,) for v in _MIGRATIONS]
         assert edges == {done: True, running: False}
         assert driver.push([new(idempotency_key="old-key")]) == [running], "mode 'exists'"
         job = reserve_only(driver, running)
