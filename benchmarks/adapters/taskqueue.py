@@ -38,7 +38,7 @@ class TaskqueueAdapter(Adapter):
     has_bulk = True
     bulk_batch = 1000
     config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options "
-              "(prefetch 20, concurrency 1)")
+              "(prefetch 100, concurrency 1)")
 
     def setup(self) -> None:
         from taskqueue import QueueManager
