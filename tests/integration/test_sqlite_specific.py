@@ -102,3 +102,19 @@ def test_pruning_moves_to_another_worker_soon_after_its_holder_dies(tmp_path: Pa
     assert driver.count(JobFilter(states=[State.COMPLETED])) == 0
     assert time.monotonic() < deadline - 3.5, "taken over within about a second"
     manager.close()
+
+
+def test_synchronous_mode_is_chosen_in_the_url(tmp_path: Path) -> None:
+    import pytest
+
+    from taskqueue.drivers import open_driver
+    from taskqueue.errors import ConfigError
+
+    full = open_driver(f"sqlite:///{tmp_path / 'a.db'}?synchronous=full")
+    assert full._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # type: ignore[attr-defined]
+    full.close()
+    normal = open_driver(f"sqlite:///{tmp_path / 'b.db'}")
+    assert normal._conn.execute("PRAGMA synchronous").fetchone() == (1,)  # type: ignore[attr-defined]
+    normal.close()
+    with pytest.raises(ConfigError, match="synchronous='off'"):
+        open_driver(f"sqlite:///{tmp_path / 'c.db'}?synchronous=off")

@@ -51,7 +51,11 @@ def _translated() -> Iterator[None]:
 class SQLiteDriver:
     name = "sqlite"
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0,
+                 synchronous: str = "normal") -> None:
+        if synchronous.lower() not in ("normal", "full"):
+            raise ConfigError(f"synchronous={synchronous!r}: use 'normal' (survives any "
+                              "process crash) or 'full' (also a power cut, slower commits)")
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +65,7 @@ class SQLiteDriver:
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._checkpointer: Checkpointer | None = None
             if self.path != ":memory:":
@@ -79,6 +83,8 @@ class SQLiteDriver:
         for key, values in parse_qs(parts.query).items():
             if key == "busy_timeout":
                 options.setdefault("busy_timeout", float(values[-1]))
+            elif key == "synchronous":
+                options.setdefault("synchronous", values[-1])
         driver = cls(path, **options)
         driver.migrate()
         return driver
