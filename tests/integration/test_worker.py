@@ -232,3 +232,43 @@ def test_unknown_option_is_rejected_with_a_hint() -> None:
     with pytest.raises(ConfigError, match="did you mean 'max_attempts'"):
         @task(max_attempt=3)
         def nope() -> None: ...
+
+
+def test_a_failed_background_acknowledgement_leaves_no_job_held(manager: QueueManager,
+                                                                ledger: str) -> None:
+    """The ack thread flushes a fast job's completion while a slow job runs; if that flush
+    raises, the fast job must not stay held (its lease renewed forever, stuck as running): it
+    is let go, its lease expires, and it runs again."""
+    import threading
+
+    from taskqueue import Worker, WorkerOptions
+
+    quick = t.add.delay(1, 2)
+    slow = t.mark.delay(ledger, 1.5)
+    worker = Worker(manager, WorkerOptions(lease_seconds=1.0, maintenance_interval=0.2,
+                                           poll_interval=0.05))
+    real, failures = manager.driver.complete_many, []
+
+    def complete_many(items: list[object]) -> list[bool]:
+        if not failures and threading.current_thread().name == "taskqueue-acks":
+            failures.append(len(items))
+            raise RuntimeError("acknowledgement failed")
+        return real(items)  # type: ignore[arg-type]
+
+    worker.driver.complete_many = complete_many  # type: ignore[method-assign]
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if final(manager, quick).state == State.COMPLETED \
+                    and final(manager, slow).state == State.COMPLETED:
+                break
+            time.sleep(0.05)
+    finally:
+        worker.request_stop()
+        runner.join(10)
+    assert failures == [1], "the ack thread should have tried (and failed) once"
+    assert final(manager, slow).state == State.COMPLETED
+    assert final(manager, quick).state == State.COMPLETED, \
+        "the fast job stayed held by the heartbeat after its acknowledgement failed"

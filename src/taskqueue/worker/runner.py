@@ -415,11 +415,19 @@ class Worker:
         if not pending:
             return
         tokens = [(job.token, result) for job, _, _, _, result in pending]
-        accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
         ids = [job.id for job, _, _, _, _ in pending]
+        failure: Exception | None = None
+        try:
+            accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
+        except Exception as exc:  # noqa: BLE001 - re-raised below
+            failure, accepted = exc, []
+        # Let the jobs go even when that raised: a job left held would have its lease renewed
+        # forever (stuck as running); let go, its lease expires and it runs again.
         with self._lock:
             self._awaiting_ack.difference_update(ids)
         self.heartbeat.drop_many(ids)
+        if failure is not None:
+            raise failure
         for (job, body, options, outcome, _), ok in zip(pending, accepted, strict=True):
             self._completed(job, body, options, outcome, ok)
 
@@ -436,8 +444,8 @@ class Worker:
             if self._acks and time.monotonic() - self._acks_since >= ACK_DELAY:
                 try:
                     self.flush_acks()
-                except Exception:  # noqa: BLE001 - the main thread flushes what is left
-                    log.exception("acknowledging completions failed; retrying later")
+                except Exception:  # noqa: BLE001 - those jobs were let go: they run again
+                    log.exception("acknowledging completions failed; they run again")
             elif self._acks:
                 self._ack_wake.set()  # a younger buffer: look again when it has aged
 
