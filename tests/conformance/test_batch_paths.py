@@ -67,3 +67,18 @@ def test_a_driver_that_did_not_reserve_completes(store_url: str, driver: Driver)
     finally:
         other.close()
     assert driver.complete_many([(j.token, None) for j in held]) == [False, False]
+
+
+def test_complete_many_accepts_a_job_once_however_often_it_is_named(driver: Driver) -> None:
+    """One completion per job is accepted: a token repeated in a batch is accepted the first
+    time only (with its result), and a stale token of a job that is also completed with its
+    live token in the same batch is refused."""
+    a, b = new(), new()
+    driver.push([a, b])
+    held = {j.id: j for j in driver.reserve("w", ["default"], 10, 30)}
+    ta, tb = held[a.id].token, held[b.id].token
+    stale = LeaseToken(b.id, tb.epoch - 1)
+    assert driver.complete_many([(ta, '"first"'), (stale, '"stale"'), (ta, '"again"'),
+                                 (tb, '"b"')]) == [True, False, False, True]
+    assert driver.get(a.id).result == '"first"'  # type: ignore[union-attr]
+    assert driver.get(b.id).result == '"b"'  # type: ignore[union-attr]

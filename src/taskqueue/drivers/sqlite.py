@@ -228,22 +228,38 @@ class SQLiteDriver:
         if not items:
             return []
         now = time.time()
-        batch = json.dumps([[t.job_id, t.epoch, result] for t, result in items])
+        entries = [[t.job_id, t.epoch, result] for t, result in items]
+        if len({t.job_id for t, _ in items}) < len(items):
+            # UPDATE … FROM updates a row once, from any one of its matching entries: keep
+            # each token's first entry, so the result stored is the first one given
+            first: dict[tuple[str, int], list[Any]] = {}
+            for (token, _), entry in zip(items, entries, strict=True):
+                first.setdefault((token.job_id, token.epoch), entry)
+            entries = list(first.values())
+        batch = json.dumps(entries)
         with self._write() as conn:
             rows = conn.execute(Q["complete_many"], (now, now, batch)).fetchall()
-            keyed = [job_id for job_id, has_key in rows if has_key]
+            keyed = [job_id for job_id, _, has_key in rows if has_key]
             if keyed:
                 conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
                              (now, *keyed))
-            done = [job_id for job_id, _ in rows]
+            done = [job_id for job_id, _, _ in rows]
             for start in range(0, len(done), 500):
                 chunk = done[start:start + 500]
                 probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
                 if conn.execute(probe, chunk).fetchone():
                     for job_id in chunk:
                         self._release_dependents(conn, job_id)
-        accepted = {job_id for job_id, _ in rows}
-        return [t.job_id in accepted for t, _ in items]
+        # Each job's live token, accepted the first time it is named (a repeat or a stale
+        # token of the same job is refused, as completing them one by one would).
+        accepted = {job_id: epoch for job_id, epoch, _ in rows}
+        answers = []
+        for token, _ in items:
+            ok = accepted.get(token.job_id) == token.epoch
+            if ok:
+                del accepted[token.job_id]
+            answers.append(ok)
+        return answers
 
     @staticmethod
     def _release_dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:

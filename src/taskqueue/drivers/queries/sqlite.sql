@@ -182,7 +182,7 @@ SET state = 'completed', result = t.value ->> 2, completed_at = ?, updated_at = 
 FROM json_each(?) AS t
 WHERE job_queue.id = t.value ->> 0 AND job_queue.lease_epoch = t.value ->> 1
   AND +job_queue.state = 'processing'
-RETURNING job_queue.id, job_queue.idempotency_key IS NOT NULL;
+RETURNING job_queue.id, job_queue.lease_epoch, job_queue.idempotency_key IS NOT NULL;
 
 -- name: finish_keys
 UPDATE job_queue
