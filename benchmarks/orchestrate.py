@@ -42,7 +42,7 @@ class Lib:
 
 
 LIBS: tuple[Lib, ...] = (
-    Lib("taskqueue", None, ("sqlite", "postgres", "redis", "mysql", "files"),
+    Lib("taskqueue", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
         guarantee="at-least-once, leases with fencing, ack after run"),
     Lib("celery", "main", ("redis",), {
         "postgres": "only through kombu's SQLAlchemy transport, which kombu calls experimental",
@@ -78,7 +78,7 @@ LIBS: tuple[Lib, ...] = (
                                             "sqlite": "PostgreSQL only",
                                             "mysql": "PostgreSQL only"},
         guarantee="at-least-once (heartbeat, re-picked after timeout)"),
-    Lib("ceiling", None, ("sqlite", "postgres", "redis"),
+    Lib("ceiling", "taskqueue", ("sqlite", "postgres", "redis"),
         guarantee="reserve with a lease, ack in batches (no retries, no bookkeeping)"),
 )
 LIB_BY_NAME = {lib.name: lib for lib in LIBS}
@@ -132,6 +132,8 @@ def interpreter(lib: Lib) -> str | None:
     if lib.venv is None:
         return sys.executable
     py = VENVS / lib.venv / "bin" / "python"
+    if lib.venv == LEAN and not py.exists():
+        return sys.executable  # before `setup`: the project's dev venv (heavier than a user's)
     return str(py) if py.exists() else None
 
 
@@ -412,9 +414,22 @@ def brief(r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+#: The venv taskqueue (and the ceiling, which uses the same store clients) run in: what a user
+#: gets from `pip install taskqueue[postgres,mysql,redis]`, without the dev tools (the dev venv
+#: also holds OpenTelemetry's SDK, which redis-py imports whenever it is installed).
+LEAN = "taskqueue"
+
+
 def setup(args: Any) -> int:
-    """Create benchmarks/.venvs/{main,arq,saq} from the requirements files."""
+    """Create benchmarks/.venvs/{main,arq,saq} from the requirements files, and the lean
+    benchmarks/.venvs/taskqueue from the project itself."""
     base = getattr(sys, "_base_executable", sys.executable)
+    lean = VENVS / LEAN
+    if not (lean / "bin" / "python").exists():
+        subprocess.run([base, "-m", "venv", str(lean)], check=True)
+    print(f"installing taskqueue[postgres,mysql,redis] into {lean.relative_to(ROOT)}", flush=True)
+    subprocess.run([str(lean / "bin" / "pip"), "install", "-q", "-e",
+                    f"{ROOT}[postgres,mysql,redis]", "psutil>=5.9"], check=True)
     files = {"main": "requirements.txt", "arq": "requirements-arq.txt",
              "saq": "requirements-saq.txt"}
     for name, req in files.items():

@@ -401,9 +401,11 @@ METHOD = """\
 * **One command, one machine.** `python -m benchmarks run` makes a fresh store for every \
 measurement (a PostgreSQL or MariaDB database of its own, Redis database 14 emptied before and \
 after, a temporary directory for SQLite and files), runs `benchmarks/harness.py` in the \
-library's own interpreter (taskqueue and the ceiling in the project's `.venv`; competitors in \
-`benchmarks/.venvs/`, because their pins conflict with each other: arq needs redis-py < 6, SAQ \
-< 8, taskiq-redis ≥ 8), then drops the store.
+library's own interpreter (taskqueue and the ceiling in `benchmarks/.venvs/taskqueue`, the \
+project installed with its `postgres,mysql,redis` extras and nothing else, as a user would; \
+competitors in `benchmarks/.venvs/`, because their pins conflict with each other: arq needs \
+redis-py < 6, SAQ < 8, taskiq-redis ≥ 8; every venv has hiredis), then drops the store. All \
+code runs from compiled bytecode.
 * **Interleaved repeats.** Each repeat measures every library once, in a rotated order, so \
 that a burst of load from the rest of the machine hits libraries evenly; the reported figure is \
 the median over repeats. After the first repeat N is trimmed for slow libraries so that one \
