@@ -118,3 +118,20 @@ def test_synchronous_mode_is_chosen_in_the_url(tmp_path: Path) -> None:
     normal.close()
     with pytest.raises(ConfigError, match="synchronous='off'"):
         open_driver(f"sqlite:///{tmp_path / 'c.db'}?synchronous=off")
+
+
+def test_a_driver_dropped_without_close_stops_its_checkpointer(tmp_path: Path) -> None:
+    """The checkpoint thread (and its connection) must not outlive a driver that was simply
+    dropped: a process that opens many short-lived drivers would pile them up."""
+    import gc
+
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+    driver.push([NewJob(id=uuid7(), name="t", payload=b"{}")])
+    checkpointer = driver._checkpointer
+    assert checkpointer is not None and checkpointer._thread is not None
+    thread = checkpointer._thread
+    del driver, checkpointer
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "the checkpoint thread outlived its driver"

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,9 @@ class SQLiteDriver:
             if self.path != ":memory:":
                 self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
                 self._checkpointer = Checkpointer(self.path)
+                # a driver dropped without close() must not leave the thread (and its
+                # connection) running for the rest of the process
+                weakref.finalize(self, self._checkpointer.close)
         self._migrated = False
 
     @classmethod
