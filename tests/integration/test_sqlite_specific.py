@@ -135,3 +135,16 @@ def test_a_driver_dropped_without_close_stops_its_checkpointer(tmp_path: Path) -
     gc.collect()
     thread.join(timeout=5)
     assert not thread.is_alive(), "the checkpoint thread outlived its driver"
+
+
+def test_queries_need_no_sqlite_newer_than_returning() -> None:
+    """RETURNING (SQLite 3.35) is the floor; the JSON operators -> and ->> arrived only in
+    3.38, so on e.g. Ubuntu 22.04's 3.37 every batched completion failed to parse (and each
+    job ran again after its lease). json_extract() says the same thing on older versions."""
+    import re
+
+    from taskqueue.drivers.sqlite import Q
+
+    uses = {name for name, sql in Q.items()
+            if re.search(r"->", re.sub(r"--[^\n]*", "", sql))}
+    assert not uses, f"-> / ->> need SQLite 3.38: {sorted(uses)}"

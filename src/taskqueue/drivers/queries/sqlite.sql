@@ -177,10 +177,11 @@ WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 -- A batch of completions in one statement: ? is a JSON array of [id, lease epoch, result].
 -- Idempotency columns are left to `finish_keys`, run only for the rows that have a key.
 UPDATE job_queue
-SET state = 'completed', result = t.value ->> 2, completed_at = ?, updated_at = ?,
-    progress = 100, lease_owner = NULL, lease_expires_at = NULL
+SET state = 'completed', result = json_extract(t.value, '$[2]'), completed_at = ?,
+    updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL
 FROM json_each(?) AS t
-WHERE job_queue.id = t.value ->> 0 AND job_queue.lease_epoch = t.value ->> 1
+WHERE job_queue.id = json_extract(t.value, '$[0]')
+  AND job_queue.lease_epoch = json_extract(t.value, '$[1]')
   AND +job_queue.state = 'processing'
 RETURNING job_queue.id, job_queue.lease_epoch, job_queue.idempotency_key IS NOT NULL;
 
