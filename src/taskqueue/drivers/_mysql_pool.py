@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
+from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 
 from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable, TaskQueueError
 
@@ -23,8 +24,11 @@ _SERVER_GONE = frozenset({1053, 1152, 1927, 4031})  # shutdown, aborted, killed,
 
 
 def open_connection(args: dict[str, Any]) -> Connection:
-    """A new autocommit session in UTC at READ COMMITTED (``args`` are PyMySQL's)."""
+    """A new autocommit session in UTC at READ COMMITTED (``args`` are PyMySQL's), with
+    multi-statements on: the driver sends a transaction's statements as one script (every
+    value in it escaped by PyMySQL; see ``_mysql_batch``)."""
     conn = pymysql.connect(charset="utf8mb4", autocommit=True, binary_prefix=True,
+                           client_flag=CLIENT.MULTI_STATEMENTS,
                            write_timeout=args.get("read_timeout"), **args)
     try:
         with conn.cursor() as cur:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
-from taskqueue.drivers import _sql
+from taskqueue.drivers import _mysql_batch, _sql
 from taskqueue.drivers._mysql_pool import (
     RETRYABLE,
     Connection,
@@ -196,15 +196,17 @@ class MySQLDriver:
             return []
 
         def work(cur: Cursor) -> list[JobRecord]:
-            ids = _lock_ready(cur, queues, limit)
+            ids = _mysql_batch.lock_ready(cur, Q, queues, limit)
+            read = Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(len(ids)))
             if not ids:
+                cur.execute("COMMIT")
                 return []
-            cur.execute(Q["reserve_update"].format(ids=_ph(len(ids))),
-                        (worker_id, _us(lease_seconds), *ids))
-            cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS,
-                                                   ids=_ph(len(ids))), ids)
-            return [_sql.row_to_record(r, _aware) for r in cur.fetchall()]
-        return self._run(work, tx=True)
+            done = _mysql_batch.script(cur, [
+                (Q["reserve_update"].format(ids=_ph(len(ids))),
+                 (worker_id, _us(lease_seconds), *ids)),
+                (read, ids), ("COMMIT", ())], tx=False)
+            return [_sql.row_to_record(r, _aware) for r in done[1][1]]
+        return self._run(work)
 
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
         def work(cur: Cursor) -> JobRecord | None:
@@ -242,8 +244,10 @@ class MySQLDriver:
         return HeartbeatResult(**{kind: frozenset(ids) for kind, ids in out.items()})
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
-        """One ``complete`` per item (each is its own atomic step here)."""
-        return [self.complete(token, result) for token, result in items]
+        """All items in one transaction and one round trip (see ``_mysql_batch``)."""
+        if not items:
+            return []
+        return self._run(lambda cur: _mysql_batch.complete_many(cur, Q, items))
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         def work(cur: Cursor) -> bool:
@@ -503,34 +507,6 @@ def _ddl(cur: Cursor, statement: str) -> None:
     except pymysql.Error as exc:
         if error_code(exc) not in _ALREADY_DONE:
             raise
-
-
-def _lock_ready(cur: Cursor, queues: Sequence[str], limit: int) -> list[str]:
-    """Lock up to ``limit`` of the best ready jobs, best first.
-
-    Candidates come from a non-locking read; the lock skips those another reserver holds. The
-    first round asks for exactly ``limit`` (uncontended: done). Later rounds, for what is still
-    missing, look four times as far down the list past everything seen; the few extra rows they
-    lock are released unused at commit.
-    """
-    taken: list[str] = []
-    seen: list[str] = []
-    window = limit
-    for _ in range(4):
-        exclude = f"AND id NOT IN ({_ph(len(seen))})" if seen else ""
-        sql = Q["reserve_candidates"].format(queues=_ph(len(queues)), exclude=exclude)
-        cur.execute(sql, (*queues, *seen, window))
-        candidates = [r[0] for r in cur.fetchall()]
-        if not candidates:
-            break
-        cur.execute(Q["reserve_lock"].format(ids=_ph(len(candidates))), candidates)
-        locked = {r[0] for r in cur.fetchall()}
-        taken += [c for c in candidates if c in locked][: limit - len(taken)]
-        seen += candidates
-        if len(taken) >= limit or len(candidates) < window:
-            break
-        window = 4 * (limit - len(taken))
-    return taken
 
 
 # -- conversions -------------------------------------------------------------------------------

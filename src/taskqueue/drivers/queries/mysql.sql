@@ -184,6 +184,22 @@ WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({qu
 ORDER BY priority DESC, available_at, id
 LIMIT %s;
 
+-- name: reserve_pick
+-- The best ready jobs, locked, in one statement: the derived table is a plain (non-locking) read
+-- of the ready index, and STRAIGHT_JOIN makes the locking read probe the primary key for those
+-- candidates only (joined the other way round, the locking read would walk the ready index and
+-- lock every ready row). Rows another reserver holds are skipped; the rest are re-checked.
+SELECT j.id FROM (
+    SELECT id FROM job_queue
+    WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues})
+      AND available_at <= UTC_TIMESTAMP(6)
+    ORDER BY priority DESC, available_at, id
+    LIMIT %s) c
+STRAIGHT_JOIN job_queue j ON j.id = c.id
+WHERE j.state IN ('pending', 'retrying') AND j.waiting_on = 0
+  AND j.available_at <= UTC_TIMESTAMP(6)
+FOR UPDATE SKIP LOCKED;
+
 -- name: reserve_lock
 -- Lock the candidates that are still ready, skipping those another reserver holds.
 SELECT id FROM job_queue
@@ -237,6 +253,45 @@ SET state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
     idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
         INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
+
+-- name: complete_lock
+-- complete_many, step 1: lock the batch's rows still processing (in id order, so concurrent
+-- batches do not deadlock each other) and read their epochs: under these locks the conditional
+-- UPDATE that follows changes exactly the rows whose (id, epoch) this returns.
+SELECT id, lease_epoch FROM job_queue WHERE id IN ({ids}) AND state = 'processing'
+ORDER BY id FOR UPDATE;
+
+-- name: complete_many
+-- complete_many, step 2: `complete` for every (id, epoch) pair; `{result}` is NULL or a
+-- `CASE WHEN id = %s AND lease_epoch = %s THEN %s … END` (the first item of a pair wins).
+UPDATE job_queue
+SET state = 'completed', result = {result}, completed_at = UTC_TIMESTAMP(6),
+    updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
+WHERE id IN ({ids}) AND state = 'processing' AND (id, lease_epoch) IN ({pairs});
+
+-- name: claim_edges_many
+-- complete_many, step 3: `claim_edges` for the batch's jobs that are completed now. A job of
+-- the batch completed earlier (a stale or repeated token) has no unsatisfied edge left: its
+-- own completion satisfied them, and a child pushed later saw it completed (see lock_parents).
+-- A single-table UPDATE probing the edges' primary key per id (semi-consistent, like
+-- claim_edges: a child being pushed right now is skipped, not waited for); nothing to find
+-- costs next to nothing.
+UPDATE job_dependencies SET satisfied = 2
+WHERE depends_on IN ({ids}) AND satisfied = 0
+  AND depends_on IN (SELECT id FROM job_queue WHERE id IN ({ids}) AND state = 'completed');
+
+-- name: release_claimed_many
+-- complete_many, step 4: each child loses one wait per claimed edge (a child of two jobs of
+-- the batch loses two); then the claimed edges are marked satisfied.
+UPDATE job_queue j JOIN (
+    SELECT job_id, count(*) AS n FROM job_dependencies
+    WHERE depends_on IN ({ids}) AND satisfied = 2 GROUP BY job_id) e ON j.id = e.job_id
+SET j.waiting_on = GREATEST(j.waiting_on - e.n, 0)
+WHERE j.waiting_on > 0;
+UPDATE job_dependencies SET satisfied = 1 WHERE depends_on IN ({ids}) AND satisfied = 2;
 
 -- name: claim_edges
 -- A completed (or, by policy, failed) job satisfies each edge to it once: its unsatisfied edges
