@@ -11,6 +11,7 @@ safety net for a WAL the thread cannot keep up with.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 
@@ -23,7 +24,7 @@ INTERVAL_SECONDS = 1.0
 
 class Checkpointer:
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # the thread may start after a chdir
         self._commits = 0
         self._wake = threading.Event()
         self._closed = False

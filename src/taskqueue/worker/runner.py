@@ -320,7 +320,7 @@ class Worker:
             ctx = self._context(job, body)
             run_options = body.get(RUN_OPTIONS)
             options = {**runnable.defaults, **run_options} if run_options \
-                else runnable.defaults
+                else dict(runnable.defaults)  # a copy: middleware may write to it
             if options.get("pass_result") and job.dependencies:
                 inject_results(self.manager, job, body)
             if (postponed := self._before(job, ctx, runnable, options)) is not None:
