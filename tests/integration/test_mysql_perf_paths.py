@@ -198,3 +198,16 @@ def test_reserve_tops_up_past_rows_another_session_holds(driver: Any, url: str) 
         other.rollback()
     finally:
         other.close()
+
+
+def test_migration_4_drops_unused_indexes_and_resumes_when_interrupted(driver: Any,
+                                                                       url: str) -> None:
+    gone = {"idx_state", "idx_queue_state", "idx_priority", "idx_created_at"}
+    names = {r[2] for r in raw(url, "SHOW INDEX FROM job_queue")}
+    assert not gone & names and {"idx_state_id", "idx_queue_state_id", "idx_ready"} <= names
+    # a run that stopped after its first DROP: the rest is applied, the first one skipped
+    raw(url, "DELETE FROM taskqueue_migrations WHERE version = 4")
+    raw(url, "CREATE INDEX idx_priority ON job_queue (priority)")
+    raw(url, "CREATE INDEX idx_created_at ON job_queue (created_at)")
+    assert driver.migrate() == [4]
+    assert not gone & {r[2] for r in raw(url, "SHOW INDEX FROM job_queue")}

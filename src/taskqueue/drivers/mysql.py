@@ -46,7 +46,7 @@ T = TypeVar("T")
 Cursor = Any
 
 _RETRIES = 5
-_ALREADY_DONE = frozenset({1060, 1061})  # duplicate column, duplicate key: DDL applied before
+_ALREADY_DONE = frozenset({1060, 1061, 1091})  # duplicate column/key, no such key: done
 _STATEMENT_CHARS = 1_000_000  # split multi-row INSERTs well below max_allowed_packet
 _OPTIONS: dict[str, Callable[[str], Any]] = {
     "pool_size": int, "connect_timeout": float, "read_timeout": float, "unix_socket": str,
@@ -501,7 +501,8 @@ def _release_dependents(cur: Cursor, job_id: str) -> list[str]:
 
 
 def _ddl(cur: Cursor, statement: str) -> None:
-    """Run one migration statement, skipping a column or index that exists already."""
+    """Run one migration statement, skipping a column or index that exists already (or, for
+    a DROP, is gone already)."""
     try:
         cur.execute(statement)
     except pymysql.Error as exc:
