@@ -82,3 +82,30 @@ def test_complete_many_accepts_a_job_once_however_often_it_is_named(driver: Driv
                                  (tb, '"b"')]) == [True, False, False, True]
     assert driver.get(a.id).result == '"first"'  # type: ignore[union-attr]
     assert driver.get(b.id).result == '"b"'  # type: ignore[union-attr]
+
+
+def test_complete_and_reserve_when_a_driver_offers_it(driver: Driver) -> None:
+    """The optional one-transaction verb means exactly complete_many, then reserve."""
+    import pytest
+
+    from taskqueue.drivers import CompletesAndReserves
+
+    if not isinstance(driver, CompletesAndReserves):
+        pytest.skip(f"{driver.name} does not offer complete_and_reserve (optional)")
+    parent, other, later = new(queue_name="a"), new(queue_name="a"), new(queue_name="a")
+    child = new(queue_name="a", dependencies=(parent.id,))
+    driver.push([parent, other, child])
+    held = {j.id: j for j in driver.reserve("w", ["a"], 2, 30)}
+    assert set(held) == {parent.id, other.id}, "the child waits for its parent"
+    driver.push([later])
+    stale = LeaseToken(other.id, held[other.id].lease_epoch - 1)
+    answers, batch = driver.complete_and_reserve(
+        [(held[parent.id].token, '"done"'), (stale, None)], "w", ["a"], 10, 30)
+    assert answers == [True, False]
+    assert {j.id for j in batch} == {child.id, later.id}, "released by this very completion"
+    assert all(j.state == State.PROCESSING and j.lease_owner == "w" for j in batch)
+    stored = driver.get(parent.id)
+    assert stored is not None and stored.state == State.COMPLETED and stored.result == '"done"'
+    assert driver.complete_and_reserve([], "w", ["a"], 10, 30) == ([], [])
+    answers, batch = driver.complete_and_reserve([(held[other.id].token, None)], "w", [], 10, 30)
+    assert answers == [True] and batch == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import time
 from datetime import UTC, datetime
 
@@ -272,3 +273,29 @@ def test_a_failed_background_acknowledgement_leaves_no_job_held(manager: QueueMa
     assert final(manager, slow).state == State.COMPLETED
     assert final(manager, quick).state == State.COMPLETED, \
         "the fast job stayed held by the heartbeat after its acknowledgement failed"
+
+
+def test_the_worker_acknowledges_with_the_next_reservation_when_it_can(
+        tmp_path: pathlib.Path) -> None:
+    """A driver offering complete_and_reserve gets each batch's completions with the next
+    reservation (one transaction); every job still ends completed, exactly once."""
+    from taskqueue.drivers.sqlite import SQLiteDriver
+    from taskqueue.worker.runner import Worker, WorkerOptions
+
+    calls: list[int] = []
+
+    class Counting(SQLiteDriver):
+        def complete_and_reserve(self, items, *args):  # type: ignore[no-untyped-def]
+            calls.append(len(items))
+            return super().complete_and_reserve(items, *args)
+
+    driver = Counting(tmp_path / "q.db")
+    driver.migrate()
+    manager = QueueManager(driver)
+    ids = manager.push_many([t.add.call([i, 1], {}) for i in range(250)])
+    summary = Worker(manager, WorkerOptions(stop_when_empty=True, prefetch=50)).run()
+    assert summary.completed == 250 and summary.lost == 0
+    assert sum(calls) <= 250, "no completion is sent twice"
+    assert any(n > 0 for n in calls), "completions went with a reservation"
+    assert {manager.require(i).state for i in ids} == {State.COMPLETED}
+    manager.close()

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from taskqueue.drivers.base import Driver, HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import (
+    CompletesAndReserves,
+    Driver,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+)
 from taskqueue.errors import ConfigError
 
-__all__ = ["Driver", "HeartbeatResult", "JobFilter", "QueueStats", "open_driver", "SCHEMES"]
+__all__ = ["CompletesAndReserves", "Driver", "HeartbeatResult", "JobFilter", "QueueStats",
+           "open_driver", "SCHEMES"]
 
 #: URL scheme -> (module, class). Modules are imported only when used.
 SCHEMES: dict[str, tuple[str, str]] = {

@@ -193,3 +193,19 @@ class Driver(Protocol):
     def registry_list(self, kind: str) -> list[dict[str, Any]]: ...
 
     def registry_remove(self, kind: str, key: str) -> None: ...
+
+
+@runtime_checkable
+class CompletesAndReserves(Protocol):
+    """An optional verb: a driver that can acknowledge completions and reserve the next batch
+    in ONE transaction offers it, and the worker then uses it instead of ``complete_many``
+    followed by ``reserve`` (one commit per batch instead of two). It must be atomic: retried
+    after an error, nothing may have happened twice. Drivers whose two steps could not be undone
+    together do not offer it."""
+
+    def complete_and_reserve(
+        self, items: Sequence[tuple[LeaseToken, str | None]], worker_id: str,
+        queues: Sequence[str], limit: int, lease_seconds: float,
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """``complete_many(items)`` (answers in order), then ``reserve(...)``; jobs released by
+        these completions may be among those reserved."""

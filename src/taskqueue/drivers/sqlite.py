@@ -175,18 +175,34 @@ class SQLiteDriver:
     ) -> list[JobRecord]:
         if not queues or limit <= 0:
             return []
+        with self._write() as conn:
+            rows = self._reserve_in(conn, worker_id, queues, limit, lease_seconds, time.time())
+        return _records(rows)
+
+    def complete_and_reserve(
+        self, items: Sequence[tuple[LeaseToken, str | None]], worker_id: str,
+        queues: Sequence[str], limit: int, lease_seconds: float,
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """``complete_many(items)`` then ``reserve(...)`` in one transaction: one commit
+        where there were two (the worker acknowledges a batch as it takes the next)."""
         now = time.time()
+        with self._write() as conn:
+            answers = self._complete_in(conn, items, now) if items else []
+            rows = (self._reserve_in(conn, worker_id, queues, limit, lease_seconds, now)
+                    if queues and limit > 0 else [])
+        return answers, _records(rows)
+
+    def _reserve_in(self, conn: sqlite3.Connection, worker_id: str, queues: Sequence[str],
+                    limit: int, lease_seconds: float, now: float) -> list[Any]:
         sql = Q["reserve"].format(queues=_sql.placeholders(len(queues)),
                                   columns=_sql.SELECT_COLUMNS)
-        with self._write() as conn:
-            rows = conn.execute(sql, (worker_id, now + lease_seconds, now, now, *queues, now,
-                                      limit)).fetchall()
-            keyed = [r[0] for r in rows if r[_KEY] is not None]
-            cleared = set(self._release_started_keys(conn, keyed)) if keyed else set()
-        jobs = [_sql.row_to_record(r[:_KEY] + (None,) + r[_KEY + 1:] if r[0] in cleared else r)
-                for r in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
-        return jobs
+        rows = conn.execute(sql, (worker_id, now + lease_seconds, now, now, *queues, now,
+                                  limit)).fetchall()
+        keyed = [r[0] for r in rows if r[_KEY] is not None]
+        if not keyed:
+            return rows
+        cleared = set(self._release_started_keys(conn, keyed))
+        return [r[:_KEY] + (None,) + r[_KEY + 1:] if r[0] in cleared else r for r in rows]
 
     @staticmethod
     def _release_started_keys(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
@@ -231,7 +247,11 @@ class SQLiteDriver:
         (an idempotency key to release, dependents to unblock)."""
         if not items:
             return []
-        now = time.time()
+        with self._write() as conn:
+            return self._complete_in(conn, items, time.time())
+
+    def _complete_in(self, conn: sqlite3.Connection,
+                     items: Sequence[tuple[LeaseToken, str | None]], now: float) -> list[bool]:
         entries = [[t.job_id, t.epoch, result] for t, result in items]
         if len({t.job_id for t, _ in items}) < len(items):
             # UPDATE … FROM updates a row once, from any one of its matching entries: keep
@@ -240,20 +260,18 @@ class SQLiteDriver:
             for (token, _), entry in zip(items, entries, strict=True):
                 first.setdefault((token.job_id, token.epoch), entry)
             entries = list(first.values())
-        batch = json.dumps(entries)
-        with self._write() as conn:
-            rows = conn.execute(Q["complete_many"], (now, now, batch)).fetchall()
-            keyed = [job_id for job_id, _, has_key in rows if has_key]
-            if keyed:
-                conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
-                             (now, *keyed))
-            done = [job_id for job_id, _, _ in rows]
-            for start in range(0, len(done), 500):
-                chunk = done[start:start + 500]
-                probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
-                if conn.execute(probe, chunk).fetchone():
-                    for job_id in chunk:
-                        self._release_dependents(conn, job_id)
+        rows = conn.execute(Q["complete_many"], (now, now, json.dumps(entries))).fetchall()
+        keyed = [job_id for job_id, _, has_key in rows if has_key]
+        if keyed:
+            conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
+                         (now, *keyed))
+        done = [job_id for job_id, _, _ in rows]
+        for start in range(0, len(done), 500):
+            chunk = done[start:start + 500]
+            probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
+            if conn.execute(probe, chunk).fetchone():
+                for job_id in chunk:
+                    self._release_dependents(conn, job_id)
         # Each job's live token, accepted the first time it is named (a repeat or a stale
         # token of the same job is refused, as completing them one by one would).
         accepted = {job_id: epoch for job_id, epoch, _ in rows}
@@ -417,6 +435,12 @@ class SQLiteDriver:
     def registry_remove(self, kind: str, key: str) -> None:
         with self._write() as conn:
             conn.execute(Q["registry_remove"], (kind, key))
+
+
+def _records(rows: list[Any]) -> list[JobRecord]:
+    jobs = [_sql.row_to_record(r) for r in rows]
+    jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+    return jobs
 
 
 def _filter(criteria: JobFilter) -> tuple[str, str, list[Any]]:

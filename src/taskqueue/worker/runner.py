@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.cluster.aging import age_priorities
+from taskqueue.drivers.base import CompletesAndReserves
 from taskqueue.errors import (
     DriverUnavailable,
     JobCancelled,
@@ -48,6 +49,8 @@ ACK_BATCH = 100
 ACK_DELAY = 0.05
 #: Jobs a worker runs before its memory is taken as the baseline for leak warnings.
 WARM_UP_JOBS = 200
+#: A completion waiting for its acknowledgement: job, body, options, outcome, encoded result.
+_Ack = tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]
 #: WorkerSummary counter of each settle event.
 _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FAILED: "failed",
              ev.JOB_SNOOZED: "snoozed", ev.JOB_POSTPONED: "postponed"}
@@ -140,7 +143,9 @@ class Worker:
                                    self._on_cancelled, self._status,
                                    on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT))
         self._lock = threading.Lock()
-        self._acks: list[tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]] = []
+        self._acks: list[_Ack] = []
+        #: The driver's one-transaction "acknowledge, then reserve", if it has one.
+        self._combined = self.driver if isinstance(self.driver, CompletesAndReserves) else None
         self._acks_since = 0.0
         self._awaiting_ack: set[str] = set()
         self._ack_wake = threading.Event()
@@ -209,6 +214,7 @@ class Worker:
                 self.request_stop(reason)
                 break
             if self._paused.is_set():
+                self.flush_acks()
                 self._state = "paused"
                 self._stop.wait(0.1)
                 continue
@@ -216,7 +222,7 @@ class Worker:
             if self.pool is not None and not self.pool.wait_for_capacity(0.2):
                 continue
             try:
-                processed = self.run_once()
+                processed = self.run_once(hold_acks=self._combined is not None)
                 failures = 0
             except DriverUnavailable as exc:
                 failures += 1
@@ -238,16 +244,21 @@ class Worker:
                     log.warning("waiting for work failed, polling instead: %s", exc)
                     self._stop.wait(min(1.0, self.options.poll_interval))
 
-    def run_once(self) -> int:
-        """Reserve one batch and run it (or hand it to the pool); return how many were taken."""
+    def run_once(self, hold_acks: bool = False) -> int:
+        """Reserve one batch and run it (or hand it to the pool); return how many were taken.
+
+        With ``hold_acks`` the batch's completions stay buffered, to go with the next
+        reservation (a driver offering ``complete_and_reserve``); the loop that asks for it
+        flushes them before it pauses, stops or waits."""
         self._maintenance()
         rounds = self._rounds()
         if not rounds:
+            self.flush_acks()
             self._stop.wait(0.1)
             return 0
         batch = []
         for queues in rounds:
-            batch = self.driver.reserve(self.worker_id, queues, self._batch_size(), self.lease)
+            batch = self._reserve(queues)
             if batch:
                 break
         if not batch:
@@ -269,8 +280,27 @@ class Worker:
                         self.flush_acks()
                     self._process(job)
         finally:
-            self.flush_acks()
+            if not hold_acks:
+                self.flush_acks()
         return len(batch)
+
+    def _reserve(self, queues: list[str]) -> list[JobRecord]:
+        """The next batch; buffered completions go with it when the driver can do both in
+        one transaction."""
+        size = self._batch_size()
+        if self._combined is None or not self._acks:
+            return self.driver.reserve(self.worker_id, queues, size, self.lease)
+        pending = self._take_acks()
+        tokens = [(job.token, result) for job, _, _, _, result in pending]
+        try:
+            answer = self._persist(self._combined.complete_and_reserve, tokens, self.worker_id,
+                                   queues, size, self.lease)
+        except Exception as exc:  # noqa: BLE001 - re-raised by _acknowledged
+            self._acknowledged(pending, None, exc)
+            raise
+        accepted, batch = answer if answer is not None else (None, [])
+        self._acknowledged(pending, accepted)
+        return batch
 
     def _lease_may_have_expired(self, reserved_at: float) -> bool:
         """True when this process could not have renewed the batch's leases in time (it was
@@ -387,7 +417,8 @@ class Worker:
                     self._ack_wake.set()
                 self._acks.append((job, body, options, outcome, result))
                 self._awaiting_ack.add(job.id)
-                full = len(self._acks) >= ACK_BATCH
+                # (with complete_and_reserve a batch's acks go with the next reservation)
+                full = len(self._acks) >= (ACK_BATCH if self._combined is None else 5 * ACK_BATCH)
             if full:
                 self.flush_acks()
         elif outcome.kind is Kind.SNOOZE:
@@ -408,27 +439,38 @@ class Worker:
         Completions are buffered while a batch runs (at most ``ACK_BATCH`` jobs or
         ``ACK_DELAY`` seconds); their leases stay held and renewed until then. A crash before
         the flush means those jobs run again: at-least-once, as always."""
-        if not self._acks:
-            return
-        with self._lock:
-            pending, self._acks = self._acks, []
+        pending = self._take_acks()
         if not pending:
             return
         tokens = [(job.token, result) for job, _, _, _, result in pending]
-        ids = [job.id for job, _, _, _, _ in pending]
-        failure: Exception | None = None
         try:
-            accepted = self._persist(self.driver.complete_many, tokens) or [False] * len(pending)
-        except Exception as exc:  # noqa: BLE001 - re-raised below
-            failure, accepted = exc, []
-        # Let the jobs go even when that raised: a job left held would have its lease renewed
-        # forever (stuck as running); let go, its lease expires and it runs again.
+            accepted = self._persist(self.driver.complete_many, tokens)
+        except Exception as exc:  # noqa: BLE001 - re-raised by _acknowledged
+            self._acknowledged(pending, None, exc)
+            raise
+        self._acknowledged(pending, accepted)
+
+    def _take_acks(self) -> list[_Ack]:
+        if not self._acks:
+            return []
+        with self._lock:
+            pending, self._acks = self._acks, []
+        return pending
+
+    def _acknowledged(self, pending: list[_Ack], accepted: list[bool] | None,
+                      failure: Exception | None = None) -> None:
+        """Let the jobs of an acknowledgement go, then record each outcome (None: the store
+        could not be reached, as if refused). On ``failure`` they are let go too, then it is
+        raised: a job left held would have its lease renewed forever (stuck as running); let
+        go, its lease expires and it runs again."""
+        ids = [job.id for job, _, _, _, _ in pending]
         with self._lock:
             self._awaiting_ack.difference_update(ids)
         self.heartbeat.drop_many(ids)
         if failure is not None:
             raise failure
-        for (job, body, options, outcome, _), ok in zip(pending, accepted, strict=True):
+        answers = accepted or [False] * len(pending)
+        for (job, body, options, outcome, _), ok in zip(pending, answers, strict=True):
             self._completed(job, body, options, outcome, ok)
 
     def _ack_loop(self) -> None:
