@@ -70,7 +70,9 @@ def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:
 
 def test_workers_share_the_queue_and_never_run_a_job_twice(mgr: QueueManager, url: str,
                                                            ledger: str) -> None:
-    ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(600)])
+    # 5 ms jobs: a worker drains no-op jobs so fast that it could finish all 600 before the
+    # other two have started, and sharing would not be observable
+    ids = mgr.push_many([t.mark.call([ledger], {"sleep": 0.005}) for _ in range(600)])
     proc = cli("--url", url, "work", "--workers=3", "--stop-when-empty", "--prefetch=4", *APP)
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
