@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from taskqueue.drivers.base import JobFilter
-from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.model import JobRecord, record_from_values
 from taskqueue.jobs.states import State
 
 #: Columns read back into a JobRecord, in this order.
@@ -70,12 +70,12 @@ def row_to_record(
     (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
-    return JobRecord(
+    return record_from_values((
         id_, queue, name, bytes(payload), _STATES[state], priority, attempts, max_attempts,
-        timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),  # type: ignore[arg-type]
+        timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),
         json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
         exception, result, None if progress is None else float(progress), key, batch, owner,
-        to_dt(expires), epoch)
+        to_dt(expires), epoch, {}))
 
 
 def record_to_row(rec: JobRecord, from_dt: Callable[[datetime | None], Any]) -> tuple[Any, ...]:

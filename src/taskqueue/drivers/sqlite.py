@@ -438,7 +438,20 @@ class SQLiteDriver:
 
 
 def _records(rows: list[Any]) -> list[JobRecord]:
-    jobs = [_sql.row_to_record(r) for r in rows]
+    """Reserved rows as records, best first. A batch shares most of its timestamps (the
+    reservation's own, and the enqueue time of jobs pushed together): each distinct one is
+    converted once."""
+    seen: dict[float, datetime] = {}
+
+    def to_dt(value: float | None) -> datetime | None:
+        if value is None:
+            return None
+        moment = seen.get(value)
+        if moment is None:
+            moment = seen[value] = datetime.fromtimestamp(value, UTC)
+        return moment
+
+    jobs = [_sql.row_to_record(r, to_dt) for r in rows]
     jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
     return jobs
 
