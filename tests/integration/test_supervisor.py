@@ -122,7 +122,8 @@ def test_hang_after_many_fast_jobs_is_still_seen_by_the_watchdog(
 def test_max_jobs_and_memory_recycling_are_logged(mgr: QueueManager, url: str,
                                                   ledger: str) -> None:
     ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(30)])
-    proc = cli("--url", url, "work", "--max-jobs=10", "--stop-when-empty", "--prefetch=1", *APP)
+    proc = cli("--url", url, "--log-level=info", "work", "--max-jobs=10", "--stop-when-empty",
+               "--prefetch=1", *APP)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert err.count("recycled: processed 10 jobs (max-jobs 10)") >= 2

@@ -33,7 +33,8 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.05) -> None:  #
 
 def test_two_worker_processes_never_run_a_job_twice(manager: QueueManager, sqlite_url: str,
                                                     ledger: str) -> None:
-    ids = manager.push_many([t.mark.call([ledger], {}) for _ in range(400)])
+    # 5 ms jobs: a worker drains 400 no-ops before the other has started
+    ids = manager.push_many([t.mark.call([ledger], {"sleep": 0.005}) for _ in range(400)])
     proc = cli("--url", sqlite_url, "work", "--workers=2", "--stop-when-empty", "--prefetch=5",
                "--app", "tests.apps.sample_tasks")
     out, err = proc.communicate(timeout=120)

@@ -225,7 +225,9 @@ class Supervisor:
             slot.finished = True
             return
         if exitcode == 0:
-            log.warning("worker %s recycled: %s; starting a fresh one", slot.index, reason)
+            # max-jobs and max-time recycling is routine; memory recycling hints at a leak
+            level = logging.WARNING if (reason or "").startswith("memory") else logging.INFO
+            log.log(level, "worker %s recycled: %s; starting a fresh one", slot.index, reason)
             slot.restart_at = time.monotonic()
             return
         now = time.monotonic()
