@@ -66,7 +66,7 @@ class Executor:
             self._loop_thread.start()
 
     def close(self) -> None:
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        if _alarm_thread():
             disarm_alarm()
         if self._loop is None:
             return
@@ -163,7 +163,7 @@ class soft_timeout:  # noqa: N801 - used as a context manager
         if self.seconds <= 0:
             return self
         self._armed = True
-        if _HAS_ALARM and threading.get_ident() == _MAIN_THREAD:
+        if _alarm_thread():
             global _ACTIVE
             self._signal = True
             _install_alarm_handler()
@@ -220,6 +220,11 @@ _HAS_ALARM = hasattr(signal, "SIGALRM")
 _MAIN_THREAD = threading.main_thread().ident
 #: When the pending ITIMER_REAL alarm fires (monotonic), or None when none is pending.
 _ALARM_AT: float | None = None
+
+
+def _alarm_thread() -> bool:
+    """Can this thread use the SIGALRM timer (the main thread, on a platform that has it)?"""
+    return _HAS_ALARM and threading.get_ident() == _MAIN_THREAD
 
 
 def _alarm_by(deadline: float) -> None:

@@ -291,13 +291,8 @@ class Worker:
         if self._combined is None or not self._acks:
             return self.driver.reserve(self.worker_id, queues, size, self.lease)
         pending = self._take_acks()
-        tokens = [(job.token, result) for job, _, _, _, result in pending]
-        try:
-            answer = self._persist(self._combined.complete_and_reserve, tokens, self.worker_id,
-                                   queues, size, self.lease)
-        except Exception as exc:  # noqa: BLE001 - re-raised by _acknowledged
-            self._acknowledged(pending, None, exc)
-            raise
+        answer = self._send_acks(pending, self._combined.complete_and_reserve, self.worker_id,
+                                 queues, size, self.lease)
         accepted, batch = answer if answer is not None else (None, [])
         self._acknowledged(pending, accepted)
         return batch
@@ -312,9 +307,7 @@ class Worker:
         """Do not start jobs whose lease may be gone; a live lease is handed back at once."""
         log.warning("skipping %d prefetched jobs: their leases may have expired while this "
                     "process was not running", len(jobs))
-        for job in jobs:
-            self._persist(self.driver.release, job.token, 0.0)
-            self.heartbeat.drop(job.id)
+        self._hand_back(jobs)
 
     def _rounds(self) -> list[list[str]]:
         """Queue groups to try in order, minus queues paused in the store (re-read every half
@@ -440,15 +433,18 @@ class Worker:
         ``ACK_DELAY`` seconds); their leases stay held and renewed until then. A crash before
         the flush means those jobs run again: at-least-once, as always."""
         pending = self._take_acks()
-        if not pending:
-            return
+        if pending:
+            self._acknowledged(pending, self._send_acks(pending, self.driver.complete_many))
+
+    def _send_acks(self, pending: list[_Ack], verb: Callable[..., T], *args: Any) -> T | None:
+        """Call ``verb(tokens, *args)`` (``complete_many`` or ``complete_and_reserve``)
+        through store outages; if it raises anyway, the jobs are let go first."""
         tokens = [(job.token, result) for job, _, _, _, result in pending]
         try:
-            accepted = self._persist(self.driver.complete_many, tokens)
+            return self._persist(verb, tokens, *args)
         except Exception as exc:  # noqa: BLE001 - re-raised by _acknowledged
             self._acknowledged(pending, None, exc)
             raise
-        self._acknowledged(pending, accepted)
 
     def _take_acks(self) -> list[_Ack]:
         if not self._acks:
