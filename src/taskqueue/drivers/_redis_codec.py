@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.model import JobRecord, NewJob, record_from_values
 from taskqueue.jobs.states import State
 
 #: The fields of a job hash (the ``job_queue`` column names), in JobRecord's order. A reserve
@@ -145,22 +145,15 @@ class RowDecoder:
 
     def __call__(self, r: list[Any]) -> JobRecord:
         time, maybe = self.time, self.maybe_time
-        return JobRecord(
-            id=r[0].decode(), queue_name=r[1].decode(), name=r[2].decode(),
-            payload=r[3] or b"", state=_STATES[r[4]], priority=r[5], attempts=r[6],
-            max_attempts=r[7], timeout_seconds=r[8],
-            delay_seconds=float(r[9]) if r[9] else 0.0,
-            available_at=time(r[10]), created_at=time(r[11]), updated_at=time(r[12]),
-            dependencies=tuple(json.loads(r[13])) if r[13] else (),
-            tags=tuple(json.loads(r[14])) if r[14] else (),
-            started_at=maybe(r[15]), completed_at=maybe(r[16]), failed_at=maybe(r[17]),
-            exception=None if r[18] is None else r[18].decode(),
-            result=None if r[19] is None else r[19].decode(),
-            progress=None if r[20] is None else float(r[20]),
-            idempotency_key=None if r[21] is None else r[21].decode(),
-            batch_id=None if r[22] is None else r[22].decode(),
-            lease_owner=None if r[23] is None else r[23].decode(),
-            lease_expires_at=maybe(r[24]), lease_epoch=r[25])
+        return record_from_values((  # JobRecord's fields, in order
+            r[0].decode(), r[1].decode(), r[2].decode(), r[3] or b"", _STATES[r[4]], r[5], r[6],
+            r[7], r[8], float(r[9]) if r[9] else 0.0, time(r[10]), time(r[11]), time(r[12]),
+            tuple(json.loads(r[13])) if r[13] else (), tuple(json.loads(r[14])) if r[14] else (),
+            maybe(r[15]), maybe(r[16]), maybe(r[17]),
+            None if r[18] is None else r[18].decode(), None if r[19] is None else r[19].decode(),
+            None if r[20] is None else float(r[20]), None if r[21] is None else r[21].decode(),
+            None if r[22] is None else r[22].decode(), None if r[23] is None else r[23].decode(),
+            maybe(r[24]), r[25], {}))
 
 
 def decode_rows(rows: Iterable[list[Any]]) -> list[JobRecord]:

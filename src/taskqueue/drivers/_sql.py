@@ -60,7 +60,8 @@ def encode_list(values: Sequence[str]) -> str | None:
     return json.dumps(list(values)) if values else None
 
 
-_STATES = {s.value: s for s in State}
+#: State by its stored name (faster than ``State(name)`` on the hot paths).
+STATES = {s.value: s for s in State}
 
 
 def row_to_record(
@@ -71,7 +72,7 @@ def row_to_record(
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
     return record_from_values((
-        id_, queue, name, bytes(payload), _STATES[state], priority, attempts, max_attempts,
+        id_, queue, name, bytes(payload), STATES[state], priority, attempts, max_attempts,
         timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),
         json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
         exception, result, None if progress is None else float(progress), key, batch, owner,

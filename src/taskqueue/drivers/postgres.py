@@ -33,7 +33,7 @@ from taskqueue.drivers import _sql
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob, record_from_values
 from taskqueue.jobs.states import State
 
 Cursor = psycopg.Cursor[TupleRow]
@@ -467,9 +467,6 @@ class PostgresDriver:
         self._change("registry_remove", (kind, key))
 
 
-_STATES = {s.value: s for s in State}
-
-
 def _record(row: Sequence[Any]) -> JobRecord:
     """``_sql.row_to_record`` for our own connections (a hot path: one call per job). Their
     session time zone is UTC, so timestamps need no conversion; bytea is already bytes and
@@ -477,11 +474,11 @@ def _record(row: Sequence[Any]) -> JobRecord:
     (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
-    return JobRecord(id_, queue, name, payload, _STATES[state], priority, attempts,
-                     max_attempts, timeout, delay, available, created, updated,
-                     tuple(json.loads(deps)) if deps else (),
-                     tuple(json.loads(tags)) if tags else (), started, completed, failed,
-                     exception, result, progress, key, batch, owner, expires, epoch)
+    return record_from_values((
+        id_, queue, name, payload, _sql.STATES[state], priority, attempts, max_attempts, timeout,
+        delay, available, created, updated, tuple(json.loads(deps)) if deps else (),
+        tuple(json.loads(tags)) if tags else (), started, completed, failed, exception, result,
+        progress, key, batch, owner, expires, epoch, {}))
 
 
 def _utc(value: datetime | None) -> datetime | None:
