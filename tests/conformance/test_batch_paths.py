@@ -4,20 +4,14 @@ loop, where drivers take shortcuts (row mapping, remembered queues, batched stat
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.ids import uuid7
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import JobRecord, LeaseToken
 from taskqueue.jobs.states import State
+from tests.conformance.test_driver import new
 
 FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "extra"]
-
-
-def new(**kw: Any) -> NewJob:
-    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
-    fields.update(kw)
-    return NewJob(**fields)
 
 
 def test_reserved_records_equal_what_get_returns(driver: Driver) -> None:

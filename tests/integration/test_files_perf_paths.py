@@ -29,17 +29,12 @@ from taskqueue.drivers._files_record import (
 from taskqueue.drivers.files import FileDriver
 from taskqueue.errors import Conflict
 from taskqueue.jobs.ids import uuid7
-from taskqueue.jobs.model import LeaseToken, NewJob
+from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
+from tests.conformance.test_driver import new
 
 Q = ["default"]
 SPAWN = multiprocessing.get_context("spawn")
-
-
-def new(**kw: Any) -> NewJob:
-    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
-    fields.update(kw)
-    return NewJob(**fields)
 
 
 @pytest.fixture

@@ -12,18 +12,13 @@ import pytest
 
 from taskqueue.drivers import open_driver
 from taskqueue.jobs.ids import uuid7
-from taskqueue.jobs.model import LeaseToken, NewJob
+from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
 from tests.backends import mysql_url
+from tests.conformance.test_driver import new
 
 pymysql = pytest.importorskip("pymysql")
 Q = ["default"]
-
-
-def new(**kw: Any) -> NewJob:
-    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
-    fields.update(kw)
-    return NewJob(**fields)
 
 
 @pytest.fixture

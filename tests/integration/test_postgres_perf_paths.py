@@ -17,18 +17,12 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
-from taskqueue.jobs.ids import uuid7  # noqa: E402
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob  # noqa: E402
+from taskqueue.jobs.model import JobRecord, LeaseToken  # noqa: E402
 from taskqueue.jobs.states import State  # noqa: E402
 from tests.backends import postgres_url  # noqa: E402
+from tests.conformance.test_driver import new  # noqa: E402
 
 Q = ["default"]
-
-
-def new(**kw: object) -> NewJob:
-    fields: dict[str, object] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
-    fields.update(kw)
-    return NewJob(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -21,16 +21,11 @@ from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 from tests.backends import redis_url
+from tests.conformance.test_driver import new
 
 redis = pytest.importorskip("redis")
 REDIS_SERVER = shutil.which("redis-server")
 FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "extra"]
-
-
-def new(**kw: Any) -> NewJob:
-    fields: dict[str, Any] = {"id": uuid7(), "name": "tests.noop", "payload": b"{}"}
-    fields.update(kw)
-    return NewJob(**fields)
 
 
 @pytest.fixture
