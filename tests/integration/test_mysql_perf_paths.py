@@ -3,6 +3,7 @@ the one-statement pick of reserve. Each test fails on a plausible wrong shortcut
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,13 +150,13 @@ def test_complete_many_does_not_wait_for_a_child_being_pushed(driver: Any, url: 
         app.close()
 
 
-def test_reserve_locks_only_the_rows_it_takes(driver: Any, url: str) -> None:
-    """Another session holding a reservation's pick locks only its own candidates, so a
-    concurrent reserve gets the rest (a locking read over the ready index would lock all)."""
-    from taskqueue.drivers.mysql import Q as queries
-
-    driver.push([new(priority=p) for p in (9, 8, 7, 6, 5, 4)])
+@contextlib.contextmanager
+def another_session_holding_the_best_two(url: str) -> Iterator[Any]:
+    """A second connection that has run a reservation's pick for the two best ready jobs and
+    holds their row locks until it rolls back (yielded) or the block ends."""
     from urllib.parse import urlsplit
+
+    from taskqueue.drivers.mysql import Q as queries
 
     parts = urlsplit(url)
     other = pymysql.connect(host=parts.hostname, port=parts.port, user="root",
@@ -166,33 +167,28 @@ def test_reserve_locks_only_the_rows_it_takes(driver: Any, url: str) -> None:
             other.begin()
             cur.execute(queries["reserve_pick"].format(queues="%s"), ("default", 2))
             assert len(cur.fetchall()) == 2
+        yield other
+    finally:
+        other.close()
+
+
+def test_reserve_locks_only_the_rows_it_takes(driver: Any, url: str) -> None:
+    """Another session holding a reservation's pick locks only its own candidates, so a
+    concurrent reserve gets the rest (a locking read over the ready index would lock all)."""
+    driver.push([new(priority=p) for p in (9, 8, 7, 6, 5, 4)])
+    with another_session_holding_the_best_two(url) as other:
         got = driver.reserve("w", Q, 10, 30)
         assert [j.priority for j in got] == [7, 6, 5, 4], "skips the two held, takes the rest"
         other.rollback()
         assert [j.priority for j in driver.reserve("w", Q, 10, 30)] == [9, 8]
-    finally:
-        other.close()
 
 
 def test_reserve_tops_up_past_rows_another_session_holds(driver: Any, url: str) -> None:
-    from taskqueue.drivers.mysql import Q as queries
-
     driver.push([new(priority=p) for p in (9, 8, 7, 6)])
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    other = pymysql.connect(host=parts.hostname, port=parts.port, user="root",
-                            database=parts.path.lstrip("/"))
-    try:
-        with other.cursor() as cur:
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            other.begin()
-            cur.execute(queries["reserve_pick"].format(queues="%s"), ("default", 2))
+    with another_session_holding_the_best_two(url) as other:
         got = driver.reserve("w", Q, 2, 30)  # the best two are held: look further down
         assert [j.priority for j in got] == [7, 6]
         other.rollback()
-    finally:
-        other.close()
 
 
 def test_migration_4_drops_unused_indexes_and_resumes_when_interrupted(driver: Any,
