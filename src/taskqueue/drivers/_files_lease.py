@@ -119,11 +119,17 @@ class Leases:
             return None
         return path, rec
 
-    def recover(self, path: Path, job_id: str, now: float) -> bool:
-        """Expire one lease (processing -> retrying, or failed when attempts are spent)."""
+    def recover(self, path: Path, job_id: str, now: float, owner: str | None = None,
+                cause: str = "") -> bool:
+        """Expire one lease (processing -> retrying, or failed when attempts are spent): one
+        that ran out, or with ``owner``, one held by that dead worker process (``cause`` is
+        what its supervisor saw)."""
+        def due(rec: Rec) -> bool:
+            return rec["lease_owner"] == owner if owner is not None else _expired(rec, now)
+
         with contextlib.suppress(FileNotFoundError, CorruptRecord):  # cheap look, no lock
             peek = decode(read_file(path), job_id)
-            if peek["state"] == State.PROCESSING and not _expired(peek, now):
+            if peek["state"] == State.PROCESSING and not due(peek):
                 return False
         with self._store.job_lock(job_id).hold():
             rec = self._jobs.load(path, job_id)
@@ -132,15 +138,17 @@ class Leases:
             if rec["state"] != State.PROCESSING:
                 self._jobs.place(path, rec)  # a move interrupted by a crash: finish it
                 return False
-            if not _expired(rec, now):
+            if not due(rec):
                 return False
             spent = rec["attempts"] >= rec["max_attempts"]
             key = rec["idempotency_key"]
+            if owner is None:
+                cause = (f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
+                         " its lease")
             rec.update(
                 state=(State.FAILED if spent else State.RETRYING).value,
                 failed_at=now if spent else rec["failed_at"],
-                exception=(f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
-                           f" its lease (attempt {rec['attempts']} of {rec['max_attempts']})"),
+                exception=f"{cause} (attempt {rec['attempts']} of {rec['max_attempts']})",
                 available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
             if spent:
                 key_on_finish(rec, now)

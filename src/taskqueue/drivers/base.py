@@ -134,6 +134,14 @@ class Driver(Protocol):
     def recover_expired(self) -> list[str]:
         """Expired leases: processing -> retrying, or -> failed when attempts are spent."""
 
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        """A worker process is known to be dead (its supervisor saw it exit): every job still
+        ``processing`` under its ``lease_owner`` moves at once as an expired lease would
+        (-> retrying due now, or -> failed when attempts are spent), with ``exception`` set to
+        ``"<reason> (attempt N of M)"``. Owner and state fence it: a worker id is unique per
+        process and every reservation writes a new owner with a new epoch, so a job another
+        worker holds now is never touched. Returns the ids moved."""
+
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Block up to ``timeout`` s, returning early when work may be ready (a hint only)."""
 

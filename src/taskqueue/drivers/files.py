@@ -275,15 +275,25 @@ class FileDriver:
     @_translated
     def recover_expired(self) -> list[str]:
         now = time.time()
+        recovered = self._recover(now)
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
+        return recovered
+
+    @_translated
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        return self._recover(time.time(), worker_id, reason)
+
+    def _recover(self, now: float, owner: str | None = None, cause: str = "") -> list[str]:
+        """Expire the leases that ran out, or (``owner``) every lease of a dead worker."""
         recovered: list[str] = []
         for queue in self._store.queue_names():
             directory = self._store.state_dir(queue, PROCESSING)
             for name in self._store.listdir(directory):
                 job_id = fixed_id(name)
-                if job_id is not None and self._leases.recover(directory / name, job_id, now):
+                if job_id is not None and self._leases.recover(directory / name, job_id, now,
+                                                               owner, cause):
                     recovered.append(job_id)
-        if now >= self._next_housekeeping:
-            self._housekeeping(now)
         return recovered
 
     def _housekeeping(self, now: float) -> None:

@@ -280,6 +280,16 @@ class MySQLDriver:
             return ids
         return self._run(work, tx=True)
 
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        def work(cur: Cursor) -> list[str]:
+            cur.execute(Q["worker_leases"], (worker_id,))
+            ids = [r[0] for r in cur.fetchall()]
+            if ids:
+                cur.execute(Q["recover_worker"].format(ids=_ph(len(ids))),
+                            (reason, *ids, worker_id))
+            return ids
+        return self._run(work, tx=True)
+
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Poll when the next job is due (5 ms, doubling to 200 ms); return once one is."""
         deadline = time.monotonic() + timeout

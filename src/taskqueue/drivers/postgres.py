@@ -308,6 +308,9 @@ class PostgresDriver:
     def recover_expired(self) -> list[str]:
         return [row[0] for row in self._fetch("recover_expired")]
 
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        return [row[0] for row in self._fetch("recover_worker", (reason, worker_id))]
+
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """LISTEN on a dedicated connection; return on a NOTIFY for one of ``queues``, when the
         next delayed job falls due, or at the timeout. Due work is re-checked at least every

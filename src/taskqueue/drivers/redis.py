@@ -481,7 +481,7 @@ class RedisDriver:
         with self._guard():
             for queue in self._queue_names():
                 while True:
-                    ids = [rc.text(i) for i in self._run("recover", queue, [BATCH])]
+                    ids = [rc.text(i) for i in self._run("recover", queue, [BATCH, "", ""])]
                     recovered += ids
                     if len(ids) < BATCH:
                         break
@@ -489,6 +489,11 @@ class RedisDriver:
                 self._next_repair = time.monotonic() + REPAIR_EVERY
                 self._repair_parked()
         return recovered
+
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        with self._guard():
+            return [rc.text(i) for queue in self._queue_names()
+                    for i in self._run("recover", queue, [BATCH, worker_id, reason])]
 
     def _repair_parked(self) -> None:
         """Release parked jobs whose parents completed (a crash between a parent's completion

@@ -312,6 +312,12 @@ class SQLiteDriver:
             return [r[0] for r in conn.execute(Q["recover_expired"],
                                                (now, now, now, now, now))]
 
+    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+        now = time.time()
+        with self._write() as conn:
+            return [r[0] for r in conn.execute(Q["recover_worker"],
+                                               (now, reason, now, now, now, worker_id))]
+
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Poll ``PRAGMA data_version`` (changes when another connection commits) with a
         growing interval, and wake when the next delayed job falls due."""

@@ -388,6 +388,28 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         idempotency_expires_at)
 WHERE id IN ({ids}) AND state = 'processing';
 
+-- name: worker_leases
+-- The jobs a dead worker process still holds (state and owner fence them).
+SELECT id FROM job_queue
+WHERE state = 'processing' AND lease_owner = %s
+ORDER BY id
+FOR UPDATE;
+
+-- name: recover_worker
+-- Those jobs, at once, as expired leases would be, with the cause the supervisor saw.
+UPDATE job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN UTC_TIMESTAMP(6) ELSE failed_at END,
+    exception = CONCAT(%s, ' (attempt ', attempts, ' of ', max_attempts, ')'),
+    available_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(attempts >= max_attempts AND idempotency_mode = 'finished', NULL,
+        idempotency_key),
+    idempotency_expires_at = IF(attempts >= max_attempts AND idempotency_mode = 'window',
+        DATE_ADD(UTC_TIMESTAMP(6), INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND),
+        idempotency_expires_at)
+WHERE id IN ({ids}) AND state = 'processing' AND lease_owner = %s;
+
 -- name: next_due
 -- Microseconds until the next waiting job is due (<= 0: ready now; NULL: none waiting).
 SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), min(available_at)) FROM job_queue

@@ -362,6 +362,21 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
 WHERE state = 'processing' AND lease_expires_at < now()
 RETURNING id;
 
+-- name: recover_worker
+-- A worker process is known to be dead: every job it still holds (state and owner fence it),
+-- at once, as an expired lease would be, with the cause its supervisor saw.
+UPDATE {schema}.job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN now() ELSE failed_at END,
+    exception = %s || ' (attempt ' || attempts || ' of ' || max_attempts || ')',
+    available_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
+        THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
+WHERE state = 'processing' AND lease_owner = %s
+RETURNING id;
+
 -- name: next_due
 -- Seconds until the next waiting job of these queues falls due (negative: due already), one
 -- index probe per queue (idx_due: its predicate's last term is here to match it).

@@ -1,15 +1,29 @@
--- recover: expired leases go back to retrying, or to failed when attempts are spent.
--- KEYS: base. ARGV: the most jobs to recover in this call. Returns their ids.
-local expired = redis.call('ZRANGEBYSCORE', k('processing'), '-inf', '(' .. fmt(NOW),
-  'LIMIT', 0, tonumber(ARGV[1]))
+-- recover: leases that ran out, or every lease of a worker process known to be dead, go back
+-- to retrying, or to failed when attempts are spent.
+-- KEYS: base. ARGV: the most expired jobs to recover in this call; a dead worker's id ('' for
+-- expired leases); the cause its supervisor saw. Returns the ids moved.
+local owner, cause = ARGV[2], ARGV[3]
+local held
+if owner == '' then
+  held = redis.call('ZRANGEBYSCORE', k('processing'), '-inf', '(' .. fmt(NOW),
+    'LIMIT', 0, tonumber(ARGV[1]))
+else
+  held = {}
+  for _, id in ipairs(redis.call('ZRANGE', k('processing'), 0, -1)) do
+    if redis.call('HGET', jk(id), 'lease_owner') == owner then held[#held + 1] = id end
+  end
+end
 local woke = 0
-for _, id in ipairs(expired) do
+for _, id in ipairs(held) do
   local key = jk(id)
   local v = redis.call('HMGET', key, 'attempts', 'max_attempts', 'lease_owner')
   local attempts, max_attempts = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  redis.call('HSET', key, 'exception', 'LeaseExpired: worker ' .. (v[3] or '?')
-    .. ' stopped renewing its lease (attempt ' .. attempts .. ' of ' .. max_attempts .. ')',
-    'available_at', fmt(NOW), 'updated_at', fmt(NOW))
+  local reason = cause
+  if owner == '' then
+    reason = 'LeaseExpired: worker ' .. (v[3] or '?') .. ' stopped renewing its lease'
+  end
+  redis.call('HSET', key, 'exception', reason .. ' (attempt ' .. attempts .. ' of '
+    .. max_attempts .. ')', 'available_at', fmt(NOW), 'updated_at', fmt(NOW))
   redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
   if attempts >= max_attempts then
     redis.call('HSET', key, 'failed_at', fmt(NOW))
@@ -21,4 +35,4 @@ for _, id in ipairs(expired) do
   end
 end
 wake(woke)
-return expired
+return held

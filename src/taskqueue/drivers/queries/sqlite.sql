@@ -251,6 +251,21 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
 WHERE state = 'processing' AND lease_expires_at < ?
 RETURNING id;
 
+-- name: recover_worker
+-- A worker process is known to be dead: every job it still holds (state and owner fence it),
+-- at once, as an expired lease would be, with the cause its supervisor saw.
+UPDATE job_queue
+SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+    failed_at = CASE WHEN attempts >= max_attempts THEN ? ELSE failed_at END,
+    exception = ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')',
+    available_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
+        THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
+        THEN ? + idempotency_window ELSE idempotency_expires_at END
+WHERE state = 'processing' AND lease_owner = ?
+RETURNING id;
+
 -- name: next_due
 -- When the next waiting job becomes due (for the idle wait).
 SELECT min(available_at) FROM job_queue
