@@ -7,6 +7,7 @@ in a subprocess (a scheduler process for the failover test) without the main CLI
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -43,6 +44,29 @@ def concurrent(ledger: str, sleep: float) -> None:
 @task(name="limits.per_customer", rate="1/m", rate_key="customer_id")
 def per_customer(ledger: str, customer_id: str) -> None:
     _record(ledger, time.time(), customer_id)
+
+
+def _bump(counter: str, step: int) -> None:
+    """Add ``step`` to the running count in ``counter`` ("running peak" under an exclusive
+    lock, so every process and thread on this machine shares one exact count)."""
+    with open(counter, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        running, peak = (int(n) for n in (fh.read().split() or ["0", "0"]))
+        running += step
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{running} {max(peak, running)}")
+
+
+@task(name="limits.counted")
+def counted(counter: str, sleep: float) -> None:
+    """Counts itself as running for ``sleep`` seconds (for the queue-limit maximum test)."""
+    _bump(counter, 1)
+    try:
+        time.sleep(sleep)
+    finally:
+        _bump(counter, -1)
 
 
 @task(name="limits.plain")

@@ -176,27 +176,37 @@ def queue_limits(driver: Driver) -> dict[str, dict[str, Any]]:
 
 
 class _QueueLimitCache:
-    """Queue limits, re-read from the store at most every ``max_age`` seconds."""
+    """Queue limits, re-read from the store at most every ``max_age`` seconds.
+
+    Job threads share one cache. It is marked fresh only once the store has answered: a
+    thread that finds it stale waits on the lock for the read in progress, never returns a
+    table still empty (which would let its job run unlimited)."""
 
     def __init__(self, max_age: float = 5.0) -> None:
         self.max_age = max_age
-        self._value: dict[str, dict[str, Any]] = {}
+        self._value: dict[str, dict[str, Any]] | None = None
         self._read_at = -math.inf
         self._lock = threading.Lock()
 
     def get(self, driver: Driver) -> dict[str, dict[str, Any]]:
         """The limits; on a store error, the last ones read (jobs without limits must not
-        stall because the registry could not be read)."""
-        if time.monotonic() - self._read_at <= self.max_age:  # fresh: no lock (every job asks)
-            return self._value
+        stall because the registry could not be read). Raises ``DriverError`` when the
+        limits were never read: nothing is known to run unlimited yet."""
+        value = self._value
+        if value is not None and time.monotonic() - self._read_at <= self.max_age:
+            return value  # fresh: no lock (every job asks)
         with self._lock:
-            if time.monotonic() - self._read_at > self.max_age:
-                self._read_at = time.monotonic()
+            if self._value is None or time.monotonic() - self._read_at > self.max_age:
                 try:
                     self._value = queue_limits(driver)
                 except DriverError as exc:
+                    if self._value is None:
+                        raise
                     log.warning("could not read queue limits, using the last known: %s", exc)
-            return self._value
+                self._read_at = time.monotonic()
+            value = self._value
+        assert value is not None
+        return value
 
 
 class StoreClock:
@@ -292,9 +302,9 @@ class ConcurrencyMiddleware(_LimitMiddleware):
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
-        if not self.applies(job, options, "concurrency"):
-            return None
         try:
+            if not self.applies(job, options, "concurrency"):
+                return None
             limits = [lim for lim in self.limits(job, runnable, options) if lim.concurrency]
             return self._take_all(job, limits)
         except DriverError as exc:
@@ -375,10 +385,10 @@ class RateLimitMiddleware(_LimitMiddleware):
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                    options: dict[str, Any]) -> Postpone | None:
-        if not self.applies(job, options, "rate"):
-            return None
-        assert self.manager is not None and self.clock is not None
         try:
+            if not self.applies(job, options, "rate"):
+                return None
+            assert self.manager is not None and self.clock is not None
             for limit in self.limits(job, runnable, options):
                 if limit.rate is None:
                     continue
