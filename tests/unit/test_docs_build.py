@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_docs_build_strict(tmp_path: Path) -> None:
     if os.environ.get("CI", "").lower() != "true":  # in CI a missing mkdocs is a failure
-        pytest.importorskip("mkdocs", reason="pip install 'taskqueue[docs]'")
+        pytest.importorskip("mkdocs", reason="pip install 'taskqueue-py[docs]'")
     site = tmp_path / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

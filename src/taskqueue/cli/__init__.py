@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from taskqueue import __version__
+from taskqueue._distribution import clash_warning, version_line
 from taskqueue.errors import TaskQueueError
 
 #: The original specification's command names, kept as aliases.
@@ -70,8 +71,19 @@ class AliasedGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_line(__version__))
+    clash = clash_warning()
+    if clash:
+        click.echo(clash, err=True)
+    ctx.exit(0)
+
+
 @click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="taskqueue")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version, the distribution and exit.")
 @click.option("--url", envvar="TASKQUEUE_URL", help="Store URL (overrides DB_CONNECTION & co).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -83,6 +95,9 @@ def cli(ctx: click.Context, url: str | None, log_format: str, log_level: str) ->
     from taskqueue.observability.logging import configure
 
     configure(log_format, log_level)
+    clash = clash_warning()
+    if clash:
+        click.echo(clash, err=True)
     ctx.obj = {"url": url}
 
 
