@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 DISTRIBUTION = "taskqueue-py"
+#: The first words of this project's summary (``description`` in pyproject.toml).
+SUMMARY = "Background jobs for Python"
 
 #: Metadata folder prefixes of the other projects whose import package is ``taskqueue``
 #: (``task-queue`` and the placeholder ``taskqueue``), normalised as wheels spell them.
@@ -38,9 +40,21 @@ def foreign_installs() -> list[str]:
         if not name.endswith((".dist-info", ".egg-info")):
             continue
         project = name.rsplit(".", 1)[0].split("-", 1)[0].lower().replace(".", "_")
-        if project in FOREIGN_PROJECTS:
+        if project in FOREIGN_PROJECTS and not _is_ours(package_dir().parent / name):
             found.append(name)
     return sorted(found)
+
+
+def _is_ours(metadata_dir: Path) -> bool:
+    """True for this project's own metadata under its old name (``taskqueue`` before 0.2)."""
+    for file in ("METADATA", "PKG-INFO"):
+        try:
+            with open(metadata_dir / file, encoding="utf-8") as fh:
+                head = fh.read(4096)
+        except OSError:
+            continue
+        return f"Summary: {SUMMARY}" in head
+    return False
 
 
 def clash_warning() -> str | None:
