@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -61,6 +62,22 @@ def postgres_url(tmp: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def pgbouncer_url(tmp: Path) -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, reached through a PgBouncer in transaction
+    pooling mode (``pooler=transaction``: no prepared statements; idle workers poll)."""
+    from tests.pgbouncer import pgbouncer_port
+
+    with postgres_url(tmp) as direct:
+        try:
+            port = pgbouncer_port(PG_ADMIN)
+        except RuntimeError as exc:
+            unavailable("pgbouncer", exc)
+        parts = urlsplit(direct)
+        yield urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{port}",
+                                        query=parts.query + "&pooler=transaction"))
+
+
+@contextlib.contextmanager
 def mysql_url(tmp: Path) -> Iterator[str]:
     try:
         import pymysql
@@ -102,6 +119,7 @@ def redis_url(tmp: Path) -> Iterator[str]:
 URLS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
     "sqlite": sqlite_url,
     "postgres": postgres_url,
+    "pgbouncer": pgbouncer_url,
     "mysql": mysql_url,
     "redis": redis_url,
     "files": files_url,

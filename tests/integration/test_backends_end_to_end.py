@@ -22,13 +22,18 @@ def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_main_job_completes_on_every_backend(store_url: str) -> None:
-    assert cli(store_url, "test", "--jobs=1000").returncode == 0
-    work = cli(store_url, "work", "--workers=1", "--stop-when-empty")
+def run_main_job(url: str, jobs: int, workers: int) -> None:
+    """`taskqueue test`, then `taskqueue work --stop-when-empty`: every job completes."""
+    assert cli(url, "test", f"--jobs={jobs}").returncode == 0
+    work = cli(url, "work", f"--workers={workers}", "--stop-when-empty")
     assert work.returncode == 0, work.stderr
-    stats = json.loads(cli(store_url, "stats", "--json").stdout)
-    assert stats["totals"]["completed"] == 1000
+    stats = json.loads(cli(url, "stats", "--json").stdout)
+    assert stats["totals"]["completed"] == jobs
     assert stats["totals"]["pending"] == stats["totals"]["processing"] == 0
+
+
+def test_main_job_completes_on_every_backend(store_url: str) -> None:
+    run_main_job(store_url, 1000, workers=1)
 
 
 def test_transfer_from_sqlite_is_complete_and_resumable(store_url: str, tmp_path: Path) -> None:

@@ -47,11 +47,13 @@ class Pool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def connect(self) -> Connection:
-        """A new autocommit connection, outside the pool. Its session time zone is UTC, so
-        timestamptz values come back as datetimes in ``datetime.UTC``, ready for records."""
+    def connect(self, conninfo: str | None = None) -> Connection:
+        """A new autocommit connection (to ``conninfo`` if given), outside the pool. Its
+        session time zone is UTC, so timestamptz values come back as datetimes in
+        ``datetime.UTC``, ready for records (a transaction pooler such as PgBouncer carries
+        the time zone over to every server connection it lends us)."""
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+            conn = psycopg.connect(conninfo or self._conninfo, autocommit=True, **self._kwargs)
         except psycopg.Error as exc:
             raise DriverUnavailable(f"cannot connect to postgres at {self.where}: {exc}".strip()
                                     ) from exc

@@ -11,17 +11,14 @@ transaction: the jobs, and the NOTIFY that wakes idle workers, exist only if the
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import json
 import re
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -31,6 +28,8 @@ from psycopg.rows import TupleRow, tuple_row
 
 from taskqueue.drivers import _sql
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
+from taskqueue.drivers._postgres_url import split_url
+from taskqueue.drivers._postgres_wait import Waiter
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict
 from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob, record_from_values
@@ -42,10 +41,9 @@ T = TypeVar("T")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_queries("postgres.sql")
                      if n.startswith("migration_"))
-#: Longest single wait on LISTEN before due work is checked again (a lost NOTIFY costs this).
-_MAX_WAIT = 1.0
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
+
 
 
 @cache
@@ -63,41 +61,61 @@ class PostgresDriver:
     name = "postgres"
 
     def __init__(self, conninfo: str, *, schema: str = "public", max_idle: int = 8,
-                 check_after: float = 1.0, connect_timeout: int = 5) -> None:
+                 check_after: float = 1.0, connect_timeout: int = 5, prepare: bool = True,
+                 listen: bool = True, notify_conninfo: str | None = None,
+                 poll_interval: float = 0.2) -> None:
+        """``prepare=False``: no server-side prepared statements (a transaction pooler lends
+        each transaction a different server session). ``listen=False``: idle workers poll
+        every ``poll_interval`` s instead of LISTENing, unless ``notify_conninfo`` names a
+        direct connection to LISTEN on."""
         if not _SCHEMA_RE.match(schema):
             raise ConfigError(f"invalid postgres schema name {schema!r}: use letters, digits, _")
         try:
             params = conninfo_to_dict(conninfo)
+            if notify_conninfo is not None:
+                conninfo_to_dict(notify_conninfo)
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"invalid postgres URL: {exc}") from exc
-        defaults = {"connect_timeout": connect_timeout, "application_name": "taskqueue"}
+        if not poll_interval > 0:
+            raise ConfigError(f"postgres poll_interval must be > 0 seconds, got {poll_interval}")
+        defaults: dict[str, Any] = {"connect_timeout": connect_timeout,
+                                    "application_name": "taskqueue"}
         kwargs = {key: value for key, value in defaults.items() if key not in params}
+        if not prepare:
+            kwargs["prepare_threshold"] = None
         where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/" + str(
             params.get("dbname") or params.get("user") or "")
         self.schema = schema
         self.channel = f"taskqueue_{schema}"[:63]
         self._q = _queries(schema)
+        self._prepare = prepare
         self._table = f'"{schema}".job_queue'
         self._lock_key = int.from_bytes(
             hashlib.blake2b(f"taskqueue.migrate.{schema}".encode(), digest_size=8).digest(),
             "big", signed=True)
         self._pool = Pool(conninfo, kwargs, where, max_idle=max_idle, check_after=check_after)
-        self._listen_lock = threading.Lock()
-        self._listener: Connection | None = None
+        connect: Callable[[], Connection] | None = None
+        if notify_conninfo is not None:
+            connect = functools.partial(self._pool.connect, notify_conninfo)
+        elif listen:
+            connect = self._pool.connect
+        self._waiter = Waiter(self._pool, self.channel, self._q["next_due"], connect=connect,
+                              poll_interval=poll_interval)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresDriver:
-        """Connect to ``postgresql://user@host:port/db?schema=name&connect_timeout=…``."""
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        for key, value in query:
-            if key == "schema":
-                options.setdefault("schema", value)
-        conninfo = urlunsplit(parts._replace(query=urlencode(
-            [(k, v) for k, v in query if k != "schema"])))
+        """Connect to ``postgresql://user@host:port/db?schema=name&connect_timeout=…``.
+
+        Our parameters: ``schema``; ``pooler=transaction`` (behind PgBouncer or another
+        transaction pooler: no prepared statements, no LISTEN through it); ``prepare=false``;
+        ``notify_url`` (a direct URL to LISTEN on); ``poll_interval`` (seconds, when not
+        listening). The others go to libpq. ``migrate=False`` skips the migration."""
+        migrate = options.pop("migrate", True)
+        conninfo, options = split_url(url, options)
         driver = cls(conninfo, **options)
         try:
-            driver.migrate()
+            if migrate:
+                driver.migrate()
         except BaseException:
             driver.close()
             raise
@@ -147,7 +165,7 @@ class PostgresDriver:
 
     def close(self) -> None:
         self._pool.close()
-        self._drop_listener()
+        self._waiter.close()
 
     def now(self) -> datetime:
         value: datetime = self._run(lambda cur: cur.execute("SELECT clock_timestamp()")
@@ -231,7 +249,7 @@ class PostgresDriver:
         params = {"worker": worker_id, "lease": float(lease_seconds),
                   "queues": list(dict.fromkeys(queues)), "limit": limit}
         # Binary rows: timestamps and the payload load faster than from text (bytea as hex).
-        rows = self._run(lambda cur: cur.execute(self._q["reserve"], params, prepare=True,
+        rows = self._run(lambda cur: cur.execute(self._q["reserve"], params, prepare=self._prepare,
                                                  binary=True).fetchall())
         jobs = [_record(row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
@@ -276,8 +294,9 @@ class PostgresDriver:
         def work(cur: Cursor) -> set[tuple[str, int]]:
             conn = cur.connection
             with conn.pipeline(), conn.cursor() as release:
-                cur.execute(self._q["complete_many"], params, prepare=True)
-                release.execute(self._q["release_dependents_many"], {"ids": ids}, prepare=True)
+                cur.execute(self._q["complete_many"], params, prepare=self._prepare)
+                release.execute(self._q["release_dependents_many"], {"ids": ids},
+                                prepare=self._prepare)
             return {(job_id, epoch) for job_id, epoch in cur.fetchall()}
         done = self._run(work)
         accepted = []
@@ -312,53 +331,10 @@ class PostgresDriver:
         return [row[0] for row in self._fetch("recover_worker", (reason, worker_id))]
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        """LISTEN on a dedicated connection; return on a NOTIFY for one of ``queues``, when the
-        next delayed job falls due, or at the timeout. Due work is re-checked at least every
-        second, so a lost notification only delays a job by that much."""
-        deadline = time.monotonic() + timeout
-        if not queues:
-            time.sleep(max(0.0, timeout))
-            return
-        if not self._listen_lock.acquire(timeout=max(0.0, timeout)):
-            return
-        try:
-            self._wait(set(queues), deadline)
-        except psycopg.Error as exc:
-            self._drop_listener()
-            raise translate(exc, self._pool.where) from exc
-        finally:
-            self._listen_lock.release()
-
-    def _wait(self, queues: set[str], deadline: float) -> None:
-        while (remaining := deadline - time.monotonic()) > 0:
-            conn = self._listen()
-            # Hints received since the last wait are stale: the query below sees their jobs.
-            for _ in conn.notifies(timeout=0):
-                pass
-            rows = conn.execute(self._q["next_due"], (sorted(queues),)).fetchall()
-            due_in: float | None = rows[0][0] if rows else None
-            if due_in is not None and due_in <= 0:
-                return
-            step = min(remaining, _MAX_WAIT, remaining if due_in is None else due_in)
-            with contextlib.closing(conn.notifies(timeout=step)) as notes:
-                if any(note.payload in queues for note in notes):
-                    return
-
-    def _listen(self) -> Connection:
-        if self._listener is None or self._listener.closed:
-            conn = self._pool.connect()
-            try:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-            except BaseException:
-                conn.close()
-                raise
-            self._listener = conn
-        return self._listener
-
-    def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is not None:
-            conn.close()
+        """Return on a NOTIFY for one of ``queues`` (or, when not listening, a poll that finds
+        due work), when the next delayed job falls due, or at the timeout. Due work is
+        re-checked at least every second, so a lost notification only delays a job that much."""
+        self._waiter.wait(queues, timeout)
 
     # -- managing ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
