@@ -102,7 +102,7 @@ def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
         from taskqueue.dashboard import create_app
     except ImportError as exc:
         raise click.UsageError(f"the dashboard needs its extra: pip install "
-                               f"'taskqueue[dashboard]' ({exc})") from None
+                               f"'taskqueue-py[dashboard]' ({exc})") from None
     from taskqueue.cli.output import import_apps, open_manager
 
     import_apps(apps)

@@ -3,5 +3,5 @@
 
 Each one only wires a :class:`~taskqueue.QueueManager` into the framework's life cycle and
 configuration; jobs, workers and the CLI are the same everywhere. Each needs its framework
-installed (``pip install 'taskqueue[django]'``, ``[fastapi]``, ``[flask]``).
+installed (``pip install 'taskqueue-py[django]'``, ``[fastapi]``, ``[flask]``).
 """

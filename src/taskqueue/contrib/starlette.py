@@ -107,7 +107,7 @@ def mount_dashboard(app: Any, path: str = "/taskqueue", *, settings: Any = None,
     ``settings``: a ``taskqueue.dashboard.DashboardSettings`` (users, secret key, ...).
 
     The dashboard application is built on its first request, once the lifespan has started
-    the manager. Needs the dashboard (``pip install 'taskqueue[dashboard]'``)."""
+    the manager. Needs the dashboard (``pip install 'taskqueue-py[dashboard]'``)."""
     create_app = _dashboard_factory()
     app.mount(path, _LazyDashboard(create_app, settings), name=name)
 
@@ -118,7 +118,7 @@ def _dashboard_factory() -> Callable[..., ASGIApp]:
     except ImportError as exc:
         raise ImportError(
             "the taskqueue dashboard is not available: install it with "
-            "pip install 'taskqueue[dashboard]' (taskqueue.dashboard.app.create_app could not "
+            "pip install 'taskqueue-py[dashboard]' (taskqueue.dashboard.app.create_app could not "
             f"be imported: {exc})"
         ) from exc
     factory: Callable[..., ASGIApp] = create_app

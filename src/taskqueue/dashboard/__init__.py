@@ -1,6 +1,6 @@
 """The web dashboard: ``create_app(manager, settings)`` returns an ASGI application.
 
-Needs the ``dashboard`` extra (``pip install 'taskqueue[dashboard]'``): Starlette, Jinja2,
+Needs the ``dashboard`` extra (``pip install 'taskqueue-py[dashboard]'``): Starlette, Jinja2,
 uvicorn and itsdangerous. See docs/dashboard.md.
 """
 

@@ -1,6 +1,6 @@
 """Optional OpenTelemetry tracing: a job's run appears under the request that enqueued it.
 
-Only active when ``opentelemetry-api`` is installed (``pip install taskqueue[otel]``) *and* in
+Only active when ``opentelemetry-api`` is installed (``pip install taskqueue-py[otel]``) *and* in
 use in the process: the application imported ``opentelemetry.trace`` (to configure a tracer
 provider or open spans), or ``OTEL_PYTHON_TRACER_PROVIDER`` names a provider.  Until then
 nothing here imports OpenTelemetry, :func:`current_trace_context` returns None at the cost of a
