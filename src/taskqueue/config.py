@@ -87,8 +87,8 @@ def build_url(s: Settings) -> str:
     """Turn ``DB_CONNECTION`` and friends into a URL."""
     if s.connection == "sqlite":
         return "sqlite:///" + s.path
-    if s.connection == "file":
-        return "file:///" + s.path
+    if s.connection == "file":  # RFC 8089: file:///abs/dir, or file:rel/dir for a relative path
+        return ("file://" if s.path.startswith("/") else "file:") + s.path
     scheme = {"pgsql": "postgresql", "mysql": "mysql", "redis": "redis"}[s.connection]
     auth = ""
     if s.username:

@@ -65,8 +65,8 @@ def corrupt_files(root: Path) -> list[Path]:
 
 def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    relative = open_driver("file:///rel/store")
-    absolute = open_driver(f"file:///{tmp_path / 'abs'}?fsync=0")
+    relative = open_driver("file:rel/store")
+    absolute = open_driver(f"file://{tmp_path / 'abs'}?fsync=0")
     try:
         assert isinstance(relative, FileDriver) and relative.root == Path("rel/store")
         assert (tmp_path / "rel" / "store" / "format.json").is_file()
@@ -77,6 +77,43 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         absolute.close()
     with pytest.raises(ConfigError):
         open_driver("file://")
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("file:///var/lib/jobs", "/var/lib/jobs"),          # RFC 8089: three slashes, absolute
+    ("file://localhost/var/lib/jobs", "/var/lib/jobs"),
+    ("file:////var/lib/jobs", "/var/lib/jobs"),         # the old absolute spelling still works
+    ("file:///var/lib/my%20jobs", "/var/lib/my jobs"),
+    ("file:storage/jobs", "storage/jobs"),              # relative to the working directory
+    ("file:./storage/jobs", "storage/jobs"),
+])
+def test_file_urls_follow_rfc_8089(url: str, path: str) -> None:
+    from taskqueue.drivers.files import file_url_path
+
+    assert file_url_path(url) == Path(path)
+
+
+@pytest.mark.parametrize("url", ["file://nas.example/jobs", "file:", "file:///"])
+def test_file_urls_without_a_local_directory_are_refused(url: str) -> None:
+    from taskqueue.drivers.files import file_url_path
+
+    with pytest.raises(ConfigError, match="local disk|no directory"):
+        file_url_path(url)
+
+
+def test_a_store_at_the_old_relative_reading_is_pointed_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    open_driver("file:tq-old-store/jobs").close()
+    with pytest.raises(ConfigError, match="file:tq-old-store/jobs"):
+        open_driver("file:///tq-old-store/jobs")
+
+
+def test_db_connection_file_builds_an_rfc_8089_url() -> None:
+    from taskqueue.config import Settings, build_url
+
+    assert build_url(Settings(connection="file", path="storage/jobs")) == "file:storage/jobs"
+    assert build_url(Settings(connection="file", path="/srv/jobs")) == "file:///srv/jobs"
 
 
 def test_network_filesystem_is_warned_about(

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
@@ -107,6 +107,29 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def file_url_path(url: str) -> Path:
+    """The directory a ``file:`` URL names, read as RFC 8089 and every other tool reads it.
+
+    ``file:///var/lib/jobs`` and ``file://localhost/var/lib/jobs`` are the absolute
+    ``/var/lib/jobs`` (extra leading slashes collapse: ``file:////var/lib/jobs`` too);
+    ``file:jobs`` and ``file:./jobs`` are relative to the working directory. Percent escapes
+    are decoded. Another host is refused: the store must be on a local disk.
+    """
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"file URL {url!r} names the host {parts.netloc!r}; the files store "
+                          "must be on a local disk (file:///absolute/dir or file:relative/dir)")
+    raw = unquote(parts.path)
+    if not raw.strip("/"):
+        raise ConfigError(f"no directory in {url!r}; use file:///var/lib/jobs (absolute) or "
+                          "file:storage/jobs (relative to the working directory)")
+    if raw.startswith("/"):
+        return Path("/" + raw.lstrip("/"))
+    if url.startswith("file://"):  # file://dir/x is a host, refused above; this is file://
+        raise ConfigError(f"no directory in {url!r}")
+    return Path(raw)
+
+
 class FileDriver:
     """The Driver protocol over a directory tree (see the module docstring)."""
 
@@ -130,13 +153,17 @@ class FileDriver:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> FileDriver:
-        """``file:///relative/dir`` or ``file:////absolute/dir``; ``?fsync=1`` makes every
-        change durable against power loss too (see the module docstring), at a cost."""
+        """``file:///absolute/dir`` (RFC 8089) or ``file:relative/dir``; ``?fsync=1`` makes
+        every change durable against power loss too (see the module docstring), at a cost."""
         parts = urlsplit(url)
-        path = parts.netloc + parts.path
-        path = path[1:] if path.startswith("/") else path
-        if not path:
-            raise ConfigError(f"no directory in {url!r}; use file:///storage/queue")
+        path = file_url_path(url)
+        old_reading = Path(str(path).lstrip("/"))
+        if (path.is_absolute() and not path.exists()
+                and (old_reading / "format.json").is_file()):
+            raise ConfigError(
+                f"{url!r} is the absolute directory {path}, which does not exist; a files store "
+                f"is in the relative {old_reading} (taskqueue before 0.2 read file:/// URLs as "
+                f"relative). Use file:{old_reading} for it, or move it to {path}")
         for key, values in parse_qs(parts.query).items():
             if key == "fsync":
                 options.setdefault("fsync", values[-1].lower() not in ("0", "false", "no", "off"))
