@@ -46,7 +46,8 @@ def open_driver(url: str, **options: Any) -> Driver:
             scheme, scheme
         )
         raise ConfigError(
-            f"the {scheme} backend needs an extra package: pip install 'taskqueue-py[{extra}]' ({exc})"
+            f"the {scheme} backend needs an extra package: "
+            f"pip install 'taskqueue-py[{extra}]' ({exc})"
         ) from exc
     driver: Driver = getattr(module, class_name).from_url(url, **options)
     return driver
