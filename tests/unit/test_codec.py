@@ -345,12 +345,16 @@ def test_parse_key_accepts_prefixed_and_bare_base64(text: str) -> None:
         ("base64:", "encryption key is empty"),
         ("   ", "encryption key is empty"),
         ("base64:not*base64!", "encryption key is not valid base64"),
-        (b64(KEY_A)[:-1], "encryption key is not valid base64"),
+        (b64(KEY_A)[:-1], "encryption key is 43 bytes long; use exactly 32 characters, or "
+         "'base64:' followed by the base64 of 32 bytes"),
+        ("k" * 31, "encryption key is 31 bytes long; use exactly 32 characters"),
+        ("é" * 32, "encryption key is 64 bytes long; use exactly 32 characters"),
         (
             "base64:" + b64(b"k" * 16),
             "encryption key decodes to 16 bytes; AES-256 needs exactly 32",
         ),
-        (b64(b"k" * 33), "encryption key decodes to 33 bytes; AES-256 needs exactly 32"),
+        (b64(b"k" * 33), "encryption key is 44 bytes long; use exactly 32 characters"),
+        ("base64:" + b64(b"k" * 33), "encryption key decodes to 33 bytes; AES-256 needs"),
     ],
 )
 def test_parse_key_refuses_bad_keys_without_echoing_them(text: str, message: str) -> None:
@@ -360,6 +364,17 @@ def test_parse_key_refuses_bad_keys_without_echoing_them(text: str, message: str
     body = text.strip().removeprefix("base64:")
     if body:
         assert body not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["0123456789abcdef0123456789abcdef",  # valid base64 too
+                                  "correct horse battery staple!!!!", "Zz " * 10 + "!?"])
+def test_parse_key_takes_32_characters_as_the_key_itself(text: str) -> None:
+    # The original specification's ENCRYPTION_KEY is "32 characters": its bytes are the key,
+    # even when the text also happens to be valid base64 (of 24 bytes).
+    assert parse_key(text) == text.strip().encode()
+    ring = KeyRing.from_strings(text)
+    data = Codec(ring).encode(BODY, job_id=JOB, queue=QUEUE)
+    assert Codec(KeyRing(text.strip().encode())).decode(data, job_id=JOB, queue=QUEUE) == BODY
 
 
 def test_parse_key_uses_the_given_name() -> None:
@@ -392,9 +407,11 @@ def test_keyring_from_empty_strings_is_disabled(current: str | None, previous: s
 
 
 def test_keyring_from_strings_names_the_bad_setting() -> None:
-    with pytest.raises(ConfigError, match=r"^ENCRYPTION_KEY is not valid base64"):
+    with pytest.raises(ConfigError, match=r"^ENCRYPTION_KEY is 5 bytes long; use exactly 32"):
         KeyRing.from_strings("nope!")
-    with pytest.raises(ConfigError, match=r"^ENCRYPTION_PREVIOUS_KEYS entry 2 decodes to 3 bytes"):
+    with pytest.raises(ConfigError, match=r"^ENCRYPTION_KEY is not valid base64"):
+        KeyRing.from_strings("base64:nope!")
+    with pytest.raises(ConfigError, match=r"^ENCRYPTION_PREVIOUS_KEYS entry 2 is 4 bytes long"):
         KeyRing.from_strings(generate_key(), f"{b64(KEY_A)},{b64(b'abc')}")
 
 

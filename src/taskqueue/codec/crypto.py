@@ -1,7 +1,7 @@
 """AES-256-GCM encryption of payloads, with key rotation.
 
 Keys are written the way Laravel writes ``APP_KEY``: ``base64:`` followed by the base64 of 32
-random bytes.  A :class:`KeyRing` encrypts with its current key and decrypts with the current key
+random bytes, or, as the original specification allows, exactly 32 characters used as they are.  A :class:`KeyRing` encrypts with its current key and decrypts with the current key
 or any previous one, so a key can be rotated while jobs encrypted with the old key are still
 waiting.  Each ciphertext is tagged with a 4-byte key id (the start of the key's SHA-256) so the
 right key is picked without trial decryption.  Neither keys nor anything derived from them beyond
@@ -50,26 +50,48 @@ def generate_key() -> str:
 
 
 def parse_key(text: str, *, name: str = "encryption key") -> bytes:
-    """Decode ``base64:...`` or bare base64 text into a 32-byte key.
+    """Turn the text of a key setting into a 32-byte AES-256 key.
 
-    ``name`` says where the text came from and is used in error messages; the key text itself is
-    never echoed.  Anything else raises :class:`ConfigError`.
+    Three forms are accepted: ``base64:`` followed by the base64 of 32 bytes (what
+    :func:`generate_key` writes); exactly 32 characters used as they are (the original
+    specification's "32 characters" key: its UTF-8 bytes must number 32); and bare base64 of 32
+    bytes.  ``name`` says where the text came from and is used in error messages; the key text
+    itself is never echoed.  Anything else raises :class:`ConfigError`.
     """
     body = text.strip()
-    if body.startswith(_PREFIX):
+    prefixed = body.startswith(_PREFIX)
+    if prefixed:
         body = body[len(_PREFIX) :]
     if not body:
         raise ConfigError(f"{name} is empty")
+    if not prefixed and len(body.encode("utf-8")) == KEY_SIZE:
+        return body.encode("utf-8")
     try:
         raw = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(
-            f"{name} is not valid base64 (expected 'base64:' followed by 44 characters; "
-            "create one with generate_key())"
-        ) from None
+        if prefixed:
+            raise ConfigError(
+                f"{name} is not valid base64 (expected 'base64:' followed by 44 characters; "
+                "create one with `taskqueue key:generate`)"
+            ) from None
+        raise ConfigError(_length_problem(name, body)) from None
     if len(raw) != KEY_SIZE:
-        raise ConfigError(f"{name} decodes to {len(raw)} bytes; AES-256 needs exactly {KEY_SIZE}")
+        if prefixed:
+            raise ConfigError(
+                f"{name} decodes to {len(raw)} bytes; AES-256 needs exactly {KEY_SIZE}"
+            )
+        raise ConfigError(_length_problem(name, body) + f" (as base64 it decodes to "
+                          f"{len(raw)} bytes)")
     return raw
+
+
+def _length_problem(name: str, body: str) -> str:
+    """Explain which key forms exist, for a key text that is none of them."""
+    size = len(body.encode("utf-8"))
+    return (
+        f"{name} is {size} bytes long; use exactly {KEY_SIZE} characters, or 'base64:' "
+        f"followed by the base64 of {KEY_SIZE} bytes (create one with `taskqueue key:generate`)"
+    )
 
 
 def key_id(key: bytes) -> bytes:
