@@ -8,6 +8,7 @@ The hierarchy::
      ├── PayloadError           arguments or stored bytes that cannot be encoded/decoded
      │    ├── PayloadTooLarge   over the size limit after compression
      │    └── DecryptionError   wrong key, tampered bytes, or ciphertext moved between jobs
+     │         └── UnencryptedPayload  a plain payload while ENCRYPTION_KEY is set (a downgrade)
      ├── UnknownTask            a job names a task this process has not registered
      ├── JobNotFound            no job with that id
      ├── JobFailed              waited for a result, but the job failed or was cancelled
@@ -61,6 +62,15 @@ class PayloadTooLarge(PayloadError):
 
 class DecryptionError(PayloadError):
     """The payload could not be decrypted (wrong key, tampering, or copied from another job)."""
+
+
+class UnencryptedPayload(DecryptionError):
+    """A payload is not encrypted although ``ENCRYPTION_KEY`` is set.
+
+    Refused, because anyone who can write to the store could otherwise swap an authenticated
+    payload for plain arguments of their choosing.  Jobs queued before encryption was switched on
+    are let through only while the operator's migration switch is on
+    (``taskqueue key:accept-plaintext``; ``taskqueue key:reencrypt`` turns it off again)."""
 
 
 class UnknownTask(TaskQueueError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from taskqueue.codec import Codec, KeyRing, dumps, loads
 from taskqueue.config import Settings, resolve
 from taskqueue.drivers import Driver, JobFilter, open_driver
-from taskqueue.errors import JobFailed, JobNotFound, PayloadError
+from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPayload
 from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import DEFAULT_TIMEOUT, JobRecord, NewJob
@@ -21,6 +21,7 @@ from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
+from taskqueue.plaintext_switch import PlaintextSwitch
 from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
@@ -61,6 +62,7 @@ class QueueManager:
         self.settings = settings or Settings()
         self.codec = codec or codec_from(self.settings)
         self.events = events or EventBus()
+        self.plaintext = PlaintextSwitch(self.driver, self.codec)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> QueueManager:
@@ -271,8 +273,17 @@ class QueueManager:
         return [str(e["queue"]) for e in self.driver.registry_list(PAUSED)]
 
     def decode(self, record: JobRecord) -> Any:
-        """The job's decoded body (args/kwargs or data)."""
-        return self.codec.decode(record.payload, job_id=record.id, queue=record.queue_name)
+        """The job's decoded body (args/kwargs or data).
+
+        With ENCRYPTION_KEY set, an unencrypted payload raises UnencryptedPayload unless the
+        migration switch is on (``taskqueue key:accept-plaintext``)."""
+        try:
+            return self.codec.decode(record.payload, job_id=record.id, queue=record.queue_name)
+        except UnencryptedPayload:
+            if not self.plaintext.is_on():
+                raise
+            return self.codec.decode(record.payload, job_id=record.id,
+                                     queue=record.queue_name, allow_plaintext=True)
 
     def result(self, job_id: str, timeout: float = 0.0, poll: float = 0.05) -> Any:
         """The stored return value, waiting up to ``timeout`` s for the job to finish.

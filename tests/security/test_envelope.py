@@ -133,6 +133,7 @@ def test_compression_bomb_in_the_store_fails_cleanly(sealed: QueueManager) -> No
     assert len(body) < 200 * 1024, "100 MiB of zeros in a small payload"
     bomb = NewJob(id=uuid7(), name="tests.add", payload=b"TQ\x01\x01" + body)
     sealed.driver.push([bomb])
+    sealed.plaintext.turn_on()  # else it is refused before inflating, as unencrypted
     after = sealed.push(t.add.call([1, 2], {}))
     rss = psutil.Process().memory_info().rss
     drain(sealed, timeout=60)
@@ -185,3 +186,48 @@ def test_exactly_the_limit_is_accepted_and_one_byte_more_is_refused(store_url: s
         assert record is not None and len(record.payload) == limit
     finally:
         manager.close()
+
+
+def test_plain_payload_written_over_an_encrypted_job_is_refused(sealed: QueueManager) -> None:
+    """A downgrade attack: whoever can write to the store swaps the authenticated payload for
+    plain JSON with arguments of their choosing. With ENCRYPTION_KEY set the job fails with the
+    reason, as a tampered one does; the switch row can only be made with the key."""
+    victim = sealed.push(t.add.call([1, 2], {}))
+    forged = Codec().encode({"args": [1000, 337]}, job_id=victim, queue="default")
+    assert sealed.driver.replace_payload(victim, forged, 0)
+    # a switch row written by the attacker (plain, or sealed with another key) does not count
+    sealed.driver.registry_put("plaintext_accepted", "switch", {
+        "id": "switch", "token": base64.b64encode(Codec().encode(
+            {"accept_plaintext": True}, job_id="switch", queue="plaintext_accepted")).decode()},
+        3600)
+    other = Codec(KeyRing(parse_key(generate_key())))
+    sealed.driver.registry_put("plaintext_accepted", "other", {
+        "id": "other", "token": base64.b64encode(other.encode(
+            {"accept_plaintext": True}, job_id="switch", queue="plaintext_accepted")).decode()},
+        3600)
+    control = sealed.push(t.add.call([20, 22], {}))
+    drain(sealed, timeout=60)
+    record = sealed.get(victim)
+    assert record is not None and record.state == State.FAILED, record
+    assert record.attempts == 1
+    assert "payload is not encrypted but ENCRYPTION_KEY is set" in (record.exception or "")
+    assert sealed.result(control) == 42
+
+
+def test_the_migration_switch_lets_plain_jobs_run(store_url: str, sealed: QueueManager) -> None:
+    """Jobs queued before encryption was switched on run while the switch is on, and fail
+    again once it is off (every manager sharing the store sees it)."""
+    with QueueManager.from_url(store_url) as before:  # a producer without the key
+        early = [before.push(t.add.call([i, 1], {})) for i in range(3)]
+    sealed.plaintext.turn_on()
+    drain(sealed, timeout=60)
+    assert [sealed.result(j) for j in early] == [1, 2, 3]
+    with QueueManager.from_url(store_url) as before:
+        late = before.push(t.add.call([5, 5], {}))
+    with QueueManager.from_url(store_url, encryption_key=KEY) as other_process:
+        other_process.plaintext.turn_off()
+    assert not sealed.plaintext.is_on(fresh=True)
+    drain(sealed, timeout=60)
+    record = sealed.get(late)
+    assert record is not None and record.state == State.FAILED
+    assert "key:accept-plaintext" in (record.exception or "")

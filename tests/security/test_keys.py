@@ -147,3 +147,60 @@ def test_dry_run_changes_nothing(store_url: str, old: QueueManager) -> None:
                        "--dry-run")
     assert result.exit_code == 0 and "would re-encrypt 1 of 1" in result.output, result.output
     assert old.get(job_id).payload == before  # type: ignore[union-attr]
+
+
+def test_reencrypt_counts_never_encrypted_jobs_apart(store_url: str, old: QueueManager) -> None:
+    """Turning encryption on: jobs queued without a key are "encrypted", not "re-encrypted";
+    they are touched only while key:accept-plaintext is on, which the run then turns off."""
+    sealed_old = old.push(t.add.call([1, 1], {}))
+    with QueueManager.from_url(store_url) as plain:
+        unencrypted = [plain.push(t.add.call([i, i], {})) for i in range(3)]
+    env = {"ENCRYPTION_KEY": NEW, "ENCRYPTION_PREVIOUS_KEYS": OLD}
+
+    refused = reencrypt(store_url, env, "--json")
+    assert refused.exit_code == 1, refused.output
+    summary = json.loads(refused.output)
+    assert (summary["reencrypted"], summary["encrypted"], summary["unencrypted_refused"]) \
+        == (1, 0, 3)
+    text = reencrypt(store_url, env).output
+    assert "3 pending jobs are not encrypted" in text and "key:accept-plaintext" in text
+
+    switch = CliRunner().invoke(group, ["--url", store_url, "key:accept-plaintext"], env=env)
+    assert switch.exit_code == 0, switch.output
+    dry = json.loads(reencrypt(store_url, env, "--dry-run", "--json").output)
+    assert (dry["would_encrypt"], dry["would_reencrypt"], dry["accept_plaintext"]) == (3, 0, "on")
+    done = reencrypt(store_url, env)
+    assert done.exit_code == 0, done.output
+    assert "re-encrypted 0 of 4 pending jobs" in done.output, done.output
+    assert "encrypted 3 pending jobs that were not encrypted at all" in done.output
+    assert "refused again" in done.output
+    with QueueManager.from_url(store_url, encryption_key=NEW,
+                               encryption_previous_keys=OLD) as rotated:
+        assert not rotated.plaintext.is_on(fresh=True), "the run turned the switch off"
+        for job_id in [*unencrypted, sealed_old]:
+            assert kid(rotated.get(job_id).payload) == key_id(parse_key(NEW))  # type: ignore
+        drain(rotated, timeout=60)
+        assert [rotated.result(j) for j in unencrypted] == [0, 2, 4]
+
+
+def test_accept_plaintext_needs_a_key(store_url: str) -> None:
+    result = CliRunner().invoke(group, ["--url", store_url, "key:accept-plaintext"],
+                                env={"ENCRYPTION_KEY": ""})
+    assert result.exit_code == 2 and "ENCRYPTION_KEY is not set" in result.output
+
+
+def test_jobs_list_json_decrypts_results_with_the_key(store_url: str, old: QueueManager) -> None:
+    from taskqueue.cli import cli
+
+    job_id = old.push(t.add.call([20, 22], {}))
+    drain(old, timeout=60)
+    assert (old.get(job_id).result or "").startswith("tq1:"), "stored encrypted"  # type: ignore
+    for command in (["jobs", "list", "--json"], ["jobs", "show", job_id, "--json"]):
+        out = CliRunner().invoke(cli, ["--url", store_url, *command],
+                                 env={"ENCRYPTION_KEY": OLD}, catch_exceptions=False).stdout
+        listed = json.loads(out)
+        row = listed[0] if isinstance(listed, list) else listed
+        assert row["id"] == job_id and row["result"] == 42, out
+    keyless = CliRunner().invoke(cli, ["--url", store_url, "jobs", "list", "--json"],
+                                 env={"ENCRYPTION_KEY": ""}, catch_exceptions=False).stdout
+    assert json.loads(keyless)[0]["result"].startswith("(cannot be read: payload is encrypted")

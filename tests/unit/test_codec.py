@@ -23,7 +23,13 @@ from taskqueue.codec import Codec, KeyRing, dumps, generate_key, loads, parse_ke
 from taskqueue.codec.compress import compress, decompress
 from taskqueue.codec.crypto import key_id
 from taskqueue.codec.serialize import INT_MAX, INT_MIN, MAX_DEPTH
-from taskqueue.errors import ConfigError, DecryptionError, PayloadError, PayloadTooLarge
+from taskqueue.errors import (
+    ConfigError,
+    DecryptionError,
+    PayloadError,
+    PayloadTooLarge,
+    UnencryptedPayload,
+)
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
@@ -560,11 +566,19 @@ def test_two_encryptions_of_the_same_body_differ() -> None:
     )
 
 
-def test_plain_payload_is_accepted_when_a_key_is_set() -> None:
+def test_plain_payload_is_refused_when_a_key_is_set_unless_allowed() -> None:
+    # A downgrade: plain bytes written over an encrypted job must not run with a key set.
     for body in (BODY, repetitive_body()):
         data = Codec().encode(body, job_id=JOB, queue=QUEUE)
         assert data[3] & 0b10 == 0
-        assert encrypted_codec().decode(data, job_id=JOB, queue=QUEUE) == body
+        with pytest.raises(UnencryptedPayload, match=r"^payload is not encrypted but "
+                           r"ENCRYPTION_KEY is set: refused"):
+            encrypted_codec().decode(data, job_id=JOB, queue=QUEUE)
+        assert encrypted_codec().decode(data, job_id=JOB, queue=QUEUE,
+                                        allow_plaintext=True) == body
+    # a ring with only previous keys does not encrypt, so it does not refuse either
+    data = Codec().encode(BODY, job_id=JOB, queue=QUEUE)
+    assert Codec(KeyRing(None, [KEY_A])).decode(data, job_id=JOB, queue=QUEUE) == BODY
 
 
 def test_disabled_keyring_means_no_encryption() -> None:

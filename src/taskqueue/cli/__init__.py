@@ -40,7 +40,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["schedule:parse", "schedule:add", "schedule:list", "schedule:remove",
                      "schedule:pause", "schedule:resume", "schedule:run"], "schedule"),
     **dict.fromkeys(["dashboard", "dashboard:hash-password"], "dashboard"),
-    "key:reencrypt": "keys",
+    **dict.fromkeys(["key:reencrypt", "key:accept-plaintext"], "keys"),
 }
 
 

@@ -13,6 +13,7 @@ from taskqueue.cli.output import console, emit_json, get_console, open_manager, 
 from taskqueue.drivers import JobFilter
 from taskqueue.errors import PayloadError
 from taskqueue.jobs.builtin import TestJob
+from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import State
 from taskqueue.manager import RUN_OPTIONS, WORKFLOW
@@ -93,7 +94,7 @@ def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ..
         states=tuple(State(s) for s in states), queues=queues, names=names, tag=tag,
         batch_id=batch, exception_contains=error, limit=limit))
     if as_json:
-        emit_json([r.to_dict() for r in records])
+        emit_json([_readable(manager, r) for r in records])
     else:
         table(f"{len(records)} jobs", ["id", "queue", "name", "state", "priority", "attempts",
                                        "created"],
@@ -101,6 +102,18 @@ def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ..
                 f"{r.attempts}/{r.max_attempts}", r.created_at.strftime("%Y-%m-%d %H:%M:%S")]
                for r in records])
     manager.close()
+
+
+def _readable(manager: Any, record: JobRecord) -> dict[str, Any]:
+    """The record's fields with its result decoded (and decrypted with the key when it is set):
+    the value the job returned, not the stored ``tq1:`` text."""
+    data: dict[str, Any] = record.to_dict()
+    if record.result is not None:
+        try:
+            data["result"] = manager.decode_result(record)
+        except PayloadError as exc:
+            data["result"] = f"(cannot be read: {exc})"
+    return data
 
 
 @jobs.command("show")
@@ -112,7 +125,7 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
     """Every field of one job."""
     manager = open_manager(ctx)
     record = manager.require(job_id)
-    data: dict[str, Any] = record.to_dict()
+    data = _readable(manager, record)
     try:  # a record whose payload cannot be read (wrong key, corrupt) is still shown
         body = manager.decode(record)
     except PayloadError as exc:
@@ -122,11 +135,6 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
         if payload:
             data["arguments"] = ({k: v for k, v in body.items() if not k.startswith("_")}
                                  if isinstance(body, dict) else body)
-    if record.result is not None:
-        try:
-            data["result"] = manager.decode_result(record)
-        except PayloadError as exc:
-            data["result"] = f"(cannot be read: {exc})"
     if as_json:
         emit_json(data)
     else:

@@ -1,11 +1,12 @@
 """AES-256-GCM encryption of payloads, with key rotation.
 
 Keys are written the way Laravel writes ``APP_KEY``: ``base64:`` followed by the base64 of 32
-random bytes, or, as the original specification allows, exactly 32 characters used as they are.  A :class:`KeyRing` encrypts with its current key and decrypts with the current key
-or any previous one, so a key can be rotated while jobs encrypted with the old key are still
-waiting.  Each ciphertext is tagged with a 4-byte key id (the start of the key's SHA-256) so the
-right key is picked without trial decryption.  Neither keys nor anything derived from them beyond
-that id ever appear in messages or reprs.
+random bytes, or, as the original specification allows, exactly 32 characters used as they are. A
+:class:`KeyRing` encrypts with its current key and decrypts with the current key or any previous
+one, so a key can be rotated while jobs encrypted with the old key are still waiting. Each
+ciphertext is tagged with a 4-byte key id (the start of the key's SHA-256) so the right key is
+picked without trial decryption. Neither keys nor anything derived from them beyond that id ever
+appear in messages or reprs.
 
 ``cryptography`` (and OpenSSL's ``hashlib``) are imported only when a key is added to a ring, so
 a process without an encryption key never loads them.

@@ -19,7 +19,13 @@ from typing import Any, Final
 from taskqueue.codec.compress import compress, decompress
 from taskqueue.codec.crypto import KEY_ID_SIZE, NONCE_SIZE, TAG_SIZE, KeyRing
 from taskqueue.codec.serialize import dumps, loads
-from taskqueue.errors import ConfigError, DecryptionError, PayloadError, PayloadTooLarge
+from taskqueue.errors import (
+    ConfigError,
+    DecryptionError,
+    PayloadError,
+    PayloadTooLarge,
+    UnencryptedPayload,
+)
 
 __all__ = ["FLAG_COMPRESSED", "FLAG_ENCRYPTED", "MAGIC", "VERSION", "Codec"]
 
@@ -90,13 +96,22 @@ class Codec:
         ring, kid = self._sealer
         return self._seal(ring, kid, data, flags, job_id, queue)
 
-    def decode(self, data: bytes, *, job_id: str, queue: str) -> Any:
+    def decode(self, data: bytes, *, job_id: str, queue: str, allow_plaintext: bool = False) -> Any:
         """Turn envelope bytes back into the body that was encoded for ``job_id`` on ``queue``.
 
         Raises :class:`PayloadError` for malformed data and :class:`DecryptionError` when an
-        encrypted payload cannot be decrypted.  Unencrypted payloads are accepted even when a key
-        is configured, so jobs queued before encryption was switched on still run.
+        encrypted payload cannot be decrypted.  When this codec encrypts (a current key is set),
+        an unencrypted envelope raises :class:`UnencryptedPayload` unless ``allow_plaintext``:
+        without that rule, writing plain arguments over a job's payload would bypass the
+        authentication encryption gives.
         """
+        if data[:_HEADER_SIZE] in _PLAIN_HEADERS and self._sealer is not None \
+                and not allow_plaintext:
+            raise UnencryptedPayload(
+                "payload is not encrypted but ENCRYPTION_KEY is set: refused (a downgraded "
+                "payload, or one queued before encryption was switched on: see "
+                "`taskqueue key:accept-plaintext`)"
+            )
         if data[:_HEADER_SIZE] == _PLAIN_HEADERS[0]:
             return loads(memoryview(data)[_HEADER_SIZE:])
         if data[:3] != _PREAMBLE or len(data) < _HEADER_SIZE:
