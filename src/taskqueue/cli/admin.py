@@ -6,7 +6,7 @@ import time
 
 import click
 
-from taskqueue.cli.output import console, emit_json, open_manager, table
+from taskqueue.cli.output import console, duration, emit_json, open_manager, table
 from taskqueue.codec import generate_key
 from taskqueue.drivers import open_driver
 from taskqueue.jobs.states import State
@@ -70,7 +70,7 @@ def workers(ctx: click.Context, as_json: bool) -> None:
     table(f"{len(entries)} workers", ["id", "state", "queues", "processed", "failed", "rss MB",
                                       "heartbeat", "current"],
           [[e["id"], e["state"], ",".join(e["queues"]), e["processed"], e["failed"],
-            e["rss_mb"], f"{time.time() - e['last_heartbeat']:.0f}s ago",
+            e["rss_mb"], f"{duration(time.time() - e['last_heartbeat'])} ago",
             ",".join(e["current_jobs"])] for e in entries])
 
 
@@ -90,7 +90,12 @@ def nodes(ctx: click.Context, as_json: bool) -> None:
     table(f"{len(entries)} nodes", ["id", "version", "queues", "tags", "workers", "load",
                                     "seen"],
           [[e["id"], e["version"], ",".join(e["queues"]), ",".join(e["tags"]), e["workers"],
-            e["load"], f"{time.time() - e['last_seen']:.0f}s ago"] for e in entries])
+            _load(e["load"]), f"{duration(time.time() - e['last_seen'])} ago"]
+           for e in entries])
+
+
+def _load(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "-"
 
 
 @click.command("queue:pause")

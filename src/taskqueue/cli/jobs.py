@@ -83,24 +83,34 @@ def jobs() -> None:
 @click.option("--batch")
 @click.option("--error", help="Text in the exception.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--with-error", is_flag=True, help="Add a column with each job's error.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ...],
               names: tuple[str, ...], tag: str | None, batch: str | None, error: str | None,
-              limit: int, as_json: bool) -> None:
+              limit: int, as_json: bool, with_error: bool = False) -> None:
     """List jobs, newest first."""
     manager = open_manager(ctx)
-    records = manager.search(JobFilter(
-        states=tuple(State(s) for s in states), queues=queues, names=names, tag=tag,
-        batch_id=batch, exception_contains=error, limit=limit))
+    criteria = JobFilter(states=tuple(State(s) for s in states), queues=queues, names=names,
+                         tag=tag, batch_id=batch, exception_contains=error, limit=limit)
+    records = manager.search(criteria)
     if as_json:
         emit_json([_readable(manager, r) for r in records])
     else:
-        table(f"{len(records)} jobs", ["id", "queue", "name", "state", "priority", "attempts",
-                                       "created"],
-              [[r.id, r.queue_name, r.name, r.state.value, r.priority,
-                f"{r.attempts}/{r.max_attempts}", r.created_at.strftime("%Y-%m-%d %H:%M:%S")]
-               for r in records])
+        title = f"{len(records)} jobs"
+        if len(records) == limit:  # maybe more: say how many, and how to see them
+            total = manager.driver.count(criteria)
+            if total > limit:
+                title = f"{limit} of {total} jobs shown (newest first; --limit N for more)"
+        columns = ["id", "queue", "name", "state", "priority", "attempts", "created"]
+        rows = [[r.id, r.queue_name, r.name, r.state.value, r.priority,
+                 f"{r.attempts}/{r.max_attempts}", r.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+                for r in records]
+        if with_error:
+            columns.append("error")
+            for row, r in zip(rows, records, strict=True):
+                row.append(error_line(r.exception))
+        table(title, columns, rows)
     manager.close()
 
 
@@ -114,6 +124,15 @@ def _readable(manager: Any, record: JobRecord) -> dict[str, Any]:
         except PayloadError as exc:
             data["result"] = f"(cannot be read: {exc})"
     return data
+
+
+def error_line(exception: str | None, width: int = 60) -> str:
+    """The last line of a traceback (``ValueError: bad input``), cut to ``width``."""
+    if not exception:
+        return ""
+    lines = [line.strip() for line in exception.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if len(last) <= width else last[:width - 1] + "…"
 
 
 @jobs.command("show")
@@ -200,7 +219,7 @@ def batch_cancel(ctx: click.Context, batch_id: str) -> None:
 def failed(ctx: click.Context, queues: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The dead letter queue (alias: queue:failed)."""
     ctx.invoke(list_jobs, states=("failed",), queues=queues, names=(), tag=None, batch=None,
-               error=None, limit=limit, as_json=as_json)
+               error=None, limit=limit, as_json=as_json, with_error=True)
 
 
 @click.command("retry")
@@ -218,7 +237,12 @@ def retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool,
     if all_failed:
         criteria = JobFilter(states=(State.FAILED,), queues=queues, limit=1_000_000)
         ids += [r.id for r in manager.search(criteria)]
-    done = sum(manager.retry(i) for i in ids)
+    done = 0
+    for job_id in ids:
+        if manager.retry(job_id):
+            done += 1
+        elif not all_failed:
+            console.print(f"{job_id}: {_refusal(manager, job_id, 'retried', RETRYABLE)}")
     console.print(f"retried {done} of {len(ids)} jobs")
     manager.close()
     if done < len(ids) and not all_failed:
@@ -233,11 +257,31 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
     """Cancel pending, retrying or running jobs."""
     manager = open_manager(ctx)
     who = f"{getpass.getuser()}@{socket.gethostname()} via CLI"
-    done = sum(manager.cancel(i, reason, by=who) for i in job_ids)
+    done = 0
+    for job_id in job_ids:
+        if manager.cancel(job_id, reason, by=who):
+            done += 1
+        else:
+            console.print(f"{job_id}: {_refusal(manager, job_id, 'cancelled', CANCELLABLE)}")
     console.print(f"cancelled {done} of {len(job_ids)} jobs")
     manager.close()
     if done < len(job_ids):
         ctx.exit(1)
+
+
+RETRYABLE = (State.FAILED, State.CANCELLED)
+CANCELLABLE = (State.PENDING, State.RETRYING, State.PROCESSING)
+
+
+def _refusal(manager: Any, job_id: str, verb: str, allowed: tuple[State, ...]) -> str:
+    """Why a job was not retried/cancelled: unknown, or in a state the verb does not take."""
+    record = manager.get(job_id)
+    if record is None:
+        return "no such job (wrong id, or pruned)"
+    if record.state in allowed:  # it changed state under us
+        return f"not {verb}: it changed state meanwhile (now {record.state.value}); try again"
+    names = ", ".join(s.value for s in allowed)
+    return f"not {verb}: it is {record.state.value}; only {names} jobs can be {verb}"
 
 
 COMMANDS = [test, jobs, failed, retry, cancel, batch_status, batch_cancel]

@@ -165,9 +165,9 @@ def _num(value: Any, unit: str = "", scale: float = 1.0) -> str:
 
 
 def _seconds(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "-"
-    return f"{value * 1000:.3g}ms" if value < 1 else f"{value:.2f}s"
+    from taskqueue.cli.output import duration
+
+    return duration(value)
 
 
 def print_history(data: dict[str, Any]) -> None:
