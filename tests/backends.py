@@ -116,10 +116,33 @@ def redis_url(tmp: Path) -> Iterator[str]:
         admin.close()
 
 
+@contextlib.contextmanager
+def redis_cluster_url(tmp: Path) -> Iterator[str]:
+    """A fresh prefix on this process's local three-master Redis Cluster (``tests.redis_cluster``,
+    started on first use), reached with ``redis+cluster://``; its keys are deleted after."""
+    import redis
+
+    from tests import redis_cluster
+
+    try:
+        base = redis_cluster.shared().url
+    except Exception as exc:  # noqa: BLE001 - no redis-server, or it would not start
+        unavailable("redis-cluster", exc)
+    admin = redis.RedisCluster.from_url(base.replace("redis+cluster", "redis", 1))
+    prefix = _name()
+    try:
+        yield f"{base}?prefix={prefix}"
+    finally:
+        for key in list(admin.scan_iter(match=f"{prefix}*", count=1000)):
+            admin.delete(key)
+        admin.close()
+
+
 URLS: dict[str, Callable[[Path], contextlib.AbstractContextManager[str]]] = {
     "sqlite": sqlite_url,
     "postgres": postgres_url,
     "pgbouncer": pgbouncer_url,
+    "redis-cluster": redis_cluster_url,
     "mysql": mysql_url,
     "redis": redis_url,
     "files": files_url,

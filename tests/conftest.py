@@ -33,3 +33,4 @@ def driver(store_url: str) -> Iterator[Driver]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'queue.db'}"
+

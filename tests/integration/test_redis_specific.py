@@ -204,9 +204,10 @@ def test_every_key_has_the_prefix_and_queue_keys_a_hash_tag(tmp_path: Path) -> N
         finally:
             driver.close()
     assert keys and all(k.startswith("tq_layout:") for k in keys), keys
-    global_keys = {"tq_layout:jobs", "tq_layout:idem", "tq_layout:queues", "tq_layout:schema",
-                   "tq_layout:lock:leader", "tq_layout:counter:rate"}
+    global_keys = {"tq_layout:queues", "tq_layout:schema", "tq_layout:lock:leader",
+                   "tq_layout:counter:rate"}
     assert global_keys <= keys
+    assert "tq_layout:{emails}:idem" in keys, "idempotency claims live in their queue's slot"
     for queue in ("emails", "reports"):
         queue_keys = [k for k in keys if k.startswith(f"tq_layout:{{{queue}}}:")]
         assert queue_keys, queue
@@ -308,14 +309,14 @@ def test_failed_parent_settles_dependents_in_other_queues(tmp_path: Path) -> Non
             driver.close()
 
 
-def _claims(driver: RedisDriver) -> dict[str, str]:
-    raw = driver._r.hgetall(driver.keys.idem)
+def _claims(driver: RedisDriver, queue: str = "default") -> dict[str, str]:
+    raw = driver._r.hgetall(driver.keys.sub(queue, "idem"))
     return {rk.text(k): rk.text(v) for k, v in raw.items()}
 
 
 def test_freed_idempotency_keys_leave_no_claims_behind(tmp_path: Path) -> None:
-    """Per-queue scripts free a key in the job's hash only (one slot); the global claim goes at
-    the next push of that key, or when the job is deleted or pruned."""
+    """Scripts that free a key touch the job's hash only; the queue's claim goes at the next
+    push of that key, or when the job is deleted or pruned."""
     with redis_url(tmp_path) as url:
         driver = open_driver(url)
         assert isinstance(driver, RedisDriver)
@@ -335,9 +336,9 @@ def test_freed_idempotency_keys_leave_no_claims_behind(tmp_path: Path) -> None:
             held = driver.get(window.id)
             assert held is not None and held.idempotency_key == "win", "kept during the window"
             time.sleep(0.3)
-            fresh = new(idempotency_key="win", idempotency_mode="window")   # another queue
+            fresh = new(queue_name="w", idempotency_key="win", idempotency_mode="window")
             assert driver.push([fresh]) == [fresh.id]
-            assert _claims(driver)["win"] == fresh.id
+            assert _claims(driver, "w")["win"] == fresh.id
             old = driver.get(window.id)
             assert old is not None and old.idempotency_key is None
             with redis_url(tmp_path) as other_url:    # a transfer keeps both records
@@ -347,7 +348,7 @@ def test_freed_idempotency_keys_leave_no_claims_behind(tmp_path: Path) -> None:
                     assert other.restore(records) == 2
                 finally:
                     other.close()
-            assert driver.prune(0, 0) == 1 and _claims(driver) == {"win": fresh.id}
+            assert driver.prune(0, 0) == 1 and _claims(driver, "w") == {"win": fresh.id}
         finally:
             driver.close()
 
@@ -441,3 +442,46 @@ def test_restart_without_persistence_loses_everything(tmp_path: Path) -> None:
             assert driver.reserve("w", ["default"], 10, 30) == []
         finally:
             driver.close()
+
+
+# -- key layout versions ---------------------------------------------------------------------
+
+def test_a_layout_1_store_is_upgraded_and_keeps_its_idempotency_claims(tmp_path: Path) -> None:
+    """Layout 1 kept an id index and the idempotency claims in two global hashes (a push
+    spanned slots); opening such a store moves each claim into its job's queue."""
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        assert isinstance(driver, RedisDriver)
+        prefix = driver.keys.prefix
+        try:
+            held = new(queue_name="mail", idempotency_key="order-7")
+            plain = new()
+            driver.push([held, plain])
+            r = driver._r   # rewrite the store as layout 1 wrote it
+            r.delete(driver.keys.sub("mail", "idem"))
+            r.hset(f"{prefix}:idem", "order-7", held.id)
+            r.hset(f"{prefix}:jobs", mapping={held.id: "mail", plain.id: "default"})
+            r.set(driver.keys.schema, 1)
+        finally:
+            driver.close()
+        again = open_driver(url)
+        try:
+            assert isinstance(again, RedisDriver)
+            r = again._r
+            assert r.get(again.keys.schema) == b"2"
+            assert not r.exists(f"{prefix}:idem") and not r.exists(f"{prefix}:jobs")
+            assert again.push([new(queue_name="mail", idempotency_key="order-7")]) == [held.id]
+            assert again.get(plain.id) is not None and again.get(held.id) is not None
+            assert again.migrate() == [], "nothing left to do"
+            r.set(again.keys.schema, 3)
+            with pytest.raises(ConfigError, match="layout 3, newer"):
+                open_driver(url)
+        finally:
+            again.close()
+
+
+def test_a_key_prefix_may_carry_one_hash_tag_and_nothing_else_with_braces() -> None:
+    assert rk.Keys("{shop}").tagged and rk.Keys("app:{shop}:jobs").queue("q").startswith("app:")
+    for bad in ("", "a{b", "{}", "{a}{b}", "a}"):
+        with pytest.raises(ConfigError, match="invalid redis key prefix"):
+            rk.Keys(bad)

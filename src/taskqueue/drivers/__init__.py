@@ -26,6 +26,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "mariadb": ("taskqueue.drivers.mysql", "MySQLDriver"),
     "redis": ("taskqueue.drivers.redis", "RedisDriver"),
     "rediss": ("taskqueue.drivers.redis", "RedisDriver"),
+    "redis+cluster": ("taskqueue.drivers.redis", "RedisDriver"),
+    "rediss+cluster": ("taskqueue.drivers.redis", "RedisDriver"),
     "file": ("taskqueue.drivers.files", "FileDriver"),
 }
 
@@ -42,7 +44,8 @@ def open_driver(url: str, **options: Any) -> Driver:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = {"postgresql": "postgres", "postgres": "postgres", "mariadb": "mysql"}.get(
+        extra = {"postgresql": "postgres", "postgres": "postgres", "mariadb": "mysql",
+                 "rediss": "redis", "redis+cluster": "redis", "rediss+cluster": "redis"}.get(
             scheme, scheme
         )
         raise ConfigError(

@@ -5,11 +5,10 @@ is ``_redis_codec``; the data layout is described in ``taskqueue.drivers.redis``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
@@ -26,17 +25,22 @@ DEFAULT_PREFIX = "taskqueue"
 STATES: tuple[str, ...] = tuple(s.value for s in State)
 
 
+#: A prefix is plain text, or holds one hash tag (``{shop}``) that pins every key to one slot.
+_PREFIX = re.compile(r"[^{}]+|[^{}]*\{[^{}]+\}[^{}]*")
+
+
 class Keys:
-    """Key names. Everything starts with the prefix; a queue's keys share the ``{queue}`` tag."""
+    """Key names. Everything starts with the prefix; a queue's keys share the ``{queue}`` tag
+    (or the prefix's own tag, which comes first and so wins)."""
 
     def __init__(self, prefix: str) -> None:
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ConfigError(f"invalid redis key prefix {prefix!r}: non-empty, without braces")
+        if not _PREFIX.fullmatch(prefix or ""):
+            raise ConfigError(f"invalid redis key prefix {prefix!r}: non-empty, and braces only "
+                              "around one non-empty hash tag, as in 'shop' or '{shop}'")
         self.prefix = prefix
-        self.index = f"{prefix}:jobs"          # hash: job id -> queue name
-        self.idem = f"{prefix}:idem"           # hash: idempotency key -> job id
         self.queues = f"{prefix}:queues"       # set of queue names
         self.schema = f"{prefix}:schema"       # layout version
+        self.tagged = "{" in prefix            # every key in one slot
 
     def queue(self, queue: str) -> str:
         """The key base of a queue, also passed to its scripts as KEYS[1]."""
@@ -46,7 +50,8 @@ class Keys:
         return f"{self.queue(queue)}:job:{job_id}"
 
     def sub(self, queue: str, name: str) -> str:
-        """A per-queue structure: a state set, ready, delayed, parked, wake, waits:<id>."""
+        """A per-queue structure: a state set, ready, delayed, parked, wake, idem,
+        waits:<id>, dependents:<id>."""
         return f"{self.queue(queue)}:{name}"
 
     def lock(self, name: str) -> str:
@@ -75,37 +80,23 @@ def script_source(name: str, *, per_queue: bool = True) -> str:
 
 # -- connecting ---------------------------------------------------------------------------------
 
-def split_url(url: str, options: dict[str, Any]) -> tuple[str, str, bool]:
-    """Take ``prefix`` and ``strict`` out of the URL query (they win over ``options``, like
-    redis-py's own parameters); return the URL for redis-py, the prefix and strictness."""
-    parts = urlsplit(url)
-    prefix = str(options.pop("prefix", DEFAULT_PREFIX))
-    strict = _truthy(options.pop("strict", False))
-    rest: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "prefix":
-            prefix = value
-        elif key == "strict":
-            strict = _truthy(value)
-        else:
-            rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), prefix, strict
+def check_durability(nodes: Sequence[redis.Redis], strict: bool) -> None:
+    """Warn (or, strict, refuse) when jobs could be evicted or lost on restart, on any of the
+    servers that hold data. Servers that disable CONFIG (managed Redis) are skipped."""
+    problems: list[str] = []
+    for node in nodes:
+        for problem in _durability_problems(node):
+            if problem not in problems:
+                problems.append(problem)
+    if not problems:
+        return
+    message = "redis: " + "; ".join(problems)
+    if strict:
+        raise ConfigError(message + " (refused: strict=true)")
+    log.warning(message)
 
 
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def describe(kwargs: Mapping[str, Any]) -> str:
-    """Where the client connects, for error messages (never the password)."""
-    if kwargs.get("path"):
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
-def check_durability(client: redis.Redis, strict: bool) -> None:
-    """Warn (or, strict, refuse) when jobs could be evicted or lost on restart. Servers that
-    disable CONFIG (managed Redis) are skipped."""
+def _durability_problems(client: redis.Redis) -> list[str]:
     try:
         config: dict[str, str] = {}
         for name in ("maxmemory-policy", "appendonly", "save"):
@@ -113,7 +104,7 @@ def check_durability(client: redis.Redis, strict: bool) -> None:
                 config[text(key)] = text(value)
     except redis.ResponseError as exc:
         log.debug("redis: CONFIG GET is not available (%s); skipping the durability check", exc)
-        return
+        return []
     problems = []
     policy = config.get("maxmemory-policy", "noeviction")
     if policy != "noeviction":
@@ -122,12 +113,7 @@ def check_durability(client: redis.Redis, strict: bool) -> None:
     if config.get("appendonly", "no") != "yes" and not config.get("save", "").strip():
         problems.append("persistence is off (appendonly no, no save points): a restart of "
                         "Redis loses every job")
-    if not problems:
-        return
-    message = "redis: " + "; ".join(problems)
-    if strict:
-        raise ConfigError(message + " (refused: strict=true)")
-    log.warning(message)
+    return problems
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -184,19 +170,6 @@ def candidates(client: redis.Redis, keys: Keys, criteria: JobFilter,
     if after is None:
         return ordered
     return [(i, q) for i, q in ordered if (i < after if criteria.newest_first else i > after)]
-
-
-def next_due_in(client: redis.Redis, keys: Keys, queues: Sequence[str]) -> float | None:
-    """Seconds until the earliest delayed job of these queues is due (None: none is)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.time()
-    for queue in queues:
-        pipe.zrange(keys.sub(queue, "delayed"), 0, 0, withscores=True)
-    (seconds, micros), *heads = pipe.execute()
-    due = [score for head in heads for _, score in head]
-    if not due:
-        return None
-    return (float(min(due)) - (int(seconds) * 1_000_000 + int(micros))) / 1_000_000
 
 
 def parked_met(client: redis.Redis, keys: Keys, queue: str,

@@ -1,10 +1,12 @@
-"""Redis: sorted sets per queue and one Lua script per transition.
+"""Redis: sorted sets per queue and one Lua script per transition; one server or a Cluster.
 
 URL: ``redis://[user:password@]host:port/db?prefix=tq&strict=true`` (``prefix`` defaults to
-``taskqueue``; other query parameters go to redis-py). Every key starts with the prefix.
+``taskqueue``; other query parameters go to redis-py); ``redis+cluster://host:port`` or
+``?cluster=true`` for a Redis Cluster (``_redis_cluster``). Every key starts with the prefix.
 
-Layout. A queue's keys share the hash tag ``{<queue>}`` (``<prefix>:{<queue>}:...``), so they
-live in one Cluster slot:
+Layout (version 2, see ``_redis_layout``). A queue's keys share the hash tag ``{<queue>}``
+(``<prefix>:{<queue>}:...``), so they live in one Cluster slot, and every script names one
+queue's base key and touches only that queue's keys:
 
 * ``job:<id>`` -- a hash with the job-record fields (times as integer microseconds);
 * ``pending``, ``processing``, ... -- one sorted set per state, scored by ``available_at``
@@ -18,35 +20,39 @@ live in one Cluster slot:
   ``dependents:<id>`` -- the jobs (of any queue) waiting on ``<id>``. An edge is satisfied
   once, by removing the parent from ``waits:<id>`` (a completion, or a failed parent let run
   anyway); a parent retried and completed later finds it gone and counts nothing twice;
+* ``idem`` -- idempotency key -> the job holding it (a key is unique within its queue);
 * ``wake`` -- a short list pushed on new ready work; idle workers ``BLPOP`` it.
 
-Three small global keys serve cross-queue needs: ``<prefix>:jobs`` (job id -> queue, for
-lookups by id), ``<prefix>:idem`` (idempotency key -> job id) and ``<prefix>:queues``.
-Coordination uses ``<prefix>:lock:<name>`` (SET PX), ``<prefix>:counter:<key>`` (INCRBY +
-PEXPIRE) and ``<prefix>:registry:{<kind>}`` (hash + expiry set).
+Global keys, each used alone (never in a script with a queue's keys): ``<prefix>:queues`` (the
+queue names; the driver adds a queue in the round trip of a push, once per ``QUEUE_KNOWN_FOR``
+seconds), ``<prefix>:schema``, ``<prefix>:lock:<name>`` (SET PX), ``<prefix>:counter:<key>``
+(INCRBY + PEXPIRE) and ``<prefix>:registry:{<kind>}`` (hash + expiry set, one tag). There is no
+id index: a lookup by id asks every queue in one round trip (``_homes``); the worker's own
+calls use the queues remembered from reserve (``_redis_memory``).
 
 Idempotency modes. A job hash has ``idempotency_mode`` (absent: "exists") and, for "window",
-``idempotency_window``. A per-queue script that frees a key touches the job's hash only: it
-drops ``idempotency_key`` (reserve for "started"/"debounce", finishing for "finished") or sets
-``idempotency_expires_at`` (finishing, "window"). The claim in ``<prefix>:idem`` counts only
-while its holder still has the key unexpired; push and restore check that and clear stale
-claims, delete and prune clear the job's own.
+``idempotency_window``. A script that frees a key touches the job's hash only: it drops
+``idempotency_key`` (reserve for "started"/"debounce", finishing for "finished") or sets
+``idempotency_expires_at`` (finishing, "window"). The queue's claim counts only while its
+holder still has the key unexpired; push and restore check that and clear stale claims, delete
+and prune clear the job's own.
 
-All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock.
+All lease and delay arithmetic runs inside the scripts on ``TIME``, the server's clock (on a
+Cluster, the clock of the primary that owns the queue).
 
-Round trips. ``reserve`` answers one row per job in JobRecord's field order (``_redis_codec``
-maps it by position); ``complete_many`` is one script per queue, all in one round trip, with
-the queues remembered from reserve (``_redis_memory``; a job not found there is looked up);
-pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's BLPOP is pipelined
-with its reserve, so a wake-up is one round trip. The client uses hiredis when installed
-(the ``redis`` extra depends on it).
+Round trips. A push without dependencies is one script call (plus, in the same round trip, the
+queue set when the queue is new to this driver); ``reserve`` answers one row per job in
+JobRecord's field order (``_redis_codec`` maps it by position); ``complete_many`` is one script
+per queue, all in one round trip, with the queues remembered from reserve (a job not found there
+is looked up); pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's BLPOP is
+pipelined with its reserve, so a wake-up is one round trip. The client uses hiredis when
+installed (the ``redis`` extra depends on it).
 
-Atomicity on a single node (the supported deployment): every transition
-of one job -- push with its idempotency claim and id index, reserve, heartbeat,
+Atomicity: every transition of one job -- push with its idempotency claim, reserve, heartbeat,
 complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
-restore -- is one script, so it is atomic and fenced by the lease epoch exactly like the SQL
-drivers; so are reserve_job, replace_payload and the settling of a failed job's dependents
-in its queue. Only these steps span several scripts:
+restore -- is one script in one slot, so it is atomic and fenced by the lease epoch exactly like
+the SQL drivers, on one server and on a Cluster; so are reserve_job, replace_payload and the
+settling of a failed job's dependents in its queue. Only these steps span several scripts:
 
 * reserving from several queues peeks each queue's best jobs, then reserves the chosen number
   from each (each step atomic; another worker may take a peeked job, we then look again);
@@ -56,15 +62,9 @@ in its queue. Only these steps span several scripts:
   and other-queue children in a second call. A crash between the two steps of a completion
   leaves a child parked: ``recover_expired`` re-checks parked jobs now and then and releases
   those whose parents completed (or vanished for over a minute). After a crash in
-  ``dependency_failed`` the caller calls it again (it is idempotent).
-
-Redis Cluster: per-queue scripts touch one slot each. Push, delete, prune and restore also write
-the global keys, which hash elsewhere (push and restore also read an idempotency key's holder,
-which may live in another queue), so on a Cluster those scripts would be refused
-(CROSSSLOT). Running there needs them split -- id index written before the job, idempotency
-claimed with HSETNX before the push script -- which opens a window in which a crashed producer
-leaves a claimed key without a job. This driver connects with a single-node client and does
-not do that split; a Cluster client is not wired in.
+  ``dependency_failed`` the caller calls it again (it is idempotent);
+* restore skips ids another queue holds after asking every queue (an admin transfer, not a
+  concurrent path). Push does not look for its id in other queues: ids are UUIDv7s.
 """
 
 from __future__ import annotations
@@ -81,8 +81,10 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from taskqueue.drivers import _redis_cluster as cluster
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
+from taskqueue.drivers import _redis_layout as layout
 from taskqueue.drivers._redis_memory import Memory, Primed
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
@@ -93,15 +95,21 @@ QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complet
                  "complete_many", "fail",
                  "release", "set_progress", "recover", "cancel", "retry", "set_priority",
                  "delete", "prune", "restore", "depend", "unblock", "replace_payload",
-                 "dependency_failed")
+                 "dependency_failed", "due")
 PLAIN_SCRIPTS = ("lock", "counter", "registry")
 #: Longest single BLPOP of ``wait_for_work`` (seconds).
 BLOCK_MAX = 1.0
+#: On a Cluster, a worker whose queues hash to several slots blocks on each slot in turn for
+#: at most this long (one BLPOP may only name keys of one slot).
+SLOT_TURN = 0.05
 #: How often ``recover_expired`` re-checks parked jobs, and how old a job must be before a
 #: missing parent counts as met (a producer may still be pushing it).
 REPAIR_EVERY = 30.0
 REPAIR_GRACE_US = 60_000_000
 BATCH = 500
+#: How long a queue this driver added to the queue set is taken to be still there (seconds):
+#: a push names its queue in the set only when the driver has not done so this recently.
+QUEUE_KNOWN_FOR = 30.0
 
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
 
@@ -109,36 +117,41 @@ Call = tuple[str, str, list[Any]]   # (script, queue, args)
 class RedisDriver:
     name = "redis"
 
-    def __init__(self, client: redis.Redis, *, prefix: str = rk.DEFAULT_PREFIX,
-                 strict: bool = False) -> None:
+    def __init__(self, client: Any, *, prefix: str = rk.DEFAULT_PREFIX,
+                 strict: bool = False, blocking: Any = None) -> None:
         self.keys = rk.Keys(prefix)
         self.strict = strict
         self._r = client
-        pool = client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        self._where = rk.describe(kwargs)
-        kwargs["socket_timeout"] = max(float(kwargs.get("socket_timeout") or 0), BLOCK_MAX + 5)
-        # Blocking pops get their own pool, with a socket timeout above the block time.
-        self._blocking = redis.Redis(connection_pool=redis.ConnectionPool(
-            connection_class=pool.connection_class, **kwargs))
+        self.cluster = isinstance(client, redis.RedisCluster)
+        self._where = cluster.describe(client)
+        # Blocking pops get their own client, with a socket timeout above the block time.
+        self._blocking = blocking or cluster.blocking_twin(client, BLOCK_MAX + 5)
         self._scripts = {name: client.register_script(rk.script_source(name))
                          for name in QUEUE_SCRIPTS}
         self._scripts.update({name: client.register_script(rk.script_source(name, per_queue=False))
                               for name in PLAIN_SCRIPTS})
         self._next_repair = 0.0
         self._memory = Memory()   # reserved jobs' queues; a wake-up's reservation
+        self._known_queues: dict[str, float] = {}   # queue -> when this driver last added it
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
-        clean, prefix, strict = rk.split_url(url, options)
+        target = cluster.parse(url, options, rk.DEFAULT_PREFIX)
+        rk.Keys(target.prefix)   # a bad prefix fails before any connection
         options.setdefault("socket_connect_timeout", 5.0)
         options.setdefault("health_check_interval", 15)
         options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 2,
                                           supported_errors=(redis.ConnectionError,)))
-        driver = cls(redis.Redis.from_url(clean, **options), prefix=prefix, strict=strict)
+        try:
+            client, blocking = cluster.connect(target, options, BLOCK_MAX + 5)
+        except redis.RedisError as exc:   # the cluster client reads the slot map at once
+            raise DriverUnavailable(f"redis cluster at {target.url} is unavailable: {exc}"
+                                    ) from exc
+        driver = cls(client, prefix=target.prefix, strict=target.strict, blocking=blocking)
         try:
             with driver._guard():
-                rk.check_durability(driver._r, strict)
+                cluster.refuse_cluster_node(client, driver._where)
+                rk.check_durability(driver._nodes(), target.strict)
             driver.migrate()
         except BaseException:
             driver.close()
@@ -156,51 +169,73 @@ class RedisDriver:
         except redis.ResponseError as exc:
             if str(exc).startswith("CONFLICT"):
                 raise Conflict(f"redis: {exc}") from exc
-            raise DriverError(f"redis: {exc}") from exc
+            raise DriverError(f"redis: {cluster.explain(exc) or exc}") from exc
         except redis.RedisError as exc:
-            raise DriverError(f"redis: {exc}") from exc
+            raise DriverError(f"redis at {self._where}: {cluster.explain(exc) or exc}") from exc
 
-    def _keys(self, queue: str, *, globals_: bool = False) -> list[str]:
-        keys = [self.keys.queue(queue)]
-        if globals_:
-            keys += [self.keys.index, self.keys.idem, self.keys.queues]
-        return keys
+    def _nodes(self) -> list[Any]:
+        """One single-node client per server that holds data (each primary of a Cluster)."""
+        if self.cluster:
+            return [self._r.get_redis_connection(n) for n in self._r.get_primaries()]
+        return [self._r]
 
-    def _run(self, script: str, queue: str, args: Sequence[Any], *,
-             globals_: bool = False, client: Any = None) -> Any:
-        return self._scripts[script](keys=self._keys(queue, globals_=globals_), args=list(args),
-                                     client=client or self._r)
+    def _run(self, script: str, queue: str, args: Sequence[Any]) -> Any:
+        return self._scripts[script](keys=[self.keys.queue(queue)], args=list(args),
+                                     client=self._r)
 
-    def _run_many(self, calls: Sequence[Call], *, globals_: bool = False) -> list[Any]:
+    def _run_many(self, calls: Sequence[Call], *, queues: Iterable[str] = ()) -> list[Any]:
         """Run per-queue scripts in one round trip (a pipeline when there are several).
 
         The pipeline sends plain EVALSHAs: redis-py's Script objects would make every
         pipeline ask SCRIPT EXISTS first, an extra round trip. A script the server does not
-        know (restarted, flushed) fails alone with NOSCRIPT and is loaded and run again."""
-        if len(calls) == 1:
+        know (restarted, flushed) fails alone with NOSCRIPT and is loaded and run again.
+
+        ``queues``: queues to name in the queue set first (a global key), in the same round
+        trip, unless this driver did so recently."""
+        now = time.monotonic()
+        fresh = [q for q in dict.fromkeys(queues)
+                 if now - self._known_queues.get(q, -QUEUE_KNOWN_FOR) >= QUEUE_KNOWN_FOR]
+        if len(calls) == 1 and not fresh:
             script, queue, args = calls[0]
-            return [self._run(script, queue, args, globals_=globals_)]
+            return [self._run(script, queue, args)]
         pipe = self._r.pipeline(transaction=False)
+        if fresh:
+            pipe.sadd(self.keys.queues, *fresh)
         for script, queue, args in calls:
-            keys = self._keys(queue, globals_=globals_)
-            pipe.evalsha(self._scripts[script].sha, len(keys), *keys, *args)
+            pipe.evalsha(self._scripts[script].sha, 1, self.keys.queue(queue), *args)
         results = list(pipe.execute(raise_on_error=False))
+        if fresh:
+            if isinstance(results[0], Exception):
+                raise results[0]
+            self._known_queues.update(dict.fromkeys(fresh, now))
+            results = results[1:]
         for pos, result in enumerate(results):
             if isinstance(result, redis.exceptions.NoScriptError):
                 script, queue, args = calls[pos]
-                results[pos] = self._run(script, queue, args, globals_=globals_)
+                results[pos] = self._run(script, queue, args)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return results
 
     def _homes(self, ids: Sequence[str]) -> dict[str, str]:
-        """Queue of each existing job id."""
+        """Queue of each existing job id: every queue is asked (one round trip; there is no
+        global id index, which would put a second slot into every push)."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
-        found = self._r.hmget(self.keys.index, ids)
-        return {i: rc.text(q) for i, q in zip(ids, found, strict=True) if q is not None}
+        queues = self._queue_names()
+        if not queues:
+            return {}
+        pairs = [(i, q) for i in ids for q in queues]
+        pipe = self._r.pipeline(transaction=False)
+        for job_id, queue in pairs:
+            pipe.exists(self.keys.job(queue, job_id))
+        found: dict[str, str] = {}
+        for (job_id, queue), hit in zip(pairs, pipe.execute(), strict=True):
+            if hit:
+                found.setdefault(job_id, queue)
+        return found
 
     def _settle_homes(self, ids: Sequence[str]) -> dict[str, str]:
         """Queue of each job id: remembered from reserve, else looked up."""
@@ -217,16 +252,17 @@ class RedisDriver:
         return int(seconds) * 1_000_000 + int(micros)
 
     def migrate(self) -> list[int]:
-        """Redis needs no schema; the layout version is recorded once."""
+        """Redis needs no schema; the key layout has a version (``_redis_layout``)."""
         with self._guard():
-            return [1] if self._r.set(self.keys.schema, 1, nx=True) else []
+            return layout.upgrade(self._r, self.keys.prefix, self.keys.sub)
 
     def close(self) -> None:
         with contextlib.suppress(DriverError):
             self._from_wait(None, 0.0)   # hand back what a wait reserved
         self._r.close()
         self._blocking.close()
-        self._blocking.connection_pool.disconnect()
+        if not self.cluster:   # a pool handed to a client is not closed with it
+            self._blocking.connection_pool.disconnect()
 
     def now(self) -> datetime:
         with self._guard():
@@ -245,23 +281,30 @@ class RedisDriver:
 
     def _store(self, jobs: Sequence[NewJob | JobRecord], fields: list[dict[str, Any]],
                script: str) -> list[Any]:
-        """Push or restore a batch: one script per queue, then cross-queue dependency links.
-        Returns the script's per-job answers in input order."""
-        homes = self._homes([d for j in jobs for d in j.dependencies])
-        homes.update({j.id: j.queue_name for j in jobs})
+        """Push or restore a batch: one script per queue (naming new queues in the queue set in
+        the same round trip), then cross-queue dependency links. Returns the script's per-job
+        answers in input order (restore: 0 for an id another queue holds)."""
+        deps = [d for j in jobs for d in j.dependencies]
+        homes = self._homes(deps) if deps else {}
+        elsewhere: set[str] = set()
+        if script == "restore":   # a job's id is taken in whichever queue holds it
+            own = {j.id: j.queue_name for j in jobs}
+            elsewhere = {i for i, q in self._homes(list(own)).items() if q != own[i]}
         groups: dict[str, list[int]] = defaultdict(list)
         for pos, job in enumerate(jobs):
-            groups[job.queue_name].append(pos)
+            homes[job.id] = job.queue_name
+            if job.id not in elsewhere:
+                groups[job.queue_name].append(pos)
         calls: list[Call] = []
         for queue, positions in groups.items():
-            args: list[Any] = [queue]
+            args: list[Any] = []
             for pos in positions:
-                deps = [d for d in jobs[pos].dependencies if d in homes]
-                args += rc.encode_record(fields[pos], [d for d in deps if homes[d] == queue],
-                                         [d for d in deps if homes[d] != queue])
+                known = [d for d in jobs[pos].dependencies if d in homes]
+                args += rc.encode_record(fields[pos], [d for d in known if homes[d] == queue],
+                                         [d for d in known if homes[d] != queue])
             calls.append((script, queue, args))
-        answers: list[Any] = [None] * len(jobs)
-        results = self._run_many(calls, globals_=True)
+        answers: list[Any] = [0] * len(jobs)
+        results = self._run_many(calls, queues=groups) if calls else []
         for positions, result in zip(groups.values(), results, strict=True):
             for pos, answer in zip(positions, result, strict=True):
                 answers[pos] = answer
@@ -390,10 +433,14 @@ class RedisDriver:
         return HeartbeatResult(frozenset(found["e"]), frozenset(found["c"]),
                                frozenset(found["l"]))
 
-    def _by_id(self, script: str, job_id: str, *args: Any) -> Any:
-        """Run a per-queue script on the queue of ``job_id``; None when the job is unknown."""
+    def _by_id(self, script: str, job_id: str, *args: Any, held: bool = False) -> Any:
+        """Run a per-queue script on the queue of ``job_id``; None when the job is unknown.
+        ``held``: the caller holds the job's lease, so the queue remembered from reserve is
+        right (a job never changes queues; a deleted one fails the script's lease check)."""
         with self._guard():
-            queue = self._homes([job_id]).get(job_id)
+            queue = self._memory.homes([job_id])[0].get(job_id) if held else None
+            if queue is None:
+                queue = self._homes([job_id]).get(job_id)
             if queue is None:
                 return None
             return self._run(script, queue, [job_id, *args])
@@ -461,20 +508,22 @@ class RedisDriver:
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         delay = "" if retry_in is None else int(retry_in * 1_000_000)
+        done = self._by_id("fail", token.job_id, int(token.epoch), error, delay, held=True)
         self._memory.forget([token.job_id])
-        return bool(self._by_id("fail", token.job_id, int(token.epoch), error, delay))
+        return bool(done)
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
     ) -> bool:
+        done = self._by_id("release", token.job_id, int(token.epoch),
+                           int(delay_seconds * 1_000_000), "" if reason is None else "=" + reason,
+                           held=True)
         self._memory.forget([token.job_id])
-        return bool(self._by_id("release", token.job_id, int(token.epoch),
-                                int(delay_seconds * 1_000_000),
-                                "" if reason is None else "=" + reason))
+        return bool(done)
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return bool(self._by_id("set_progress", token.job_id, int(token.epoch),
-                                repr(float(progress))))
+                                repr(float(progress)), held=True))
 
     def recover_expired(self) -> list[str]:
         recovered: list[str] = []
@@ -516,30 +565,39 @@ class RedisDriver:
             time.sleep(max(0.0, timeout))
             return
         deadline = time.monotonic() + timeout
-        wake_keys = [self.keys.sub(q, "wake") for q in queues]
+        groups = cluster.slot_groups(self.keys.sub(q, "wake") for q in queues) \
+            if self.cluster else [[self.keys.sub(q, "wake") for q in queues]]
+        turn = 0
         primed = self._memory.primed_for(queues)
         with self._guard():
             while (remaining := deadline - time.monotonic()) > 0:
-                block = min(remaining, BLOCK_MAX)
-                due_in = rk.next_due_in(self._r, self.keys, queues)
+                block = min(remaining, BLOCK_MAX if len(groups) == 1 else SLOT_TURN)
+                due_in = self._due_in(queues)
                 if due_in is not None:
                     if due_in <= 0:
                         return
                     block = min(block, due_in)
+                wake_keys, turn = groups[turn % len(groups)], turn + 1
                 if primed is None:
                     if self._blocking.blpop(wake_keys, timeout=max(block, 0.01)):
                         return
                 elif self._wait_and_take(wake_keys, max(block, 0.01), primed):
                     return
 
+    def _due_in(self, queues: Sequence[str]) -> float | None:
+        """Seconds until the earliest delayed job of these queues falls due (None: no job
+        waits for a time), each measured by its own queue's server clock."""
+        due = [int(us) for us in self._run_many([("due", q, []) for q in queues])
+               if us is not None]
+        return min(due) / 1_000_000 if due else None
+
     def _wait_and_take(self, wake_keys: list[str], block: float, primed: Primed) -> bool:
         """BLPOP and then the primed reserve, in one pipeline on the blocking connection.
         True when woken or when jobs were reserved (kept for the next reserve)."""
         pipe = self._blocking.pipeline(transaction=False)
         pipe.blpop(wake_keys, timeout=block)
-        keys = self._keys(primed.queue)
-        pipe.evalsha(self._scripts["reserve"].sha, len(keys), *keys, primed.worker,
-                     primed.lease_us, primed.limit)
+        pipe.evalsha(self._scripts["reserve"].sha, 1, self.keys.queue(primed.queue),
+                     primed.worker, primed.lease_us, primed.limit)
         woke, rows = pipe.execute(raise_on_error=False)
         if isinstance(woke, Exception):
             raise woke
@@ -630,7 +688,7 @@ class RedisDriver:
         with self._guard():
             queue = self._homes([job_id]).get(job_id)
             return queue is not None and bool(
-                self._run("delete", queue, [job_id, queue], globals_=True))
+                self._run("delete", queue, [job_id]))
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         if not records:
@@ -656,7 +714,7 @@ class RedisDriver:
             for queue in self._queue_names():
                 more = 1
                 while more:
-                    count, more = self._run("prune", queue, [queue, *args], globals_=True)
+                    count, more = self._run("prune", queue, args)
                     deleted += int(count)
         return deleted
 

@@ -31,8 +31,9 @@ end
 
 -- File a waiting job that is in no reservation index yet: parked while dependencies are
 -- unmet, delayed until avail (available_at), else ready. Returns 1 when it is ready now.
-local function file(id, avail, priority)
-  if redis.call('SCARD', k('waits:' .. id)) > 0 then
+-- free: the caller knows the job waits on nothing (a push without dependencies).
+local function file(id, avail, priority, free)
+  if not free and redis.call('SCARD', k('waits:' .. id)) > 0 then
     redis.call('SADD', k('parked'), id)
     return 0
   end
@@ -58,13 +59,15 @@ local function set_state(id, old, new, score)
   redis.call('HSET', jk(id), 'state', new)
 end
 
--- Wake up to n blocked waiters (a hint; the list stays short).
+-- Wake up to n blocked waiters (a hint; the list stays short: trimmed back to 64 only when
+-- LPUSH says it grew past 128, so a push costs one command here, amortized).
 local function wake(n)
   if n <= 0 then return end
   local tokens = {}
   for i = 1, math.min(n, 64) do tokens[i] = '1' end
-  redis.call('LPUSH', k('wake'), unpack(tokens))
-  redis.call('LTRIM', k('wake'), 0, 63)
+  if redis.call('LPUSH', k('wake'), unpack(tokens)) > 128 then
+    redis.call('LTRIM', k('wake'), 0, 63)
+  end
 end
 
 -- The fencing guard of every settle call.
@@ -84,12 +87,11 @@ local function unblock(child, parent)
   return 0, true
 end
 
--- Idempotency keys. The global claim (idem hash: key -> id) is only written by the scripts
--- that already touch the global keys (push, restore, delete, prune); a per-queue script that
--- frees a key stays in its slot: it drops the job's `idempotency_key` field (remembering it in
--- `idempotency_claim` for drop) or, for mode "window", sets `idempotency_expires_at`. A claim
--- blocks duplicates only while its holder still has the key and its window has not expired;
--- see live_claim. Jobs stored without `idempotency_mode` have mode "exists".
+-- Idempotency keys. A queue's claims are the hash k('idem') (key -> id), in the queue's slot: a
+-- key is unique within its queue. A script that frees a key drops the job's `idempotency_key`
+-- field (remembering it in `idempotency_claim` for drop) or, for mode "window", sets
+-- `idempotency_expires_at`; the claim itself goes at the next push of that key (live_claim) or
+-- with the job (drop). Jobs stored without `idempotency_mode` have mode "exists".
 local function free_key(id, key)
   redis.call('HSET', jk(id), 'idempotency_claim', key)
   redis.call('HDEL', jk(id), 'idempotency_key')
@@ -110,25 +112,19 @@ local function key_on_finish(id, v)
   end
 end
 
--- The job that holds idempotency key `key` and still blocks duplicates, or nil; a stale claim
--- (holder gone, key freed, window expired) is removed on the way, and an expired holder loses
--- its key field as the SQL drivers' push NULLs it. Scripts with the global keys only (KEYS[2]
--- index, KEYS[3] idem); the holder may live in another queue.
+-- The job of this queue that holds idempotency key `key` and still blocks duplicates, or nil;
+-- a stale claim (holder gone, key freed, window expired) is removed on the way, and an expired
+-- holder loses its key field as the SQL drivers' push NULLs it.
 local function live_claim(key)
-  local index, idem = KEYS[2], KEYS[3]
-  local holder = redis.call('HGET', idem, key)
+  local holder = redis.call('HGET', k('idem'), key)
   if not holder then return nil end
-  local queue = redis.call('HGET', index, holder)
-  if queue then
-    local hk = string.sub(index, 1, -6) .. ':{' .. queue .. '}:job:' .. holder
-    local v = redis.call('HMGET', hk, 'idempotency_key', 'idempotency_expires_at')
-    if v[1] == key then
-      local expires = tonumber(v[2])
-      if not expires or expires > NOW then return holder end
-      redis.call('HDEL', hk, 'idempotency_key')
-    end
+  local v = redis.call('HMGET', jk(holder), 'idempotency_key', 'idempotency_expires_at')
+  if v[1] == key then
+    local expires = tonumber(v[2])
+    if not expires or expires > NOW then return holder end
+    redis.call('HDEL', jk(holder), 'idempotency_key')
   end
-  redis.call('HDEL', idem, key)
+  redis.call('HDEL', k('idem'), key)
   return nil
 end
 
@@ -221,8 +217,9 @@ end
 
 -- Record the dependencies of a freshly inserted job. Same-queue parents are checked now;
 -- parents in other queues count as unmet until the driver hears back from their queue.
+-- Returns true when the job has no dependency at all (file needs no look at waits:<id>).
 local function add_waits(id, local_json, remote_json)
-  if local_json == '[]' and remote_json == '[]' then return end
+  if local_json == '[]' and remote_json == '[]' then return true end
   for _, dep in ipairs(cjson.decode(local_json)) do
     local state = redis.call('HGET', jk(dep), 'state')
     if state and state ~= 'completed' then
@@ -233,17 +230,19 @@ local function add_waits(id, local_json, remote_json)
   for _, dep in ipairs(cjson.decode(remote_json)) do
     redis.call('SADD', k('waits:' .. id), dep)
   end
+  return false
 end
 
--- Remove a job and everything filed under it (delete, prune). index/idem are the global keys.
-local function drop(id, index, idem, queue)
+-- Remove a job and everything filed under it (delete, prune), its idempotency claim included.
+local function drop(id)
   local v = redis.call('HMGET', jk(id), 'state', 'idempotency_key', 'idempotency_claim')
   if not v[1] then return 0 end
   redis.call('ZREM', k(v[1]), id)
   unplace(id)
   local claim = v[2] or v[3]
-  if claim and redis.call('HGET', idem, claim) == id then redis.call('HDEL', idem, claim) end
-  if redis.call('HGET', index, id) == queue then redis.call('HDEL', index, id) end
+  if claim and redis.call('HGET', k('idem'), claim) == id then
+    redis.call('HDEL', k('idem'), claim)
+  end
   redis.call('DEL', jk(id), k('waits:' .. id), k('dependents:' .. id))
   return 1
 end

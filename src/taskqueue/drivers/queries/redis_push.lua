@@ -1,16 +1,15 @@
--- push: insert new jobs into one queue.
--- KEYS: base, index (id -> queue hash), idem (idempotency key -> id hash), queues (set).
--- ARGV: queue name, then records (see read_record) holding the new job's fields.
+-- push: insert new jobs into one queue. KEYS: base. ARGV: records (see read_record) holding
+-- the new jobs' fields. The driver adds the queue to the queue set (a global key, another
+-- slot) before it calls this script.
 -- Returns, per job, the id that now stands for it (the existing one for a duplicate key; a
 -- key whose holder no longer blocks duplicates -- see live_claim -- passes to the new job).
-local index, idem, queues, queue = KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 
 -- Validate first so that a conflict writes nothing. A known id is accepted only when it is
 -- this very job again (a push retried after a lost reply).
-local records, pos = {}, 2
+local records, pos = {}, 1
 while pos <= #ARGV do
   local f, flat, local_deps, remote_deps, nxt = read_record(pos)
-  local known = redis.call('HEXISTS', index, f.id) == 1
+  local known = redis.call('EXISTS', jk(f.id)) == 1
   if known then
     local same = redis.call('HMGET', jk(f.id), 'name', 'payload')
     if same[1] ~= f.name or same[2] ~= f.payload then
@@ -31,7 +30,7 @@ for _, record in ipairs(records) do
     if holder then
       id = holder
     else
-      if key then redis.call('HSET', idem, key, id) end
+      if key then redis.call('HSET', k('idem'), key, id) end
       local avail = NOW + math.floor(tonumber(f.delay_seconds) * 1000000)
       local n = #flat
       flat[n + 1], flat[n + 2] = 'state', 'pending'
@@ -41,7 +40,6 @@ for _, record in ipairs(records) do
       flat[n + 9], flat[n + 10] = 'created_at', NOW_S
       flat[n + 11], flat[n + 12] = 'updated_at', NOW_S
       redis.call('HSET', jk(id), unpack(flat))
-      redis.call('HSET', index, id, queue)
       redis.call('ZADD', k('pending'), fmt(avail), id)
       fresh[#fresh + 1] = {id, record[3], record[4], avail, f.priority}
     end
@@ -52,9 +50,8 @@ end
 -- Dependencies last, so a parent pushed in the same batch is already there.
 local ready = 0
 for _, job in ipairs(fresh) do
-  add_waits(job[1], job[2], job[3])
-  ready = ready + file(job[1], job[4], job[5])
+  local free = add_waits(job[1], job[2], job[3])
+  ready = ready + file(job[1], job[4], job[5], free)
 end
-redis.call('SADD', queues, queue)
 wake(ready)
 return out

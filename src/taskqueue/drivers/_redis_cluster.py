@@ -1,0 +1,131 @@
+"""How the Redis driver connects: a single server or a Redis Cluster, chosen by the URL, and the
+errors a Cluster answers turned into messages that say what to do.
+
+``redis+cluster://host:port`` (or ``rediss+cluster://``, or ``?cluster=true`` on a plain
+``redis://`` URL) connects with redis-py's ``RedisCluster``, which discovers the other nodes
+from the one named and follows slot moves. A single-node URL that reaches a Cluster node is
+refused at start-up with the fix, instead of failing later on the first key of another slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.crc import key_slot
+
+from taskqueue.errors import ConfigError
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+_OURS = ("prefix", "strict", "cluster")
+
+
+class Target(NamedTuple):
+    """What a Redis URL asks for, with our own query parameters taken out."""
+
+    url: str       # for redis-py
+    prefix: str
+    strict: bool
+    cluster: bool
+
+
+def parse(url: str, options: dict[str, Any], default_prefix: str) -> Target:
+    """Take ``prefix``, ``strict`` and ``cluster`` out of the URL query (they win over
+    ``options``, like redis-py's own parameters)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    prefix = str(options.pop("prefix", default_prefix))
+    strict = truthy(options.pop("strict", False))
+    cluster = truthy(options.pop("cluster", False)) or scheme in CLUSTER_SCHEMES
+    rest: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "prefix":
+            prefix = value
+        elif key == "strict":
+            strict = truthy(value)
+        elif key == "cluster":
+            cluster = cluster or truthy(value)
+        else:
+            rest.append((key, value))
+    path = parts.path
+    if cluster:
+        if path.strip("/") not in ("", "0"):
+            raise ConfigError(f"redis cluster URL names database {path.strip('/')!r}: a Redis "
+                              "Cluster has only database 0; drop it from the URL")
+        path = ""
+    parts = parts._replace(scheme=CLUSTER_SCHEMES.get(scheme, scheme), path=path,
+                           query=urlencode(rest))
+    return Target(urlunsplit(parts), prefix, strict, cluster)
+
+
+def truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def connect(target: Target, options: dict[str, Any], block_timeout: float) -> tuple[Any, Any]:
+    """The client, and a second one for blocking pops (its socket timeout is above the
+    longest block)."""
+    if target.cluster:
+        timeout = max(float(options.get("socket_timeout") or 0), block_timeout)
+        return (redis.RedisCluster.from_url(target.url, **options),
+                redis.RedisCluster.from_url(target.url, **{**options, "socket_timeout": timeout}))
+    single = redis.Redis.from_url(target.url, **options)
+    return single, blocking_twin(single, block_timeout)
+
+
+def blocking_twin(client: redis.Redis, block_timeout: float) -> redis.Redis:
+    """A single-node client with the same connection settings and a longer socket timeout."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["socket_timeout"] = max(float(kwargs.get("socket_timeout") or 0), block_timeout)
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **kwargs))
+
+
+def describe(client: Any) -> str:
+    """Where the client connects, for error messages (never the password)."""
+    if isinstance(client, redis.RedisCluster):
+        nodes = client.get_nodes()  # type: ignore[no-untyped-call]
+        first = nodes[0].name if nodes else "?"
+        return f"cluster {first} (+{max(0, len(nodes) - 1)} nodes)"
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def refuse_cluster_node(client: Any, where: str) -> None:
+    """A single-node client on a Cluster node works until a key of another slot; say so now."""
+    if isinstance(client, redis.RedisCluster):
+        return
+    try:
+        enabled = client.info("cluster").get("cluster_enabled")
+    except redis.ResponseError:   # INFO disabled (managed Redis): nothing to learn
+        return
+    if str(enabled) == "1":
+        raise ConfigError(f"redis at {where} is a Redis Cluster node: connect with the cluster "
+                          "client, redis+cluster://host:port (or add ?cluster=true)")
+
+
+def explain(exc: BaseException) -> str | None:
+    """A message for the errors that mean "the keys or the client do not fit the Cluster"."""
+    text = str(exc)
+    if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.AskError)) \
+            or text.startswith(("MOVED", "ASK ")):
+        return ("this Redis is a Cluster and the client is not: connect with "
+                f"redis+cluster://host:port (or ?cluster=true) [{type(exc).__name__}: {text}]")
+    if "CROSSSLOT" in text or "same key slot" in text or "same slot" in text:
+        return f"keys of different Cluster slots in one command (a driver bug): {text}"
+    if text.startswith("CLUSTERDOWN") or isinstance(exc, redis.exceptions.ClusterDownError):
+        return f"the Redis Cluster is down or resharding: {text}"
+    return None
+
+
+def slot_groups(keys: Iterable[str]) -> list[list[str]]:
+    """Keys grouped by Cluster slot, in first-seen order (one BLPOP may only name one slot)."""
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key_slot(key.encode()), []).append(key)
+    return list(groups.values())
