@@ -1,7 +1,7 @@
 """The Redis driver on a real three-master Redis Cluster (``tests.redis_cluster``, started by
-the first test that needs it; the whole conformance suite also runs there): queues spread over the primaries,
-`taskqueue work` drains them, a `{tag}` prefix pins a store to one slot, and a wrong client
-or URL is refused with the fix in the message."""
+the first test that needs it; the whole conformance suite also runs there): queues spread over
+the primaries, `taskqueue work` drains them, a `{tag}` prefix pins a store to one slot, and a
+wrong client or URL is refused with the fix in the message."""
 
 from __future__ import annotations
 
