@@ -73,8 +73,8 @@ def test_poison_jobs_fail_with_a_reason_and_the_pool_survives(sqlite_url: str,
         assert record.state == State.FAILED, (kind, record.state)
         assert record.attempts == record.max_attempts == 2, (kind, record.attempts)
         assert reasons[kind], kind
-    assert "stopped renewing its lease" in reasons["exit"]
-    assert "stopped renewing its lease" in reasons["segfault"]
+    assert "exited with code 1" in reasons["exit"], reasons["exit"]
+    assert "killed by SIGSEGV" in reasons["segfault"], reasons["segfault"]
     assert "timed out" in reasons["hang"]
     assert "MemoryError" in reasons["memory"], reasons["memory"]
     assert "giving up" not in text, "no worker slot was abandoned"

@@ -57,3 +57,28 @@ def test_recovering_a_worker_leaves_expired_leases_of_others_to_the_sweep(driver
     assert driver.recover_expired() == [], "live leases of other workers are not expired"
     rec = driver.get(other.id)
     assert rec is not None and rec.state == State.PROCESSING
+
+
+def test_jobs_the_dead_worker_never_started_go_back_unrun(driver: Driver) -> None:
+    running, buffered, other = new(max_attempts=1), new(max_attempts=1), new()
+    driver.push([running, buffered, other])
+    held = driver.reserve("dead", Q, 2, 300)
+    assert {j.id for j in held} == {running.id, buffered.id}
+    theirs = reserve_one(driver, "alive")
+
+    moved = driver.recover_worker("dead", "worker process exited with code 3", {running.id})
+
+    assert sorted(moved) == sorted([running.id, buffered.id])
+    ran = driver.get(running.id)
+    assert ran is not None and ran.state == State.FAILED
+    assert ran.exception == "worker process exited with code 3 (attempt 1 of 1)"
+    back = driver.get(buffered.id)
+    assert back is not None and back.state == State.PENDING and back.attempts == 0
+    assert back.lease_owner is None and back.exception is None, "it did not fail"
+    again = reserve_one(driver, "next")
+    assert again.id == buffered.id and again.attempts == 1
+    assert again.lease_epoch == 2, "a new epoch fences the dead worker's token"
+    assert not driver.complete(held[0].token) and not driver.complete(held[1].token)
+    rec = driver.get(theirs.id)
+    assert rec is not None and rec.state == State.PROCESSING
+    assert driver.recover_worker("dead", "x", set()) == []

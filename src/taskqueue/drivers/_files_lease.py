@@ -120,10 +120,11 @@ class Leases:
         return path, rec
 
     def recover(self, path: Path, job_id: str, now: float, owner: str | None = None,
-                cause: str = "") -> bool:
+                cause: str = "", ran: bool = True) -> bool:
         """Expire one lease (processing -> retrying, or failed when attempts are spent): one
         that ran out, or with ``owner``, one held by that dead worker process (``cause`` is
-        what its supervisor saw)."""
+        what its supervisor saw; ``ran=False``: it never started, so it goes back to pending
+        with its attempt refunded)."""
         def due(rec: Rec) -> bool:
             return rec["lease_owner"] == owner if owner is not None else _expired(rec, now)
 
@@ -140,21 +141,35 @@ class Leases:
                 return False
             if not due(rec):
                 return False
-            spent = rec["attempts"] >= rec["max_attempts"]
             key = rec["idempotency_key"]
-            if owner is None:
-                cause = (f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing"
-                         " its lease")
-            rec.update(
-                state=(State.FAILED if spent else State.RETRYING).value,
-                failed_at=now if spent else rec["failed_at"],
-                exception=f"{cause} (attempt {rec['attempts']} of {rec['max_attempts']})",
-                available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
-            if spent:
-                key_on_finish(rec, now)
+            if ran:
+                _rescue(rec, now, cause if owner is not None else None)
+            else:
+                _refund(rec, now)
             self._jobs.commit(path, rec)
             self._jobs.settle_key(key, rec)
         return True
+
+
+def _rescue(rec: Rec, now: float, cause: str | None) -> None:
+    """A job that ran: retrying, or failed when attempts are spent (``cause`` None: its lease
+    expired)."""
+    spent = rec["attempts"] >= rec["max_attempts"]
+    if cause is None:
+        cause = f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing its lease"
+    rec.update(
+        state=(State.FAILED if spent else State.RETRYING).value,
+        failed_at=now if spent else rec["failed_at"],
+        exception=f"{cause} (attempt {rec['attempts']} of {rec['max_attempts']})",
+        available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+    if spent:
+        key_on_finish(rec, now)
+
+
+def _refund(rec: Rec, now: float) -> None:
+    """A job that never started: back to pending, its attempt refunded."""
+    rec.update(state=State.PENDING.value, attempts=max(rec["attempts"] - 1, 0),
+               available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
 
 
 def _expired(rec: Rec, now: float) -> bool:

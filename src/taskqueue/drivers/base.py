@@ -11,7 +11,7 @@ Times given to a driver are durations in seconds; the driver adds them to the st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -134,13 +134,19 @@ class Driver(Protocol):
     def recover_expired(self) -> list[str]:
         """Expired leases: processing -> retrying, or -> failed when attempts are spent."""
 
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
         """A worker process is known to be dead (its supervisor saw it exit): every job still
-        ``processing`` under its ``lease_owner`` moves at once as an expired lease would
-        (-> retrying due now, or -> failed when attempts are spent), with ``exception`` set to
-        ``"<reason> (attempt N of M)"``. Owner and state fence it: a worker id is unique per
-        process and every reservation writes a new owner with a new epoch, so a job another
-        worker holds now is never touched. Returns the ids moved."""
+        ``processing`` under its ``lease_owner`` moves at once, without waiting for its lease.
+
+        Jobs it had started (ids in ``started``; every job it held when ``started`` is None)
+        move as an expired lease would: -> retrying due now, or -> failed when attempts are
+        spent, with ``exception`` = ``"<reason> (attempt N of M)"``. The others (reserved, not
+        started) go back to pending with their attempt refunded, like ``release``. Owner and
+        state fence it: a worker id is unique per process and every reservation writes a new
+        owner with a new epoch, so a job another worker holds now is never touched. Returns
+        the ids moved, both kinds."""
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Block up to ``timeout`` s, returning early when work may be ready (a hint only)."""

@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -308,18 +308,22 @@ class FileDriver:
         return recovered
 
     @_translated
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
-        return self._recover(time.time(), worker_id, reason)
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
+        return self._recover(time.time(), worker_id, reason, started)
 
-    def _recover(self, now: float, owner: str | None = None, cause: str = "") -> list[str]:
+    def _recover(self, now: float, owner: str | None = None, cause: str = "",
+                 started: Collection[str] | None = None) -> list[str]:
         """Expire the leases that ran out, or (``owner``) every lease of a dead worker."""
         recovered: list[str] = []
         for queue in self._store.queue_names():
             directory = self._store.state_dir(queue, PROCESSING)
             for name in self._store.listdir(directory):
                 job_id = fixed_id(name)
+                ran = started is None or job_id in started
                 if job_id is not None and self._leases.recover(directory / name, job_id, now,
-                                                               owner, cause):
+                                                               owner, cause, ran):
                     recovered.append(job_id)
         return recovered
 

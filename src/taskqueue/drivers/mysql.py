@@ -15,7 +15,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -280,13 +280,19 @@ class MySQLDriver:
             return ids
         return self._run(work, tx=True)
 
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
         def work(cur: Cursor) -> list[str]:
             cur.execute(Q["worker_leases"], (worker_id,))
             ids = [r[0] for r in cur.fetchall()]
-            if ids:
-                cur.execute(Q["recover_worker"].format(ids=_ph(len(ids))),
-                            (reason, *ids, worker_id))
+            ran = [i for i in ids if started is None or i in started]
+            unrun = [i for i in ids if i not in ran]
+            if ran:
+                cur.execute(Q["recover_worker"].format(ids=_ph(len(ran))),
+                            (reason, *ran, worker_id))
+            if unrun:
+                cur.execute(Q["release_worker"].format(ids=_ph(len(unrun))), (*unrun, worker_id))
             return ids
         return self._run(work, tx=True)
 

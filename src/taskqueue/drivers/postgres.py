@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -327,8 +327,17 @@ class PostgresDriver:
     def recover_expired(self) -> list[str]:
         return [row[0] for row in self._fetch("recover_expired")]
 
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
-        return [row[0] for row in self._fetch("recover_worker", (reason, worker_id))]
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
+        params = {"worker": worker_id, "reason": reason,
+                  "started": None if started is None else sorted(started)}
+
+        def work(cur: Cursor) -> list[str]:
+            moved = cur.execute(self._q["recover_worker"], params).fetchall()
+            return [r[0] for r in moved + cur.execute(self._q["release_worker"],
+                                                      params).fetchall()]
+        return self._run(work, tx=True)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Return on a NOTIFY for one of ``queues`` (or, when not listening, a poll that finds

@@ -73,7 +73,7 @@ import contextlib
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -530,7 +530,7 @@ class RedisDriver:
         with self._guard():
             for queue in self._queue_names():
                 while True:
-                    ids = [rc.text(i) for i in self._run("recover", queue, [BATCH, "", ""])]
+                    ids = [rc.text(i) for i in self._run("recover", queue, [BATCH, "", "", ""])]
                     recovered += ids
                     if len(ids) < BATCH:
                         break
@@ -539,10 +539,13 @@ class RedisDriver:
                 self._repair_parked()
         return recovered
 
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
+        listed = "*" if started is None else json.dumps(sorted(started))
         with self._guard():
             return [rc.text(i) for queue in self._queue_names()
-                    for i in self._run("recover", queue, [BATCH, worker_id, reason])]
+                    for i in self._run("recover", queue, [BATCH, worker_id, reason, listed])]
 
     def _repair_parked(self) -> None:
         """Release parked jobs whose parents completed (a crash between a parent's completion

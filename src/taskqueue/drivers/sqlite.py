@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -312,11 +312,17 @@ class SQLiteDriver:
             return [r[0] for r in conn.execute(Q["recover_expired"],
                                                (now, now, now, now, now))]
 
-    def recover_worker(self, worker_id: str, reason: str) -> list[str]:
+    def recover_worker(
+        self, worker_id: str, reason: str, started: Collection[str] | None = None
+    ) -> list[str]:
         now = time.time()
+        everything = started is None
+        listed = json.dumps(sorted(started or ()))
         with self._write() as conn:
-            return [r[0] for r in conn.execute(Q["recover_worker"],
-                                               (now, reason, now, now, now, worker_id))]
+            moved = [r[0] for r in conn.execute(
+                Q["recover_worker"], (now, reason, now, now, now, worker_id, everything, listed))]
+            return moved + [r[0] for r in conn.execute(Q["release_worker"],
+                                                       (now, now, worker_id))]
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Poll ``PRAGMA data_version`` (changes when another connection commits) with a

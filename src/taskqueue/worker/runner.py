@@ -38,6 +38,7 @@ from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.pool import JobPool
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
+from taskqueue.worker.recovery import after_rescue
 from taskqueue.worker.retry import RetryPolicy, retry_in
 from taskqueue.workflows.dependencies import inject_results
 from taskqueue.workflows.hooks import after_finish
@@ -562,7 +563,7 @@ class Worker:
             log.warning("recovered %d jobs with expired leases", len(recovered),
                         extra={"job_ids": recovered[:20]})
             for job_id in recovered:
-                self._after_rescue(job_id)
+                after_rescue(self.manager, job_id)
         if now >= self._next_prune:
             self._next_prune = now + self.options.prune_interval
             ttl = 2 * self.options.prune_interval + self.options.maintenance_interval
@@ -573,18 +574,6 @@ class Worker:
             bumped = age_priorities(self.driver, after=aging)
             if bumped:
                 log.info("priority aging raised %d waiting jobs", bumped)
-
-    def _after_rescue(self, job_id: str) -> None:
-        """A rescued job that ran out of attempts is dead: run its follow-ups."""
-        record = self.driver.get(job_id)
-        if record is None or record.state != State.FAILED:
-            return
-        try:
-            body = self.manager.decode(record)
-            options = {**resolve(record.name).defaults, **body.get(RUN_OPTIONS, {})}
-        except (PayloadError, UnknownTask):
-            body, options = None, {}
-        after_finish(self.manager, record, body, options, State.FAILED, record.exception or "")
 
     def process_reserved(self, job: JobRecord) -> None:
         """Run one job this worker already holds (used by ``run_now``)."""

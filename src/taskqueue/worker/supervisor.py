@@ -44,6 +44,7 @@ from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
+from taskqueue.worker.recovery import Recovery, death_cause, new_suffix, worker_id_for
 from taskqueue.worker.retry import RetryPolicy
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 
@@ -68,10 +69,12 @@ class Slot:
     board: Any = None
     results: Any = None
     retiring: bool = False
+    #: The worker id of the running child (the owner its leases name).
+    worker_id: str | None = None
 
 
 def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], results: Any,
-           board: Any, log_setup: tuple[str, str] | None) -> None:
+           board: Any, log_setup: tuple[str, str] | None, id_suffix: str) -> None:
     """Entry point of a worker process."""
     import importlib
 
@@ -90,7 +93,7 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
     manager.events.subscribe(StatusBoard(board).on_event)
     recorder = StatsRecorder.install(manager)
     log_events(manager.events)
-    worker = Worker(manager, options)
+    worker = Worker(manager, replace(options, worker_id=worker_id_for(os.getpid(), id_suffix)))
     signals.install(worker)
     summary = worker.run()
     recorder.close()  # write the last statistics while the store is still open
@@ -133,9 +136,19 @@ class StatusBoard:
             self._write()
 
     def _write(self) -> None:
-        raw = orjson.dumps({"beat": self.beat, "running": list(self.running.values())[:20]})
+        raw = orjson.dumps({"beat": self.beat, "running": list(self.running.values())[:20],
+                            "complete": len(self.running) <= 20})
         raw = raw[: len(self.block) - 1] + b"\0"
         ctypes.memmove(self.block, raw, len(raw))  # slice assignment copies byte by byte
+
+    @staticmethod
+    def started(block: Any) -> set[str] | None:
+        """The jobs whose code was running when the worker stopped writing; None when the
+        board cannot say (torn, or too many to list): then every held job counts as started."""
+        state = StatusBoard.read(block) if block is not None else None
+        if not _well_formed(state) or not state or not state.get("complete", False):
+            return None
+        return {str(j["job_id"]) for j in state["running"]}
 
     @staticmethod
     def read(block: Any) -> dict[str, Any] | None:
@@ -189,16 +202,20 @@ class Supervisor:
         self._driver: Driver | None = None
         self.autoscaler = autoscaler
         self.beacon: NodeBeacon | None = None
+        self.recovery = Recovery(settings)
 
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
         options = replace(self.options, worker_id=None)
         slot.board = self.ctx.Array("c", BOARD_BYTES, lock=False)
         slot.results, writer = self.ctx.Pipe(duplex=False)
+        suffix = new_suffix()
         slot.process = self.ctx.Process(
             target=_child, name=f"taskqueue-worker-{slot.index}",
-            args=(self.settings, options, self.apps, writer, slot.board, self.log_setup))
+            args=(self.settings, options, self.apps, writer, slot.board, self.log_setup, suffix))
         slot.process.start()
+        assert slot.process.pid is not None
+        slot.worker_id = worker_id_for(slot.process.pid, suffix)
         writer.close()
         slot.started_at = slot.last_beat = time.monotonic()
         slot.running.clear()
@@ -219,6 +236,7 @@ class Supervisor:
         """Decide what to do with an exited slot: finish it, replace it now, or later."""
         assert slot.process is not None
         exitcode, reason = slot.process.exitcode, self._stop_reason(slot.process.pid)
+        self._release_jobs(slot)
         slot.running.clear()
         slot.process = None
         if self.stopping or slot.retiring or (reason == EMPTY and exitcode == 0):
@@ -242,6 +260,16 @@ class Supervisor:
         log.warning("worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
                     f", {slot.kill_reason}" if slot.kill_reason else "", delay)
         slot.restart_at = now + delay
+
+    def _release_jobs(self, slot: Slot) -> None:
+        """A child that did not exit cleanly may still hold jobs: release them now, with
+        what was seen, instead of waiting for their leases (see ``worker/recovery.py``).
+        Its board (shared memory, still readable) says which jobs it had started."""
+        assert slot.process is not None
+        if slot.process.exitcode != 0 and slot.worker_id is not None:
+            self.recovery.submit(slot.worker_id, death_cause(
+                slot.process.pid, slot.process.exitcode, slot.kill_reason),
+                StatusBoard.started(slot.board))
 
     def stop(self, immediate: bool = False) -> None:
         """Stop every worker: gracefully (SIGTERM, then at once after ``grace`` seconds)."""
@@ -275,6 +303,7 @@ class Supervisor:
                     self.spawn(slot)
             if tick:
                 tick()
+        self.recovery.close()
         if self._driver is not None:
             if self.beacon is not None:
                 with contextlib.suppress(Exception):

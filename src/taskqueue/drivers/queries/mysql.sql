@@ -396,7 +396,8 @@ ORDER BY id
 FOR UPDATE;
 
 -- name: recover_worker
--- Those jobs, at once, as expired leases would be, with the cause the supervisor saw.
+-- Those jobs that it had started, at once, as expired leases would be, with the cause the
+-- supervisor saw (the caller names them: all, or those it had started).
 UPDATE job_queue
 SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
     failed_at = CASE WHEN attempts >= max_attempts THEN UTC_TIMESTAMP(6) ELSE failed_at END,
@@ -408,6 +409,14 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     idempotency_expires_at = IF(attempts >= max_attempts AND idempotency_mode = 'window',
         DATE_ADD(UTC_TIMESTAMP(6), INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND),
         idempotency_expires_at)
+WHERE id IN ({ids}) AND state = 'processing' AND lease_owner = %s;
+
+-- name: release_worker
+-- The others (reserved, never started) go back unrun, attempt refunded.
+UPDATE job_queue
+SET state = 'pending', attempts = GREATEST(attempts - 1, 0),
+    available_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id IN ({ids}) AND state = 'processing' AND lease_owner = %s;
 
 -- name: next_due

@@ -363,18 +363,28 @@ WHERE state = 'processing' AND lease_expires_at < now()
 RETURNING id;
 
 -- name: recover_worker
--- A worker process is known to be dead: every job it still holds (state and owner fence it),
--- at once, as an expired lease would be, with the cause its supervisor saw.
+-- A worker process is known to be dead: the jobs it had started (all it held when the list is
+-- NULL) move at once as an expired lease would, with the cause its supervisor saw; the rest
+-- (reserved, never started) go back unrun with their attempt refunded. State and owner fence
+-- it. Two statements of one transaction, in this order.
 UPDATE {schema}.job_queue
 SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
     failed_at = CASE WHEN attempts >= max_attempts THEN now() ELSE failed_at END,
-    exception = %s || ' (attempt ' || attempts || ' of ' || max_attempts || ')',
+    exception = %(reason)s || ' (attempt ' || attempts || ' of ' || max_attempts || ')',
     available_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
     idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
-WHERE state = 'processing' AND lease_owner = %s
+WHERE state = 'processing' AND lease_owner = %(worker)s
+  AND (%(started)s::text[] IS NULL OR id = ANY(%(started)s::text[]))
+RETURNING id;
+
+-- name: release_worker
+UPDATE {schema}.job_queue
+SET state = 'pending', attempts = greatest(attempts - 1, 0), available_at = now(),
+    updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE state = 'processing' AND lease_owner = %(worker)s
 RETURNING id;
 
 -- name: next_due

@@ -252,8 +252,9 @@ WHERE state = 'processing' AND lease_expires_at < ?
 RETURNING id;
 
 -- name: recover_worker
--- A worker process is known to be dead: every job it still holds (state and owner fence it),
--- at once, as an expired lease would be, with the cause its supervisor saw.
+-- A worker process is known to be dead: the jobs it had started (all it held when the first
+-- parameter after the times is 1, else those in the JSON list) move at once as an expired lease
+-- would, with the cause its supervisor saw. State and owner fence it.
 UPDATE job_queue
 SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
     failed_at = CASE WHEN attempts >= max_attempts THEN ? ELSE failed_at END,
@@ -263,6 +264,15 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN ? + idempotency_window ELSE idempotency_expires_at END
+WHERE state = 'processing' AND lease_owner = ?
+  AND (? OR id IN (SELECT value FROM json_each(?)))
+RETURNING id;
+
+-- name: release_worker
+-- The rest of a dead worker's jobs (reserved, never started) go back unrun, attempt refunded.
+UPDATE job_queue
+SET state = 'pending', attempts = max(attempts - 1, 0), available_at = ?, updated_at = ?,
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE state = 'processing' AND lease_owner = ?
 RETURNING id;
 
