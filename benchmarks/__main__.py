@@ -1,7 +1,8 @@
-"""``python -m benchmarks``: run the benchmark suite of issue #10 and write docs/benchmarks.md.
+"""``python -m benchmarks``: run the benchmark suite (issues #10 and 17), write docs/benchmarks.md.
 
     python -m benchmarks setup                      # venvs for the competitors (once)
-    python -m benchmarks run [--quick] [--only taskqueue,ceiling] [--backend redis,sqlite]
+    python -m benchmarks run [--quick] [--only taskqueue,taskqueue-api,ceiling]
+                             [--backend redis,sqlite] [--mode standard,mixed]
                              [--jobs N] [--repeat K] [--out docs/benchmarks.md]
     python -m benchmarks report                     # re-render from benchmarks/results/
     python -m benchmarks profile [--backend sqlite,redis] [--jobs 10000]
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import orchestrate
 
     p = argparse.ArgumentParser(prog="python -m benchmarks",
-                                description="taskqueue benchmark suite (issue #10)")
+                                description="taskqueue benchmark suite (issues #10 and 17); "
+                                "see benchmarks/README.md")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="measure, merge into the results file, write the report")
     r.add_argument("--quick", action="store_true",
@@ -37,7 +39,16 @@ def main(argv: list[str] | None = None) -> int:
                    "that a quick run never replaces full-run figures)")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--no-extras", action="store_true",
-                   help="skip taskqueue's payload sweep and 4-process scaling run")
+                   help="skip taskqueue's payload sweep, 4-process scaling run and the CLI "
+                   "without recycling")
+    r.add_argument("--mode", default=None,
+                   help="comma-separated measurements to keep: standard, mixed, "
+                   "max-jobs:1000000, scale:4, payload:SIZE (default: all)")
+    r.add_argument("--no-mixed", action="store_true",
+                   help="skip the mixed-duration benchmark (taskqueue's CLI, two workers)")
+    r.add_argument("--taskqueue-src", default=None,
+                   help="measure the taskqueue package in this directory (e.g. a worktree of "
+                   "an older commit's src/) instead of this tree's src/")
     rep = sub.add_parser("report", help="write the report from the stored results")
     rep.add_argument("--out", default="docs/benchmarks.md")
     rep.add_argument("--results", default=str(orchestrate.RESULTS))
@@ -64,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from benchmarks import report
 
-        report.write(orchestrate.load_results(Path(args.results)), Path(args.out),
-                     plots=not args.no_plots)
+        report.publish(orchestrate.load_results(Path(args.results)), Path(args.out),
+                       plots=not args.no_plots)
         return 0
     if args.command == "profile":
         from benchmarks import profile

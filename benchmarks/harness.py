@@ -3,14 +3,22 @@
 Run by the orchestrator as ``python -m benchmarks.harness --lib NAME --backend B --store JSON``
 with the interpreter of the venv that holds the library. Phases, in this order:
 
-1. preload N jobs with the library's bulk API (measured: bulk enqueue rate), or with single
-   enqueues when it has none;
-2. start ONE worker process (measured: spawn -> first job starts);
-3. let it drain the N jobs (measured: jobs/s from the first job's start to the N-th's);
-4. wait until idle, then read its resident memory (the whole process tree);
-5. enqueue-to-start latency: one job at a time onto the idle worker, random gaps between;
+1. preload N jobs with the library's bulk API (measured: bulk enqueue rate and per-batch p99),
+   or with single enqueues when it has none;
+2. start the worker the way the library's users do (its CLI; for taskqueue ``taskqueue work``
+   with its defaults, or the in-process ``Worker`` API for the second row) (measured: spawn ->
+   first job starts);
+3. let it drain the N jobs (measured: jobs/s from the first job's start to the N-th's, peak RSS
+   of the process tree, and, when the worker recycles, the gap between the last job of one
+   process and the first of its replacement);
+4. wait until idle, then read the process tree: how many processes, RSS and PSS;
+5. enqueue-to-start latency on the idle worker: one job every 5 ms (open loop), p50/p99;
 6. stop the worker (SIGTERM by pid, SIGKILL after a grace period);
 7. single enqueue rate and per-call latency (no worker running, so nothing competes for CPU).
+
+``--mode mixed`` (taskqueue's CLI only) is the mixed-duration benchmark instead: two workers,
+a stream of 1 ms jobs with one 2 s job in every 500 (wait of the short jobs, p50/p99), then a
+backlog of the same mix (drain rate).
 
 Only the standard library and psutil are needed here; the adapter imports the library.
 """
@@ -23,7 +31,6 @@ import contextlib
 import importlib
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -32,7 +39,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -51,17 +58,30 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+class Msg(NamedTuple):
+    kind: str
+    pid: int
+    total: int  # drain jobs started so far in the whole run (the shared count file)
+    local: int  # drain jobs started so far by this process
+    now: float
+    stamp: float
+
+
 class Probe:
-    """The harness end of ``benchmarks.probe``: a UDP socket on loopback."""
+    """The harness end of ``benchmarks.probe``: a UDP socket on loopback, and the count file
+    that the worker processes of one run share."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.counts: dict[int, int] = {}
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, self.count_file = tempfile.mkstemp(prefix="bench-count-", dir=shm)
+        os.close(fd)
+        self.last_pid = 0
 
-    def recv(self, deadline: float) -> tuple[str, int, int, float, float] | None:
+    def recv(self, deadline: float) -> Msg | None:
         left = deadline - time.time()
         if left <= 0:
             return None
@@ -70,9 +90,16 @@ class Probe:
             data = self.sock.recv(256)
         except TimeoutError:
             return None
-        kind, pid, count, now, stamp = data.decode().split()
-        self.counts[int(pid)] = max(self.counts.get(int(pid), 0), int(count))
-        return kind, int(pid), int(count), float(now), float(stamp)
+        kind, pid, total, local, now, stamp = data.decode().split()
+        self.last_pid = int(pid)
+        return Msg(kind, int(pid), int(total), int(local), float(now), float(stamp))
+
+    def total(self) -> int:
+        """Drain jobs started so far (the size of the count file)."""
+        return os.stat(self.count_file).st_size
+
+    def reset(self) -> None:
+        os.truncate(self.count_file, 0)
 
     def drain_pending(self) -> None:
         while self.recv(time.time() + 0.001) is not None:
@@ -80,19 +107,49 @@ class Probe:
 
     def close(self) -> None:
         self.sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.count_file)
+
+
+MB = 1024 * 1024
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        proc = psutil.Process(pid)
+        return [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def tree_rss_mb(pid: int) -> float:
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
     total = 0
-    for p in procs:
+    for p in tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-    return total / (1024 * 1024)
+    return total / MB
+
+
+def tree_memory(pid: int, worker_pid: int) -> dict[str, Any]:
+    """The process tree under ``pid`` (the process the harness started): how many processes,
+    RSS and PSS of each and in total, and the RSS of the worker that ran the last job (else
+    the largest process)."""
+    rows: list[dict[str, Any]] = []
+    for p in tree(pid):
+        try:
+            full = p.memory_full_info()
+            cmd = " ".join(p.cmdline())[:120]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rows.append({"pid": p.pid, "cmd": cmd, "rss_mb": round(full.rss / MB, 1),
+                     "pss_mb": round(getattr(full, "pss", full.rss) / MB, 1)})
+    if not rows:
+        return {}
+    worker = next((row for row in rows if row["pid"] == worker_pid),
+                  max(rows, key=lambda row: row["rss_mb"]))
+    return {"processes": len(rows), "rss_mb": sum(row["rss_mb"] for row in rows),
+            "pss_mb": sum(row["pss_mb"] for row in rows), "worker_rss_mb": worker["rss_mb"],
+            "tree": rows}
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -140,27 +197,19 @@ class Runner:
         a = self.a
         if a.has_bulk:
             batch = a.bulk_batch
-
-            async def go_async() -> tuple[int, float]:
-                done, t0 = 0, time.perf_counter()
-                while done < n and time.perf_counter() - t0 < cap:
-                    k = min(batch, n - done)
-                    await a.enqueue_bulk(k)
-                    done += k
-                return done, time.perf_counter() - t0
-
-            def go_sync() -> tuple[int, float]:
-                done, t0 = 0, time.perf_counter()
-                while done < n and time.perf_counter() - t0 < cap:
-                    k = min(batch, n - done)
-                    a.enqueue_bulk(k)
-                    done += k
-                return done, time.perf_counter() - t0
-
-            done, elapsed = (self.loop.run_until_complete(go_async()) if self.loop
-                             else go_sync())
+            lat: list[float] = []
+            done, t0 = 0, time.perf_counter()
+            while done < n and time.perf_counter() - t0 < cap:
+                k = min(batch, n - done)
+                s = time.perf_counter()
+                self.call(a.enqueue_bulk, k)
+                lat.append(time.perf_counter() - s)
+                done += k
+            elapsed = time.perf_counter() - t0
             self.result["bulk_rate"] = done / elapsed
             self.result["bulk_batch"] = batch
+            full = lat[:-1] if len(lat) > 1 and n % batch else lat  # full batches only
+            self.result["bulk_p99_ms"] = percentile(full, 0.99) * 1000  # type: ignore[operator]
         else:
             done, elapsed, _ = self.single(n, cap)
             self.result["preload_single_rate"] = done / elapsed
@@ -198,18 +247,20 @@ class Runner:
         done, elapsed = self.loop.run_until_complete(go_async()) if self.loop else go_sync()
         return done, elapsed, lat
 
-    def worker_env(self, expect: int, port: int) -> dict[str, str]:
+    def worker_env(self, expect: int, probe: Probe) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.a.worker_env())
-        env["BENCH_PROBE_PORT"] = str(port)
+        env["BENCH_PROBE_PORT"] = str(probe.port)
+        env["BENCH_COUNT_FILE"] = probe.count_file
         env["BENCH_EXPECT"] = str(expect)
+        env["BENCH_LAST_AT"] = str(self.a.recycle_after or 0)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
     def spawn(self, expect: int, probe: Probe, log: Any, processes: int = 1
               ) -> list[subprocess.Popen[bytes]]:
-        env = self.worker_env(expect, probe.port)
+        env = self.worker_env(expect, probe)
         return [subprocess.Popen(self.a.worker_argv(), env=env, cwd=ROOT, stdout=log,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 for _ in range(processes)]
@@ -227,19 +278,13 @@ class Runner:
             try:
                 self.drain(probe, proc, n, t_spawn)
             except RuntimeError as exc:
-                log.flush()
-                log.seek(0)
-                tail = log.read()[-1500:].decode(errors="replace")
-                log.close()
-                os.unlink(log.name)
-                raise RuntimeError(f"{exc}; worker output: ...{tail}") from None
+                raise RuntimeError(f"{exc}; worker output: ...{tail(log, 1500)}") from None
             if r.get("idle"):
                 # no job left: give it a moment to settle, then read its memory
                 time.sleep(0.5)
-                r["rss_mb"] = tree_rss_mb(proc.pid)
-                r["processes"] = 1 + len(psutil.Process(proc.pid).children(recursive=True))
+                r.update(tree_memory(proc.pid, probe.last_pid))
                 if args.e2e:
-                    self.e2e(probe, proc, args.e2e, args.e2e_cap)
+                    self.e2e(probe, args.e2e, args.e2e_cap)
             else:
                 r["notes"].append("the drain did not finish: no idle measurements")
         finally:
@@ -251,8 +296,7 @@ class Runner:
             r["single_p50_ms"] = percentile(lat, 0.5) * 1000  # type: ignore[operator]
             r["single_p99_ms"] = percentile(lat, 0.99) * 1000  # type: ignore[operator]
             r["single_n"] = done
-        log.seek(0)
-        r["worker_log_tail"] = log.read()[-3000:].decode(errors="replace")
+        r["worker_log_tail"] = tail(log, 3000)
         log.close()
         os.unlink(log.name)
         r.pop("worker_log")
@@ -269,26 +313,39 @@ class Runner:
                 if time.time() >= deadline:
                     raise RuntimeError(f"no job started within {args.start_cap:.0f}s")
                 continue
-            if msg[0] in "FD":
+            if msg.kind in "FD":
                 first = msg
-        r["start_s"] = first[3] - t_spawn
-        t_first = first[3]
+        r["start_s"] = first.now - t_spawn
+        t_first = first.now
+        firsts, lasts = [first], []
         last = (1, t_first)
         deadline = t_first + args.drain_cap
         done = n == 1
+        peak, next_sample = tree_rss_mb(proc.pid), time.time() + 0.25
         while not done:
-            msg = probe.recv(deadline)
+            msg = probe.recv(min(deadline, next_sample))
+            now = time.time()
+            if now >= next_sample:
+                peak = max(peak, tree_rss_mb(proc.pid))
+                next_sample = now + 0.25
             if msg is None:
-                break
-            kind, _pid, count, now, _ = msg
-            if kind == "D":
-                last, done = (count, now), True
-            elif kind == "P":
-                last = (count, now)
+                if now >= deadline:
+                    break
+                continue
+            if msg.kind == "D":
+                last, done = (msg.total, msg.now), True
+            elif msg.kind == "P":
+                last = max(last, (msg.total, msg.now))
+            elif msg.kind == "F":
+                firsts.append(msg)
+            elif msg.kind == "M":
+                lasts.append(msg)
+        r["peak_rss_mb"] = max(peak, tree_rss_mb(proc.pid))
         if last[1] > t_first:
             r["drain_rate"] = (last[0] - 1) / (last[1] - t_first)
         r["drain_complete"] = done
         r["drained"] = last[0]
+        self.recycles(firsts, lasts)
         if not done:
             r["notes"].append(f"drain capped at {args.drain_cap:.0f}s: rate from {last[0]} of "
                               f"{n} jobs")
@@ -300,42 +357,62 @@ class Runner:
                 msg = probe.recv(deadline)
                 if msg is None:
                     break
-                if msg[0] == "D":
+                if msg.kind == "D":
                     r["idle"] = True
                     break
-            else:
-                pass
         else:
             r["idle"] = True
 
-    def e2e(self, probe: Probe, proc: subprocess.Popen[bytes], k: int, cap: float) -> None:
+    def recycles(self, firsts: list[Msg], lasts: list[Msg]) -> None:
+        """Recycle cost: for each process that took over from a recycled one, the time from
+        the old process's last job (its ``M``) to the new one's first job (its ``F``)."""
+        r = self.result
+        r["worker_processes_used"] = len({m.pid for m in firsts})
+        gaps = []
+        for f in sorted(firsts, key=lambda m: m.now)[1:]:
+            before = [m for m in lasts if m.pid != f.pid and m.total < f.total]
+            if before:
+                gaps.append(f.now - max(before, key=lambda m: m.total).now)
+        if not gaps:
+            return
+        r["recycles"] = len(gaps)
+        r["recycle_gap_ms"] = percentile(gaps, 0.5) * 1000  # type: ignore[operator]
+        r["recycle_gap_max_ms"] = max(gaps) * 1000
+        if r.get("drain_rate"):
+            # what the gap costs beyond the one job interval a steady worker spends there
+            r["recycle_lost_ms"] = r["recycle_gap_ms"] - 1000 / r["drain_rate"]
+
+    def e2e(self, probe: Probe, k: int, cap: float, period: float = 0.005) -> None:
+        """Open loop: one job every ``period`` seconds onto the idle worker; the latency of
+        each is from just before its enqueue call to its first line."""
         a, r = self.a, self.result
         probe.drain_pending()
+        waiting: set[float] = set()
         lat: list[float] = []
+        sent = 0
         t_end = time.time() + cap
-        missed = 0
-        rnd = random.Random(7)
-        while len(lat) < k and time.time() < t_end:
-            time.sleep(rnd.uniform(0.005, 0.05))
-            stamp = time.time()
-            self.call(a.enqueue, stamp)
-            deadline = time.time() + max(2.0, t_end - time.time())
-            while True:
-                msg = probe.recv(deadline)
-                if msg is None:
-                    missed += 1
-                    break
-                if msg[0] == "L" and msg[4] == stamp:
-                    lat.append(msg[3] - stamp)
-                    break
-            if missed:
-                break
+        t_next = time.time()
+        while time.time() < t_end and (sent < k or waiting):
+            now = time.time()
+            if sent < k and now >= t_next:
+                stamp = time.time()
+                self.call(a.enqueue, stamp)
+                waiting.add(stamp)
+                sent += 1
+                t_next = max(t_next + period, time.time())
+                continue
+            msg = probe.recv(min(t_next, t_end) if sent < k else t_end)
+            if msg is not None and msg.kind == "L" and msg.stamp in waiting:
+                waiting.discard(msg.stamp)
+                lat.append(msg.now - msg.stamp)
         if lat:
             r["e2e_p50_ms"] = percentile(lat, 0.5) * 1000  # type: ignore[operator]
             r["e2e_p90_ms"] = percentile(lat, 0.9) * 1000  # type: ignore[operator]
+            r["e2e_p99_ms"] = percentile(lat, 0.99) * 1000  # type: ignore[operator]
             r["e2e_n"] = len(lat)
-        if missed:
-            r["notes"].append("an enqueue-to-start sample did not arrive in time")
+        if waiting:
+            r["notes"].append(f"{len(waiting)} of {sent} enqueue-to-start samples did not "
+                              f"arrive within {cap:.0f}s")
 
     def run_scale(self, processes: int) -> None:
         """Drain N jobs with several worker processes (taskqueue's scaling target)."""
@@ -352,19 +429,19 @@ class Runner:
                 msg = probe.recv(deadline)
                 if msg is None:
                     raise RuntimeError("no job started")
-                if msg[0] in "FP":
-                    first = msg[3]
-            base = sum(probe.counts.values())
+                if msg.kind in "FP":
+                    first = msg
+            base = first.total
             target = int(n * 0.9)
-            t_last, total = first, base
-            deadline = first + args.drain_cap
+            t_last, total = first.now, base
+            deadline = first.now + args.drain_cap
             while total < target:
                 msg = probe.recv(deadline)
                 if msg is None:
                     break
-                total = sum(probe.counts.values())
-                t_last = msg[3]
-            r[f"drain_rate_x{processes}"] = (total - base) / (t_last - first)
+                if msg.total > total:
+                    total, t_last = msg.total, msg.now
+            r[f"drain_rate_x{processes}"] = (total - base) / (t_last - first.now)
             r["drained"] = total
         finally:
             for p in procs:
@@ -404,13 +481,137 @@ class Runner:
         finally:
             stop_process(proc)
             probe.close()
-            log.seek(0)
             if not r.get("drain_complete"):
-                r["worker_log_tail"] = log.read()[-2000:].decode(errors="replace")
+                r["worker_log_tail"] = tail(log, 2000)
             log.close()
             os.unlink(log.name)
         if r.get("drain_rate"):
             r["drain_mb_s"] = r["drain_rate"] * size / 1e6
+
+    def mixed_backlog(self, starts: dict[int, float], kinds: list[bool]) -> None:
+        """The backlog's drain rate, and how many short jobs were held behind a long one: a
+        short job is *held* when it started more than 1 s after the jobs enqueued next to it
+        (the median start of its 50 neighbours), which in a first-in first-out drain only
+        happens when it sat in the buffer of a worker busy with a 2 s job."""
+        r, backlog = self.result, len(kinds)
+        if len(starts) < backlog:
+            r["notes"].append(f"the mixed backlog: {len(starts)} of {backlog} jobs started")
+        if len(starts) < 2:
+            return
+        first, last = min(starts.values()), max(starts.values())
+        work = (backlog - sum(kinds)) * MIXED_SHORT_S + sum(kinds) * MIXED_LONG_S
+        r["mixed_drain_rate"] = (len(starts) - 1) / (last - first)
+        r["mixed_drain_ideal"] = backlog / (work / 2)
+        late = []
+        for i, t in starts.items():
+            if kinds[i]:
+                continue
+            near = [starts[j] for j in range(max(0, i - 25), min(backlog, i + 26))
+                    if j != i and j in starts and not kinds[j]]
+            if near:
+                late.append(t - percentile(near, 0.5))  # type: ignore[operator]
+        if late:
+            r["mixed_held"] = sum(1 for x in late if x > 1.0)
+            r["mixed_short_jobs"] = len(late)
+            r["mixed_lateness_p99_ms"] = percentile(late, 0.99) * 1000  # type: ignore[operator]
+
+    def run_mixed(self) -> None:
+        """The mixed-duration benchmark (issue 17, goal 6), taskqueue's CLI with two workers:
+
+        1. a stream of 1 ms jobs, one every 1/rate s, with one 2 s job in every 500: the wait
+           (enqueue -> start) of the short jobs, p50/p99/max;
+        2. a backlog of the same mix pushed at once: the drain rate (first start to last
+           start), next to the best two workers could do (the jobs' total work / 2), and how
+           many short jobs were held behind a long one (``mixed_backlog``).
+        """
+        args, r = self.args, self.result
+        a = self.a
+        a.extra_args = ["--workers", "2"]
+        every, long_s = args.mixed_every, MIXED_LONG_S
+        backlog = args.mixed_backlog
+        probe = Probe()
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in `finally`
+            "w+b", prefix=f"bench-{a.name}-", delete=False)
+        t_spawn = time.time()
+        (proc,) = self.spawn(0, probe, log)
+        try:
+            # warm up: the first job tells that the pool is running
+            stamp = time.time()
+            a.enqueue_mixed(stamp, False)  # type: ignore[attr-defined]
+            deadline = time.time() + args.start_cap
+            while True:
+                msg = probe.recv(min(deadline, time.time() + 0.5))
+                if msg is not None and msg.stamp == stamp:
+                    r["start_s"] = msg.now - t_spawn
+                    break
+                if proc.poll() is not None or time.time() >= deadline:
+                    raise RuntimeError(f"no job started within {args.start_cap:.0f}s; worker "
+                                       f"output: ...{tail(log, 1500)}")
+            # 1. the stream
+            period = 1.0 / args.mixed_rate
+            count = max(every, int(args.mixed_rate * args.mixed_seconds))
+            waiting: dict[float, bool] = {}
+            short: list[float] = []
+            long_waits: list[float] = []
+            t0 = time.time()
+            sent = 0
+            t_end = t0 + count * period + long_s * 2 + args.mixed_settle
+            while time.time() < t_end and (sent < count or waiting):
+                if sent < count and time.time() >= t0 + sent * period:
+                    stamp = time.time()
+                    is_long = sent % every == every // 5
+                    a.enqueue_mixed(stamp, is_long)  # type: ignore[attr-defined]
+                    waiting[stamp] = is_long
+                    sent += 1
+                    continue
+                msg = probe.recv(min(t0 + sent * period, t_end) if sent < count else t_end)
+                if msg is not None and msg.stamp in waiting:
+                    is_long = waiting.pop(msg.stamp)
+                    (long_waits if is_long else short).append(msg.now - msg.stamp)
+            r["mixed_sent"] = sent
+            r["mixed_rate"] = args.mixed_rate
+            r["mixed_long_jobs"] = sent // every + (1 if sent % every > every // 5 else 0)
+            if short:
+                r["mixed_wait_p50_ms"] = percentile(short, 0.5) * 1000  # type: ignore[operator]
+                r["mixed_wait_p99_ms"] = percentile(short, 0.99) * 1000  # type: ignore[operator]
+                r["mixed_wait_max_ms"] = max(short) * 1000
+            if waiting:
+                r["notes"].append(f"{len(waiting)} of {sent} stream jobs had not started "
+                                  f"{args.mixed_settle:.0f}s after the stream")
+            # 2. the backlog: job i carries -(i + 1), so the probe reports which job started when
+            probe.drain_pending()
+            kinds = [i % every == every // 2 for i in range(backlog)]
+            push = a.enqueue_mixed_bulk  # type: ignore[attr-defined]
+            for start in range(0, backlog, 1000):
+                push(kinds[start:start + 1000], -(start + 1))
+            starts: dict[int, float] = {}
+            deadline = time.time() + args.drain_cap + long_s * (backlog // every + 1)
+            while len(starts) < backlog:
+                msg = probe.recv(deadline)
+                if msg is None:
+                    break
+                if msg.stamp < 0:
+                    starts[int(-msg.stamp) - 1] = msg.now
+            self.mixed_backlog(starts, kinds)
+        finally:
+            stop_process(proc, grace=2 * long_s + 5)
+            probe.close()
+            if not r.get("mixed_drain_rate") or r["notes"]:
+                r["worker_log_tail"] = tail(log, 2000)
+            log.close()
+            os.unlink(log.name)
+
+
+#: the mixed benchmark's jobs (``benchmarks.adapters.taskqueue``: bench.short, bench.long)
+MIXED_SHORT_S = 0.001
+MIXED_LONG_S = 2.0
+
+
+def tail(log: Any, size: int) -> str:
+    log.flush()
+    log.seek(0)
+    data: bytes = log.read()
+    return data[-size:].decode(errors="replace")
 
 
 def load_adapter(lib: str, backend: str, store: dict[str, Any]) -> Adapter:
@@ -424,11 +625,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lib", required=True)
     p.add_argument("--backend", required=True)
     p.add_argument("--store", required=True, help="JSON: the store the orchestrator made")
-    p.add_argument("--mode", default="standard", help="standard | scale:K | payload:BYTES")
+    p.add_argument("--mode", default="standard",
+                   help="standard | max-jobs:K (taskqueue's CLI with --max-jobs K) | mixed | "
+                   "scale:K | payload:BYTES")
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--single", type=int, default=2_000)
     p.add_argument("--single-cap", type=float, default=3.0)
-    p.add_argument("--e2e", type=int, default=50)
+    p.add_argument("--e2e", type=int, default=200, help="samples, one every 5 ms")
     p.add_argument("--e2e-cap", type=float, default=5.0)
     p.add_argument("--preload-cap", type=float, default=8.0)
     p.add_argument("--drain-cap", type=float, default=10.0)
@@ -436,6 +639,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="after a capped drain, wait this long for the rest before idle tests")
     p.add_argument("--start-cap", type=float, default=30.0)
     p.add_argument("--payload-budget-mb", type=float, default=40.0)
+    p.add_argument("--mixed-rate", type=float, default=200.0,
+                   help="mixed: jobs enqueued per second in the stream")
+    p.add_argument("--mixed-seconds", type=float, default=10.0, help="mixed: stream length")
+    p.add_argument("--mixed-every", type=int, default=500, help="mixed: one 2 s job in EVERY")
+    p.add_argument("--mixed-backlog", type=int, default=2_000, help="mixed: backlog size")
+    p.add_argument("--mixed-settle", type=float, default=10.0,
+                   help="mixed: how long to wait for the stream's last jobs")
     args = p.parse_args(argv)
     # the orchestrator stops a hung harness with SIGTERM: unwind so `finally` stops the worker
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -452,6 +662,12 @@ def main(argv: list[str] | None = None) -> int:
         runner.result["config"] = adapter.config
         if args.mode == "standard":
             runner.run_standard()
+        elif args.mode.startswith("max-jobs:"):
+            adapter.recycle_after = int(args.mode.split(":")[1])
+            adapter.extra_args = ["--max-jobs", str(adapter.recycle_after)]
+            runner.run_standard()
+        elif args.mode == "mixed":
+            runner.run_mixed()
         elif args.mode.startswith("scale:"):
             runner.run_scale(int(args.mode.split(":")[1]))
         elif args.mode.startswith("payload:"):

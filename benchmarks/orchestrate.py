@@ -2,8 +2,13 @@
 rotated order), keep the medians, merge them into the results file, and write the report.
 
 Each measurement runs ``benchmarks.harness`` in a subprocess with the interpreter of the venv
-that holds the library (taskqueue and the ceiling: this interpreter; competitors:
-``benchmarks/.venvs/<name>``), against a store made fresh for it and dropped after.
+that holds the library (taskqueue and the ceiling: ``benchmarks/.venvs/taskqueue``, else this
+interpreter; competitors: ``benchmarks/.venvs/<name>``; ``BENCH_VENVS`` points elsewhere),
+against a store made fresh for it and dropped after. taskqueue's code is always the ``src/`` of
+this tree (or ``--taskqueue-src``), put first on ``PYTHONPATH``.
+
+taskqueue has two rows: ``taskqueue`` is the path users run (``taskqueue work`` as a
+subprocess, defaults), ``taskqueue-api`` the in-process ``Worker`` API.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from benchmarks import stores
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-VENVS = BENCH / ".venvs"
+VENVS = Path(os.environ.get("BENCH_VENVS") or BENCH / ".venvs")
 RESULTS = BENCH / "results" / "results.json"
 BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")
 
@@ -43,6 +48,8 @@ class Lib:
 
 LIBS: tuple[Lib, ...] = (
     Lib("taskqueue", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
+        guarantee="at-least-once, leases with fencing, ack after run"),
+    Lib("taskqueue-api", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
         guarantee="at-least-once, leases with fencing, ack after run"),
     Lib("celery", "main", ("redis",), {
         "postgres": "only through kombu's SQLAlchemy transport, which kombu calls experimental",
@@ -82,11 +89,15 @@ LIBS: tuple[Lib, ...] = (
         guarantee="reserve with a lease, ack in batches (no retries, no bookkeeping)"),
 )
 LIB_BY_NAME = {lib.name: lib for lib in LIBS}
-COMPETITORS = tuple(lib.name for lib in LIBS if lib.name not in ("taskqueue", "ceiling"))
+#: taskqueue's rows: the CLI (the headline) and the in-process Worker API
+OURS = ("taskqueue", "taskqueue-api")
+COMPETITORS = tuple(lib.name for lib in LIBS if lib.name not in (*OURS, "ceiling"))
 
 #: taskqueue-only extra measurements: mode -> backends
 PAYLOAD_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 SCALE_PROCESSES = 4
+#: the CLI without recycling (the issue's "--max-jobs 1000000" column)
+NO_RECYCLE = "max-jobs:1000000"
 
 
 @dataclass
@@ -95,8 +106,8 @@ class Settings:
     repeat: int = 3
     single: int = 1_000
     single_cap: float = 2.0
-    e2e: int = 30
-    e2e_cap: float = 3.0
+    e2e: int = 200
+    e2e_cap: float = 5.0
     preload_cap: float = 6.0
     drain_cap: float = 8.0
     finish_cap: float = 15.0
@@ -107,14 +118,22 @@ class Settings:
     payload_backends: tuple[str, ...] = ("sqlite", "postgres", "redis")
     payload_budget_mb: float = 20.0
     scale_backends: tuple[str, ...] = ("postgres", "redis")
+    #: taskqueue's CLI without recycling, on these backends
+    no_recycle_backends: tuple[str, ...] = BACKENDS
+    #: the mixed-duration benchmark (taskqueue's CLI, two workers), on these backends
+    mixed_backends: tuple[str, ...] = BACKENDS
+    mixed_rate: float = 200.0
+    mixed_seconds: float = 10.0
+    mixed_backlog: int = 2_000
     timeout: float = 150.0
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(jobs=1_000, repeat=1, single=300, single_cap=1.0, e2e=10, e2e_cap=1.5,
+        return cls(jobs=2_000, repeat=1, single=300, single_cap=1.0, e2e=100, e2e_cap=3.0,
                    preload_cap=2.0, drain_cap=3.0, finish_cap=4.0, drain_target=2.0,
                    min_jobs=100, payload_sizes=(1_000, 1_000_000), payload_backends=("sqlite",),
-                   payload_budget_mb=5.0, scale_backends=(), timeout=60.0)
+                   payload_budget_mb=5.0, scale_backends=(), no_recycle_backends=(),
+                   mixed_seconds=5.0, mixed_backlog=1_000, timeout=60.0)
 
 
 @dataclass
@@ -152,6 +171,11 @@ def plan(only: list[str] | None, backends: list[str], settings: Settings,
                 continue
             tasks.append(Task(name, backend))
             if name == "taskqueue":
+                if backend in settings.no_recycle_backends:
+                    tasks.append(Task(name, backend, NO_RECYCLE))
+                if backend in settings.mixed_backends:
+                    tasks.append(Task(name, backend, "mixed"))
+            if name == "taskqueue-api":
                 tasks += [Task(name, backend, f"payload:{size}")
                           for size in settings.payload_sizes
                           if backend in settings.payload_backends]
@@ -164,8 +188,12 @@ def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any
              stored: dict[str, Any]) -> int:
     """N for this run: the requested N, trimmed so that a slow library's drain (and preload,
     when it has no bulk API) fits the time target. Rates come from this run's previous
-    repeat, else from the stored results, else N is at most 3,000 for the first repeat."""
+    repeat, else from the stored results, else N is at most 3,000 for the first repeat.
+    taskqueue's rows always get the requested N: the CLI and the Worker API are compared on
+    the same backlog (issue 17, goal 1)."""
     n = settings.jobs
+    if task.lib in OURS and task.mode in ("standard", NO_RECYCLE):
+        return n
     done = [s for s in hints.get(task.key, []) if "error" not in s]
     if done:
         last = done[-1]
@@ -181,15 +209,23 @@ def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any
     return max(settings.min_jobs, n)
 
 
-def run_task(task: Task, settings: Settings, jobs: int, log: Any) -> dict[str, Any]:
+#: taskqueue's settings from the environment (config.py): none may leak into a measurement,
+#: so that the CLI runs with the defaults a user gets
+TASKQUEUE_ENV = ("TASKQUEUE_", "WORKER_", "MAX_WORKERS", "DB_", "ENCRYPTION_")
+
+
+def run_task(task: Task, settings: Settings, jobs: int, log: Any,
+             taskqueue_src: Path | None = None) -> dict[str, Any]:
     lib = LIB_BY_NAME[task.lib]
     py = interpreter(lib)
     assert py is not None
     if reason := stores.check(task.backend):
         return {"lib": task.lib, "backend": task.backend, "mode": task.mode, "error": reason}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("TASKQUEUE_URL", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TASKQUEUE_ENV)}
+    path = [str(ROOT)]
+    if lib.venv == LEAN:  # taskqueue and the ceiling: the code of this tree, not the venv's copy
+        path.insert(0, str(taskqueue_src or ROOT / "src"))
+    env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     # Every library runs from compiled bytecode, as installed code does (competitors' .pyc are
     # written at install; ours, an editable install, by `compile_sources` before the run).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -200,23 +236,32 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any) -> dict[str, A
     else:
         env.pop("ENCRYPTION_KEY", None)
     started = time.time()
+    # taskqueue's rows drain the full N (100,000 for the issue's goal): caps that fit it at
+    # 1,000 jobs/s, whatever the time targets the competitors' trimmed N are sized for
+    preload_cap = max(settings.preload_cap, jobs / 1_000)
+    drain_cap = max(settings.drain_cap, jobs / 1_000)
+    timeout = max(settings.timeout, preload_cap + drain_cap + settings.finish_cap + 90)
+    if task.mode == "mixed":
+        timeout += settings.mixed_seconds + 60
     with stores.fresh_store(task.backend) as store:
         argv = [py, "-m", "benchmarks.harness", "--lib", task.lib, "--backend", task.backend,
                 "--store", json.dumps(store), "--mode", task.mode, "--jobs", str(jobs),
                 "--single", str(settings.single), "--single-cap", str(settings.single_cap),
                 "--e2e", str(settings.e2e), "--e2e-cap", str(settings.e2e_cap),
-                "--preload-cap", str(settings.preload_cap),
-                "--drain-cap", str(settings.drain_cap),
+                "--preload-cap", str(preload_cap), "--drain-cap", str(drain_cap),
                 "--finish-cap", str(settings.finish_cap),
-                "--payload-budget-mb", str(settings.payload_budget_mb)]
+                "--payload-budget-mb", str(settings.payload_budget_mb),
+                "--mixed-rate", str(settings.mixed_rate),
+                "--mixed-seconds", str(settings.mixed_seconds),
+                "--mixed-backlog", str(settings.mixed_backlog)]
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            out, _ = proc.communicate(timeout=settings.timeout)
+            out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             stop_tree(proc)
             out = proc.stdout.read() if proc.stdout else b""
-            result: dict[str, Any] = {"error": f"timed out after {settings.timeout:.0f}s"}
+            result: dict[str, Any] = {"error": f"timed out after {timeout:.0f}s"}
         else:
             result = {}
     text = out.decode(errors="replace")
@@ -256,8 +301,13 @@ def stop_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 METRICS = ("drain_rate", "single_rate", "bulk_rate", "single_p50_ms", "single_p99_ms",
-           "e2e_p50_ms", "e2e_p90_ms", "rss_mb", "start_s", "stored_bytes", "drain_mb_s",
-           f"drain_rate_x{SCALE_PROCESSES}", "processes", "jobs", "preload_single_rate")
+           "bulk_p99_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms", "rss_mb", "pss_mb",
+           "worker_rss_mb", "peak_rss_mb", "start_s", "stored_bytes", "drain_mb_s",
+           f"drain_rate_x{SCALE_PROCESSES}", "processes", "jobs", "preload_single_rate",
+           "recycles", "recycle_gap_ms", "recycle_gap_max_ms", "recycle_lost_ms",
+           "worker_processes_used", "mixed_wait_p50_ms", "mixed_wait_p99_ms",
+           "mixed_wait_max_ms", "mixed_drain_rate", "mixed_drain_ideal", "mixed_sent",
+           "mixed_held", "mixed_short_jobs", "mixed_lateness_p99_ms", "mixed_rate")
 
 
 def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -275,6 +325,8 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for s in ok:
         entry.setdefault("version", s.get("version"))
         entry.setdefault("config", s.get("config"))
+        if s.get("tree"):
+            entry["tree"] = s["tree"]  # the last repeat's process tree, for the report
     return entry
 
 
@@ -285,17 +337,20 @@ def load_results(path: Path) -> dict[str, Any]:
     return {"entries": {}, "runs": {}}
 
 
-def compile_sources() -> None:
+def compile_sources(src: Path | None = None) -> None:
     """Write the .pyc files of taskqueue and the benchmark package, so that no worker start
     pays for compiling them (installed libraries have theirs from the installation)."""
     import compileall
 
-    for folder in (ROOT / "src", ROOT / "benchmarks"):
+    for folder in (src or ROOT / "src", ROOT / "benchmarks"):
         compileall.compile_dir(str(folder), quiet=1)
 
 
 def run(args: Any) -> int:
-    compile_sources()
+    taskqueue_src = Path(args.taskqueue_src).resolve() if args.taskqueue_src else None
+    if taskqueue_src is not None and not (taskqueue_src / "taskqueue").is_dir():
+        raise SystemExit(f"--taskqueue-src: {taskqueue_src} holds no taskqueue package")
+    compile_sources(taskqueue_src)
     settings = Settings.quick() if args.quick else Settings()
     if args.jobs:
         settings.jobs = args.jobs
@@ -311,8 +366,18 @@ def run(args: Any) -> int:
             raise SystemExit(f"--backend: unknown backend {b!r} (known: {', '.join(BACKENDS)})")
     if args.no_extras:
         settings.payload_sizes, settings.scale_backends = (), ()
+        settings.no_recycle_backends = ()
+    if args.no_mixed:
+        settings.mixed_backends = ()
     skipped: dict[str, str] = {}
     tasks = plan(only, backends, settings, skipped)
+    if args.mode:
+        modes = {x.strip() for x in args.mode.split(",")}
+        tasks = [t for t in tasks if t.mode in modes]
+        skipped = {k: v for k, v in skipped.items() if k.split("|")[2] in modes}
+        if not tasks:
+            raise SystemExit(f"--mode: nothing to measure for {args.mode!r} with these "
+                             "libraries and backends")
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results_path = Path(args.results)
     raw_path = results_path.parent / f"raw-{run_id}.jsonl"
@@ -321,7 +386,7 @@ def run(args: Any) -> int:
           f"(N={settings.jobs}); raw samples in {rel(raw_path)}", flush=True)
     samples: dict[str, list[dict[str, Any]]] = {t.key: [] for t in tasks}
     previous = load_results(results_path)
-    source_before = source_fingerprint()
+    source_before = source_fingerprint(taskqueue_src)
     t0 = time.time()
     loads: list[float] = []
     with raw_path.open("w") as log:
@@ -331,7 +396,7 @@ def run(args: Any) -> int:
             for i, task in enumerate(order, 1):
                 jobs = jobs_for(task, settings, samples, previous)
                 loads.append(os.getloadavg()[0])
-                result = run_task(task, settings, jobs, log)
+                result = run_task(task, settings, jobs, log, taskqueue_src)
                 samples[task.key].append(result)
                 print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
                       f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}", flush=True)
@@ -359,32 +424,34 @@ def run(args: Any) -> int:
         "taskqueue_source": source_before,
         # the measured code: a commit of docs during the run changes HEAD, not src/
         "taskqueue_source_changed_during_run":
-            source_fingerprint()["src_sha1"] != source_before["src_sha1"],
+            source_fingerprint(taskqueue_src)["src_sha1"] != source_before["src_sha1"],
     }
     results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"results merged into {rel(results_path)} "
           f"({finished - t0:.0f}s)", flush=True)
     from benchmarks import report
 
-    report.write(data, Path(args.out), plots=not args.no_plots)
-    print(f"report written to {args.out}", flush=True)
+    report.publish(data, Path(args.out), plots=not args.no_plots)
     return 0
 
 
-def source_fingerprint() -> dict[str, Any]:
+def source_fingerprint(src: Path | None = None) -> dict[str, Any]:
     """Which taskqueue code was measured: HEAD, whether src/ had local changes, and a hash of
     src/taskqueue/**/*.py (read-only git commands)."""
     import hashlib
 
+    src = src or ROOT / "src"
     digest = hashlib.sha1()
-    for path in sorted((ROOT / "src" / "taskqueue").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode())
+    for path in sorted((src / "taskqueue").rglob("*.py")):
+        digest.update(str(path.relative_to(src)).encode())
         digest.update(path.read_bytes())
     info: dict[str, Any] = {"src_sha1": digest.hexdigest()[:12]}
+    if src != ROOT / "src":
+        info["src"] = str(src)
     try:
-        info["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        info["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src,
                                       capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=src,
                                capture_output=True, text=True, timeout=10).stdout
         info["src_modified_files"] = len(dirty.splitlines())
     except (OSError, subprocess.SubprocessError):
@@ -407,7 +474,13 @@ def brief(r: dict[str, Any]) -> str:
                      "x4 drain {:,.0f}/s"), ("drain_mb_s", "{:.1f} MB/s"),
                      ("single_rate", "enq {:,.0f}/s"), ("bulk_rate", "bulk {:,.0f}/s"),
                      ("single_p99_ms", "p99 {:.2f}ms"), ("e2e_p50_ms", "e2e {:.1f}ms"),
-                     ("rss_mb", "{:.0f}MB"), ("start_s", "start {:.2f}s")):
+                     ("processes", "{:.0f} procs"), ("rss_mb", "{:.0f}MB"),
+                     ("pss_mb", "PSS {:.0f}MB"), ("start_s", "start {:.2f}s"),
+                     ("recycle_lost_ms", "recycle {:.1f}ms"),
+                     ("mixed_wait_p50_ms", "short wait p50 {:.1f}ms"),
+                     ("mixed_wait_p99_ms", "p99 {:.1f}ms"),
+                     ("mixed_drain_rate", "mixed drain {:,.0f}/s"),
+                     ("mixed_held", "{:.0f} held behind a long job")):
         if r.get(key) is not None:
             parts.append(fmt.format(r[key]))
     parts.append(f"N={r.get('jobs', '?')} {r.get('wall_s', '?')}s")

@@ -1,15 +1,23 @@
 """The in-worker probe every benchmarked no-op job calls (standard library only).
 
-It costs one integer increment per job; now and then it sends one UDP datagram to the harness
-on loopback (``BENCH_PROBE_PORT``):
+A drain job (no enqueue stamp) takes a number from a counter shared by every process of the
+run: ``BENCH_COUNT_FILE`` is opened ``O_APPEND`` once per process, each job appends one byte
+and reads its own file position back, which is how many drain jobs have started so far across
+all processes (a worker that recycles, or several workers, keep one count). That is two system
+calls, under a microsecond here, for every library alike. Now and then one UDP datagram goes
+to the harness on loopback (``BENCH_PROBE_PORT``):
 
-* ``F`` the first job this process ran (worker start time, start of the drain),
-* ``P`` every 64th job (progress: drain rate under a time cap, several worker processes),
-* ``D`` the ``BENCH_EXPECT``-th job (end of the drain),
-* ``L`` every job whose argument is a non-zero enqueue timestamp (enqueue-to-start latency).
+* ``F`` the first drain job this process ran (worker start time, start of the drain),
+* ``P`` every 64th drain job of the run (progress: rate under a time cap, several processes),
+* ``D`` the ``BENCH_EXPECT``-th drain job of the run (end of the drain),
+* ``M`` this process's ``BENCH_LAST_AT``-th drain job (the last one before it recycles; the
+  harness measures the gap to the next process's ``F``),
+* ``L`` every job whose argument is a non-zero enqueue timestamp (enqueue-to-start latency);
+  ``W`` the same for the mixed benchmark's long jobs.
 
-Each datagram is ``KIND pid count wall_time stamp``. Timestamps are ``time.time()`` so they
-compare across processes of this machine.
+Each datagram is ``KIND pid run_count process_count wall_time stamp``. Timestamps are
+``time.time()`` so they compare across processes of this machine. Without a count file (a
+worker started by hand) the run count is this process's count.
 """
 
 from __future__ import annotations
@@ -21,34 +29,53 @@ import time
 
 _PORT = int(os.environ.get("BENCH_PROBE_PORT", "0") or 0)
 _EXPECT = int(os.environ.get("BENCH_EXPECT", "0") or 0)
+_LAST_AT = int(os.environ.get("BENCH_LAST_AT", "0") or 0)
+_COUNT_FILE = os.environ.get("BENCH_COUNT_FILE", "")
 _count = 0
+_fd = -1
+_pid = 0
 _sock: socket.socket | None = None
 
 
-def _send(kind: str, now: float, stamp: float = 0.0) -> None:
+def _send(kind: str, total: int, now: float, stamp: float = 0.0) -> None:
     global _sock
     if not _PORT:
         return
     if _sock is None:
         _sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    msg = f"{kind} {os.getpid()} {_count} {now!r} {stamp!r}".encode()
+    msg = f"{kind} {os.getpid()} {total} {_count} {now!r} {stamp!r}".encode()
     with contextlib.suppress(OSError):
         _sock.sendto(msg, ("127.0.0.1", _PORT))
 
 
-def hit(stamp: float = 0.0) -> None:
+def _next_total() -> int:
+    """Append one byte to the shared count file; our file position is the run-wide count."""
+    global _fd
+    if _fd < 0:
+        _fd = os.open(_COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(_fd, b"x")
+    return os.lseek(_fd, 0, os.SEEK_CUR)
+
+
+def hit(stamp: float = 0.0, kind: str = "L") -> None:
     """Record one job run; ``stamp`` is the wall time the job was enqueued (0: a drain job)."""
-    global _count
-    _count += 1
+    global _count, _fd, _pid
     if stamp:
-        _send("L", time.time(), float(stamp))
+        _send(kind, 0, time.time(), float(stamp))
         return
+    pid = os.getpid()
+    if pid != _pid:  # a new process, possibly forked from one that already counted
+        _pid, _count, _fd = pid, 0, -1
+    _count += 1
+    total = _next_total() if _COUNT_FILE else _count
     if _count == 1:
-        _send("F", time.time())
-    if _count == _EXPECT:
-        _send("D", time.time())
-    elif not _count & 63:
-        _send("P", time.time())
+        _send("F", total, time.time())
+    if total == _EXPECT:
+        _send("D", total, time.time())
+    elif not total & 63:
+        _send("P", total, time.time())
+    if _count == _LAST_AT:
+        _send("M", total, time.time())
 
 
 async def ahit(stamp: float = 0.0) -> None:

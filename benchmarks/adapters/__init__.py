@@ -34,11 +34,16 @@ class Adapter:
     bulk_batch: ClassVar[int] = 1000
     #: How the worker is configured (shown in the report).
     config: ClassVar[str] = ""
+    #: Jobs after which a worker process is replaced (the probe marks that process's last job).
+    recycle_after: int | None = None
+    #: Extra command-line arguments for the worker (a mode of the harness sets them).
+    extra_args: list[str]
 
     def __init__(self, backend: str, store: dict[str, Any]) -> None:
         self.backend = backend
         self.store = store
         self.queue = store["queue"]
+        self.extra_args = []
 
     def version(self) -> str:
         try:

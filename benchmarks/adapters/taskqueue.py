@@ -1,13 +1,18 @@
-"""taskqueue: the library under test, on every backend (run in the project's .venv)."""
+"""taskqueue, the library under test, on every backend, through the path users run: the worker
+is ``taskqueue work --app benchmarks.adapters.taskqueue --queue Q`` as a subprocess, with its
+defaults (a supervisor and one worker process, ``WORKER_MAX_JOBS`` recycling, process start
+included). ``taskqueue_api`` is the same with the in-process ``Worker`` API instead."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from typing import Any
 
 from benchmarks import probe
-from benchmarks.adapters import Adapter
+from benchmarks.adapters import Adapter, bin_path
 from taskqueue import task
 
 BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")
@@ -16,6 +21,20 @@ BACKENDS = ("sqlite", "postgres", "redis", "mysql", "files")
 @task(name="bench.noop")
 def noop(stamp: float = 0.0, data: Any = None) -> None:
     probe.hit(stamp)
+
+
+@task(name="bench.short")
+def short_job(stamp: float = 0.0) -> None:
+    """The mixed benchmark's short job: 1 ms."""
+    probe.hit(stamp)
+    time.sleep(0.001)
+
+
+@task(name="bench.long")
+def long_job(stamp: float = 0.0) -> None:
+    """The mixed benchmark's long job: 2 s."""
+    probe.hit(stamp, "W")
+    time.sleep(2.0)
 
 
 def url_for(s: dict[str, Any]) -> str:
@@ -37,15 +56,19 @@ class TaskqueueAdapter(Adapter):
     name = "taskqueue"
     has_bulk = True
     bulk_batch = 1000
-    config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options "
-              "(prefetch 100, concurrency 1)")
+    config = ("`taskqueue work --app … --queue q` as a subprocess, defaults (a supervisor and one "
+              "worker process, recycled every `WORKER_MAX_JOBS`=1000 jobs; prefetch 100, "
+              "concurrency 1)")
 
     def setup(self) -> None:
         from taskqueue import QueueManager
+        from taskqueue.config import Settings
 
         self.manager = QueueManager.from_url(url_for(self.store))
         self.manager.driver.migrate()
         self.payload: Any = None
+        if self.recycle_after is None:
+            self.recycle_after = Settings().worker_max_jobs
 
     def set_payload(self, size: int) -> None:
         self.payload = make_payload(size)
@@ -63,8 +86,19 @@ class TaskqueueAdapter(Adapter):
     def enqueue_bulk(self, count: int) -> None:
         self.manager.push_many([noop.s(0.0) for _ in range(count)], queue=self.queue)
 
+    def enqueue_mixed(self, stamp: float, is_long: bool) -> None:
+        self.manager.push((long_job if is_long else short_job).s(stamp), queue=self.queue)
+
+    def enqueue_mixed_bulk(self, kinds: list[bool], first: float) -> None:
+        """Push one job per kind (True: long), job i with the argument ``first - i``."""
+        self.manager.push_many([(long_job if k else short_job).s(first - i)
+                                for i, k in enumerate(kinds)], queue=self.queue)
+
     def worker_argv(self) -> list[str]:
-        return [sys.executable, "-m", "benchmarks.adapters.taskqueue_worker"]
+        script = bin_path("taskqueue")
+        command = [script] if os.path.exists(script) else [sys.executable, "-m", "taskqueue"]
+        return [*command, "work", "--app", "benchmarks.adapters.taskqueue", "--queue",
+                self.queue, *self.extra_args]
 
     def worker_env(self) -> dict[str, str]:
         return {"TASKQUEUE_URL": url_for(self.store)}

@@ -1,6 +1,7 @@
-"""The benchmark command works end to end on a tiny N (taskqueue on SQLite and the SQLite
-ceiling only). It checks the report's shape, never the figures: benchmarks are not part of the
-suite's pass/fail."""
+"""The benchmark command works end to end on a tiny N on SQLite: taskqueue's CLI row (`taskqueue
+work` as a subprocess), its `Worker` API row, the ceiling, and the mixed-duration benchmark. It
+checks what was recorded and the report's shape, never the figures: benchmarks are not part of
+the suite's pass/fail."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+def clean_env() -> dict[str, str]:
+    """No taskqueue setting of the developer's shell leaks into the measured worker."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("TASKQUEUE_", "WORKER_", "ENCRYPTION_", "DB_"))}
+
+
+@pytest.mark.slow
 def test_benchmark_command_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     results = tmp_path / "results.json"
@@ -20,32 +30,76 @@ def test_benchmark_command_writes_the_report(tmp_path: Path) -> None:
     results.write_text(json.dumps({"runs": {}, "entries": {"huey|sqlite|standard": {
         "lib": "huey", "backend": "sqlite", "mode": "standard", "run_id": "earlier",
         "median": {"drain_rate": 123.0}, "samples": [], "errors": [], "notes": []}}}))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TASKQUEUE_URL", "ENCRYPTION_KEY", "ENCRYPTION_PREVIOUS_KEYS")}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--quick", "--only", "taskqueue,ceiling",
-         "--backend", "sqlite", "--jobs", "200", "--repeat", "1", "--out", str(out),
-         "--results", str(results), "--no-plots"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "benchmarks", "run", "--quick", "--only",
+         "taskqueue,taskqueue-api,ceiling", "--backend", "sqlite", "--jobs", "1200",
+         "--repeat", "1", "--out", str(out), "--results", str(results), "--no-plots",
+         "--no-mixed"],
+        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     data = json.loads(results.read_text())
-    ours = data["entries"]["taskqueue|sqlite|standard"]
-    assert not ours["errors"], ours["errors"]
+    cli = data["entries"]["taskqueue|sqlite|standard"]
+    assert not cli["errors"], cli["errors"]
     for metric in ("drain_rate", "single_rate", "bulk_rate", "single_p50_ms", "single_p99_ms",
-                   "e2e_p50_ms", "rss_mb", "start_s"):
-        assert ours["median"].get(metric, 0) > 0, (metric, ours)
+                   "bulk_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "rss_mb", "pss_mb",
+                   "worker_rss_mb", "peak_rss_mb", "start_s", "processes"):
+        assert cli["median"].get(metric, 0) > 0, (metric, cli)
+    assert cli["median"]["jobs"] == 1200  # taskqueue's rows drain the N asked for
+    # 1,200 jobs with WORKER_MAX_JOBS=1000: the CLI recycled its worker once, and the gap
+    # between the two processes was measured
+    assert cli["median"]["worker_processes_used"] == 2, cli
+    assert cli["median"]["recycles"] == 1, cli
+    assert "recycle_gap_ms" in cli["median"], cli
+    # the tree really is `taskqueue work`: a supervisor with the worker under it
+    assert cli["median"]["processes"] >= 2
+    assert any("taskqueue" in row["cmd"] and " work " in f"{row['cmd']} " for row in cli["tree"])
+
+    api = data["entries"]["taskqueue-api|sqlite|standard"]
+    assert not api["errors"], api["errors"]
+    assert api["median"]["processes"] == 1 and api["median"]["drain_rate"] > 0
+    assert "recycles" not in api["median"]
     ceiling = data["entries"]["ceiling|sqlite|standard"]
     assert ceiling["median"].get("drain_rate", 0) > 0, ceiling
-    assert data["entries"]["taskqueue|sqlite|payload:1000000"]["median"].get("drain_rate", 0) > 0
+    assert data["entries"]["taskqueue-api|sqlite|payload:1000000"]["median"]["drain_rate"] > 0
     assert data["entries"]["huey|sqlite|standard"]["median"]["drain_rate"] == 123.0
 
     text = out.read_text()
-    for heading in ("## Issue #10 targets", "## Results by backend", "### SQLite",
+    for heading in ("## Issue 17 goals (the CLI row)", "## The path users run",
+                    "## Issue #10 targets", "## Results by backend", "### SQLite",
                     "## Distance to the ceiling", "## Payload sizes",
                     "## Libraries, versions and configurations", "## Method"):
         assert heading in text, heading
-    assert "| **taskqueue** |" in text
+    assert "| **taskqueue work** (CLI, defaults) |" in text
+    assert "| taskqueue `Worker` API (in-process) |" in text
     assert "| ceiling (hand-written loop) |" in text
-    assert "| huey | 123 (" in text  # the stored figure, with its ratio to taskqueue's
-    assert "drain ≥ 40,000/s on SQLite" in text
+    assert "| huey | 123 (" in text  # the stored figure, with its ratio to taskqueue's CLI
+    assert "1. CLI drain ≥ 85 % of the `Worker` API on SQLite" in text
+
+
+def test_mixed_duration_benchmark_reports_waits_and_the_drain(tmp_path: Path) -> None:
+    """The harness's mixed mode on a short stream and backlog, with a long job in every 50."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks import stores
+    finally:
+        sys.path.remove(str(REPO))
+    env = clean_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "src"),
+                                         env.get("PYTHONPATH", "")])
+    with stores.fresh_store("sqlite") as store:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.harness", "--lib", "taskqueue", "--backend",
+             "sqlite", "--store", json.dumps(store), "--mode", "mixed", "--mixed-rate", "100",
+             "--mixed-seconds", "1", "--mixed-every", "50", "--mixed-backlog", "100",
+             "--mixed-settle", "10", "--start-cap", "60", "--drain-cap", "30"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT ")]
+    assert line, proc.stdout + proc.stderr
+    result = json.loads(line[-1].removeprefix("BENCH-RESULT "))
+    assert "error" not in result, result
+    assert result["mixed_sent"] == 100 and result["mixed_long_jobs"] == 2
+    assert 0 < result["mixed_wait_p50_ms"] <= result["mixed_wait_p99_ms"]
+    assert result["mixed_short_jobs"] == 98  # every short job of the backlog was seen starting
+    assert 0 <= result["mixed_held"] <= 98
+    assert result["mixed_drain_rate"] > 0 and result["mixed_drain_ideal"] > 0
