@@ -17,6 +17,7 @@ from taskqueue.errors import ConfigError
 #: Settings field -> environment variable (the original specification's names where it had one).
 ENV_NAMES: dict[str, str] = {
     "url": "TASKQUEUE_URL",
+    "read_url": "TASKQUEUE_READ_URL",
     "connection": "DB_CONNECTION",
     "path": "DB_PATH",
     "host": "DB_HOST",
@@ -44,6 +45,8 @@ class Settings:
     """Every knob, with its default. ``worker_memory_limit`` is in bytes, durations in seconds."""
 
     url: str | None = None
+    #: A replica for the commands that only read (stats, jobs list, dashboard pages, metrics).
+    read_url: str | None = None
     connection: str = "sqlite"
     path: str = "storage/queue.db"
     host: str = "127.0.0.1"
@@ -68,8 +71,9 @@ class Settings:
         for secret in ("password", "encryption_key", "encryption_previous_keys"):
             if shown[secret]:
                 shown[secret] = "***"
-        if shown["url"]:
-            shown["url"] = redact_url(str(shown["url"]))
+        for name in ("url", "read_url"):
+            if shown[name]:
+                shown[name] = redact_url(str(shown[name]))
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property

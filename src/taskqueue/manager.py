@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from taskqueue.codec import Codec, KeyRing, dumps, loads
 from taskqueue.config import Settings, resolve
-from taskqueue.drivers import Driver, JobFilter, open_driver
-from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPayload
+from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
+from taskqueue.errors import ConfigError, JobFailed, JobNotFound, PayloadError, UnencryptedPayload
 from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import DEFAULT_TIMEOUT, JobRecord, NewJob
@@ -72,6 +72,38 @@ class QueueManager:
     def from_env(cls, **overrides: Any) -> QueueManager:
         """Build from CLI-style overrides > environment > taskqueue.toml > defaults."""
         return cls.from_settings(resolve(overrides))
+
+    @classmethod
+    def for_reading(cls, settings: Settings, **kwargs: Any) -> QueueManager:
+        """A manager for what only reads: on ``settings.read_url`` (a replica) when set, else
+        on the store, never migrating it. A store whose schema is behind is refused."""
+        url = settings.read_url or settings.database_url
+        driver = open_driver(url, migrate=False)
+        try:
+            check_schema(driver, replica=settings.read_url is not None)
+        except BaseException:
+            driver.close()
+            raise
+        return cls(driver, settings=settings, **kwargs)
+
+    @classmethod
+    def with_replica(cls, settings: Settings, **kwargs: Any) -> QueueManager:
+        """A manager that writes to the store and, when ``settings.read_url`` is set, reads
+        (listings, statistics, registries) from that replica (the dashboard's)."""
+        manager = cls.from_settings(settings, **kwargs)
+        if settings.read_url is not None:
+            reader = cls.for_reading(settings)
+            manager.driver = ReplicaReads(manager.driver, reader.driver)
+        return manager
+
+    def on_primary(self) -> QueueManager:
+        """This manager, or, when it reads from a replica, one that reads and writes on the
+        primary store (for actions that read back what they changed)."""
+        primary = getattr(self.driver, "primary", None)
+        if primary is None:
+            return self
+        return QueueManager(primary, codec=self.codec, settings=self.settings,
+                            events=self.events)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> QueueManager:
@@ -391,6 +423,18 @@ def _plain(value: Any) -> Any:
 def codec_from(settings: Settings) -> Codec:
     ring = KeyRing.from_strings(settings.encryption_key, settings.encryption_previous_keys)
     return Codec(ring if ring.enabled else None, max_payload=settings.max_payload)
+
+
+def check_schema(driver: Driver, *, replica: bool = False) -> None:
+    """Refuse a store that lacks schema versions this code needs (read-only users never
+    migrate: they say so instead)."""
+    missing = driver.missing_migrations()
+    if missing:
+        where = "the primary store (the replica follows it)" if replica else "this store"
+        raise ConfigError(
+            f"the {driver.name} store's schema is behind this taskqueue (migrations "
+            f"{', '.join(map(str, missing))} not applied): run `taskqueue migrate` against "
+            f"{where}, or start a worker, which migrates")
 
 
 def delay_seconds(delay: float | timedelta | None, eta: datetime | None) -> float:

@@ -85,12 +85,16 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version, help="Show the version, the distribution and exit.")
 @click.option("--url", envvar="TASKQUEUE_URL", help="Store URL (overrides DB_CONNECTION & co).")
+@click.option("--read-url", envvar="TASKQUEUE_READ_URL",
+              help="A replica for the commands that only read (stats, jobs, workers, nodes, "
+                   "failed, health, metrics, dashboard pages).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="warning", show_default=True)
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, log_format: str, log_level: str) -> None:
+def cli(ctx: click.Context, url: str | None, read_url: str | None, log_format: str,
+        log_level: str) -> None:
     """Background jobs for Python. Run `taskqueue COMMAND --help` for details."""
     from taskqueue.observability.logging import configure
 
@@ -98,7 +102,7 @@ def cli(ctx: click.Context, url: str | None, log_format: str, log_level: str) ->
     clash = clash_warning()
     if clash:
         click.echo(clash, err=True)
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "read_url": read_url}
 
 
 def main() -> None:

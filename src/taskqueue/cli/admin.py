@@ -6,7 +6,14 @@ import time
 
 import click
 
-from taskqueue.cli.output import console, duration, emit_json, open_manager, table
+from taskqueue.cli.output import (
+    console,
+    duration,
+    emit_json,
+    open_manager,
+    open_reader,
+    table,
+)
 from taskqueue.codec import generate_key
 from taskqueue.drivers import open_driver
 from taskqueue.jobs.states import State
@@ -19,7 +26,7 @@ from taskqueue.jobs.states import State
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool, watch: float | None) -> None:
     """Counts per queue and state, average priority, throughput."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     try:
         while True:
             data = manager.stats()
@@ -61,7 +68,7 @@ def _fmt(value: object) -> str:
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool) -> None:
     """Live workers (each refreshes its entry at every heartbeat)."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     entries = manager.driver.registry_list("worker")
     manager.close()
     if as_json:
@@ -81,7 +88,7 @@ def nodes(ctx: click.Context, as_json: bool) -> None:
     """Live nodes (supervisors) sharing this store."""
     from taskqueue.cluster.nodes import list_nodes
 
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     entries = list_nodes(manager.driver)
     manager.close()
     if as_json:

@@ -103,14 +103,15 @@ def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
     except ImportError as exc:
         raise click.UsageError(f"the dashboard needs its extra: pip install "
                                f"'taskqueue-py[dashboard]' ({exc})") from None
-    from taskqueue.cli.output import import_apps, open_manager
+    from taskqueue.cli.output import cli_settings, import_apps
+    from taskqueue.manager import QueueManager
 
     import_apps(apps)
     settings = build_settings(users_file, token, read_only_token, secret_key, alerts_file,
                               max_decode=max_decode, https_only=secure_cookies,
                               session_max_age=int(session_hours * 3600),
                               live_interval=refresh)
-    manager = open_manager(ctx)
+    manager = QueueManager.with_replica(cli_settings(ctx))
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     mode = "authentication on" if settings.auth_enabled else "no authentication (loopback)"
     click.echo(f"taskqueue dashboard on {where} ({manager.driver.name}, {mode})", err=True)

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from taskqueue.cli.output import console, emit_json, get_console, open_manager, table
+from taskqueue.cli.output import (
+    console,
+    emit_json,
+    get_console,
+    open_manager,
+    open_reader,
+    table,
+)
 from taskqueue.drivers import JobFilter
 from taskqueue.errors import PayloadError
 from taskqueue.jobs.builtin import TestJob
@@ -90,7 +97,7 @@ def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ..
               names: tuple[str, ...], tag: str | None, batch: str | None, error: str | None,
               limit: int, as_json: bool, with_error: bool = False) -> None:
     """List jobs, newest first."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     criteria = JobFilter(states=tuple(State(s) for s in states), queues=queues, names=names,
                          tag=tag, batch_id=batch, exception_contains=error, limit=limit)
     records = manager.search(criteria)
@@ -142,7 +149,7 @@ def error_line(exception: str | None, width: int = 60) -> str:
 @click.pass_context
 def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
     """Every field of one job."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     record = manager.require(job_id)
     data = _readable(manager, record)
     try:  # a record whose payload cannot be read (wrong key, corrupt) is still shown
@@ -191,7 +198,7 @@ def describe_workflow(body: dict[str, Any]) -> dict[str, Any]:
 @click.pass_context
 def batch_status(ctx: click.Context, batch_id: str, as_json: bool) -> None:
     """Progress of a batch."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     status = manager.batch_status(batch_id)
     manager.close()
     if as_json:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from taskqueue.cli.output import console, emit_json, open_manager, table
+from taskqueue.cli.output import console, emit_json, open_manager, open_reader, table
 from taskqueue.errors import ConfigError
 from taskqueue.manager import QueueManager
 from taskqueue.observability import health as checks
@@ -41,7 +41,7 @@ def health(ctx: click.Context, as_json: bool, stale_after: float | None, stuck_a
            require_workers: bool) -> None:
     """Exit 0 if the store answers, workers are alive and queues move; else 1, with reasons."""
     try:
-        manager = open_manager(ctx)
+        manager = open_reader(ctx)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreachable store is a failed check
@@ -76,7 +76,7 @@ def _wait_for_signal() -> None:
 @click.pass_context
 def metrics_serve(ctx: click.Context, port: int, host: str) -> None:
     """Serve Prometheus /metrics, /health and /ready until interrupted."""
-    manager = open_manager(ctx)
+    manager = open_reader(ctx)
     policy = checks.HealthPolicy.for_lease(manager.settings.lease_seconds)
     server = serve(manager.driver, port, host, policy=policy)
     click.echo(f"serving http://{host}:{server.port}/metrics (and /health, /ready)")

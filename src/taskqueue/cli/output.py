@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from taskqueue.config import resolve
+from taskqueue.config import Settings, resolve
 from taskqueue.manager import QueueManager
 
 if TYPE_CHECKING:
@@ -76,9 +76,21 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 def open_manager(ctx: click.Context, **overrides: Any) -> QueueManager:
-    """Build the manager from CLI flags > env > taskqueue.toml > defaults."""
-    flags = {"url": (ctx.find_root().obj or {}).get("url"), **overrides}
-    return QueueManager.from_settings(resolve(flags))
+    """Build the manager from CLI flags > env > taskqueue.toml > defaults (it migrates the
+    store: for commands that change it)."""
+    return QueueManager.from_settings(cli_settings(ctx, **overrides))
+
+
+def open_reader(ctx: click.Context) -> QueueManager:
+    """The manager of a command that only reads: on the read URL (a replica) when one is set,
+    never migrating; a store whose schema is behind is refused with a clear message."""
+    return QueueManager.for_reading(cli_settings(ctx))
+
+
+def cli_settings(ctx: click.Context, **overrides: Any) -> Settings:
+    """Settings from the root command's flags (and ``overrides``) > env > toml > defaults."""
+    root = ctx.find_root().obj or {}
+    return resolve({"url": root.get("url"), "read_url": root.get("read_url"), **overrides})
 
 
 def import_apps(apps: Sequence[str]) -> None:

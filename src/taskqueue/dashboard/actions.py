@@ -51,7 +51,9 @@ Apply = Callable[[str], bool]
 
 def applier(manager: QueueManager, action: str, actor: str, *, priority: int | None = None,
             reason: str | None = None) -> Apply:
-    """A function doing ``action`` to one job id, True when the job changed."""
+    """A function doing ``action`` to one job id, True when the job changed (on the primary
+    store when the dashboard reads from a replica)."""
+    manager = manager.on_primary()
     if action == "retry":
         return manager.retry
     if action == "cancel":

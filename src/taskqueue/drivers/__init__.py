@@ -12,10 +12,11 @@ from taskqueue.drivers.base import (
     JobFilter,
     QueueStats,
 )
+from taskqueue.drivers.replica import ReplicaReads
 from taskqueue.errors import ConfigError
 
 __all__ = ["CompletesAndReserves", "Driver", "HeartbeatResult", "JobFilter", "QueueStats",
-           "open_driver", "SCHEMES"]
+           "open_driver", "ReplicaReads", "SCHEMES"]
 
 #: URL scheme -> (module, class). Modules are imported only when used.
 SCHEMES: dict[str, tuple[str, str]] = {
@@ -33,7 +34,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
 
 
 def open_driver(url: str, **options: Any) -> Driver:
-    """Connect to the store named by ``url`` (``sqlite:///storage/queue.db``, ``redis://…``)."""
+    """Connect to the store named by ``url`` (``sqlite:///storage/queue.db``, ``redis://…``)
+    and migrate it (``migrate=False``: leave its schema alone; see ``missing_migrations``)."""
     import importlib
 
     scheme = urlsplit(url).scheme.lower()

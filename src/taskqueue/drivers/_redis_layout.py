@@ -23,6 +23,13 @@ LAYOUT = 2
 _BATCH = 1000
 
 
+def missing(client: Any, prefix: str) -> list[int]:
+    """The layout ``upgrade`` would bring the store at ``prefix`` to, if it is not there yet
+    (read-only: for commands that must not migrate)."""
+    stored = client.get(f"{prefix}:schema")
+    return [] if stored is not None and int(stored) >= LAYOUT else [LAYOUT]
+
+
 def upgrade(client: Any, prefix: str, queue_key: Any) -> list[int]:
     """Bring the store at ``prefix`` to ``LAYOUT``; return the versions applied.
     ``queue_key(queue, name)`` names a per-queue structure."""

@@ -75,6 +75,11 @@ class Driver(Protocol):
     def migrate(self) -> list[int]:
         """Create or upgrade the schema; return the versions applied now (idempotent)."""
 
+    def missing_migrations(self) -> list[int]:
+        """The schema versions this code knows that the store has not applied, without
+        writing anything (read-only commands and replicas check this instead of migrating).
+        ``from_url(url, migrate=False)`` opens a store without migrating it."""
+
     def close(self) -> None:
         """Release connections. The driver must not be used afterwards."""
 

@@ -167,8 +167,10 @@ class FileDriver:
         for key, values in parse_qs(parts.query).items():
             if key == "fsync":
                 options.setdefault("fsync", values[-1].lower() not in ("0", "false", "no", "off"))
+        migrate = options.pop("migrate", True)
         driver = cls(path, **options)
-        driver.migrate()
+        if migrate:
+            driver.migrate()
         return driver
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -177,12 +179,7 @@ class FileDriver:
         self._store.make_dirs()
         path = self.root / "format.json"
         with self._store.named_lock("format").hold():
-            try:
-                done = set(orjson.loads(path.read_bytes()).get("migrations", []))
-            except FileNotFoundError:
-                done = set()
-            except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
-                raise ConfigError(f"{path} is damaged ({exc}); fix or remove it") from exc
+            done = self._applied()
             if max(done, default=0) > FORMAT_VERSIONS[-1]:
                 raise ConfigError(f"{self.root} was written by a newer taskqueue; upgrade it")
             applied = [v for v in FORMAT_VERSIONS if v not in done]
@@ -190,6 +187,21 @@ class FileDriver:
                 data = {"format": "taskqueue-files", "migrations": sorted(done | set(applied))}
                 self._store.write(path, orjson.dumps(data))
         return applied
+
+    @_translated
+    def missing_migrations(self) -> list[int]:
+        done = self._applied()
+        return [v for v in FORMAT_VERSIONS if v not in done]
+
+    def _applied(self) -> set[int]:
+        """The format versions ``format.json`` records as applied."""
+        path = self.root / "format.json"
+        try:
+            return set(orjson.loads(path.read_bytes()).get("migrations", []))
+        except FileNotFoundError:
+            return set()
+        except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); fix or remove it") from exc
 
     def close(self) -> None:
         self._store.close()

@@ -86,6 +86,7 @@ class MySQLDriver:
         if not database or "/" in database:
             raise ConfigError(f"no database in the MySQL URL; use {parts.scheme}://user:pass@"
                               "host:3306/database (the database must exist)")
+        migrate = options.pop("migrate", True)
         settings = {k: v[-1] for k, v in parse_qs(parts.query).items()} | options
         if unknown := sorted(set(settings) - set(_OPTIONS)):
             raise ConfigError(f"unknown MySQL option(s) {', '.join(unknown)}; known: "
@@ -100,7 +101,8 @@ class MySQLDriver:
                      user=unquote(parts.username or "root"),
                      password=unquote(parts.password or ""), **typed)
         try:
-            driver.migrate()
+            if migrate:
+                driver.migrate()
         except BaseException:
             driver.close()
             raise
@@ -165,6 +167,12 @@ class MySQLDriver:
                 with contextlib.suppress(pymysql.Error):
                     cur.execute(Q["release_migration_lock"], (self._migration_lock,))
         return self._run(work)
+
+    def missing_migrations(self) -> list[int]:
+        if not self._rows("SHOW TABLES LIKE 'taskqueue_migrations'"):
+            return [version for version, _ in MIGRATIONS]
+        done = {v for (v,) in self._rows(Q["applied_migrations"])}
+        return [version for version, _ in MIGRATIONS if version not in done]
 
     def close(self) -> None:
         self._pool.close()

@@ -163,6 +163,15 @@ class PostgresDriver:
             return applied
         return self._run(work, tx=True)
 
+    def missing_migrations(self) -> list[int]:
+        def work(cur: Cursor) -> list[int]:
+            table = f'"{self.schema}".taskqueue_migrations'
+            if cur.execute("SELECT to_regclass(%s)", (table,)).fetchall()[0][0] is None:
+                return list(_MIGRATIONS)
+            done = {v for (v,) in cur.execute(self._q["applied_migrations"])}
+            return [v for v in _MIGRATIONS if v not in done]
+        return self._run(work)
+
     def close(self) -> None:
         self._pool.close()
         self._waiter.close()

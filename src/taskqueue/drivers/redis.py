@@ -136,6 +136,7 @@ class RedisDriver:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
+        migrate = options.pop("migrate", True)
         target = cluster.parse(url, options, rk.DEFAULT_PREFIX)
         rk.Keys(target.prefix)   # a bad prefix fails before any connection
         options.setdefault("socket_connect_timeout", 5.0)
@@ -152,7 +153,8 @@ class RedisDriver:
             with driver._guard():
                 cluster.refuse_cluster_node(client, driver._where)
                 rk.check_durability(driver._nodes(), target.strict)
-            driver.migrate()
+            if migrate:
+                driver.migrate()
         except BaseException:
             driver.close()
             raise
@@ -255,6 +257,10 @@ class RedisDriver:
         """Redis needs no schema; the key layout has a version (``_redis_layout``)."""
         with self._guard():
             return layout.upgrade(self._r, self.keys.prefix, self.keys.sub)
+
+    def missing_migrations(self) -> list[int]:
+        with self._guard():
+            return layout.missing(self._r, self.keys.prefix)
 
     def close(self) -> None:
         with contextlib.suppress(DriverError):

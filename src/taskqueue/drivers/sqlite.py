@@ -89,8 +89,10 @@ class SQLiteDriver:
                 options.setdefault("busy_timeout", float(values[-1]))
             elif key == "synchronous":
                 options.setdefault("synchronous", values[-1])
+        migrate = options.pop("migrate", True)
         driver = cls(path, **options)
-        driver.migrate()
+        if migrate:
+            driver.migrate()
         return driver
 
     # -- plumbing ------------------------------------------------------------------------
@@ -130,6 +132,12 @@ class SQLiteDriver:
                 applied.append(version)
         self._migrated = True
         return applied
+
+    def missing_migrations(self) -> list[int]:
+        if not self._read("SELECT 1 FROM sqlite_master WHERE name = 'taskqueue_migrations'"):
+            return [version for version, _ in MIGRATIONS]
+        done = {v for (v,) in self._read("SELECT version FROM taskqueue_migrations")}
+        return [version for version, _ in MIGRATIONS if version not in done]
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -1,0 +1,49 @@
+"""Reads from a replica, everything else on the primary store: the dashboard's driver when a
+read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
+
+Only the verbs that never write go to the replica: ``get``, ``search``, ``count``, ``stats``,
+``registry_list``, ``missing_migrations``. A replica lags its primary, so what these return
+may be a moment old; code that writes and then reads back what it wrote uses ``primary``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskqueue.drivers.base import Driver, JobFilter, QueueStats
+from taskqueue.jobs.model import JobRecord
+
+
+class ReplicaReads:
+    """A Driver over two: reads on ``replica``, the rest on ``primary``."""
+
+    def __init__(self, primary: Driver, replica: Driver) -> None:
+        self.primary, self.replica = primary, replica
+        self.name = primary.name
+
+    def __getattr__(self, verb: str) -> Any:
+        return getattr(self.primary, verb)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.replica.get(job_id)
+
+    def search(self, criteria: JobFilter) -> list[JobRecord]:
+        return self.replica.search(criteria)
+
+    def count(self, criteria: JobFilter) -> int:
+        return self.replica.count(criteria)
+
+    def stats(self) -> dict[str, QueueStats]:
+        return self.replica.stats()
+
+    def registry_list(self, kind: str) -> list[dict[str, Any]]:
+        return self.replica.registry_list(kind)
+
+    def missing_migrations(self) -> list[int]:
+        return self.replica.missing_migrations()
+
+    def close(self) -> None:
+        try:
+            self.replica.close()
+        finally:
+            self.primary.close()
