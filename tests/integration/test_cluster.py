@@ -4,7 +4,6 @@ and tags, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections import Counter
@@ -122,8 +121,8 @@ def test_autoscaling_grows_on_a_burst_and_shrinks_after(mgr: QueueManager, url: 
     finally:
         (err,) = stop(pool)
     assert peak >= 3, f"grew only to {peak} workers"
-    assert "autoscale: 1 -> 3 workers" in err
-    assert re.search(r"autoscale: \d -> [12] workers", err), "shrank back, with a reason"
+    # scaling is routine: logged at INFO, so the default (warning) level shows none of it
+    assert "autoscale" not in err
 
 
 def test_priority_aging_lifts_starving_jobs(mgr: QueueManager) -> None:

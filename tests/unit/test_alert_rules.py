@@ -78,7 +78,10 @@ def test_depth_age_and_worker_rules() -> None:
     assert subjects(OldestJob(max_age=600).evaluate(snap)) == ["b"]
     # "b" is only served by a worker that paused it; "idle" has nothing waiting
     assert subjects(NoWorker().evaluate(snap)) == ["b"]
-    assert subjects(NoWorker(queue="reports").evaluate(snap)) == ["reports"]
+    # a named queue with nothing waiting does not fire either (it needs no worker yet)
+    assert subjects(NoWorker(queue="reports").evaluate(snap)) == []
+    assert subjects(NoWorker(queue="idle").evaluate(snap)) == []
+    assert subjects(NoWorker(queue="b").evaluate(snap)) == ["b"]
     assert subjects(WorkerMemory(max_mb=500).evaluate(snap)) == ["w2"]
     assert subjects(WorkerMemory(max_mb=500, queue="a").evaluate(snap)) == []
 
@@ -271,6 +274,9 @@ def test_a_failed_delivery_is_retried_at_the_next_evaluation(store: Driver) -> N
 def test_only_the_leader_notifies(store: Driver) -> None:
     inbox = Inbox()
     config = AlertConfig([NoWorker(queue="emails")], {"inbox": inbox})
+    from taskqueue import QueueManager, TestJob
+
+    QueueManager(store).push(TestJob({"n": 1}, queue="emails"))  # a job waits, unserved
     first = AlertService(store, config, owner="node-a")
     second = AlertService(store, config, owner="node-b")
     assert len(first.run_once()) == 1

@@ -137,7 +137,7 @@ class NoWorker(Rule):
         for queue in snap.queues(self.queue):
             qs = snap.stats.get(queue)
             waiting = (qs.counts[State.PENDING] + qs.counts[State.RETRYING]) if qs else 0
-            if self.queue == "*" and not waiting:
+            if not waiting:  # nothing to do there: an idle queue needs no worker
                 continue
             if not health.serving(snap.workers, queue):
                 out.append(self.found(queue, waiting, (

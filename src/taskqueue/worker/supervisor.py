@@ -343,7 +343,7 @@ class Supervisor:
         decision = self.autoscaler.decide(current, depth, done)
         if decision is not None:
             target, why = decision
-            log.warning("autoscale: %d -> %d workers (%s)", current, target, why)
+            log.info("autoscale: %d -> %d workers (%s)", current, target, why)
             self.scale_to(target)
 
     def scale_to(self, target: int) -> None:
