@@ -10,6 +10,15 @@ import httpx
 from tests.conftest import flask_taskqueue
 
 
+def readme_work_command() -> list[str]:
+    """The worker command exactly as the README tells people to type it (after ``taskqueue``)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("flask --app flask_shop "
+                                                                  "taskqueue work")]
+    words = line.split("#", 1)[0].split()
+    return words[words.index("taskqueue") + 1:]
+
+
 def test_orders_are_charged_by_a_worker(server: str, env: dict[str, str]) -> None:
     with httpx.Client(base_url=server, timeout=10) as client:
         first = client.post("/orders", json={"id": 1, "cents": 1999})
@@ -21,7 +30,7 @@ def test_orders_are_charged_by_a_worker(server: str, env: dict[str, str]) -> Non
         stats = json.loads(flask_taskqueue(env, "stats", "--json").stdout)
         assert stats["queues"]["payments"]["pending"] == 2
 
-        summary = json.loads(flask_taskqueue(env, "work", "--queue", "payments",
+        summary = json.loads(flask_taskqueue(env, *readme_work_command(),
                                              "--stop-when-empty", "--json").stdout)
         assert summary["totals"]["completed"] == 2
 
