@@ -16,7 +16,7 @@ from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
 from taskqueue.errors import ConfigError, JobFailed, JobNotFound, PayloadError, UnencryptedPayload
 from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.ids import uuid7
-from taskqueue.jobs.model import DEFAULT_TIMEOUT, JobRecord, NewJob
+from taskqueue.jobs.model import DEFAULT_TIMEOUT, Attempt, JobRecord, NewJob, attempts_of
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
@@ -224,6 +224,10 @@ class QueueManager:
 
     def search(self, criteria: JobFilter | None = None) -> list[JobRecord]:
         return self.driver.search(criteria or JobFilter())
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """The job's attempt history, oldest first (see ``jobs.model.attempts_of``)."""
+        return attempts_of(self.require(job_id), self.driver.attempt_history(job_id))
 
     def cancel(self, job_id: str, reason: str = "cancelled", by: str | None = None) -> bool:
         """Cancel a pending, retrying or running job (a running one learns it at heartbeat).

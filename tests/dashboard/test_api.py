@@ -144,3 +144,29 @@ def test_queue_pause_resume_limits_and_purge(manager: QueueManager, admin: Sessi
     assert manager.get(kept) is not None
     actions = [e["action"] for e in admin.get("/api/audit").json()["entries"]]
     assert {"queue pause", "queue resume", "queue limits", "queue purge"} <= set(actions)
+
+
+def test_job_detail_shows_each_attempt_and_error_search_skips_finished_jobs(
+        manager: QueueManager, admin: Session) -> None:
+    driver = manager.driver
+    flaky = put_job(manager, State.PENDING, name="app.flaky")
+    held = put_job(manager, State.PENDING, name="app.held", queue="other")
+    (first,) = driver.reserve("worker-a", [flaky.queue_name], 1, 30)
+    driver.fail(first.token, "Traceback\nValueError: needle once", retry_in=0)
+    (second,) = driver.reserve("worker-b", [flaky.queue_name], 1, 30)
+    assert second.id == flaky.id and driver.complete(second.token)
+    (postponed,) = driver.reserve("worker-b", [held.queue_name], 1, 30)
+    driver.release(postponed.token, 60, "waiting for condition 'needle'")
+    stuck = put_job(manager, State.FAILED, exception="Traceback\nKeyError: needle for good")
+
+    data = admin.get(f"/api/jobs/{flaky.id}").json()
+    assert data["job"]["exception"] is None
+    assert [(a["attempt"], a["worker"], a["outcome"]) for a in data["attempts"]] == [
+        (1, "worker-a", "retrying"), (2, "worker-b", "completed")]
+    assert data["attempts"][0]["error"].endswith("ValueError: needle once")
+    assert data["attempts"][0]["started_at"] <= data["attempts"][0]["ended_at"]
+    # an error search looks at failed and retrying jobs unless the states are given
+    assert [j["id"] for j in admin.get("/api/jobs?error=needle").json()["jobs"]] == [stuck.id]
+    assert [j["id"] for j in admin.get("/api/jobs?q=needle").json()["jobs"]] == [stuck.id]
+    assert [j["id"] for j in admin.get("/api/jobs?error=needle&state=pending").json()[
+        "jobs"]] == [held.id]

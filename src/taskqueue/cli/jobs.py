@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import socket
 import time
+from datetime import datetime
 from typing import Any
 
 import click
@@ -88,7 +89,8 @@ def jobs() -> None:
 @click.option("--name", "names", multiple=True, help="Task name.")
 @click.option("--tag")
 @click.option("--batch")
-@click.option("--error", help="Text in the exception.")
+@click.option("--error", help="Text in the exception (of failed and retrying jobs, unless "
+              "--state says otherwise).")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @click.option("--with-error", is_flag=True, help="Add a column with each job's error.")
 @click.option("--json", "as_json", is_flag=True)
@@ -98,6 +100,8 @@ def list_jobs(ctx: click.Context, states: tuple[str, ...], queues: tuple[str, ..
               limit: int, as_json: bool, with_error: bool = False) -> None:
     """List jobs, newest first."""
     manager = open_reader(ctx)
+    if error is not None and not states:  # other states' texts are reasons, not errors
+        states = (State.FAILED.value, State.RETRYING.value)
     criteria = JobFilter(states=tuple(State(s) for s in states), queues=queues, names=names,
                          tag=tag, batch_id=batch, exception_contains=error, limit=limit)
     records = manager.search(criteria)
@@ -161,14 +165,24 @@ def show(ctx: click.Context, job_id: str, payload: bool, as_json: bool) -> None:
         if payload:
             data["arguments"] = ({k: v for k, v in body.items() if not k.startswith("_")}
                                  if isinstance(body, dict) else body)
+    attempts = manager.attempts(job_id)
     if as_json:
-        emit_json(data)
+        emit_json({**data, "attempt_history": [a.to_dict() for a in attempts]})
     else:
         table(f"job {job_id}", ["field", "value"],
               [[k, v] for k, v in data.items() if k != "exception"])
+        if attempts:
+            table("attempts", ["attempt", "worker", "started", "ended", "outcome", "error"],
+                  [[a.number, a.worker or "", _when(a.started_at), _when(a.ended_at),
+                    a.outcome, error_line(a.error)] for a in attempts])
         if record.exception:
             console.print("[bold]exception[/]\n" + record.exception)
     manager.close()
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if value else ""
+
 
 
 def describe_workflow(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """One job in full (every field, allowed actions, payload and result for those allowed to see
-them, the error with its traceback, a timeline) and the graph of the workflow around it.
+them, the error with its traceback, the attempt history, a timeline) and the graph of the
+workflow around it.
 
 Graph: upstream is followed through each job's ``dependencies`` (ids); downstream is found by
 one ascending scan of the jobs created after the earliest node (a job is always created after
@@ -15,7 +16,7 @@ from typing import Any
 
 from taskqueue.dashboard.actions import allowed_actions
 from taskqueue.drivers.base import JobFilter
-from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.model import JobRecord, attempts_of
 from taskqueue.jobs.states import State
 from taskqueue.manager import WORKFLOW, QueueManager
 
@@ -28,7 +29,8 @@ def job_detail(manager: QueueManager, record: JobRecord, *, payloads: bool,
     data = record.to_dict()
     data.pop("result", None)
     out: dict[str, Any] = {"job": data, "actions": allowed_actions(record.state),
-                           "payload_visible": payloads, "timeline": timeline(record, audit)}
+                           "payload_visible": payloads, "timeline": timeline(record, audit),
+                           "attempts": attempts(manager, record)}
     body: Any = None
     if payloads:
         body, out["payload_error"] = _decoded(manager, record)
@@ -51,9 +53,18 @@ def _decoded(manager: QueueManager, record: JobRecord) -> tuple[Any, str | None]
         return None, f"cannot decode the payload: {exc}"
 
 
+def attempts(manager: QueueManager, record: JobRecord) -> list[dict[str, Any]]:
+    """The attempt history (times as epoch seconds, as the timeline's)."""
+    stored = manager.driver.attempt_history(record.id)
+    return [{"attempt": a.number, "worker": a.worker, "outcome": a.outcome, "error": a.error,
+             "started_at": a.started_at.timestamp() if a.started_at else None,
+             "ended_at": a.ended_at.timestamp() if a.ended_at else None}
+            for a in attempts_of(record, stored)]
+
+
 def timeline(record: JobRecord, audit: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What is known of the job's life, oldest first (per-attempt errors are not stored:
-    the latest one is the job's ``exception``)."""
+    """What is known of the job's life, oldest first (each attempt's error is in
+    ``attempts``)."""
     events: list[dict[str, Any]] = [{"at": record.created_at.timestamp(), "what": "created"}]
     if record.available_at > record.created_at:
         events.append({"at": record.available_at.timestamp(), "what": "due"})

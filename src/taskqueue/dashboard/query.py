@@ -85,8 +85,11 @@ class JobQuery:
                 found[key].append(value)
             else:
                 single[key] = value
+        states = tuple(_state(s) for s in found["state"])
+        if single["error"] and not states:  # other states' texts are reasons, not errors
+            states = (State.FAILED, State.RETRYING)
         return cls(
-            states=tuple(_state(s) for s in found["state"]),
+            states=states,
             queues=tuple(found["queue"]), names=tuple(found["name"]),
             ids=tuple(_job_id(i) for i in found["id"]),
             tag=single["tag"], error=single["error"], batch=single["batch"],

@@ -23,6 +23,7 @@ from taskqueue.drivers._files_jobs import READY_STATES, Records
 from taskqueue.drivers._files_record import (
     CorruptRecord,
     Rec,
+    add_attempt,
     decode,
     encode,
     key_on_finish,
@@ -157,11 +158,11 @@ def _rescue(rec: Rec, now: float, cause: str | None) -> None:
     spent = rec["attempts"] >= rec["max_attempts"]
     if cause is None:
         cause = f"LeaseExpired: worker {rec['lease_owner'] or '?'} stopped renewing its lease"
-    rec.update(
-        state=(State.FAILED if spent else State.RETRYING).value,
-        failed_at=now if spent else rec["failed_at"],
-        exception=f"{cause} (attempt {rec['attempts']} of {rec['max_attempts']})",
-        available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+    error = f"{cause} (attempt {rec['attempts']} of {rec['max_attempts']})"
+    state = State.FAILED if spent else State.RETRYING
+    add_attempt(rec, now, state.value, error)
+    rec.update(state=state.value, failed_at=now if spent else rec["failed_at"], exception=error,
+               available_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
     if spent:
         key_on_finish(rec, now)
 

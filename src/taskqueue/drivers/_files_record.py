@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from taskqueue.drivers import _attempts
 from taskqueue.jobs.model import JobRecord, NewJob
 from taskqueue.jobs.states import State
 
@@ -78,6 +79,7 @@ _ADDED: dict[str, tuple[Callable[[], object], Callable[[object], bool]]] = {
     "idempotency_window": (float, _is_num),
     "idempotency_expires_at": (lambda: None, _opt(_is_num)),
     "satisfied_deps": (list, _is_str_list),
+    "attempt_history": (lambda: None, _opt(lambda v: isinstance(v, list))),
 }
 
 
@@ -90,7 +92,7 @@ _FAST_KINDS = {
                     _INT),
     **dict.fromkeys(("delay_seconds", "progress", "idempotency_window",
                      "idempotency_expires_at", *_TIMES), _NUM),
-    **dict.fromkeys(("dependencies", "tags", "satisfied_deps"), _LIST),
+    **dict.fromkeys(("dependencies", "tags", "satisfied_deps", "attempt_history"), _LIST),
 }
 
 
@@ -173,7 +175,7 @@ def new_record(job: NewJob, now: float) -> Rec:
         "lease_owner": None, "lease_expires_at": None, "lease_epoch": 0,
         "idempotency_mode": job.idempotency_mode,
         "idempotency_window": float(job.idempotency_window),
-        "idempotency_expires_at": None, "satisfied_deps": [],
+        "idempotency_expires_at": None, "satisfied_deps": [], "attempt_history": None,
     }
 
 
@@ -222,6 +224,13 @@ def finished_at(rec: Rec) -> float | None:
     if state in (State.FAILED, State.CANCELLED):
         return float(rec["failed_at"] or rec["updated_at"])
     return None
+
+
+def add_attempt(rec: Rec, now: float, outcome: str, error: str | None) -> None:
+    """Append the attempt that ends now to the record's attempt history."""
+    entry = _attempts.entry(rec["attempts"], rec["lease_owner"], rec["started_at"], now,
+                            outcome, error)
+    rec["attempt_history"] = [*(rec["attempt_history"] or []), entry]
 
 
 def key_on_start(rec: Rec) -> None:

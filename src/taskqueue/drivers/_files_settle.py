@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from taskqueue.drivers._files_jobs import Records
 from taskqueue.drivers._files_lease import Leases
-from taskqueue.drivers._files_record import Rec, encode, key_on_finish
+from taskqueue.drivers._files_record import Rec, add_attempt, encode, key_on_finish
 from taskqueue.drivers._files_store import Store
 from taskqueue.drivers.base import HeartbeatResult
 from taskqueue.jobs.model import LeaseToken
@@ -89,8 +89,11 @@ class Settler:
 
     def _complete(self, token: LeaseToken, result: str | None, now: float) -> bool:
         def change(rec: Rec) -> None:
+            if rec["attempt_history"] is not None:  # it failed before: close the history
+                add_attempt(rec, now, State.COMPLETED.value, None)
             rec.update(state=State.COMPLETED.value, result=result, completed_at=now,
-                       updated_at=now, progress=100.0, lease_owner=None, lease_expires_at=None)
+                       updated_at=now, progress=100.0, lease_owner=None, lease_expires_at=None,
+                       exception=None)
             key_on_finish(rec, now)
 
         return self.settle(token, change)
@@ -99,6 +102,8 @@ class Settler:
         now = time.time()
 
         def change(rec: Rec) -> None:
+            add_attempt(rec, now, (State.RETRYING if retry_in is not None else State.FAILED).value,
+                        error)
             if retry_in is None:
                 rec.update(state=State.FAILED.value, available_at=now, failed_at=now)
                 key_on_finish(rec, now)

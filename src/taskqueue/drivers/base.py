@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 
@@ -123,7 +123,13 @@ class Driver(Protocol):
         """``complete`` for many jobs in one round trip; acceptance per item, in order."""
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
-        """processing -> retrying (due in ``retry_in`` s), or -> failed if ``retry_in`` is None."""
+        """processing -> retrying (due in ``retry_in`` s), or -> failed if ``retry_in`` is None.
+
+        The attempt is appended to the job's attempt history in the same statement (attempt,
+        worker, started, ended, outcome, the error clipped by ``_attempts.clip``); so are the
+        attempts ended by ``recover_expired`` and ``recover_worker``. ``complete`` clears
+        ``exception`` and closes a history that exists with a ``completed`` entry (a job that
+        never failed has none: a first-time success writes nothing more)."""
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
@@ -160,6 +166,10 @@ class Driver(Protocol):
     def get(self, job_id: str) -> JobRecord | None: ...
 
     def search(self, criteria: JobFilter) -> list[JobRecord]: ...
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        """The attempts recorded for the job, oldest first (empty for an unknown job or one
+        that never failed). See ``fail`` for what is recorded."""
 
     def count(self, criteria: JobFilter) -> int:
         """How many jobs match ``criteria`` (ignoring limit and offset)."""

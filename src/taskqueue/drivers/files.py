@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from taskqueue.drivers import _attempts
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_coord import Coordination
 from taskqueue.drivers._files_index import ReadyIndex
@@ -76,7 +77,7 @@ from taskqueue.drivers._files_store import (
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, DriverUnavailable
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -372,6 +373,11 @@ class FileDriver:
     def get(self, job_id: str) -> JobRecord | None:
         rec = self._jobs.read_current(job_id, self._jobs.find_unlocked(job_id))
         return to_job_record(rec) if rec is not None else None
+
+    @_translated
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        rec = self._jobs.read_current(job_id, self._jobs.find_unlocked(job_id))
+        return _attempts.parse(rec["attempt_history"]) if rec is not None else []
 
     @_translated
     def search(self, criteria: JobFilter) -> list[JobRecord]:

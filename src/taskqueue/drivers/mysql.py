@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
-from taskqueue.drivers import _mysql_batch, _sql
+from taskqueue.drivers import _attempts, _mysql_batch, _sql
 from taskqueue.drivers._mysql_pool import (
     RETRYABLE,
     Connection,
@@ -34,7 +34,7 @@ from taskqueue.drivers._mysql_pool import (
 )
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable, TaskQueueError
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 Q = _sql.load_queries("mysql.sql")
@@ -268,7 +268,8 @@ class MySQLDriver:
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
         state = State.FAILED if dead else State.RETRYING
-        params = (state.value, error, _us(retry_in or 0.0), *[int(dead)] * 3, *token)
+        params = (state.value, _attempts.clip(error), state.value, error, _us(retry_in or 0.0),
+                  *[int(dead)] * 3, *token)
         return self._change(Q["fail"], params)
 
     def release(
@@ -298,7 +299,7 @@ class MySQLDriver:
             unrun = [i for i in ids if i not in ran]
             if ran:
                 cur.execute(Q["recover_worker"].format(ids=_ph(len(ran))),
-                            (reason, *ran, worker_id))
+                            (reason, reason, *ran, worker_id))
             if unrun:
                 cur.execute(Q["release_worker"].format(ids=_ph(len(unrun))), (*unrun, worker_id))
             return ids
@@ -328,6 +329,10 @@ class MySQLDriver:
     def get(self, job_id: str) -> JobRecord | None:
         rows = self._rows(f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE id = %s", (job_id,))
         return _sql.row_to_record(rows[0], _aware) if rows else None
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        rows = self._rows("SELECT attempt_history FROM job_queue WHERE id = %s", (job_id,))
+        return _attempts.parse(rows[0][0]) if rows else []
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         where, params = _sql.filter_clause(criteria, "%s")

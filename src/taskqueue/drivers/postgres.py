@@ -26,13 +26,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow, tuple_row
 
-from taskqueue.drivers import _sql
+from taskqueue.drivers import _attempts, _sql
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob, record_from_values
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob, record_from_values
 from taskqueue.jobs.states import State
 
 Cursor = psycopg.Cursor[TupleRow]
@@ -322,6 +322,7 @@ class PostgresDriver:
         dead = retry_in is None
         state = State.FAILED if dead else State.RETRYING
         return self._change("fail", {"state": state.value, "error": error, "dead": dead,
+                                     "clipped": _attempts.clip(error),
                                      "delay": float(retry_in or 0.0), "id": token.job_id,
                                      "epoch": token.epoch})
 
@@ -358,6 +359,11 @@ class PostgresDriver:
     def get(self, job_id: str) -> JobRecord | None:
         rows = self._select("WHERE id = %s", [job_id])
         return rows[0] if rows else None
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        query = f"SELECT attempt_history FROM {self._table} WHERE id = %s"
+        rows = self._run(lambda cur: cur.execute(query, (job_id,)).fetchall())
+        return _attempts.parse(rows[0][0]) if rows else []
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         where, params = _sql.filter_clause(criteria, ph="%s")

@@ -81,6 +81,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from taskqueue.drivers import _attempts
 from taskqueue.drivers import _redis_cluster as cluster
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
@@ -88,7 +89,7 @@ from taskqueue.drivers import _redis_layout as layout
 from taskqueue.drivers._redis_memory import Memory, Primed
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complete",
@@ -514,7 +515,8 @@ class RedisDriver:
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         delay = "" if retry_in is None else int(retry_in * 1_000_000)
-        done = self._by_id("fail", token.job_id, int(token.epoch), error, delay, held=True)
+        done = self._by_id("fail", token.job_id, int(token.epoch), error, delay,
+                           _attempts.clip(error), held=True)
         self._memory.forget([token.job_id])
         return bool(done)
 
@@ -628,6 +630,13 @@ class RedisDriver:
             if queue is None:
                 return None
             return rc.decode_job(self._r.hgetall(self.keys.job(queue, job_id)))
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        with self._guard():
+            queue = self._homes([job_id]).get(job_id)
+            if queue is None:
+                return []
+            return _attempts.parse(self._r.hget(self.keys.job(queue, job_id), "attempt_history"))
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         with self._guard():

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from taskqueue.drivers import _sql
+from taskqueue.drivers import _attempts, _sql
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
-from taskqueue.jobs.model import JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 Q = _sql.load_queries("sqlite.sql")
@@ -268,7 +268,7 @@ class SQLiteDriver:
             for (token, _), entry in zip(items, entries, strict=True):
                 first.setdefault((token.job_id, token.epoch), entry)
             entries = list(first.values())
-        rows = conn.execute(Q["complete_many"], (now, now, json.dumps(entries))).fetchall()
+        rows = conn.execute(Q["complete_many"], (now, now, now, json.dumps(entries))).fetchall()
         keyed = [job_id for job_id, _, has_key in rows if has_key]
         if keyed:
             conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
@@ -303,7 +303,7 @@ class SQLiteDriver:
         due = now if retry_in is None else now + retry_in
         failed_at = now if retry_in is None else None
         return self._settle(Q["fail"], (state, error, due, failed_at, now, state, state, now,
-                                        *token))
+                                        now, state, _attempts.clip(error), *token))
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
@@ -318,7 +318,7 @@ class SQLiteDriver:
         now = time.time()
         with self._write() as conn:
             return [r[0] for r in conn.execute(Q["recover_expired"],
-                                               (now, now, now, now, now))]
+                                               (now, now, now, now, now, now))]
 
     def recover_worker(
         self, worker_id: str, reason: str, started: Collection[str] | None = None
@@ -328,7 +328,8 @@ class SQLiteDriver:
         listed = json.dumps(sorted(started or ()))
         with self._write() as conn:
             moved = [r[0] for r in conn.execute(
-                Q["recover_worker"], (now, reason, now, now, now, worker_id, everything, listed))]
+                Q["recover_worker"], (now, reason, now, now, now, now, reason, worker_id,
+                                      everything, listed))]
             return moved + [r[0] for r in conn.execute(Q["release_worker"],
                                                        (now, now, worker_id))]
 
@@ -352,6 +353,10 @@ class SQLiteDriver:
     def get(self, job_id: str) -> JobRecord | None:
         rows = self._read(f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE id = ?", (job_id,))
         return _sql.row_to_record(rows[0]) if rows else None
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        rows = self._read("SELECT attempt_history FROM job_queue WHERE id = ?", (job_id,))
+        return _attempts.parse(rows[0][0]) if rows else []
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         table, where, params = _filter(criteria)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from taskqueue.jobs.states import State
 
@@ -102,6 +102,40 @@ class JobRecord:
         if with_payload:
             out["payload"] = self.payload.hex()
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job, as its attempt history keeps it. ``outcome`` is what the run led to:
+    ``retrying`` or ``failed`` (with the ``error``), ``completed``, or ``running`` (the attempt
+    in progress, added when the history is read)."""
+
+    number: int
+    worker: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    outcome: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.number, "worker": self.worker,
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+                "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+                "outcome": self.outcome, "error": self.error}
+
+
+def attempts_of(record: JobRecord, stored: Sequence[Attempt]) -> list[Attempt]:
+    """Every attempt of a job, oldest first: those the store kept (failed or lost ones, and the
+    completion that closed them) and the one the job record itself describes when the store
+    keeps no entry for it: the attempt running now, or a success at the first try."""
+    attempts = list(stored)
+    if record.state is State.PROCESSING and record.attempts:
+        attempts.append(Attempt(record.attempts, record.lease_owner, record.started_at, None,
+                                "running"))
+    elif record.state is State.COMPLETED and not (attempts and attempts[-1].outcome == "completed"):
+        attempts.append(Attempt(record.attempts, None, record.started_at, record.completed_at,
+                                "completed"))
+    return attempts
 
 
 _SETTERS = tuple(JobRecord.__dict__[f.name].__set__ for f in fields(JobRecord))

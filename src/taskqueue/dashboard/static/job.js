@@ -42,6 +42,20 @@
     return box;
   }
 
+  function attempts(list) {
+    const when = (at) => (at === null ? "–" : TQ.time(at));
+    const error = (text) => {
+      if (!text) return "";
+      const lines = text.trim().split("\n");
+      return h("details", {}, h("summary", { text: lines[lines.length - 1] }), h("pre", { text }));
+    };
+    return h("table", { id: "job-attempts" },
+      h("thead", {}, h("tr", {}, ["#", "worker", "started", "ended", "outcome", "error"].map((c) => h("th", { text: c })))),
+      h("tbody", {}, list.map((a) => h("tr", {}, h("td", { text: String(a.attempt) }), h("td", { class: "mono", text: a.worker || "–" }),
+        h("td", { class: "mono", text: when(a.started_at) }), h("td", { class: "mono", text: when(a.ended_at) }),
+        h("td", {}, TQ.badge(a.outcome)), h("td", {}, error(a.error))))));
+  }
+
   async function drawGraph(container, url, focusLink) {
     const data = await TQ.api(url);
     if (data.nodes.length <= 1 && !data.batch) { TQ.fill(container, h("p", { class: "muted", text: "No dependencies." })); return data; }
@@ -70,8 +84,8 @@
       if ("result" in data) side.push(h("h2", { text: "Result" }), pre("job-result", data.result));
       if (data.result_error) side.push(h("p", { class: "muted", text: data.result_error }));
       side.push(h("h2", { text: "Timeline" }), h("ul", { class: "timeline" }, data.timeline.map((e) =>
-        h("li", {}, h("span", { class: "mono", text: TQ.time(e.at) }), " ", e.what, e.detail ? h("span", { class: "muted", text: " — " + e.detail }) : null))),
-        h("p", { class: "muted", text: "Per-attempt errors are not stored; the latest is the exception above." }));
+        h("li", {}, h("span", { class: "mono", text: TQ.time(e.at) }), " ", e.what, e.detail ? h("span", { class: "muted", text: " — " + e.detail }) : null))));
+      if (data.attempts.length) side.push(h("h2", { text: "Attempts" }), attempts(data.attempts));
       TQ.fill(TQ.$("#job-side"), side);
       await drawGraph(TQ.$("#job-graph"), url + "/graph", "/workflows/" + encodeURIComponent(job.id));
       if (FINISHED.includes(job.state) && timer) { clearInterval(timer); timer = null; }

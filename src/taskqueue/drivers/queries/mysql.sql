@@ -102,6 +102,11 @@ DROP INDEX idx_queue_state ON job_queue;
 DROP INDEX idx_priority ON job_queue;
 DROP INDEX idx_created_at ON job_queue;
 
+-- name: migration_5
+-- The attempt history: a JSON array, one entry per failed or lost attempt (and the final
+-- completion after one), appended by the settle statements (see `fail`).
+ALTER TABLE job_queue ADD COLUMN attempt_history LONGTEXT;
+
 -- name: get_migration_lock
 -- A server-wide named lock, so processes starting together migrate one at a time.
 SELECT GET_LOCK(%s, 60);
@@ -257,9 +262,17 @@ WHERE id IN ({ids}) AND state = 'processing' AND (id, lease_epoch) IN ({pairs});
 SELECT id, state, lease_epoch FROM job_queue WHERE id IN ({ids});
 
 -- name: complete
+-- The exception of an earlier attempt (or a postponement's reason) is cleared; a history that
+-- exists (the job failed before) gets its closing entry, none is started.
 UPDATE job_queue
-SET state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
+SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(attempt_history, '$',
+        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
+        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
+        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
+        'outcome', 'completed', 'error', NULL))),
+    state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
     updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    exception = NULL,
     idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
     idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
         INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
@@ -276,8 +289,14 @@ ORDER BY id FOR UPDATE;
 -- complete_many, step 2: `complete` for every (id, epoch) pair; `{result}` is NULL or a
 -- `CASE WHEN id = %s AND lease_epoch = %s THEN %s … END` (the first item of a pair wins).
 UPDATE job_queue
-SET state = 'completed', result = {result}, completed_at = UTC_TIMESTAMP(6),
+SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(attempt_history, '$',
+        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
+        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
+        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
+        'outcome', 'completed', 'error', NULL))),
+    state = 'completed', result = {result}, completed_at = UTC_TIMESTAMP(6),
     updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    exception = NULL,
     idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
     idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
         INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
@@ -341,9 +360,16 @@ UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMES
 WHERE id IN ({ids}) AND state = 'pending';
 
 -- name: fail
--- Parameters: state, error, due in (µs), is-dead-letter flag (three times), id, epoch.
+-- Parameters: the outcome (the state) and clipped error for the attempt history (first: MySQL
+-- assigns left to right, so it reads the lease owner before it is cleared), state, error, due
+-- in (µs), is-dead-letter flag (three times), id, epoch.
 UPDATE job_queue
-SET state = %s, exception = %s,
+SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
+        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
+        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
+        'outcome', %s, 'error', %s)),
+    state = %s, exception = %s,
     available_at = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND),
     failed_at = IF(%s, UTC_TIMESTAMP(6), NULL), updated_at = UTC_TIMESTAMP(6),
     lease_owner = NULL, lease_expires_at = NULL,
@@ -375,7 +401,13 @@ FOR UPDATE SKIP LOCKED;
 -- Leases that ran out: retry if attempts remain, else dead-letter. The exception is set before
 -- the lease owner is cleared (it names the lost worker).
 UPDATE job_queue
-SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
+        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
+        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
+        'outcome', IF(attempts >= max_attempts, 'failed', 'retrying'), 'error', CONCAT('LeaseExpired: worker ', COALESCE(lease_owner, '?'),
+        ' stopped renewing its lease (attempt ', attempts, ' of ', max_attempts, ')'))),
+    state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
     failed_at = CASE WHEN attempts >= max_attempts THEN UTC_TIMESTAMP(6) ELSE failed_at END,
     exception = CONCAT('LeaseExpired: worker ', COALESCE(lease_owner, '?'),
         ' stopped renewing its lease (attempt ', attempts, ' of ', max_attempts, ')'),
@@ -399,7 +431,12 @@ FOR UPDATE;
 -- Those jobs that it had started, at once, as expired leases would be, with the cause the
 -- supervisor saw (the caller names them: all, or those it had started).
 UPDATE job_queue
-SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
+        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
+        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
+        'outcome', IF(attempts >= max_attempts, 'failed', 'retrying'), 'error', CONCAT(%s, ' (attempt ', attempts, ' of ', max_attempts, ')'))),
+    state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
     failed_at = CASE WHEN attempts >= max_attempts THEN UTC_TIMESTAMP(6) ELSE failed_at END,
     exception = CONCAT(%s, ' (attempt ', attempts, ' of ', max_attempts, ')'),
     available_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),

@@ -76,6 +76,18 @@ local function holds(id, epoch)
   return v[1] == 'processing' and v[2] == epoch
 end
 
+-- Append the attempt ending now to the job's attempt history (a JSON array in the hash field
+-- attempt_history; times in seconds): its number, worker, start, end, outcome and error. Call
+-- it before the lease owner is cleared. The array is extended as text, never decoded.
+local function add_attempt(key, outcome, err)
+  local v = redis.call('HMGET', key, 'attempt_history', 'attempts', 'lease_owner', 'started_at')
+  local entry = cjson.encode({attempt = tonumber(v[2]) or 0, worker = v[3] or cjson.null,
+    started_at = v[4] and tonumber(v[4]) / 1000000 or cjson.null, ended_at = NOW / 1000000,
+    outcome = outcome, error = err or cjson.null})
+  local history = v[1] and (string.sub(v[1], 1, -2) .. ',' .. entry .. ']') or ('[' .. entry .. ']')
+  redis.call('HSET', key, 'attempt_history', history)
+end
+
 -- A dependency of a local job is met: forget it; place the job once nothing is left. Each
 -- edge is satisfied once: a parent already forgotten changes nothing. Returns 1 when the job
 -- is ready now (else 0), and whether this call left it waiting on nothing.
@@ -186,18 +198,19 @@ end
 local function complete_job(id, epoch, result)
   local key = jk(id)
   local v = redis.call('HMGET', key, 'state', 'lease_epoch', 'idempotency_key',
-    'idempotency_mode', 'idempotency_window')
+    'idempotency_mode', 'idempotency_window', 'attempt_history')
   if not v[1] then return -1, 0, {} end
   if v[1] ~= 'processing' or v[2] ~= epoch then return 0, 0, {} end
+  if v[6] then add_attempt(key, 'completed', nil) end  -- it failed before: close the history
   local now = NOW_S
   if result == '' then
     redis.call('HSET', key, 'state', 'completed', 'completed_at', now, 'updated_at', now,
       'progress', '100')
-    redis.call('HDEL', key, 'result', 'lease_owner', 'lease_expires_at')
+    redis.call('HDEL', key, 'result', 'lease_owner', 'lease_expires_at', 'exception')
   else
     redis.call('HSET', key, 'state', 'completed', 'completed_at', now, 'updated_at', now,
       'progress', '100', 'result', string.sub(result, 2))
-    redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
+    redis.call('HDEL', key, 'lease_owner', 'lease_expires_at', 'exception')
   end
   key_on_finish(id, {v[3], v[4], v[5]})
   local woke, remote = 0, {}

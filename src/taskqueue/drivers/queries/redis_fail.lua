@@ -1,8 +1,10 @@
 -- fail: processing -> retrying (due after the backoff) or -> failed, under the fencing guard.
--- KEYS: base. ARGV: id, epoch, error text, retry_in (microseconds; '' = dead-letter now).
+-- KEYS: base. ARGV: id, epoch, error text, retry_in (microseconds; '' = dead-letter now), the
+-- error as the attempt history keeps it.
 local id, epoch, err, retry_in = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if not holds(id, epoch) then return 0 end
 local key = jk(id)
+add_attempt(key, retry_in == '' and 'failed' or 'retrying', ARGV[5])
 redis.call('HSET', key, 'exception', err, 'updated_at', fmt(NOW))
 redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
 if retry_in == '' then

@@ -26,7 +26,6 @@ for _, id in ipairs(held) do
   local key = jk(id)
   local v = redis.call('HMGET', key, 'attempts', 'max_attempts', 'lease_owner')
   local attempts, max_attempts = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')
   if started and not started[id] then
     redis.call('HSET', key, 'attempts', math.max(attempts - 1, 0), 'available_at', fmt(NOW),
       'updated_at', fmt(NOW))
@@ -37,8 +36,9 @@ for _, id in ipairs(held) do
     if owner == '' then
       reason = 'LeaseExpired: worker ' .. (v[3] or '?') .. ' stopped renewing its lease'
     end
-    redis.call('HSET', key, 'exception', reason .. ' (attempt ' .. attempts .. ' of '
-      .. max_attempts .. ')', 'available_at', fmt(NOW), 'updated_at', fmt(NOW))
+    reason = reason .. ' (attempt ' .. attempts .. ' of ' .. max_attempts .. ')'
+    add_attempt(key, attempts >= max_attempts and 'failed' or 'retrying', reason)
+    redis.call('HSET', key, 'exception', reason, 'available_at', fmt(NOW), 'updated_at', fmt(NOW))
     if attempts >= max_attempts then
       redis.call('HSET', key, 'failed_at', fmt(NOW))
       set_state(id, 'processing', 'failed', NOW)
@@ -48,6 +48,7 @@ for _, id in ipairs(held) do
       woke = woke + place(id)
     end
   end
+  redis.call('HDEL', key, 'lease_owner', 'lease_expires_at')  -- (after add_attempt read it)
 end
 wake(woke)
 return held

@@ -93,6 +93,11 @@ CREATE INDEX IF NOT EXISTS idx_queue_state_id ON job_queue (queue_name, state, i
     WHERE state != 'processing';
 CREATE INDEX IF NOT EXISTS idx_queue_id ON job_queue (queue_name, id);
 
+-- name: migration_5
+-- The attempt history: a JSON array, one entry per failed or lost attempt (and the final
+-- completion after one), appended by the settle statements (see `fail`).
+ALTER TABLE job_queue ADD COLUMN attempt_history TEXT;
+
 -- name: insert_job
 -- One new job; a duplicate idempotency key inserts nothing.
 INSERT INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
@@ -167,7 +172,7 @@ SELECT state, lease_epoch FROM job_queue WHERE id = ?;
 -- name: complete
 UPDATE job_queue
 SET state = 'completed', result = ?, completed_at = ?, updated_at = ?, progress = 100,
-    lease_owner = NULL, lease_expires_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL, exception = NULL,
     idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' THEN ? + idempotency_window
         ELSE idempotency_expires_at END
@@ -175,10 +180,16 @@ WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: complete_many
 -- A batch of completions in one statement: ? is a JSON array of [id, lease epoch, result].
+-- The exception of an earlier attempt (or a postponement's reason) is cleared; a history that
+-- exists (the job failed before) gets its closing entry, none is started.
 -- Idempotency columns are left to `finish_keys`, run only for the rows that have a key.
 UPDATE job_queue
 SET state = 'completed', result = json_extract(t.value, '$[2]'), completed_at = ?,
-    updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL
+    updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL,
+    exception = NULL,
+    attempt_history = CASE WHEN job_queue.attempt_history IS NULL THEN NULL
+        ELSE json_insert(job_queue.attempt_history, '$[#]', json_object('attempt', job_queue.attempts, 'worker', job_queue.lease_owner,
+        'started_at', job_queue.started_at, 'ended_at', ?, 'outcome', 'completed', 'error', NULL)) END
 FROM json_each(?) AS t
 WHERE job_queue.id = json_extract(t.value, '$[0]')
   AND job_queue.lease_epoch = json_extract(t.value, '$[1]')
@@ -216,13 +227,16 @@ WHERE state = 'pending' AND id IN (SELECT job_id FROM job_dependencies WHERE dep
 RETURNING id;
 
 -- name: fail
+-- The attempt ends in error: retry later or dead-letter, and record it in the history.
 UPDATE job_queue
 SET state = ?, exception = ?, available_at = ?, failed_at = ?, updated_at = ?,
     lease_owner = NULL, lease_expires_at = NULL,
     idempotency_key = CASE WHEN idempotency_mode = 'finished' AND ? = 'failed'
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND ? = 'failed'
-        THEN ? + idempotency_window ELSE idempotency_expires_at END
+        THEN ? + idempotency_window ELSE idempotency_expires_at END,
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
+        'started_at', started_at, 'ended_at', ?, 'outcome', ?, 'error', ?))
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: release
@@ -247,7 +261,10 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
-        THEN ? + idempotency_window ELSE idempotency_expires_at END
+        THEN ? + idempotency_window ELSE idempotency_expires_at END,
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
+        'started_at', started_at, 'ended_at', ?, 'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END, 'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
+        || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')'))
 WHERE state = 'processing' AND lease_expires_at < ?
 RETURNING id;
 
@@ -263,7 +280,9 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     idempotency_key = CASE WHEN idempotency_mode = 'finished' AND attempts >= max_attempts
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
-        THEN ? + idempotency_window ELSE idempotency_expires_at END
+        THEN ? + idempotency_window ELSE idempotency_expires_at END,
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
+        'started_at', started_at, 'ended_at', ?, 'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END, 'error', ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')'))
 WHERE state = 'processing' AND lease_owner = ?
   AND (? OR id IN (SELECT value FROM json_each(?)))
 RETURNING id;

@@ -1,0 +1,46 @@
+"""The attempt history every driver keeps on the job (a JSON array of entries), shared parts.
+
+An entry is ``{"attempt", "worker", "started_at", "ended_at", "outcome", "error"}`` with times
+as Unix epoch seconds. Entries are appended by the settle statements themselves (``fail``, the
+lease rescuers, and ``complete`` when a history exists), so keeping it costs no round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from taskqueue.jobs.model import Attempt
+
+#: Characters of an error kept per attempt: the end of a long traceback, where the error is.
+ERROR_CHARS = 2000
+
+
+def clip(error: str | None) -> str | None:
+    """The part of an error text kept in the history."""
+    if error is None or len(error) <= ERROR_CHARS:
+        return error
+    return "…" + error[-(ERROR_CHARS - 1):]
+
+
+def entry(number: int, worker: str | None, started_at: float | None, ended_at: float,
+          outcome: str, error: str | None) -> dict[str, Any]:
+    """One entry, for drivers that append in Python (files, Redis builds it in Lua)."""
+    return {"attempt": number, "worker": worker, "started_at": started_at,
+            "ended_at": ended_at, "outcome": outcome, "error": clip(error)}
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+
+def parse(raw: str | bytes | Sequence[dict[str, Any]] | None) -> list[Attempt]:
+    """Attempts from a stored history (JSON text, or already decoded)."""
+    if not raw:
+        return []
+    entries = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    return [Attempt(int(e.get("attempt") or 0), e.get("worker"), _time(e.get("started_at")),
+                    _time(e.get("ended_at")), str(e.get("outcome") or "?"), e.get("error"))
+            for e in entries if isinstance(e, dict)]
