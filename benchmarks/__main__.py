@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="measure, merge into the results file, write the report")
     r.add_argument("--quick", action="store_true",
                    help="small N, one repeat, fewer extras (about 3 minutes)")
-    r.add_argument("--only", help="comma-separated libraries: " + ",".join(orchestrate.LIB_BY_NAME)
+    r.add_argument("--only", help="comma-separated libraries: " + ",".join(
+                       n for n in orchestrate.LIB_BY_NAME if n not in orchestrate.BEFORE)
                    + " (the others keep their stored figures)")
     r.add_argument("--backend", help="comma-separated: " + ",".join(orchestrate.BACKENDS))
     r.add_argument("--jobs", type=int, help="N jobs for the drain (default 10000)")
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--taskqueue-src", default=None,
                    help="measure the taskqueue package in this directory (e.g. a worktree of "
                    "an older commit's src/) instead of this tree's src/")
+    r.add_argument("--before-src", default=None,
+                   help="also measure taskqueue's rows on the taskqueue package in this "
+                   "directory (the src/ of an older commit's worktree), each right after the "
+                   "same row on the current code: a before/after table from one run")
     rep = sub.add_parser("report", help="write the report from the stored results")
     rep.add_argument("--out", default="docs/benchmarks.md")
     rep.add_argument("--results", default=str(orchestrate.RESULTS))

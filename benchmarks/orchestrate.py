@@ -51,6 +51,11 @@ LIBS: tuple[Lib, ...] = (
         guarantee="at-least-once, leases with fencing, ack after run"),
     Lib("taskqueue-api", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
         guarantee="at-least-once, leases with fencing, ack after run"),
+    # the same two rows on older code (`--before-src`), for before/after figures from one run
+    Lib("taskqueue-before", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
+        guarantee="at-least-once, leases with fencing, ack after run"),
+    Lib("taskqueue-api-before", "taskqueue", ("sqlite", "postgres", "redis", "mysql", "files"),
+        guarantee="at-least-once, leases with fencing, ack after run"),
     Lib("celery", "main", ("redis",), {
         "postgres": "only through kombu's SQLAlchemy transport, which kombu calls experimental",
         "sqlite": "only through kombu's SQLAlchemy transport (experimental)",
@@ -91,7 +96,9 @@ LIBS: tuple[Lib, ...] = (
 LIB_BY_NAME = {lib.name: lib for lib in LIBS}
 #: taskqueue's rows: the CLI (the headline) and the in-process Worker API
 OURS = ("taskqueue", "taskqueue-api")
-COMPETITORS = tuple(lib.name for lib in LIBS if lib.name not in (*OURS, "ceiling"))
+#: the same rows measured on the code of ``--before-src``
+BEFORE = ("taskqueue-before", "taskqueue-api-before")
+COMPETITORS = tuple(lib.name for lib in LIBS if lib.name not in (*OURS, *BEFORE, "ceiling"))
 
 #: taskqueue-only extra measurements: mode -> backends
 PAYLOAD_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -157,8 +164,10 @@ def interpreter(lib: Lib) -> str | None:
 
 
 def plan(only: list[str] | None, backends: list[str], settings: Settings,
-         skipped: dict[str, str]) -> list[Task]:
-    names = only or [lib.name for lib in LIBS]
+         skipped: dict[str, str], before: bool = False) -> list[Task]:
+    """What to measure; the ``-before`` rows only with ``before`` (a ``--before-src``), right
+    after the row they compare with, so that both see the same load."""
+    names = [n for n in only or LIB_BY_NAME if n not in BEFORE]
     tasks: list[Task] = []
     for name in names:
         lib = LIB_BY_NAME[name]
@@ -181,6 +190,10 @@ def plan(only: list[str] | None, backends: list[str], settings: Settings,
                           if backend in settings.payload_backends]
                 if backend in settings.scale_backends:
                     tasks.append(Task(name, backend, f"scale:{SCALE_PROCESSES}"))
+    if before:
+        tasks = [x for t in tasks for x in (
+            [t, Task(f"{t.lib}-before", t.backend, t.mode)]
+            if t.lib in OURS and t.mode in ("standard", NO_RECYCLE) else [t])]
     return tasks
 
 
@@ -192,7 +205,7 @@ def jobs_for(task: Task, settings: Settings, hints: dict[str, list[dict[str, Any
     taskqueue's rows always get the requested N: the CLI and the Worker API are compared on
     the same backlog (issue 17, goal 1)."""
     n = settings.jobs
-    if task.lib in OURS and task.mode in ("standard", NO_RECYCLE):
+    if task.lib in (*OURS, *BEFORE) and task.mode in ("standard", NO_RECYCLE):
         return n
     done = [s for s in hints.get(task.key, []) if "error" not in s]
     if done:
@@ -215,7 +228,8 @@ TASKQUEUE_ENV = ("TASKQUEUE_", "WORKER_", "MAX_WORKERS", "DB_", "ENCRYPTION_")
 
 
 def run_task(task: Task, settings: Settings, jobs: int, log: Any,
-             taskqueue_src: Path | None = None) -> dict[str, Any]:
+             taskqueue_src: Path | None = None, before_src: Path | None = None
+             ) -> dict[str, Any]:
     lib = LIB_BY_NAME[task.lib]
     py = interpreter(lib)
     assert py is not None
@@ -223,7 +237,10 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
         return {"lib": task.lib, "backend": task.backend, "mode": task.mode, "error": reason}
     env = {k: v for k, v in os.environ.items() if not k.startswith(TASKQUEUE_ENV)}
     path = [str(ROOT)]
-    if lib.venv == LEAN:  # taskqueue and the ceiling: the code of this tree, not the venv's copy
+    if task.lib in BEFORE:
+        assert before_src is not None
+        path.insert(0, str(before_src))
+    elif lib.venv == LEAN:  # taskqueue and the ceiling: this tree's code, not the venv's copy
         path.insert(0, str(taskqueue_src or ROOT / "src"))
     env["PYTHONPATH"] = os.pathsep.join([*path, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     # Every library runs from compiled bytecode, as installed code does (competitors' .pyc are
@@ -237,9 +254,9 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
         env.pop("ENCRYPTION_KEY", None)
     started = time.time()
     # taskqueue's rows drain the full N (100,000 for the issue's goal): caps that fit it at
-    # 1,000 jobs/s, whatever the time targets the competitors' trimmed N are sized for
-    preload_cap = max(settings.preload_cap, jobs / 1_000)
-    drain_cap = max(settings.drain_cap, jobs / 1_000)
+    # 500 jobs/s, whatever the time targets the competitors' trimmed N are sized for
+    preload_cap = max(settings.preload_cap, jobs / 500)
+    drain_cap = max(settings.drain_cap, jobs / 500)
     timeout = max(settings.timeout, preload_cap + drain_cap + settings.finish_cap + 90)
     if task.mode == "mixed":
         timeout += settings.mixed_seconds + 60
@@ -337,20 +354,29 @@ def load_results(path: Path) -> dict[str, Any]:
     return {"entries": {}, "runs": {}}
 
 
-def compile_sources(src: Path | None = None) -> None:
+def compile_sources(src: Path | None = None, before: Path | None = None) -> None:
     """Write the .pyc files of taskqueue and the benchmark package, so that no worker start
     pays for compiling them (installed libraries have theirs from the installation)."""
     import compileall
 
-    for folder in (src or ROOT / "src", ROOT / "benchmarks"):
-        compileall.compile_dir(str(folder), quiet=1)
+    for folder in (src or ROOT / "src", ROOT / "benchmarks", before):
+        if folder is not None:
+            compileall.compile_dir(str(folder), quiet=1)
+
+
+def source_dir(option: str, value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).resolve()
+    if not (path / "taskqueue" / "__init__.py").is_file():
+        raise SystemExit(f"{option}: {path} holds no taskqueue package (give a src/ directory)")
+    return path
 
 
 def run(args: Any) -> int:
-    taskqueue_src = Path(args.taskqueue_src).resolve() if args.taskqueue_src else None
-    if taskqueue_src is not None and not (taskqueue_src / "taskqueue").is_dir():
-        raise SystemExit(f"--taskqueue-src: {taskqueue_src} holds no taskqueue package")
-    compile_sources(taskqueue_src)
+    taskqueue_src = source_dir("--taskqueue-src", args.taskqueue_src)
+    before_src = source_dir("--before-src", args.before_src)
+    compile_sources(taskqueue_src, before_src)
     settings = Settings.quick() if args.quick else Settings()
     if args.jobs:
         settings.jobs = args.jobs
@@ -358,8 +384,10 @@ def run(args: Any) -> int:
         settings.repeat = args.repeat
     only = [x.strip() for x in args.only.split(",")] if args.only else None
     for name in only or []:
-        if name not in LIB_BY_NAME:
-            raise SystemExit(f"--only: unknown library {name!r} (known: {', '.join(LIB_BY_NAME)})")
+        if name not in LIB_BY_NAME or name in BEFORE:
+            known = ", ".join(n for n in LIB_BY_NAME if n not in BEFORE)
+            raise SystemExit(f"--only: unknown library {name!r} (known: {known}; the -before "
+                             "rows come with --before-src)")
     backends = [x.strip() for x in args.backend.split(",")] if args.backend else list(BACKENDS)
     for b in backends:
         if b not in BACKENDS:
@@ -370,7 +398,7 @@ def run(args: Any) -> int:
     if args.no_mixed:
         settings.mixed_backends = ()
     skipped: dict[str, str] = {}
-    tasks = plan(only, backends, settings, skipped)
+    tasks = plan(only, backends, settings, skipped, before=before_src is not None)
     if args.mode:
         modes = {x.strip() for x in args.mode.split(",")}
         tasks = [t for t in tasks if t.mode in modes]
@@ -396,7 +424,7 @@ def run(args: Any) -> int:
             for i, task in enumerate(order, 1):
                 jobs = jobs_for(task, settings, samples, previous)
                 loads.append(os.getloadavg()[0])
-                result = run_task(task, settings, jobs, log, taskqueue_src)
+                result = run_task(task, settings, jobs, log, taskqueue_src, before_src)
                 samples[task.key].append(result)
                 print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
                       f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}", flush=True)
@@ -422,6 +450,7 @@ def run(args: Any) -> int:
         "load_avg_max": max(loads) if loads else None,
         "cpus": os.cpu_count(), "python": sys.version.split()[0],
         "taskqueue_source": source_before,
+        "taskqueue_before_source": before_src and source_fingerprint(before_src),
         # the measured code: a commit of docs during the run changes HEAD, not src/
         "taskqueue_source_changed_during_run":
             source_fingerprint(taskqueue_src)["src_sha1"] != source_before["src_sha1"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.orchestrate import (
+    BEFORE,
     BENCH,
     COMPETITORS,
     LIBS,
@@ -97,8 +98,8 @@ def cell(data: dict[str, Any], lib: str, backend: str, metric: str) -> str:
 
 
 def libs_on(data: dict[str, Any], backend: str) -> list[str]:
-    present = [lib.name for lib in LIBS
-               if f"{lib.name}|{backend}|standard" in data["entries"]]
+    present = [lib.name for lib in LIBS if lib.name not in BEFORE
+               and f"{lib.name}|{backend}|standard" in data["entries"]]
     rest = [n for n in present if n not in (*OURS, "ceiling")]
     rest.sort(key=lambda n: -(med(data, n, backend, "drain_rate") or 0))
     head = [n for n in OURS if n in present]
@@ -189,6 +190,34 @@ def cli_section(data: dict[str, Any]) -> list[str]:
                 "| --- | ---: | --- | ---: | ---: |",
                 *trees, ""]
     return out
+
+
+def before_after(data: dict[str, Any]) -> list[str]:
+    """Issue 17's table, before and after, when the run measured ``--before-src`` too."""
+    rows = []
+    for b in BACKEND_ORDER:
+        cells = [med(data, lib, b, "drain_rate", mode) for lib, mode in (
+            ("taskqueue-before", "standard"), ("taskqueue-before", NO_RECYCLE),
+            ("taskqueue-api-before", "standard"), ("taskqueue", "standard"),
+            ("taskqueue", NO_RECYCLE), (API, "standard"))]
+        if cells[0] is None and cells[2] is None:
+            continue
+        best = best_other(data, "taskqueue", b, "drain_rate")
+        rows.append(f"| {BACKEND_TITLES[b]} | "
+                    + " | ".join(fmt(c, "{:,.0f}".format) for c in cells)
+                    + f" | {f'{best[0]} {best[1]:,.0f}' if best else '—'} |")
+    if not rows:
+        return []
+    src = next((meta.get("taskqueue_before_source") for meta in data.get("runs", {}).values()
+                if meta.get("taskqueue_before_source")), None) or {}
+    return ["## Before and after (issue 17)", "",
+            f"Drain of the same N no-op jobs, jobs/s; *before* is the code of "
+            f"{code(src)}, measured in the same run, each row right after its *after* "
+            "counterpart.", "",
+            "| store | before: `taskqueue work` | before: `--max-jobs 1000000` | before: "
+            "`Worker` API | after: `taskqueue work` | after: `--max-jobs 1000000` | after: "
+            "`Worker` API | best other library, its CLI |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |", *rows, ""]
 
 
 def mixed_section(data: dict[str, Any]) -> list[str]:
@@ -460,7 +489,7 @@ def publish(data: dict[str, Any], out: Path, plots: bool = True) -> None:
 def code(src: dict[str, Any]) -> str:
     if not src:
         return "?"
-    text = f"{src.get('head', '?')}, src sha1 {src.get('src_sha1', '?')}"
+    text = f"{src.get('head') or src.get('src') or '?'}, src sha1 {src.get('src_sha1', '?')}"
     if src.get("src_modified_files"):
         text += f" ({src['src_modified_files']} files in src/ modified)"
     return text
@@ -542,6 +571,7 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
       "the figures are in the mixed-durations section.")
     w("")
     lines.extend(cli_section(data))
+    lines.extend(before_after(data))
     lines.extend(mixed_section(data))
     w("## Issue #10 targets (the engine: `Worker` API row)")
     w("")
@@ -668,6 +698,8 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
       "not measured on |")
     w("| --- | --- | --- | --- | --- | --- |")
     for spec in LIBS:
+        if spec.name in BEFORE:
+            continue
         entries = [e for k, e in data["entries"].items()
                    if k.startswith(f"{spec.name}|") and k.endswith("|standard")]
         version = next((e.get("version") for e in entries if e.get("version")), "—")

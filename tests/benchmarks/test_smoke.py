@@ -103,3 +103,44 @@ def test_mixed_duration_benchmark_reports_waits_and_the_drain(tmp_path: Path) ->
     assert result["mixed_short_jobs"] == 98  # every short job of the backlog was seen starting
     assert 0 <= result["mixed_held"] <= 98
     assert result["mixed_drain_rate"] > 0 and result["mixed_drain_ideal"] > 0
+
+
+def test_before_rows_follow_their_counterparts_and_fill_the_before_after_table() -> None:
+    """`--before-src`: each of taskqueue's drains on the current code is followed by the same
+    drain on the old code, and the report shows both in one table (no measurement here)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks import orchestrate, report
+    finally:
+        sys.path.remove(str(REPO))
+    settings = orchestrate.Settings.quick()
+    settings.no_recycle_backends = ("sqlite",)
+    tasks = orchestrate.plan(["taskqueue", "taskqueue-api", "huey"], ["sqlite"], settings, {},
+                             before=True)
+    keys = [t.key for t in tasks]
+    for key in ("taskqueue|sqlite|standard", "taskqueue|sqlite|max-jobs:1000000",
+                "taskqueue-api|sqlite|standard"):
+        lib, backend, mode = key.split("|")
+        assert keys[keys.index(key) + 1] == f"{lib}-before|{backend}|{mode}"
+    assert not any(k.startswith(("huey-before", "taskqueue-before|sqlite|mixed")) for k in keys)
+    assert "taskqueue|sqlite|mixed" in keys
+    assert orchestrate.plan(["taskqueue"], ["sqlite"], settings, {}) == [
+        t for t in tasks if t.lib == "taskqueue"]
+
+    def entry(rate: float) -> dict[str, object]:
+        return {"median": {"drain_rate": rate}, "run_id": "r"}
+
+    data = {"runs": {"r": {"taskqueue_before_source": {"head": "abc1234", "src_sha1": "x"}}},
+            "entries": {"taskqueue-before|sqlite|standard": entry(3_832),
+                        "taskqueue-before|sqlite|max-jobs:1000000": entry(6_654),
+                        "taskqueue-api-before|sqlite|standard": entry(14_800),
+                        "taskqueue|sqlite|standard": entry(13_000),
+                        "taskqueue|sqlite|max-jobs:1000000": entry(13_500),
+                        "taskqueue-api|sqlite|standard": entry(14_900),
+                        "huey|sqlite|standard": entry(1_720)}}
+    text = "\n".join(report.before_after(data))
+    assert "| SQLite | 3,832 | 6,654 | 14,800 | 13,000 | 13,500 | 14,900 | huey 1,720 |" in text
+    assert "abc1234" in text
+    # the old code's rows are not competitors: never "best other library", never a table row
+    assert report.best_other(data, "huey", "sqlite", "drain_rate") == ("taskqueue", 13_000)
+    assert report.libs_on(data, "sqlite") == ["taskqueue", "taskqueue-api", "huey"]
