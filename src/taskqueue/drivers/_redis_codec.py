@@ -48,12 +48,13 @@ def _list(values: Iterable[str]) -> str | None:
     return json.dumps(items) if items else None
 
 
-def new_job_fields(job: NewJob) -> dict[str, Any]:
-    """The hash fields a producer supplies; the push script adds state, counters and times."""
-    fields: dict[str, Any] = {
-        "id": job.id, "queue_name": job.queue_name, "name": job.name, "payload": job.payload,
-        "priority": int(job.priority), "max_attempts": int(job.max_attempts),
-        "timeout_seconds": int(job.timeout_seconds),
+def new_job_fields(job: NewJob) -> dict[str, str]:
+    """The hash fields a producer supplies, but the payload, as strings; the push script adds
+    state, counters and times."""
+    fields: dict[str, str | None] = {
+        "id": job.id, "queue_name": job.queue_name, "name": job.name,
+        "priority": str(int(job.priority)), "max_attempts": str(int(job.max_attempts)),
+        "timeout_seconds": str(int(job.timeout_seconds)),
         "delay_seconds": repr(float(job.delay_seconds)),
         "dependencies": _list(job.dependencies), "tags": _list(job.tags),
         "idempotency_key": job.idempotency_key, "batch_id": job.batch_id,
@@ -65,6 +66,16 @@ def new_job_fields(job: NewJob) -> dict[str, Any]:
         if job.idempotency_mode == "window":
             fields["idempotency_window"] = repr(float(job.idempotency_window))
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def push_args(job: NewJob, local: list[str], remote: list[str]) -> list[Any]:
+    """ARGV items for one new job (``redis_push.lua``): a JSON array of its fields and, when it
+    has any, its same-queue and other-queue dependencies; then the payload. Two arguments
+    instead of one per field: packing arguments is most of a producer's CPU per push."""
+    doc: list[Any] = [new_job_fields(job)]
+    if local or remote:
+        doc += [local, remote]
+    return [json.dumps(doc, separators=(",", ":")), job.payload]
 
 
 def record_fields(rec: JobRecord) -> dict[str, Any]:

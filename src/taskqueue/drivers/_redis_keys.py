@@ -69,13 +69,47 @@ class Keys:
 
 @cache
 def script_source(name: str, *, per_queue: bool = True) -> str:
-    """The Lua source of ``queries/redis_<name>.lua``; per-queue scripts get the shared
-    helpers of ``redis_common.lua`` in front."""
+    """The Lua source of ``queries/redis_<name>.lua``; per-queue scripts get, in front, the
+    header of ``redis_common.lua`` and those of its helpers the script uses (directly or through
+    another helper): Redis runs a script's definitions on every call, so unused ones cost."""
     folder = resources.files("taskqueue.drivers.queries")
     body = str(folder.joinpath(f"redis_{name}.lua").read_text())
     if not per_queue:
         return body
-    return str(folder.joinpath("redis_common.lua").read_text()) + "\n" + body
+    header, helpers = _common()
+    wanted: set[str] = set()
+    todo = [body]
+    while todo:
+        text_ = todo.pop()
+        for helper, block in helpers.items():
+            if helper not in wanted and re.search(rf"\b{helper}\(", text_):
+                wanted.add(helper)
+                todo.append(block)
+    used = [block for helper, block in helpers.items() if helper in wanted]
+    return "\n\n".join([header, *used, body])
+
+
+_HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
+
+
+@cache
+def _common() -> tuple[str, dict[str, str]]:
+    """``redis_common.lua`` as its header (up to the first blank line: always included) and its
+    helpers, name -> block (a block is one function with the comment above it)."""
+    source = str(resources.files("taskqueue.drivers.queries").joinpath("redis_common.lua")
+                 .read_text())
+    header, _, rest = source.partition("\n\n")
+    helpers: dict[str, str] = {}
+    pending = ""
+    for block in rest.strip().split("\n\n"):
+        found = _HELPER.findall(block)
+        if not found:   # a comment about the helpers that follow
+            pending += block + "\n\n"
+            continue
+        assert len(found) == 1, f"redis_common.lua: one helper per block, got {found}"
+        helpers[found[0]] = pending + block
+        pending = ""
+    return header, helpers
 
 
 # -- connecting ---------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ import contextlib
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -183,8 +183,13 @@ class RedisDriver:
         return [self._r]
 
     def _run(self, script: str, queue: str, args: Sequence[Any]) -> Any:
-        return self._scripts[script](keys=[self.keys.queue(queue)], args=list(args),
-                                     client=self._r)
+        """One per-queue script: a plain EVALSHA (redis-py's Script wrapper costs a producer
+        more CPU than the call), loading the script when the server does not know it."""
+        found = self._scripts[script]
+        try:
+            return self._r.execute_command("EVALSHA", found.sha, 1, self.keys.queue(queue), *args)
+        except redis.exceptions.NoScriptError:
+            return found(keys=[self.keys.queue(queue)], args=list(args), client=self._r)
 
     def _run_many(self, calls: Sequence[Call], *, queues: Iterable[str] = ()) -> list[Any]:
         """Run per-queue scripts in one round trip (a pipeline when there are several).
@@ -282,11 +287,10 @@ class RedisDriver:
         if len({j.id for j in jobs}) != len(jobs):
             raise Conflict("redis: the same job id appears twice in one push")
         with self._guard():
-            fields = [rc.new_job_fields(j) for j in jobs]
-            ids = self._store(jobs, fields, "push")
+            ids = self._store(jobs, rc.push_args, "push")
         return [rc.text(i) for i in ids]
 
-    def _store(self, jobs: Sequence[NewJob | JobRecord], fields: list[dict[str, Any]],
+    def _store(self, jobs: Sequence[Any], encode: Callable[[Any, list[str], list[str]], list[Any]],
                script: str) -> list[Any]:
         """Push or restore a batch: one script per queue (naming new queues in the queue set in
         the same round trip), then cross-queue dependency links. Returns the script's per-job
@@ -307,8 +311,8 @@ class RedisDriver:
             args: list[Any] = []
             for pos in positions:
                 known = [d for d in jobs[pos].dependencies if d in homes]
-                args += rc.encode_record(fields[pos], [d for d in known if homes[d] == queue],
-                                         [d for d in known if homes[d] != queue])
+                args += encode(jobs[pos], [d for d in known if homes[d] == queue],
+                               [d for d in known if homes[d] != queue])
             calls.append((script, queue, args))
         answers: list[Any] = [0] * len(jobs)
         results = self._run_many(calls, queues=groups) if calls else []
@@ -712,7 +716,8 @@ class RedisDriver:
         if not records:
             return 0
         with self._guard():
-            answers = self._store(records, [rc.record_fields(r) for r in records], "restore")
+            answers = self._store(records, lambda r, local, remote: rc.encode_record(
+                rc.record_fields(r), local, remote), "restore")
         return sum(1 for a in answers if a == 1)
 
     def stats(self) -> dict[str, QueueStats]:

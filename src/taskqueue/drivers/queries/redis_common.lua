@@ -1,4 +1,6 @@
--- redis_common.lua: helpers prepended to every per-queue script (it is not a script itself).
+-- redis_common.lua: helpers for the per-queue scripts (it is not a script itself). Every such
+-- script gets this header (up to the first blank line) and the helpers below that it uses
+-- (_redis_keys.script_source): one helper per blank-line-separated block.
 --
 -- KEYS[1] is the queue's key base "<prefix>:{<queue>}"; every key a script builds from it shares
 -- the {<queue>} hash tag, hence one Cluster slot. Times are integer microseconds from the
@@ -6,14 +8,9 @@
 local base = KEYS[1]
 local function k(name) return base .. ':' .. name end
 local function jk(id) return base .. ':job:' .. id end
-
-local function clock_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local NOW = clock_us()
-
 local function fmt(n) return string.format('%.0f', math.floor(n)) end
+local clock = redis.call('TIME')
+local NOW = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local NOW_S = fmt(NOW)
 
 -- Ready order: priority (higher first, 0..1000), then available_at (ms), ties by id (member).
@@ -228,19 +225,22 @@ local function complete_job(id, epoch, result)
   return 1, woke, remote
 end
 
--- Record the dependencies of a freshly inserted job. Same-queue parents are checked now;
--- parents in other queues count as unmet until the driver hears back from their queue.
--- Returns true when the job has no dependency at all (file needs no look at waits:<id>).
-local function add_waits(id, local_json, remote_json)
-  if local_json == '[]' and remote_json == '[]' then return true end
-  for _, dep in ipairs(cjson.decode(local_json)) do
+-- Record the dependencies of a freshly inserted job (lists of ids, nil for none). Same-queue
+-- parents are checked now; parents in other queues count as unmet until the driver hears back
+-- from their queue. Returns true when the job has no dependency at all (file then needs no
+-- look at waits:<id>).
+local function add_waits(id, local_deps, remote_deps)
+  if (not local_deps or #local_deps == 0) and (not remote_deps or #remote_deps == 0) then
+    return true
+  end
+  for _, dep in ipairs(local_deps or {}) do
     local state = redis.call('HGET', jk(dep), 'state')
     if state and state ~= 'completed' then
       redis.call('SADD', k('waits:' .. id), dep)
       redis.call('SADD', k('dependents:' .. dep), id)
     end
   end
-  for _, dep in ipairs(cjson.decode(remote_json)) do
+  for _, dep in ipairs(remote_deps or {}) do
     redis.call('SADD', k('waits:' .. id), dep)
   end
   return false
@@ -260,8 +260,9 @@ local function drop(id)
   return 1
 end
 
--- Read one encoded record from ARGV at pos: a count n, n field/value pairs, then the job's
--- same-queue and other-queue dependency lists (JSON). Returns fields, flat pairs, deps, next.
+-- Read one encoded record (restore) from ARGV at pos: a count n, n field/value pairs, then the
+-- job's same-queue and other-queue dependency lists (JSON). Returns fields, flat pairs, deps
+-- (decoded), next.
 local function read_record(pos)
   local n = tonumber(ARGV[pos])
   local fields, flat = {}, {}
@@ -272,5 +273,5 @@ local function read_record(pos)
     flat[#flat + 1] = v
   end
   local after = pos + 2 * n + 1
-  return fields, flat, ARGV[after], ARGV[after + 1], after + 2
+  return fields, flat, cjson.decode(ARGV[after]), cjson.decode(ARGV[after + 1]), after + 2
 end

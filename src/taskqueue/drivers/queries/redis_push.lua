@@ -1,14 +1,17 @@
--- push: insert new jobs into one queue. KEYS: base. ARGV: records (see read_record) holding
--- the new jobs' fields. The driver adds the queue to the queue set (a global key, another
--- slot) before it calls this script.
+-- push: insert new jobs into one queue. KEYS: base. ARGV: per job, a JSON array -- its hash
+-- fields but the payload (strings), then optionally its same-queue and other-queue
+-- dependencies (id lists) -- and its payload. The driver adds the queue to the queue set (a
+-- global key, another slot) in the same round trip when it is new to the driver.
 -- Returns, per job, the id that now stands for it (the existing one for a duplicate key; a
 -- key whose holder no longer blocks duplicates -- see live_claim -- passes to the new job).
 
 -- Validate first so that a conflict writes nothing. A known id is accepted only when it is
 -- this very job again (a push retried after a lost reply).
-local records, pos = {}, 1
-while pos <= #ARGV do
-  local f, flat, local_deps, remote_deps, nxt = read_record(pos)
+local records = {}
+for pos = 1, #ARGV, 2 do
+  local doc = cjson.decode(ARGV[pos])
+  local f = doc[1]
+  f.payload = ARGV[pos + 1]
   local known = redis.call('EXISTS', jk(f.id)) == 1
   if known then
     local same = redis.call('HMGET', jk(f.id), 'name', 'payload')
@@ -16,15 +19,14 @@ while pos <= #ARGV do
       return redis.error_reply('CONFLICT job id ' .. f.id .. ' already exists')
     end
   end
-  records[#records + 1] = {f, flat, local_deps, remote_deps, known}
-  pos = nxt
+  records[#records + 1] = {f, doc[2], doc[3], known}
 end
 
 local out, fresh = {}, {}
 for _, record in ipairs(records) do
-  local f, flat = record[1], record[2]
+  local f = record[1]
   local id = f.id
-  if not record[5] then
+  if not record[4] then
     local key = f.idempotency_key
     local holder = key and live_claim(key)
     if holder then
@@ -32,16 +34,16 @@ for _, record in ipairs(records) do
     else
       if key then redis.call('HSET', k('idem'), key, id) end
       local avail = NOW + math.floor(tonumber(f.delay_seconds) * 1000000)
-      local n = #flat
-      flat[n + 1], flat[n + 2] = 'state', 'pending'
-      flat[n + 3], flat[n + 4] = 'attempts', '0'
-      flat[n + 5], flat[n + 6] = 'lease_epoch', '0'
-      flat[n + 7], flat[n + 8] = 'available_at', fmt(avail)
-      flat[n + 9], flat[n + 10] = 'created_at', NOW_S
-      flat[n + 11], flat[n + 12] = 'updated_at', NOW_S
+      f.state, f.attempts, f.lease_epoch = 'pending', '0', '0'
+      f.available_at, f.created_at, f.updated_at = fmt(avail), NOW_S, NOW_S
+      local flat = {}
+      for name, value in pairs(f) do
+        flat[#flat + 1] = name
+        flat[#flat + 1] = value
+      end
       redis.call('HSET', jk(id), unpack(flat))
       redis.call('ZADD', k('pending'), fmt(avail), id)
-      fresh[#fresh + 1] = {id, record[3], record[4], avail, f.priority}
+      fresh[#fresh + 1] = {id, record[2], record[3], avail, f.priority}
     end
   end
   out[#out + 1] = id
