@@ -280,8 +280,11 @@ class Runner:
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}; worker output: ...{tail(log, 1500)}") from None
             if r.get("idle"):
-                # no job left: give it a moment to settle, then read its memory
+                # no job left: give it a moment to settle; one more job makes sure a worker
+                # that recycled on the last job of the drain has its replacement running
                 time.sleep(0.5)
+                self.warm_up(probe, args.start_cap)
+                time.sleep(0.3)
                 r.update(tree_memory(proc.pid, probe.last_pid))
                 if args.e2e:
                     self.e2e(probe, args.e2e, args.e2e_cap)
@@ -381,6 +384,16 @@ class Runner:
         if r.get("drain_rate"):
             # what the gap costs beyond the one job interval a steady worker spends there
             r["recycle_lost_ms"] = r["recycle_gap_ms"] - 1000 / r["drain_rate"]
+
+    def warm_up(self, probe: Probe, cap: float) -> None:
+        """Run one job through the idle worker and wait for it to start."""
+        stamp = time.time()
+        self.call(self.a.enqueue, stamp)
+        deadline = time.time() + cap
+        while (msg := probe.recv(deadline)) is not None:
+            if msg.stamp == stamp:
+                return
+        self.result["notes"].append(f"the warm-up job did not start within {cap:.0f}s")
 
     def e2e(self, probe: Probe, k: int, cap: float, period: float = 0.005) -> None:
         """Open loop: one job every ``period`` seconds onto the idle worker; the latency of

@@ -420,7 +420,10 @@ def run(args: Any) -> int:
     with raw_path.open("w") as log:
         for r in range(settings.repeat):
             offset = (r * max(1, len(tasks) // max(1, settings.repeat))) % max(1, len(tasks))
+            if tasks[offset].lib in BEFORE:  # keep each -before row right after its counterpart
+                offset = (offset + 1) % len(tasks)
             order = tasks[offset:] + tasks[:offset]
+            t_repeat = time.time()
             for i, task in enumerate(order, 1):
                 jobs = jobs_for(task, settings, samples, previous)
                 loads.append(os.getloadavg()[0])
@@ -428,6 +431,10 @@ def run(args: Any) -> int:
                 samples[task.key].append(result)
                 print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
                       f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}", flush=True)
+            if r + 1 < settings.repeat:
+                took = time.time() - t_repeat
+                print(f"repeat {r + 1} took {took / 60:.1f} min; about "
+                      f"{took * (settings.repeat - r - 1) / 60:.0f} min to go", flush=True)
     finished = time.time()
     data = load_results(results_path)
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -56,9 +56,8 @@ class TaskqueueAdapter(Adapter):
     name = "taskqueue"
     has_bulk = True
     bulk_batch = 1000
-    config = ("`taskqueue work --app … --queue q` as a subprocess, defaults (a supervisor and one "
-              "worker process, recycled every `WORKER_MAX_JOBS`=1000 jobs; prefetch 100, "
-              "concurrency 1)")
+    config = ("`taskqueue work --app … --queue q` as a subprocess, every default (a supervisor "
+              "and one worker process, recycled every `WORKER_MAX_JOBS`=1000 jobs)")
 
     def setup(self) -> None:
         from taskqueue import QueueManager

@@ -12,8 +12,8 @@ from benchmarks.adapters.taskqueue import TaskqueueAdapter
 class TaskqueueApiAdapter(TaskqueueAdapter):
     name = "taskqueue-api"
     dist = "taskqueue"
-    config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options "
-              "(prefetch 100, concurrency 1), no supervisor, no recycling")
+    config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options, "
+              "no supervisor, no recycling")
 
     def setup(self) -> None:
         super().setup()
