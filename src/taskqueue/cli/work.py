@@ -18,8 +18,10 @@ from taskqueue.cli.output import (
     table,
 )
 from taskqueue.cluster.autoscale import Autoscaler
+from taskqueue.errors import DriverUnavailable
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
+from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 from taskqueue.worker.supervisor import Supervisor
@@ -71,7 +73,7 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
-    manager = open_manager(ctx)
+    manager = open_patiently(lambda: open_manager(ctx), "taskqueue work")
     settings = manager.settings
     if workers > settings.max_workers:
         raise click.BadParameter(f"{workers} is more than MAX_WORKERS={settings.max_workers}",
@@ -173,7 +175,10 @@ def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
             if time.monotonic() - last < 0.25:
                 return
             last = time.monotonic()
-            _, done = _done_count(manager, queues)
+            try:
+                _, done = _done_count(manager, queues)
+            except DriverUnavailable:
+                return  # the workers wait the outage out; so does the bar
             elapsed = progress.tasks[0].elapsed or 1e-9
             progress.update(bar, completed=done - done_before,
                             rate=(done - done_before) / elapsed)

@@ -17,7 +17,11 @@ log = logging.getLogger("taskqueue.worker")
 
 class Heartbeat:
     """Every ``lease_seconds / 3`` extends the leases of held jobs (prefetched and running),
-    publishes the worker's status entry, and reports cancelled or lost jobs to callbacks."""
+    publishes the worker's status entry, and reports cancelled or lost jobs to callbacks.
+
+    ``on_beat`` is called after every round, whether the store answered or not: it tells the
+    supervisor this process is alive. A worker waiting for its store is alive (its liveness is
+    not the store's); ``last_success`` says when the store last accepted a heartbeat."""
 
     def __init__(
         self,
@@ -79,8 +83,6 @@ class Heartbeat:
             self.on_cancelled(job_id)
         self.driver.registry_put("worker", self.worker_id, self.status(),
                                  ttl_seconds=self.lease_seconds)
-        if self.on_beat is not None:
-            self.on_beat()
         return result
 
     def start(self) -> None:
@@ -104,3 +106,5 @@ class Heartbeat:
                             extra={"worker_id": self.worker_id})
             except Exception:  # noqa: BLE001 - the heartbeat thread must not die silently
                 log.exception("heartbeat crashed; retrying", extra={"worker_id": self.worker_id})
+            if self.on_beat is not None:
+                self.on_beat()

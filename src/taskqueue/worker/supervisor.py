@@ -43,6 +43,7 @@ from taskqueue.config import Settings
 from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
+from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.recovery import Recovery, death_cause, new_suffix, worker_id_for
 from taskqueue.worker.retry import RetryPolicy
@@ -89,8 +90,10 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
     for spec in apps:
         for name in filter(None, (s.strip() for s in spec.split(","))):
             importlib.import_module(name)
-    manager = QueueManager.from_settings(settings)
-    manager.events.subscribe(StatusBoard(board).on_event)
+    status = StatusBoard(board)
+    manager = open_patiently(lambda: QueueManager.from_settings(settings),
+                             f"worker process {os.getpid()}", on_wait=status.alive)
+    manager.events.subscribe(status.on_event)
     recorder = StatsRecorder.install(manager)
     log_events(manager.events)
     worker = Worker(manager, replace(options, worker_id=worker_id_for(os.getpid(), id_suffix)))
@@ -133,6 +136,12 @@ class StatusBoard:
                 self.beat = time.time()
             else:
                 return
+            self._write()
+
+    def alive(self) -> None:
+        """Say the process is alive without a heartbeat (it is waiting for the store)."""
+        with self._lock:
+            self.beat = time.time()
             self._write()
 
     def _write(self) -> None:
