@@ -138,6 +138,26 @@ def test_priority_aging_lifts_starving_jobs(mgr: QueueManager) -> None:
     assert mgr.get(old).priority == 20, "capped"  # type: ignore[union-attr]
 
 
+def test_priority_aging_runs_at_its_interval_through_the_cli(mgr: QueueManager, url: str,
+                                                            ledger: str) -> None:
+    """`--priority-aging 1` raises a starved job by one a second: from 15 it reaches URGENT
+    (20) after about 5 s and runs before the URGENT jobs still queued (a 5-s pass would take
+    25 s, after the 15 s of URGENT work had drained)."""
+    starved = t.mark.push([ledger], priority=15)
+    urgent = mgr.push_many([t.mark.call([ledger], {"sleep": 0.5}, priority=20)
+                            for _ in range(30)])
+    worker = cli("--url", url, "work", *APP, "--sleep=0.1", "--prefetch=1",
+                 "--priority-aging=1")
+    try:
+        wait_for(lambda: starved in [line[0] for line in ledger_lines(ledger)], timeout=60)
+        order = [line[0] for line in ledger_lines(ledger)]
+    finally:
+        stop(worker)
+    after = len(urgent) - order.index(starved)  # URGENT jobs not yet started when it ran
+    assert after >= 5, f"the starved job ran with only {after} of 30 URGENT jobs left"
+    assert mgr.require(starved).priority == 20
+
+
 def test_weighted_and_strict_queue_order(mgr: QueueManager, url: str, ledger: str) -> None:
     from taskqueue import Worker, WorkerOptions
 

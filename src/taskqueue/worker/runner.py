@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
-from taskqueue.cluster.aging import age_priorities
+from taskqueue.cluster.aging import AgingService
 from taskqueue.drivers.base import CompletesAndReserves
 from taskqueue.errors import (
     DriverUnavailable,
@@ -197,6 +197,9 @@ class Worker:
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
         self.heartbeat.start()
+        if self.options.priority_aging:
+            AgingService(self.driver, self.worker_id, self.options.priority_aging).start(
+                self._stop)
         self._acker = threading.Thread(target=self._ack_loop, name="taskqueue-acks", daemon=True)
         self._acker.start()
         self._state = "running"
@@ -569,11 +572,6 @@ class Worker:
             ttl = 2 * self.options.prune_interval + self.options.maintenance_interval
             if self.driver.lock_acquire("maintenance:prune", self.worker_id, ttl):
                 self.manager.prune()
-        aging = self.options.priority_aging
-        if aging and self.driver.lock_acquire("maintenance:aging", self.worker_id, aging):
-            bumped = age_priorities(self.driver, after=aging)
-            if bumped:
-                log.info("priority aging raised %d waiting jobs", bumped)
 
     def process_reserved(self, job: JobRecord) -> None:
         """Run one job this worker already holds (used by ``run_now``)."""
