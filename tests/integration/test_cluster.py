@@ -125,6 +125,22 @@ def test_autoscaling_grows_on_a_burst_and_shrinks_after(mgr: QueueManager, url: 
     assert "autoscale" not in err
 
 
+def test_a_job_no_worker_could_hold_the_tags_of_is_refused_at_enqueue(mgr: QueueManager,
+                                                                     ledger: str) -> None:
+    from taskqueue.errors import ConfigError
+
+    seven = [f"t{i}" for i in range(7)]
+    with pytest.raises(ConfigError, match="7 capability tags, but a worker holds at most 6"):
+        t.where.push([ledger], requires=seven)
+    for bad in ("eu+gpu", "gpu,eu", "", "two words", "a@b"):
+        with pytest.raises(ConfigError, match="can never be held by a worker"):
+            t.where.push([ledger], requires=[bad])
+    assert mgr.driver.count(JobFilter()) == 0, "nothing refused was stored"
+    six = mgr.require(t.where.push([ledger], requires=seven[:6]))
+    assert six.queue_name == "default@" + "+".join(seven[:6])
+    assert mgr.require(t.where.push([ledger], requires="gpu")).queue_name == "default@gpu"
+
+
 def test_priority_aging_lifts_starving_jobs(mgr: QueueManager) -> None:
     from taskqueue.cluster.aging import age_priorities
 

@@ -8,22 +8,44 @@
 Capability routing: a job that ``requires=["gpu"]`` is stored in the routing queue
 ``<queue>@gpu`` (tags sorted, joined by ``+``). A worker started with ``--tags gpu,eu`` also
 serves ``q@eu``, ``q@gpu`` and ``q@eu+gpu`` for each of its queues: it reserves exactly the jobs
-whose required tags it has, and a job is never taken by a worker that lacks one.
+whose required tags it has, and a job is never taken by a worker that lacks one. A worker
+holds at most ``MAX_TAGS`` tags, so a job requiring more, or a tag no worker can be given
+(empty, or with a comma, ``+``, ``@`` or whitespace in it), could never run: it is refused at
+enqueue with the reason.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from taskqueue.errors import ConfigError
+
 MAX_TAGS = 6
+_BAD_TAG = re.compile(r"[,+@\s]")
 
 
-def routing_queue(queue: str, requires: Sequence[str]) -> str:
-    """The queue a job lands in when it requires capability tags."""
-    tags = sorted({t.strip() for t in requires if t.strip()})
+def check_tags(tags: Sequence[str], whose: str) -> None:
+    """Raise ConfigError unless a worker can hold all of ``tags``."""
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or _BAD_TAG.search(tag):
+            raise ConfigError(f"{whose}: capability tag {tag!r} can never be held by a worker "
+                              "(tags are non-empty, without commas, '+', '@' or spaces)")
+    if len(set(tags)) > MAX_TAGS:
+        raise ConfigError(f"{whose}: {len(set(tags))} capability tags, but a worker holds at "
+                          f"most {MAX_TAGS}: no worker could ever run it")
+
+
+def routing_queue(queue: str, requires: Sequence[str] | str) -> str:
+    """The queue a job lands in when it requires capability tags; ConfigError when no worker
+    could ever hold them all (the job would wait forever)."""
+    wanted = [requires] if isinstance(requires, str) else list(requires)
+    stripped = [t.strip() if isinstance(t, str) else t for t in wanted]
+    check_tags(stripped, f"a job requiring {wanted!r}")
+    tags = sorted(set(stripped))
     return f"{queue}@{'+'.join(tags)}" if tags else queue
 
 
@@ -51,8 +73,10 @@ class QueuePlan:
     strict: bool = False
 
     def __post_init__(self) -> None:
-        if len(self.tags) > MAX_TAGS:
-            raise ValueError(f"at most {MAX_TAGS} capability tags per worker")
+        try:
+            check_tags(self.tags, "worker")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         self._rng = random.Random()
 
     @property
