@@ -15,7 +15,8 @@ slot: the period is cut into slots of ``q = max(1, limit // 20)`` starts each (2
 per 50 ms; 100/m: 5 per 3 s; 1000/h: 50 per 3 min). Over a long run exactly ``limit`` starts
 per period; in any window of one period at most ``limit + q`` (5 % over, or one start for
 limits under 20). Bursts are spread out rather than let through at once. Slot numbers come
-from the store's clock, so workers on skewed machines agree. The counter value is also a
+from the store's clock, so workers on skewed machines agree (each measures its offset to it
+as the fastest of a few readings: see ``StoreClock``). The counter value is also a
 ticket: the n-th job over the limit in a slot is postponed to the slot where its turn comes,
 so a backlog drains roughly in order instead of stampeding every slot.
 
@@ -210,22 +211,47 @@ class _QueueLimitCache:
 
 
 class StoreClock:
-    """The store's clock, read through a measured offset (refreshed every minute)."""
+    """The store's clock, read through a measured offset (refreshed every minute).
+
+    Rate slots are numbered from this clock, so workers agree on them only as well as their
+    offsets agree. One reading's error is up to half its round trip, and a busy process can
+    stall a thread mid-reading for tens of milliseconds (more than a 20/s slot of 50 ms: two
+    workers then count in different slots and let more starts through than the limit). So the
+    offset comes from the fastest of a few readings, and one still slow is re-measured soon."""
+
+    SAMPLES = 5
+    GOOD = 0.002        # a round trip this short bounds the error to 1 ms: stop sampling
+    RETRY_SLOW = 1.0    # re-measure this soon when even the best round trip was slow
+    SLOW = 0.02
 
     def __init__(self, driver: Driver, refresh: float = 60.0) -> None:
         self.driver = driver
         self.refresh = refresh
         self._offset = 0.0
-        self._measured = -math.inf
+        self._next = -math.inf
+        self.uncertainty = math.inf  # half the best round trip of the last measurement
+        self._lock = threading.Lock()
 
     def now(self) -> float:
-        if time.monotonic() - self._measured > self.refresh:
+        if time.monotonic() >= self._next:
+            with self._lock:
+                if time.monotonic() >= self._next:
+                    self._measure()
+        return time.time() + self._offset
+
+    def _measure(self) -> None:
+        best_rtt, offset = math.inf, 0.0
+        for _ in range(self.SAMPLES):
             before = time.time()
             store = self.driver.now().timestamp()
             after = time.time()
-            self._offset = store - (before + after) / 2
-            self._measured = time.monotonic()
-        return time.time() + self._offset
+            if after - before < best_rtt:
+                best_rtt, offset = after - before, store - (before + after) / 2
+            if best_rtt <= self.GOOD:
+                break
+        self._offset, self.uncertainty = offset, best_rtt / 2
+        self._next = time.monotonic() + (self.RETRY_SLOW if best_rtt > self.SLOW
+                                         else self.refresh)
 
 
 # -- rate -----------------------------------------------------------------------------------------
