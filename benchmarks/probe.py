@@ -1,7 +1,7 @@
 """The in-worker probe every benchmarked no-op job calls (standard library only).
 
 A drain job (no enqueue stamp) takes a number from a counter shared by every process of the
-run: ``BENCH_COUNT_FILE`` is opened ``O_APPEND`` once per process, each job appends one byte
+run: ``BENCH_COUNT_FILE`` is opened ``O_APPEND`` once per thread, each job appends one byte
 and reads its own file position back, which is how many drain jobs have started so far across
 all processes (a worker that recycles, or several workers, keep one count). That is two system
 calls, under a microsecond here, for every library alike. Now and then one UDP datagram goes
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 
 _PORT = int(os.environ.get("BENCH_PROBE_PORT", "0") or 0)
@@ -32,50 +33,63 @@ _EXPECT = int(os.environ.get("BENCH_EXPECT", "0") or 0)
 _LAST_AT = int(os.environ.get("BENCH_LAST_AT", "0") or 0)
 _COUNT_FILE = os.environ.get("BENCH_COUNT_FILE", "")
 _count = 0
-_fd = -1
-_pid = 0
+#: the count file, opened once per thread: jobs of one process may run in several threads
+#: (Dramatiq, --concurrency), and two threads sharing one file offset could both read back
+#: the position after the second write
+_local = threading.local()
 _sock: socket.socket | None = None
 
 
-def _send(kind: str, total: int, now: float, stamp: float = 0.0) -> None:
+def _forked() -> None:
+    """A forked child counts its own jobs, on files of its own (an inherited descriptor shares
+    its offset with the parent's)."""
+    global _count, _local
+    _count, _local = 0, threading.local()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _send(kind: str, total: int, local: int, now: float, stamp: float = 0.0) -> None:
     global _sock
     if not _PORT:
         return
     if _sock is None:
         _sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    msg = f"{kind} {os.getpid()} {total} {_count} {now!r} {stamp!r}".encode()
+    msg = f"{kind} {os.getpid()} {total} {local} {now!r} {stamp!r}".encode()
     with contextlib.suppress(OSError):
         _sock.sendto(msg, ("127.0.0.1", _PORT))
 
 
-def _next_total() -> int:
-    """Append one byte to the shared count file; our file position is the run-wide count."""
-    global _fd
-    if _fd < 0:
-        _fd = os.open(_COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(_fd, b"x")
-    return os.lseek(_fd, 0, os.SEEK_CUR)
+def _next() -> tuple[int, int]:
+    """(jobs started by the whole run, by this process), this job included: one byte appended
+    to the shared count file, whose new end is this thread's file position."""
+    global _count
+    _count += 1
+    local = _count
+    if not _COUNT_FILE:
+        return local, local
+    fd = getattr(_local, "fd", -1)
+    if fd < 0:
+        fd = _local.fd = os.open(_COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, b"x")
+    return os.lseek(fd, 0, os.SEEK_CUR), local
 
 
 def hit(stamp: float = 0.0, kind: str = "L") -> None:
     """Record one job run; ``stamp`` is the wall time the job was enqueued (0: a drain job)."""
-    global _count, _fd, _pid
     if stamp:
-        _send(kind, 0, time.time(), float(stamp))
+        _send(kind, 0, 0, time.time(), float(stamp))
         return
-    pid = os.getpid()
-    if pid != _pid:  # a new process, possibly forked from one that already counted
-        _pid, _count, _fd = pid, 0, -1
-    _count += 1
-    total = _next_total() if _COUNT_FILE else _count
-    if _count == 1:
-        _send("F", total, time.time())
+    total, local = _next()
+    if local == 1:
+        _send("F", total, local, time.time())
     if total == _EXPECT:
-        _send("D", total, time.time())
+        _send("D", total, local, time.time())
     elif not total & 63:
-        _send("P", total, time.time())
-    if _count == _LAST_AT:
-        _send("M", total, time.time())
+        _send("P", total, local, time.time())
+    if local == _LAST_AT:
+        _send("M", total, local, time.time())
 
 
 async def ahit(stamp: float = 0.0) -> None:
