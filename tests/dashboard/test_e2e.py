@@ -223,6 +223,13 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.goto(base + "/jobs?state=completed&name=e2e.until_flag")
     wait_for(lambda: page.locator("tr.job-row[data-state=completed]").count() == 4, 10,
              "4 completed rows")
+    # ... and a retried job's page shows each attempt: the failure, then the completion
+    page.goto(base + f"/jobs/{seeded['failing'][0]}")
+    page.wait_for_selector("#job-attempts")
+    attempts = page.locator("#job-attempts tbody tr").all_inner_texts()
+    assert len(attempts) == 2 and "failed" in attempts[0] and "completed" in attempts[1]
+    assert "RuntimeError: flag file missing" in attempts[0]
+    assert page.locator("#job-exception").count() == 0, "a completed job shows no old error"
 
     # 4. cancel a job from its page
     page.goto(base + f"/jobs/{seeded['parked']}")
