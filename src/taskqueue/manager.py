@@ -17,6 +17,13 @@ from taskqueue.errors import ConfigError, JobFailed, JobNotFound, PayloadError, 
 from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import DEFAULT_TIMEOUT, Attempt, JobRecord, NewJob, attempts_of
+from taskqueue.jobs.names import (
+    check_key,
+    check_queue,
+    check_routed_queue,
+    check_tags,
+    check_task_name,
+)
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
@@ -175,7 +182,10 @@ class QueueManager:
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
         check_options(opts, f"job {call.name}")
         job_id = uuid7()
-        queue = routing_queue(str(opts.get("queue") or "default"), opts.get("requires") or ())
+        check_task_name(call.name)
+        base = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
+        requires = check_tags((str(t) for t in opts.get("requires") or ()), "required tag")
+        queue = check_routed_queue(routing_queue(base, requires))
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True
@@ -185,13 +195,15 @@ class QueueManager:
             run_options[TRACE_OPTION] = trace_context
         if run_options:
             body[RUN_OPTIONS] = run_options
-        tags = tuple(str(t) for t in opts.get("tags") or ())
+        tags = check_tags(str(t) for t in opts.get("tags") or ())
         if opts.get("every") is not None and "series" not in (workflow or {}):
             workflow = {**(workflow or {}), "series": job_id, "n": 0}
             tags += (f"series:{job_id}",)
         if workflow:
             body[WORKFLOW] = workflow
         key, mode, window = idempotency(call.name, call.body, opts)
+        if key is not None:
+            check_key(key)
         max_attempts = int(opts.get("max_attempts") or 3)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -299,6 +311,7 @@ class QueueManager:
     # -- queues ---------------------------------------------------------------------------------
     def pause_queue(self, queue: str) -> None:
         """Stop every worker on every node from taking jobs from ``queue`` (within a second)."""
+        check_queue(queue)
         self.driver.registry_put(PAUSED, queue, {"queue": queue, "since": time.time()},
                                  ttl_seconds=FOREVER)
 
