@@ -254,3 +254,64 @@ def test_an_idle_connection_the_server_closed_is_not_handed_out(pg_url: str) -> 
         assert [j.state for j in driver.reserve("w", Q, 10, 30)] == [State.PROCESSING]
     finally:
         driver.close()
+
+
+def test_jobs_without_keys_stay_out_of_the_idempotency_index(pg_url: str, pg: Driver) -> None:
+    """Most jobs have no idempotency key: they cost no entry in its unique index (an empty
+    B-tree is its metapage alone), while a keyed job still gets one and still blocks."""
+    pg.push([new() for _ in range(200)])
+    for _ in range(50):
+        pg.push([new()])
+    base, schema = pg_url.split("?schema=")
+
+    def key_index_pages() -> list[int]:
+        with psycopg.connect(base) as conn:
+            rows = conn.execute(
+                "SELECT pg_relation_size(format('%%I.%%I', schemaname, indexname)) / 8192 "
+                "FROM pg_indexes WHERE schemaname = %s AND tablename = 'job_queue' "
+                "AND indexdef LIKE '%%(idempotency_key)%%'", (schema,)).fetchall()
+        return [int(pages) for (pages,) in rows]
+
+    assert key_index_pages() == [1]
+    first = new(idempotency_key="k")
+    assert pg.push([first]) == [first.id]
+    assert pg.push([new(idempotency_key="k")]) == [first.id]
+    assert key_index_pages() == [2]
+
+
+def test_a_large_plain_batch_keeps_every_field_order_and_wake_up(pg_url: str,
+                                                                  pg: Driver) -> None:
+    """A batch of plain jobs due now goes in with COPY: every field as given, the server's
+    time, FIFO within a priority, and one NOTIFY that wakes an idle worker."""
+    jobs = [new(payload=bytes([i % 256]) * (i + 1), priority=5 + i % 2, tags=("t", str(i)),
+                batch_id="b1" if i % 3 else None, max_attempts=1 + i % 4, timeout_seconds=7)
+            for i in range(100)]
+    waiter = open_driver(pg_url)
+    woke: list[bool] = []
+    thread = threading.Thread(target=lambda: woke.append(
+        waiter.wait_for_work(Q, 30) is None))
+    try:
+        thread.start()
+        before = pg.now()
+        assert pg.push(jobs) == [j.id for j in jobs]
+        thread.join(30)
+        assert woke == [True]
+        for job in jobs:
+            got = record(pg, job.id)
+            assert (got.payload, got.priority, got.tags, got.batch_id, got.max_attempts,
+                    got.timeout_seconds, got.state) == (job.payload, job.priority, job.tags,
+                                                        job.batch_id, job.max_attempts, 7,
+                                                        State.PENDING)
+            assert before <= got.created_at == got.available_at <= pg.now()
+        order = [j.id for j in pg.reserve("w", Q, 100, 30)]
+        assert order == [j.id for j in jobs if j.priority == 6] + [
+            j.id for j in jobs if j.priority == 5]
+    finally:
+        waiter.close()
+
+
+def test_a_large_delayed_batch_stays_delayed(pg: Driver) -> None:
+    jobs = [new(delay_seconds=3600.0 if i == 7 else 0.0) for i in range(50)]
+    pg.push(jobs)
+    assert len(pg.reserve("w", Q, 100, 30)) == 49
+    assert record(pg, jobs[7].id).available_at > pg.now()

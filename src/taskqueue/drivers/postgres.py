@@ -41,6 +41,9 @@ T = TypeVar("T")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_queries("postgres.sql")
                      if n.startswith("migration_"))
+#: Plain batches from this size on are written with COPY (a few round trips more than one
+#: INSERT, paid back many times over by its cheaper rows).
+_COPY_FROM = 32
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
 
@@ -54,6 +57,7 @@ def _queries(schema: str) -> dict[str, str]:
                for name, text in _sql.load_queries("postgres.sql").items()}
     # A plain push (no keys, no edges): the insert and its NOTIFY as one statement.
     queries["insert_notify"] = f"WITH ins AS ({queries['insert_jobs']}) {queries['notify']}"
+    queries["insert_jobs_keyed"] = f"{queries['insert_jobs']} {queries['skip_duplicate_keys']}"
     return queries
 
 
@@ -193,20 +197,20 @@ class PostgresDriver:
         if not jobs:
             return []
         if connection is None:
-            return self._run(lambda cur: self._insert(cur, jobs))
+            return self._run(lambda cur: self._insert(cur, jobs, own=True))
         try:
             with connection.cursor(row_factory=tuple_row) as cur:
                 return self._insert(cur, jobs)
         except psycopg.Error as exc:
             raise translate(exc, self._pool.where) from exc
 
-    def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+    def _insert(self, cur: Cursor, jobs: Sequence[NewJob], *, own: bool = False) -> list[str]:
         """Insert ``jobs``; a job skipped for its idempotency key gets the key holder's id.
 
         A skipped job whose key holder freed the key (it was reserved or finished) before we
         looked the key up has no id to return: it is pushed again, now that the key is free.
         On an autocommit connection that second round is a transaction of its own."""
-        ids = self._insert_round(cur, jobs)
+        ids = self._insert_round(cur, jobs, own=own)
         for _ in range(_ATTEMPTS):
             lost = [i for i, job_id in enumerate(ids) if job_id is None]
             if not lost:
@@ -216,22 +220,41 @@ class PostgresDriver:
                 ids[i] = job_id
         raise Conflict("postgres: idempotency keys kept changing hands during the push")
 
-    def _insert_round(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[str | None]:
-        """A plain batch (no keys, no edges) is one statement. Otherwise all statements go out
-        in one pipeline, ended by one Sync. Outside a transaction (autocommit) Postgres runs
-        them as one implicit transaction, committed at the Sync or rolled back whole; inside
-        the caller's transaction they simply join it."""
+    def _insert_round(self, cur: Cursor, jobs: Sequence[NewJob], *,
+                      own: bool = False) -> list[str | None]:
+        """A plain batch (no keys, no edges) is one statement, or on our own connection a
+        large one due now is a COPY, then its NOTIFY (a hint sent once the jobs are visible).
+        Otherwise all statements go out in one pipeline, ended by one Sync. Outside a
+        transaction (autocommit) Postgres runs them as one implicit transaction, committed at
+        the Sync or rolled back whole; inside the caller's transaction they simply join it."""
         q = self._q
         keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
         edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
         if not keys and not edges:
-            cur.execute(q["insert_notify"], (*_push_arrays(jobs), self.channel,
-                                             sorted({job.queue_name for job in jobs})))
+            if own and len(jobs) >= _COPY_FROM and not any(j.delay_seconds for j in jobs):
+                with cur.copy(q["copy_jobs"]) as copy:
+                    for job in jobs:
+                        copy.write_row((job.id, job.queue_name, job.name, job.payload,
+                                        job.priority, job.max_attempts, job.timeout_seconds,
+                                        _sql.encode_list(job.tags), job.batch_id,
+                                        job.idempotency_mode, job.idempotency_window))
+                cur.execute(q["notify"], (self.channel, sorted({j.queue_name for j in jobs})))
+            elif len(jobs) == 1:
+                job = jobs[0]
+                delay = float(job.delay_seconds)
+                cur.execute(q["insert_job"], (
+                    job.id, job.queue_name, job.name, job.payload, job.priority,
+                    job.max_attempts, job.timeout_seconds, delay, delay,
+                    _sql.encode_list(job.tags), job.batch_id, job.idempotency_mode,
+                    float(job.idempotency_window), self.channel, job.queue_name))
+            else:
+                cur.execute(q["insert_notify"], (*_push_arrays(jobs), self.channel,
+                                                 sorted({job.queue_name for job in jobs})))
             return [job.id for job in jobs]
         with cur.connection.pipeline():
             if keys:
                 cur.execute(q["expire_idempotency_keys"], (keys,))
-            cur.execute(q["insert_jobs"], _push_arrays(jobs))
+            cur.execute(q["insert_jobs_keyed" if keys else "insert_jobs"], _push_arrays(jobs))
             if edges:
                 cur.execute(q["insert_dependencies"], ([e[0] for e in edges],
                                                        [e[1] for e in edges]))

