@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import threading
 import time
@@ -396,11 +397,35 @@ class QueueManager:
         return self.driver.prune(self.settings.completed_retention,
                                  self.settings.failed_retention)
 
-    def start_worker(self, **options: Any) -> WorkerSummary:
-        """Run a worker in this process until it stops (see ``WorkerOptions``)."""
+    def start_worker(self, queues: str | Sequence[str] | None = None,
+                     **options: Any) -> WorkerSummary:
+        """Run a worker in this process until it stops (see ``WorkerOptions``); return its
+        summary. ``queues`` is a name, ``"a,b"`` or a list (default: ``default``).
+
+        On the main thread it handles SIGTERM and SIGINT as ``taskqueue work`` does (finish
+        the running job, hand reserved ones back, return; a second SIGINT hands the running
+        job back too) and restores the previous handlers when it returns. It is one process
+        with no supervisor: no hard timeout kills a job that ignores its soft timeout, nothing
+        restarts it if it dies, and ``--grace`` does not apply (use ``taskqueue work``)."""
+        import logging
+
+        from taskqueue.worker import signals
         from taskqueue.worker.runner import Worker, WorkerOptions
 
-        return Worker(self, WorkerOptions(**options)).run()
+        if queues is not None:
+            if "queues" in options:
+                raise TypeError("start_worker() got the queues twice (positional and queues=)")
+            options["queues"] = _queue_names(queues)
+        worker = Worker(self, WorkerOptions(**options))
+        on_main = threading.current_thread() is threading.main_thread()
+        with signals.installed(worker) if on_main else contextlib.nullcontext():
+            summary = worker.run()
+        logging.getLogger("taskqueue.worker").info(
+            "worker %s stopped (%s): processed %d, completed %d, failed %d, retried %d, "
+            "handed back %d", summary.worker_id, summary.stop_reason or "done",
+            summary.processed, summary.completed, summary.failed, summary.retried,
+            summary.handed_back)
+        return summary
 
 
 class JobHandle(str):
@@ -430,6 +455,17 @@ class JobHandle(str):
 
     def cancel(self, reason: str = "cancelled") -> bool:
         return self.manager.cancel(self, reason)
+
+
+def _queue_names(queues: str | Sequence[str]) -> list[str]:
+    """``"a"``, ``"a,b"`` or ``["a", "b"]`` -> a non-empty list of queue names."""
+    items = queues.split(",") if isinstance(queues, str) else list(queues)
+    if not all(isinstance(q, str) for q in items):
+        raise TypeError(f"queue names must be strings, got {queues!r}")
+    names = [q.strip() for q in items if q.strip()]
+    if not names:
+        raise ValueError(f"no queue name in {queues!r}")
+    return names
 
 
 def _plain(value: Any) -> Any:

@@ -244,6 +244,7 @@ def test_a_failed_background_acknowledgement_leaves_no_job_held(manager: QueueMa
 
     from taskqueue import Worker, WorkerOptions
 
+    t.add.delay(0, 0)  # measured first: the worker then reserves the next two together
     quick = t.add.delay(1, 2)
     slow = t.mark.delay(ledger, 1.5)
     worker = Worker(manager, WorkerOptions(lease_seconds=1.0, maintenance_interval=0.2,

@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _STATM = "/proc/self/statm"
 
@@ -28,3 +33,12 @@ def rss_bytes() -> int:
 
 def rss_mb() -> float:
     return rss_bytes() / (1024 * 1024)
+
+
+def peak_rss_mb() -> float:
+    """The highest resident size this process has had (one cheap system call; an upper bound
+    of ``rss_mb()``, so a check against a limit can skip reading the current size)."""
+    if resource is None:  # Windows
+        return rss_mb()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

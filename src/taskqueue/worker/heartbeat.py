@@ -8,11 +8,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from taskqueue.drivers import Driver, HeartbeatResult
+from taskqueue.drivers import Driver, HeartbeatResult, JobFilter
 from taskqueue.errors import DriverError
 from taskqueue.jobs.model import LeaseToken
+from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.worker")
+
+
+#: Seconds between two checks for cancellations of the running jobs.
+CANCEL_POLL = 0.5
 
 
 class Heartbeat:
@@ -21,7 +26,11 @@ class Heartbeat:
 
     ``on_beat`` is called after every round, whether the store answered or not: it tells the
     supervisor this process is alive. A worker waiting for its store is alive (its liveness is
-    not the store's); ``last_success`` says when the store last accepted a heartbeat."""
+    not the store's); ``last_success`` says when the store last accepted a heartbeat.
+
+    Between beats, every ``CANCEL_POLL`` seconds while jobs run, it asks the store which of
+    the ``watched`` jobs were cancelled (one ``search`` by id and state): a running job learns
+    of its cancellation within about half a second, on every backend."""
 
     def __init__(
         self,
@@ -31,6 +40,7 @@ class Heartbeat:
         on_cancelled: Callable[[str], None],
         status: Callable[[], dict[str, Any]],
         on_beat: Callable[[], None] | None = None,
+        watched: Callable[[], list[str]] | None = None,
     ) -> None:
         self.driver = driver
         self.worker_id = worker_id
@@ -39,6 +49,7 @@ class Heartbeat:
         self.on_cancelled = on_cancelled
         self.status = status
         self.on_beat = on_beat
+        self.watched = watched
         self.lost: set[str] = set()
         #: monotonic time of the last heartbeat the store accepted
         self.last_success = 0.0
@@ -95,16 +106,36 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 5)
 
+    def poll_cancelled(self) -> None:
+        """Report the watched (running) jobs cancelled in the store meanwhile."""
+        ids = tuple(self.watched()) if self.watched is not None else ()
+        if not ids:
+            return
+        found = self.driver.search(JobFilter(ids=ids, states=(State.CANCELLED,), limit=len(ids)))
+        for record in found:
+            self.on_cancelled(record.id)
+
     def _loop(self) -> None:
-        first = True
-        while first or not self._stop.wait(self.interval):
-            first = False  # publish the worker at once, then every interval
-            try:
-                self.beat()
-            except DriverError as exc:
-                log.warning("heartbeat failed, will retry: %s", exc,
-                            extra={"worker_id": self.worker_id})
-            except Exception:  # noqa: BLE001 - the heartbeat thread must not die silently
-                log.exception("heartbeat crashed; retrying", extra={"worker_id": self.worker_id})
-            if self.on_beat is not None:
-                self.on_beat()
+        next_beat = 0.0  # publish the worker at once, then every interval
+        while True:
+            if time.monotonic() < next_beat:
+                try:
+                    self.poll_cancelled()
+                except Exception as exc:  # noqa: BLE001 - the next beat reports an outage
+                    log.debug("checking for cancellations failed: %s", exc)
+            else:
+                next_beat = time.monotonic() + self.interval
+                self._beat_logged()
+            if self._stop.wait(min(CANCEL_POLL, max(0.0, next_beat - time.monotonic()))):
+                return
+
+    def _beat_logged(self) -> None:
+        try:
+            self.beat()
+        except DriverError as exc:
+            log.warning("heartbeat failed, will retry: %s", exc,
+                        extra={"worker_id": self.worker_id})
+        except Exception:  # noqa: BLE001 - the heartbeat thread must not die silently
+            log.exception("heartbeat crashed; retrying", extra={"worker_id": self.worker_id})
+        if self.on_beat is not None:
+            self.on_beat()

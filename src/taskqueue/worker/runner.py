@@ -32,7 +32,8 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
 from taskqueue.observability import events as ev
-from taskqueue.observability.process import rss_mb
+from taskqueue.observability.process import peak_rss_mb, rss_mb
+from taskqueue.worker.buffer import ReservedBuffer, buffer_size
 from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
@@ -50,6 +51,12 @@ ACK_BATCH = 100
 ACK_DELAY = 0.05
 #: Jobs a worker runs before its memory is taken as the baseline for leak warnings.
 WARM_UP_JOBS = 200
+#: Seconds of job work between two memory checks while jobs are shorter than that (a job
+#: that long or longer is followed by a check of its own).
+MEMORY_CHECK_WORK = 0.001
+#: ``--stop-when-empty`` waits for jobs this worker postponed that are due within this many
+#: seconds; those due later are left (and reported).
+POSTPONED_WAIT = 60.0
 #: A completion waiting for its acknowledgement: job, body, options, outcome, encoded result.
 _Ack = tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]
 #: WorkerSummary counter of each settle event.
@@ -60,7 +67,8 @@ _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FA
 @dataclass
 class WorkerOptions:
     queues: Sequence[str] = ("default",)
-    #: Most jobs reserved at once; the batch adapts to job duration up to this.
+    #: Most jobs reserved at once: free slots plus a buffer of at most ``buffer.BUFFER_WORK``
+    #: seconds of measured work, up to this many.
     prefetch: int = 100
     lease_seconds: float | None = None
     #: Longest idle wait before checking again (a push wakes the worker sooner).
@@ -103,6 +111,10 @@ class WorkerSummary:
     postponed: int = 0
     cancelled: int = 0
     lost: int = 0
+    #: Running and reserved jobs given back to the queue at the stop (no attempt used).
+    handed_back: int = 0
+    #: Jobs this worker postponed that were not due yet when ``--stop-when-empty`` stopped it.
+    postponed_left: int = 0
     elapsed: float = 0.0
     stop_reason: str = ""
     rss_start_mb: float = 0.0
@@ -142,7 +154,8 @@ class Worker:
         self.pool = JobPool(self.options.concurrency) if concurrent else None
         self.heartbeat = Heartbeat(self.driver, self.worker_id, self.lease,
                                    self._on_cancelled, self._status,
-                                   on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT))
+                                   on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT),
+                                   watched=lambda: list(self._running))
         self._lock = threading.Lock()
         self._acks: list[_Ack] = []
         #: The driver's one-transaction "acknowledge, then reserve", if it has one.
@@ -160,7 +173,16 @@ class Worker:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._running: dict[str, JobContext] = {}
-        self._avg_duration = 0.01
+        #: Exponential mean of job durations (None until the first job has run).
+        self._avg_duration: float | None = None
+        self.buffer = ReservedBuffer(self.driver, self._hand_back, self._dropped_cancelled)
+        #: Jobs this worker postponed (limits, conditions): id -> when due (monotonic).
+        self._postponed: dict[str, float] = {}
+        #: The main thread is inside a job's code (a second SIGINT interrupts it there).
+        self._in_job = False
+        self._immediate = False
+        self._rss_limit: float | None = None
+        self._unchecked_work = 0.0
         self._started = time.monotonic()
         self._next_maintenance = 0.0
         self._next_prune = 0.0
@@ -180,6 +202,16 @@ class Worker:
         if not self._stop.is_set():
             self.summary.stop_reason = reason
             self._stop.set()
+
+    def stop_now(self, reason: str = "stopped at once") -> bool:
+        """Stop without waiting for running jobs: they are handed back, as reserved ones are.
+
+        Returns True when the main thread is inside a job's code: the caller (a signal
+        handler, so on the main thread) then raises KeyboardInterrupt there to leave it."""
+        self._immediate = True
+        self.summary.stop_reason = reason
+        self._stop.set()
+        return self._in_job
 
     def pause(self) -> None:
         self._paused.set()
@@ -206,7 +238,8 @@ class Worker:
         try:
             self._loop()
         except KeyboardInterrupt:
-            self.summary.stop_reason = "interrupted"
+            self._immediate = True
+            self.summary.stop_reason = self.summary.stop_reason or "interrupted"
         finally:
             self._shutdown()
         return self.summary
@@ -240,8 +273,12 @@ class Worker:
                     self.pool.wait_for_capacity(0.05)
                     continue
                 if self.options.stop_when_empty:
-                    self.request_stop("queue empty")
-                    break
+                    wait = self._postponed_wait()
+                    if wait is None:
+                        self.request_stop("queue empty")
+                        break
+                    self._stop.wait(wait)
+                    continue
                 try:
                     self.driver.wait_for_work(self.queues, self.options.poll_interval)
                 except DriverUnavailable as exc:  # e.g. the LISTEN connection was killed
@@ -269,13 +306,14 @@ class Worker:
             return 0
         self.heartbeat.hold(j.token for j in batch)
         reserved_at = time.monotonic()
+        self.buffer.load(batch)
         try:
-            for index, job in enumerate(batch):
+            while (job := self.buffer.pop()) is not None:
                 if self._stop.is_set() or self._paused.is_set():
-                    self._hand_back(batch[index:])
+                    self._hand_back([job, *self.buffer.take_all()])
                     break
                 if self._lease_may_have_expired(reserved_at):
-                    self._drop_stale(batch[index:])
+                    self._drop_stale([job, *self.buffer.take_all()])
                     break
                 if self.pool is not None:
                     self.pool.submit(self._process, job)
@@ -323,15 +361,18 @@ class Worker:
         return self.plan.rounds(self._paused_queues)
 
     def _batch_size(self) -> int:
-        size = max(1, min(self.options.prefetch, int(0.2 / max(self._avg_duration, 1e-4))))
+        """Free slots, plus (one job at a time) a buffer of a few tens of ms of measured work."""
         if self.pool is not None:
             size = max(1, self.pool.free())
+        else:
+            size = 1 + buffer_size(self._avg_duration, self.options.prefetch)
         if self.options.max_jobs:
             size = min(size, max(1, self.options.max_jobs - self.summary.processed))
         return size
 
     # -- one job ----------------------------------------------------------------------------------
     def _process(self, job: JobRecord) -> None:
+        postponed = interrupted = False
         try:
             if job.id in self.heartbeat.lost:
                 with self._lock:
@@ -350,27 +391,43 @@ class Worker:
                 else dict(runnable.defaults)  # a copy: middleware may write to it
             if options.get("pass_result") and job.dependencies:
                 inject_results(self.manager, job, body)
-            if (postponed := self._before(job, ctx, runnable, options)) is not None:
-                self._postpone(job, postponed)
+            if (held_back := self._before(job, ctx, runnable, options)) is not None:
+                postponed = True  # a postponement is not a processed job
+                self._postpone(job, held_back)
                 return
+            if self._postponed:
+                self._postponed.pop(job.id, None)
             self._running[job.id] = ctx
             if self._events.wants(ev.JOB_STARTED):
                 self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
                                                         "timeout": ctx.timeout,
                                                         "max_attempts": job.max_attempts,
                                                         "ready_at": job.available_at.timestamp()})
+            self._in_job = self.pool is None  # the main thread is in the job's code
             outcome = self.executor.run(runnable, body, ctx)
+            self._in_job = False
             for mw in self._after_mw:
                 mw.after_run(job, ctx, outcome)
-            self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
+            avg = self._avg_duration
+            self._avg_duration = outcome.duration if avg is None \
+                else 0.8 * avg + 0.2 * outcome.duration
             self._settle(job, runnable, body, outcome, options)
+            self._unchecked_work += outcome.duration
+            if self._unchecked_work >= MEMORY_CHECK_WORK:
+                self._check_memory()
+        except BaseException:
+            # stopped at once (a second SIGINT): the job stays held, to be handed back
+            interrupted, self._in_job = True, False
+            raise
         finally:
             if self._running.pop(job.id, None) is not None and self._events.wants(ev.JOB_RAN):
                 self._emit(ev.JOB_RAN, job)
-            if job.id not in self._awaiting_ack:
-                self.heartbeat.drop(job.id)
-            with self._lock:
-                self.summary.processed += 1
+            if not interrupted:
+                if job.id not in self._awaiting_ack:
+                    self.heartbeat.drop(job.id)
+                if not postponed:
+                    with self._lock:
+                        self.summary.processed += 1
 
     def _before(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                 options: dict[str, Any]) -> Postpone | None:
@@ -385,6 +442,9 @@ class Worker:
     def _postpone(self, job: JobRecord, postpone: Postpone) -> None:
         accepted = self._persist(self.driver.release, job.token, postpone.seconds,
                                  postpone.reason)
+        if accepted:
+            with self._lock:
+                self._postponed[job.id] = time.monotonic() + postpone.seconds
         self._record(job, accepted, ev.JOB_POSTPONED, Outcome(Kind.SNOOZE, 0.0),
                      reason=postpone.reason, delay=postpone.seconds)
 
@@ -587,14 +647,31 @@ class Worker:
             return f"processed {self.summary.processed} jobs (max-jobs {o.max_jobs})"
         if o.max_time and time.monotonic() - self._started >= o.max_time:
             return f"ran for {o.max_time:.0f}s (max-time)"
-        if o.memory_limit_mb and self.summary.processed:
-            rss = self._rss_mb()
-            self._watch_memory_trend(rss)
-            if rss >= self._memory_limit():
-                grew = rss - self.summary.rss_start_mb
-                return (f"memory {rss:.1f} MB >= limit {self._memory_limit():.0f} MB "
-                        f"(grew {grew:+.1f} MB over {self.summary.processed} jobs)")
+        if o.memory_limit_mb and self.summary.processed >= self._next_trend_log:
+            self._watch_memory_trend(self._rss_mb())
         return None
+
+    def _check_memory(self) -> None:
+        """After a job: over ``--memory``, stop taking jobs (the rest is handed back).
+
+        Every job of a millisecond or more is followed by a check; shorter ones, once their
+        work adds up to a millisecond (they cannot allocate much in that time; a check per
+        micro-second job would cost a tenth of the no-op rate). The peak RSS (one
+        ``getrusage`` call) rules the check out cheaply while it is below the limit; only then
+        is the current RSS read."""
+        self._unchecked_work = 0.0
+        if not self.options.memory_limit_mb or self._stop.is_set():
+            return
+        limit = self._rss_limit
+        if limit is None:
+            limit = self._rss_limit = self._memory_limit()
+        if peak_rss_mb() < limit:
+            return
+        rss = self._rss_mb()
+        if rss >= limit:
+            grew = rss - self.summary.rss_start_mb
+            self.request_stop(f"memory {rss:.1f} MB >= limit {limit:.0f} MB "
+                              f"(grew {grew:+.1f} MB over {self.summary.processed} jobs)")
 
     def _memory_limit(self) -> float:
         """The RSS that triggers recycling. A limit below what a fresh worker already uses
@@ -631,9 +708,37 @@ class Worker:
                         extra={"worker_id": self.worker_id})
 
     def _hand_back(self, jobs: Sequence[JobRecord]) -> None:
+        """Give reserved, unstarted jobs back to the queue (their attempt is refunded)."""
         for job in jobs:
             self._persist(self.driver.release, job.token, 0.0)
             self.heartbeat.drop(job.id)
+
+    def _dropped_cancelled(self, jobs: Sequence[JobRecord]) -> None:
+        """Buffered jobs found cancelled before they started: never run them."""
+        log.info("dropped %d reserved jobs cancelled before they started", len(jobs),
+                 extra={"job_ids": [job.id for job in jobs][:20]})
+        with self._lock:
+            self.summary.cancelled += len(jobs)
+        self.heartbeat.drop_many([job.id for job in jobs])
+
+    def _postponed_wait(self) -> float | None:
+        """``--stop-when-empty`` found nothing ready: seconds to wait for a job this worker
+        postponed that is due soon, or None to stop (those due later are reported as left)."""
+        now = time.monotonic()
+        with self._lock:
+            # due more than a second ago and still not reserved here: someone else has it
+            for job_id in [j for j, due in self._postponed.items() if due < now - 1.0]:
+                del self._postponed[job_id]
+            soon = [due for due in self._postponed.values() if due <= now + POSTPONED_WAIT]
+            left = len(self._postponed) - len(soon)
+        if soon:
+            return min(max(min(soon) - now, 0.05), self.options.poll_interval)
+        if left:
+            self.summary.postponed_left = left
+            log.warning("stopping with %d postponed jobs left (held back by a limit or a "
+                        "condition, due in more than %.0fs)", left, POSTPONED_WAIT,
+                        extra={"worker_id": self.worker_id})
+        return None
 
     def _shutdown(self) -> None:
         self._state = "stopping"
@@ -642,12 +747,17 @@ class Worker:
         if self._acker is not None:
             self._acker.join(timeout=self.lease)
         self.flush_acks()
+        self.buffer.close()
         if self.pool is not None:
-            self.pool.wait_idle(None if self.summary.stop_reason != "interrupted" else 0)
+            self.pool.wait_idle(0 if self._immediate else None)
             self.pool.close()
         held = self.heartbeat.held()
         for token in held:
             self._persist(self.driver.release, token, 0.0)
+        self.summary.handed_back = len(held)
+        if held:
+            log.warning("handed back %d running or reserved jobs", len(held),
+                        extra={"worker_id": self.worker_id})
         self.heartbeat.stop()
         for mw in self.middleware:
             mw.teardown()

@@ -1,22 +1,28 @@
 """Signals -> worker intents. Handlers only flip flags; the loop does the work.
 
-* SIGTERM, SIGINT: graceful stop (finish the running job, hand prefetched jobs back, exit 0);
-* a second SIGINT: stop at once (the running job goes back to the queue);
+* SIGTERM, SIGINT: graceful stop (finish the running job, hand reserved jobs back, exit 0);
+* a second SIGINT: stop at once (the running job is interrupted and handed back with the
+  reserved ones, no attempt used);
 * SIGUSR1: graceful recycle (in a supervised pool the process is replaced);
 * SIGUSR2: pause / resume taking jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 log = logging.getLogger("taskqueue.worker")
 
+_HANDLED = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
+
 
 class Controllable(Protocol):
     def request_stop(self, reason: str = ...) -> None: ...
+    def stop_now(self, reason: str = ...) -> bool: ...
     def toggle_pause(self) -> bool: ...
 
 
@@ -31,7 +37,9 @@ def install(worker: Controllable) -> None:
         nonlocal interrupts
         interrupts += 1
         if interrupts > 1:
-            raise KeyboardInterrupt
+            if worker.stop_now("received SIGINT twice (stopped at once)"):
+                raise KeyboardInterrupt  # leaves the job's code; the job is handed back
+            return
         worker.request_stop("received SIGINT (press Ctrl+C again to stop at once)")
 
     def on_usr1(signum: int, frame: Any) -> None:
@@ -41,7 +49,21 @@ def install(worker: Controllable) -> None:
         paused = worker.toggle_pause()
         log.warning("worker %s by SIGUSR2", "paused" if paused else "resumed")
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_int)
-    signal.signal(signal.SIGUSR1, on_usr1)
-    signal.signal(signal.SIGUSR2, on_usr2)
+    handlers = {"SIGTERM": on_term, "SIGINT": on_int, "SIGUSR1": on_usr1, "SIGUSR2": on_usr2}
+    for name, handler in handlers.items():
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
+@contextlib.contextmanager
+def installed(worker: Controllable) -> Iterator[None]:
+    """``install`` for the duration of a block, then the previous handlers come back (an
+    in-process worker must not leave its handlers behind in the application)."""
+    numbers = [getattr(signal, name) for name in _HANDLED if hasattr(signal, name)]
+    previous = {signum: signal.getsignal(signum) for signum in numbers}
+    install(worker)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

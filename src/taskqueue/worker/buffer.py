@@ -1,0 +1,156 @@
+"""The jobs a worker has reserved but not started yet, and the rules that keep them few and fresh.
+
+How much a worker reserves (``Worker._batch_size``): its free slots plus a buffer of at most
+``BUFFER_WORK`` seconds of measured work (no buffer before the first job is measured; a job
+as long as ``BUFFER_WORK`` shrinks it to nothing). While jobs are micro-seconds long that is the
+whole ``--prefetch``, which keeps the batched reserve/acknowledge path fast.
+
+What happens to a buffered job before it starts:
+
+* **hand-back** -- a guard thread gives the whole buffer back to the store (``release``: no
+  attempt used) once it has waited ``HOLD`` seconds since its reservation, e.g. behind a job that
+  turned out long. Idle workers take those jobs; the worker itself reserves afresh after its
+  job, so a higher-priority job that arrived meanwhile comes first.
+* **cancel** -- a buffered job is never started after its cancellation was seen: ``pop``
+  asks the store which buffered jobs were cancelled (one ``search`` over the whole buffer) when
+  the next job has waited longer than ``CANCEL_CHECK`` since its reservation and since the last
+  such check. A batch of short jobs is gone before that, so the fast path asks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from taskqueue.drivers import Driver, JobFilter
+from taskqueue.errors import DriverError
+from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
+
+log = logging.getLogger("taskqueue.worker")
+
+#: Seconds of measured work a worker may reserve beyond its free slots.
+BUFFER_WORK = 0.05
+#: Seconds a reserved job may wait in the buffer before the buffer is handed back.
+HOLD = 0.1
+#: A buffered job older than this (seconds) is checked for a cancellation before it starts.
+CANCEL_CHECK = 0.025
+#: The guard thread ends after this many idle seconds (it starts again with the next buffer).
+GUARD_IDLE = 5.0
+
+
+def buffer_size(avg_duration: float | None, prefetch: int) -> int:
+    """Jobs to reserve beyond the free slots, from the measured mean job duration."""
+    if avg_duration is None:
+        return 0
+    return max(0, min(prefetch - 1, int(BUFFER_WORK / max(avg_duration, 1e-5))))
+
+
+class ReservedBuffer:
+    """Reserved, not yet started jobs of one worker (its main thread pops them one by one).
+
+    ``hand_back(jobs)`` gives jobs back to the store; ``on_cancelled(jobs)`` is told of jobs
+    dropped because they were cancelled. Both are called outside the buffer's lock."""
+
+    def __init__(self, driver: Driver, hand_back: Callable[[Sequence[JobRecord]], None],
+                 on_cancelled: Callable[[Sequence[JobRecord]], None]) -> None:
+        self.driver = driver
+        self._hand_back = hand_back
+        self._on_cancelled = on_cancelled
+        self._jobs: deque[JobRecord] = deque()
+        self._lock = threading.Lock()
+        self._reserved_at = 0.0
+        self._checked_at = 0.0
+        self._loaded = threading.Event()
+        self._closed = threading.Event()
+        self._guard: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def load(self, jobs: Sequence[JobRecord]) -> None:
+        """A fresh reservation (the previous one is fully started or handed back)."""
+        now = time.monotonic()
+        with self._lock:
+            self._jobs.extend(jobs)
+            self._reserved_at = self._checked_at = now
+            if len(jobs) > 1:  # a single job starts at once: nothing to guard
+                self._loaded.set()
+                if self._guard is None:
+                    self._guard = threading.Thread(target=self._guard_loop, daemon=True,
+                                                   name="taskqueue-buffer")
+                    self._guard.start()
+
+    def pop(self) -> JobRecord | None:
+        """The next job to start, or None when the buffer is empty (or was handed back)."""
+        if not self._jobs:
+            return None
+        now = time.monotonic()
+        if now - self._checked_at > CANCEL_CHECK:
+            try:
+                self._drop_cancelled(now)
+            except DriverError as exc:  # a running job still learns of its cancel
+                log.debug("checking reserved jobs for cancels failed: %s", exc)
+        with self._lock:
+            return self._jobs.popleft() if self._jobs else None
+
+    def take_all(self) -> list[JobRecord]:
+        """Empty the buffer and return what it held (to hand it back)."""
+        with self._lock:
+            jobs = list(self._jobs)
+            self._jobs.clear()
+        return jobs
+
+    def close(self) -> None:
+        self._closed.set()
+        self._loaded.set()
+        guard = self._guard
+        if guard is not None:
+            guard.join(timeout=5)
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _drop_cancelled(self, now: float) -> None:
+        self._checked_at = now
+        with self._lock:
+            ids = tuple(job.id for job in self._jobs)
+        if not ids:
+            return
+        found = self.driver.search(JobFilter(ids=ids, states=(State.CANCELLED,), limit=len(ids)))
+        if not found:
+            return
+        gone = {record.id for record in found}
+        with self._lock:
+            dropped = [job for job in self._jobs if job.id in gone]
+            kept = [job for job in self._jobs if job.id not in gone]
+            self._jobs.clear()
+            self._jobs.extend(kept)
+        if dropped:
+            self._on_cancelled(dropped)
+
+    def _guard_loop(self) -> None:
+        """Hand the buffer back once it has waited ``HOLD`` seconds since its reservation."""
+        while not self._closed.is_set():
+            if not self._loaded.wait(GUARD_IDLE):
+                with self._lock:
+                    if not self._loaded.is_set():
+                        self._guard = None  # idle: the next buffer starts a new guard
+                        return
+            self._loaded.clear()
+            while not self._closed.is_set():
+                with self._lock:
+                    if not self._jobs:
+                        break
+                    due = self._reserved_at + HOLD - time.monotonic()
+                    stale = list(self._jobs) if due <= 0 else []
+                    if stale:
+                        self._jobs.clear()
+                if stale:
+                    try:
+                        self._hand_back(stale)
+                    except Exception:  # noqa: BLE001 - their leases expire; they run again
+                        log.exception("handing back %d reserved jobs failed", len(stale))
+                    break
+                self._closed.wait(due)

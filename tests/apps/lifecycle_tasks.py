@@ -1,0 +1,30 @@
+"""Tasks of the reservation and lifecycle tests (tests/integration/test_reservation.py)."""
+
+from __future__ import annotations
+
+import time
+
+from taskqueue import current_job, task
+from tests.apps.sample_tasks import record
+
+
+@task(name="lifecycle.rated", rate="4/s")
+def rated(ledger: str) -> None:
+    """At most 4 starts a second: a backlog is postponed, not failed."""
+    record(ledger)
+
+
+@task(name="lifecycle.hourly", rate="1/h")
+def hourly(ledger: str) -> None:
+    """One start an hour: the rest of a backlog is postponed far ahead."""
+    record(ledger)
+
+
+@task(name="lifecycle.until_cancelled")
+def until_cancelled(ledger: str) -> None:
+    """Runs (up to 60 s) until it sees its cancellation, checking every 20 ms."""
+    record(ledger, "start")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current_job().check_cancelled()
+        time.sleep(0.02)
