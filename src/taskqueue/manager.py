@@ -73,8 +73,12 @@ class QueueManager:
         self.plaintext = PlaintextSwitch(self.driver, self.codec)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> QueueManager:
-        return cls(open_driver(settings.database_url), settings=settings, **kwargs)
+    def from_settings(cls, settings: Settings, *, migrate: bool = True,
+                      **kwargs: Any) -> QueueManager:
+        """``migrate=False``: the store was migrated already (a supervisor's worker process);
+        see ``open_driver``."""
+        return cls(open_driver(settings.database_url, migrate=migrate), settings=settings,
+                   **kwargs)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> QueueManager:

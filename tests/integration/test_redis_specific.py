@@ -485,3 +485,29 @@ def test_a_key_prefix_may_carry_one_hash_tag_and_nothing_else_with_braces() -> N
     for bad in ("", "a{b", "{}", "{a}{b}", "a}"):
         with pytest.raises(ConfigError, match="invalid redis key prefix"):
             rk.Keys(bad)
+
+
+@needs_server
+def test_durability_warning_once_per_taskqueue_work_and_never_when_reading(
+        tmp_path: Path) -> None:
+    """Issue 19 item 13: the supervisor warns once (its workers open the store without
+    migrating, so without the check); read-only commands never warn."""
+    import sys
+
+    with own_redis(tmp_path, *NO_PERSISTENCE) as server:
+        env = {**os.environ, "TASKQUEUE_URL": server.url + "?prefix=tq_warn"}
+        root = Path(__file__).resolve().parents[2]
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "taskqueue", *args], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=120)
+
+        pushed = cli("test", "--jobs=3")
+        assert pushed.returncode == 0 and pushed.stderr.count("persistence is off") == 1
+        work = cli("work", "--workers=2", "--stop-when-empty")
+        assert work.returncode == 0, work.stderr[-2000:]
+        assert work.stderr.count("persistence is off") == 1, work.stderr
+        for reader in (("stats", "--json"), ("jobs", "list"), ("workers",)):
+            done = cli(*reader)
+            assert done.returncode == 0, done.stderr
+            assert "persistence is off" not in done.stderr, reader

@@ -114,9 +114,14 @@ def _common() -> tuple[str, dict[str, str]]:
 
 # -- connecting ---------------------------------------------------------------------------------
 
-def check_durability(nodes: Sequence[redis.Redis], strict: bool) -> None:
+#: The warnings this process has logged (server, text): each is logged once per process.
+_warned: set[tuple[str, str]] = set()
+
+
+def check_durability(nodes: Sequence[redis.Redis], strict: bool, where: str) -> None:
     """Warn (or, strict, refuse) when jobs could be evicted or lost on restart, on any of the
-    servers that hold data. Servers that disable CONFIG (managed Redis) are skipped."""
+    servers that hold data. Servers that disable CONFIG (managed Redis) are skipped. A process
+    that opens several drivers on one server (a supervisor, its scheduler) warns once."""
     problems: list[str] = []
     for node in nodes:
         for problem in _durability_problems(node):
@@ -127,7 +132,9 @@ def check_durability(nodes: Sequence[redis.Redis], strict: bool) -> None:
     message = "redis: " + "; ".join(problems)
     if strict:
         raise ConfigError(message + " (refused: strict=true)")
-    log.warning(message)
+    if (where, message) not in _warned:
+        _warned.add((where, message))
+        log.warning(message)
 
 
 def _durability_problems(client: redis.Redis) -> list[str]:

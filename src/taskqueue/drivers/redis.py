@@ -153,7 +153,8 @@ class RedisDriver:
         try:
             with driver._guard():
                 cluster.refuse_cluster_node(client, driver._where)
-                rk.check_durability(driver._nodes(), target.strict)
+                if migrate:   # a reader (stats, jobs list) neither writes nor warns
+                    rk.check_durability(driver._nodes(), target.strict, driver._where)
             if migrate:
                 driver.migrate()
         except BaseException:

@@ -91,7 +91,7 @@ def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], resu
         for name in filter(None, (s.strip() for s in spec.split(","))):
             importlib.import_module(name)
     status = StatusBoard(board)
-    manager = open_patiently(lambda: QueueManager.from_settings(settings),
+    manager = open_patiently(lambda: QueueManager.from_settings(settings, migrate=False),
                              f"worker process {os.getpid()}", on_wait=status.alive)
     manager.events.subscribe(status.on_event)
     recorder = StatsRecorder.install(manager)
@@ -295,6 +295,8 @@ class Supervisor:
     # -- loop -------------------------------------------------------------------------------------
     def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
         self._install_signals()
+        with contextlib.suppress(Exception):   # an outage is waited out by the duties below
+            self.driver()   # migrates the store, once: workers open it without migrating
         for slot in self.slots:
             self.spawn(slot)
         while any(not s.finished for s in self.slots):
