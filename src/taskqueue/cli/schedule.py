@@ -15,7 +15,7 @@ import click
 
 from taskqueue.cli.output import console, emit_json, import_apps, open_manager, table
 from taskqueue.errors import TaskQueueError
-from taskqueue.scheduling.cron import describe_zone_offset, next_fire_times, zone
+from taskqueue.scheduling.cron import ScheduleError, describe_zone_offset, next_fire_times, zone
 from taskqueue.scheduling.scheduler import Scheduler, Tick
 from taskqueue.scheduling.schedules import MISSED_POLICIES, Schedule, ScheduleStore
 from taskqueue.scheduling.schedules import parse_schedule_text as parse_text
@@ -84,15 +84,23 @@ def parse(ctx: click.Context, text: str, tz: str | None, count: int, as_json: bo
               help="Skip a run unless this holds, e.g. 'cpu < 80' (repeatable).")
 @click.option("--replace", is_flag=True, help="Overwrite an existing schedule's definition.")
 @click.option("--paused", is_flag=True, help="Create it paused.")
+@click.option("--app", "apps", multiple=True,
+              help="Module(s) defining your tasks: --task must be one of them (else exit 2).")
 @click.pass_context
 def add(ctx: click.Context, name: str, task_name: str, cron: str | None, every: str | None,
         tz: str | None, args_json: str | None, kwargs_json: str | None, queue: str | None,
         priority: int | None, missed: str, conditions: tuple[str, ...], replace: bool,
-        paused: bool) -> None:
+        paused: bool, apps: tuple[str, ...]) -> None:
     """Create (or with --replace, update) the schedule NAME."""
     args, kwargs = _json_arg(args_json, "--args", list), _json_arg(kwargs_json, "--kwargs", dict)
     options = {k: v for k, v in {"queue": queue, "priority": priority}.items() if v is not None}
+    import_apps(apps)
     with _exits(ctx):
+        if apps:
+            _check_task(task_name, apps)
+        else:
+            click.echo(f"note: task name {task_name!r} not checked; give --app MODULE to check "
+                       "it against your tasks", err=True)
         schedule = Schedule.create(name, task_name, cron=cron, every=every, timezone=tz,
                                    args=args, kwargs=kwargs, missed=missed,
                                    conditions=conditions, paused=paused, **options)
@@ -105,6 +113,21 @@ def add(ctx: click.Context, name: str, task_name: str, cron: str | None, every: 
     console.print(f"schedule {stored.name}: {stored.cron} ({stored.timezone}); next run "
                   f"{describe_zone_offset(first, stored.timezone)}"
                   + (" [paused]" if stored.paused else ""))
+
+
+def _check_task(task_name: str, apps: tuple[str, ...]) -> None:
+    """Refuse a task name the imported modules do not register (a typo would only show up as
+    failed jobs at every run)."""
+    import difflib
+
+    from taskqueue.jobs.definition import REGISTRY
+
+    if task_name in REGISTRY:
+        return
+    hint = difflib.get_close_matches(task_name, REGISTRY, n=1)
+    known = ", ".join(sorted(REGISTRY)[:20]) or "none"
+    raise ScheduleError(f"no task named {task_name!r} is defined by {', '.join(apps)}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {known}"))
 
 
 @click.command("schedule:list")
@@ -130,9 +153,11 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
 def _row(schedule: Schedule) -> dict[str, Any]:
     data = schedule.to_dict()
-    upcoming = schedule.next_runs(1)[0]
-    data["next_run"] = upcoming.isoformat()
-    data["next_run_local"] = describe_zone_offset(upcoming, schedule.timezone)
+    runs, problem = schedule.upcoming(1)
+    data["next_run"] = runs[0].isoformat() if runs else None
+    data["next_run_local"] = (describe_zone_offset(runs[0], schedule.timezone) if runs
+                              else f"never: {problem}")
+    data["problem"] = problem
     last = schedule.last_fire
     data["last_fire_local"] = describe_zone_offset(last, schedule.timezone) if last else None
     return data

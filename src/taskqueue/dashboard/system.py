@@ -103,7 +103,7 @@ def schedules(manager: QueueManager) -> list[dict[str, Any]]:
     out = []
     for schedule in ScheduleStore(manager.driver).list():
         data = schedule.to_dict()
-        runs = schedule.next_runs(3)
+        runs, data["problem"] = schedule.upcoming(3)
         data["next_runs"] = [{"utc": r.isoformat(),
                               "local": describe_zone_offset(r, schedule.timezone)} for r in runs]
         data["last_fire_local"] = (describe_zone_offset(schedule.last_fire, schedule.timezone)

@@ -54,20 +54,51 @@ class ScheduleError(ConfigError):
     """A cron expression, a schedule phrase, a time zone or a schedule definition is wrong."""
 
 
+#: (name, largest step that can repeat) per field, seconds first: a step of ``*/N`` past the
+#: field's span (``*/61`` minutes) would quietly mean "only at 0".
+_FIELDS = (("second", 59), ("minute", 59), ("hour", 23), ("day-of-month", 30), ("month", 11),
+           ("day-of-week", 6))
+
+
 def normalize_cron(expr: str) -> str:
-    """Validate a cron expression and return it with aliases expanded and spaces collapsed."""
-    text = " ".join(expr.split())
+    """Validate a cron expression and return it with aliases expanded and spaces collapsed.
+
+    Refused with a one-line :class:`ScheduleError`: a wrong number of fields, values croniter
+    rejects, steps beyond a field's range (``*/61`` minutes) and dates that never occur
+    (``0 0 31 2 *``, the 31st of February)."""
+    return _normalize(" ".join(expr.split()), expr)
+
+
+@lru_cache(maxsize=512)
+def _normalize(text: str, expr: str) -> str:
     text = ALIASES.get(text.lower(), text)
     fields = text.split(" ")
     if len(fields) not in (5, 6):
         raise ScheduleError(f"cron expression {expr!r} has {len(fields)} fields; expected 5 "
                             "(minute hour day month weekday), 6 (with leading seconds) or an "
                             f"alias ({', '.join(ALIASES)})")
+    _check_steps(expr, fields)
     try:
-        _walls(text, datetime(2000, 1, 1))
+        walls = _walls(text, datetime(2000, 1, 1))
     except (ValueError, KeyError) as exc:
         raise ScheduleError(f"invalid cron expression {expr!r}: {exc}") from None
+    try:
+        walls.get_next(datetime)
+    except ValueError:  # croniter's CroniterBadDateError: no matching date in decades
+        raise ScheduleError(f"cron expression {expr!r} never fires: no date matches its "
+                            "day-of-month and month fields (e.g. the 31st of February)") from None
     return text
+
+
+def _check_steps(expr: str, fields: list[str]) -> None:
+    """Refuse ``/N`` steps larger than the field's span."""
+    named = _FIELDS if len(fields) == 6 else _FIELDS[1:]
+    for (name, largest), value in zip(named, fields, strict=True):
+        for part in value.split(","):
+            _, slash, step = part.partition("/")
+            if slash and step.isdigit() and not 1 <= int(step) <= largest:
+                raise ScheduleError(f"cron expression {expr!r}: step /{step} in the {name} "
+                                    f"field is out of range (1-{largest})")
 
 
 def _walls(expr: str, start: datetime) -> croniter:
@@ -100,8 +131,10 @@ def iter_fire_times(expr: str, tz: str, after: datetime) -> Iterator[datetime]:
     expr, zinfo = normalize_cron(expr), zone(tz)
     follows_real_time = _hour_field(expr) == "*"
     start_wall = after.astimezone(zinfo).replace(tzinfo=None)
-    if not _steady(start_wall - _MARGIN, zinfo):
-        start_wall -= _MARGIN  # a wall time before ``after`` may map to an instant after it
+    if not (_steady(start_wall - _MARGIN, zinfo) and _steady(start_wall, zinfo)):
+        # Near an offset change a wall time before ``after``'s may map to a later instant: in
+        # the repeated hour, 02:00 (second time) comes after 02:45 (first time). Start early.
+        start_wall -= _MARGIN
     walls = _walls(expr, start_wall)
     pending: list[datetime] = []
     last = after

@@ -118,6 +118,16 @@ class Schedule:
         """The next ``count`` fire instants (UTC) after ``after`` (default: now)."""
         return next_fire_times(self.cron, self.timezone, after or datetime.now(UTC), count)
 
+    def upcoming(self, count: int = 1) -> tuple[list[datetime], str | None]:
+        """(next runs, None), or ([], why) for a stored schedule that cannot fire (one saved
+        by an older version that accepted it): listings show it instead of failing."""
+        try:
+            return self.next_runs(count), None
+        except ValueError as exc:  # ScheduleError is a ConfigError, not a ValueError
+            return [], f"invalid cron expression {self.cron!r}: {exc}"
+        except ScheduleError as exc:
+            return [], str(exc)
+
     def idempotency_key(self, fire: datetime) -> str:
         """The key that makes each fire time enqueue at most one job, on any node."""
         return f"schedule:{self.name}:{fire.astimezone(UTC).isoformat()}"
