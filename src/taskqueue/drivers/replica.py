@@ -2,8 +2,9 @@
 read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
 
 Only the verbs that never write go to the replica: ``get``, ``search``, ``count``, ``stats``,
-``registry_list``, ``missing_migrations``. A replica lags its primary, so what these return
-may be a moment old; code that writes and then reads back what it wrote uses ``primary``.
+``registry_list``, ``missing_migrations``, ``attempt_history``. A replica lags its primary, so
+what these return may be a moment old; code that writes and then reads back what it wrote uses
+``primary``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskqueue.drivers.base import Driver, JobFilter, QueueStats
-from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.model import Attempt, JobRecord
 
 
 class ReplicaReads:
@@ -32,6 +33,9 @@ class ReplicaReads:
 
     def count(self, criteria: JobFilter) -> int:
         return self.replica.count(criteria)
+
+    def attempt_history(self, job_id: str) -> list[Attempt]:
+        return self.replica.attempt_history(job_id)
 
     def stats(self) -> dict[str, QueueStats]:
         return self.replica.stats()
