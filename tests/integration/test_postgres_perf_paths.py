@@ -315,3 +315,12 @@ def test_a_large_delayed_batch_stays_delayed(pg: Driver) -> None:
     pg.push(jobs)
     assert len(pg.reserve("w", Q, 100, 30)) == 49
     assert record(pg, jobs[7].id).available_at > pg.now()
+
+
+def test_a_reservation_does_not_leave_its_commit_mode_on_the_connection(pg: Driver) -> None:
+    """`reserve` commits without waiting for the WAL flush, for its own transaction only: the
+    pooled connection it ran on still commits a push synchronously."""
+    pg.push([new() for _ in range(3)])
+    assert len(pg.reserve("w", Q, 2, 30)) == 2
+    with pg._pool.connection() as conn:  # type: ignore[attr-defined]
+        assert conn.execute("SHOW synchronous_commit").fetchall() == [("on",)]
