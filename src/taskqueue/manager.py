@@ -33,7 +33,12 @@ from taskqueue.plaintext_switch import PlaintextSwitch
 from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
-from taskqueue.workflows.dependencies import check_graph, settle_dependents
+from taskqueue.workflows.dependencies import (
+    check_graph,
+    check_receiver,
+    result_keyword,
+    settle_dependents,
+)
 from taskqueue.workflows.recurring import stop_series
 from taskqueue.workflows.unique import idempotency
 
@@ -186,6 +191,9 @@ class QueueManager:
         call = job.to_call() if isinstance(job, Job) else job
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
         check_options(opts, f"job {call.name}")
+        if opts.get("pass_result") and opts.get("depends_on"):
+            opts["pass_result"] = result_keyword(opts["pass_result"], len(opts["depends_on"]))
+            check_receiver(call.name, opts["pass_result"])
         job_id = uuid7()
         check_task_name(call.name)
         base = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))

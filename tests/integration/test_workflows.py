@@ -160,6 +160,32 @@ def test_group_with_fan_in_callback(m: QueueManager) -> None:
     assert set(handles[-1].record().dependencies) == set(handles[:3])
 
 
+def test_one_member_group_still_gives_the_callback_results(m: QueueManager) -> None:
+    """A group's callback always receives ``results`` (a list), even with one member."""
+    handles = group(t.add.s(5, 5), then=t.collect.s())
+    drain(m)
+    assert handles[-1].wait(1) == 10, handles[-1].record().exception
+
+
+def test_pass_result_keyword_is_chosen_and_checked_at_enqueue(m: QueueManager) -> None:
+    """The receiving signature is checked when the workflow is enqueued: a clear TypeError then,
+    nothing stored, instead of a TypeError in the worker later."""
+    with pytest.raises(TypeError, match=r"task tests.add is given its dependencies' results as "
+                                        r"the keyword argument 'previous' \(pass_result\)"):
+        chain(t.add.s(1, 2), t.add.s(1).set(pass_result=True))
+    with pytest.raises(TypeError, match=r"task tests.double .* 'results'"):
+        group(t.add.s(1, 1), then=t.double.s())
+    with pytest.raises(ValueError, match="pass_result must be True, 'previous' or 'results'"):
+        chain(t.add.s(1, 2), t.double.s().set(pass_result="prev"))
+    assert m.search() == [], "nothing was enqueued"
+    # explicit keywords: a list even from one dependency, or the one result
+    first = t.add.delay(2, 3)
+    as_list = t.collect.push([], depends_on=[first], pass_result="results")
+    single = t.double.push([], depends_on=[first], pass_result="previous")
+    drain(m)
+    assert (m.result(as_list), m.result(single)) == (5, 10)
+
+
 # 8. dependencies -----------------------------------------------------------------------------
 
 def test_diamond_dependencies_and_refusals(m: QueueManager, ledger: str) -> None:

@@ -1,9 +1,13 @@
 """Chains (one after another) and groups (side by side, with an optional fan-in callback).
 
-Both reduce to jobs plus dependencies, pushed in one round trip. In a chain each step waits for
-the previous one; a step asks for the previous result with ``pass_result=True``; a failed step
-cancels the rest unless it was marked ``continue_on_failure=True``. A group's ``then`` callback
-depends on every member and receives all their results (``results`` keyword argument).
+Both reduce to jobs plus dependencies and are enqueued at once, in one round trip, when called
+(there is no separate ``.apply()`` step): they return the list of job handles. In a chain each
+step waits for the previous one; a step asks for the previous result with ``pass_result=True``
+and receives it as the keyword argument ``previous``; a failed step cancels the rest unless it
+was marked ``continue_on_failure=True``. A group's ``then`` callback depends on every member and
+receives all their results as the keyword argument ``results`` (a list in member order, even for
+a one-member group). The receiving signature is checked when the workflow is enqueued (see
+:func:`taskqueue.workflows.dependencies.result_keyword`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ def _as_call(step: Job | Call) -> Call:
 
 def chain(*steps: Job | Call, manager: QueueManager | None = None,
           **options: Any) -> list[JobHandle]:
-    """Run ``steps`` one after another; returns their handles in order."""
+    """Enqueue ``steps`` now, to run one after another; return their handles in order.
+
+    Nothing is deferred: the jobs are stored before ``chain()`` returns (one round trip), and
+    the result is a plain ``list`` of :class:`~taskqueue.manager.JobHandle` (wait on the last
+    one for the chain's result). A step with ``pass_result=True`` gets the previous step's
+    result as the keyword argument ``previous``; a step whose task has no such parameter is
+    refused here with a TypeError, before anything is stored."""
     if not steps:
         raise ValueError("chain() needs at least one step")
     m = _manager(manager)
@@ -46,8 +56,10 @@ def chain(*steps: Job | Call, manager: QueueManager | None = None,
 
 def group(*members: Job | Call, then: Job | Call | None = None,
           manager: QueueManager | None = None, **options: Any) -> list[JobHandle]:
-    """Run ``members`` concurrently; ``then`` (optional) runs once all of them completed and
-    receives their results. Returns the members' handles, then the callback's."""
+    """Enqueue ``members`` now, to run concurrently; ``then`` (optional) runs once all of them
+    completed and receives their results as the keyword argument ``results`` (a list in member
+    order, also for one member). Returns a list: the members' handles, then the callback's.
+    A callback whose task cannot take ``results`` is refused here with a TypeError."""
     if not members:
         raise ValueError("group() needs at least one member")
     m = _manager(manager)
@@ -55,7 +67,7 @@ def group(*members: Job | Call, then: Job | Call | None = None,
     jobs = [m.prepare(_as_call(x), **options, workflow={"group": group_id}) for x in members]
     if then is not None:
         callback = _as_call(then)
-        jobs.append(m.prepare(callback, depends_on=[j.id for j in jobs], pass_result=True,
+        jobs.append(m.prepare(callback, depends_on=[j.id for j in jobs], pass_result="results",
                               **options, workflow={"group": group_id, "fan_in": True}))
     return m.push_prepared(jobs)
 

@@ -36,16 +36,62 @@ def check_graph(jobs: Sequence[NewJob], known: set[str]) -> None:
         raise ValueError(f"dependency cycle refused: {cycle}") from None
 
 
-def inject_results(manager: QueueManager, job: JobRecord, body: dict[str, Any]) -> None:
-    """For ``pass_result=True``: give the job its dependencies' results.
+#: What ``pass_result`` may be: True (the keyword follows the number of dependencies), or the
+#: keyword itself.
+RESULT_KEYWORDS = ("previous", "results")
 
-    One dependency: kwargs ``previous`` (tasks) / ``self.previous`` (Job classes); several:
-    ``results``, a list in dependency order."""
+
+def result_keyword(pass_result: object, dependencies: int) -> str:
+    """The keyword argument a ``pass_result`` job receives its dependencies' results under.
+
+    ``True``: ``previous`` (the one result) with one dependency, ``results`` (a list in
+    dependency order) with several. ``"previous"`` or ``"results"`` choose explicitly (a group's
+    callback always gets ``results``, even for a one-member group)."""
+    if pass_result is True:
+        return "previous" if dependencies == 1 else "results"
+    if pass_result not in RESULT_KEYWORDS:
+        raise ValueError(f"pass_result must be True, 'previous' or 'results', not "
+                         f"{pass_result!r}")
+    if pass_result == "previous" and dependencies != 1:
+        raise ValueError(f"pass_result='previous' needs exactly one dependency, this job has "
+                         f"{dependencies}; use 'results' for a list")
+    return str(pass_result)
+
+
+def check_receiver(name: str, keyword: str) -> None:
+    """Refuse, at enqueue, a task whose function cannot take ``keyword`` (the results it will
+    be handed), instead of a TypeError in the worker later. Job classes read
+    ``self.data["previous"]``/``["results"]``, and unknown names are not checked."""
+    import inspect
+
+    from taskqueue.jobs.definition import REGISTRY
+
+    fn = getattr(REGISTRY.get(name), "fn", None)
+    if fn is None:
+        return
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD or (p.name == keyword and p.kind is not p.POSITIONAL_ONLY)
+           for p in params):
+        return
+    raise TypeError(f"task {name} is given its dependencies' results as the keyword argument "
+                    f"{keyword!r} (pass_result), but its signature "
+                    f"{inspect.signature(fn)} has no such parameter: add `{keyword}=None`")
+
+
+def inject_results(manager: QueueManager, job: JobRecord, body: dict[str, Any]) -> None:
+    """For ``pass_result``: give the job its dependencies' results (see :func:`result_keyword`):
+    keyword ``previous`` or ``results`` for tasks, the same keys of ``self.data`` for Job
+    classes."""
     results = []
     for dep in job.dependencies:
         record = manager.get(dep)
         results.append(manager.decode_result(record) if record and record.result else None)
-    key, value = ("previous", results[0]) if len(results) == 1 else ("results", results)
+    mode = (body.get("_opts") or {}).get("pass_result", True)
+    try:
+        key = result_keyword(mode, len(results))
+    except ValueError:
+        key = "previous" if len(results) == 1 else "results"  # stored by an older version
+    value = results[0] if key == "previous" else results
     if "data" in body and "args" not in body:
         if isinstance(body["data"], dict):
             body["data"] = {**body["data"], key: value}
