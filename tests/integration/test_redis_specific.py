@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -511,3 +512,48 @@ def test_durability_warning_once_per_taskqueue_work_and_never_when_reading(
             done = cli(*reader)
             assert done.returncode == 0, done.stderr
             assert "persistence is off" not in done.stderr, reader
+
+
+# -- reads that stay cheap on big stores ---------------------------------------------------------
+
+def _calls(admin: object) -> Counter[str]:
+    stats = admin.info("commandstats")  # type: ignore[attr-defined]
+    return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+
+
+@needs_server
+def test_stats_and_error_search_do_not_read_every_job(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 item 5: stats reads the state sets' sizes and a bounded sample of waiting jobs;
+    an error search reads each candidate's few filter fields and only the matches whole."""
+    with own_redis(tmp_path, *NO_PERSISTENCE) as server:
+        driver = open_driver(server.url + "?prefix=tq_big")
+        admin = redis.Redis(port=server.port)
+        try:
+            jobs = [new(priority=p) for p in (1, 5, 10, 20) * 150]
+            driver.push(jobs)
+            exact = driver.stats()["default"]
+            assert exact.avg_priority == 9.0 and exact.counts[State.PENDING] == 600
+            monkeypatch.setattr(rk, "PRIORITY_SAMPLE", 100)
+            admin.config_resetstat()
+            sampled = driver.stats()["default"]
+            calls = _calls(admin)
+            assert sampled.counts[State.PENDING] == 600 and sampled.avg_priority is not None
+            assert calls["hget"] == 100, "only the sample's priorities are read"
+            assert sampled.oldest_ready_at == exact.oldest_ready_at
+
+            needles = set()
+            for i, job in enumerate(driver.reserve("w", ["default"], 40, 30)):
+                if i % 4 == 0:
+                    needles.add(job.id)
+                assert driver.fail(job.token, "needle in a haystack" if i % 4 == 0
+                                   else "something else", None)
+            admin.config_resetstat()
+            found = driver.search(JobFilter(exception_contains="NEEDLE", limit=100))
+            calls = _calls(admin)
+            assert {j.id for j in found} == needles and len(needles) == 10
+            assert calls["hgetall"] == 10, "only the matches are read whole"
+            assert driver.count(JobFilter(exception_contains="needle")) == 10
+        finally:
+            admin.close()
+            driver.close()

@@ -4,18 +4,19 @@ is ``_redis_codec``; the data layout is described in ``taskqueue.drivers.redis``
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import redis
 
 from taskqueue.drivers._redis_codec import from_us, text
 from taskqueue.drivers.base import JobFilter, QueueStats
 from taskqueue.errors import ConfigError
-from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.drivers.redis")
@@ -159,30 +160,45 @@ def _durability_problems(client: redis.Redis) -> list[str]:
 
 # -- reading ------------------------------------------------------------------------------------
 
-def matches(job: JobRecord, criteria: JobFilter) -> bool:
-    """The filters that the candidate sets (queues, states, ids) do not apply by themselves.
-    Like SQLite's LIKE, the exception search ignores case."""
+#: The job-hash fields ``matches`` tests, in its order.
+FILTER_FIELDS = ("state", "name", "tags", "batch_id", "exception")
+
+
+def matches(values: Sequence[Any], criteria: JobFilter) -> bool:
+    """The filters that the candidate sets (queues, states, ids) do not apply by themselves,
+    on a job's ``FILTER_FIELDS`` (HMGET; a vanished job has no state and never matches). Like
+    SQLite's LIKE, the exception search ignores case."""
+    state, name, tags, batch_id, exception = (None if v is None else text(v) for v in values)
+    if state is None:
+        return False
     needle = (criteria.exception_contains or "").casefold()
-    return ((not criteria.states or job.state in criteria.states)
-            and (not criteria.names or job.name in criteria.names)
-            and (criteria.tag is None or criteria.tag in job.tags)
-            and (criteria.batch_id is None or job.batch_id == criteria.batch_id)
-            and (not needle or needle in (job.exception or "").casefold()))
+    return ((not criteria.states or state in {State(s).value for s in criteria.states})
+            and (not criteria.names or name in criteria.names)
+            and (criteria.tag is None or (tags is not None and criteria.tag in json.loads(tags)))
+            and (criteria.batch_id is None or batch_id == criteria.batch_id)
+            and (not needle or needle in (exception or "").casefold()))
+
+
+#: How many of the longest-waiting jobs of a queue ``queue_stats`` reads the priority of.
+PRIORITY_SAMPLE = 1000
 
 
 def queue_stats(client: redis.Redis, keys: Keys, queue: str, now_us: int) -> QueueStats:
-    """Counts from the state sets; gauges over the waiting (pending, retrying) jobs."""
+    """Counts from the state sets (kept as jobs move, so O(1) each); gauges over the waiting
+    (pending, retrying) jobs: the oldest from the heads of their sets, the average priority
+    over the ``PRIORITY_SAMPLE`` longest-waiting ones (exact below that many), so a queue with
+    a million waiting jobs costs what one with a thousand does."""
     pipe = client.pipeline(transaction=False)
     for state in State:
         pipe.zcard(keys.sub(queue, state.value))
     pipe.zcount(keys.sub(queue, "completed"), now_us - 60_000_000, "+inf")
     for name in ("pending", "retrying"):
-        pipe.zrange(keys.sub(queue, name), 0, -1, withscores=True)
+        pipe.zrange(keys.sub(queue, name), 0, PRIORITY_SAMPLE - 1, withscores=True)
     *counts, recent, pending, retrying = pipe.execute()
     qs = QueueStats(counts=dict(zip(State, counts, strict=True)), completed_last_minute=recent)
-    waiting = pending + retrying
+    waiting = sorted(pending + retrying, key=lambda item: item[1])[:PRIORITY_SAMPLE]
     if waiting:
-        qs.oldest_ready_at = from_us(int(min(score for _, score in waiting)))
+        qs.oldest_ready_at = from_us(int(waiting[0][1]))
         pipe = client.pipeline(transaction=False)
         for job_id, _ in waiting:
             pipe.hget(keys.job(queue, text(job_id)), "priority")

@@ -658,22 +658,34 @@ class RedisDriver:
                     for state in criteria.states or State:
                         pipe.zcard(self.keys.sub(queue, State(state).value))
                 return sum(pipe.execute())
-            return len(self._scan(criteria, None))
+            return len(self._matching(criteria, None))
 
     def _scan(self, criteria: JobFilter, wanted: int | None) -> list[JobRecord]:
-        """Matching jobs in id order, fetched in batches until ``wanted`` are found."""
-        candidates = rk.candidates(self._r, self.keys, criteria, self._homes)
+        """Matching jobs in id order, until ``wanted`` are found; only matches are read whole."""
+        found = self._matching(criteria, wanted)
         out: list[JobRecord] = []
-        for start in range(0, len(candidates), BATCH):
+        for start in range(0, len(found), BATCH):
             pipe = self._r.pipeline(transaction=False)
-            for job_id, queue in candidates[start:start + BATCH]:
+            for job_id, queue in found[start:start + BATCH]:
                 pipe.hgetall(self.keys.job(queue, job_id))
-            for raw in pipe.execute():
-                job = rc.decode_job(raw)
-                if job is not None and rk.matches(job, criteria):
-                    out.append(job)
+            out += [job for raw in pipe.execute() if (job := rc.decode_job(raw)) is not None]
+        return out
+
+    def _matching(self, criteria: JobFilter, wanted: int | None) -> list[tuple[str, str]]:
+        """(id, queue) of the matching jobs in id order, at most ``wanted``. The candidates come
+        from the state sets of the wanted queues and states; the other filters read only the
+        fields they test (an error search reads each candidate's error, never its payload)."""
+        candidates = rk.candidates(self._r, self.keys, criteria, self._homes)
+        out: list[tuple[str, str]] = []
+        for start in range(0, len(candidates), BATCH):
+            chunk = candidates[start:start + BATCH]
+            pipe = self._r.pipeline(transaction=False)
+            for job_id, queue in chunk:
+                pipe.hmget(self.keys.job(queue, job_id), rk.FILTER_FIELDS)
+            out += [c for c, values in zip(chunk, pipe.execute(), strict=True)
+                    if rk.matches(values, criteria)]
             if wanted is not None and len(out) >= wanted:
-                break
+                return out[:wanted]
         return out
 
     def cancel(self, job_id: str, reason: str) -> bool:
