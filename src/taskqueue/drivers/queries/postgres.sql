@@ -418,8 +418,9 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
     attempt_history = coalesce(attempt_history, '[]'::jsonb)
         || jsonb_build_object('attempt', attempts, 'worker', lease_owner,
         'started_at', extract(epoch FROM started_at), 'ended_at', extract(epoch FROM now()),
-        'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END, 'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
-        || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')')
+        'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+        'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
+            || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')')
 WHERE state = 'processing' AND lease_expires_at < now()
 RETURNING id;
 

@@ -188,8 +188,10 @@ SET state = 'completed', result = json_extract(t.value, '$[2]'), completed_at = 
     updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL,
     exception = NULL,
     attempt_history = CASE WHEN job_queue.attempt_history IS NULL THEN NULL
-        ELSE json_insert(job_queue.attempt_history, '$[#]', json_object('attempt', job_queue.attempts, 'worker', job_queue.lease_owner,
-        'started_at', job_queue.started_at, 'ended_at', ?, 'outcome', 'completed', 'error', NULL)) END
+        ELSE json_insert(job_queue.attempt_history, '$[#]', json_object(
+            'attempt', job_queue.attempts, 'worker', job_queue.lease_owner,
+            'started_at', job_queue.started_at, 'ended_at', ?, 'outcome', 'completed',
+            'error', NULL)) END
 FROM json_each(?) AS t
 WHERE job_queue.id = json_extract(t.value, '$[0]')
   AND job_queue.lease_epoch = json_extract(t.value, '$[1]')
@@ -235,8 +237,9 @@ SET state = ?, exception = ?, available_at = ?, failed_at = ?, updated_at = ?,
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND ? = 'failed'
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
-        'started_at', started_at, 'ended_at', ?, 'outcome', ?, 'error', ?))
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+        'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
+        'outcome', ?, 'error', ?))
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: release
@@ -262,8 +265,10 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
-        'started_at', started_at, 'ended_at', ?, 'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END, 'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+        'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
+        'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+        'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
         || ' stopped renewing its lease (attempt ' || attempts || ' of ' || max_attempts || ')'))
 WHERE state = 'processing' AND lease_expires_at < ?
 RETURNING id;
@@ -281,8 +286,10 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
-        'started_at', started_at, 'ended_at', ?, 'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END, 'error', ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')'))
+    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+        'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
+        'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
+        'error', ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')'))
 WHERE state = 'processing' AND lease_owner = ?
   AND (? OR id IN (SELECT value FROM json_each(?)))
 RETURNING id;
