@@ -2,10 +2,14 @@
 
 Every job is copied as it is (state, attempts, timestamps, result, exception, dependencies,
 idempotency key, lease), in id order and in pages, with ``Driver.restore``, which skips ids the
-destination already has: an interrupted transfer is resumed by running it again. Then the small
-durable entries are copied (paused queues, schedules, batch metadata) and the counts per queue
-and state are compared. Stop the workers first: a job that changes state during the copy is
-copied as it was when its page was read.
+destination already has: an interrupted transfer is resumed by running it again. Then every
+durable registry entry is copied (:data:`DURABLE_KINDS`: paused queues, queue limits, schedules
+and their last fire times, stopped recurring series, batch metadata, the plaintext migration
+switch) and the counts per queue and state are compared. Entries that describe the running
+system and expire on their own (:data:`EPHEMERAL_KINDS`: workers, nodes, statistics, alert
+state, the audit log) are not. Every kind the code writes must be in one of the two tables
+(``tests/integration/test_transfer.py`` scans the source). Stop the workers first: a job that
+changes state during the copy is copied as it was when its page was read.
 """
 
 from __future__ import annotations
@@ -20,8 +24,36 @@ from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.transfer")
 FOREVER = 100 * 365 * 24 * 3600.0
-#: Durable registry kinds copied along with the jobs (batch kinds are found from the jobs).
-REGISTRY_KINDS = ("queue_paused", "schedule", "schedules", "alert_rules")
+_Key = Callable[[dict[str, Any]], str]
+
+
+def _field(name: str) -> _Key:
+    return lambda entry: str(entry[name])
+
+
+#: Durable registry kinds (written with a TTL of a century) and how each entry's key is found
+#: from its data (``registry_list`` returns the data only).
+DURABLE_KINDS: dict[str, _Key] = {
+    "queue_paused": _field("queue"),           # manager.pause_queue
+    "queue_limit": _field("queue"),            # scheduling.ratelimit.set_queue_limit
+    "schedule": _field("name"),                # scheduling.schedules (definitions)
+    "schedule_state": _field("name"),          # scheduling.schedules (last fire times)
+    "series_stopped": _field("id"),            # workflows.recurring
+    "plaintext_accepted": _field("id"),        # plaintext_switch
+}
+#: Durable kinds named per item: ``batch:<id>`` (workflows.batch), found from the jobs' batch ids.
+DURABLE_PREFIXES: dict[str, _Key] = {"batch:": _field("id")}
+#: Kinds not copied, and why: they describe the running system and expire by themselves.
+EPHEMERAL_KINDS: dict[str, str] = {
+    "worker": "live workers re-register on the new store",
+    "node": "live nodes re-register on the new store",
+    "scheduler": "the scheduler's status, republished every tick",
+    "stats": "per-minute counters, kept for an hour",
+    "dashboard_minute": "the dashboard's per-minute series, kept for an hour",
+    "alert_state": "firing alerts are re-evaluated on the new store",
+    "alert_history": "notifications sent, kept for a limited time",
+    "audit": "the dashboard's audit log, kept for a limited time (export it first if needed)",
+}
 
 
 @dataclass
@@ -61,13 +93,17 @@ def transfer(source: Driver, target: Driver, page_size: int = 500,
         after = page[-1].id
         if progress:
             progress(len(page))
-    kinds = [*REGISTRY_KINDS, *(f"batch:{b}" for b in sorted(batches))]
-    for kind in kinds:
+    kinds = {**DURABLE_KINDS, **{f"batch:{b}": DURABLE_PREFIXES["batch:"]
+                                 for b in sorted(batches)}}
+    for kind, key_of in kinds.items():
         for entry in source.registry_list(kind):
-            key = str(entry.get("id") or entry.get("name") or entry.get("queue") or "")
-            if key:
-                target.registry_put(kind, key, entry, FOREVER)
-                report.registry_entries += 1
+            try:
+                key = key_of(entry)
+            except KeyError:
+                log.warning("not copying a %s entry without its key field: %r", kind, entry)
+                continue
+            target.registry_put(kind, key, entry, FOREVER)
+            report.registry_entries += 1
     report.source_counts = counts(source)
     report.target_counts = counts(target)
     return report
