@@ -42,8 +42,8 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/jobs/count", "Count jobs matching the store-side filters", False, _SEARCH),
     ("post", "/api/jobs/bulk", "Act on selected ids now, or on a filter in the background "
      "(202 with an operation)", True, []),
-    ("get", "/api/jobs/{job_id}", "One job: fields, actions, payload, result, timeline", False,
-     []),
+    ("get", "/api/jobs/{job_id}", "One job: fields, actions, payload, result, attempt history, "
+     "timeline", False, []),
     ("get", "/api/jobs/{job_id}/graph", "The workflow around a job (nodes and edges)", False,
      [("scope", "job: only dependencies, even for a batch member")]),
     ("post", "/api/jobs/{job_id}/{action}", "retry, cancel, priority or delete one job "
