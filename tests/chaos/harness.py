@@ -94,16 +94,23 @@ def _children(pid: int) -> list[int]:
 
 
 def worker_pids(supervisor_pid: int) -> list[int]:
-    """The supervisor's worker processes (not multiprocessing's helper processes)."""
+    """The supervisor's live worker processes: the children of its fork server(s)."""
     try:
-        children = psutil.Process(supervisor_pid).children()
+        servers = psutil.Process(supervisor_pid).children()
     except psutil.NoSuchProcess:
         return []
     pids = []
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                pids.append(child.pid)
+    for server in servers:
+        try:
+            children = server.children()
+        except psutil.Error:  # exited meanwhile
+            continue
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    pids.append(child.pid)
+            except psutil.Error:
+                continue
     return pids
 
 

@@ -48,19 +48,23 @@ def mgr(url: str) -> Iterator[QueueManager]:
 
 
 def worker_pids(supervisor_pid: int) -> list[int]:
-    """The supervisor's live worker processes (not multiprocessing's helpers, not zombies)."""
+    """The supervisor's live worker processes: the children of its fork server(s)."""
     try:
-        children = psutil.Process(supervisor_pid).children()
+        servers = psutil.Process(supervisor_pid).children()
     except psutil.NoSuchProcess:
         return []
     pids = []
-    for child in children:
+    for server in servers:
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(
-                    child.cmdline()):
-                pids.append(child.pid)
+            children = server.children()
         except psutil.Error:  # exited meanwhile
             continue
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    pids.append(child.pid)
+            except psutil.Error:
+                continue
     return pids
 
 

@@ -21,7 +21,8 @@ UNSAFE_YAML = {"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load"
 DYNAMIC_IMPORTS = {
     "drivers/__init__.py": "module name from the fixed SCHEMES table",
     "cli/output.py": "the operator's --app flag, never data from the store",
-    "worker/supervisor.py": "the operator's --app flag, passed to the worker processes",
+    "worker/forkserver.py": "the operator's --app flag and the fixed SCHEMES table, preloaded "
+                            "for the worker processes",
     "__init__.py": "lazy public names: module from the fixed _LAZY table",
     "cli/__init__.py": "lazy commands: module from the fixed COMMAND_MODULES table",
     "scheduling/__init__.py": "lazy names: module from the fixed _LAZY table",

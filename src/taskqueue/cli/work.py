@@ -9,15 +9,9 @@ from typing import Any
 
 import click
 
-from taskqueue.cli.output import (
-    csv_list,
-    emit_json,
-    get_console,
-    import_apps,
-    open_manager,
-    table,
-)
+from taskqueue.cli.output import csv_list, emit_json, get_console, import_apps, table
 from taskqueue.cluster.autoscale import Autoscaler
+from taskqueue.config import resolve
 from taskqueue.errors import DriverUnavailable
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
@@ -73,8 +67,7 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
          as_json: bool, metrics_port: int | None) -> None:
     """Process jobs (alias: queue:work)."""
     import_apps(apps)
-    manager = open_patiently(lambda: open_manager(ctx), "taskqueue work")
-    settings = manager.settings
+    settings = resolve({"url": (ctx.find_root().obj or {}).get("url")})
     if workers > settings.max_workers:
         raise click.BadParameter(f"{workers} is more than MAX_WORKERS={settings.max_workers}",
                                  param_hint="--workers")
@@ -98,22 +91,30 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     supervisor = Supervisor(settings, options, workers, apps=list(apps),
                             log_setup=(root["log_format"], root["log_level"]),
                             grace=grace, kill_after=kill_after, autoscaler=scaler)
-    server = None if metrics_port is None else serve_metrics(manager, metrics_port)
+    # The fork server is forked from this process now, before it opens a store connection or
+    # starts a thread: nothing of the kind may reach the workers.
+    supervisor.start()
+    server = scheduler = None
     stop_scheduler = threading.Event()
-    scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None
     try:
+        manager = open_patiently(lambda: QueueManager.from_settings(settings), "taskqueue work")
+        server = None if metrics_port is None else serve_metrics(manager, metrics_port)
+        scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None
         if as_json or not stop_when_empty:
-            summaries = supervisor.run()
+            supervisor.run()
         else:
-            summaries = _run_with_progress(manager, supervisor, plan.names())
+            _run_with_progress(manager, supervisor, plan.names())
     finally:
+        supervisor.close()
         stop_scheduler.set()
         if scheduler is not None:
             scheduler.join(timeout=15)
         if server is not None:
             server.close()
-    _report(manager, summaries, as_json)
+    _report(manager, supervisor, as_json)
     manager.close()
+    if supervisor.exit_code:
+        ctx.exit(int(supervisor.exit_code))
 
 
 def _start_scheduler(settings: Any, stop: threading.Event) -> threading.Thread:
@@ -159,11 +160,16 @@ def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]
 
 
 def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
-                       queues: Sequence[str]) -> list[WorkerSummary]:
-    """Run the pool with a live bar fed by the store's counts (workers are other processes)."""
+                       queues: Sequence[str]) -> None:
+    """Run the pool with a live bar: the jobs ready at the start are the total; done is what
+    this pool's workers processed (recycled ones included), over the run's wall-clock time --
+    the same figures as the summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    ready, done_before = _done_count(manager, queues)
+    try:
+        ready, _ = _done_count(manager, queues)
+    except DriverUnavailable:
+        ready = 0  # the workers wait the outage out; the bar runs without a total
     columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>7.0f} jobs/s"), TimeElapsedColumn())
     last = 0.0
@@ -175,28 +181,31 @@ def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
             if time.monotonic() - last < 0.25:
                 return
             last = time.monotonic()
-            try:
-                _, done = _done_count(manager, queues)
-            except DriverUnavailable:
-                return  # the workers wait the outage out; so does the bar
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(bar, completed=done - done_before,
-                            rate=(done - done_before) / elapsed)
+            done, elapsed = supervisor.processed(), supervisor.elapsed()
+            progress.update(bar, completed=done, rate=done / elapsed if elapsed else 0.0)
 
-        summaries = supervisor.run(tick)
+        supervisor.run(tick)
         last = 0.0
         tick()
-    return summaries
 
 
-def _report(manager: Any, summaries: list[WorkerSummary], as_json: bool) -> None:
+def run_totals(supervisor: Supervisor) -> dict[str, Any]:
+    """The whole run: every worker life (recycled ones included), over its wall-clock time."""
     fields = ("processed", "completed", "retried", "failed", "snoozed", "cancelled", "lost")
-    total = {f: sum(getattr(s, f) for s in summaries) for f in fields}
-    elapsed = max((s.elapsed for s in summaries), default=0.0)
-    rate = total["processed"] / elapsed if elapsed else 0.0
+    total: dict[str, Any] = {f: sum(getattr(s, f) for s in supervisor.summaries)
+                             for f in fields}
+    elapsed = supervisor.elapsed()
+    return total | {"elapsed": elapsed,
+                    "rate": total["processed"] / elapsed if elapsed else 0.0}
+
+
+def _report(manager: Any, supervisor: Supervisor, as_json: bool) -> None:
+    summaries: list[WorkerSummary] = supervisor.summaries
+    total = run_totals(supervisor)
+    elapsed, rate = total["elapsed"], total["rate"]
     if as_json:
         emit_json({"workers": [vars(s) | {"rate": s.rate} for s in summaries],
-                   "totals": total | {"elapsed": elapsed, "rate": rate},
+                   "totals": total, "exit_code": int(supervisor.exit_code),
                    "stats": manager.stats()})
         return
     shown = ("processed", "completed", "retried", "failed", "lost")

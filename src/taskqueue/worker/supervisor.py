@@ -2,39 +2,35 @@
 
 Plain verbs, read top to bottom: ``spawn``, ``reap``, ``respawn``, ``stop``, plus two watchdogs:
 
-* hard timeout -- each worker reports the jobs it starts and ends; a job still running
-  ``kill_after`` seconds past its timeout gets its process killed (SIGKILL), and the supervisor
-  settles that job with the worker's own lease token: ``retrying`` if attempts remain, else
-  ``failed``, with the reason "timed out";
+* hard timeout -- each worker publishes the jobs it runs on its status board (``board.py``); a
+  job still running ``kill_after`` seconds past its timeout gets its process killed (SIGKILL),
+  and the supervisor settles that job with the worker's own lease token: ``retrying`` if
+  attempts remain, else ``failed``, with the reason "timed out";
 * liveness -- a worker whose heartbeat thread has not reported for ``unresponsive_after``
   seconds is killed and replaced.
 
-A worker that exits after recycling (max-jobs, memory, max-time, SIGUSR1) is replaced at once;
-one that dies is replaced with a growing delay. A slot whose worker exits with an error
-``MAX_CRASHES`` times within ``CRASH_WINDOW`` seconds (say, an import error at start) is given
-up: reported, not restarted in a hot loop. Deaths by signal (kill -9, the OOM killer) are always
-retried, with the delay capped at 10 s.
-Children are started with ``spawn``, so no connection or lock is ever shared across a fork.
+Workers are forked by a fork server (``forkserver.py``) that has the app preloaded. A worker
+that decides to leave (max-jobs, memory, max-time, SIGUSR1) says so first, and its replacement
+is forked at once, while the old one still settles its last jobs. One that dies is replaced
+with a growing delay. A slot whose worker exits with an error ``MAX_CRASHES`` times within
+``CRASH_WINDOW`` seconds (say, an import error at start) is given up: reported, not restarted in
+a hot loop; when every slot is given up the supervisor exits with ``ExitCode.GAVE_UP``. Deaths by
+signal (kill -9, the OOM killer) are always retried, with the delay capped at 10 s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import logging
-import multiprocessing as mp
 import os
+import secrets
+import select
 import signal
-import threading
+import socket
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from taskqueue import __version__
 from taskqueue.cluster.autoscale import Autoscaler
@@ -43,9 +39,12 @@ from taskqueue.config import Settings
 from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
-from taskqueue.worker.outage import open_patiently
+from taskqueue.worker.board import Boards
+from taskqueue.worker.exit_codes import ExitCode
+from taskqueue.worker.forkserver import ForkServer, ForkServerError, Recipe, id_suffix
+from taskqueue.worker.orphans import ORPHANED
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
-from taskqueue.worker.recovery import Recovery, death_cause, new_suffix, worker_id_for
+from taskqueue.worker.recovery import Recovery, death_cause, worker_id_for
 from taskqueue.worker.retry import RetryPolicy
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 
@@ -54,137 +53,39 @@ log = logging.getLogger("taskqueue.supervisor")
 MAX_CRASHES = 5
 CRASH_WINDOW = 60.0
 EMPTY = "queue empty"
+#: Fork servers that may die in a row (each takes its workers with it) before the supervisor
+#: stops with ExitCode.FORK_SERVER_FAILED.
+MAX_SERVER_RESTARTS = 5
+
+
+@dataclass
+class Child:
+    """One worker process life: its pid, worker id (the owner its leases name), board region
+    and fork server."""
+
+    pid: int
+    worker_id: str
+    region: int
+    server: ForkServer
+    exitcode: int | None = None
+    kill_reason: str | None = None
+    last_beat: float = field(default_factory=time.monotonic)
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processed: int = 0
+
+    def is_alive(self) -> bool:
+        return self.exitcode is None
 
 
 @dataclass
 class Slot:
     index: int
-    process: BaseProcess | None = None
+    process: Child | None = None
     crashes: list[float] = field(default_factory=list)
     restart_at: float = 0.0
     finished: bool = False
-    started_at: float = 0.0
-    last_beat: float = 0.0
-    running: dict[str, dict[str, Any]] = field(default_factory=dict)
-    kill_reason: str | None = None
-    board: Any = None
-    results: Any = None
+    gave_up: bool = False
     retiring: bool = False
-    #: The worker id of the running child (the owner its leases name).
-    worker_id: str | None = None
-
-
-def _child(settings: Settings, options: WorkerOptions, apps: Sequence[str], results: Any,
-           board: Any, log_setup: tuple[str, str] | None, id_suffix: str) -> None:
-    """Entry point of a worker process."""
-    import importlib
-
-    from taskqueue.manager import QueueManager
-    from taskqueue.observability.logging import configure, log_events
-    from taskqueue.observability.stats import StatsRecorder
-    from taskqueue.worker import signals
-    from taskqueue.worker.runner import Worker
-
-    if log_setup:
-        configure(*log_setup)
-    for spec in apps:
-        for name in filter(None, (s.strip() for s in spec.split(","))):
-            importlib.import_module(name)
-    status = StatusBoard(board)
-    manager = open_patiently(lambda: QueueManager.from_settings(settings, migrate=False),
-                             f"worker process {os.getpid()}", on_wait=status.alive)
-    manager.events.subscribe(status.on_event)
-    recorder = StatsRecorder.install(manager)
-    log_events(manager.events)
-    worker = Worker(manager, replace(options, worker_id=worker_id_for(os.getpid(), id_suffix)))
-    signals.install(worker)
-    summary = worker.run()
-    recorder.close()  # write the last statistics while the store is still open
-    manager.close()
-    results.send(asdict(summary))
-    results.close()
-
-
-class StatusBoard:
-    """A worker's running jobs and last heartbeat, in a block of shared memory.
-
-    The worker writes its whole state (small JSON) when a job starts, when its code returns
-    (its acknowledgement may be batched later) and on every heartbeat; the supervisor reads it
-    for its watchdogs. No lock is shared between processes, so a worker killed mid-write cannot
-    wedge anybody: a torn read is simply skipped until the next one.
-    """
-
-    def __init__(self, block: Any) -> None:
-        self.block = block
-        self.running: dict[str, dict[str, Any]] = {}
-        self.beat = time.time()
-        self._lock = threading.Lock()
-
-    def on_event(self, event: Any) -> None:
-        from taskqueue.observability import events as ev
-
-        with self._lock:
-            if event.kind == ev.JOB_STARTED:
-                self.running[event.job_id] = {
-                    "job_id": event.job_id, "attempt": event.attempt,
-                    "deadline": time.time() + float(event.fields.get("timeout") or 0),
-                    **event.fields}
-            elif event.kind == ev.JOB_RAN or event.kind in _ENDS:
-                if self.running.pop(event.job_id, None) is None:
-                    return  # already gone: nothing to write
-            elif event.kind == ev.WORKER_HEARTBEAT:
-                self.beat = time.time()
-            else:
-                return
-            self._write()
-
-    def alive(self) -> None:
-        """Say the process is alive without a heartbeat (it is waiting for the store)."""
-        with self._lock:
-            self.beat = time.time()
-            self._write()
-
-    def _write(self) -> None:
-        raw = orjson.dumps({"beat": self.beat, "running": list(self.running.values())[:20],
-                            "complete": len(self.running) <= 20})
-        raw = raw[: len(self.block) - 1] + b"\0"
-        ctypes.memmove(self.block, raw, len(raw))  # slice assignment copies byte by byte
-
-    @staticmethod
-    def started(block: Any) -> set[str] | None:
-        """The jobs whose code was running when the worker stopped writing; None when the
-        board cannot say (torn, or too many to list): then every held job counts as started."""
-        state = StatusBoard.read(block) if block is not None else None
-        if not _well_formed(state) or not state or not state.get("complete", False):
-            return None
-        return {str(j["job_id"]) for j in state["running"]}
-
-    @staticmethod
-    def read(block: Any) -> dict[str, Any] | None:
-        raw = bytes(block[:]).split(b"\0", 1)[0]
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            return None  # torn read; try again next time
-
-
-def _end_kinds() -> set[str]:
-    from taskqueue.observability import events as ev
-
-    return {ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED, ev.JOB_SNOOZED, ev.JOB_POSTPONED,
-            ev.JOB_CANCELLED, ev.JOB_LEASE_LOST}
-
-
-_ENDS = _end_kinds()
-
-
-def _well_formed(state: dict[str, Any] | None) -> bool:
-    """A board snapshot the watchdogs can trust (a torn read may parse as something else)."""
-    return (isinstance(state, dict) and isinstance(state.get("beat"), int | float)
-            and isinstance(state.get("running"), list)
-            and all(isinstance(j, dict) and "job_id" in j and "deadline" in j
-                    for j in state["running"]))
-BOARD_BYTES = 8192
 
 
 class Supervisor:
@@ -202,59 +103,90 @@ class Supervisor:
         self.kill_after = kill_after
         lease = options.lease_seconds or settings.lease_seconds
         self.unresponsive_after = unresponsive_after or max(10.0, 2 * lease)
-        self.ctx = mp.get_context("spawn")
         self.summaries: list[WorkerSummary] = []
         self.stopping = False
         self.escalation: list[tuple[float, Callable[[], None]]] = []
+        self.exit_code = ExitCode.OK
+        self.started_at = self.ended_at = 0.0
+        self.leaving: list[Child] = []
         self._interrupts = 0
         self._signals: list[int] = []
         self._driver: Driver | None = None
         self.autoscaler = autoscaler
         self.beacon: NodeBeacon | None = None
         self.recovery = Recovery(settings)
+        most = max(workers, settings.max_workers, autoscaler.maximum if autoscaler else 0)
+        self._capacity = 2 * most + 2  # every live process needs a region; lives overlap
+        self.boards: Boards | None = None
+        self.server: ForkServer | None = None
+        self._old_servers: list[ForkServer] = []
+        self._server_deaths = 0
+        self._notify_r = self._notify_w = -1
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the fork server. Call it before this process opens a store connection or
+        starts a thread, so the server can be forked from it (else a fresh one is started)."""
+        if self.server is not None:
+            return
+        self.boards = Boards(self._capacity)
+        self._notify_r, self._notify_w = os.pipe()
+        os.set_blocking(self._notify_r, False)
+        self.server = ForkServer.start(self._recipe())
+
+    def _recipe(self) -> Recipe:
+        assert self.boards is not None
+        return Recipe(self.settings, self.options, self.apps, self.log_setup, self.boards.fd,
+                      self.boards.capacity, self._notify_w, self.boards)
 
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
-        options = replace(self.options, worker_id=None)
-        slot.board = self.ctx.Array("c", BOARD_BYTES, lock=False)
-        slot.results, writer = self.ctx.Pipe(duplex=False)
-        suffix = new_suffix()
-        slot.process = self.ctx.Process(
-            target=_child, name=f"taskqueue-worker-{slot.index}",
-            args=(self.settings, options, self.apps, writer, slot.board, self.log_setup, suffix))
-        slot.process.start()
-        assert slot.process.pid is not None
-        slot.worker_id = worker_id_for(slot.process.pid, suffix)
-        writer.close()
-        slot.started_at = slot.last_beat = time.monotonic()
-        slot.running.clear()
-        slot.kill_reason = None
-        log.info("started worker process %s (pid %s)", slot.index, slot.process.pid)
+        """Have the fork server fork a worker for ``slot`` (if the server is gone, the slot is
+        retried once a fresh server runs)."""
+        assert self.server is not None and self.boards is not None
+        region = self.boards.take()
+        suffix = secrets.randbits(24)
+        try:
+            pid = self.server.spawn(region, suffix)
+        except (ForkServerError, OSError) as exc:
+            self.boards.give_back(region)
+            log.warning("could not start worker %s: %s", slot.index, exc)
+            self.server.gone = True
+            slot.restart_at = time.monotonic() + 0.1
+            return
+        slot.process = Child(pid, worker_id_for(pid, id_suffix(suffix)), region, self.server)
+        log.info("started worker process %s (pid %s)", slot.index, pid)
 
     def reap(self) -> list[Slot]:
-        """Slots whose process has exited since the last call."""
+        """Slots whose process has exited since the last call (their summaries collected)."""
+        for server in self._servers(gone=True):
+            for pid, code in server.poll():
+                for child in self._children():
+                    if child.pid == pid and child.server is server:
+                        child.exitcode = code
+        for child in [c for c in self.leaving if not c.is_alive()]:
+            self.leaving.remove(child)
+            self._collect(child)
+            if child.exitcode != 0:
+                log.warning("a recycled worker (pid %s) ended with exit code %s", child.pid,
+                            child.exitcode)
         exited = []
         for slot in self.slots:
             if slot.process is not None and not slot.process.is_alive():
-                slot.process.join()
-                self._collect(slot)
+                self._collect(slot.process)
                 exited.append(slot)
         return exited
 
     def respawn(self, slot: Slot) -> None:
         """Decide what to do with an exited slot: finish it, replace it now, or later."""
         assert slot.process is not None
-        exitcode, reason = slot.process.exitcode, self._stop_reason(slot.process.pid)
-        self._release_jobs(slot)
-        slot.running.clear()
-        slot.process = None
+        child, slot.process = slot.process, None
+        exitcode, reason = child.exitcode, self._stop_reason(child.pid)
         if self.stopping or slot.retiring or (reason == EMPTY and exitcode == 0):
             slot.finished = True
             return
         if exitcode == 0:
-            # max-jobs and max-time recycling is routine; memory recycling hints at a leak
-            level = logging.WARNING if (reason or "").startswith("memory") else logging.INFO
-            log.log(level, "worker %s recycled: %s; starting a fresh one", slot.index, reason)
+            self._log_recycle(slot, reason)
             slot.restart_at = time.monotonic()
             return
         now = time.monotonic()
@@ -262,23 +194,13 @@ class Supervisor:
         if exitcode is not None and exitcode > 0 and len(slot.crashes) >= MAX_CRASHES:
             log.error("worker %s crashed %d times in %.0fs (exit code %s); giving up on it",
                       slot.index, len(slot.crashes), CRASH_WINDOW, exitcode)
-            slot.finished = True
+            slot.finished = slot.gave_up = True
             return
         # killed by a signal (kill -9, OOM killer, our own watchdog) or a crash: back off
-        delay = 0.0 if slot.kill_reason else min(10.0, 0.25 * 2 ** (len(slot.crashes) - 1))
+        delay = 0.0 if child.kill_reason else min(10.0, 0.25 * 2 ** (len(slot.crashes) - 1))
         log.warning("worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
-                    f", {slot.kill_reason}" if slot.kill_reason else "", delay)
+                    f", {child.kill_reason}" if child.kill_reason else "", delay)
         slot.restart_at = now + delay
-
-    def _release_jobs(self, slot: Slot) -> None:
-        """A child that did not exit cleanly may still hold jobs: release them now, with
-        what was seen, instead of waiting for their leases (see ``worker/recovery.py``).
-        Its board (shared memory, still readable) says which jobs it had started."""
-        assert slot.process is not None
-        if slot.process.exitcode != 0 and slot.worker_id is not None:
-            self.recovery.submit(slot.worker_id, death_cause(
-                slot.process.pid, slot.process.exitcode, slot.kill_reason),
-                StatusBoard.started(slot.board))
 
     def stop(self, immediate: bool = False) -> None:
         """Stop every worker: gracefully (SIGTERM, then at once after ``grace`` seconds)."""
@@ -294,33 +216,145 @@ class Supervisor:
 
     # -- loop -------------------------------------------------------------------------------------
     def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
+        self.start()
         self._install_signals()
+        self.started_at = time.monotonic()
         with contextlib.suppress(Exception):   # an outage is waited out by the duties below
             self.driver()   # migrates the store, once: workers open it without migrating
-        for slot in self.slots:
-            self.spawn(slot)
-        while any(not s.finished for s in self.slots):
-            self._handle_signals()
-            self._cluster_duties()
-            sentinels = [s.process.sentinel for s in self.slots if s.process is not None]
-            wait(sentinels, timeout=0.2) if sentinels else time.sleep(0.2)
-            self._read_boards()
-            self._watchdogs()
-            for slot in self.reap():
-                self.respawn(slot)
-            now = time.monotonic()
+        try:
             for slot in self.slots:
-                if slot.process is None and not slot.finished and now >= slot.restart_at:
-                    self.spawn(slot)
-            if tick:
-                tick()
+                self.spawn(slot)
+            while any(not s.finished for s in self.slots) or self.leaving:
+                self._step()
+                if tick:
+                    tick()
+        except ForkServerError as exc:
+            log.error("stopping: %s", exc)
+            self.exit_code = ExitCode.FORK_SERVER_FAILED
+            self._send_all(signal.SIGKILL)
+        finally:
+            self.ended_at = time.monotonic()
+            self.close()
+        if self.exit_code == ExitCode.OK and not self.stopping and any(
+                s.gave_up for s in self.slots):
+            self.exit_code = ExitCode.GAVE_UP
+        return self.summaries
+
+    def _step(self) -> None:
+        self._handle_signals()
+        self._cluster_duties()
+        self._wait(0.2)
+        self._read_boards()
+        self._watchdogs()
+        self._check_servers()
+        for slot in self.reap():
+            self.respawn(slot)
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None and not slot.finished and now >= slot.restart_at:
+                self.spawn(slot)
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a worker says it leaves, a fork server reports, or ``timeout``."""
+        fds = [self._notify_r, *(s.fileno() for s in self._servers())]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if self._notify_r in ready:
+            self._on_leaving()
+
+    def _on_leaving(self) -> None:
+        """Workers that decided to leave: fork their replacements now, not after they exit."""
+        self._handle_signals()  # a ^C reaches the workers too: stopping, not recycling
+        try:
+            data = os.read(self._notify_r, 4096)
+        except BlockingIOError:
+            return
+        regions = {int.from_bytes(data[i:i + 4], "little", signed=True)
+                   for i in range(0, len(data) - 3, 4)}
+        for slot in self.slots:
+            child = slot.process
+            if child is None or child.region not in regions or not child.is_alive():
+                continue
+            assert self.boards is not None
+            status = self.boards.status(child.region) or {}
+            reason = status.get("leaving") or ""
+            if self.stopping or slot.retiring or reason in (EMPTY, ORPHANED):
+                continue
+            self.leaving.append(child)
+            slot.process = None
+            self._log_recycle(slot, reason)
+            self.spawn(slot)
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of this run so far (all of it once it ended)."""
+        if not self.started_at:
+            return 0.0
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def processed(self) -> int:
+        """Jobs processed by every worker of this run, recycled ones included."""
+        live = sum(c.processed for c in self._children() if c.is_alive())
+        return live + sum(s.processed for s in self.summaries)
+
+    def close(self) -> None:
+        """Let the fork servers go and close the store connection (after ``run``, or instead
+        of it when start-up failed after ``start``)."""
+        for server in self._servers(gone=True):
+            server.quit()
+            server.close()
+        self._old_servers.clear()
         self.recovery.close()
+        if self.boards is not None:
+            self.boards.close()
+            self.boards = None
+        for fd in (self._notify_r, self._notify_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._notify_r = self._notify_w = -1
         if self._driver is not None:
             if self.beacon is not None:
                 with contextlib.suppress(Exception):
                     self.beacon.leave()
             self._driver.close()
-        return self.summaries
+
+    # -- fork servers -----------------------------------------------------------------------------
+    def _servers(self, gone: bool = False) -> list[ForkServer]:
+        """The fork servers: the current one, and old ones whose workers are still leaving."""
+        servers = [*self._old_servers, *([self.server] if self.server else [])]
+        return [s for s in servers if gone or not s.gone]
+
+    def _check_servers(self) -> None:
+        """A fork server that died took its workers with it: start a fresh one."""
+        for server in self._servers(gone=True):
+            if not server.gone or server.exits:
+                continue  # alive, or exits still to be read
+            for child in self._children():
+                if child.server is server and child.is_alive():
+                    child.exitcode = -signal.SIGHUP
+                    child.kill_reason = child.kill_reason or "its fork server died"
+            server.close()
+            if server is not self.server:
+                self._old_servers.remove(server)
+                continue
+            self._server_deaths += 1
+            if self._server_deaths > MAX_SERVER_RESTARTS:
+                raise ForkServerError(f"the fork server died {self._server_deaths} times")
+            log.error("the fork server (pid %s) died; starting a fresh one", server.pid)
+            self.server = ForkServer.fresh(self._recipe())
+
+    def reload(self) -> None:
+        """SIGUSR1: load new code (a fresh fork server), then recycle every worker onto it."""
+        try:
+            fresh = ForkServer.fresh(self._recipe())
+        except (ForkServerError, OSError) as exc:
+            log.error("SIGUSR1: the new code cannot be loaded (%s); workers keep running the "
+                      "code they have", exc)
+            return
+        if self.server is not None:
+            self.server.quit()
+            self._old_servers.append(self.server)
+        self.server = fresh
+        log.warning("SIGUSR1: recycling all workers")
+        self._send_all(signal.SIGUSR1)
 
     # -- cluster duties ---------------------------------------------------------------------------
     def driver(self) -> Driver:
@@ -366,8 +400,9 @@ class Supervisor:
             self.spawn(slot)
         for slot in sorted(live, key=lambda s: -s.index)[: max(0, len(live) - target)]:
             slot.retiring = True
-            if slot.process is not None and slot.process.pid:
-                os.kill(slot.process.pid, signal.SIGTERM)
+            if slot.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.process.pid, signal.SIGTERM)
             else:
                 slot.finished = True
 
@@ -377,25 +412,24 @@ class Supervisor:
         while self.escalation and self.escalation[0][0] <= now:
             _, action = self.escalation.pop(0)
             action()
-        for slot in self.slots:
-            proc = slot.process
-            if proc is None or not proc.is_alive() or slot.kill_reason:
+        for child in self._children():
+            if not child.is_alive() or child.kill_reason:
                 continue
-            late = [j for j in slot.running.values()
+            late = [j for j in child.running.values()
                     if j.get("timeout") and isinstance(j.get("deadline"), int | float)
                     and wall > j["deadline"] + self.kill_after]
             if late:
-                self._kill(slot, f"job {late[0]['job_id']} passed its hard timeout")
+                self._kill(child, f"job {late[0]['job_id']} passed its hard timeout")
                 for job in late:
                     self._settle_timed_out(job)
-            elif now - slot.last_beat > self.unresponsive_after:
-                self._kill(slot, f"no heartbeat for {now - slot.last_beat:.0f}s")
+            elif now - child.last_beat > self.unresponsive_after:
+                self._kill(child, f"no heartbeat for {now - child.last_beat:.0f}s")
 
-    def _kill(self, slot: Slot, reason: str) -> None:
-        assert slot.process is not None and slot.process.pid is not None
-        log.error("killing worker %s (pid %s): %s", slot.index, slot.process.pid, reason)
-        slot.kill_reason = reason
-        os.kill(slot.process.pid, signal.SIGKILL)
+    def _kill(self, child: Child, reason: str) -> None:
+        log.error("killing worker process %s: %s", child.pid, reason)
+        child.kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
 
     def _settle_timed_out(self, job: dict[str, Any]) -> None:
         """Record the hard timeout on the job with the killed worker's lease token."""
@@ -410,41 +444,61 @@ class Supervisor:
             log.exception("could not record the hard timeout of %s", job["job_id"])
 
     def _read_boards(self) -> None:
-        for slot in self.slots:
-            if slot.process is None or slot.board is None:
+        assert self.boards is not None
+        for child in self._children():
+            if not child.is_alive():
                 continue
-            state = StatusBoard.read(slot.board)
-            if not _well_formed(state):
+            state = self.boards.status(child.region)
+            if state is None:
                 continue  # a torn read: try again next round
-            assert state is not None
-            slot.running = {j["job_id"]: j for j in state["running"]}
+            child.running = {j["job_id"]: j for j in state["running"]}
+            child.processed = int(state.get("processed") or 0)
             beat_age = time.time() - float(state["beat"])
-            slot.last_beat = max(slot.last_beat, time.monotonic() - beat_age)
+            child.last_beat = max(child.last_beat, time.monotonic() - beat_age)
 
     # -- plumbing ---------------------------------------------------------------------------------
+    def _children(self) -> Iterator[Child]:
+        """Every worker process of this pool: the slots' and the ones leaving."""
+        yield from self.leaving
+        for slot in self.slots:
+            if slot.process is not None:
+                yield slot.process
+
     def _stop_reason(self, pid: int | None) -> str | None:
         for summary in reversed(self.summaries):
             if summary.worker_id.split(":")[1:2] == [str(pid)]:
                 return summary.stop_reason
         return None
 
-    def _collect(self, slot: Slot) -> None:
-        """Read the summary an exited worker sent (none if it was killed)."""
+    def _collect(self, child: Child) -> None:
+        """Read the summary an exited worker left on its board (none if it was killed); one
+        that did not exit cleanly may still hold jobs: release them now, with what was seen,
+        instead of waiting for their leases (``worker/recovery.py``). Its board says which of
+        them it had started."""
+        assert self.boards is not None
+        if child.exitcode != 0:
+            self.recovery.submit(child.worker_id, death_cause(
+                child.pid, child.exitcode, child.kill_reason), self.boards.started(child.region))
+        summary = self.boards.summary(child.region)
         try:
-            if slot.results is not None and slot.results.poll():
-                self.summaries.append(WorkerSummary(**slot.results.recv()))
-        except (EOFError, OSError, ValueError):
-            pass
-        finally:
-            if slot.results is not None:
-                slot.results.close()
-                slot.results = None
+            self.summaries.append(WorkerSummary(**(summary or {})))
+        except TypeError:  # killed: what its board last said
+            self.summaries.append(WorkerSummary(
+                f"{socket.gethostname()}:{child.pid}:killed", processed=child.processed,
+                stop_reason=child.kill_reason or f"exit code {child.exitcode}"))
+        self.boards.give_back(child.region)
+
+    @staticmethod
+    def _log_recycle(slot: Slot, reason: str | None) -> None:
+        # max-jobs and max-time recycling is routine; memory recycling hints at a leak
+        level = logging.WARNING if (reason or "").startswith("memory") else logging.INFO
+        log.log(level, "worker %s recycled: %s; starting a fresh one", slot.index, reason)
 
     def _send_all(self, signum: int) -> None:
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive() and slot.process.pid:
+        for child in self._children():
+            if child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(slot.process.pid, signum)
+                    os.kill(child.pid, signum)
 
     def _install_signals(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
@@ -459,8 +513,7 @@ class Supervisor:
             elif signum == signal.SIGTERM:
                 self.stop()
             elif signum == signal.SIGUSR1:
-                log.warning("SIGUSR1: recycling all workers")
-                self._send_all(signal.SIGUSR1)
+                self.reload()
             elif signum == signal.SIGUSR2:
                 log.warning("SIGUSR2: toggling pause on all workers")
                 self._send_all(signal.SIGUSR2)

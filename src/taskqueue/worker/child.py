@@ -1,0 +1,80 @@
+"""A worker process of the pool, as the fork server starts it (right after the fork).
+
+It opens its own store connection (nothing of the kind crossed the fork), reports on its
+status board, tells the supervisor the moment it decides to leave (so the replacement is
+forked while this one still settles its last jobs), and ends with its parent: SIGHUP, sent by
+the kernel when the fork server dies (and the fork server dies with the supervisor), stops it
+at once, handing its jobs back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import struct
+from dataclasses import asdict, replace
+from typing import Any
+
+from taskqueue.manager import QueueManager
+from taskqueue.observability.logging import configure, log_events
+from taskqueue.observability.stats import StatsRecorder
+from taskqueue.worker import signals
+from taskqueue.worker.board import StatusPublisher
+from taskqueue.worker.orphans import ORPHANED, die_with_parent
+from taskqueue.worker.outage import open_patiently
+from taskqueue.worker.recovery import worker_id_for
+from taskqueue.worker.runner import Worker
+
+#: Said by a worker on the notify pipe: "region N is leaving".
+LEAVING = struct.Struct("=i")
+
+
+class SupervisedWorker(Worker):
+    """A worker that says when it decides to stop, before it winds down."""
+
+    def __init__(self, manager: QueueManager, options: Any, board: StatusPublisher,
+                 notify_fd: int) -> None:
+        super().__init__(manager, options)
+        self.board = board
+        self.notify_fd = notify_fd
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        leaving = not self._stop.is_set()
+        super().request_stop(reason)
+        if leaving:
+            self.board.leave(self.summary.stop_reason or reason)
+            with contextlib.suppress(OSError):  # the supervisor may be gone
+                os.write(self.notify_fd, LEAVING.pack(self.board.index))
+
+
+def run_worker(recipe: Any, region: int, server: int, suffix: str) -> int:
+    """Run one worker on board ``region`` until it stops; its exit code. Its worker id is
+    host:pid:``suffix``, which the supervisor knows too (to release its jobs if it dies)."""
+    die_with_parent(signal.SIGHUP, server)
+    if recipe.log_setup:
+        configure(*recipe.log_setup)
+    board = StatusPublisher(recipe.boards, region)
+    board.start()  # alive while it waits for an unreachable store
+    manager = open_patiently(
+        lambda: QueueManager.from_settings(recipe.settings, migrate=False),
+        f"worker process {os.getpid()}", on_wait=board.alive)
+    board.subscribe(manager.events)
+    recorder = StatsRecorder.install(manager)
+    log_events(manager.events)
+    worker_id = worker_id_for(os.getpid(), suffix)
+    worker = SupervisedWorker(manager, replace(recipe.options, worker_id=worker_id), board,
+                              recipe.notify_fd)
+    board.processed = lambda: worker.summary.processed
+    signals.install(worker)
+
+    def orphaned(signum: int, frame: Any) -> None:
+        if worker.stop_now(ORPHANED):  # running and reserved jobs are handed back
+            raise KeyboardInterrupt  # leaves the job's code
+
+    signal.signal(signal.SIGHUP, orphaned)
+    summary = worker.run()
+    recorder.close()  # write the last statistics while the store is still open
+    manager.close()
+    board.finish(asdict(summary))
+    return 0
