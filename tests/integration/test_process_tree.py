@@ -109,10 +109,9 @@ def test_no_store_connection_crosses_a_fork(server_url: str, ledger: str) -> Non
     assert proc.returncode == 0, err
 
 
-def test_workers_end_with_a_killed_supervisor(manager: QueueManager, sqlite_url: str,
-                                             ledger: str) -> None:
-    for _ in range(2):
-        t.mark.push([ledger, 60])
+def test_workers_end_with_a_killed_supervisor_and_hand_their_jobs_back(
+        manager: QueueManager, sqlite_url: str, ledger: str) -> None:
+    long = [t.mark.push([ledger, 60]) for _ in range(2)]
     proc = cli("--url", sqlite_url, "--log-level=info", "work", "--workers=2", "--prefetch=1",
                "--sleep=0.1", *APP)
     wait_for(lambda: len(ledger_lines(ledger)) == 2, timeout=60)
@@ -125,7 +124,8 @@ def test_workers_end_with_a_killed_supervisor(manager: QueueManager, sqlite_url:
     while time.monotonic() < deadline and any(alive(p) for p in [*workers, server]):
         time.sleep(0.05)
     assert not [p for p in [*workers, server] if alive(p)], "all gone within 5 s"
-    assert err.count("worker stopped: interrupted") == 2, "stopped at once, not killed"
+    assert err.count("worker stopped: its supervisor is gone") == 2, "stopped, not killed"
+    assert states(manager, long) == {State.PENDING: 2}, "their running jobs were handed back"
     later = t.mark.delay(ledger)
     time.sleep(2)
     assert manager.get(later).state == State.PENDING, "nobody takes jobs any more"  # type: ignore
