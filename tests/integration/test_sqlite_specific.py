@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.sqlite import SQLiteDriver
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import NewJob
@@ -148,3 +153,44 @@ def test_queries_need_no_sqlite_newer_than_returning() -> None:
     uses = {name for name, sql in Q.items()
             if re.search(r"->", re.sub(r"--[^\n]*", "", sql))}
     assert not uses, f"-> / ->> need SQLite 3.38: {sorted(uses)}"
+
+
+def _plain() -> NewJob:
+    return NewJob(id=uuid7(), name="tests.noop", payload=b"{}", queue_name="q")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
+def test_a_push_rings_the_doorbell_of_an_idle_worker(tmp_path: Path) -> None:
+    """The wake-up is the doorbell, not the poll: a sleep of 30 s ends at the push."""
+    path = str(tmp_path / "q.db")
+    bell, pusher = Doorbell(path), SQLiteDriver(path)
+    pusher.migrate()
+    rung: list[bool] = []
+    try:
+        assert bell.sleep(0) is False   # now listening, and listed for pushers
+        waiter = threading.Thread(target=lambda: rung.append(bell.sleep(30)))
+        started = time.monotonic()
+        waiter.start()
+        time.sleep(0.2)
+        pusher.push([_plain()])
+        waiter.join(35)
+        assert rung == [True] and time.monotonic() - started < 20
+    finally:
+        bell.close()
+        pusher.close()
+    assert os.listdir(path + "-wake") == [], "a closed doorbell leaves no marker"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
+def test_a_dead_workers_marker_is_removed_by_the_next_push(tmp_path: Path) -> None:
+    path = str(tmp_path / "q.db")
+    dead, pusher = Doorbell(path), SQLiteDriver(path)
+    pusher.migrate()
+    try:
+        dead.sleep(0)
+        assert len(os.listdir(path + "-wake")) == 1
+        dead._listener.close()   # type: ignore[union-attr]  # its process died, marker left
+        pusher.push([_plain()])
+        assert os.listdir(path + "-wake") == []
+    finally:
+        pusher.close()

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from taskqueue.drivers import _attempts, _sql
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
+from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
@@ -76,6 +77,7 @@ class SQLiteDriver:
                 # connection) running for the rest of the process
                 weakref.finalize(self, self._checkpointer.close)
         self._migrated = False
+        self._doorbell = Doorbell(self.path)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteDriver:
@@ -140,6 +142,7 @@ class SQLiteDriver:
         return [version for version, _ in MIGRATIONS if version not in done]
 
     def close(self) -> None:
+        self._doorbell.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         with self._lock:
@@ -175,6 +178,7 @@ class SQLiteDriver:
                 if job.dependencies:
                     conn.execute(Q["mark_satisfied_edges"], (job.id,))
                     conn.execute(Q["count_waiting"], (job.id,))
+        self._doorbell.ring()
         return ids
 
     # -- consuming -----------------------------------------------------------------------
@@ -334,8 +338,10 @@ class SQLiteDriver:
                                                        (now, now, worker_id))]
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        """Poll ``PRAGMA data_version`` (changes when another connection commits) with a
-        growing interval, and wake when the next delayed job falls due."""
+        """Return when a push on this host rings the doorbell (``_sqlite_wake``), when the
+        next delayed job falls due, or when ``PRAGMA data_version`` (it changes when another
+        connection commits) shows a change, polled with a growing interval behind the bell."""
+        self._doorbell.drain()   # rings of pushes made before now: the look below sees them
         deadline = time.monotonic() + timeout
         sql = Q["next_due"].format(queues=_sql.placeholders(len(queues)))
         ((next_due,),) = self._read(sql, list(queues)) if queues else [(None,)]
@@ -344,7 +350,8 @@ class SQLiteDriver:
         ((version,),) = self._read("PRAGMA data_version")
         interval = 0.001
         while (remaining := deadline - time.monotonic()) > 0:
-            time.sleep(min(interval, remaining))
+            if self._doorbell.sleep(min(interval, remaining)):
+                return
             interval = min(interval * 2, IDLE_POLL_CAP)
             if self._read("PRAGMA data_version")[0][0] != version:
                 return
