@@ -130,3 +130,29 @@ def test_workers_end_with_a_killed_supervisor_and_hand_their_jobs_back(
     time.sleep(2)
     assert manager.get(later).state == State.PENDING, "nobody takes jobs any more"  # type: ignore
     assert len(ledger_lines(ledger)) == 2
+
+
+def test_sigusr1_loads_the_app_anew_in_a_fresh_fork_server(
+        manager: QueueManager, sqlite_url: str, ledger: str, tmp_path: Path) -> None:
+    """A deploy reload: new code is imported (once, by a fresh server), the workers move to it
+    and the old server leaves with its last worker."""
+    imports = tmp_path / "imports.log"
+    proc = cli("--url", sqlite_url, "work", "--sleep=0.1", *APP,
+               env={"TQ_TEST_IMPORT_LOG": str(imports)})
+    try:
+        wait_for(lambda: len(worker_pids(proc.pid)) == 1, timeout=60)
+        old_server = psutil.Process(proc.pid).children()[0].pid
+        old_worker = worker_pids(proc.pid)[0]
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: not alive(old_server) and not alive(old_worker), timeout=60)
+        wait_for(lambda: len(worker_pids(proc.pid)) == 1, timeout=60)
+        new_server = next(c.pid for c in psutil.Process(proc.pid).children()
+                          if c.pid != old_server and alive(c.pid))
+        job = t.mark.delay(ledger)
+        wait_for(lambda: manager.get(job).state == State.COMPLETED)  # type: ignore[union-attr]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert imports.read_text().split() == [str(proc.pid), str(new_server)]
+    assert ledger_lines(ledger)[0][2] not in (str(old_worker), str(proc.pid))
