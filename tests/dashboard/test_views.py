@@ -125,7 +125,7 @@ def test_schedules_list_pause_resume_run(session: Session,
     assert entry["target"] == "schedule:nightly" and entry["count"] == 1
 
 
-def test_worker_actions_signal_local_workers_only(session: Session,
+def test_worker_recycle_signals_local_workers_only(session: Session,
                                                   sqlite_manager: QueueManager,
                                                   tmp_path: Path) -> None:
     flag = tmp_path / "usr1"
@@ -151,9 +151,11 @@ def test_worker_actions_signal_local_workers_only(session: Session,
         while not flag.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert flag.exists()
-        far = session.post("/api/workers/w-far/pause")
-        assert far.status_code == 409 and "kill -USR2" in far.json()["error"]
-        assert "already running" in session.post("/api/workers/w-local/resume").json()["result"]
+        far = session.post("/api/workers/w-far/recycle")
+        assert far.status_code == 409 and "kill -USR1" in far.json()["error"]
+        paused = session.post("/api/workers/w-far/pause")  # kept in the store: any host
+        assert paused.status_code == 200 and "paused" in paused.json()["result"]
+        assert "was not paused" in session.post("/api/workers/w-local/resume").json()["result"]
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -63,11 +63,14 @@ def _fmt(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, float) else "-"
 
 
-@click.command("workers")
+@click.group("workers", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool) -> None:
-    """Live workers (each refreshes its entry at every heartbeat)."""
+    """Live workers (each refreshes its entry within a second of a change); `workers pause ID`
+    and `workers resume ID` pause or resume one."""
+    if ctx.invoked_subcommand is not None:
+        return
     manager = open_reader(ctx)
     entries = manager.driver.registry_list("worker")
     manager.close()
@@ -75,10 +78,43 @@ def workers(ctx: click.Context, as_json: bool) -> None:
         emit_json(entries)
         return
     table(f"{len(entries)} workers", ["id", "state", "queues", "processed", "failed", "rss MB",
-                                      "heartbeat", "current"],
-          [[e["id"], e["state"], ",".join(e["queues"]), e["processed"], e["failed"],
+                                      "seen", "current"],
+          [[e["id"], _state(e), ",".join(e["queues"]), e["processed"], e["failed"],
             e["rss_mb"], f"{duration(time.time() - e['last_heartbeat'])} ago",
             ",".join(e["current_jobs"])] for e in entries])
+
+
+def _state(entry: dict[str, object]) -> str:
+    state = str(entry["state"])
+    return "pausing" if entry.get("paused") and state != "paused" else state
+
+
+def _pause_verb(action: str, summary: str) -> click.Command:
+    @click.command(action, help=summary)
+    @click.argument("worker_ids", nargs=-1, required=True, metavar="WORKER_ID...")
+    @click.pass_context
+    def command(ctx: click.Context, worker_ids: tuple[str, ...]) -> None:
+        from taskqueue.worker.presence import pause_or_resume
+
+        manager = open_manager(ctx)
+        try:
+            live = {str(e.get("id")) for e in manager.driver.registry_list("worker")}
+            unknown = [w for w in worker_ids if w not in live]
+            if unknown:
+                raise click.BadParameter(f"no live worker {', '.join(map(repr, unknown))} "
+                                         "(see `taskqueue workers`)", param_hint="WORKER_ID")
+            for worker_id in worker_ids:
+                console.print(pause_or_resume(manager.driver, worker_id, action,
+                                              "command line"))
+        finally:
+            manager.close()
+    return command
+
+
+workers.add_command(_pause_verb(
+    "pause", "Pause workers: each finishes its running job, then takes no more until resumed "
+    "(idempotent; kept in the store, so it works for a worker on any host)."))
+workers.add_command(_pause_verb("resume", "Let paused workers take jobs again (idempotent)."))
 
 
 @click.command("nodes")

@@ -115,7 +115,8 @@ async def worker_action(request: Request) -> Response:
     dash = board(request)
     worker_id, action = request.path_params["worker_id"], request.path_params["action"]
     try:
-        message = await run_in_threadpool(system.control_worker, dash.manager, worker_id, action)
+        message = await run_in_threadpool(system.control_worker, dash.manager, worker_id, action,
+                                          f"dashboard ({principal.name})")
     except system.ActionRefused as exc:
         await dash.arecord(principal, request, f"worker {action}", f"worker:{worker_id}",
                            outcome=f"refused: {exc}")

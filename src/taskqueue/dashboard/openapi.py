@@ -55,8 +55,8 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("post", "/api/queues/{name}/{action}", "pause, resume, limits (body: rate, concurrency) "
      "or purge (body: confirm = the queue name, states)", True, []),
     ("get", "/api/workers", "Live workers", False, []),
-    ("post", "/api/workers/{worker_id}/{action}", "pause, resume or recycle a worker on this "
-     "host", True, []),
+    ("post", "/api/workers/{worker_id}/{action}", "pause or resume a worker (idempotent, any "
+     "host), or recycle one on this host", True, []),
     ("get", "/api/schedules", "Schedules with their next runs in their time zone", False, []),
     ("post", "/api/schedules/{name}/{action}", "pause, resume or run a schedule now", True, []),
     ("get", "/api/alerts", "Alert rules, channels, firing alerts and history", False, []),

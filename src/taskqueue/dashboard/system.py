@@ -3,11 +3,13 @@
 Each function takes the manager (or its driver) and returns plain JSON-ready data; the API
 module turns requests into calls of these and records the changes in the audit log.
 
-Workers are controlled with the signals they already obey (``SIGUSR2`` pauses or resumes
-taking jobs, ``SIGUSR1`` recycles the process, which its supervisor replaces). A signal can
-only reach a process on this machine, so the action is refused, with the command to run
-instead, for a worker on another host; the process is checked to be the registered worker
-(same pid, started no later than the worker says) before anything is sent.
+Pausing and resuming a worker are idempotent verbs on the store (``worker/presence.py``): they
+work for a worker on any host, the worker follows within a second, and pausing a paused worker
+changes nothing and says so. Recycling is the signal a worker already obeys (``SIGUSR1``; its
+supervisor replaces the process). A signal can only reach a process on this machine, so a
+recycle is refused, with the command to run instead, for a worker on another host; the
+process is checked to be the registered worker (same pid, started no later than the worker
+says) before anything is sent.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from taskqueue.scheduling.cron import describe_zone_offset
 from taskqueue.scheduling.ratelimit import parse_rate, queue_limits, set_queue_limit
 from taskqueue.scheduling.scheduler import schedule_call
 from taskqueue.scheduling.schedules import Schedule, ScheduleStore
+from taskqueue.worker.presence import pause_or_resume
 
 
 class ActionRefused(TaskQueueError):
@@ -52,7 +55,7 @@ def limits(manager: QueueManager) -> dict[str, dict[str, Any]]:
 
 # -- workers ------------------------------------------------------------------------------------
 
-WORKER_SIGNALS = {"pause": signal.SIGUSR2, "resume": signal.SIGUSR2, "recycle": signal.SIGUSR1}
+WORKER_ACTIONS = ("pause", "resume", "recycle")
 
 
 def workers(manager: QueueManager) -> list[dict[str, Any]]:
@@ -67,24 +70,24 @@ def workers(manager: QueueManager) -> list[dict[str, Any]]:
     return out
 
 
-def control_worker(manager: QueueManager, worker_id: str, action: str) -> str:
-    """Send the worker the signal for ``action``; return what was done."""
-    if action not in WORKER_SIGNALS:
+def control_worker(manager: QueueManager, worker_id: str, action: str, by: str = "") -> str:
+    """Pause, resume or recycle one live worker; return what was done."""
+    if action not in WORKER_ACTIONS:
         raise ActionRefused(f"unknown worker action {action!r}; use pause, resume or recycle")
     entry = next((w for w in manager.driver.registry_list("worker")
                   if w.get("id") == worker_id), None)
     if entry is None:
         raise ActionRefused(f"no live worker {worker_id!r} (it may have stopped)")
+    if action != "recycle":
+        return pause_or_resume(manager.driver, worker_id, action, by)
     pid = int(entry.get("pid") or 0)
     if entry.get("host") != socket.gethostname():
         raise ActionRefused(f"worker {worker_id} runs on {entry.get('host')}; run "
-                            f"`kill -{WORKER_SIGNALS[action].name[3:]} {pid}` there")
-    paused = entry.get("state") == "paused"
-    if (action == "pause" and paused) or (action == "resume" and not paused):
-        return f"worker {worker_id} is already {'paused' if paused else 'running'}"
+                            f"`kill -USR1 {pid}` there")
     _check_process(pid, float(entry.get("started") or 0))
-    os.kill(pid, WORKER_SIGNALS[action])
-    return f"sent SIG{WORKER_SIGNALS[action].name[3:]} to worker {worker_id} (pid {pid})"
+    os.kill(pid, signal.SIGUSR1)
+    return f"sent SIGUSR1 to worker {worker_id} (pid {pid})"
+
 
 
 def _check_process(pid: int, started: float) -> None:

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from taskqueue.drivers import Driver, HeartbeatResult, JobFilter
 from taskqueue.errors import DriverError
@@ -21,8 +20,9 @@ CANCEL_POLL = 0.5
 
 
 class Heartbeat:
-    """Every ``lease_seconds / 3`` extends the leases of held jobs (prefetched and running),
-    publishes the worker's status entry, and reports cancelled or lost jobs to callbacks.
+    """Every ``lease_seconds / 3`` extends the leases of held jobs (prefetched and running)
+    and reports cancelled or lost jobs to callbacks. (The worker's status entry is published
+    by ``worker/presence.py``, every second when it changes.)
 
     ``on_beat`` is called after every round, whether the store answered or not: it tells the
     supervisor this process is alive. A worker waiting for its store is alive (its liveness is
@@ -38,7 +38,6 @@ class Heartbeat:
         worker_id: str,
         lease_seconds: float,
         on_cancelled: Callable[[str], None],
-        status: Callable[[], dict[str, Any]],
         on_beat: Callable[[], None] | None = None,
         watched: Callable[[], list[str]] | None = None,
     ) -> None:
@@ -47,7 +46,6 @@ class Heartbeat:
         self.lease_seconds = lease_seconds
         self.interval = max(0.2, lease_seconds / 3)
         self.on_cancelled = on_cancelled
-        self.status = status
         self.on_beat = on_beat
         self.watched = watched
         self.lost: set[str] = set()
@@ -79,7 +77,7 @@ class Heartbeat:
             return list(self._held.values())
 
     def beat(self) -> HeartbeatResult:
-        """One round: extend leases, publish status, dispatch cancellations."""
+        """One round: extend leases, dispatch cancellations."""
         tokens = self.held()
         sent = time.monotonic()
         result = self.driver.heartbeat(self.worker_id, tokens, self.lease_seconds) if tokens \
@@ -92,8 +90,6 @@ class Heartbeat:
             log.warning("lease lost", extra={"job_id": job_id, "worker_id": self.worker_id})
         for job_id in result.cancelled:
             self.on_cancelled(job_id)
-        self.driver.registry_put("worker", self.worker_id, self.status(),
-                                 ttl_seconds=self.lease_seconds)
         return result
 
     def start(self) -> None:
@@ -116,7 +112,7 @@ class Heartbeat:
             self.on_cancelled(record.id)
 
     def _loop(self) -> None:
-        next_beat = 0.0  # publish the worker at once, then every interval
+        next_beat = 0.0  # beat at once, then every interval
         while True:
             if time.monotonic() < next_beat:
                 try:

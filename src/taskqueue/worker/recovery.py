@@ -34,6 +34,7 @@ from taskqueue.jobs.definition import resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.states import State
 from taskqueue.manager import RUN_OPTIONS, QueueManager
+from taskqueue.worker.presence import forget_worker
 from taskqueue.workflows.hooks import after_finish
 
 log = logging.getLogger("taskqueue.supervisor")
@@ -143,7 +144,7 @@ class Recovery:
             self._manager = QueueManager.from_settings(self.settings)
         manager = self._manager
         moved = manager.driver.recover_worker(worker_id, cause, started)
-        manager.driver.registry_remove("worker", worker_id)
+        forget_worker(manager.driver, worker_id)
         if moved:
             log.warning("released %d jobs of dead worker %s at once: %s", len(moved),
                         worker_id, cause, extra={"job_ids": moved[:20]})

@@ -38,6 +38,7 @@ from taskqueue.worker.executor import Executor, Kind, Outcome, describe
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.pool import JobPool
+from taskqueue.worker.presence import Presence
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.recovery import after_rescue
 from taskqueue.worker.retry import RetryPolicy, retry_in
@@ -153,7 +154,7 @@ class Worker:
         self.executor = Executor(shared_loop=concurrent)
         self.pool = JobPool(self.options.concurrency) if concurrent else None
         self.heartbeat = Heartbeat(self.driver, self.worker_id, self.lease,
-                                   self._on_cancelled, self._status,
+                                   self._on_cancelled,
                                    on_beat=lambda: self._emit(ev.WORKER_HEARTBEAT),
                                    watched=lambda: list(self._running))
         self._lock = threading.Lock()
@@ -172,6 +173,8 @@ class Worker:
         self._warned_limit = False
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self.presence = Presence(self.driver, self.worker_id, self._status, self._paused,
+                                 self.lease)
         self._running: dict[str, JobContext] = {}
         #: Exponential mean of job durations (None until the first job has run).
         self._avg_duration: float | None = None
@@ -214,14 +217,14 @@ class Worker:
         return self._in_job
 
     def pause(self) -> None:
-        self._paused.set()
+        """Take no more jobs until resumed (the state is kept in the store)."""
+        self.presence.want(True)
 
     def resume(self) -> None:
-        self._paused.clear()
+        self.presence.want(False)
 
     def toggle_pause(self) -> bool:
-        (self.resume if self._paused.is_set() else self.pause)()
-        return self._paused.is_set()
+        return self.presence.toggle()
 
     # -- loop -------------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
@@ -229,6 +232,7 @@ class Worker:
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
         self.heartbeat.start()
+        self.presence.start()
         if self.options.priority_aging:
             AgingService(self.driver, self.worker_id, self.options.priority_aging).start(
                 self._stop)
@@ -763,7 +767,7 @@ class Worker:
             mw.teardown()
         self.executor.close()
         with contextlib.suppress(DriverUnavailable):
-            self.driver.registry_remove("worker", self.worker_id)
+            self.presence.leave()
         self.summary.elapsed = time.monotonic() - self._started
         self.summary.rss_end_mb = self._rss_mb()
         self._emit(ev.WORKER_STOPPED, fields={"reason": self.summary.stop_reason,

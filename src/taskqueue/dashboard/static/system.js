@@ -60,16 +60,17 @@
       }, { class: "small", dataset: { action } });
       TQ.fill(TQ.$("#workers"), table("workers-table", ["worker", "state", "queues", "current job", "#processed",
         "#failed", "#memory MB", "#heartbeat", "#uptime", "actions"], data.workers.map((w) => h("tr", { class: "worker-row", dataset: { id: w.id } },
-        h("td", { class: "mono", text: w.id }), h("td", {}, TQ.badge(w.state)),
+        h("td", { class: "mono", text: w.id }),
+        h("td", {}, TQ.badge(w.paused && w.state !== "paused" ? "pausing" : w.state)),
         h("td", { text: (w.queues || []).join(", ") }),
         h("td", {}, (w.current_jobs || []).map((id) => TQ.jobLink(id, TQ.short(id)))),
         h("td", { class: "num", text: TQ.num(w.processed) }), h("td", { class: "num", text: TQ.num(w.failed) }),
         h("td", { class: "num", text: TQ.num(w.rss_mb) }), h("td", { class: "num", text: TQ.secs(w.heartbeat_age) + " ago" }),
         h("td", { class: "num", text: TQ.secs(w.uptime) }),
-        h("td", {}, h("span", { class: "row" }, w.local ? [w.state === "paused" ? act(w, "resume") : act(w, "pause"), act(w, "recycle")]
-                                          : h("span", { class: "muted", text: "on " + w.host }))))), "No live worker."));
+        h("td", {}, h("span", { class: "row" }, [w.paused ? act(w, "resume") : act(w, "pause"),
+          w.local ? act(w, "recycle") : h("span", { class: "muted", text: "on " + w.host })])))), "No live worker."));
     };
-    TQ.every(3000, reload);
+    TQ.every(1000, reload);
   };
 
   /* -- schedules --------------------------------------------------------------------------- */
