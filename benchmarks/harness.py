@@ -138,7 +138,8 @@ def tree_memory(pid: int, worker_pid: int) -> dict[str, Any]:
     for p in tree(pid):
         try:
             full = p.memory_full_info()
-            cmd = " ".join(p.cmdline())[:120]
+            cmd = " ".join(os.path.basename(a) if a.startswith("/") else a
+                           for a in p.cmdline())[:120]
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         rows.append({"pid": p.pid, "cmd": cmd, "rss_mb": round(full.rss / MB, 1),
@@ -147,6 +148,10 @@ def tree_memory(pid: int, worker_pid: int) -> dict[str, Any]:
         return {}
     worker = next((row for row in rows if row["pid"] == worker_pid),
                   max(rows, key=lambda row: row["rss_mb"]))
+    for row in rows:
+        row["role"] = ("the command started" if row["pid"] == pid else
+                       "worker (ran the last job)" if row is worker else
+                       "resource tracker" if "resource_tracker" in row["cmd"] else "other")
     return {"processes": len(rows), "rss_mb": sum(row["rss_mb"] for row in rows),
             "pss_mb": sum(row["pss_mb"] for row in rows), "worker_rss_mb": worker["rss_mb"],
             "tree": rows}

@@ -182,12 +182,12 @@ def cli_section(data: dict[str, Any]) -> list[str]:
     for b in BACKEND_ORDER:
         entry = data["entries"].get(f"taskqueue|{b}|standard") or {}
         for row in entry.get("tree", []):
-            trees.append(f"| {BACKEND_TITLES[b]} | {row['pid']} | `{row['cmd']}` | "
+            trees.append(f"| {BACKEND_TITLES[b]} | {row.get('role', '?')} | `{row['cmd']}` | "
                          f"{row['rss_mb']:.1f} | {row['pss_mb']:.1f} |")
     if trees:
         out += ["The idle `taskqueue work` tree after the drain (last repeat):", "",
-                "| store | pid | command | RSS, MB | PSS, MB |",
-                "| --- | ---: | --- | ---: | ---: |",
+                "| store | process | command line | RSS, MB | PSS, MB |",
+                "| --- | --- | --- | ---: | ---: |",
                 *trees, ""]
     return out
 
