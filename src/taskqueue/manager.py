@@ -144,8 +144,10 @@ class QueueManager:
     def push(self, job: Job | Call, *, connection: Any = None, **options: Any) -> JobHandle:
         """Enqueue one job and return its id (an existing id for a duplicate idempotency key).
 
-        ``connection``: on PostgreSQL/MySQL, your own open connection; the job is written in
-        your transaction and appears only if you commit.
+        ``connection``: your own open connection to the same database (a ``sqlite3``
+        connection to the store's file, or a psycopg / PyMySQL connection); the job is written
+        in your transaction and appears only if you commit. Redis and files have no
+        transactions to join: ConfigError.
         """
         return self.push_many([job], connection=connection, **options)[0]
 
@@ -165,6 +167,7 @@ class QueueManager:
         outside = {d for j in new_jobs for d in j.dependencies} - {j.id for j in new_jobs}
         check_graph(new_jobs, {d for d in outside if self.driver.get(d) is not None})
         if connection is not None:
+            _check_transactional(self.driver)
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
@@ -483,6 +486,16 @@ def _queue_names(queues: str | Sequence[str]) -> list[str]:
 def _plain(value: Any) -> Any:
     """Options that travel in the payload must be JSON: timedeltas become seconds."""
     return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def _check_transactional(driver: Driver) -> None:
+    """``connection=`` needs a driver whose push takes one (SQLite, PostgreSQL, MySQL)."""
+    import inspect
+
+    if "connection" not in inspect.signature(driver.push).parameters:
+        raise ConfigError(f"push(connection=...) writes the job in your own database "
+                          f"transaction; the {driver.name} backend has none (use SQLite, "
+                          "PostgreSQL or MySQL, or push after your commit)")
 
 
 def codec_from(settings: Settings) -> Codec:

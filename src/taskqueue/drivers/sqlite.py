@@ -152,33 +152,68 @@ class SQLiteDriver:
         return datetime.now(UTC)
 
     # -- producing -----------------------------------------------------------------------
-    def push(self, jobs: Sequence[NewJob]) -> list[str]:
+    def push(self, jobs: Sequence[NewJob], *,
+             connection: sqlite3.Connection | None = None) -> list[str]:
+        """Insert ``jobs`` in one transaction.
+
+        With ``connection`` (the caller's own ``sqlite3`` connection to the same file) the rows
+        are written on it, inside the caller's open transaction: they appear only if the caller
+        commits. With no transaction open there, they are committed at once, together."""
+        if connection is None:
+            with self._write() as conn:
+                ids = self._insert(conn, jobs)
+            self._doorbell.ring()
+            return ids
+        self._check_same_file(connection)
+        with _translated():
+            connection.execute("SAVEPOINT taskqueue_push")
+            try:
+                ids = self._insert(connection, jobs)
+            except BaseException:
+                connection.execute("ROLLBACK TO taskqueue_push")
+                connection.execute("RELEASE taskqueue_push")
+                raise
+            connection.execute("RELEASE taskqueue_push")
+        self._doorbell.ring()  # a hint only: before the caller commits, polling finds them
+        return ids
+
+    def _check_same_file(self, connection: object) -> None:
+        """Refuse a connection that is not sqlite3, or is open on another database file."""
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigError(f"connection= must be a sqlite3.Connection to {self.path}, got "
+                              f"{type(connection).__name__}")
+        rows = connection.execute("PRAGMA database_list").fetchall()
+        theirs = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        if self.path == ":memory:" or not theirs or \
+                Path(theirs).resolve() != Path(self.path).resolve():
+            raise ConfigError(f"connection= is open on {theirs or 'a memory database'!r}, not "
+                              f"on this store's file {self.path!r}")
+
+    def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
         now = time.time()
         ids: list[str] = []
-        with self._write() as conn:
-            for job in jobs:
-                if job.idempotency_key is not None:
-                    conn.execute(Q["expire_idempotency_key"], (job.idempotency_key, now))
-                cur = conn.execute(Q["insert_job"], (
-                    job.id, job.queue_name, job.name, job.payload, job.priority,
-                    job.max_attempts, job.timeout_seconds, job.delay_seconds,
-                    now + job.delay_seconds, _sql.encode_list(job.dependencies),
-                    _sql.encode_list(job.tags), now, now, job.idempotency_key, job.batch_id,
-                    job.idempotency_mode, job.idempotency_window,
-                ))
-                if cur.rowcount == 0:
-                    (existing,) = conn.execute(Q["id_by_idempotency_key"],
-                                               (job.idempotency_key,)).fetchone()
-                    ids.append(existing)
-                    continue
-                ids.append(job.id)
-                for dep in job.dependencies:
-                    conn.execute(Q["insert_dependency"], (job.id, dep))
-            for job in jobs:
-                if job.dependencies:
-                    conn.execute(Q["mark_satisfied_edges"], (job.id,))
-                    conn.execute(Q["count_waiting"], (job.id,))
-        self._doorbell.ring()
+        for job in jobs:
+            if job.idempotency_key is not None:
+                conn.execute(Q["expire_idempotency_key"], (job.idempotency_key, now))
+            cur = conn.execute(Q["insert_job"], (
+                job.id, job.queue_name, job.name, job.payload, job.priority,
+                job.max_attempts, job.timeout_seconds, job.delay_seconds,
+                now + job.delay_seconds, _sql.encode_list(job.dependencies),
+                _sql.encode_list(job.tags), now, now, job.idempotency_key, job.batch_id,
+                job.idempotency_mode, job.idempotency_window,
+            ))
+            if cur.rowcount == 0:
+                (existing,) = conn.execute(Q["id_by_idempotency_key"],
+                                           (job.idempotency_key,)).fetchone()
+                ids.append(existing)
+                continue
+            ids.append(job.id)
+            for dep in job.dependencies:
+                conn.execute(Q["insert_dependency"], (job.id, dep))
+        for job in jobs:
+            if job.dependencies:
+                conn.execute(Q["mark_satisfied_edges"], (job.id,))
+                conn.execute(Q["count_waiting"], (job.id,))
         return ids
 
     # -- consuming -----------------------------------------------------------------------
