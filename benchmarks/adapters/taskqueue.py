@@ -59,6 +59,13 @@ class TaskqueueAdapter(Adapter):
     config = ("`taskqueue work --app … --queue q` as a subprocess, every default (a supervisor "
               "and one worker process, recycled every `WORKER_MAX_JOBS`=1000 jobs)")
 
+    def version(self) -> str:
+        """The version of the code measured (``src/`` first on the path, whatever the venv
+        holds under the distribution's name)."""
+        import taskqueue
+
+        return str(taskqueue.__version__)
+
     def setup(self) -> None:
         from taskqueue import QueueManager
         from taskqueue.config import Settings

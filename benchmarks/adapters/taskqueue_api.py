@@ -11,7 +11,6 @@ from benchmarks.adapters.taskqueue import TaskqueueAdapter
 
 class TaskqueueApiAdapter(TaskqueueAdapter):
     name = "taskqueue-api"
-    dist = "taskqueue"
     config = ("`Worker(manager, WorkerOptions(queues=[q])).run()` in one process, default options, "
               "no supervisor, no recycling")
 

@@ -8,7 +8,6 @@ from benchmarks.adapters.taskqueue import TaskqueueAdapter
 
 class TaskqueueBeforeAdapter(TaskqueueAdapter):
     name = "taskqueue-before"
-    dist = "taskqueue"
 
 
 ADAPTER = TaskqueueBeforeAdapter
