@@ -534,7 +534,7 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
     w("```sh")
     w(".venv/bin/python -m benchmarks setup        # once: venvs with the competitors")
     w(".venv/bin/python -m benchmarks run --jobs 100000   # everything; see benchmarks/README.md")
-    w(".venv/bin/python -m benchmarks run --quick  # ~5 min, to benchmarks/results/quick.md")
+    w(".venv/bin/python -m benchmarks run --quick  # ~6 min, to benchmarks/results/quick.md")
     w(".venv/bin/python -m benchmarks run --only taskqueue,taskqueue-api   # ours only, merged")
     w("```")
     w("")
