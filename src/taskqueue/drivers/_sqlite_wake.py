@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 _ENABLED = sys.platform.startswith("linux") and hasattr(socket, "AF_UNIX")
+#: Seconds between two looks for the directory while no worker has ever waited.
+_ABSENT_RECHECK = 0.5
 
 
 class Doorbell:
@@ -37,6 +39,7 @@ class Doorbell:
             self._sender.setblocking(False)
         self._names: list[str] = []
         self._seen: int | None = None   # the directory's mtime when _names was read
+        self._absent_until = 0.0   # no directory yet: look again after this (monotonic)
 
     # -- the waiting side ------------------------------------------------------------------
     def sleep(self, seconds: float) -> bool:
@@ -77,12 +80,13 @@ class Doorbell:
     # -- the pushing side ------------------------------------------------------------------
     def ring(self) -> None:
         """Wake every idle worker of this database (best effort, never raises)."""
-        if self._sender is None:
+        if self._sender is None or time.monotonic() < self._absent_until:
             return
         try:
             mtime = os.stat(self.directory).st_mtime_ns
-        except OSError:
-            return   # nobody has waited yet
+        except OSError:   # nobody has waited yet; a worker that starts now polls meanwhile
+            self._absent_until = time.monotonic() + _ABSENT_RECHECK
+            return
         if mtime != self._seen:
             with contextlib.suppress(OSError):
                 self._names = [entry.name for entry in os.scandir(self.directory)]
