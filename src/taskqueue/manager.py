@@ -200,7 +200,9 @@ class QueueManager:
         job_id = uuid7()
         check_task_name(call.name)
         base = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
-        requires = check_tags((str(t) for t in opts.get("requires") or ()), "required tag")
+        wanted = opts.get("requires") or ()
+        wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
+        requires = check_tags((str(t) for t in wanted), "required tag")
         queue = check_routed_queue(routing_queue(base, requires))
         body = dict(call.body)
         if opts.get("timeout") is not None:
