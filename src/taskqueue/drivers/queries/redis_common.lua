@@ -28,9 +28,8 @@ end
 
 -- File a waiting job that is in no reservation index yet: parked while dependencies are
 -- unmet, delayed until avail (available_at), else ready. Returns 1 when it is ready now.
--- free: the caller knows the job waits on nothing (a push without dependencies).
-local function file(id, avail, priority, free)
-  if not free and redis.call('SCARD', k('waits:' .. id)) > 0 then
+local function file(id, avail, priority)
+  if redis.call('SCARD', k('waits:' .. id)) > 0 then
     redis.call('SADD', k('parked'), id)
     return 0
   end
@@ -227,8 +226,8 @@ end
 
 -- Record the dependencies of a freshly inserted job (lists of ids, nil for none). Same-queue
 -- parents are checked now; parents in other queues count as unmet until the driver hears back
--- from their queue. Returns true when the job has no dependency at all (file then needs no
--- look at waits:<id>).
+-- from their queue. Returns true when the job has no dependency at all (it can be filed
+-- without a look at waits:<id>).
 local function add_waits(id, local_deps, remote_deps)
   if (not local_deps or #local_deps == 0) and (not remote_deps or #remote_deps == 0) then
     return true

@@ -42,18 +42,32 @@ for _, record in ipairs(records) do
         flat[#flat + 1] = value
       end
       redis.call('HSET', jk(id), unpack(flat))
-      redis.call('ZADD', k('pending'), fmt(avail), id)
       fresh[#fresh + 1] = {id, record[2], record[3], avail, f.priority}
     end
   end
   out[#out + 1] = id
 end
 
--- Dependencies last, so a parent pushed in the same batch is already there.
-local ready = 0
+-- Dependencies last, so a parent pushed in the same batch is already there. The state set and
+-- the ready and delayed indexes of jobs without dependencies are written in one ZADD each.
+local ready, pending, now_ready, later = 0, {}, {}, {}
 for _, job in ipairs(fresh) do
-  local free = add_waits(job[1], job[2], job[3])
-  ready = ready + file(job[1], job[4], job[5], free)
+  local id, avail = job[1], job[4]
+  pending[#pending + 1] = fmt(avail)
+  pending[#pending + 1] = id
+  if not add_waits(id, job[2], job[3]) then
+    ready = ready + file(id, avail, job[5])
+  elseif avail <= NOW then
+    now_ready[#now_ready + 1] = ready_score(job[5], avail)
+    now_ready[#now_ready + 1] = id
+    ready = ready + 1
+  else
+    later[#later + 1] = fmt(avail)
+    later[#later + 1] = id
+  end
 end
+if #pending > 0 then bulk('ZADD', k('pending'), pending) end
+if #now_ready > 0 then bulk('ZADD', k('ready'), now_ready) end
+if #later > 0 then bulk('ZADD', k('delayed'), later) end
 wake(ready)
 return out
