@@ -151,3 +151,21 @@ def test_a_redirection_met_later_names_the_fix(redis_cluster: str) -> None:
                 driver.push([new(queue_name=queue)])
     finally:
         driver.close()
+
+
+def test_a_wake_up_reserves_in_the_same_round_trip_on_the_queues_node(url: str) -> None:
+    """The idle single-queue wait pipelines its BLPOP with the reserve it repeats; on a Cluster
+    both go to the node that owns the queue."""
+    driver = open_driver(url)
+    producer = open_driver(url)
+    try:
+        queue = queues_on_every_primary(url)[1]
+        assert driver.reserve("w", [queue], 5, 30) == []    # primes the wait
+        job = new(queue_name=queue)
+        threading.Timer(0.3, producer.push, ([job],)).start()
+        driver.wait_for_work([queue], 5.0)
+        assert isinstance(driver, RedisDriver) and len(driver._memory) == 1, "taken on wake-up"
+        assert [j.id for j in driver.reserve("w", [queue], 5, 30)] == [job.id]
+    finally:
+        producer.close()
+        driver.close()
