@@ -1,7 +1,7 @@
 """Moving a store to another backend: ``taskqueue transfer --from URL --to URL``.
 
 Every job is copied as it is (state, attempts, timestamps, result, exception, dependencies,
-idempotency key, lease), in id order and in pages, with ``Driver.restore``, which skips ids the
+idempotency key, lease, attempt history), in id order and in pages, with ``Driver.restore``, which skips ids the
 destination already has: an interrupted transfer is resumed by running it again. Then every
 durable registry entry is copied (:data:`DURABLE_KINDS`: paused queues, queue limits, schedules
 and their last fire times, stopped recurring series, batch metadata, the plaintext migration
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from taskqueue.drivers import Driver, JobFilter
+from taskqueue.jobs.model import ATTEMPT_HISTORY, JobRecord
 from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.transfer")
@@ -86,7 +87,7 @@ def transfer(source: Driver, target: Driver, page_size: int = 500,
         page = source.search(JobFilter(newest_first=False, after_id=after, limit=page_size))
         if not page:
             break
-        inserted = target.restore(page)
+        inserted = target.restore(with_history(source, page))
         report.copied += inserted
         report.skipped += len(page) - inserted
         batches.update(r.batch_id for r in page if r.batch_id)
@@ -107,6 +108,20 @@ def transfer(source: Driver, target: Driver, page_size: int = 500,
     report.source_counts = counts(source)
     report.target_counts = counts(target)
     return report
+
+
+def with_history(source: Driver, page: list[JobRecord]) -> list[JobRecord]:
+    """The page's jobs, each carrying its attempt history (in ``extra``) for ``restore``. It is
+    read only for jobs that may have one: not a job completed at its first attempt (most of a
+    store), nor one that never ran and has no message."""
+    out = []
+    for record in page:
+        never_failed = (record.state is State.COMPLETED and record.attempts <= 1) or (
+            record.attempts == 0 and record.exception is None)
+        history = [] if never_failed else source.attempt_history(record.id)
+        out.append(replace(record, extra={**record.extra, ATTEMPT_HISTORY: [
+            a.entry() for a in history]}) if history else record)
+    return out
 
 
 def counts(driver: Driver) -> dict[str, dict[str, int]]:

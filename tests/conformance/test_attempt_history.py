@@ -84,3 +84,23 @@ def test_a_dead_workers_attempt_is_recorded(driver: Driver) -> None:
     (attempt,) = driver.attempt_history(job.id)
     assert (attempt.number, attempt.worker, attempt.outcome) == (1, "dead", "retrying")
     assert attempt.error == "worker process killed by SIGKILL (attempt 1 of 3)"
+
+
+def test_restore_keeps_a_records_history(driver: Driver) -> None:
+    from dataclasses import replace
+
+    from taskqueue.jobs.ids import uuid7
+    from taskqueue.jobs.model import ATTEMPT_HISTORY
+
+    job = new(max_attempts=3)
+    driver.push([job])
+    assert driver.fail(reserve_one(driver, "w1").token, "ValueError: once", retry_in=0)
+    assert driver.complete(reserve_one(driver, "w2").token)
+    history = driver.attempt_history(job.id)
+    record = driver.get(job.id)
+    assert record is not None
+    copy = replace(record, id=uuid7(), extra={ATTEMPT_HISTORY: [a.entry() for a in history]})
+    plain = replace(record, id=uuid7(), extra={})
+    assert driver.restore([copy, plain]) == 2
+    assert driver.attempt_history(copy.id) == history
+    assert driver.attempt_history(plain.id) == []

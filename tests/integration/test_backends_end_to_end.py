@@ -51,19 +51,27 @@ def test_transfer_from_sqlite_is_complete_and_resumable(store_url: str, tmp_path
     worker = Worker(source, WorkerOptions(queues=["default"]))
     reserved = source.driver.reserve_job(worker.worker_id, done, 30)
     assert reserved is not None and source.driver.complete(reserved.token, "3")
+    flaky = t.add.push([2, 3], manager=source)  # failed once, then completed: a history
+    for ok in (False, True):
+        run = source.driver.reserve_job(worker.worker_id, flaky, 30)
+        assert run is not None
+        assert (source.driver.complete(run.token, "5") if ok
+                else source.driver.fail(run.token, "ValueError: first try", 0))
+    history = source.driver.attempt_history(flaky)
     source.close()
 
     first = cli(sqlite_url, "transfer", "--from", sqlite_url, "--to", store_url, "--json")
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    assert report["copied"] == 503 and report["verified"]
+    assert report["copied"] == 504 and report["verified"]
     again = json.loads(cli(sqlite_url, "transfer", "--from", sqlite_url, "--to", store_url,
                            "--json").stdout)
-    assert again["copied"] == 0 and again["skipped"] == 503 and again["verified"]
+    assert again["copied"] == 0 and again["skipped"] == 504 and again["verified"]
 
     target = QueueManager.from_url(store_url)
     try:
         assert target.result(done) == 3
+        assert len(history) == 2 and target.driver.attempt_history(flaky) == history
         assert target.paused_queues() == ["held"]
         assert target.get(child).dependencies == (parent,)  # type: ignore[union-attr]
         assert target.batch_status(batch).total == 30

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from taskqueue.jobs.model import Attempt
+from taskqueue.jobs.model import ATTEMPT_HISTORY, Attempt, JobRecord
 
 #: Characters of an error kept per attempt: the end of a long traceback, where the error is.
 ERROR_CHARS = 2000
@@ -30,6 +30,12 @@ def entry(number: int, worker: str | None, started_at: float | None, ended_at: f
     """One entry, for drivers that append in Python (files, Redis builds it in Lua)."""
     return {"attempt": number, "worker": worker, "started_at": started_at,
             "ended_at": ended_at, "outcome": outcome, "error": clip(error)}
+
+
+def restored(record: JobRecord) -> str | None:
+    """The history ``restore`` stores for ``record`` (JSON text), if it carries one."""
+    found = record.extra.get(ATTEMPT_HISTORY)
+    return json.dumps(found) if found else None
 
 
 def _time(value: Any) -> datetime | None:

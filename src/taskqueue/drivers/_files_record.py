@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from taskqueue.drivers import _attempts
-from taskqueue.jobs.model import JobRecord, NewJob
+from taskqueue.jobs.model import ATTEMPT_HISTORY, JobRecord, NewJob
 from taskqueue.jobs.states import State
 
 Rec = dict[str, Any]
@@ -197,6 +197,8 @@ def from_job_record(job: JobRecord) -> Rec:
         rec[key] = value
     for key, (default, _check) in _ADDED.items():  # a copied key blocks as mode "exists"
         rec[key] = default()
+    history = job.extra.get(ATTEMPT_HISTORY)
+    rec["attempt_history"] = list(history) if isinstance(history, list) and history else None
     return rec
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskqueue.drivers import _attempts
 from taskqueue.jobs.model import JobRecord, NewJob, record_from_values
 from taskqueue.jobs.states import State
 
@@ -93,6 +94,8 @@ def record_fields(rec: JobRecord) -> dict[str, Any]:
             value = repr(float(value))
         if value is not None:
             fields[name] = value
+    if (history := _attempts.restored(rec)) is not None:
+        fields["attempt_history"] = history
     return fields
 
 

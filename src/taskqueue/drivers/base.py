@@ -198,7 +198,8 @@ class Driver(Protocol):
     def restore(self, records: Sequence[JobRecord]) -> int:
         """Insert complete records as they are (state, attempts, timestamps, result, lease
         epoch), skipping ids that already exist; return how many were inserted. Used by
-        ``taskqueue transfer`` to move a store to another backend, resumably."""
+        ``taskqueue transfer`` to move a store to another backend, resumably. A record whose
+        ``extra["attempt_history"]`` holds entries (``Attempt.entry()``) keeps that history."""
 
     def stats(self) -> dict[str, QueueStats]:
         """Per-queue counts by state and gauges."""

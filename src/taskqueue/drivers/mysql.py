@@ -387,6 +387,10 @@ class MySQLDriver:
         def work(cur: Cursor) -> int:
             rows = [_sql.record_to_row(rec, _naive) for rec in records]
             inserted = _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
+            histories = [(h, r.id) for r in records if (h := _attempts.restored(r)) is not None]
+            if histories:  # (a job kept from an earlier, interrupted run has it already)
+                cur.executemany("UPDATE job_queue SET attempt_history = %s "
+                                "WHERE id = %s AND attempt_history IS NULL", histories)
             if linked:  # (re)link the stored ones; linking an id restored earlier is a no-op
                 cur.execute(Q["existing_ids"].format(ids=_ph(len(linked))), [r.id for r in linked])
                 stored = {r[0] for r in cur.fetchall()}

@@ -439,6 +439,11 @@ class PostgresDriver:
                 inserted.update(row[0] for row in cur.fetchall())
                 if not cur.nextset():
                     break
+            histories = [(h, r.id) for r in records
+                         if r.id in inserted and (h := _attempts.restored(r)) is not None]
+            if histories:
+                cur.executemany(f"UPDATE {self._table} SET attempt_history = %s::jsonb "
+                                "WHERE id = %s", histories)
             edges = [(r.id, dep) for r in records if r.id in inserted for dep in r.dependencies]
             if edges:
                 cur.execute(self._q["insert_dependencies"],

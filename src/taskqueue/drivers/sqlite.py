@@ -447,6 +447,9 @@ class SQLiteDriver:
                 if conn.execute(Q["restore_job"], row).rowcount != 1:
                     continue
                 inserted += 1
+                if (history := _attempts.restored(rec)) is not None:
+                    conn.execute("UPDATE job_queue SET attempt_history = ? WHERE id = ?",
+                                 (history, rec.id))
                 for dep in rec.dependencies:
                     conn.execute(Q["insert_dependency"], (rec.id, dep))
             for rec in records:

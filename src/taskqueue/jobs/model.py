@@ -117,11 +117,23 @@ class Attempt:
     outcome: str
     error: str | None = None
 
+    def entry(self) -> dict[str, Any]:
+        """The form a store keeps it in (times as epoch seconds); ``restore`` takes a list of
+        them in ``JobRecord.extra[ATTEMPT_HISTORY]``."""
+        return {"attempt": self.number, "worker": self.worker,
+                "started_at": self.started_at.timestamp() if self.started_at else None,
+                "ended_at": self.ended_at.timestamp() if self.ended_at else None,
+                "outcome": self.outcome, "error": self.error}
+
     def to_dict(self) -> dict[str, Any]:
         return {"attempt": self.number, "worker": self.worker,
                 "started_at": self.started_at.isoformat() if self.started_at else None,
                 "ended_at": self.ended_at.isoformat() if self.ended_at else None,
                 "outcome": self.outcome, "error": self.error}
+
+
+#: The key of ``JobRecord.extra`` that carries a job's attempt history into ``restore``.
+ATTEMPT_HISTORY = "attempt_history"
 
 
 def attempts_of(record: JobRecord, stored: Sequence[Attempt]) -> list[Attempt]:
