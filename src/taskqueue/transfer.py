@@ -1,8 +1,9 @@
 """Moving a store to another backend: ``taskqueue transfer --from URL --to URL``.
 
 Every job is copied as it is (state, attempts, timestamps, result, exception, dependencies,
-idempotency key, lease, attempt history), in id order and in pages, with ``Driver.restore``, which skips ids the
-destination already has: an interrupted transfer is resumed by running it again. Then every
+idempotency key, lease, attempt history), in id order and in pages, with ``Driver.restore``,
+which skips ids the destination already has: an interrupted transfer is resumed by running it
+again. Then every
 durable registry entry is copied (:data:`DURABLE_KINDS`: paused queues, queue limits, schedules
 and their last fire times, stopped recurring series, batch metadata, the plaintext migration
 switch) and the counts per queue and state are compared. Entries that describe the running
