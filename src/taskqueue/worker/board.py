@@ -166,6 +166,10 @@ class StatusPublisher:
         self._free = list(range(MAX_LISTED - 1, -1, -1))
         self._overflow = 0
         self._table_lock = threading.Lock()
+        #: ``soon()`` is called when the ``soon_at``-th job starts (0: never).
+        self.soon_at = 0
+        self.soon: Callable[[], None] | None = None
+        self._starts = 0
         self.processed: Callable[[], int] = lambda: 0
         self._changed = True
         self._lock = threading.RLock()  # the board thread and the main thread both publish
@@ -184,7 +188,11 @@ class StatusPublisher:
             else:
                 self._overflow += 1
                 self.boards.set_overflow(self.index, self._overflow)
+            self._starts += 1
+            soon = self._starts == self.soon_at
         self._changed = True
+        if soon and self.soon is not None:
+            self.soon()
 
     def on_ended(self, event: Any) -> None:
         if self.running.pop(event.job_id, None) is None:

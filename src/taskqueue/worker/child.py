@@ -26,8 +26,12 @@ from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.recovery import worker_id_for
 from taskqueue.worker.runner import Worker
 
-#: Said by a worker on the notify pipe: "region N is leaving".
-LEAVING = struct.Struct("=i")
+#: What a worker says on the notify pipe: (its board region, LEAVING or SOON).
+NOTE = struct.Struct("=ii")
+#: It decided to stop: its replacement should start now.
+LEAVING = 1
+#: It will reach --max-jobs soon: a standby replacement should get ready.
+SOON = 2
 
 
 class SupervisedWorker(Worker):
@@ -44,13 +48,34 @@ class SupervisedWorker(Worker):
         super().request_stop(reason)
         if leaving:
             self.board.leave(self.summary.stop_reason or reason)
-            with contextlib.suppress(OSError):  # the supervisor may be gone
-                os.write(self.notify_fd, LEAVING.pack(self.board.index))
+            self.tell(LEAVING)
+
+    def tell(self, note: int) -> None:
+        with contextlib.suppress(OSError):  # the supervisor may be gone
+            os.write(self.notify_fd, NOTE.pack(self.board.index, note))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_for_go(self, server: int) -> bool:
+        """A standby: wait, connected and ready, until the supervisor sends SIGCONT (the worker
+        it replaces is leaving); False if told to stop first or orphaned."""
+        while not self.stopping:
+            if signal.sigtimedwait({signal.SIGCONT}, 0.2) is not None:
+                return True
+            if os.getppid() != server:
+                return False
+            self.board.alive()
+        return False
 
 
-def run_worker(recipe: Any, region: int, server: int, suffix: str) -> int:
+def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool = False) -> int:
     """Run one worker on board ``region`` until it stops; its exit code. Its worker id is
-    host:pid:``suffix``, which the supervisor knows too (to release its jobs if it dies)."""
+    host:pid:``suffix``, which the supervisor knows too (to release its jobs if it dies).
+    A ``standby`` gets ready (store open, worker built), then waits for SIGCONT to start."""
+    if standby:  # blocked before any thread starts, so sigtimedwait receives it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
     die_with_parent(signal.SIGHUP, server)
     if recipe.log_setup:
         configure(*recipe.log_setup)
@@ -73,6 +98,18 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str) -> int:
             raise KeyboardInterrupt  # leaves the job's code
 
     signal.signal(signal.SIGHUP, orphaned)
+    max_jobs = recipe.options.max_jobs or 0
+    if max_jobs > 1:  # say so a little before --max-jobs, so a standby is ready in time
+        board.soon_at = max_jobs - max(1, min(1000, max_jobs // 2))
+        board.soon = lambda: worker.tell(SOON)
+    if standby:
+        go = worker.wait_for_go(server)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
+        if not go:
+            worker.summary.stop_reason = worker.summary.stop_reason or "standby not needed"
+            manager.close()
+            board.finish(asdict(worker.summary))
+            return 0
     summary = worker.run()
     recorder.close()  # write the last statistics while the store is still open
     manager.close()

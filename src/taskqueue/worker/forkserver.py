@@ -19,7 +19,8 @@ notices its parent changed or its socket closed), and its workers die with it th
 Protocol over a Unix socket pair, fixed frames of three ints::
 
     supervisor -> server   SPAWN region n     fork a worker that reports on board ``region``,
-                                              its worker id ending in ``id_suffix(n)``
+                                              its worker id ending in ``id_suffix(n)``; a
+                                              standby (bit 30 of n) waits for SIGCONT
                            QUIT               exit once every child has exited
     server -> supervisor   STARTED region pid
                            EXITED pid code    code as multiprocessing gives it (-N: signal N)
@@ -56,6 +57,7 @@ log = logging.getLogger("taskqueue.supervisor")
 SPAWN, QUIT = 1, 2
 STARTED, EXITED, READY = 1, 2, 3
 _FRAME = struct.Struct("=iii")
+_SUFFIX, _STANDBY = 0xFFFFFF, 1 << 30  # the third int of SPAWN
 #: Seconds a fresh server may take to import the app before it is called broken.
 READY_TIMEOUT = 60.0
 
@@ -163,10 +165,10 @@ class ForkServer:
         return server
 
     # -- verbs ------------------------------------------------------------------------------------
-    def spawn(self, region: int, suffix: int) -> int:
-        """Fork a worker reporting on ``region``, its worker id ending in ``id_suffix(suffix)``;
-        its pid."""
-        self._send(SPAWN, region, suffix)
+    def spawn(self, region: int, suffix: int, standby: bool = False) -> int:
+        """Fork a worker reporting on ``region``, its worker id ending in ``id_suffix(suffix)``
+        (a ``standby`` waits for SIGCONT before it starts); its pid."""
+        self._send(SPAWN, region, (suffix & _SUFFIX) | (_STANDBY if standby else 0))
         frame = self._expect(STARTED, 10.0)
         return frame[2]
 
@@ -294,9 +296,9 @@ def serve(sock: socket.socket, recipe: Recipe, supervisor: int) -> int:
             _orphan(children)  # the supervisor is gone: so are its workers
             return 0
         if frame:
-            kind, region, suffix = _FRAME.unpack(frame)
+            kind, region, extra = _FRAME.unpack(frame)
             if kind == SPAWN:
-                pid = _fork_worker(recipe, region, suffix, plumbing)
+                pid = _fork_worker(recipe, region, extra, plumbing)
                 children.add(pid)
                 sock.sendall(_FRAME.pack(STARTED, region, pid))
             elif kind == QUIT:
@@ -328,7 +330,7 @@ def id_suffix(number: int) -> str:
     return f"{number:06x}"
 
 
-def _fork_worker(recipe: Recipe, region: int, suffix: int, plumbing: Callable[[], None]) -> int:
+def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[], None]) -> int:
     server = os.getpid()
     pid = os.fork()
     if pid:
@@ -341,7 +343,8 @@ def _fork_worker(recipe: Recipe, region: int, suffix: int, plumbing: Callable[[]
         plumbing()
         from taskqueue.worker.child import run_worker
 
-        code = run_worker(recipe, region, server, id_suffix(suffix))
+        code = run_worker(recipe, region, server, id_suffix(extra & _SUFFIX),
+                          standby=bool(extra & _STANDBY))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the exit code tells the supervisor

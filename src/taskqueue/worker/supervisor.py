@@ -40,6 +40,7 @@ from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
 from taskqueue.worker.board import Boards
+from taskqueue.worker.child import NOTE, SOON
 from taskqueue.worker.exit_codes import ExitCode
 from taskqueue.worker.forkserver import ForkServer, ForkServerError, Recipe, id_suffix
 from taskqueue.worker.orphans import ORPHANED
@@ -81,6 +82,8 @@ class Child:
 class Slot:
     index: int
     process: Child | None = None
+    #: A replacement forked ahead of --max-jobs, ready and waiting for SIGCONT.
+    standby: Child | None = None
     crashes: list[float] = field(default_factory=list)
     restart_at: float = 0.0
     finished: bool = False
@@ -141,21 +144,32 @@ class Supervisor:
 
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
-        """Have the fork server fork a worker for ``slot`` (if the server is gone, the slot is
-        retried once a fresh server runs)."""
+        """Start a worker for ``slot``: its standby if one is ready, else a fresh fork (if the
+        fork server is gone, the slot is retried once a fresh server runs)."""
+        if slot.standby is not None:
+            child, slot.standby = slot.standby, None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGCONT)
+            slot.process = child
+            log.info("worker %s: standby process %s takes over", slot.index, child.pid)
+            return
+        slot.process = self._fork(slot)
+
+    def _fork(self, slot: Slot, standby: bool = False) -> Child | None:
         assert self.server is not None and self.boards is not None
         region = self.boards.take()
         suffix = secrets.randbits(24)
         try:
-            pid = self.server.spawn(region, suffix)
+            pid = self.server.spawn(region, suffix, standby)
         except (ForkServerError, OSError) as exc:
             self.boards.give_back(region)
             log.warning("could not start worker %s: %s", slot.index, exc)
             self.server.gone = True
             slot.restart_at = time.monotonic() + 0.1
-            return
-        slot.process = Child(pid, worker_id_for(pid, id_suffix(suffix)), region, self.server)
-        log.info("started worker process %s (pid %s)", slot.index, pid)
+            return None
+        log.info("started %sworker process %s (pid %s)", "standby " if standby else "",
+                 slot.index, pid)
+        return Child(pid, worker_id_for(pid, id_suffix(suffix)), region, self.server)
 
     def reap(self) -> list[Slot]:
         """Slots whose process has exited since the last call (their summaries collected)."""
@@ -172,6 +186,9 @@ class Supervisor:
                             child.exitcode)
         exited = []
         for slot in self.slots:
+            if slot.standby is not None and not slot.standby.is_alive():
+                self._collect(slot.standby)
+                slot.standby = None
             if slot.process is not None and not slot.process.is_alive():
                 self._collect(slot.process)
                 exited.append(slot)
@@ -184,6 +201,7 @@ class Supervisor:
         exitcode, reason = child.exitcode, self._stop_reason(child.pid)
         if self.stopping or slot.retiring or (reason == EMPTY and exitcode == 0):
             slot.finished = True
+            self._dismiss_standby(slot)
             return
         if exitcode == 0:
             self._log_recycle(slot, reason)
@@ -195,12 +213,19 @@ class Supervisor:
             log.error("worker %s crashed %d times in %.0fs (exit code %s); giving up on it",
                       slot.index, len(slot.crashes), CRASH_WINDOW, exitcode)
             slot.finished = slot.gave_up = True
+            self._dismiss_standby(slot)
             return
         # killed by a signal (kill -9, OOM killer, our own watchdog) or a crash: back off
         delay = 0.0 if child.kill_reason else min(10.0, 0.25 * 2 ** (len(slot.crashes) - 1))
         log.warning("worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
                     f", {child.kill_reason}" if child.kill_reason else "", delay)
         slot.restart_at = now + delay
+
+    @staticmethod
+    def _dismiss_standby(slot: Slot) -> None:
+        if slot.standby is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.standby.pid, signal.SIGTERM)  # it leaves without starting
 
     def stop(self, immediate: bool = False) -> None:
         """Stop every worker: gracefully (SIGTERM, then at once after ``grace`` seconds)."""
@@ -262,24 +287,29 @@ class Supervisor:
             self._on_leaving()
 
     def _on_leaving(self) -> None:
-        """Workers that decided to leave: fork their replacements now, not after they exit."""
+        """Workers that will leave soon get a standby; workers that decided to leave are
+        replaced now (by their standby, else a fresh fork), not after they exit."""
         self._handle_signals()  # a ^C reaches the workers too: stopping, not recycling
         try:
             data = os.read(self._notify_r, 4096)
         except BlockingIOError:
             return
-        regions = {int.from_bytes(data[i:i + 4], "little", signed=True)
-                   for i in range(0, len(data) - 3, 4)}
-        for slot in self.slots:
-            child = slot.process
-            if child is None or child.region not in regions or not child.is_alive():
+        notes = [NOTE.unpack_from(data, i) for i in range(0, len(data) - NOTE.size + 1,
+                                                            NOTE.size)]
+        for region, note in notes:
+            slot = next((s for s in self.slots if s.process is not None
+                         and s.process.region == region and s.process.is_alive()), None)
+            if slot is None or self.stopping or slot.retiring:
                 continue
-            assert self.boards is not None
-            status = self.boards.status(child.region) or {}
-            reason = status.get("leaving") or ""
-            if self.stopping or slot.retiring or reason in (EMPTY, ORPHANED):
+            if note == SOON:
+                if slot.standby is None:
+                    slot.standby = self._fork(slot, standby=True)
                 continue
-            self.leaving.append(child)
+            assert self.boards is not None and slot.process is not None
+            reason = (self.boards.status(region) or {}).get("leaving") or ""
+            if reason in (EMPTY, ORPHANED):
+                continue
+            self.leaving.append(slot.process)
             slot.process = None
             self._log_recycle(slot, reason)
             self.spawn(slot)
@@ -292,7 +322,7 @@ class Supervisor:
 
     def processed(self) -> int:
         """Jobs processed by every worker of this run, recycled ones included."""
-        live = sum(c.processed for c in self._children() if c.is_alive())
+        live = sum(c.processed for c in self._children() if c.is_alive())  # standbys: 0
         return live + sum(s.processed for s in self.summaries)
 
     def close(self) -> None:
@@ -461,8 +491,7 @@ class Supervisor:
         """Every worker process of this pool: the slots' and the ones leaving."""
         yield from self.leaving
         for slot in self.slots:
-            if slot.process is not None:
-                yield slot.process
+            yield from (c for c in (slot.process, slot.standby) if c is not None)
 
     def _stop_reason(self, pid: int | None) -> str | None:
         for summary in reversed(self.summaries):
@@ -495,7 +524,10 @@ class Supervisor:
         log.log(level, "worker %s recycled: %s; starting a fresh one", slot.index, reason)
 
     def _send_all(self, signum: int) -> None:
+        standbys = {id(s.standby) for s in self.slots if s.standby is not None}
         for child in self._children():
+            if signum == signal.SIGUSR2 and id(child) in standbys:
+                continue  # pausing is for workers that run; a standby starts as told then
             if child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
