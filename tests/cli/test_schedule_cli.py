@@ -79,3 +79,21 @@ def test_schedule_add_checks_the_task_name_against_the_app(sqlite_url: str) -> N
                           "--cron", "@daily")
     assert unchecked.returncode == 0
     assert "not checked; give --app MODULE" in unchecked.stderr
+
+
+def test_intervals_cron_cannot_express_are_added_listed_and_parsed(sqlite_url: str) -> None:
+    parsed = taskqueue(sqlite_url, "schedule:parse", "every 7 minutes", "--json")
+    assert parsed.returncode == 0, parsed.stderr
+    data = json.loads(parsed.stdout)
+    assert data["period"] == {"count": 7, "unit": "minute"}
+    runs = [datetime.fromisoformat(r) for r in data["next"]]
+    assert {(b - a).total_seconds() for a, b in zip(runs, runs[1:], strict=False)} == {420.0}
+    text = taskqueue(sqlite_url, "schedule:parse", "every other day at 9am").stdout
+    assert "only every 2 days of those times" in text, text
+    added = taskqueue(sqlite_url, "schedule:add", "poll", "--task", "tests.add",
+                      "--every", "7 minutes")
+    assert added.returncode == 0, added.stderr
+    row = json.loads(taskqueue(sqlite_url, "schedule:list", "--json").stdout)[0]
+    assert row["period"]["count"] == 7 and row["text"] == "every 7 minutes"
+    zero = taskqueue(sqlite_url, "schedule:parse", "every 0 minutes")
+    assert zero.returncode == 2 and "every 0 minutes never repeats" in zero.stderr

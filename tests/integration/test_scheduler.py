@@ -329,9 +329,9 @@ def test_cli_parse_shows_cron_and_five_runs(cli) -> None:  # type: ignore[no-unt
 
 
 def test_cli_parse_error_exits_2_with_the_failing_part(cli) -> None:  # type: ignore[no-untyped-def]
-    result = cli("schedule:parse", "every fortnight at 9")
+    result = cli("schedule:parse", "every blue moon at 9")
     assert result.exit_code == 2
-    assert 'at "fortnight" (word 2)' in result.output
+    assert 'at "blue" (word 2)' in result.output
 
 
 def test_cli_manages_schedules(cli, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]

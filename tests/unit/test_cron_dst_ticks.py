@@ -18,6 +18,7 @@ import pytest
 from taskqueue.scheduling.cron import fire_times_between, next_fire_times
 from taskqueue.scheduling.scheduler import due_runs
 from taskqueue.scheduling.schedules import Schedule
+from taskqueue.scheduling.timing import Period
 
 #: zone -> (spring-forward day, fall-back day) in 2027; Sydney's autumn is in April.
 DST_DAYS = {
@@ -95,3 +96,23 @@ def test_the_reported_berlin_hole_is_filled() -> None:
     new_york = ticked("*/5 * * * *", "America/New_York", datetime(2027, 11, 7, 5, tzinfo=UTC),
                       datetime(2027, 11, 7, 7, tzinfo=UTC), 60.0)
     assert datetime(2027, 11, 7, 6, 0, tzinfo=UTC) in new_york and len(new_york) == 24
+
+
+@pytest.mark.parametrize(("tz", "day"), [("Europe/Berlin", "2027-10-31"),
+                                          ("Australia/Sydney", "2027-10-03")])
+def test_interval_schedule_ticks_every_7_real_minutes_through_dst(tz: str, day: str) -> None:
+    """An interval cron cannot express (every 7 minutes) runs through the scheduler's ticks
+    7 real minutes apart across hour boundaries and the DST change, with none lost."""
+    start, end = window(tz, day)
+    schedule = Schedule.create("s", "t", every="every 7 minutes", timezone=tz)
+    schedule = replace(schedule, since=start, period=Period.starting(7, "minute", start))
+    runs: list[datetime] = []
+    now = start
+    while now < end:
+        now += timedelta(seconds=240)
+        due, _ = due_runs(schedule, now, 240.0)
+        runs += due
+        if due:
+            schedule = replace(schedule, last_fire=due[-1])
+    assert {b - a for a, b in zip(runs, runs[1:], strict=False)} == {timedelta(minutes=7)}
+    assert len(runs) == 6 * 60 // 7

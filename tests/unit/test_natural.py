@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from taskqueue.scheduling.cron import ScheduleError, normalize_cron
+from taskqueue.scheduling.cron import ScheduleError, normalize_cron, zone
 from taskqueue.scheduling.natural import compile_phrase
 from taskqueue.scheduling.schedules import parse_schedule_text
 
@@ -104,7 +106,7 @@ def test_phrase_may_name_a_zone(phrase: str, cron: str, tz: str) -> None:
 
 
 @pytest.mark.parametrize(("phrase", "message"), [
-    ("every fortnight", 'at "fortnight" (word 2): expected a number, a unit'),
+    ("every blue moon", 'at "blue" (word 2): expected a number, \'other\', a unit'),
     ("every 5", "at the end: expected a unit after the number"),
     ("every 5 parsecs", 'at "parsecs" (word 3): expected a unit'),
     ("every day at 25:00", 'at "25:00" (word 4): expected a time'),
@@ -115,10 +117,12 @@ def test_phrase_may_name_a_zone(phrase: str, cron: str, tz: str) -> None:
     ("sometimes", 'at "sometimes" (word 1): expected a clause'),
     ("every 5 minutes every 2 hours", 'at "every" (word 4): a second frequency'),
     ("every 2 hours between 8am or 6pm", 'at "or" (word 6): expected \'and\''),
-    ("every 7 minutes", "every 7 minutes does not divide 60 evenly (choose one of 1, 2, 3"),
-    ("every 5 hours", "every 5 hours does not divide 24"),
-    ("every 2 days", "cannot repeat every 2 days evenly"),
-    ("every 5 months", "5 does not divide 12 months"),
+    ("every 0 minutes", "every 0 minutes never repeats; the number must be 1 or more"),
+    ("every 0 hours", "every 0 hours never repeats"),
+    ("twice a week", 'at "week" (word 3): expected day, hour or minute'),
+    ("7 times a day", "7 times a day is not an even number of hours"),
+    ("every 2 months in march", "name the months or give a step, not both"),
+    ("the 6th monday of the month", "expected first to fifth or last before a weekday"),
     ("every hour at 15", "use ':MM' for minutes past the hour"),
     ("every 5 minutes at 9am", "'at' a time conflicts with every N minutes"),
     ("every day at 9:30 and 17:15", "9:30 and 17:15 differ in both hour and minute"),
@@ -132,6 +136,70 @@ def test_bad_phrases_say_which_part_failed(phrase: str, message: str) -> None:
         compile_phrase(phrase)
     assert message in str(info.value)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("phrase", ["sometimes", "every blue moon", "whenever"])
+def test_phrases_that_start_wrong_list_what_is_supported(phrase: str) -> None:
+    with pytest.raises(ScheduleError) as info:
+        compile_phrase(phrase)
+    text = str(info.value)
+    for example in ("Supported: every N seconds/minutes/hours/days/weeks/months",
+                    "every other day", "twice a day", "the first monday of the month",
+                    "between 9am and 5pm", "in Europe/Paris"):
+        assert example in text, text
+
+
+@pytest.mark.parametrize(("phrase", "cron", "period"), [
+    # what people type (issue 19 item 6)
+    ("every other day", "0 0 * * *", (2, "day")),
+    ("twice a day", "0 */12 * * *", None),
+    ("every 1st of the month", "0 0 1 * *", None),
+    ("first monday of the month", "0 0 * * 1#1", None),
+    ("every 2 weeks", "0 0 * * 0", (2, "week")),
+    ("every 7 minutes", "* * * * *", (7, "minute")),
+    # and their neighbours
+    ("every other day at 9am", "0 9 * * *", (2, "day")),
+    ("every other week on monday at 9:30", "30 9 * * 1", (2, "week")),
+    ("every fortnight", "0 0 * * 0", (2, "week")),
+    ("3 times a day", "0 */8 * * *", None),
+    ("4 times an hour", "*/15 * * * *", None),
+    ("once a day at 6pm", "0 18 * * *", None),
+    ("every 15th of the month at noon", "0 12 15 * *", None),
+    ("on the second tuesday of every month at 8", "0 8 * * 2#2", None),
+    ("every last friday of the month at 17:00", "0 17 * * L5", None),
+    ("the first monday and third wednesday of the month", "0 0 * * 1#1,3#3", None),
+    ("every 90 minutes", "* * * * *", (90, "minute")),
+    ("every 45 seconds", "* * * * * *", (45, "second")),
+    ("every 5 hours", "0 * * * *", (5, "hour")),
+    ("every 7 minutes between 9am and 5pm", "* 9-16 * * *", (7, "minute")),
+    ("every 5 months", "0 0 1 * *", (5, "month")),
+    ("every 2 years", "0 0 1 * *", (24, "month")),
+    ("every 3 months", "0 0 1 */3 *", None),
+])
+def test_calendar_phrases_and_intervals_cron_cannot_express(
+        phrase: str, cron: str, period: tuple[int, str] | None) -> None:
+    compiled = compile_phrase(phrase)
+    assert (compiled.cron, compiled.period) == (cron, period)
+
+
+def test_interval_schedules_fire_at_real_intervals_across_hours_and_dst() -> None:
+    """every 7 minutes is 7 real minutes apart, through the hour and the autumn repeat
+    (cron's */7 would fire at :56 and :00); every other day skips alternate days."""
+    from datetime import UTC, datetime, timedelta
+
+    from taskqueue.scheduling.schedules import Schedule
+    from taskqueue.scheduling.timing import Period
+
+    created = datetime(2027, 10, 30, 23, 3, 27, tzinfo=UTC)
+    seven = Schedule.create("s", "t", every="every 7 minutes", timezone="Europe/Berlin")
+    seven = replace(seven, period=Period.starting(7, "minute", created))
+    runs = seven.next_runs(60, created)
+    assert runs[0] == datetime(2027, 10, 30, 23, 10, tzinfo=UTC)
+    assert {b - a for a, b in zip(runs, runs[1:], strict=False)} == {timedelta(minutes=7)}
+    other = Schedule.create("d", "t", every="every other day at 9am", timezone="Europe/Berlin")
+    days = other.next_runs(5, other.since)
+    assert [(b - a).days for a, b in zip(days, days[1:], strict=False)] == [2, 2, 2, 2]
+    assert all(d.astimezone(zone("Europe/Berlin")).hour == 9 for d in days)
 
 
 @pytest.mark.parametrize(("text", "cron"), [

@@ -8,17 +8,20 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from taskqueue.cli.output import console, emit_json, import_apps, open_manager, table
 from taskqueue.errors import TaskQueueError
-from taskqueue.scheduling.cron import ScheduleError, describe_zone_offset, next_fire_times, zone
+from taskqueue.scheduling.cron import ScheduleError, describe_zone_offset
 from taskqueue.scheduling.scheduler import Scheduler, Tick
-from taskqueue.scheduling.schedules import MISSED_POLICIES, Schedule, ScheduleStore
-from taskqueue.scheduling.schedules import parse_schedule_text as parse_text
+from taskqueue.scheduling.schedules import (
+    MISSED_POLICIES,
+    Schedule,
+    ScheduleStore,
+    looks_like_cron,
+)
 
 
 @contextmanager
@@ -52,15 +55,20 @@ def _json_arg(value: str | None, what: str, kind: type) -> Any:
 def parse(ctx: click.Context, text: str, tz: str | None, count: int, as_json: bool) -> None:
     """Show the cron form of TEXT (cron or English) and its next run times."""
     with _exits(ctx):
-        cron, phrase_zone = parse_text(text)
-        tz = tz or phrase_zone or "UTC"
-        zone(tz)
-        runs = next_fire_times(cron, tz, datetime.now(UTC), count)
+        cron_text = text if looks_like_cron(text) else None
+        preview = Schedule.create("preview", "preview", cron=cron_text,
+                                  every=None if cron_text else text, timezone=tz)
+        cron, tz, period = preview.cron, preview.timezone, preview.period
+        runs = preview.next_runs(count)
     if as_json:
         emit_json({"text": text, "cron": cron, "timezone": tz,
+                   "period": {"count": period.count, "unit": period.unit} if period else None,
                    "next": [r.isoformat() for r in runs]})
         return
     click.echo(f"cron:      {cron}")
+    if period:
+        click.echo(f"interval:  only every {period.count} {period.unit}s of those times, "
+                   "counted from when the schedule is added (cron cannot express it)")
     click.echo(f"time zone: {tz}")
     click.echo(f"next {count} runs:")
     for run in runs:

@@ -2,12 +2,17 @@
 
 The grammar is a sequence of clauses, in any order, case-insensitive::
 
-    every|each N seconds|minutes|hours|months   every 5 minutes, every 2 hours, every 3 months
+    every|each N seconds|minutes|hours|days|weeks|months   every 5 minutes, every 7 minutes,
+                                                           every 2 weeks, every 3 months
+    every other day|week|month, every fortnight every 2 days, every 2 weeks, ...
     every second|minute|hour|day|week|month|year, every half hour, every quarter hour
     hourly | daily | weekly | monthly | yearly | annually
+    once|twice|thrice|N times a|an|per day|hour|minute     twice a day = every 12 hours
     every|on DAYS           DAYS: monday and thursday, mon, wed and fri, weekdays, weekends,
                                   monday to friday, tue-thu (plural "mondays" is fine)
     on the ORDINALS [of every month|of the month|of MONTHS]    1st, 15th, first, last
+    every ORDINAL [of the month]                every 1st of the month, every 15th
+    [on the] ORDINAL WEEKDAY [of the month]     first monday of the month, last friday
     at TIMES                TIMES: 9am, 9:30, 21:00, 6:15pm, 9:30:15, noon, midnight, :15 (minutes
                                    past the hour); several joined by "and" or ","
     between TIME and TIME | from TIME to TIME      limits an interval to part of the day
@@ -15,12 +20,14 @@ The grammar is a sequence of clauses, in any order, case-insensitive::
     in ZONE                 an IANA zone such as Europe/Paris (the schedule's time zone)
 
 Phrases compile to the cron form :mod:`taskqueue.scheduling.cron` runs (seconds make it a
-6-field expression). Intervals must divide their unit evenly (every 7 minutes would not fire
-every 7 minutes across the hour, so it is refused). ``between`` is inclusive for hour steps
-(every 2 hours between 8am and 6pm fires at 8, 10, ..., 18) and covers the whole hours from the
-start up to the end for minute and second steps (every 15 minutes between 9am and 5pm runs
-9:00 ... 16:45). Text that does not parse raises :class:`ScheduleError` naming the word that
-failed and what was expected there.
+6-field expression). An interval that cron cannot express (every 7 minutes: ``*/7`` would fire
+at :56 and again at :00; every 2 days; every 2 weeks; every 5 months) compiles to a base cron
+expression plus a period (:mod:`taskqueue.scheduling.timing`): every 7 real minutes from the
+schedule's creation, every other calendar day at the given time, and so on. ``between`` is
+inclusive for hour steps (every 2 hours between 8am and 6pm fires at 8, 10, ..., 18) and covers
+the whole hours from the start up to the end for minute and second steps (every 15 minutes
+between 9am and 5pm runs 9:00 ... 16:45). Text that does not parse raises :class:`ScheduleError`
+naming the word that failed and what was expected there.
 """
 
 from __future__ import annotations
@@ -45,6 +52,12 @@ ORDINAL_WORDS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "
 _TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?(?::(\d{2}))?(am|pm)?$")
 _ORDINAL = re.compile(r"^(\d{1,2})(st|nd|rd|th)$")
 _JOINERS = {"and", ","}
+#: Appended to the errors of phrases that start wrong: what the grammar understands.
+SUPPORTED = (". Supported: every N seconds/minutes/hours/days/weeks/months (any N, e.g. every "
+             "7 minutes), every other day/week, hourly/daily/weekly/monthly, twice a day, "
+             "N times an hour, at 9am / 17:30 / noon, on mondays / weekdays / weekends, on the "
+             "1st / 15th / last day of the month, the first monday of the month, between 9am "
+             "and 5pm, in december, in Europe/Paris")
 _Lookup = Callable[[str], int | None]
 
 
@@ -54,6 +67,9 @@ class Compiled:
 
     cron: str
     timezone: str | None = None
+    #: ``(count, unit)`` when only every ``count``-th unit of the cron's times fire (see
+    #: :mod:`taskqueue.scheduling.timing`); None for a plain cron schedule.
+    period: tuple[int, str] | None = None
 
 
 @dataclass
@@ -67,6 +83,7 @@ class _Spec:
     weekdays: list[int] = field(default_factory=list)
     monthdays: list[int] = field(default_factory=list)   # -1: the last day
     months: list[int] = field(default_factory=list)
+    nth_weekdays: list[tuple[int, int]] = field(default_factory=list)  # (n or -1, weekday)
     month_step: int = 1
     timezone: str | None = None
 
@@ -120,8 +137,9 @@ def _compile(text: str) -> Compiled:
     spec = _Spec()
     while tokens.peek() is not None:
         _clause(tokens, spec)
-    cron = normalize_cron(_Builder(spec, text).cron())
-    return Compiled(cron, spec.timezone)
+    builder = _Builder(spec, text)
+    cron = normalize_cron(builder.cron())
+    return Compiled(cron, spec.timezone, builder.period)
 
 
 # -- clauses --------------------------------------------------------------------------------------
@@ -147,11 +165,42 @@ def _clause(tok: _Tokens, spec: _Spec) -> None:
         _days(tok, spec)
     elif _ordinal(word) is not None:
         _monthdays(tok, spec)
+    elif word in _TIMES or (word.isdigit() and tok.peek(1) == "times"):
+        _frequency(tok, spec)
     elif _time(word) is not None:
         _times(tok, spec)
+    elif word == "the" and _ordinal(tok.peek(1) or "") is not None:
+        tok.take()
+        _monthdays(tok, spec)
     else:
         raise tok.error("expected a clause such as 'every ...', 'at ...', 'on ...', "
-                        "'between ... and ...' or 'in ...'")
+                        "'between ... and ...' or 'in ...'" + SUPPORTED)
+
+
+_TIMES = {"once": 1, "twice": 2, "thrice": 3}
+
+
+def _frequency(tok: _Tokens, spec: _Spec) -> None:
+    """``twice a day``, ``3 times an hour``: an even interval of the smaller unit."""
+    start = tok.pos
+    word = tok.take()
+    times = _TIMES.get(word) or int(word)
+    if word.isdigit() and not tok.accept("times"):
+        tok.pos = start
+        raise tok.error("expected 'times' after the number (3 times a day)")
+    if not tok.accept("a", "an", "per", "every", "each"):
+        raise tok.error(f"expected 'a', 'an' or 'per' after '{word}' (twice a day)")
+    unit = _unit(tok.peek())
+    finer = {"day": ("hour", 24), "hour": ("minute", 60), "minute": ("second", 60)}
+    if unit not in finer or times < 1:
+        raise tok.error("expected day, hour or minute (twice a day, 4 times an hour)")
+    tok.take()
+    smaller, size = finer[unit]
+    if size % times:
+        tok.pos = start
+        raise tok.error(f"{times} times a {unit} is not an even number of {smaller}s; use "
+                        f"every N {smaller}s or name the times")
+    _set_interval(tok, spec, (size // times, smaller) if times > 1 else (1, unit), start)
 
 
 def _every(tok: _Tokens, spec: _Spec) -> None:
@@ -159,14 +208,19 @@ def _every(tok: _Tokens, spec: _Spec) -> None:
     word = tok.peek()
     if word is None:
         raise tok.error("expected a number, a unit or a weekday after 'every'")
-    if word.isdigit():
-        count = int(tok.take())
+    if word.isdigit() or word == "other":
+        count = 2 if tok.take() == "other" else int(word)
         unit = _unit(tok.peek())
         if unit is None:
             raise tok.error("expected a unit after the number (seconds, minutes, hours, "
                             "days, weeks, months or years)")
+        if count < 1:
+            raise tok.error(f"every {count} {unit}s never repeats; the number must be 1 or more")
         tok.take()
         _set_interval(tok, spec, (count, unit), start)
+    elif word == "fortnight":
+        tok.take()
+        _set_interval(tok, spec, (2, "week"), start)
     elif word in ("half", "quarter"):
         tok.take()
         if _unit(tok.peek()) != "hour":
@@ -180,9 +234,11 @@ def _every(tok: _Tokens, spec: _Spec) -> None:
         _days(tok, spec)
     elif _month(word) is not None:
         spec.months += _names(tok, _month, "a month")
+    elif _ordinal(word) is not None:  # every 1st of the month, every first monday
+        _monthdays(tok, spec)
     else:
-        raise tok.error("expected a number, a unit (second, minute, hour, day, week, month, "
-                        "year) or a weekday after 'every'")
+        raise tok.error("expected a number, 'other', a unit (second, minute, hour, day, week, "
+                        "month, year), a weekday or a day of the month after 'every'" + SUPPORTED)
 
 
 def _set_interval(tok: _Tokens, spec: _Spec, interval: tuple[int, str], start: int) -> None:
@@ -236,13 +292,21 @@ def _monthdays(tok: _Tokens, spec: _Spec) -> None:
         if day is None:
             raise tok.error("expected a day of the month such as 1st, 15th or last")
         tok.take()
-        tok.accept("day")
-        spec.monthdays.append(day)
+        weekday = _weekday(tok.peek() or "")
+        if weekday is not None:  # the first monday (of the month)
+            if not (1 <= day <= 5 or day == -1):
+                raise tok.error("expected first to fifth or last before a weekday")
+            tok.take()
+            spec.nth_weekdays.append((day, weekday))
+        else:
+            tok.accept("day")
+            spec.monthdays.append(day)
         after = 2 if tok.peek(1) == "the" else 1
         if not (tok.peek() in _JOINERS and _ordinal(tok.peek(after) or "") is not None):
             break
         tok.take()
-    if tok.accept("of"):
+    if tok.accept("of") or (tok.peek() == "in" and tok.peek(1) in ("the", "every", "each")
+                            and tok.accept("in")):
         _of(tok, spec)
 
 
@@ -410,6 +474,8 @@ class _Builder:
     def __init__(self, spec: _Spec, text: str) -> None:
         self.spec = spec
         self.text = text
+        #: Set when the interval needs a period on top of the cron (every 7 minutes).
+        self.period: tuple[int, str] | None = None
 
     def fail(self, why: str) -> ScheduleError:
         return ScheduleError(f'cannot express "{self.text}" as one cron expression: {why}')
@@ -430,20 +496,29 @@ class _Builder:
 
     def seconds(self, count: int) -> str:
         self.no_times("every N seconds")
-        return f"{_step(count, 60, 'seconds', self)} * {self.hour_span()} {self.date_fields()}"
+        return f"{self.step(count, 60, 'second')} * {self.hour_span()} {self.date_fields()}"
 
     def minutes(self, count: int) -> str:
         self.no_times("every N minutes")
-        return f"{_step(count, 60, 'minutes', self)} {self.hour_span()} {self.date_fields()}"
+        return f"{self.step(count, 60, 'minute')} {self.hour_span()} {self.date_fields()}"
+
+    def step(self, count: int, whole: int, unit: str) -> str:
+        """``*/N`` when N divides the unit's range; else every unit plus a period."""
+        if whole % count == 0:
+            return "*" if count == 1 else f"*/{count}"
+        self.period = (count, unit)
+        return "*"
 
     def hours(self, count: int) -> str:
         if self.spec.times:
             raise self.fail("'at' a time conflicts with an hourly interval; use ':MM' for "
                             "minutes past the hour (every hour at :15)")
         minute = _join(sorted(set(self.spec.minute_marks))) if self.spec.minute_marks else "0"
-        step = _step(count, 24, "hours", self)
+        step = self.step(count, 24, "hour")
         if self.spec.between is None:
             hour = step
+        elif self.period is not None:
+            hour = self.hour_span(inclusive=True)
         else:
             (h1, m1, _), (h2, _, _) = self.spec.between
             if m1:
@@ -457,21 +532,23 @@ class _Builder:
             raise self.fail("'between' limits intervals of seconds, minutes or hours")
         if spec.minute_marks:
             raise self.fail("':MM' is for hourly schedules; write a full time (at 9:15)")
+        if unit == "year":
+            unit, count = ("month", 12 * count) if count > 1 else (unit, count)
+            spec.months = spec.months or ([] if count > 1 else [1])
+            spec.monthdays = spec.monthdays or ([] if spec.nth_weekdays else [1])
         if unit == "month":
-            if 12 % count:
-                raise self.fail(f"{count} does not divide 12 months evenly")
-            spec.monthdays = spec.monthdays or [1]
+            if not (spec.monthdays or spec.nth_weekdays):
+                spec.monthdays = [1]
             if count > 1 and spec.months:
                 raise self.fail("name the months or give a step, not both")
-            spec.month_step = count
-        elif count != 1:
-            raise self.fail(f"cron cannot repeat every {count} {unit}s evenly; name the weekdays "
-                            "or dates instead")
+            if 12 % count:
+                self.period = (count, "month")
+            else:
+                spec.month_step = count
         elif unit == "week" and not spec.weekdays:
             spec.weekdays = [0]
-        elif unit == "year":
-            spec.months = spec.months or [1]
-            spec.monthdays = spec.monthdays or [1]
+        if count > 1 and unit in ("day", "week"):
+            self.period = (count, unit)
         return f"{self.clock()} {self.date_fields()}"
 
     def clock(self) -> str:
@@ -490,38 +567,35 @@ class _Builder:
             raise self.fail("times with different seconds need separate schedules")
         return f"{second} {clock}" if second else clock
 
-    def hour_span(self) -> str:
+    def hour_span(self, *, inclusive: bool = False) -> str:
         if self.spec.between is None:
             return "*"
         (h1, m1, _), (h2, m2, _) = self.spec.between
         if m1 or m2:
             raise self.fail("'between' needs whole hours (between 9am and 5pm)")
-        last = (h2 - 1) % 24
+        last = h2 if inclusive else (h2 - 1) % 24
         return _range(h1, last, 1)
 
     def date_fields(self) -> str:
         spec = self.spec
         if spec.weekdays and spec.monthdays:
             raise self.fail("cron cannot require both a weekday and a day of the month")
+        if spec.nth_weekdays and (spec.weekdays or spec.monthdays):
+            raise self.fail("'the first monday' cannot be combined with other days")
         days = sorted({d for d in spec.monthdays if d > 0})
         dom = ",".join(filter(None, [_join(days), "L" if -1 in spec.monthdays else ""])) or "*"
         month = _join(sorted(set(spec.months))) if spec.months else "*"
         if spec.month_step > 1:
             month = f"*/{spec.month_step}"
         dow = _join(sorted(set(spec.weekdays))) if spec.weekdays else "*"
+        if spec.nth_weekdays:
+            dow = ",".join(f"L{wd}" if n == -1 else f"{wd}#{n}"
+                           for n, wd in sorted(set(spec.nth_weekdays)))
         return f"{dom} {month} {dow}"
 
     def no_times(self, what: str) -> None:
         if self.spec.times or self.spec.minute_marks:
             raise self.fail(f"'at' a time conflicts with {what}; use 'between' to limit hours")
-
-
-def _step(count: int, whole: int, unit: str, builder: _Builder) -> str:
-    if count < 1 or whole % count:
-        divisors = ", ".join(str(d) for d in range(1, whole) if whole % d == 0)
-        raise builder.fail(f"every {count} {unit} does not divide {whole} evenly "
-                           f"(choose one of {divisors})")
-    return "*" if count == 1 else f"*/{count}"
 
 
 def _range(first: int, last: int, step: int) -> str:

@@ -38,8 +38,8 @@ from taskqueue.jobs.definition import REGISTRY, Call, JobClass
 from taskqueue.jobs.ids import uuid7
 from taskqueue.manager import QueueManager
 from taskqueue.scheduling.conditions import Probe, first_unmet
-from taskqueue.scheduling.cron import fire_times_between, latest_fire_times, next_fire_times
 from taskqueue.scheduling.schedules import MAX_CATCH_UP, Schedule, ScheduleStore
+from taskqueue.scheduling.timing import fire_times_between, latest_fire_times
 
 log = logging.getLogger("taskqueue.scheduler")
 
@@ -75,12 +75,13 @@ def due_runs(schedule: Schedule, now: datetime,
         return [], []
     cutoff = now - timedelta(seconds=grace)
     on_time = fire_times_between(schedule.cron, schedule.timezone, max(start, cutoff), now,
-                                 MAX_CATCH_UP)
+                                 MAX_CATCH_UP, schedule.period)
     missed: list[datetime] = []
     skipped: list[datetime] = []
     if start < cutoff:
         count = MAX_CATCH_UP if schedule.missed == "all" else 1
-        latest = latest_fire_times(schedule.cron, schedule.timezone, start, cutoff, count)
+        latest = latest_fire_times(schedule.cron, schedule.timezone, start, cutoff, count,
+                                   schedule.period)
         missed, skipped = (latest, []) if schedule.missed != "skip" else ([], latest)
     return (missed + on_time)[-MAX_CATCH_UP:], skipped
 
@@ -118,7 +119,7 @@ class Scheduler:
                 continue
             try:
                 tick.fired += self._fire(schedule, now)
-                upcoming = next_fire_times(schedule.cron, schedule.timezone, now, 1)[0]
+                upcoming = schedule.next_runs(1, now)[0]
             except DriverError:
                 raise  # the loop backs off and retries the whole tick
             except Exception:  # noqa: BLE001 - one broken schedule must not stop the others

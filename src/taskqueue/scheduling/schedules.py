@@ -25,8 +25,9 @@ from typing import Any
 from taskqueue.drivers.base import Driver
 from taskqueue.jobs.definition import OPTION_DEFAULTS, Runnable, check_options
 from taskqueue.scheduling.conditions import validate_conditions
-from taskqueue.scheduling.cron import ScheduleError, next_fire_times, normalize_cron, zone
+from taskqueue.scheduling.cron import ScheduleError, normalize_cron, zone
 from taskqueue.scheduling.natural import compile_phrase
+from taskqueue.scheduling.timing import Period, next_fire_times
 
 log = logging.getLogger("taskqueue.scheduler")
 
@@ -66,6 +67,9 @@ class Schedule:
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The last fire time the scheduler handled (from ``schedule_state``; None before the first).
     last_fire: datetime | None = None
+    #: For intervals cron cannot express (every 7 minutes, every other day): only every Nth
+    #: period of ``cron``'s times fires, counted from the schedule's creation.
+    period: Period | None = None
 
     @classmethod
     def create(
@@ -86,12 +90,14 @@ class Schedule:
         """Validate and build. Give ``cron`` (5 or 6 fields, or an alias) or ``every`` (an
         English phrase, e.g. "every weekday at 9am"; "every" may be left out). A zone named in
         the phrase ("... in Europe/Paris") applies unless ``timezone`` is given."""
-        expr, phrase_zone, phrase = _compile(cron, every)
+        expr, phrase_zone, phrase, period = _compile(cron, every)
+        now = datetime.now(UTC)
         schedule = cls(
             name=name, task=task if isinstance(task, str) else task.name, cron=expr,
             timezone=timezone or phrase_zone or "UTC", args=tuple(args),
             kwargs=dict(kwargs or {}), options=dict(options), missed=missed, paused=paused,
-            conditions=tuple(conditions), text=phrase,
+            conditions=tuple(conditions), text=phrase, since=now,
+            period=Period.starting(*period, now) if period else None,
         )
         schedule.validate()
         return schedule
@@ -116,7 +122,8 @@ class Schedule:
 
     def next_runs(self, count: int = 5, after: datetime | None = None) -> list[datetime]:
         """The next ``count`` fire instants (UTC) after ``after`` (default: now)."""
-        return next_fire_times(self.cron, self.timezone, after or datetime.now(UTC), count)
+        return next_fire_times(self.cron, self.timezone, after or datetime.now(UTC), count,
+                               self.period)
 
     def upcoming(self, count: int = 1) -> tuple[list[datetime], str | None]:
         """(next runs, None), or ([], why) for a stored schedule that cannot fire (one saved
@@ -139,11 +146,14 @@ class Schedule:
             "missed": self.missed, "paused": self.paused, "conditions": list(self.conditions),
             "text": self.text, "since": self.since.isoformat(),
             "last_fire": self.last_fire.isoformat() if self.last_fire else None,
+            "period": ({"count": self.period.count, "unit": self.period.unit,
+                        "anchor": self.period.anchor.isoformat()} if self.period else None),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
         last = data.get("last_fire")
+        period = data.get("period")
         return cls(
             name=data["name"], task=data["task"], cron=data["cron"],
             timezone=data.get("timezone", "UTC"), args=tuple(data.get("args", ())),
@@ -152,16 +162,19 @@ class Schedule:
             conditions=tuple(data.get("conditions") or ()), text=data.get("text"),
             since=datetime.fromisoformat(data["since"]),
             last_fire=datetime.fromisoformat(last) if last else None,
+            period=Period(int(period["count"]), str(period["unit"]),
+                          datetime.fromisoformat(period["anchor"])) if period else None,
         )
 
 
-def _compile(cron: str | None, every: str | None) -> tuple[str, str | None, str | None]:
-    """(cron, zone named in the phrase, the phrase as compiled)."""
+def _compile(cron: str | None, every: str | None
+             ) -> tuple[str, str | None, str | None, tuple[int, str] | None]:
+    """(cron, zone named in the phrase, the phrase as compiled, its period if any)."""
     if (cron is None) == (every is None):
         raise ScheduleError("give exactly one of cron= (a cron expression) or every= "
                             "(a phrase such as 'every day at 9:30')")
     if cron is not None:
-        return normalize_cron(cron), None, None
+        return normalize_cron(cron), None, None, None
     assert every is not None
     text = " ".join(every.split())
     try:
@@ -174,7 +187,7 @@ def _compile(cron: str | None, every: str | None) -> tuple[str, str | None, str 
             compiled = compile_phrase(text)
         except ScheduleError:
             raise first from None
-    return compiled.cron, compiled.timezone, text
+    return compiled.cron, compiled.timezone, text, compiled.period
 
 
 def looks_like_cron(text: str) -> bool:
@@ -188,7 +201,7 @@ def parse_schedule_text(text: str) -> tuple[str, str | None]:
     """A cron expression or an English phrase -> (cron, zone named in the phrase or None)."""
     if looks_like_cron(text):
         return normalize_cron(text), None
-    cron, tz, _ = _compile(None, text)
+    cron, tz, _, _ = _compile(None, text)
     return cron, tz
 
 
@@ -228,7 +241,12 @@ class ScheduleStore:
             if not replace_existing:
                 raise ScheduleError(f"a schedule named {schedule.name!r} already exists "
                                     "(remove it first, or replace it)")
-            schedule = replace(schedule, paused=existing.paused, since=existing.since)
+            period = schedule.period
+            if period and existing.period and (period.count, period.unit) == (
+                    existing.period.count, existing.period.unit):
+                period = existing.period  # same interval: keep counting from the same start
+            schedule = replace(schedule, paused=existing.paused, since=existing.since,
+                               period=period)
         self._put(schedule)
         return schedule
 
