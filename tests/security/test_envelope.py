@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import random
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -231,3 +235,24 @@ def test_the_migration_switch_lets_plain_jobs_run(store_url: str, sealed: QueueM
     record = sealed.get(late)
     assert record is not None and record.state == State.FAILED
     assert "key:accept-plaintext" in (record.exception or "")
+
+
+def test_taskqueue_work_refuses_a_downgraded_payload(tmp_path: Path) -> None:
+    """The product path: the real `taskqueue work` process with ENCRYPTION_KEY in its
+    environment fails the forged job with the reason and runs its neighbour."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    with QueueManager.from_url(url, encryption_key=KEY) as producer:
+        victim = producer.push(t.add.call([1, 2], {}))
+        forged = Codec().encode({"args": [1000, 337]}, job_id=victim, queue="default")
+        assert producer.driver.replace_payload(victim, forged, 0)
+        honest = producer.push(t.add.call([20, 22], {}))
+    done = subprocess.run(
+        [sys.executable, "-m", "taskqueue", "--url", url, "work", "--stop-when-empty",
+         "--app", "tests.apps.sample_tasks"], cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "ENCRYPTION_KEY": KEY}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with QueueManager.from_url(url, encryption_key=KEY) as reader:
+        record = reader.get(victim)
+        assert record is not None and record.state == State.FAILED
+        assert "payload is not encrypted but ENCRYPTION_KEY is set" in (record.exception or "")
+        assert reader.result(honest) == 42
