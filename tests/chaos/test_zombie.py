@@ -15,6 +15,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from taskqueue import QueueManager, State
 from tests.chaos.harness import (
     Fault,
@@ -114,22 +116,28 @@ def test_frozen_worker_is_fenced_when_it_wakes(chaos_url: str, chaos_backend: st
 
 
 # regression: a thawed worker used to start prefetched jobs whose leases had run out
-def test_worker_does_not_start_a_prefetched_job_whose_lease_ran_out(sqlite_url: str,
-                                                                    tmp_path: Path) -> None:
+def test_worker_does_not_start_a_prefetched_job_whose_lease_ran_out(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deterministic version of the zombie race: the worker's heartbeat never gets to run
-    (``run_once`` starts no heartbeat thread: like a process paused as a whole) while its first
-    job outlives the lease; another worker recovers and completes the prefetched second job."""
+    (``run_once`` starts no heartbeat thread: like a process paused as a whole, so its buffer
+    guard is held off too) while its first job outlives the lease; another worker recovers and
+    completes the prefetched second job."""
     import threading
 
     from taskqueue import Worker, WorkerOptions
+    from taskqueue.worker import buffer
     from tests.apps.chaos_tasks import work
+
+    monkeypatch.setattr(buffer, "HOLD", 60.0)
 
     effects = str(tmp_path / "effects.log")
     first, other = QueueManager.from_url(sqlite_url), QueueManager.from_url(sqlite_url)
     try:
+        zombie = Worker(first, WorkerOptions(queues=["chaos"], prefetch=2, lease_seconds=1.0))
+        first.push(work.call([effects], {}), queue="chaos")
+        zombie.run_once()  # a measured short job: the next reservation has a buffer
         first.push(work.call([effects], {"sleep": 3.0}), queue="chaos", priority=10)
         quick = first.push(work.call([effects], {}), queue="chaos")
-        zombie = Worker(first, WorkerOptions(queues=["chaos"], prefetch=2, lease_seconds=1.0))
         rescuer = Worker(other, WorkerOptions(queues=["chaos"], prefetch=1, lease_seconds=30,
                                               maintenance_interval=0.1))
         done = threading.Event()
@@ -137,6 +145,8 @@ def test_worker_does_not_start_a_prefetched_job_whose_lease_ran_out(sqlite_url: 
         def rescue() -> None:
             deadline = time.monotonic() + 10
             while other.get(quick).state != State.PROCESSING:  # type: ignore[union-attr]
+                if time.monotonic() > deadline:
+                    return  # the zombie did not reserve both: failed below
                 time.sleep(0.01)  # the zombie reserves both first
             while time.monotonic() < deadline:
                 other.driver.recover_expired()  # any worker's sweep
