@@ -54,7 +54,7 @@ def test_pages_and_api_need_a_login(sqlite_manager: QueueManager,
                                     settings: DashboardSettings) -> None:
     client = client_for(sqlite_manager, settings)
     page = client.get("/jobs")
-    assert page.status_code == 303 and page.headers["location"].startswith("http://testserver/login")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs"
     assert client.get("/api/jobs").status_code == 401
     assert client.get("/static/core.js").status_code == 200
 

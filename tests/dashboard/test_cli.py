@@ -44,6 +44,7 @@ def test_loopback_detection() -> None:
     (["--token", "short"], "at least 16"),
     (["--users", "/no/such/users.toml"], "does not exist"),
     (["--max-decode", "0"], "--max-decode"),
+    (["--root-path", "taskqueue"], "not a path prefix"),
     (["--bogus"], "No such option"),
 ])
 def test_bad_arguments_exit_2(sqlite_url: str, args: list[str], message: str) -> None:

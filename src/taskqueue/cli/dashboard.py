@@ -59,6 +59,14 @@ def build_settings(users_file: Path | None, token: str | None, read_only_token: 
                              **options)
 
 
+def _root_path(value: str) -> str:
+    value = value.rstrip("/")
+    if value and (not value.startswith("/") or "//" in value or "?" in value):
+        raise click.BadParameter(f"{value!r} is not a path prefix like /taskqueue",
+                                 param_hint="--root-path")
+    return value
+
+
 @click.command("dashboard")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --users or --token.")
@@ -84,11 +92,15 @@ def build_settings(users_file: Path | None, token: str | None, read_only_token: 
               show_default=True, help="A login lasts this long.")
 @click.option("--refresh", type=click.FloatRange(min=0.2, max=60), default=2.0,
               show_default=True, help="Seconds between two live updates of the overview.")
+@click.option("--root-path", default="", callback=lambda c, p, v: _root_path(v),
+              help="The path prefix a reverse proxy serves the dashboard under (e.g. "
+                   "/taskqueue), when it strips that prefix before forwarding.")
 @click.pass_context
 def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
               token: str | None, read_only_token: str | None, secret_key: str | None,
               alerts_file: Path | None, apps: tuple[str, ...], max_decode: int,
-              secure_cookies: bool, session_hours: float, refresh: float) -> None:
+              secure_cookies: bool, session_hours: float, refresh: float,
+              root_path: str) -> None:
     """Serve the web dashboard (live overview, jobs, queues, workers, schedules, alerts)."""
     if not (users_file or token or read_only_token) and not is_loopback(host):
         raise click.UsageError(f"refusing to serve the dashboard on {host} without "
@@ -112,12 +124,12 @@ def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
                               session_max_age=int(session_hours * 3600),
                               live_interval=refresh)
     manager = QueueManager.with_replica(cli_settings(ctx))
-    where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+    where = f"http://{host if ':' not in host else f'[{host}]'}:{port}{root_path}/"
     mode = "authentication on" if settings.auth_enabled else "no authentication (loopback)"
     click.echo(f"taskqueue dashboard on {where} ({manager.driver.name}, {mode})", err=True)
     try:
         uvicorn.run(create_app(manager, settings), host=host, port=port, log_level="warning",
-                    timeout_graceful_shutdown=3, proxy_headers=False)
+                    timeout_graceful_shutdown=3, proxy_headers=False, root_path=root_path)
     finally:
         manager.close()
 

@@ -19,7 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from taskqueue import __version__
 from taskqueue.dashboard.auth import Principal, csrf_ok, csrf_token
-from taskqueue.dashboard.web import board, who
+from taskqueue.dashboard.web import base_path, board, who
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -55,7 +55,7 @@ def _render(request: Request, template: str, context: dict[str, Any],
     base = {"title": dash.settings.title, "version": __version__,
             "csrf": csrf_token(request.session),
             "nav": [(n, p, t) for n, p, t, shown in PAGES if shown],
-            "auth": dash.settings.auth_enabled}
+            "auth": dash.settings.auth_enabled, "base": base_path(request)}
     response = templates.TemplateResponse(request, template, {**base, **context},
                                           status_code=status)
     response.headers["Cache-Control"] = "no-store"
@@ -78,7 +78,8 @@ def page_endpoint(name: str, title: str) -> Any:
 async def login_form(request: Request) -> Response:
     dash = board(request)
     if not dash.settings.auth_enabled or dash.auth.resolve(request) is not None:
-        return RedirectResponse(_next(request.query_params.get("next")), status_code=303)
+        return RedirectResponse(_next(request, request.query_params.get("next")),
+                                status_code=303)
     return _login_page(request, None)
 
 
@@ -86,7 +87,7 @@ def _login_page(request: Request, error: str | None, status: int = 200) -> Respo
     dash = board(request)
     return _render(request, "login.html", {
         "page": "login", "page_title": "Log in", "user": None, "params": {},
-        "error": error, "next": _next(request.query_params.get("next")),
+        "error": error, "next": _next(request, request.query_params.get("next")),
         "users": bool(dash.settings.users),
         "tokens": bool(dash.settings.token or dash.settings.read_only_token)}, status)
 
@@ -111,7 +112,7 @@ async def login(request: Request) -> Response:
     request.session["user"] = dash.auth.session_entry(principal)
     csrf_token(request.session)  # a fresh token for the new session
     await dash.arecord(principal, request, "login", "dashboard")
-    return RedirectResponse(_next(form.get("next")), status_code=303)
+    return RedirectResponse(_next(request, form.get("next")), status_code=303)
 
 
 async def logout(request: Request) -> Response:
@@ -119,7 +120,7 @@ async def logout(request: Request) -> Response:
     if not csrf_ok(request.session, form.get("csrf_token")):
         return Response("CSRF token missing or invalid", status_code=403)
     request.session.clear()
-    return RedirectResponse(request.url_for("login"), status_code=303)
+    return RedirectResponse(base_path(request) + "/login", status_code=303)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -130,11 +131,12 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items()}
 
 
-def _next(target: str | None) -> str:
-    """Only a path on this site (never ``//host`` or a full URL) is followed after login."""
+def _next(request: Request, target: str | None) -> str:
+    """Only a path on this site (never ``//host`` or a full URL) is followed after login;
+    otherwise the overview (under the dashboard's prefix, when it has one)."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
-    return "/"
+    return base_path(request) + "/"
 
 
 ROUTES = [

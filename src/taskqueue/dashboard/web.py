@@ -113,13 +113,29 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+def base_path(conn: HTTPConnection) -> str:
+    """Where the dashboard is served: ``""`` at the root of its host, ``"/taskqueue"`` when
+    mounted under that prefix (a Starlette/FastAPI ``Mount``) or served behind a proxy with
+    that ``root_path``. Every link, script and API call the pages make starts with it."""
+    return str(conn.scope.get("root_path", "")).rstrip("/")
+
+
+def route_path(conn: HTTPConnection) -> str:
+    """The request's path inside the dashboard (without :func:`base_path`)."""
+    path = str(conn.scope.get("path", ""))
+    base = base_path(conn)
+    return path[len(base):] if base and path.startswith(base + "/") else path
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if _wants_html(request) and exc.status_code == 401:
+        from urllib.parse import urlencode
+
         from starlette.responses import RedirectResponse
 
-        return RedirectResponse(request.url_for("login").include_query_params(
-            next=request.url.path), status_code=303)
+        return RedirectResponse(f"{base_path(request)}/login?"
+                                + urlencode({"next": request.url.path}), status_code=303)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
@@ -130,7 +146,7 @@ async def on_error(request: Request, exc: Exception) -> Response:
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/static/")) \
+    return not route_path(request).startswith(("/api/", "/static/")) \
         and request.method in ("GET", "HEAD")
 
 

@@ -3,6 +3,10 @@
 "use strict";
 const TQ = window.TQ = { pages: {}, me: null };
 
+/* the dashboard's prefix: "" at the root of its host, "/taskqueue" when mounted there (or
+   behind a proxy serving it there); every link and API call goes through TQ.url */
+TQ.base = (document.querySelector('meta[name="base-path"]') || { content: "" }).content;
+TQ.url = (path) => TQ.base + path;
 TQ.csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 TQ.params = () => JSON.parse(document.body.dataset.params || "{}");
 
@@ -15,8 +19,8 @@ TQ.api = async function (path, options = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body || {});
   }
-  const response = await fetch(path, init);
-  if (response.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); }
+  const response = await fetch(TQ.url(path), init);
+  if (response.status === 401) { location.href = TQ.url("/login?next=") + encodeURIComponent(location.pathname + location.search); }
   let data = null;
   try { data = await response.json(); } catch (e) { data = null; }
   if (!response.ok) {
@@ -76,7 +80,7 @@ TQ.ago = function (value) {
   return TQ.secs(Math.max(0, (Date.now() - d) / 1000)) + " ago";
 };
 TQ.badge = (state) => TQ.h("span", { class: "badge " + state, text: state });
-TQ.jobLink = (id, text) => TQ.h("a", { href: "/jobs/" + encodeURIComponent(id), class: "mono", text: text || id });
+TQ.jobLink = (id, text) => TQ.h("a", { href: TQ.url("/jobs/" + encodeURIComponent(id)), class: "mono", text: text || id });
 TQ.short = (id) => String(id).slice(0, 8) + "…" + String(id).slice(-4);
 
 TQ.toast = function (message, kind) {

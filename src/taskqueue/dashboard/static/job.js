@@ -35,7 +35,7 @@
       if (action === "delete") add(TQ.button("Delete", async () => {
         if (await TQ.confirm("Delete job", "Delete this job? This cannot be undone.")) {
           await TQ.api(`/api/jobs/${encodeURIComponent(job.id)}/delete`, { method: "POST" });
-          location.href = "/jobs";
+          location.href = TQ.url("/jobs");
         }
       }, { id: "action-delete", class: "danger" }));
     }
@@ -59,7 +59,7 @@
   async function drawGraph(container, url, focusLink) {
     const data = await TQ.api(url);
     if (data.nodes.length <= 1 && !data.batch) { TQ.fill(container, h("p", { class: "muted", text: "No dependencies." })); return data; }
-    TQ.graph(container, data, (node) => { location.href = "/jobs/" + encodeURIComponent(node.id); });
+    TQ.graph(container, data, (node) => { location.href = TQ.url("/jobs/" + encodeURIComponent(node.id)); });
     if (data.truncated) container.appendChild(h("p", { class: "muted", text: "Graph cut short (too many jobs)." }));
     if (focusLink) container.appendChild(h("a", { href: focusLink, text: "Open the workflow page →" }));
     return data;
@@ -87,7 +87,7 @@
         h("li", {}, h("span", { class: "mono", text: TQ.time(e.at) }), " ", e.what, e.detail ? h("span", { class: "muted", text: " — " + e.detail }) : null))));
       if (data.attempts.length) side.push(h("h2", { text: "Attempts" }), attempts(data.attempts));
       TQ.fill(TQ.$("#job-side"), side);
-      await drawGraph(TQ.$("#job-graph"), url + "/graph", "/workflows/" + encodeURIComponent(job.id));
+      await drawGraph(TQ.$("#job-graph"), url + "/graph", TQ.url("/workflows/" + encodeURIComponent(job.id)));
       if (FINISHED.includes(job.state) && timer) { clearInterval(timer); timer = null; }
     };
     timer = TQ.every(3000, reload);

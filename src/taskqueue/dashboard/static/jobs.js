@@ -70,7 +70,7 @@
         onchange: (e) => { e.target.checked ? state.selected.add(job.id) : state.selected.delete(job.id); syncChecks(); } }) : null),
       h("td", {}, TQ.jobLink(job.id, TQ.short(job.id))),
       h("td", { class: "name", text: job.name }),
-      h("td", {}, h("a", { href: "/jobs?queue=" + encodeURIComponent(job.queue), text: job.queue })),
+      h("td", {}, h("a", { href: TQ.url("/jobs?queue=" + encodeURIComponent(job.queue)), text: job.queue })),
       h("td", {}, TQ.badge(job.state)),
       h("td", { class: "num", text: job.priority }),
       h("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),

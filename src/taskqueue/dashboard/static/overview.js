@@ -46,7 +46,7 @@
         track.appendChild(fill);
       }
       return h("div", { class: "bar", dataset: { queue: q.name } },
-        h("a", { href: "/jobs?queue=" + encodeURIComponent(q.name), text: q.name + (q.paused ? " (paused)" : "") }),
+        h("a", { href: TQ.url("/jobs?queue=" + encodeURIComponent(q.name)), text: q.name + (q.paused ? " (paused)" : "") }),
         track, h("span", { class: "num", text: TQ.num(q.pending + q.retrying + q.processing) }));
     }) : h("p", { class: "muted", text: "No queues yet." }));
     if (range === "hour") TQ.lineChart(TQ.$("#chart"), data.series, HOUR, { label: "last hour" });
@@ -72,7 +72,7 @@
     TQ.$$("#range button").forEach((b) => b.addEventListener("click", () => setRange(b.dataset.range, last)));
     setRange("hour");
     const dot = TQ.$("#live-dot");
-    const source = new EventSource("/api/live");
+    const source = new EventSource(TQ.url("/api/live"));
     source.addEventListener("overview", (e) => { last = JSON.parse(e.data); render(last); });
     source.addEventListener("problem", (e) => TQ.toast(JSON.parse(e.data).error, "error"));
     source.onopen = () => { dot.classList.add("on"); dot.title = "live"; };

@@ -19,9 +19,9 @@
     const rate = h("input", { size: 8, placeholder: "e.g. 100/m", value: limits.rate || "", class: "limit-rate" });
     const conc = h("input", { size: 4, placeholder: "n", value: limits.concurrency || "", class: "limit-concurrency" });
     return h("tr", { class: "queue-row", dataset: { queue: q.name } },
-      h("td", {}, h("a", { href: "/jobs?queue=" + enc(q.name), text: q.name })),
+      h("td", {}, h("a", { href: TQ.url("/jobs?queue=" + enc(q.name)), text: q.name })),
       h("td", {}, TQ.badge(q.paused ? "paused" : "active")),
-      QSTATES.map((s) => h("td", { class: "num" }, h("a", { href: `/jobs?queue=${enc(q.name)}&state=${s}`, text: TQ.num(q[s]) }))),
+      QSTATES.map((s) => h("td", { class: "num" }, h("a", { href: TQ.url(`/jobs?queue=${enc(q.name)}&state=${s}`), text: TQ.num(q[s]) }))),
       h("td", { class: "num", text: TQ.secs(q.oldest_pending_age) }),
       h("td", { class: "num", text: TQ.num(q.completed_per_min) }),
       h("td", {}, TQ.canAct() ? h("span", { class: "row" }, rate, conc, TQ.button("Set", async () => {

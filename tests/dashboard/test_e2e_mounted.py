@@ -1,0 +1,97 @@
+"""The dashboard mounted under ``/taskqueue`` in a FastAPI app, served by uvicorn, driven in
+headless Chromium: the login redirect, the pages, their scripts and styles, the API calls and
+the live updates all stay under the prefix, and nothing fails to load."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from taskqueue import QueueManager
+from taskqueue.jobs.states import State
+from tests.dashboard.conftest import put_job
+from tests.dashboard.test_e2e import (
+    ARGS,
+    CHROMIUM,
+    PASSWORDS,
+    free_port,
+    process,
+    unavailable,
+    users_file,
+    wait_for,
+)
+
+
+def _up(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed")
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    manager = QueueManager.from_url(url)
+    failed = put_job(manager, State.FAILED, name="app.mounted", queue="mounted")
+    port = free_port()
+    root, base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/taskqueue"
+    os.environ.update(TASKQUEUE_URL=url, MOUNTED_USERS=str(users_file(tmp_path / "u.toml")))
+    server = [sys.executable, "-m", "uvicorn", "tests.dashboard.mounted_app:app",
+              "--port", str(port), "--log-level", "warning"]
+    try:
+        with process(server, tmp_path / "server.log"), sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                wait_for(lambda: _up(base + "/login"), 40, "the mounted dashboard to answer")
+                page = browser.new_context(viewport={"width": 1360, "height": 860}).new_page()
+                page.set_default_timeout(15000)
+                errors: list[str] = []
+                outside: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                        if r.status >= 400 else None)
+                page.on("request", lambda r: outside.append(r.url)
+                        if r.url.startswith(root) and not r.url.startswith(base + "/") else None)
+                journey(page, base, manager, str(failed.id))
+                assert errors == [] and outside == []
+            finally:
+                browser.close()
+    finally:
+        manager.close()
+        os.environ.pop("MOUNTED_USERS", None)
+        os.environ.pop("TASKQUEUE_URL", None)
+
+
+def journey(page: Any, base: str, manager: QueueManager, failed: str) -> None:
+    page.goto(base + "/failed")  # redirected to the mounted login form
+    page.wait_for_selector("#login-form")
+    assert page.url.startswith(base + "/login?next=")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORDS["alice"])
+    page.click("#login-submit")
+    page.wait_for_url(base + "/failed")
+    # the list is drawn by the script from the API under the prefix
+    wait_for(lambda: page.locator("tr.job-row").count() == 1, 10, "the failed row")
+    page.click(f"tr.job-row a[href='/taskqueue/jobs/{failed}']")
+    page.wait_for_url(base + f"/jobs/{failed}")
+    page.click("#action-retry")
+    wait_for(lambda: manager.require(failed).state == State.PENDING, 10, "the retry")
+    # navigation links and the live updates (server-sent events) work under the prefix
+    page.click("#nav-overview")
+    page.wait_for_url(base + "/")
+    wait_for(lambda: "on" in (page.get_attribute("#live-dot", "class") or ""), 10, "live")
+    page.wait_for_selector("#total-pending")
+    wait_for(lambda: page.inner_text("#total-pending").strip() == "1", 10, "1 pending")
+    page.click("#logout")
+    page.wait_for_url(base + "/login")
