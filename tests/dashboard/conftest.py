@@ -60,8 +60,10 @@ def sqlite_manager(sqlite_url: str) -> Iterator[QueueManager]:
         m.close()
 
 
-def client_for(manager: QueueManager, settings: DashboardSettings) -> TestClient:
-    return TestClient(create_app(manager, settings), follow_redirects=False)
+def client_for(manager: QueueManager, settings: DashboardSettings,
+               base_url: str = "http://127.0.0.1") -> TestClient:
+    """A client for the app; it calls itself 127.0.0.1 (local mode answers only to loopback)."""
+    return TestClient(create_app(manager, settings), follow_redirects=False, base_url=base_url)
 
 
 def login(client: TestClient, name: str, password: str | None = None) -> str:

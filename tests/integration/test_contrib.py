@@ -63,12 +63,15 @@ def test_starlette_lifespan_dependency_and_dashboard(tmp_path: Path) -> None:
         return {"job": await manager.apush(echo.s(text)), "same": str(manager is
                                                                      default_manager())}
 
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         body = client.post("/echo", params={"text": "x"}).json()
         assert body["same"] == "True"
         manager = app.state.taskqueue
         assert manager.get(body["job"]).name == "contrib.echo"
         assert client.get("/jobs/api/openapi.json").status_code == 200
+        # no authentication configured: the mounted dashboard answers to loopback names only
+        rebound = client.get("/jobs/api/me", headers={"Host": "attacker.example"})
+        assert rebound.status_code == 400
     assert manager.driver is not None  # closed by the lifespan: it built it
 
 

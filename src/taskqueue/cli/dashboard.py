@@ -53,7 +53,8 @@ def build_settings(users_file: Path | None, token: str | None, read_only_token: 
             if alerts_file is not None:
                 raise click.BadParameter(str(exc), param_hint="--alerts") from None
             error = str(exc)
-    return DashboardSettings(users=users, token=token, read_only_token=read_only_token,
+    return DashboardSettings(users=users, users_file=users_file, token=token,
+                             read_only_token=read_only_token,
                              secret_key=secret_key or secrets.token_urlsafe(32),
                              alerts=alerts, alerts_source=source, alerts_error=error,
                              **options)
@@ -71,6 +72,9 @@ def _root_path(value: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --users or --token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--allowed-hosts", envvar="TASKQUEUE_DASHBOARD_ALLOWED_HOSTS", default="",
+              help="Host names to answer to besides loopback, comma-separated (a proxy's "
+                   "name; *.example.com for subdomains). Other Host headers get 400.")
 @click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file of [users.NAME] with password hashes and roles.")
 @click.option("--token", envvar="TASKQUEUE_DASHBOARD_TOKEN", callback=_token,
@@ -96,7 +100,8 @@ def _root_path(value: str) -> str:
               help="The path prefix a reverse proxy serves the dashboard under (e.g. "
                    "/taskqueue), when it strips that prefix before forwarding.")
 @click.pass_context
-def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
+def dashboard(ctx: click.Context, host: str, port: int, allowed_hosts: str,
+              users_file: Path | None,
               token: str | None, read_only_token: str | None, secret_key: str | None,
               alerts_file: Path | None, apps: tuple[str, ...], max_decode: int,
               secure_cookies: bool, session_hours: float, refresh: float,
@@ -122,7 +127,9 @@ def dashboard(ctx: click.Context, host: str, port: int, users_file: Path | None,
     settings = build_settings(users_file, token, read_only_token, secret_key, alerts_file,
                               max_decode=max_decode, https_only=secure_cookies,
                               session_max_age=int(session_hours * 3600),
-                              live_interval=refresh)
+                              live_interval=refresh,
+                              allowed_hosts=tuple(h.strip() for h in allowed_hosts.split(",")
+                                                  if h.strip()))
     manager = QueueManager.with_replica(cli_settings(ctx))
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}{root_path}/"
     mode = "authentication on" if settings.auth_enabled else "no authentication (loopback)"

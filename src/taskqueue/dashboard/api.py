@@ -154,6 +154,9 @@ async def bulk_action(request: Request) -> Response:
         raise HTTPException(400, "give ids (a selection) or filter (search parameters)")
     query = _query(request, principal, params={k: v for k, v in data["filter"].items()
                                                if k not in ("cursor", "limit")})
+    if query.describe() == "all jobs" and data.get("all") is not True:
+        raise HTTPException(400, f"the filter is empty, so {action} would act on every job "
+                                 "in the store: narrow the filter, or send \"all\": true")
 
     def done(op: bulk.Operation) -> None:
         dash.record(principal, request, f"bulk {action}", f"filter: {op.description}",

@@ -165,8 +165,24 @@ async def audit(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """The detailed report (behind login); its status code carries the verdict too."""
     who(request)
-    return ok(await run_in_threadpool(system.health_report, board(request).manager))
+    report = await run_in_threadpool(system.health_report, board(request).manager)
+    return ok(report, status=200 if report.get("status") != "fail" else 503)
+
+
+async def live(request: Request) -> Response:
+    """Liveness for a load balancer or Kubernetes: this process answers. No login, no store."""
+    return ok({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the store answers a point lookup (200), or not (503). No login."""
+    try:
+        await run_in_threadpool(board(request).manager.driver.get, "readiness-probe")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return ok({"status": "unavailable", "error": type(exc).__name__}, status=503)
+    return ok({"status": "ready"})
 
 
 ROUTES = [
@@ -182,4 +198,6 @@ ROUTES = [
     Route("/api/alerts", alerts),
     Route("/api/audit", audit),
     Route("/api/health", health),
+    Route("/healthz", live),
+    Route("/readyz", ready),
 ]

@@ -26,6 +26,7 @@ from taskqueue.dashboard import api, api_system, live, pages
 from taskqueue.dashboard.audit import AuditLog
 from taskqueue.dashboard.auth import Authenticator, CSRFMiddleware
 from taskqueue.dashboard.bulk import Operations
+from taskqueue.dashboard.hosts import HostGuard
 from taskqueue.dashboard.openapi import openapi_document
 from taskqueue.dashboard.overview import DaySeries
 from taskqueue.dashboard.settings import DashboardSettings
@@ -73,7 +74,8 @@ async def openapi(request: Request) -> Response:
 def create_app(manager: QueueManager, settings: DashboardSettings | None = None) -> Starlette:
     """The dashboard for ``manager``'s store. The manager stays yours: close it yourself."""
     settings = settings or DashboardSettings()
-    dash = Dashboard(manager=manager, settings=settings, auth=Authenticator(settings),
+    dash = Dashboard(manager=manager, settings=settings,
+                     auth=Authenticator(settings, manager.driver),
                      audit=AuditLog(manager.driver, settings.audit_ttl),
                      operations=Operations(), day=DaySeries(manager.driver))
     routes = [
@@ -82,6 +84,8 @@ def create_app(manager: QueueManager, settings: DashboardSettings | None = None)
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [
+        Middleware(HostGuard, local_mode=not settings.auth_enabled,
+                   allowed=settings.allowed_hosts),
         Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=settings.secret_key,
                    session_cookie=SESSION_COOKIE, max_age=settings.session_max_age,

@@ -16,6 +16,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -29,8 +30,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from taskqueue.dashboard.sessions import SessionRegistry
 from taskqueue.dashboard.settings import ADMIN, READ_ONLY, ROLES, DashboardSettings, User
 from taskqueue.errors import ConfigError
+
+log = logging.getLogger("taskqueue.dashboard")
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -124,15 +128,54 @@ LOCAL = Principal("local", ADMIN, True, "local")
 
 
 class Authenticator:
-    """Checks passwords and tokens; resolves the principal of each request."""
+    """Checks passwords and tokens; resolves the principal of each request.
 
-    def __init__(self, settings: DashboardSettings) -> None:
+    With a users file (``settings.users_file``) the users are re-read when the file changes
+    (looked at no more than once a second): a demoted user is read-only at their next request,
+    and a removed one is logged out. With a store (``driver``), cookie sessions are checked
+    against their entries there, so logout ends a session (see ``sessions.py``)."""
+
+    def __init__(self, settings: DashboardSettings, driver: Any = None) -> None:
         self.settings = settings
         self.throttle = LoginThrottle()
+        self.sessions = (SessionRegistry(driver, settings.session_max_age)
+                         if driver is not None else None)
+        self._users: Mapping[str, User] = settings.users
+        self._users_stamp: tuple[float, int] | None = None
+        self._users_checked = float("-inf")
+        self._users_lock = threading.Lock()
+        if settings.users_file is not None:
+            self.users()
+
+    def users(self) -> Mapping[str, User]:
+        path = self.settings.users_file
+        if path is None:
+            return self._users
+        now = time.monotonic()
+        with self._users_lock:
+            if now - self._users_checked < 1.0:
+                return self._users
+            self._users_checked = now
+            try:
+                info = path.stat()
+                stamp = (info.st_mtime, info.st_size)
+                if stamp != self._users_stamp:
+                    previous, self._users = self._users, load_users(path)
+                    self._users_stamp = stamp
+                    self._end_removed(set(previous) - set(self._users))
+            except (OSError, ConfigError) as exc:  # keep the last good users, say why
+                log.error("dashboard: users file %s not re-read: %s", path, exc)
+            return self._users
+
+    def _end_removed(self, removed: set[str]) -> None:
+        if self.sessions is None:
+            return
+        for name in removed:
+            self.sessions.close_user(name)
 
     def login(self, name: str, password: str) -> Principal | None:
         """A principal for a correct user name and password, or a token typed as password."""
-        user = self.settings.users.get(name) if name else None
+        user = self.users().get(name) if name else None
         if user is not None:
             return self._user_principal(user) if verify_password(password, user.password_hash) \
                 else None
@@ -145,7 +188,7 @@ class Authenticator:
         for secret, role in ((self.settings.token, ADMIN),
                              (self.settings.read_only_token, READ_ONLY)):
             if secret and token and hmac.compare_digest(token.encode(), secret.encode()):
-                return Principal(f"token:{role}", role, role == ADMIN, via)
+                return Principal(token_name(role, secret), role, role == ADMIN, via)
         return None
 
     def resolve(self, conn: HTTPConnection) -> Principal | None:
@@ -159,13 +202,15 @@ class Authenticator:
         who = session.get("user")
         if not isinstance(who, dict):
             return None
+        if self.sessions is not None and not self.sessions.alive(who.get("sid")):
+            return None  # logged out, or ended on another dashboard process
         if who.get("via") == "token":  # re-checked so a changed token ends old sessions
             kind = str(who.get("role"))
             secret = self.settings.token if kind == ADMIN else self.settings.read_only_token
             if not secret or who.get("token_id") != token_id(secret):
                 return None
-            return Principal(f"token:{kind}", kind, kind == ADMIN, "token")
-        user = self.settings.users.get(str(who.get("name")))
+            return Principal(token_name(kind, secret), kind, kind == ADMIN, "token")
+        user = self.users().get(str(who.get("name")))
         return self._user_principal(user) if user is not None else None
 
     @staticmethod
@@ -174,10 +219,22 @@ class Authenticator:
 
     def session_entry(self, who: Principal) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": who.name, "role": who.role, "via": who.via}
+        if self.sessions is not None:
+            entry["sid"] = self.sessions.open(who.name)
         if who.via == "token":
             secret = self.settings.token if who.role == ADMIN else self.settings.read_only_token
             entry["token_id"] = token_id(secret or "")
         return entry
+
+    def end_session(self, session: Mapping[str, Any]) -> None:
+        who = session.get("user")
+        if self.sessions is not None and isinstance(who, dict):
+            self.sessions.close(who.get("sid"))
+
+
+def token_name(role: str, secret: str) -> str:
+    """How a token appears in the audit log: its role and a fingerprint, never the token."""
+    return f"token:{role}:{token_id(secret)[:8]}"
 
 
 def token_id(secret: str) -> str:

@@ -119,6 +119,11 @@ async def logout(request: Request) -> Response:
     form = await _form(request)
     if not csrf_ok(request.session, form.get("csrf_token")):
         return Response("CSRF token missing or invalid", status_code=403)
+    dash = board(request)
+    principal = dash.auth.resolve(request)
+    await run_in_threadpool(dash.auth.end_session, dict(request.session))
+    if principal is not None:
+        await dash.arecord(principal, request, "logout", "dashboard")
     request.session.clear()
     return RedirectResponse(base_path(request) + "/login", status_code=303)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ class DashboardSettings:
     reach the port is an admin, which the CLI allows on a loopback address only."""
 
     users: Mapping[str, User] = field(default_factory=dict)
+    #: Where ``users`` came from: re-read when it changes (roles, removals take effect at once).
+    users_file: Path | None = None
+    #: Host names the dashboard answers to besides loopback (a proxy's name; ``*.example.com``).
+    #: Without authentication only loopback names are accepted (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
     #: A bearer token granting admin rights (``Authorization: Bearer ...`` or the login form).
     token: str | None = None
     #: A bearer token granting read-only rights.
@@ -67,4 +73,4 @@ class DashboardSettings:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.users or self.token or self.read_only_token)
+        return bool(self.users or self.users_file or self.token or self.read_only_token)

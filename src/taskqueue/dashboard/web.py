@@ -69,17 +69,28 @@ def board(conn: HTTPConnection) -> Dashboard:
 
 
 def who(conn: HTTPConnection) -> Principal:
-    """The caller, or 401."""
-    principal = board(conn).auth.resolve(conn)
+    """The caller, or 401. A wrong bearer token is audited (and throttled like logins)."""
+    dash = board(conn)
+    principal = dash.auth.resolve(conn)
     if principal is None:
+        if conn.headers.get("authorization", "").lower().startswith("bearer "):
+            client = conn.client.host if conn.client else "?"
+            if dash.auth.throttle.blocked(client):
+                raise HTTPException(429, "too many refused tokens; wait a few minutes")
+            dash.auth.throttle.failed(client)
+            dash.audit.record("(bearer token)", "-", "request", conn.url.path,
+                              outcome="refused", client=client)
+            raise HTTPException(401, "the bearer token is not valid")
         raise HTTPException(401, "log in first (or send Authorization: Bearer <token>)")
     return principal
 
 
 def admin(conn: HTTPConnection) -> Principal:
-    """The caller if allowed to change things, else 403."""
+    """The caller if allowed to change things, else 403 (audited)."""
     principal = who(conn)
     if not principal.can_act:
+        board(conn).record(principal, conn, "request", conn.url.path, outcome="refused",
+                           detail={"reason": "read-only"})
         raise HTTPException(403, f"{principal.name} is read-only: this action needs an admin")
     return principal
 

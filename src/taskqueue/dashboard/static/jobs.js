@@ -130,10 +130,15 @@
 
   async function runFilter(action) {
     const filter = asObject(filterParams());
-    const what = state.count !== null ? `${TQ.num(state.count)} matching jobs` : "every matching job";
+    const everything = Object.keys(filter).filter((k) => k !== "order").length === 0;
+    const what = everything ? "EVERY job in the store" :
+      state.count !== null ? `${TQ.num(state.count)} matching jobs` : "every matching job";
+    // an empty filter means the whole store: the API refuses it unless told `all: true`,
+    // which is sent only after the word "all" was typed
     if (!(await TQ.confirm(`${action} all matching`, `${action} ${what} (only those whose state allows it)?`,
-                           action === "delete" ? "delete" : null))) return;
-    const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body: Object.assign({ action, filter }, extra(action)) });
+                           everything ? "all" : action === "delete" ? "delete" : null))) return;
+    const body = Object.assign({ action, filter }, everything ? { all: true } : {}, extra(action));
+    const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body });
     const status = TQ.$("#bulk-status");
     const op = await TQ.follow(answer.operation, (o) => {
       status.textContent = `${o.action}: ${TQ.num(o.changed)} changed, ${TQ.num(o.skipped)} skipped, ${TQ.num(o.scanned)} scanned` + (o.done ? " — done" : "…");
