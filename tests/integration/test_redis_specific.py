@@ -441,6 +441,15 @@ def test_restart_without_persistence_loses_everything(tmp_path: Path) -> None:
             assert all(driver.get(j.id) is None for j in jobs)
             assert driver.stats() == {}
             assert driver.reserve("w", ["default"], 10, 30) == []
+            after = new()
+            driver.push([after])   # the driver named "default" in the queue set before: again
+            assert driver.get(after.id) is not None and driver.count(JobFilter()) == 1
+            server.kill()
+            server.start()
+            first = new()
+            driver.push([first])   # the push itself meets the forgotten scripts
+            assert driver.get(first.id) is not None and driver.stats()["default"].counts[
+                State.PENDING] == 1
         finally:
             driver.close()
 

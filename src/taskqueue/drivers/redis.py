@@ -183,14 +183,25 @@ class RedisDriver:
             return [self._r.get_redis_connection(n) for n in self._r.get_primaries()]
         return [self._r]
 
-    def _run(self, script: str, queue: str, args: Sequence[Any]) -> Any:
+    def _run(self, script: str, queue: str, args: Sequence[Any], *,
+             named: Sequence[str] = ()) -> Any:
         """One per-queue script: a plain EVALSHA (redis-py's Script wrapper costs a producer
-        more CPU than the call), loading the script when the server does not know it."""
+        more CPU than the call), loading the script when the server does not know it.
+        ``named``: the queues this call relies on being in the queue set (see ``_rescript``)."""
         found = self._scripts[script]
         try:
             return self._r.execute_command("EVALSHA", found.sha, 1, self.keys.queue(queue), *args)
         except redis.exceptions.NoScriptError:
+            self._rescript(named)
             return found(keys=[self.keys.queue(queue)], args=list(args), client=self._r)
+
+    def _rescript(self, queues: Sequence[str]) -> None:
+        """The server forgot the scripts: it restarted or was flushed, so the queue set may be
+        gone too. Forget which queues this driver named, and name ``queues`` again now."""
+        self._known_queues.clear()
+        if queues:
+            self._r.sadd(self.keys.queues, *queues)
+            self._known_queues.update(dict.fromkeys(queues, time.monotonic()))
 
     def _run_many(self, calls: Sequence[Call], *, queues: Iterable[str] = ()) -> list[Any]:
         """Run per-queue scripts in one round trip (a pipeline when there are several).
@@ -201,12 +212,13 @@ class RedisDriver:
 
         ``queues``: queues to name in the queue set first (a global key), in the same round
         trip, unless this driver did so recently."""
+        queues = list(dict.fromkeys(queues))
         now = time.monotonic()
-        fresh = [q for q in dict.fromkeys(queues)
+        fresh = [q for q in queues
                  if now - self._known_queues.get(q, -QUEUE_KNOWN_FOR) >= QUEUE_KNOWN_FOR]
         if len(calls) == 1 and not fresh:
             script, queue, args = calls[0]
-            return [self._run(script, queue, args)]
+            return [self._run(script, queue, args, named=queues)]
         pipe = self._r.pipeline(transaction=False)
         if fresh:
             pipe.sadd(self.keys.queues, *fresh)
@@ -218,6 +230,8 @@ class RedisDriver:
                 raise results[0]
             self._known_queues.update(dict.fromkeys(fresh, now))
             results = results[1:]
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            self._rescript(queues)
         for pos, result in enumerate(results):
             if isinstance(result, redis.exceptions.NoScriptError):
                 script, queue, args = calls[pos]
@@ -624,6 +638,7 @@ class RedisDriver:
         if isinstance(woke, Exception):
             raise woke
         if isinstance(rows, redis.exceptions.NoScriptError):
+            self._rescript(())
             self._scripts["reserve"].sha = self._r.script_load(self._scripts["reserve"].script)
             return bool(woke)
         if isinstance(rows, Exception):
