@@ -49,6 +49,7 @@ DURABLE_PREFIXES: dict[str, _Key] = {"batch:": _field("id")}
 EPHEMERAL_KINDS: dict[str, str] = {
     "worker": "live workers re-register on the new store",
     "node": "live nodes re-register on the new store",
+    "worker_paused": "pauses name worker ids of processes that do not move to the new store",
     "scheduler": "the scheduler's status, republished every tick",
     "stats": "per-minute counters, kept for an hour",
     "dashboard_minute": "the dashboard's per-minute series, kept for an hour",
