@@ -56,6 +56,8 @@ EPHEMERAL_KINDS: dict[str, str] = {
     "alert_state": "firing alerts are re-evaluated on the new store",
     "alert_history": "notifications sent, kept for a limited time",
     "audit": "the dashboard's audit log, kept for a limited time (export it first if needed)",
+    "dashboard_session": "dashboard logins; people log in again on the new store",
+    "worker_paused": "pause state of live worker ids, which are new on the new store",
 }
 
 
