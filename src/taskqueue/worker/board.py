@@ -159,7 +159,7 @@ class StatusPublisher:
     def __init__(self, boards: Boards, index: int) -> None:
         self.boards = boards
         self.index = index
-        self.running: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, tuple[Any, float]] = {}
         self.beat = time.time()
         self.leaving: str | None = None
         self._entries: dict[str, int] = {}
@@ -178,9 +178,7 @@ class StatusPublisher:
 
     # -- event handlers (called on the worker's threads; cheap) ---------------------------------
     def on_started(self, event: Any) -> None:
-        self.running[event.job_id] = {
-            "job_id": event.job_id, "attempt": event.attempt,
-            "deadline": time.time() + float(event.fields.get("timeout") or 0), **event.fields}
+        self.running[event.job_id] = (event, time.time())  # made into a dict when published
         with self._table_lock:
             if self._free:
                 entry = self._entries[event.job_id] = self._free.pop()
@@ -220,9 +218,7 @@ class StatusPublisher:
         from taskqueue.observability import events as ev
 
         bus.subscribe(self.on_started, ev.JOB_STARTED)
-        for kind in (ev.JOB_RAN, ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED,
-                     ev.JOB_SNOOZED, ev.JOB_POSTPONED, ev.JOB_CANCELLED, ev.JOB_LEASE_LOST):
-            bus.subscribe(self.on_ended, kind)
+        bus.subscribe(self.on_ended, ev.JOB_RAN)  # follows every job.started: its code ended
         bus.subscribe(self.on_beat, ev.WORKER_HEARTBEAT)
 
     # -- publishing -----------------------------------------------------------------------------
@@ -238,7 +234,7 @@ class StatusPublisher:
     def publish(self) -> None:
         with self._lock:
             self._changed = False
-            jobs: list[dict[str, Any]] = []
+            jobs: list[tuple[Any, float]] = []
             for _ in range(3):  # job threads may change the dict while it is copied
                 try:
                     jobs = list(self.running.values())
@@ -246,7 +242,7 @@ class StatusPublisher:
                 except RuntimeError:
                     continue
             self.boards.write(self.index, 0, {
-                "beat": self.beat, "running": [dict(j) for j in jobs[:MAX_LISTED]],
+                "beat": self.beat, "running": [_listed(*job) for job in jobs[:MAX_LISTED]],
                 "processed": self.processed(), "leaving": self.leaving})
 
     def finish(self, summary: dict[str, Any]) -> None:
@@ -262,3 +258,9 @@ class StatusPublisher:
             if self._changed or processed != last_processed:
                 last_processed = processed
                 self.publish()
+
+
+def _listed(event: Any, started: float) -> dict[str, Any]:
+    """A running job as the watchdogs read it."""
+    return {"job_id": event.job_id, "attempt": event.attempt,
+            "deadline": started + float(event.fields.get("timeout") or 0), **event.fields}
