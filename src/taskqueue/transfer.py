@@ -55,6 +55,7 @@ EPHEMERAL_KINDS: dict[str, str] = {
     "dashboard_minute": "the dashboard's per-minute series, kept for an hour",
     "alert_state": "firing alerts are re-evaluated on the new store",
     "alert_history": "notifications sent, kept for a limited time",
+    "dashboard_session": "dashboard logins expire; people sign in again on the new store",
     "audit": "the dashboard's audit log, kept for a limited time (export it first if needed)",
     "dashboard_session": "dashboard logins; people log in again on the new store",
     "worker_paused": "pause state of live worker ids, which are new on the new store",
