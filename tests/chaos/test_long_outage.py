@@ -17,6 +17,8 @@ import re
 import shutil
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.chaos.harness import (
     ProducerLedger,
     check,
     finished_count,
+    free_port,
     own_mariadb,
     prepare,
     push_recorded,
@@ -56,7 +59,9 @@ def drain_through_outage(backend: str, url: str, effects: str, tmp_path: Path,
         push_recorded(manager, prepare(manager, effects, JOBS, sleep=0.01), book)
     log = tmp_path / "workers.log"
     began = time.time()
-    pool = start_workers(url, effects, "--workers=2", lease=LEASE, log=log)
+    port = free_port()
+    pool = start_workers(url, effects, "--workers=2", f"--metrics-port={port}", lease=LEASE,
+                         log=log)
     faults: list[Fault] = []
     try:
         wait_for(lambda: started(effects) >= 150, timeout=90, what="150 jobs started")
@@ -66,6 +71,8 @@ def drain_through_outage(backend: str, url: str, effects: str, tmp_path: Path,
         victim = worker_pids(pool.pid)[0]
         os.kill(victim, signal.SIGKILL)  # its replacement starts while the store is down
         faults.append(Fault("SIGKILL worker during the outage", time.time(), pid=victim))
+        assert _scrape(port, "/ready")[0] == 503, "unhealthy while the store is away"
+        assert "taskqueue_up 0.0" in _scrape(port, "/metrics")[1]
         time.sleep(max(0.0, down_at + OUTAGE - time.time()))
         assert pool.poll() is None, "the supervisor waited the outage out"
         start_server()
@@ -74,6 +81,8 @@ def drain_through_outage(backend: str, url: str, effects: str, tmp_path: Path,
         wait_for(lambda: finished_count(url, book.ok) == JOBS, timeout=150, interval=1.0,
                  what="the whole backlog drained after the outage")
         assert pool.poll() is None, "the supervisor is still running"
+        assert _scrape(port, "/ready")[0] == 200 or "taskqueue_up 1.0" in _scrape(
+            port, "/metrics")[1], "healthy again"
     finally:
         stop(pool)
     text = log.read_text()
@@ -88,6 +97,15 @@ def drain_through_outage(backend: str, url: str, effects: str, tmp_path: Path,
     assert text.count("died (exit code") == 1, "only the killed worker died: its replacement " \
         "waited for the store instead of failing at start"
     assert re.search(r"store (unavailable|is unreachable)", text), "the workers saw the outage"
+
+
+def _scrape(port: int, path: str) -> tuple[int, str]:
+    """Status and body of the supervisor's ``--metrics-port`` endpoint ``path``."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 @pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
