@@ -116,3 +116,15 @@ def test_interval_schedule_ticks_every_7_real_minutes_through_dst(tz: str, day: 
             schedule = replace(schedule, last_fire=due[-1])
     assert {b - a for a, b in zip(runs, runs[1:], strict=False)} == {timedelta(minutes=7)}
     assert len(runs) == 6 * 60 // 7
+
+
+@pytest.mark.parametrize(("tz", "day"), CASES)
+def test_fixed_hour_schedules_fire_once_on_dst_nights(tz: str, day: str) -> None:
+    """A fixed wall time fires exactly once through the ticks: shifted forward in the gap,
+    at its first occurrence in the repeat (02:30 and 01:30 cover both zones' change hours)."""
+    start, end = window(tz, day)
+    for expr in ("30 2 * * *", "30 1 * * *"):
+        runs = ticked(expr, tz, start - timedelta(hours=20), end + timedelta(hours=1), 600.0)
+        assert len(runs) == 1, (expr, runs)
+        assert runs == fire_times_between(expr, tz, start - timedelta(hours=20),
+                                          end + timedelta(hours=1), 10)
