@@ -57,8 +57,6 @@ EPHEMERAL_KINDS: dict[str, str] = {
     "alert_history": "notifications sent, kept for a limited time",
     "dashboard_session": "dashboard logins expire; people sign in again on the new store",
     "audit": "the dashboard's audit log, kept for a limited time (export it first if needed)",
-    "dashboard_session": "dashboard logins; people log in again on the new store",
-    "worker_paused": "pause state of live worker ids, which are new on the new store",
 }
 
 
