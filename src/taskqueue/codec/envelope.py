@@ -105,8 +105,8 @@ class Codec:
         without that rule, writing plain arguments over a job's payload would bypass the
         authentication encryption gives.
         """
-        if data[:_HEADER_SIZE] in _PLAIN_HEADERS and self._sealer is not None \
-                and not allow_plaintext:
+        if self._sealer is not None and not allow_plaintext \
+                and data[:_HEADER_SIZE] in _PLAIN_HEADERS:
             raise UnencryptedPayload(
                 "payload is not encrypted but ENCRYPTION_KEY is set: refused (a downgraded "
                 "payload, or one queued before encryption was switched on: see "
