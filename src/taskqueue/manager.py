@@ -60,6 +60,9 @@ PAUSED = "queue_paused"
 FOREVER = 100 * 365 * 24 * 3600.0
 
 
+#: Finished jobs deleted per transaction by ``QueueManager.prune``.
+PRUNE_BATCH = 2000
+
 class QueueManager:
     """Push jobs, look them up, cancel or retry them, read statistics, run a worker."""
 
@@ -76,6 +79,8 @@ class QueueManager:
         self.codec = codec or codec_from(self.settings)
         self.events = events or EventBus()
         self.plaintext = PlaintextSwitch(self.driver, self.codec)
+        #: The last ``prune`` stopped at its time budget with more to delete.
+        self.prune_pending = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True,
@@ -410,9 +415,29 @@ class QueueManager:
         return add_history({"backend": self.driver.name, "queues": queues, "totals": totals,
                             "generated_at": datetime.now(UTC).isoformat()}, self.driver, per_queue)
 
-    def prune(self) -> int:
-        return self.driver.prune(self.settings.completed_retention,
-                                 self.settings.failed_retention)
+    def prune(self, older_than: float | None = None, *, batch: int | None = PRUNE_BATCH,
+              dry_run: bool = False, max_seconds: float | None = None,
+              pause: float = 0.01) -> int:
+        """Delete finished jobs past their retention (or older than ``older_than`` seconds,
+        for completed, failed and cancelled alike), ``batch`` at a time, each batch its own
+        short transaction with a ``pause`` between them so workers are never held up for
+        long; stop after ``max_seconds`` (the rest is left for the next call). ``dry_run``:
+        return how many would be deleted, deleting nothing."""
+        completed_age = self.settings.completed_retention if older_than is None else older_than
+        failed_age = self.settings.failed_retention if older_than is None else older_than
+        if dry_run:
+            return self.driver.prune(completed_age, failed_age, dry_run=True)
+        started, total = time.monotonic(), 0
+        while True:
+            deleted = self.driver.prune(completed_age, failed_age, limit=batch)
+            total += deleted
+            if batch is None or deleted < batch:
+                self.prune_pending = False
+                return total
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                self.prune_pending = True  # more to do: the caller comes back soon
+                return total
+            time.sleep(pause)
 
     def start_worker(self, queues: str | Sequence[str] | None = None,
                      **options: Any) -> WorkerSummary:

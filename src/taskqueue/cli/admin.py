@@ -176,13 +176,43 @@ def migrate(ctx: click.Context) -> None:
     manager.close()
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from taskqueue.errors import ConfigError
+    from taskqueue.observability.alerts import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command("prune")
+@click.option("--older-than", callback=_duration, metavar="DURATION",
+              help="Delete finished jobs older than this (e.g. 7d, 12h, 3600) instead of the "
+                   "configured retentions.")
+@click.option("--batch", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Jobs deleted per transaction (workers run between two batches).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def prune(ctx: click.Context) -> None:
-    """Delete finished jobs older than their retention."""
+def prune(ctx: click.Context, older_than: float | None, batch: int, dry_run: bool,
+          as_json: bool) -> None:
+    """Delete finished jobs older than their retention, in batches."""
     manager = open_manager(ctx)
-    console.print(f"pruned {manager.prune()} jobs")
-    manager.close()
+    started = time.monotonic()
+    try:
+        count = manager.prune(older_than, batch=batch, dry_run=dry_run)
+    finally:
+        manager.close()
+    seconds = time.monotonic() - started
+    if as_json:
+        emit_json({"dry_run": dry_run, "jobs": count, "seconds": round(seconds, 3)})
+    elif dry_run:
+        console.print(f"would prune {count} jobs (dry run; nothing deleted)")
+    else:
+        console.print(f"pruned {count} jobs in {seconds:.1f}s")
 
 
 @click.command("key:generate")

@@ -74,19 +74,33 @@ class Admin:
         self._jobs.wake_dependents(job_id)
         return True
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
         now = time.time()
         cutoffs = {State.COMPLETED.value: now - completed_age,
                    State.FAILED.value: now - failed_age, State.CANCELLED.value: now - failed_age}
         deleted: list[str] = []
+        would = 0
         for queue in self._store.queue_names():
             for state, cutoff in cutoffs.items():
                 for path, job_id in scan.finished_before(self._store, queue, state, cutoff):
-                    if self._prune_one(path, job_id, state, cutoff):
+                    if limit is not None and len(deleted) >= limit and not dry_run:
+                        break
+                    if dry_run:
+                        would += self._would_prune(path, job_id, state, cutoff)
+                    elif self._prune_one(path, job_id, state, cutoff):
                         deleted.append(job_id)
+        if dry_run:
+            return would
         for job_id in deleted:
             self._jobs.wake_dependents(job_id)
         return len(deleted)
+
+    def _would_prune(self, path: Path, job_id: str, state: str, cutoff: float) -> bool:
+        rec = self._jobs.load(path, job_id)
+        finished = finished_at(rec) if rec is not None else None
+        return rec is not None and rec["state"] == state and finished is not None \
+            and finished < cutoff
 
     def _prune_one(self, path: Path, job_id: str, state: str, cutoff: float) -> bool:
         with self._store.job_lock(job_id).hold():

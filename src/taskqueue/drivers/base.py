@@ -204,9 +204,12 @@ class Driver(Protocol):
     def stats(self) -> dict[str, QueueStats]:
         """Per-queue counts by state and gauges."""
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
         """Delete completed jobs older than ``completed_age`` s, failed/cancelled older than
-        ``failed_age`` s (by their finish time); return how many were deleted."""
+        ``failed_age`` s (by their finish time); return how many were deleted. ``limit``: at
+        most that many, in one short transaction (callers loop, so workers interleave);
+        ``dry_run``: delete nothing, return how many would go (ignoring ``limit``)."""
 
     # -- coordination ---------------------------------------------------------------------
     def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:

@@ -416,8 +416,9 @@ class FileDriver:
         return self._admin.delete(job_id)
 
     @_translated
-    def prune(self, completed_age: float, failed_age: float) -> int:
-        return self._admin.prune(completed_age, failed_age)
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
+        return self._admin.prune(completed_age, failed_age, limit, dry_run)
 
     # -- coordination ---------------------------------------------------------------------
     @_translated

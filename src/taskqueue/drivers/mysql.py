@@ -409,9 +409,18 @@ class MySQLDriver:
             out.setdefault(queue, QueueStats()).completed_last_minute = int(count)
         return out
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
+        ages = (_us(completed_age), _us(failed_age))
+        if dry_run:
+            def count(cur: Cursor) -> int:
+                cur.execute(Q["prune_count"], ages)
+                return int(cur.fetchone()[0])
+            return self._run(count)
+
         def work(cur: Cursor) -> int:
-            deleted = int(cur.execute(Q["prune"], (_us(completed_age), _us(failed_age))))
+            most = 2**62 if limit is None else int(limit)
+            deleted = int(cur.execute(Q["prune"], (*ages, most)))
             if deleted:
                 cur.execute(Q["prune_edges"])
             return deleted

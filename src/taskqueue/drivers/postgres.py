@@ -470,8 +470,11 @@ class PostgresDriver:
             qs.completed_last_minute = recent
         return out
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
-        return int(self._fetch("prune", (float(completed_age), float(failed_age)))[0][0])
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
+        params = {"completed": float(completed_age), "failed": float(failed_age),
+                  "limit": None if limit is None else int(limit)}
+        return int(self._fetch("prune_count" if dry_run else "prune", params)[0][0])
 
     # -- coordination --------------------------------------------------------------------
     def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:

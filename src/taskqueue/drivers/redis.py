@@ -764,14 +764,23 @@ class RedisDriver:
                     out[queue] = qs
         return out
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
+        ages = {State.COMPLETED: completed_age, State.FAILED: failed_age,
+                State.CANCELLED: failed_age}
         deleted = 0
-        args = [int(completed_age * 1_000_000), int(failed_age * 1_000_000), BATCH]
         with self._guard():
+            if dry_run:
+                now = self._now_us()
+                return sum(int(self._r.zcount(self.keys.sub(queue, state.value), "-inf",
+                                              f"({now - int(age * 1_000_000)}"))
+                           for queue in self._queue_names() for state, age in ages.items())
             for queue in self._queue_names():
                 more = 1
-                while more:
-                    count, more = self._run("prune", queue, args)
+                while more and (limit is None or deleted < limit):
+                    cap = BATCH if limit is None else max(1, min(BATCH, limit - deleted))
+                    count, more = self._run("prune", queue, [
+                        int(completed_age * 1_000_000), int(failed_age * 1_000_000), cap])
                     deleted += int(count)
         return deleted
 

@@ -469,14 +469,18 @@ class SQLiteDriver:
             out.setdefault(queue, QueueStats()).completed_last_minute = count
         return out
 
-    def prune(self, completed_age: float, failed_age: float) -> int:
+    def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
+              dry_run: bool = False) -> int:
         now = time.time()
+        cutoffs = (now - completed_age, now - failed_age)
+        if dry_run:
+            return int(self._read(Q["prune_count"], cutoffs)[0][0])
         with self._write() as conn:
-            deleted = len(conn.execute(Q["prune"], (now - completed_age, now - failed_age))
-                          .fetchall())
-            if deleted:
-                conn.execute(Q["prune_edges"])
-            return deleted
+            gone = [row[0] for row in conn.execute(
+                Q["prune"], (*cutoffs, -1 if limit is None else int(limit))).fetchall()]
+            if gone:
+                conn.execute(Q["prune_edges"], (json.dumps(gone),))
+            return len(gone)
 
     # -- coordination --------------------------------------------------------------------
     def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:

@@ -65,6 +65,10 @@ _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FA
              ev.JOB_SNOOZED: "snoozed", ev.JOB_POSTPONED: "postponed"}
 
 
+#: Longest one maintenance pass spends pruning; more is left for the next pass.
+PRUNE_STEP_SECONDS = 0.25
+
+
 @dataclass
 class WorkerOptions:
     queues: Sequence[str] = ("default",)
@@ -635,7 +639,11 @@ class Worker:
             self._next_prune = now + self.options.prune_interval
             ttl = 2 * self.options.prune_interval + self.options.maintenance_interval
             if self.driver.lock_acquire("maintenance:prune", self.worker_id, ttl):
-                self.manager.prune()
+                # batches of a few thousand rows, a quarter second per pass at most: a large
+                # backlog is worked off over the next passes without stalling anyone
+                self.manager.prune(max_seconds=PRUNE_STEP_SECONDS)
+                if self.manager.prune_pending:
+                    self._next_prune = now
 
     def process_reserved(self, job: JobRecord) -> None:
         """Run one job this worker already holds (used by ``run_now``)."""

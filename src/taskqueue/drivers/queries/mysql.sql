@@ -501,8 +501,16 @@ WHERE state = 'completed' AND completed_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVA
 GROUP BY queue_name;
 
 -- name: prune
--- Parameters: completed age, failed age (µs).
+-- Parameters: completed age, failed age (µs), the most rows to delete in this statement.
 DELETE FROM job_queue
+WHERE (state = 'completed'
+       AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+   OR (state IN ('failed', 'cancelled')
+       AND COALESCE(failed_at, updated_at) < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+LIMIT %s;
+
+-- name: prune_count
+SELECT COUNT(*) FROM job_queue
 WHERE (state = 'completed'
        AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
    OR (state IN ('failed', 'cancelled')

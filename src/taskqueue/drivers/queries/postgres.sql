@@ -502,14 +502,22 @@ FROM {schema}.job_queue GROUP BY queue_name;
 
 -- name: prune
 -- Finished jobs past their retention, and the edges of the jobs deleted.
-WITH gone AS (
-    DELETE FROM {schema}.job_queue
-    WHERE (state = 'completed' AND completed_at < now() - make_interval(secs => %s))
+-- At most the third parameter of them (NULL: no limit), so a caller can prune in batches.
+WITH doomed AS (
+    SELECT id FROM {schema}.job_queue
+    WHERE (state = 'completed' AND completed_at < now() - make_interval(secs => %(completed)s))
        OR (state IN ('failed', 'cancelled')
-           AND coalesce(failed_at, updated_at) < now() - make_interval(secs => %s))
-    RETURNING id),
+           AND coalesce(failed_at, updated_at) < now() - make_interval(secs => %(failed)s))
+    LIMIT %(limit)s),
+gone AS (DELETE FROM {schema}.job_queue WHERE id IN (SELECT id FROM doomed) RETURNING id),
 edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id IN (SELECT id FROM gone))
 SELECT count(*) FROM gone;
+
+-- name: prune_count
+SELECT count(*) FROM {schema}.job_queue
+WHERE (state = 'completed' AND completed_at < now() - make_interval(secs => %(completed)s))
+   OR (state IN ('failed', 'cancelled')
+       AND coalesce(failed_at, updated_at) < now() - make_interval(secs => %(failed)s));
 
 -- name: lock_acquire
 INSERT INTO {schema}.taskqueue_locks AS l (name, owner, expires_at)

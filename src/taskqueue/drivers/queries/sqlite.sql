@@ -344,15 +344,22 @@ WHERE state = 'completed' AND state != 'processing' AND completed_at >= ?
 GROUP BY queue_name;
 
 -- name: prune
-DELETE FROM job_queue
-WHERE state != 'processing' AND (
-    (state = 'completed' AND completed_at < ?)
-    OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?))
+-- At most `limit` (the third parameter; -1: no limit) per call, so a large prune is many short
+-- write transactions that workers' reservations interleave with.
+DELETE FROM job_queue WHERE id IN (
+    SELECT id FROM job_queue
+    WHERE (state = 'completed' AND completed_at < ?1)
+       OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?2)
+    LIMIT ?3)
 RETURNING id;
 
+-- name: prune_count
+SELECT count(*) FROM job_queue
+WHERE (state = 'completed' AND completed_at < ?1)
+   OR (state IN ('failed', 'cancelled') AND coalesce(failed_at, updated_at) < ?2);
+
 -- name: prune_edges
-DELETE FROM job_dependencies
-WHERE job_id NOT IN (SELECT id FROM job_queue);
+DELETE FROM job_dependencies WHERE job_id IN (SELECT value FROM json_each(?));
 
 -- name: lock_acquire
 INSERT INTO taskqueue_locks (name, owner, expires_at) VALUES (?, ?, ?)
