@@ -8,9 +8,11 @@ whole ``--prefetch``, which keeps the batched reserve/acknowledge path fast.
 What happens to a buffered job before it starts:
 
 * **hand-back** -- a guard thread gives the whole buffer back to the store (``release``: no
-  attempt used) once it has waited ``HOLD`` seconds since its reservation, e.g. behind a job that
-  turned out long. Idle workers take those jobs; the worker itself reserves afresh after its
-  job, so a higher-priority job that arrived meanwhile comes first.
+  attempt used) once it has waited ``HOLD`` seconds since its reservation while the job in front
+  of it has been running for ``STUCK`` seconds: a job that turned out long. Idle workers take
+  those jobs; the worker itself reserves afresh after its job, so a higher-priority job that
+  arrived meanwhile comes first. A worker that is merely slow (a busy machine) while it goes
+  through short jobs keeps its buffer: handing it back would only add round trips.
 * **cancel** -- a buffered job is never started after its cancellation was seen: ``pop``
   asks the store which buffered jobs were cancelled (one ``search`` over the whole buffer) when
   the next job has waited longer than ``CANCEL_CHECK`` since its reservation and since the last
@@ -34,10 +36,12 @@ log = logging.getLogger("taskqueue.worker")
 
 #: Seconds of measured work a worker may reserve beyond its free slots.
 BUFFER_WORK = 0.05
-#: Seconds a reserved job may wait in the buffer before the buffer is handed back.
+#: Seconds a reserved job may wait in the buffer before the buffer is handed back...
 HOLD = 0.1
+#: ... when the job running in front of it has run for this many seconds.
+STUCK = 0.05
 #: A buffered job older than this (seconds) is checked for a cancellation before it starts.
-CANCEL_CHECK = 0.025
+CANCEL_CHECK = 0.05
 #: The guard thread ends after this many idle seconds (it starts again with the next buffer).
 GUARD_IDLE = 5.0
 
@@ -64,6 +68,7 @@ class ReservedBuffer:
         self._lock = threading.Lock()
         self._reserved_at = 0.0
         self._checked_at = 0.0
+        self._popped_at = 0.0
         self._loaded = threading.Event()
         self._closed = threading.Event()
         self._guard: threading.Thread | None = None
@@ -76,7 +81,7 @@ class ReservedBuffer:
         now = time.monotonic()
         with self._lock:
             self._jobs.extend(jobs)
-            self._reserved_at = self._checked_at = now
+            self._reserved_at = self._checked_at = self._popped_at = now
             if len(jobs) > 1:  # a single job starts at once: nothing to guard
                 self._loaded.set()
                 if self._guard is None:
@@ -95,6 +100,7 @@ class ReservedBuffer:
             except DriverError as exc:  # a running job still learns of its cancel
                 log.debug("checking reserved jobs for cancels failed: %s", exc)
         with self._lock:
+            self._popped_at = now  # the job popped starts now
             return self._jobs.popleft() if self._jobs else None
 
     def take_all(self) -> list[JobRecord]:
@@ -131,7 +137,7 @@ class ReservedBuffer:
             self._on_cancelled(dropped)
 
     def _guard_loop(self) -> None:
-        """Hand the buffer back once it has waited ``HOLD`` seconds since its reservation."""
+        """Hand the buffer back once it is ``HOLD`` old behind a job running for ``STUCK``."""
         while not self._closed.is_set():
             if not self._loaded.wait(GUARD_IDLE):
                 with self._lock:
@@ -143,7 +149,8 @@ class ReservedBuffer:
                 with self._lock:
                     if not self._jobs:
                         break
-                    due = self._reserved_at + HOLD - time.monotonic()
+                    due = max(self._reserved_at + HOLD,
+                              self._popped_at + STUCK) - time.monotonic()
                     stale = list(self._jobs) if due <= 0 else []
                     if stale:
                         self._jobs.clear()
