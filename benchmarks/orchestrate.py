@@ -281,6 +281,9 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
             stop_tree(proc)
             out = proc.stdout.read() if proc.stdout else b""
             result: dict[str, Any] = {"error": f"timed out after {timeout:.0f}s"}
+        except KeyboardInterrupt:  # the run is being stopped: no harness or worker left over
+            stop_tree(proc)
+            raise
         else:
             result = {}
     text = out.decode(errors="replace")
@@ -419,56 +422,75 @@ def run(args: Any) -> int:
     source_before = source_fingerprint(taskqueue_src)
     t0 = time.time()
     loads: list[float] = []
-    with raw_path.open("w") as log:
-        for r in range(settings.repeat):
-            offset = (r * max(1, len(tasks) // max(1, settings.repeat))) % max(1, len(tasks))
-            if tasks[offset].lib in BEFORE:  # keep each -before row right after its counterpart
-                offset = (offset + 1) % len(tasks)
-            order = tasks[offset:] + tasks[:offset]
-            t_repeat = time.time()
-            for i, task in enumerate(order, 1):
-                jobs = jobs_for(task, settings, samples, previous)
-                loads.append(os.getloadavg()[0])
-                result = run_task(task, settings, jobs, log, taskqueue_src, before_src)
-                samples[task.key].append(result)
-                print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
-                      f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}", flush=True)
-            if r + 1 < settings.repeat:
-                took = time.time() - t_repeat
-                print(f"repeat {r + 1} took {took / 60:.1f} min; about "
-                      f"{took * (settings.repeat - r - 1) / 60:.0f} min to go", flush=True)
-    finished = time.time()
-    data = load_results(results_path)
-    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
-    for task in tasks:
-        entry = summarize(samples[task.key])
-        entry.update(lib=task.lib, backend=task.backend, mode=task.mode, run_id=run_id,
-                     measured_at=measured_at)
-        data["entries"][task.key] = entry
-    for key, reason in skipped.items():
-        lib, backend, mode = key.split("|")
-        data["entries"][key] = {"lib": lib, "backend": backend, "mode": mode, "median": {},
-                                "samples": [], "errors": [reason], "notes": [],
-                                "run_id": run_id, "measured_at": measured_at}
-    data["runs"][run_id] = {
-        "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
-        "seconds": round(finished - t0),
-        "settings": {k: v for k, v in vars(settings).items()},
-        "only": only, "backends": backends,
-        "load_avg_median": statistics.median(loads) if loads else None,
-        "load_avg_max": max(loads) if loads else None,
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
-        "taskqueue_source": source_before,
-        "taskqueue_before_source": before_src and source_fingerprint(before_src),
-        # the measured code: a commit of docs during the run changes HEAD, not src/
-        "taskqueue_source_changed_during_run":
-            source_fingerprint(taskqueue_src)["src_sha1"] != source_before["src_sha1"],
-    }
-    results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"results merged into {rel(results_path)} "
-          f"({finished - t0:.0f}s)", flush=True)
+    def merge(repeats_done: int, complete: bool) -> dict[str, Any]:
+        """Merge the medians of what has been measured so far into the results file (after
+        every repeat, so that a run stopped later keeps its finished repeats)."""
+        data = load_results(results_path)
+        measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+        for task in tasks:
+            if not samples[task.key]:
+                continue
+            entry = summarize(samples[task.key])
+            entry.update(lib=task.lib, backend=task.backend, mode=task.mode, run_id=run_id,
+                         measured_at=measured_at)
+            data["entries"][task.key] = entry
+        for key, reason in skipped.items():
+            lib, backend, mode = key.split("|")
+            data["entries"][key] = {"lib": lib, "backend": backend, "mode": mode, "median": {},
+                                    "samples": [], "errors": [reason], "notes": [],
+                                    "run_id": run_id, "measured_at": measured_at}
+        data["runs"][run_id] = {
+            "started": datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - t0),
+            "settings": {k: v for k, v in vars(settings).items()},
+            "repeats_done": repeats_done, "complete": complete,
+            "only": only, "backends": backends,
+            "load_avg_median": statistics.median(loads) if loads else None,
+            "load_avg_max": max(loads) if loads else None,
+            "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "taskqueue_source": source_before,
+            "taskqueue_before_source": before_src and source_fingerprint(before_src),
+            # the measured code: a commit of docs during the run changes HEAD, not src/
+            "taskqueue_source_changed_during_run":
+                source_fingerprint(taskqueue_src)["src_sha1"] != source_before["src_sha1"],
+        }
+        results_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        return data
+
     from benchmarks import report
 
+    done = 0
+    try:
+        with raw_path.open("w") as log:
+            for r in range(settings.repeat):
+                offset = (r * max(1, len(tasks) // max(1, settings.repeat))) % max(1, len(tasks))
+                if tasks[offset].lib in BEFORE:  # each -before row right after its counterpart
+                    offset = (offset + 1) % len(tasks)
+                order = tasks[offset:] + tasks[:offset]
+                t_repeat = time.time()
+                for i, task in enumerate(order, 1):
+                    jobs = jobs_for(task, settings, samples, previous)
+                    loads.append(os.getloadavg()[0])
+                    result = run_task(task, settings, jobs, log, taskqueue_src, before_src)
+                    samples[task.key].append(result)
+                    print(f"[{r + 1}/{settings.repeat} {i:>2}/{len(order)} "
+                          f"{time.time() - t0:6.0f}s] {task.key:<34} {brief(result)}",
+                          flush=True)
+                done = r + 1
+                if done < settings.repeat:
+                    merge(done, complete=False)
+                    took = time.time() - t_repeat
+                    print(f"repeat {done} took {took / 60:.1f} min, merged into "
+                          f"{rel(results_path)}; about {took * (settings.repeat - done) / 60:.0f} "
+                          "min to go", flush=True)
+    except KeyboardInterrupt:
+        data = merge(done, complete=False)
+        print(f"\ninterrupted: {done} complete repeat(s) and the measurements of the one under "
+              f"way merged into {rel(results_path)}", flush=True)
+        report.publish(data, Path(args.out), plots=not args.no_plots)
+        return 130
+    data = merge(done, complete=True)
+    print(f"results merged into {rel(results_path)} ({time.time() - t0:.0f}s)", flush=True)
     report.publish(data, Path(args.out), plots=not args.no_plots)
     return 0
 

@@ -486,6 +486,13 @@ def publish(data: dict[str, Any], out: Path, plots: bool = True) -> None:
         print("README.md: performance figures updated", flush=True)
 
 
+def stopped(meta: dict[str, Any]) -> str:
+    """How far a run that was stopped got (its finished repeats were kept)."""
+    if meta.get("complete", True):
+        return ""
+    return f" (stopped after {meta.get('repeats_done', 0)})"
+
+
 def code(src: dict[str, Any]) -> str:
     if not src:
         return "?"
@@ -549,7 +556,7 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
                    if meta.get("taskqueue_source_changed_during_run") else "")
         w(f"| {run_id} | {meta.get('started', '?')} | {meta.get('seconds', 0) / 60:.1f} min | "
           f"{', '.join(meta.get('only') or ['all'])} | {', '.join(meta.get('backends', []))} | "
-          f"{s.get('repeat', '?')} | {s.get('jobs', '?'):,} | "
+          f"{s.get('repeat', '?')}{stopped(meta)} | {s.get('jobs', '?'):,} | "
           f"{meta.get('load_avg_median') or 0:.1f} / {meta.get('load_avg_max') or 0:.1f} | "
           f"{code(meta.get('taskqueue_source', {}))}{changed} |")
     w("")
