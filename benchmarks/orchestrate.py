@@ -402,10 +402,15 @@ def run(args: Any) -> int:
         settings.no_recycle_backends = ()
     if args.no_mixed:
         settings.mixed_backends = ()
+    modes = {x.strip() for x in args.mode.split(",")} if args.mode else set()
+    # a mode asked for by name is measured even where --quick would leave it out
+    if NO_RECYCLE in modes:
+        settings.no_recycle_backends = BACKENDS
+    if "mixed" in modes:
+        settings.mixed_backends = BACKENDS
     skipped: dict[str, str] = {}
     tasks = plan(only, backends, settings, skipped, before=before_src is not None)
-    if args.mode:
-        modes = {x.strip() for x in args.mode.split(",")}
+    if modes:
         tasks = [t for t in tasks if t.mode in modes]
         skipped = {k: v for k, v in skipped.items() if k.split("|")[2] in modes}
         if not tasks:
