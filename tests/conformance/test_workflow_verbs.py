@@ -171,3 +171,33 @@ def test_complete_many_applies_each_jobs_idempotency_mode(driver: Driver) -> Non
     for job in (finished, window, exists, started, plain):
         rec = driver.get(job.id)
         assert rec is not None and rec.state == State.COMPLETED and rec.result == f'"{job.id}"'
+
+
+def test_dependents_come_from_the_edge_index_whatever_their_state(driver: Driver) -> None:
+    """``dependents`` lists every job depending on the given ones, before and after the edges
+    are met (completed, failed and released parents alike), across queues, each once, and
+    forgets a deleted child."""
+    parent, other = new(), new(queue_name="elsewhere")
+    child = new(dependencies=(parent.id,))
+    both = new(queue_name="elsewhere", dependencies=(parent.id, other.id))
+    grandchild = new(dependencies=(child.id,))
+    late = new(dependencies=(parent.id,))
+    driver.push([parent, other, child, both, grandchild])
+    assert driver.dependents([parent.id]) == sorted([child.id, both.id])
+    assert driver.dependents([parent.id, other.id, child.id]) == sorted(
+        [child.id, both.id, grandchild.id])
+    assert driver.dependents([grandchild.id]) == []
+    assert driver.dependents(["no-such-job"]) == []
+    assert driver.dependents([]) == []
+    job = reserve_one(driver)
+    assert job.id == parent.id and driver.complete(job.token)
+    driver.push([late])  # pushed after its parent completed: met from the start
+    assert driver.dependents([parent.id]) == sorted([child.id, both.id, late.id])
+    assert driver.delete(late.id)
+    assert driver.dependents([parent.id]) == sorted([child.id, both.id])
+    mid = reserve_one(driver)
+    assert mid.id == child.id
+    driver.fail(mid.token, "boom", None)
+    assert driver.dependency_failed(child.id, cancel=False, reason="run anyway") == [
+        grandchild.id]
+    assert driver.dependents([child.id]) == [grandchild.id]

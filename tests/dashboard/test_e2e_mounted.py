@@ -1,6 +1,7 @@
 """The dashboard mounted under ``/taskqueue`` in a FastAPI app, served by uvicorn, driven in
 headless Chromium: the login redirect, the pages, their scripts and styles, the API calls and
-the live updates all stay under the prefix, and nothing fails to load."""
+the live updates all stay under the prefix, and nothing fails to load. Along the way, the graph
+of a DAG whose last node was pushed 10,000 jobs after the others shows whole."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.dashboard.test_e2e import (
     users_file,
     wait_for,
 )
+from tests.dashboard.test_graph import spread_dag
 
 
 def _up(url: str) -> bool:
@@ -44,6 +46,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     manager = QueueManager.from_url(url)
     failed = put_job(manager, State.FAILED, name="app.mounted", queue="mounted")
+    dag = spread_dag(manager)
     port = free_port()
     root, base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/taskqueue"
     os.environ.update(TASKQUEUE_URL=url, MOUNTED_USERS=str(users_file(tmp_path / "u.toml")))
@@ -64,6 +67,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
                 page.on("request", lambda r: outside.append(r.url)
                         if r.url.startswith(root) and not r.url.startswith(base + "/") else None)
                 journey(page, base, manager, str(failed.id))
+                whole_graph(page, base, dag)
                 assert errors == [] and outside == []
             finally:
                 browser.close()
@@ -92,6 +96,15 @@ def journey(page: Any, base: str, manager: QueueManager, failed: str) -> None:
     page.wait_for_url(base + "/")
     wait_for(lambda: "on" in (page.get_attribute("#live-dot", "class") or ""), 10, "live")
     page.wait_for_selector("#total-pending")
-    wait_for(lambda: page.inner_text("#total-pending").strip() == "1", 10, "1 pending")
+    wait_for(lambda: page.inner_text("#total-pending").strip() == "10,005", 10, "pending")
+
+
+def whole_graph(page: Any, base: str, dag: list[str]) -> None:
+    page.goto(base + f"/workflows/{dag[0]}")
+    wait_for(lambda: page.locator("#workflow-graph g.node").count() == 4, 15, "4 graph nodes")
+    assert page.locator("#workflow-graph path.edge").count() == 4
+    assert "cut short" not in page.inner_text("main")
+    listed = page.locator("#workflow-nodes tbody a").evaluate_all("els => els.map(e => e.href)")
+    assert sorted(listed) == sorted(f"{base}/jobs/{job_id}" for job_id in dag)
     page.click("#logout")
     page.wait_for_url(base + "/login")

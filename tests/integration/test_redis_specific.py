@@ -478,13 +478,13 @@ def test_a_layout_1_store_is_upgraded_and_keeps_its_idempotency_claims(tmp_path:
         try:
             assert isinstance(again, RedisDriver)
             r = again._r
-            assert r.get(again.keys.schema) == b"2"
+            assert r.get(again.keys.schema) == b"3"
             assert not r.exists(f"{prefix}:idem") and not r.exists(f"{prefix}:jobs")
             assert again.push([new(queue_name="mail", idempotency_key="order-7")]) == [held.id]
             assert again.get(plain.id) is not None and again.get(held.id) is not None
             assert again.migrate() == [], "nothing left to do"
-            r.set(again.keys.schema, 3)
-            with pytest.raises(ConfigError, match="layout 3, newer"):
+            r.set(again.keys.schema, 4)
+            with pytest.raises(ConfigError, match="layout 4, newer"):
                 open_driver(url)
         finally:
             again.close()

@@ -2,11 +2,12 @@
 them, the error with its traceback, the attempt history, a timeline) and the graph of the
 workflow around it.
 
-Graph: upstream is followed through each job's ``dependencies`` (ids); downstream is found by
-one ascending scan of the jobs created after the earliest node (a job is always created after
-the jobs it depends on), keeping those that depend on a node already in the graph. A batch is
-its jobs plus what they depend on. Both walks are bounded (``MAX_NODES``, ``MAX_SCAN``) and say
-when they were cut short.
+Graph: upstream is followed through each job's ``dependencies`` (ids); downstream through the
+store's index of dependency edges (``Driver.dependents``), one call per level, however many
+jobs were created in between. Both walks repeat until the graph stops growing, so a job
+depending on a node and on another job brings that job in too: the whole connected workflow.
+A batch is its jobs plus what they depend on and what depends on them. The graph is bounded
+(``MAX_NODES``) and says when it was cut short.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from taskqueue.jobs.states import State
 from taskqueue.manager import WORKFLOW, QueueManager
 
 MAX_NODES = 200
-MAX_SCAN = 2000
 
 
 def job_detail(manager: QueueManager, record: JobRecord, *, payloads: bool,
@@ -93,9 +93,7 @@ def _node(record: JobRecord) -> dict[str, Any]:
 
 def graph_for_job(manager: QueueManager, record: JobRecord) -> dict[str, Any]:
     nodes = {record.id: record}
-    truncated = _upstream(manager, nodes)
-    truncated |= _downstream(manager, nodes)
-    return _graph(nodes, truncated, focus=record.id)
+    return _graph(nodes, _grow(manager, nodes), focus=record.id)
 
 
 def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
@@ -103,13 +101,24 @@ def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
                                        newest_first=False))
     truncated = len(members) > MAX_NODES
     nodes = {r.id: r for r in members[:MAX_NODES]}
-    truncated |= _upstream(manager, nodes)
+    truncated |= _grow(manager, nodes)
     out = _graph(nodes, truncated, focus=None)
     try:
         out["batch"] = manager.batch_status(batch_id).to_dict()
     except Exception:  # noqa: BLE001 - jobs sharing a batch id without its metadata
         out["batch"] = None
     return out
+
+
+def _grow(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
+    """Add what the nodes depend on and what depends on them until nothing is added; True
+    when ``MAX_NODES`` cut the graph short."""
+    size = -1
+    while len(nodes) != size:
+        size = len(nodes)
+        if _upstream(manager, nodes) or _downstream(manager, nodes):
+            return True
+    return False
 
 
 def _upstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
@@ -128,20 +137,21 @@ def _upstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
 
 
 def _downstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
-    after = min(nodes)
-    scanned = 0
-    while scanned < MAX_SCAN:
-        page = manager.search(JobFilter(after_id=after, limit=500, newest_first=False))
-        for record in page:
-            scanned += 1
-            if record.id not in nodes and set(record.dependencies) & nodes.keys():
-                if len(nodes) >= MAX_NODES:
-                    return True
-                nodes[record.id] = record
-        if len(page) < 500:
-            return False
-        after = page[-1].id
-    return True
+    frontier = list(nodes)
+    while frontier:
+        found = [c for c in manager.driver.dependents(frontier) if c not in nodes]
+        if len(nodes) + len(found) > MAX_NODES:
+            found = found[:MAX_NODES - len(nodes)]
+            cut = True
+        else:
+            cut = False
+        records = manager.search(JobFilter(ids=tuple(found), limit=len(found))) if found else []
+        for child in records:
+            nodes[child.id] = child
+        if cut:
+            return True
+        frontier = [r.id for r in records]
+    return False
 
 
 def _graph(nodes: dict[str, JobRecord], truncated: bool, focus: str | None) -> dict[str, Any]:

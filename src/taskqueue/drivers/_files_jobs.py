@@ -156,6 +156,7 @@ class Records:
         if rec["idempotency_key"] is not None:
             self.drop_key(rec["idempotency_key"], rec["id"])
         self.store.drop_id(rec["id"])
+        self.drop_children(rec)
 
     # -- dependencies ---------------------------------------------------------------------
     def dep_done(self, dep: str) -> bool:
@@ -170,12 +171,40 @@ class Records:
         released = rec["satisfied_deps"]
         return all(dep in released or self.dep_done(dep) for dep in rec["dependencies"])
 
+    def add_children(self, rec: Rec) -> None:
+        """Index ``rec`` under each of its parents: ``children/<parent>/<child>``."""
+        self._touch_under(self.store.children, rec)
+
+    def drop_children(self, rec: Rec) -> None:
+        child = fs_name(rec["id"])
+        for dep in rec["dependencies"]:
+            with contextlib.suppress(ValueError, OSError):
+                directory = self.store.children / fs_name(dep)
+                (directory / child).unlink(missing_ok=True)
+                if not self.store.listdir(directory):
+                    directory.rmdir()
+
+    def dependents(self, job_ids: list[str]) -> list[str]:
+        found: set[str] = set()
+        for job_id in job_ids:
+            try:
+                directory = self.store.children / fs_name(job_id)
+            except ValueError:
+                continue  # no job can have that id
+            found.update(from_fs_name(n) for n in self.store.listdir(directory)
+                         if not ignorable(n))
+        return sorted(c for c in found if self.store.queue_of(c) is not None)
+
     def add_edges(self, rec: Rec) -> None:
         """Record ``deps/<parent>/<child>`` so a completing parent can wake its children."""
+        self._touch_under(self.store.deps, rec)
+
+    def _touch_under(self, root: Path, rec: Rec) -> None:
+        """An empty file ``root/<parent>/<child>`` for each of ``rec``'s dependencies."""
         child = fs_name(rec["id"])
         for dep in rec["dependencies"]:
             try:
-                directory = self.store.deps / fs_name(dep)
+                directory = root / fs_name(dep)
             except ValueError:
                 continue  # no job can have that id
             for _ in range(3):
@@ -339,6 +368,7 @@ class Records:
         for index, rec in enumerate(recs):
             waiting = rec["state"] in READY_STATES and bool(rec["dependencies"])
             try:
+                self.add_children(rec)
                 if waiting:
                     self.add_edges(rec)
                 path = self.target(rec, waiting=waiting)

@@ -13,6 +13,8 @@ Layout under the root directory::
                                       are unique; see ``_files_ids``)
     keys/<sha256(key)>.key            idempotency key -> job id (created with link(): atomic)
     deps/<parent id>/<child id>       reverse dependency edges, to wake children on completion
+    children/<parent id>/<child id>   every job depending on <parent>, for as long as it exists
+                                      (the ``dependents`` index; ``deps`` holds open edges only)
     locks/NN.lock, locks/<name>.lock  flock files (job locks are striped over a fixed set)
     coord/                            locks, counters and the registry as small JSON files
     tmp/                              temp files of in-flight writes (leftovers are cleaned up)
@@ -163,6 +165,7 @@ class Store:
         self.ids = root / "ids"
         self.keys = root / "keys"
         self.deps = root / "deps"
+        self.children = root / "children"
         self.locks = root / "locks"
         self.coord = root / "coord"
         self.tmp = root / "tmp"
@@ -177,7 +180,8 @@ class Store:
         self._counter = itertools.count()
 
     def make_dirs(self) -> None:
-        for path in (self.queues, self.ids, self.keys, self.deps, self.locks, self.coord,
+        for path in (self.queues, self.ids, self.keys, self.deps, self.children, self.locks,
+                     self.coord,
                      self.tmp, self.corrupt):
             path.mkdir(parents=True, exist_ok=True)
 

@@ -3,23 +3,29 @@
 1. Global hashes ``<prefix>:jobs`` (job id -> queue) and ``<prefix>:idem`` (idempotency key ->
    job id), written by the push script together with the queue's keys: one script spanning
    slots, refused by a Redis Cluster.
-2. (current) Every script stays in its queue's slot: idempotency claims live in each queue
+2. Every script stays in its queue's slot: idempotency claims live in each queue
    (``<prefix>:{<queue>}:idem``, so a key is unique within its queue) and there is no id index
    (a lookup by id asks each queue whether it holds the job).
+3. (current) A lasting index of dependents: ``<prefix>:{<queue>}:children:<parent>`` lists the
+   jobs of that queue that depend on ``<parent>`` for as long as they exist (the ``dependents``
+   verb); ``dependents:<id>`` keeps only the edges still open.
 
 ``upgrade`` moves a layout-1 store to layout 2 on the driver's first start: each claim is
-copied into its job's queue, then both global hashes are dropped. It is safe to run twice (two
-processes starting at once); stop producers and workers of the older version first, or they
-keep writing the old hashes (the jobs stay, their claims in those hashes are ignored).
+copied into its job's queue, then both global hashes are dropped. To layout 3, every job with
+dependencies is added to its parents' ``children`` sets (SADD: harmless to repeat). It is safe
+to run twice (two processes starting at once); stop producers and workers of the older version
+first, or they keep writing the old hashes (the jobs stay, their claims in those hashes are
+ignored) and push children the index misses.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from taskqueue.errors import ConfigError
 
-LAYOUT = 2
+LAYOUT = 3
 _BATCH = 1000
 
 
@@ -43,6 +49,14 @@ def upgrade(client: Any, prefix: str, queue_key: Any) -> list[int]:
                           f"newer than this taskqueue understands ({LAYOUT}): upgrade taskqueue")
     if version == LAYOUT:
         return []
+    if version < 2:
+        _claims_into_queues(client, index, idem, queue_key)
+    _index_children(client, f"{prefix}:queues", queue_key)
+    client.set(schema, LAYOUT)
+    return [v for v in range(version + 1, LAYOUT + 1)]
+
+
+def _claims_into_queues(client: Any, index: str, idem: str, queue_key: Any) -> None:
     cursor = 0
     while True:
         cursor, claims = client.hscan(idem, cursor, count=_BATCH)
@@ -57,5 +71,27 @@ def upgrade(client: Any, prefix: str, queue_key: Any) -> list[int]:
         if cursor == 0:
             break
     client.delete(index, idem)
-    client.set(schema, LAYOUT)
-    return [LAYOUT]
+
+
+def _index_children(client: Any, queues: str, queue_key: Any) -> None:
+    """Layout 3: each job with dependencies joins ``children:<parent>`` in its queue."""
+    for raw in client.smembers(queues):
+        queue = raw.decode() if isinstance(raw, bytes) else str(raw)
+        keys = list(client.scan_iter(match=_glob(queue_key(queue, "job:")) + "*", count=_BATCH))
+        for start in range(0, len(keys), _BATCH):
+            chunk = keys[start:start + _BATCH]
+            pipe = client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.hget(key, "dependencies")
+            found = pipe.execute()
+            pipe = client.pipeline(transaction=False)
+            for key, deps in zip(chunk, found, strict=True):
+                job_id = (key.decode() if isinstance(key, bytes) else key).rsplit(":job:", 1)[1]
+                for dep in json.loads(deps) if deps else []:
+                    pipe.sadd(queue_key(queue, f"children:{dep}"), job_id)
+            pipe.execute()
+
+
+def _glob(text: str) -> str:
+    """``text`` matched literally by a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

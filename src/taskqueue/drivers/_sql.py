@@ -8,11 +8,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord, record_from_values
 from taskqueue.jobs.states import State
+
+T = TypeVar("T")
 
 #: Columns read back into a JobRecord, in this order.
 COLUMNS: tuple[str, ...] = (
@@ -132,6 +134,11 @@ def filter_clause(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
 def order_limit(criteria: JobFilter, ph: str = "?") -> tuple[str, list[Any]]:
     direction = "DESC" if criteria.newest_first else "ASC"
     return f" ORDER BY id {direction} LIMIT {ph} OFFSET {ph}", [criteria.limit, criteria.offset]
+
+
+def chunks(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of at most ``size``."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def placeholders(count: int, ph: str = "?") -> str:

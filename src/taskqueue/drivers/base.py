@@ -167,6 +167,11 @@ class Driver(Protocol):
 
     def search(self, criteria: JobFilter) -> list[JobRecord]: ...
 
+    def dependents(self, job_ids: Sequence[str]) -> list[str]:
+        """The ids of the jobs that depend on any of ``job_ids``, from the store's index of
+        dependency edges (kept for the life of the child, whatever the edges' state), sorted,
+        each once. Used to walk a workflow downward without scanning the jobs."""
+
     def attempt_history(self, job_id: str) -> list[Attempt]:
         """The attempts recorded for the job, oldest first (empty for an unknown job or one
         that never failed). See ``fail`` for what is recorded."""

@@ -83,7 +83,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Store format versions this code knows; each entry prepares the store for that version.
-FORMAT_VERSIONS = (1,)
+#: 1: the directory layout. 2: ``children/``, the lasting index of dependents (filled from the
+#: jobs already stored).
+FORMAT_VERSIONS = (1, 2)
 _HOUSEKEEPING_EVERY = 30.0   # seconds between tidy-ups run from recover_expired
 _TMP_MAX_AGE = 3600.0        # a temp file this old belongs to a writer that died
 
@@ -184,10 +186,21 @@ class FileDriver:
             if max(done, default=0) > FORMAT_VERSIONS[-1]:
                 raise ConfigError(f"{self.root} was written by a newer taskqueue; upgrade it")
             applied = [v for v in FORMAT_VERSIONS if v not in done]
+            if 2 in applied and done:  # an existing store: index the dependents it holds
+                self._index_children()
             if applied:  # version 1 is the directory layout made above
                 data = {"format": "taskqueue-files", "migrations": sorted(done | set(applied))}
                 self._store.write(path, orjson.dumps(data))
         return applied
+
+    def _index_children(self) -> None:
+        after: str | None = None
+        while page := self.search(JobFilter(after_id=after, limit=1000, newest_first=False)):
+            for record in page:
+                if record.dependencies:
+                    self._jobs.add_children({"id": record.id,
+                                             "dependencies": list(record.dependencies)})
+            after = page[-1].id
 
     @_translated
     def missing_migrations(self) -> list[int]:
@@ -373,6 +386,10 @@ class FileDriver:
     def get(self, job_id: str) -> JobRecord | None:
         rec = self._jobs.read_current(job_id, self._jobs.find_unlocked(job_id))
         return to_job_record(rec) if rec is not None else None
+
+    @_translated
+    def dependents(self, job_ids: Sequence[str]) -> list[str]:
+        return self._jobs.dependents(list(job_ids))
 
     @_translated
     def attempt_history(self, job_id: str) -> list[Attempt]:

@@ -383,6 +383,14 @@ class PostgresDriver:
         rows = self._select("WHERE id = %s", [job_id])
         return rows[0] if rows else None
 
+    def dependents(self, job_ids: Sequence[str]) -> list[str]:
+        if not job_ids:
+            return []
+        query = (f"SELECT DISTINCT job_id FROM \"{self.schema}\".job_dependencies "
+                 "WHERE depends_on = ANY(%s)")
+        rows = self._run(lambda cur: cur.execute(query, (list(job_ids),)).fetchall())
+        return sorted(row[0] for row in rows)
+
     def attempt_history(self, job_id: str) -> list[Attempt]:
         query = f"SELECT attempt_history FROM {self._table} WHERE id = %s"
         rows = self._run(lambda cur: cur.execute(query, (job_id,)).fetchall())

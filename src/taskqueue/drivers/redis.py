@@ -657,6 +657,18 @@ class RedisDriver:
                 return None
             return rc.decode_job(self._r.hgetall(self.keys.job(queue, job_id)))
 
+    def dependents(self, job_ids: Sequence[str]) -> list[str]:
+        """``children:<parent>`` of every queue (a child indexes its parents in its own queue):
+        one pipelined SMEMBERS per queue and id, in one round trip (per node on a cluster)."""
+        if not job_ids:
+            return []
+        with self._guard():
+            pipe = self._r.pipeline(transaction=False)
+            for queue in self._queue_names():
+                for job_id in job_ids:
+                    pipe.smembers(self.keys.sub(queue, f"children:{job_id}"))
+            return sorted({rc.text(c) for found in pipe.execute() for c in found})
+
     def attempt_history(self, job_id: str) -> list[Attempt]:
         with self._guard():
             queue = self._homes([job_id]).get(job_id)

@@ -9,6 +9,7 @@ what these return may be a moment old; code that writes and then reads back what
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from taskqueue.drivers.base import Driver, JobFilter, QueueStats
@@ -33,6 +34,9 @@ class ReplicaReads:
 
     def count(self, criteria: JobFilter) -> int:
         return self.replica.count(criteria)
+
+    def dependents(self, job_ids: Sequence[str]) -> list[str]:
+        return self.replica.dependents(job_ids)
 
     def attempt_history(self, job_id: str) -> list[Attempt]:
         return self.replica.attempt_history(job_id)

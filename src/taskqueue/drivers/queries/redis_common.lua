@@ -232,6 +232,10 @@ local function add_waits(id, local_deps, remote_deps)
   if (not local_deps or #local_deps == 0) and (not remote_deps or #remote_deps == 0) then
     return true
   end
+  -- children:<parent> (in the child's queue) lists the child for as long as the child exists,
+  -- met or not: the index the dashboard walks a workflow downward with
+  for _, dep in ipairs(local_deps or {}) do redis.call('SADD', k('children:' .. dep), id) end
+  for _, dep in ipairs(remote_deps or {}) do redis.call('SADD', k('children:' .. dep), id) end
   for _, dep in ipairs(local_deps or {}) do
     local state = redis.call('HGET', jk(dep), 'state')
     if state and state ~= 'completed' then
@@ -247,15 +251,19 @@ end
 
 -- Remove a job and everything filed under it (delete, prune), its idempotency claim included.
 local function drop(id)
-  local v = redis.call('HMGET', jk(id), 'state', 'idempotency_key', 'idempotency_claim')
+  local v = redis.call('HMGET', jk(id), 'state', 'idempotency_key', 'idempotency_claim',
+    'dependencies')
   if not v[1] then return 0 end
+  if v[4] then
+    for _, dep in ipairs(cjson.decode(v[4])) do redis.call('SREM', k('children:' .. dep), id) end
+  end
   redis.call('ZREM', k(v[1]), id)
   unplace(id)
   local claim = v[2] or v[3]
   if claim and redis.call('HGET', k('idem'), claim) == id then
     redis.call('HDEL', k('idem'), claim)
   end
-  redis.call('DEL', jk(id), k('waits:' .. id), k('dependents:' .. id))
+  redis.call('DEL', jk(id), k('waits:' .. id), k('dependents:' .. id), k('children:' .. id))
   return 1
 end
 
