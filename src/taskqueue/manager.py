@@ -81,6 +81,9 @@ class QueueManager:
         self.plaintext = PlaintextSwitch(self.driver, self.codec)
         #: The last ``prune`` stopped at its time budget with more to delete.
         self.prune_pending = False
+        #: Counts this manager's events into the store's statistics; installed at the first
+        #: push, so every producer's enqueues count (``taskqueue stats`` enq/min, metrics).
+        self.stats_recorder: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True,
@@ -137,6 +140,8 @@ class QueueManager:
         return self
 
     def close(self) -> None:
+        if self.stats_recorder is not None:
+            self.stats_recorder.close()  # writes the last counts while the store is open
         self.driver.close()
 
     def __enter__(self) -> QueueManager:
@@ -176,6 +181,10 @@ class QueueManager:
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
+        if self.stats_recorder is None:
+            from taskqueue.observability.stats import StatsRecorder
+
+            StatsRecorder.install(self)
         for index, (job, job_id) in enumerate(zip(new_jobs, ids, strict=True)):
             if job_id == job.id:
                 self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name))

@@ -63,7 +63,19 @@ def test_oldest_pending_age_and_totals(manager: QueueManager) -> None:
     age = report["queues"]["idle"]["oldest_pending_age"]
     assert isinstance(age, float) and 0 <= age < 60
     assert report["totals"]["oldest_pending_age"] == age
-    assert report["totals"]["history"]["1h"]["enqueued"] == 0   # no recorder was installed
+
+
+def test_every_producer_counts_its_enqueues(sqlite_url: str) -> None:
+    """No recorder installed by hand: the push counts (issue 19 item 12). Through the CLI
+    (`taskqueue test`, then `taskqueue stats`) and through a plain manager."""
+    result = CliRunner().invoke(cli, ["--url", sqlite_url, "test", "--jobs", "7"])
+    assert result.exit_code == 0, result.output
+    with QueueManager.from_url(sqlite_url) as producer:
+        tasks.add.push((1, 2), manager=producer, queue="idle")
+    shown = json.loads(CliRunner().invoke(cli, ["--url", sqlite_url, "stats", "--json"]).output)
+    assert shown["queues"]["default"]["history"]["1h"]["enqueued"] == 7
+    assert shown["queues"]["idle"]["history"]["1h"]["enqueued"] == 1
+    assert shown["totals"]["history"]["5m"]["enqueued_per_min"] == pytest.approx(8 / 5)
 
 
 def test_history_is_read_from_any_node(manager: QueueManager, ledger: str,

@@ -197,9 +197,14 @@ class StatsRecorder:
 
     @classmethod
     def install(cls, manager: QueueManager, **options: Any) -> StatsRecorder:
-        """Record the events of ``manager`` into its store; return the recorder."""
+        """Record the events of ``manager`` into its store; return the recorder (the one
+        already installed, if any: a manager has at most one)."""
+        existing: StatsRecorder | None = getattr(manager, "stats_recorder", None)
+        if existing is not None:
+            return existing
         recorder = cls(manager.driver, **options)
         manager.events.subscribe(recorder.on_event)
+        manager.stats_recorder = recorder
         return recorder
 
     def on_event(self, event: ev.Event) -> None:
