@@ -163,30 +163,55 @@ def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
                        queues: Sequence[str]) -> None:
     """Run the pool with a live bar: the jobs ready at the start are the total; done is what
     this pool's workers processed (recycled ones included), over the run's wall-clock time --
-    the same figures as the summary."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    the same figures as the summary. The bar (and rich) comes with the first tick, after the
+    workers were started, so it never delays the first job."""
     try:
         ready, _ = _done_count(manager, queues)
     except DriverUnavailable:
         ready = 0  # the workers wait the outage out; the bar runs without a total
-    columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>7.0f} jobs/s"), TimeElapsedColumn())
-    last = 0.0
-    with Progress(*columns, console=get_console()) as progress:
-        bar = progress.add_task("jobs", total=ready or None, rate=0.0)
+    bar = _Bar(supervisor, ready)
+    try:
+        supervisor.run(bar.tick)
+        bar.last = 0.0
+        bar.tick()
+    finally:
+        bar.close()
 
-        def tick() -> None:
-            nonlocal last
-            if time.monotonic() - last < 0.25:
-                return
-            last = time.monotonic()
-            done, elapsed = supervisor.processed(), supervisor.elapsed()
-            progress.update(bar, completed=done, rate=done / elapsed if elapsed else 0.0)
 
-        supervisor.run(tick)
-        last = 0.0
-        tick()
+class _Bar:
+    def __init__(self, supervisor: Supervisor, total: int) -> None:
+        self.supervisor, self.total = supervisor, total
+        self.progress: Any = None
+        self.task: Any = None
+        self.last = 0.0
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last < 0.25:
+            return
+        self.last = time.monotonic()
+        done, elapsed = self.supervisor.processed(), self.supervisor.elapsed()
+        if self.progress is None:
+            self._open()
+        self.progress.update(self.task, completed=done, rate=done / elapsed if elapsed else 0.0)
+
+    def _open(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = (TextColumn("[bold]processing"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:>7.0f} jobs/s"), TimeElapsedColumn())
+        self.progress = Progress(*columns, console=get_console())
+        self.progress.start()
+        self.task = self.progress.add_task("jobs", total=self.total or None, rate=0.0)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def run_totals(supervisor: Supervisor) -> dict[str, Any]:

@@ -74,8 +74,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     """Run one worker on board ``region`` until it stops; its exit code. Its worker id is
     host:pid:``suffix``, which the supervisor knows too (to release its jobs if it dies).
     A ``standby`` gets ready (store open, worker built), then waits for SIGCONT to start."""
-    if standby:  # blocked before any thread starts, so sigtimedwait receives it
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
+    # a standby's SIGCONT is blocked from before its fork (forkserver.py) until it has it
     die_with_parent(signal.SIGHUP, server)
     if recipe.log_setup:
         configure(*recipe.log_setup)

@@ -332,8 +332,13 @@ def id_suffix(number: int) -> str:
 
 def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[], None]) -> int:
     server = os.getpid()
+    standby = bool(extra & _STANDBY)
+    if standby:  # blocked across the fork: a SIGCONT sent at once stays pending in the child
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
     pid = os.fork()
     if pid:
+        if standby:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
         return pid
     code = 1
     try:
@@ -343,8 +348,7 @@ def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[],
         plumbing()
         from taskqueue.worker.child import run_worker
 
-        code = run_worker(recipe, region, server, id_suffix(extra & _SUFFIX),
-                          standby=bool(extra & _STANDBY))
+        code = run_worker(recipe, region, server, id_suffix(extra & _SUFFIX), standby)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the exit code tells the supervisor
