@@ -67,6 +67,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
                 page.on("request", lambda r: outside.append(r.url)
                         if r.url.startswith(root) and not r.url.startswith(base + "/") else None)
                 journey(page, base, manager, str(failed.id))
+                bulk_dialog(page, base, manager)
                 whole_graph(page, base, dag)
                 assert errors == [] and outside == []
             finally:
@@ -97,6 +98,38 @@ def journey(page: Any, base: str, manager: QueueManager, failed: str) -> None:
     wait_for(lambda: "on" in (page.get_attribute("#live-dot", "class") or ""), 10, "live")
     page.wait_for_selector("#total-pending")
     wait_for(lambda: page.inner_text("#total-pending").strip() == "10,005", 10, "pending")
+
+
+def bulk_dialog(page: Any, base: str, manager: QueueManager) -> None:
+    """The confirm dialog names the exact count (argument and time filters applied), an
+    unfiltered action needs "all" typed, and the final result line stays on the page."""
+    picked = [put_job(manager, State.FAILED, queue="bulkq", body={"args": [7]}).id
+              for _ in range(2)]
+    put_job(manager, State.FAILED, queue="bulkq", body={"args": [8]})
+    page.goto(base + "/failed?queue=bulkq&args=args.0:7&since=1h")
+    wait_for(lambda: page.locator("tr.job-row").count() == 2, 10, "2 rows")
+    page.click("#all-retry")
+    page.wait_for_selector("#confirm-dialog")
+    assert "2 jobs matching" in page.inner_text("#confirm-dialog")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#bulk-status:has-text('retry: 2 changed')")
+    wait_for(lambda: all(manager.require(i).state == State.PENDING for i in picked), 10,
+             "the retried jobs")
+    page.wait_for_timeout(1500)  # the list and the bar are redrawn: the line stays
+    assert "retry: 2 changed, 0 skipped" in page.inner_text("#bulk-status")
+    assert "done" in page.inner_text("#bulk-status")
+    page.goto(base + "/jobs")  # no filter at all: the whole store
+    page.wait_for_selector("#all-retry")
+    page.click("#all-retry")
+    page.wait_for_selector("#confirm-dialog")
+    text = page.inner_text("#confirm-dialog")
+    assert "EVERY job in the store whose state allows it: 1 job" in text, text
+    assert page.is_disabled("#confirm-ok")
+    page.fill("#confirm-input", "al")
+    assert page.is_disabled("#confirm-ok")
+    page.fill("#confirm-input", "all")
+    assert page.is_enabled("#confirm-ok")
+    page.click("#confirm-dialog button:has-text('Cancel')")
 
 
 def whole_graph(page: Any, base: str, dag: list[str]) -> None:

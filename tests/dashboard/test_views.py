@@ -197,3 +197,26 @@ def test_openapi_describes_every_api_route(session: Session) -> None:
             served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
     assert served == described
     assert set(document["paths"]) == {p for _, p in described}
+
+
+def test_count_for_an_action_is_exact_under_argument_and_time_filters(
+        session: Session, sqlite_manager: QueueManager) -> None:
+    """The bulk confirm dialog shows exactly how many jobs the action would change, with
+    every filter applied (the list header's count says "at most" under these filters)."""
+    for value in (7, 7, 8):
+        put_job(sqlite_manager, State.FAILED, body={"args": [value]})
+    put_job(sqlite_manager, State.COMPLETED, body={"args": [7]})
+    put_job(sqlite_manager, State.PENDING, body={"args": [7]})
+    rough = session.get("/api/jobs/count", params={"args": "args.0:7"}).json()
+    assert rough == {"count": 5, "exact": False}, "the list header's figure: at most"
+    for action, expected in (("retry", 2), ("cancel", 1), ("delete", 4), ("priority", 1)):
+        exact = session.get("/api/jobs/count", params={"args": "args.0:7", "since": "1h",
+                                                         "action": action}).json()
+        assert exact == {"count": expected, "exact": True, "action": action}, action
+    none = session.get("/api/jobs/count", params={"since": "2099-01-01", "action": "retry"})
+    assert none.json()["count"] == 0
+    plain = session.get("/api/jobs/count", params={"state": "failed,pending",
+                                                   "action": "retry"}).json()
+    assert plain == {"count": 3, "exact": True, "action": "retry"}
+    bad = session.get("/api/jobs/count", params={"action": "explode"})
+    assert bad.status_code == 400 and "action must be one of" in bad.json()["error"]

@@ -65,10 +65,19 @@ async def list_jobs(request: Request) -> Response:
 
 
 async def count_jobs(request: Request) -> Response:
-    """How many jobs match the driver-side filters (time range and arguments not counted)."""
+    """How many jobs match the driver-side filters (time range and arguments not counted);
+    with ``action``, exactly how many that bulk action would change (all filters applied)."""
     principal = who(request)
     dash = board(request)
     query = _query(request, principal)
+    action = request.query_params.get("action")
+    if action is not None:
+        if action not in ACTIONS:
+            raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
+        total = await run_in_threadpool(
+            bulk.count_targets, dash.manager.search, dash.manager.driver.count, query, action,
+            _decoder(dash) if query.args else None)
+        return ok({"count": total, "exact": True, "action": action})
     total = await run_in_threadpool(dash.manager.driver.count, query.filter())
     exact = not (query.since or query.until or query.args)
     return ok({"count": total, "exact": exact})

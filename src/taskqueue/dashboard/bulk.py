@@ -74,6 +74,27 @@ def target_states(query: JobQuery, action: str) -> tuple[State, ...]:
     return tuple(s for s in (query.states or allowed) if s in allowed)
 
 
+def count_targets(search: Callable[[JobFilter], list[JobRecord]],
+                  count: Callable[[JobFilter], int], query: JobQuery, action: str,
+                  decode: Decode | None = None) -> int:
+    """How many jobs ``action`` on ``query`` would change now: the matches in a state it
+    applies to, time range and argument filters included. Without those two, the store
+    counts; with them, the same walk the operation makes (so the figure is the same)."""
+    states = target_states(query, action)
+    if not states:
+        return 0
+    if not (query.since or query.until or query.args):
+        return count(query.filter(states=states))
+    total, cursor = 0, query.cursor
+    while True:
+        page = find_page(search, replace(query, cursor=cursor, limit=PAGE), decode=decode,
+                         states=states)
+        total += len(page.jobs)
+        if page.next_cursor is None:
+            return total
+        cursor = page.next_cursor
+
+
 @dataclass
 class Operation:
     id: str

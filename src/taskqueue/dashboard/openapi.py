@@ -39,7 +39,9 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/series", "Chart points for the last hour or day", False,
      [("range", "hour or day")]),
     ("get", "/api/jobs", "Search jobs (keyset paginated)", False, _SEARCH),
-    ("get", "/api/jobs/count", "Count jobs matching the store-side filters", False, _SEARCH),
+    ("get", "/api/jobs/count", "Count jobs matching the store-side filters; with action, "
+     "exactly how many that bulk action would change (every filter applied)", False,
+     [*_SEARCH, ("action", "retry, cancel, priority or delete: count what it would change")]),
     ("post", "/api/jobs/bulk", "Act on selected ids now, or on a filter in the background "
      "(202 with an operation)", True, []),
     ("get", "/api/jobs/{job_id}", "One job: fields, actions, payload, result, attempt history, "

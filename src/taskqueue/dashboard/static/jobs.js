@@ -113,7 +113,7 @@
           (state.count !== null ? ` (${TQ.num(state.count)} jobs):` : ":") }),
         all("retry", "Retry all matching", "primary"), all("cancel", "Cancel all matching"),
         all("priority", "Set priority of all matching"), all("delete", "Delete all matching", "danger")),
-      h("div", { id: "bulk-status", class: "muted" }));
+      h("div", { id: "bulk-status", class: "muted", text: state.lastResult || "" }));
   }
 
   function extra(action) {
@@ -131,11 +131,14 @@
   async function runFilter(action) {
     const filter = asObject(filterParams());
     const everything = Object.keys(filter).filter((k) => k !== "order").length === 0;
-    const what = everything ? "EVERY job in the store" :
-      state.count !== null ? `${TQ.num(state.count)} matching jobs` : "every matching job";
+    // the exact number the action would change now: matches in a state it applies to, with
+    // the time range and argument filters applied (the list header's count may say "at most")
+    const counted = await TQ.api("/api/jobs/count?" + filterParams() + "&action=" + encodeURIComponent(action));
+    const n = TQ.num(counted.count) + (counted.count === 1 ? " job" : " jobs");
+    const what = everything ? `EVERY job in the store whose state allows it: ${n}` : `${n} matching (those whose state allows it)`;
     // an empty filter means the whole store: the API refuses it unless told `all: true`,
     // which is sent only after the word "all" was typed
-    if (!(await TQ.confirm(`${action} all matching`, `${action} ${what} (only those whose state allows it)?`,
+    if (!(await TQ.confirm(`${action} all matching`, `${action} ${what}?`,
                            everything ? "all" : action === "delete" ? "delete" : null))) return;
     const body = Object.assign({ action, filter }, everything ? { all: true } : {}, extra(action));
     const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body });
@@ -143,6 +146,9 @@
     const op = await TQ.follow(answer.operation, (o) => {
       status.textContent = `${o.action}: ${TQ.num(o.changed)} changed, ${TQ.num(o.skipped)} skipped, ${TQ.num(o.scanned)} scanned` + (o.done ? " — done" : "…");
     });
+    // the final line stays on the page (the bar is redrawn by the refresh below)
+    state.lastResult = `${op.action}: ${TQ.num(op.changed)} changed, ${TQ.num(op.skipped)} skipped, ${TQ.num(op.scanned)} scanned` +
+      (op.error ? ` — failed: ${op.error}` : " — done");
     if (op.error) TQ.toast(op.error, "error"); else TQ.toast(`${action}: ${op.changed} jobs changed`);
     await refresh(false);
   }
