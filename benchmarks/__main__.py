@@ -6,6 +6,7 @@
                              [--jobs N] [--repeat K] [--out docs/benchmarks.md]
     python -m benchmarks report                     # re-render from benchmarks/results/
     python -m benchmarks profile [--backend sqlite,redis] [--jobs 10000]
+    python -m benchmarks scale [--jobs 200000] [--backend sqlite,postgres,redis] [--no-docs]
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--jobs", type=int, default=10_000)
     prof.add_argument("--tool", choices=("py-spy", "pyinstrument"), default="py-spy")
     prof.add_argument("--out-dir", default="benchmarks/results/profiles")
+    sc = sub.add_parser("scale", help="a store of N finished jobs: size, server CPU per job, "
+                        "prune under load (issue 20; benchmarks/scale.py)")
+    sc.add_argument("--jobs", type=int, default=200_000,
+                    help="finished jobs per backend (figures per million are extrapolated)")
+    sc.add_argument("--backend", default="sqlite,postgres,redis")
+    sc.add_argument("--rate", type=float, default=200.0,
+                    help="jobs/s of the stream the worker drains during the prune")
+    sc.add_argument("--baseline", type=float, default=10.0,
+                    help="seconds of the stream measured without a prune")
+    sc.add_argument("--results-dir", default=None,
+                    help="where scale.json and scale.md go (default benchmarks/results)")
+    sc.add_argument("--no-docs", dest="write_docs", action="store_false",
+                    help="only write benchmarks/results/scale.{json,md}")
     args = p.parse_args(argv)
     if args.command == "run":
         if args.out is None:
@@ -83,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         report.publish(orchestrate.load_results(Path(args.results)), Path(args.out),
                        plots=not args.no_plots)
         return 0
+    if args.command == "scale":
+        from benchmarks import scale
+
+        return scale.main(args)
     if args.command == "profile":
         from benchmarks import profile
 

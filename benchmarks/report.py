@@ -699,6 +699,12 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
           "store server and the rest of the machine; 3× needs the single worker to be "
           "mostly waiting on the store.")
         w("")
+    scale_file = BENCH / "results" / "scale.md"  # python -m benchmarks scale (issue 20)
+    if scale_file.exists():
+        w("## At a million jobs")
+        w("")
+        w(scale_file.read_text().rstrip())
+        w("")
     w("## Libraries, versions and configurations")
     w("")
     w("| library | version | delivery | worker configuration (one process) | measured on | "
