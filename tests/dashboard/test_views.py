@@ -220,3 +220,25 @@ def test_count_for_an_action_is_exact_under_argument_and_time_filters(
     assert plain == {"count": 3, "exact": True, "action": "retry"}
     bad = session.get("/api/jobs/count", params={"action": "explode"})
     assert bad.status_code == 400 and "action must be one of" in bad.json()["error"]
+
+
+def test_args_search_matches_positional_arguments_by_parameter_name(
+        session: Session, sqlite_manager: QueueManager) -> None:
+    """``add(2, 3)`` is found by ``args.b:3`` (the task is imported here, as with --app), and
+    its page names the positional arguments; a task unknown here still matches by index."""
+    from tests.apps.sample_tasks import add
+
+    wanted = add.push([2, 3], manager=sqlite_manager)
+    add.push([3, 2], manager=sqlite_manager)
+    sqlite_manager.push(add.s(a=9, b=3))
+    stranger = put_job(sqlite_manager, State.PENDING, name="elsewhere.task",
+                       body={"args": [2, 3], "kwargs": {}})
+    found = session.get("/api/jobs", params={"args": ["args.a:2", "args.b:3"]}).json()
+    assert [j["id"] for j in found["jobs"]] == [str(wanted)]
+    by_b = session.get("/api/jobs", params={"q": "args.b:3 name:tests.add"}).json()
+    assert len(by_b["jobs"]) == 2
+    by_index = session.get("/api/jobs", params={"args": "args.1:3"}).json()
+    assert {j["id"] for j in by_index["jobs"]} == {str(wanted), stranger.id}
+    page = session.get(f"/api/jobs/{wanted}").json()
+    assert page["named_args"] == {"a": 2, "b": 3}
+    assert session.get(f"/api/jobs/{stranger.id}").json()["named_args"] is None

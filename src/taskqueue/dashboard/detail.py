@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from taskqueue.dashboard.actions import allowed_actions
+from taskqueue.dashboard.signatures import named_positionals
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord, attempts_of
 from taskqueue.jobs.states import State
@@ -35,6 +36,7 @@ def job_detail(manager: QueueManager, record: JobRecord, *, payloads: bool,
     if payloads:
         body, out["payload_error"] = _decoded(manager, record)
         out["payload"] = body
+        out["named_args"] = named_positionals(record.name, body)
         if record.result is not None:
             try:
                 out["result"] = manager.decode_result(record)

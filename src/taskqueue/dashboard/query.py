@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskqueue.dashboard.signatures import named_positionals
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
@@ -44,8 +45,9 @@ class ArgMatch:
     path: tuple[str, ...]
     value: str
 
-    def matches(self, body: Any) -> bool:
-        for root in _roots(body):
+    def matches(self, body: Any, named: dict[str, Any] | None = None) -> bool:
+        """``named``: the positional arguments by parameter name, when the task is known."""
+        for root in ([named] if named else []) + _roots(body):
             found, value = _walk(root, self.path)
             if found and _equal(value, self.value):
                 return True
@@ -190,7 +192,8 @@ def _args_match(args: Sequence[ArgMatch], record: JobRecord, decode: Decode | No
         body = decode(record)
     except Exception:  # noqa: BLE001 - an undecodable payload (no key, corrupt) never matches
         return False
-    return all(a.matches(body) for a in args)
+    named = named_positionals(record.name, body)
+    return all(a.matches(body, named) for a in args)
 
 
 # -- parsing ------------------------------------------------------------------------------------

@@ -79,7 +79,12 @@
       TQ.fill(TQ.$("#job-main"), fields(job));
       const side = [];
       if (job.exception) side.push(h("h2", { text: "Exception" }), pre("job-exception", job.exception));
-      side.push(h("h2", { text: "Arguments" }), data.payload_visible && !data.payload_error
+      side.push(h("h2", { text: "Arguments" }));
+      if (data.named_args) {  /* positional arguments by parameter name (the task is known here) */
+        side.push(h("table", { id: "job-named-args" }, h("tbody", {}, Object.entries(data.named_args).map(([name, value]) =>
+          h("tr", {}, h("th", { class: "mono", text: name }), h("td", { class: "mono", text: JSON.stringify(value) }))))));
+      }
+      side.push(data.payload_visible && !data.payload_error
         ? pre("job-payload", data.payload) : h("p", { class: "muted", id: "job-payload", text: data.payload_error }));
       if ("result" in data) side.push(h("h2", { text: "Result" }), pre("job-result", data.result));
       if (data.result_error) side.push(h("p", { class: "muted", text: data.result_error }));
