@@ -95,6 +95,13 @@ def stop(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return err
 
 
+def interrupt_twice(proc: subprocess.Popen[str]) -> None:
+    """Ctrl+C twice: the second one stops at once."""
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+
+
 def measured_then(m: QueueManager, *later: object) -> list[str]:
     """20 no-ops first (the worker measures them and reserves a buffer), then ``later``."""
     m.push_many([t.add.call([1, 1], {}) for _ in range(20)])
@@ -198,9 +205,7 @@ def test_a_stop_hands_running_and_reserved_jobs_back(mgr: QueueManager, url: str
     if how == "grace":
         proc.send_signal(signal.SIGTERM)
     else:
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        interrupt_twice(proc)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert time.monotonic() - stopped_at < 30
@@ -279,9 +284,7 @@ def test_start_worker_stops_on_signals_like_the_cli(mgr2: QueueManager, url2: st
         time.sleep(0.3)
         flag.touch()  # the running job finishes; nothing new starts
     else:
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        interrupt_twice(proc)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     summary = json.loads(out)
