@@ -17,6 +17,7 @@ from tests.dashboard.test_e2e import (
     ARGS,
     CHROMIUM,
     PASSWORDS,
+    Shots,
     free_port,
     process,
     unavailable,
@@ -68,6 +69,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
                         if r.url.startswith(root) and not r.url.startswith(base + "/") else None)
                 journey(page, base, manager, str(failed.id))
                 bulk_dialog(page, base, manager)
+                grouped_failures(page, base, manager)
                 whole_graph(page, base, dag)
                 assert errors == [] and outside == []
             finally:
@@ -130,6 +132,29 @@ def bulk_dialog(page: Any, base: str, manager: QueueManager) -> None:
     page.fill("#confirm-input", "all")
     assert page.is_enabled("#confirm-ok")
     page.click("#confirm-dialog button:has-text('Cancel')")
+
+
+def grouped_failures(page: Any, base: str, manager: QueueManager) -> None:
+    """The Failed page groups failures by exception class and message; "retry this group"
+    retries exactly that group's jobs."""
+    boom = [put_job(manager, State.FAILED, queue="grp", name=f"app.step{i % 2}",
+                    exception="Traceback (most recent call last):\nValueError: boom").id
+            for i in range(3)]
+    other = put_job(manager, State.FAILED, queue="grp", exception="KeyError: 'user'").id
+    page.goto(base + "/failed?queue=grp")
+    wait_for(lambda: page.locator("#groups-table tr.group-row").count() == 2, 10, "2 groups")
+    first = page.locator("#groups-table tr.group-row").first
+    assert first.locator("td").nth(0).inner_text() == "3"
+    assert first.locator("td").nth(1).inner_text() == "ValueError"
+    Shots()(page, "failed-groups")
+    first.locator("button:has-text('Retry this group')").click()
+    page.wait_for_selector("#confirm-dialog:has-text('Retry 3 failed jobs')")
+    page.click("#confirm-ok")
+    wait_for(lambda: all(manager.require(i).state == State.PENDING for i in boom), 10,
+             "the group's jobs to be retried")
+    assert manager.require(other).state == State.FAILED
+    page.wait_for_selector("#bulk-status:has-text('3 changed')")
+    wait_for(lambda: page.locator("#groups-table tr.group-row").count() == 1, 10, "1 group")
 
 
 def whole_graph(page: Any, base: str, dag: list[str]) -> None:

@@ -242,3 +242,36 @@ def test_args_search_matches_positional_arguments_by_parameter_name(
     page = session.get(f"/api/jobs/{wanted}").json()
     assert page["named_args"] == {"a": 2, "b": 3}
     assert session.get(f"/api/jobs/{stranger.id}").json()["named_args"] is None
+
+
+def test_failures_grouped_by_exception_class_and_message(
+        session: Session, sqlite_manager: QueueManager) -> None:
+    boom = "Traceback (most recent call last):\n  File \"x.py\"\nValueError: boom\n"
+    for name in ("app.a", "app.a", "app.b"):
+        put_job(sqlite_manager, State.FAILED, name=name, exception=boom)
+    put_job(sqlite_manager, State.FAILED, queue="mail", exception="KeyError: 'user'")
+    put_job(sqlite_manager, State.RETRYING, exception="ValueError: boom")  # not failed
+    data = session.get("/api/failures/groups").json()
+    assert data["complete"] is True and data["scanned"] == 4
+    first, second = data["groups"]
+    assert (first["error"], first["exception_class"], first["message"], first["count"]) == (
+        "ValueError: boom", "ValueError", "boom", 3)
+    assert first["names"] == ["app.a", "app.b"] and first["queues"] == ["default"]
+    assert (second["exception_class"], second["count"], second["queues"]) == (
+        "KeyError", 1, ["mail"])
+    only_mail = session.get("/api/failures/groups", params={"queue": "mail"}).json()
+    assert [g["count"] for g in only_mail["groups"]] == [1]
+    cut = session.get("/api/failures/groups", params={"limit": 2}).json()
+    assert cut["complete"] is False and cut["scanned"] == 2
+    # "retry this group" is a bulk retry on its error text among failed jobs
+    started = session.post("/api/jobs/bulk", json={
+        "action": "retry", "filter": {"state": "failed", "error": first["error"]}})
+    assert started.status_code == 202
+    op_id = started.json()["operation"]["id"]
+    deadline = time.monotonic() + 10
+    while not (op := session.get(f"/api/operations/{op_id}").json())["done"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert op["changed"] == 3
+    left = session.get("/api/failures/groups").json()["groups"]
+    assert [(g["exception_class"], g["count"]) for g in left] == [("KeyError", 1)]

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from taskqueue.dashboard import bulk, detail
+from taskqueue.dashboard import bulk, detail, failures
 from taskqueue.dashboard.actions import ACTIONS, action_table, allowed_from, applier, parse_priority
 from taskqueue.dashboard.auth import Principal
 from taskqueue.dashboard.query import JobQuery, find_page
@@ -180,6 +180,18 @@ async def bulk_action(request: Request) -> Response:
     return ok({"operation": op.to_dict()}, status=202)
 
 
+async def failure_groups(request: Request) -> Response:
+    """Failed jobs grouped by exception class and message (queue, name and tag filters)."""
+    principal = who(request)
+    dash = board(request)
+    query = _query(request, principal)
+    try:
+        limit = min(max(int(request.query_params.get("limit", 10_000)), 1), 100_000)
+    except ValueError:
+        raise HTTPException(400, "limit must be a whole number") from None
+    return ok(await run_in_threadpool(failures.group_failures, dash.manager, query, limit))
+
+
 async def get_operation(request: Request) -> Response:
     who(request)
     op = board(request).operations.get(request.path_params["op_id"])
@@ -191,6 +203,7 @@ async def get_operation(request: Request) -> Response:
 ROUTES = [
     Route("/api/jobs", list_jobs, name="api_jobs"),
     Route("/api/jobs/count", count_jobs),
+    Route("/api/failures/groups", failure_groups),
     Route("/api/jobs/bulk", bulk_action, methods=["POST"]),
     Route("/api/jobs/{job_id}", get_job),
     Route("/api/jobs/{job_id}/graph", job_graph),

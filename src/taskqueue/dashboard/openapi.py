@@ -39,6 +39,10 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/series", "Chart points for the last hour or day", False,
      [("range", "hour or day")]),
     ("get", "/api/jobs", "Search jobs (keyset paginated)", False, _SEARCH),
+    ("get", "/api/failures/groups", "Failed jobs grouped by exception class and message, with "
+     "counts (from the newest `limit` failed jobs, 10,000 by default)", False,
+     [_SEARCH[1], _SEARCH[2], _SEARCH[4],
+      ("limit", "How many of the newest failed jobs to group")]),
     ("get", "/api/jobs/count", "Count jobs matching the store-side filters; with action, "
      "exactly how many that bulk action would change (every filter applied)", False,
      [*_SEARCH, ("action", "retry, cancel, priority or delete: count what it would change")]),
