@@ -135,7 +135,7 @@ def test_every_post_without_csrf_is_refused(sqlite_manager: QueueManager,
     csrf = login(client, "alice")
     job = put_job(sqlite_manager)
     routes = post_routes(client.app)
-    assert len(routes) == 5  # bulk, job, queue, worker and schedule actions
+    assert len(routes) == 6  # bulk, job, run-now, queue, worker and schedule actions
     for path in routes:
         refused = client.post(path, json=SAMPLE)
         assert refused.status_code == 403, path

@@ -70,6 +70,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
                 journey(page, base, manager, str(failed.id))
                 bulk_dialog(page, base, manager)
                 grouped_failures(page, base, manager)
+                scheduled_run_now(page, base, manager)
                 whole_graph(page, base, dag)
                 assert errors == [] and outside == []
             finally:
@@ -155,6 +156,32 @@ def grouped_failures(page: Any, base: str, manager: QueueManager) -> None:
     assert manager.require(other).state == State.FAILED
     page.wait_for_selector("#bulk-status:has-text('3 changed')")
     wait_for(lambda: page.locator("#groups-table tr.group-row").count() == 1, 10, "1 group")
+
+
+def scheduled_run_now(page: Any, base: str, manager: QueueManager) -> None:
+    """The Scheduled view lists a delayed job with its due time, relative and absolute, and
+    "Run now" makes it due; the Retrying view shows a retrying job's next attempt and error."""
+    from datetime import timedelta
+
+    now = manager.driver.now()
+    delayed = put_job(manager, State.PENDING, name="app.report", queue="later",
+                      available_at=now + timedelta(hours=1)).id
+    put_job(manager, State.RETRYING, name="app.fetch", queue="later", attempts=1,
+            available_at=now + timedelta(minutes=3), exception="OSError: connection reset")
+    page.goto(base + "/retrying")
+    page.wait_for_selector("#due-table tr.due-row")
+    row = page.inner_text("#due-table tr.due-row")
+    assert "app.fetch" in row and "OSError: connection reset" in row and "in " in row, row
+    Shots()(page, "retrying")
+    page.goto(base + "/scheduled")
+    row_of = f"#due-table tr.due-row[data-id='{delayed}']"
+    page.wait_for_selector(row_of)
+    assert page.inner_text(f"{row_of} td.due-in").startswith("in ")
+    Shots()(page, "scheduled")
+    page.click(f"{row_of} button:has-text('Run now')")
+    wait_for(lambda: manager.require(delayed).available_at <= manager.driver.now(), 10,
+             "the job to be due")
+    wait_for(lambda: page.locator(row_of).count() == 0, 10, "the row to leave the view")
 
 
 def whole_graph(page: Any, base: str, dag: list[str]) -> None:

@@ -275,3 +275,32 @@ def test_failures_grouped_by_exception_class_and_message(
     assert op["changed"] == 3
     left = session.get("/api/failures/groups").json()["groups"]
     assert [(g["exception_class"], g["count"]) for g in left] == [("KeyError", 1)]
+
+
+def test_scheduled_and_retrying_views_and_run_now(session: Session,
+                                                  sqlite_manager: QueueManager) -> None:
+    from datetime import timedelta
+
+    now = sqlite_manager.driver.now()
+    later = put_job(sqlite_manager, State.PENDING, available_at=now + timedelta(hours=2))
+    sooner = put_job(sqlite_manager, State.PENDING, available_at=now + timedelta(minutes=5))
+    put_job(sqlite_manager, State.PENDING)  # due already: not scheduled
+    retrying = put_job(sqlite_manager, State.RETRYING, attempts=1,
+                       available_at=now + timedelta(seconds=30),
+                       exception="Traceback (most recent call last):\nOSError: reset")
+    scheduled = session.get("/api/due/scheduled").json()
+    assert [j["id"] for j in scheduled["jobs"]] == [sooner.id, later.id]
+    assert scheduled["complete"] is True and scheduled["total"] == 2
+    assert abs(scheduled["jobs"][0]["due_at"] - (now + timedelta(minutes=5)).timestamp()) < 1
+    waiting = session.get("/api/due/retrying").json()["jobs"]
+    assert [(j["id"], j["error"]) for j in waiting] == [(retrying.id, "OSError: reset")]
+    assert session.get("/api/due/nothing").status_code == 400
+    ran = session.post(f"/api/jobs/{later.id}/run-now")
+    assert ran.status_code == 200 and ran.json()["changed"] is True
+    assert sqlite_manager.require(later.id).available_at <= sqlite_manager.driver.now()
+    assert [j["id"] for j in session.get("/api/due/scheduled").json()["jobs"]] == [sooner.id]
+    assert session.post(f"/api/jobs/{retrying.id}/run-now").status_code == 409
+    entry = session.get("/api/audit?action=run now").json()["entries"][0]
+    assert entry["target"] == later.id and entry["count"] == 1
+    for path in ("/scheduled", "/retrying"):
+        assert session.get(path).status_code == 200

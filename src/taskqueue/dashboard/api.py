@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from taskqueue.dashboard import bulk, detail, failures
+from taskqueue.dashboard import bulk, detail, due, failures
 from taskqueue.dashboard.actions import ACTIONS, action_table, allowed_from, applier, parse_priority
 from taskqueue.dashboard.auth import Principal
 from taskqueue.dashboard.query import JobQuery, find_page
 from taskqueue.dashboard.web import Dashboard, admin, board, body, ok, who
 from taskqueue.jobs.model import JobRecord
+from taskqueue.jobs.states import State
 
 EXCEPTION_PREVIEW = 300
 
@@ -192,6 +193,31 @@ async def failure_groups(request: Request) -> Response:
     return ok(await run_in_threadpool(failures.group_failures, dash.manager, query, limit))
 
 
+async def due_view(request: Request) -> Response:
+    """Scheduled (pending, due later) or retrying jobs, soonest due first."""
+    who(request)
+    dash = board(request)
+    queues = tuple(q for q in request.query_params.get("queue", "").split(",") if q.strip())
+    data = await run_in_threadpool(due.due_jobs, dash.manager, request.path_params["view"],
+                                   queues=queues)
+    return ok(data)
+
+
+async def run_job_now(request: Request) -> Response:
+    """Make a scheduled job due now (409 when it is not pending any more)."""
+    principal = admin(request)
+    dash = board(request)
+    record = await run_in_threadpool(dash.manager.require, request.path_params["job_id"])
+    if record.state is not State.PENDING:
+        raise HTTPException(409, f"only a scheduled (pending) job can be run now; this one is "
+                                 f"{record.state.value}")
+    changed = await run_in_threadpool(due.run_now, dash.manager, record)
+    await dash.arecord(principal, request, "run now", record.id, count=int(changed),
+                       outcome="ok" if changed else "no change")
+    after = await run_in_threadpool(dash.manager.get, record.id)
+    return ok({"changed": changed, "job": summary(after) if after else None})
+
+
 async def get_operation(request: Request) -> Response:
     who(request)
     op = board(request).operations.get(request.path_params["op_id"])
@@ -207,7 +233,9 @@ ROUTES = [
     Route("/api/jobs/bulk", bulk_action, methods=["POST"]),
     Route("/api/jobs/{job_id}", get_job),
     Route("/api/jobs/{job_id}/graph", job_graph),
+    Route("/api/jobs/{job_id}/run-now", run_job_now, methods=["POST"]),
     Route("/api/jobs/{job_id}/{action}", job_action, methods=["POST"]),
+    Route("/api/due/{view}", due_view),
     Route("/api/batches/{batch_id}/graph", batch_graph),
     Route("/api/operations/{op_id}", get_operation),
 ]

@@ -39,6 +39,9 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/series", "Chart points for the last hour or day", False,
      [("range", "hour or day")]),
     ("get", "/api/jobs", "Search jobs (keyset paginated)", False, _SEARCH),
+    ("get", "/api/due/{view}", "Scheduled (pending, due later) or retrying jobs, soonest due "
+     "first, from the newest 10,000 of that state", False, [_SEARCH[1]]),
+    ("post", "/api/jobs/{job_id}/run-now", "Make a scheduled (pending) job due now", True, []),
     ("get", "/api/failures/groups", "Failed jobs grouped by exception class and message, with "
      "counts (from the newest `limit` failed jobs, 10,000 by default)", False,
      [_SEARCH[1], _SEARCH[2], _SEARCH[4],

@@ -29,6 +29,8 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("queues", "/queues", "Queues", True),
     ("jobs", "/jobs", "Jobs", True),
     ("failed", "/failed", "Failed", True),
+    ("scheduled", "/scheduled", "Scheduled", True),
+    ("retrying", "/retrying", "Retrying", True),
     ("workers", "/workers", "Workers", True),
     ("schedules", "/schedules", "Schedules", True),
     ("alerts", "/alerts", "Alerts", True),
@@ -39,7 +41,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 #: Pages drawn by another page's template (and script).
-SHARED = {"failed": "jobs", "batch": "workflow"}
+SHARED = {"failed": "jobs", "batch": "workflow", "scheduled": "due", "retrying": "due"}
 
 
 def make_templates() -> Jinja2Templates:

@@ -137,4 +137,31 @@
     form.addEventListener("submit", (e) => { e.preventDefault(); reload().catch(TQ.fail); });
     TQ.every(10000, reload);
   };
+  /* Scheduled and Retrying: jobs waiting for a due time, with it absolute and relative */
+  const dueView = (view) => () => {
+    const inTime = (at, now) => { const s = Math.round(at - now); return s <= 0 ? "due now" : "in " + TQ.secs(s); };
+    const reload = async () => {
+      const data = await TQ.api("/api/due/" + view);
+      const runNow = (job) => TQ.button("Run now", async () => {
+        await TQ.api(`/api/jobs/${enc(job.id)}/run-now`, { method: "POST" });
+        TQ.toast("due now: " + job.name);
+        await reload();
+      }, { class: "small primary" });
+      TQ.fill(TQ.$("#due-jobs"), data.jobs.length === 0 ? h("p", { class: "muted", text: view === "scheduled" ? "No scheduled jobs." : "No retrying jobs." }) :
+        h("table", { id: "due-table" },
+          h("thead", {}, h("tr", {}, ["job", "task", "queue", "due", "due at", "attempts", view === "retrying" ? "latest error" : "priority", ""].map((c) => h("th", { text: c })))),
+          h("tbody", {}, data.jobs.map((job) => h("tr", { class: "due-row", dataset: { id: job.id } },
+            h("td", {}, TQ.jobLink(job.id, TQ.short(job.id))), h("td", { text: job.name }), h("td", { text: job.queue }),
+            h("td", { class: "due-in", text: inTime(job.due_at, Date.now() / 1000) }),
+            h("td", { class: "mono", title: new Date(job.due_at * 1000).toISOString(), text: TQ.time(job.due_at) }),
+            h("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
+            view === "retrying" ? h("td", { class: "error", text: job.error || "" }) : h("td", { class: "num", text: String(job.priority) }),
+            h("td", {}, view === "scheduled" ? runNow(job) : null))))),
+        h("p", { class: "muted", text: `${TQ.num(data.total)} ${view} job${data.total === 1 ? "" : "s"}` + (data.complete ? "" : ` among the newest ${TQ.num(data.scanned)} of that state`) +
+          (data.total > data.jobs.length ? `; the ${data.jobs.length} due soonest are shown.` : ".") }));
+    };
+    TQ.every(5000, reload);
+  };
+  TQ.pages.scheduled = dueView("scheduled");
+  TQ.pages.retrying = dueView("retrying");
 })();
