@@ -107,13 +107,19 @@ class Shots:
             page.screenshot(path=str(self.target / f"{name}.png"), full_page=full_page)
 
 
-def test_dashboard_end_to_end(tmp_path: Path) -> None:
+def playwright() -> Any:
+    """``sync_playwright``, or a skip (a failure under CI=true) without it or Chromium."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("the playwright package is not installed")
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    return sync_playwright
+
+
+def test_dashboard_end_to_end(tmp_path: Path) -> None:
+    sync_playwright = playwright()
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     flag = tmp_path / "fixed"
     shots = Shots()
@@ -147,8 +153,13 @@ def test_dashboard_end_to_end(tmp_path: Path) -> None:
 
 
 def _up(base: str) -> bool:
+    return answers(base + "/login")
+
+
+def answers(url: str) -> bool:
+    """Does ``url`` answer 200 (the server is up)?"""
     try:
-        with urllib.request.urlopen(base + "/login", timeout=1) as answer:
+        with urllib.request.urlopen(url, timeout=1) as answer:
             return bool(answer.status == 200)
     except OSError:
         return False

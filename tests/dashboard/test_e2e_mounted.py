@@ -18,32 +18,18 @@ from tests.dashboard.test_e2e import (
     CHROMIUM,
     PASSWORDS,
     Shots,
+    answers,
     free_port,
+    playwright,
     process,
-    unavailable,
     users_file,
     wait_for,
 )
 from tests.dashboard.test_graph import spread_dag
 
 
-def _up(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright package is not installed")
-    if not Path(CHROMIUM).exists():
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_playwright = playwright()
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     manager = QueueManager.from_url(url)
     failed = put_job(manager, State.FAILED, name="app.mounted", queue="mounted")
@@ -57,7 +43,7 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
         with process(server, tmp_path / "server.log"), sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
-                wait_for(lambda: _up(base + "/login"), 40, "the mounted dashboard to answer")
+                wait_for(lambda: answers(base + "/login"), 40, "the mounted dashboard to answer")
                 page = browser.new_context(viewport={"width": 1360, "height": 860}).new_page()
                 page.set_default_timeout(15000)
                 errors: list[str] = []

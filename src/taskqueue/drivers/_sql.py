@@ -141,5 +141,17 @@ def chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def dependents(read: Callable[[str, tuple[Any, ...]], list[Any]], job_ids: Sequence[str],
+               ph: str = "?") -> list[str]:
+    """The ``dependents`` verb of SQLite and MySQL: ``job_dependencies`` by parent (its primary
+    key), 500 ids per statement; ``read(query, params)`` returns the rows."""
+    found: set[str] = set()
+    for chunk in chunks(list(job_ids), 500):
+        query = ("SELECT job_id FROM job_dependencies WHERE depends_on IN "
+                 f"({placeholders(len(chunk), ph)})")
+        found.update(row[0] for row in read(query, tuple(chunk)))
+    return sorted(found)
+
+
 def placeholders(count: int, ph: str = "?") -> str:
     return ", ".join([ph] * count)

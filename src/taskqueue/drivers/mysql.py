@@ -331,12 +331,7 @@ class MySQLDriver:
         return _sql.row_to_record(rows[0], _aware) if rows else None
 
     def dependents(self, job_ids: Sequence[str]) -> list[str]:
-        found: set[str] = set()
-        for chunk in _sql.chunks(list(job_ids), 500):
-            query = ("SELECT job_id FROM job_dependencies WHERE depends_on IN "
-                     f"({_ph(len(chunk))})")
-            found.update(row[0] for row in self._rows(query, tuple(chunk)))
-        return sorted(found)
+        return _sql.dependents(self._rows, job_ids, "%s")
 
     def attempt_history(self, job_id: str) -> list[Attempt]:
         rows = self._rows("SELECT attempt_history FROM job_queue WHERE id = %s", (job_id,))

@@ -397,12 +397,7 @@ class SQLiteDriver:
         return _sql.row_to_record(rows[0]) if rows else None
 
     def dependents(self, job_ids: Sequence[str]) -> list[str]:
-        found: set[str] = set()
-        for chunk in _sql.chunks(list(job_ids), 500):
-            query = ("SELECT job_id FROM job_dependencies WHERE depends_on IN "
-                     f"({_sql.placeholders(len(chunk))})")
-            found.update(row[0] for row in self._read(query, tuple(chunk)))
-        return sorted(found)
+        return _sql.dependents(self._read, job_ids)
 
     def attempt_history(self, job_id: str) -> list[Attempt]:
         rows = self._read("SELECT attempt_history FROM job_queue WHERE id = ?", (job_id,))
