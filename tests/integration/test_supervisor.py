@@ -184,6 +184,9 @@ def test_queue_pause_holds_jobs_on_every_worker(mgr: QueueManager, url: str,
     try:
         pause = cli("--url", url, "queue:pause", "default")
         assert pause.wait(timeout=30) == 0
+        # workers re-read the paused queues every 0.5 s; forked workers can be running before
+        # the pause, with a fresh "nothing paused" reading
+        time.sleep(1.5)
         held = [t.mark.delay(ledger) for _ in range(5)]
         other = t.mark.push([ledger], queue="other")
         wait_for(lambda: mgr.get(other).state == State.COMPLETED)  # type: ignore[union-attr]
