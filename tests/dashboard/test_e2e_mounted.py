@@ -5,10 +5,11 @@ of a DAG whose last node was pushed 10,000 jobs after the others shows whole."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from taskqueue import QueueManager
 from taskqueue.jobs.states import State
@@ -28,7 +29,7 @@ from tests.dashboard.test_e2e import (
 from tests.dashboard.test_graph import spread_dag
 
 
-def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
+def test_mounted_dashboard_in_a_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sync_playwright = playwright()
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     manager = QueueManager.from_url(url)
@@ -36,7 +37,8 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
     dag = spread_dag(manager)
     port = free_port()
     root, base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/taskqueue"
-    os.environ.update(TASKQUEUE_URL=url, MOUNTED_USERS=str(users_file(tmp_path / "u.toml")))
+    monkeypatch.setenv("TASKQUEUE_URL", url)  # read by the server process (mounted_app)
+    monkeypatch.setenv("MOUNTED_USERS", str(users_file(tmp_path / "u.toml")))
     server = [sys.executable, "-m", "uvicorn", "tests.dashboard.mounted_app:app",
               "--port", str(port), "--log-level", "warning"]
     try:
@@ -63,8 +65,6 @@ def test_mounted_dashboard_in_a_browser(tmp_path: Path) -> None:
                 browser.close()
     finally:
         manager.close()
-        os.environ.pop("MOUNTED_USERS", None)
-        os.environ.pop("TASKQUEUE_URL", None)
 
 
 def journey(page: Any, base: str, manager: QueueManager, failed: str) -> None:
