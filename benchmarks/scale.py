@@ -224,11 +224,12 @@ def render(data: dict[str, Any]) -> str:
     n_text = " and ".join(f"{n:,}" for n in ns)
     loads = [x for r in rows for x in (r["load_before"][0], r["load_after"][0])]
     w: list[str] = [BEGIN, ""]
-    w.append(f"Measured by `python -m benchmarks scale --jobs {ns[-1]}` "
-             f"(run {data['run']}, taskqueue {data['commit']}) with **N = {n_text}** finished "
-             "no-op jobs per backend"
-             + ("" if ns == [1_000_000] else ", extrapolated linearly to a million (x 10⁶ / N): "
-                "the sizes grow with the row count, the figures per job do not depend on N")
+    w.append(f"Measured by `python -m benchmarks scale` (run {data['run']}, taskqueue "
+             f"{data['commit']}) with **N = {n_text}** finished no-op jobs per backend (the N "
+             "column)"
+             + ("" if ns == [1_000_000] else ", a smaller N extrapolated linearly to a million "
+                "(x 10⁶ / N): the sizes grow with the row count, the figures per job do not "
+                "depend on N")
              + f". Each store is a server of the benchmark's own (PostgreSQL {data['pg']} with "
              "default settings, autovacuum on; redis-server without persistence; SQLite in a "
              "temporary file) on a 2-core machine shared with other engineers: load average "
