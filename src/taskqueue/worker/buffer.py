@@ -69,6 +69,12 @@ class ReservedBuffer:
         self._reserved_at = 0.0
         self._checked_at = 0.0
         self._popped_at = 0.0
+        #: Hand-backs under way (taken from the buffer, not yet released in the store) and
+        #: done: a worker about to stop on an empty queue waits for the first and compares
+        #: the second, so jobs handed back during its last reservation are not left behind.
+        self._in_flight = 0
+        self._handed = 0
+        self._settled = threading.Condition(self._lock)
         self._loaded = threading.Event()
         self._closed = threading.Event()
         self._guard: threading.Thread | None = None
@@ -102,6 +108,17 @@ class ReservedBuffer:
         with self._lock:
             self._popped_at = now  # the job popped starts now
             return self._jobs.popleft() if self._jobs else None
+
+    @property
+    def handed_back(self) -> int:
+        """How many hand-backs have completed so far."""
+        return self._handed
+
+    def settled(self, timeout: float = 10.0) -> int:
+        """Wait until no hand-back is under way; return how many have completed."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+            return self._handed
 
     def take_all(self) -> list[JobRecord]:
         """Empty the buffer and return what it held (to hand it back)."""
@@ -154,10 +171,16 @@ class ReservedBuffer:
                     stale = list(self._jobs) if due <= 0 else []
                     if stale:
                         self._jobs.clear()
+                        self._in_flight += 1
                 if stale:
                     try:
                         self._hand_back(stale)
                     except Exception:  # noqa: BLE001 - their leases expire; they run again
                         log.exception("handing back %d reserved jobs failed", len(stale))
+                    finally:
+                        with self._settled:
+                            self._in_flight -= 1
+                            self._handed += 1
+                            self._settled.notify_all()
                     break
                 self._closed.wait(due)

@@ -266,6 +266,7 @@ class Worker:
             self._state = "running"
             if self.pool is not None and not self.pool.wait_for_capacity(0.2):
                 continue
+            handed_back = self.buffer.handed_back
             try:
                 processed = self.run_once(hold_acks=self._combined is not None)
                 failures = 0
@@ -281,6 +282,8 @@ class Worker:
                     self.pool.wait_for_capacity(0.05)
                     continue
                 if self.options.stop_when_empty:
+                    if self.buffer.settled() != handed_back:
+                        continue  # jobs were handed back meanwhile: they are pending again
                     wait = self._postponed_wait()
                     if wait is None:
                         self.request_stop("queue empty")
