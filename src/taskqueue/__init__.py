@@ -43,7 +43,7 @@ if _typing.TYPE_CHECKING:
     from taskqueue.workflows.batch import BatchStatus
     from taskqueue.workflows.chain import chain, group
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public names loaded on first use, and the module each comes from.
 _LAZY = {
