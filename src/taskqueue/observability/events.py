@@ -30,6 +30,10 @@ JOB_LEASE_LOST = "job.lease_lost"
 WORKER_STARTED = "worker.started"
 WORKER_STOPPED = "worker.stopped"
 WORKER_HEARTBEAT = "worker.heartbeat"
+#: Every lifecycle kind, for subscribers that pick theirs from the whole list.
+ALL_KINDS = (JOB_ENQUEUED, JOB_STARTED, JOB_RAN, JOB_COMPLETED, JOB_RETRIED, JOB_FAILED,
+             JOB_CANCELLED, JOB_SNOOZED, JOB_POSTPONED, JOB_LEASE_LOST, WORKER_STARTED,
+             WORKER_STOPPED, WORKER_HEARTBEAT)
 
 
 @dataclass(frozen=True, slots=True)

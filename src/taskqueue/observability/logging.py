@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from taskqueue.observability.events import (
+    ALL_KINDS,
     JOB_FAILED,
     JOB_LEASE_LOST,
     JOB_RAN,
@@ -143,7 +144,11 @@ def event_message(event: Event) -> str:
 
 
 def log_events(bus: EventBus, logger: logging.Logger | None = None) -> None:
-    """Log every lifecycle event (failures at ERROR, retries and lost leases at WARNING)."""
+    """Log every lifecycle event (failures at ERROR, retries and lost leases at WARNING).
+
+    Only the kinds the logger's level lets through when this is called are subscribed (so
+    set the level first): at the default WARNING a worker builds no event for a job that
+    started or completed, which is most of what observability cost per job."""
     target = logger or logging.getLogger("taskqueue.jobs")
 
     def on_event(event: Event) -> None:
@@ -151,4 +156,6 @@ def log_events(bus: EventBus, logger: logging.Logger | None = None) -> None:
         if target.isEnabledFor(level):
             target.log(level, "%s", event_message(event), extra=event_fields(event))
 
-    bus.subscribe(on_event)
+    for kind in ALL_KINDS:
+        if target.isEnabledFor(event_level(kind)):
+            bus.subscribe(on_event, kind)

@@ -203,7 +203,8 @@ class StatsRecorder:
         if existing is not None:
             return existing
         recorder = cls(manager.driver, **options)
-        manager.events.subscribe(recorder.on_event)
+        for kind in (*_COUNTED, ev.JOB_STARTED, ev.WORKER_STOPPED):  # not job.ran and co
+            manager.events.subscribe(recorder.on_event, kind)
         manager.stats_recorder = recorder
         return recorder
 
