@@ -426,11 +426,11 @@ class QueueManager:
 
     def prune(self, older_than: float | None = None, *, batch: int | None = PRUNE_BATCH,
               dry_run: bool = False, max_seconds: float | None = None,
-              pause: float = 0.01) -> int:
+              pause: float = 0.02) -> int:
         """Delete finished jobs past their retention (or older than ``older_than`` seconds,
         for completed, failed and cancelled alike), ``batch`` at a time, each batch its own
-        short transaction with a ``pause`` between them so workers are never held up for
-        long; stop after ``max_seconds`` (the rest is left for the next call). ``dry_run``:
+        short transaction, with a rest between two batches at least as long as the batch took
+        (``pause`` at least), so workers waiting for the store get their turn; stop after ``max_seconds`` (the rest is left for the next call). ``dry_run``:
         return how many would be deleted, deleting nothing."""
         completed_age = self.settings.completed_retention if older_than is None else older_than
         failed_age = self.settings.failed_retention if older_than is None else older_than
@@ -438,7 +438,9 @@ class QueueManager:
             return self.driver.prune(completed_age, failed_age, dry_run=True)
         started, total = time.monotonic(), 0
         while True:
+            began = time.monotonic()
             deleted = self.driver.prune(completed_age, failed_age, limit=batch)
+            took = time.monotonic() - began
             total += deleted
             if batch is None or deleted < batch:
                 self.prune_pending = False
@@ -446,7 +448,9 @@ class QueueManager:
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 self.prune_pending = True  # more to do: the caller comes back soon
                 return total
-            time.sleep(pause)
+            # rest at least as long as the batch held the store: a worker waiting for
+            # SQLite's write lock retries on its own schedule and must find it free
+            time.sleep(max(pause, took))
 
     def start_worker(self, queues: str | Sequence[str] | None = None,
                      **options: Any) -> WorkerSummary:
