@@ -207,8 +207,10 @@ def test_sigusr1_recycles_all_workers(mgr: QueueManager, url: str, ledger: str) 
         wait_for(lambda: len(mgr.driver.registry_list("worker")) == 2)
         before = set(worker_pids(proc.pid))
         proc.send_signal(signal.SIGUSR1)
-        # a fresh fork server (a new interpreter importing the app) forks the replacements
-        wait_for(lambda: len(set(worker_pids(proc.pid)) - before) == 2, timeout=90)
+        # a fresh fork server (a new interpreter importing the app) forks the replacements;
+        # every old worker leaves (a replacement may briefly run beside the one it replaces)
+        wait_for(lambda: not set(worker_pids(proc.pid)) & before
+                 and len(set(worker_pids(proc.pid)) - before) >= 2, timeout=90)
         job = t.mark.delay(ledger)
         wait_for(lambda: mgr.get(job).state == State.COMPLETED)  # type: ignore[union-attr]
     finally:
