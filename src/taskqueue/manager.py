@@ -430,8 +430,9 @@ class QueueManager:
         """Delete finished jobs past their retention (or older than ``older_than`` seconds,
         for completed, failed and cancelled alike), ``batch`` at a time, each batch its own
         short transaction, with a rest between two batches at least as long as the batch took
-        (``pause`` at least), so workers waiting for the store get their turn; stop after ``max_seconds`` (the rest is left for the next call). ``dry_run``:
-        return how many would be deleted, deleting nothing."""
+        (``pause`` at least), so workers waiting for the store get their turn; stop after
+        ``max_seconds`` (the rest is left for the next call). ``dry_run``: return how many
+        would be deleted, deleting nothing."""
         completed_age = self.settings.completed_retention if older_than is None else older_than
         failed_age = self.settings.failed_retention if older_than is None else older_than
         if dry_run:
