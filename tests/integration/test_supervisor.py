@@ -14,13 +14,13 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from taskqueue import QueueManager, State, set_default_manager
 from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
 from tests.backends import URLS
+from tests.chaos.harness import worker_pids
 from tests.integration.conftest import ledger_lines
 from tests.integration.test_worker_processes import cli, wait_for
 
@@ -45,27 +45,6 @@ def mgr(url: str) -> Iterator[QueueManager]:
     yield m
     set_default_manager(None)
     m.close()
-
-
-def worker_pids(supervisor_pid: int) -> list[int]:
-    """The supervisor's live worker processes: the children of its fork server(s)."""
-    try:
-        servers = psutil.Process(supervisor_pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    pids = []
-    for server in servers:
-        try:
-            children = server.children()
-        except psutil.Error:  # exited meanwhile
-            continue
-        for child in children:
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    pids.append(child.pid)
-            except psutil.Error:
-                continue
-    return pids
 
 
 def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:
