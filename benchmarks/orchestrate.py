@@ -567,7 +567,7 @@ def setup(args: Any) -> int:
     lean = VENVS / LEAN
     if not (lean / "bin" / "python").exists():
         subprocess.run([base, "-m", "venv", str(lean)], check=True)
-    print(f"installing taskqueue[postgres,mysql,redis] into {lean.relative_to(ROOT)}", flush=True)
+    print(f"installing taskqueue[postgres,mysql,redis] into {lean}", flush=True)
     subprocess.run([str(lean / "bin" / "pip"), "install", "-q", "-e",
                     f"{ROOT}[postgres,mysql,redis]", "psutil>=5.9"], check=True)
     files = {"main": "requirements.txt", "arq": "requirements-arq.txt",
@@ -576,7 +576,7 @@ def setup(args: Any) -> int:
         venv = VENVS / name
         if not (venv / "bin" / "python").exists():
             subprocess.run([base, "-m", "venv", str(venv)], check=True)
-        print(f"installing {req} into {venv.relative_to(ROOT)}", flush=True)
+        print(f"installing {req} into {venv}", flush=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(BENCH / req)],
                        check=True)
     return 0
