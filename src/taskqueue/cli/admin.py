@@ -23,15 +23,25 @@ from taskqueue.jobs.states import State
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--watch", type=click.FloatRange(min=0.2), default=None, metavar="SECONDS",
               help="Refresh every SECONDS until interrupted.")
+@click.option("--tasks", is_flag=True,
+              help="Per-task throughput, failure rate and run time p50/p95 over --range.")
+@click.option("--range", "window", type=click.Choice(["1h", "6h", "24h", "7d"]), default="24h",
+              show_default=True, help="With --tasks: the period (7d reads hourly buckets).")
 @click.pass_context
-def stats(ctx: click.Context, as_json: bool, watch: float | None) -> None:
-    """Counts per queue and state, average priority, throughput."""
+def stats(ctx: click.Context, as_json: bool, watch: float | None, tasks: bool,
+          window: str) -> None:
+    """Counts per queue and state, average priority, throughput (--tasks: per task)."""
+    from taskqueue.cli.observe import print_task_metrics
+    from taskqueue.observability.stats_tasks import task_metrics
+
     manager = open_reader(ctx)
     try:
         while True:
-            data = manager.stats()
+            data = task_metrics(manager.driver, window) if tasks else manager.stats()
             if as_json:
                 emit_json(data)
+            elif tasks:
+                print_task_metrics(data)
             else:
                 _print_stats(data)
             if watch is None:

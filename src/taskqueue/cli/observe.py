@@ -191,4 +191,15 @@ def print_history(data: dict[str, Any]) -> None:
            "wait p50", "wait p95", "oldest"], rows)
 
 
+def print_task_metrics(data: dict[str, Any]) -> None:
+    """The per-task table of ``taskqueue stats --tasks``."""
+    rows = [[t["queue"], t["name"], t["completed"], t["failed"], t["retried"],
+             _num(t["failure_rate"], "%", 100), _num(t["throughput_per_min"]),
+             _seconds(t["run_time"]["p50"]), _seconds(t["run_time"]["p95"]),
+             _seconds(t["wait_time"]["p95"])] for t in data["tasks"]]
+    table(f"tasks over the last {data['range']}",
+          ["queue", "task", "completed", "failed", "retried", "failure", "jobs/min",
+           "run p50", "run p95", "wait p95"], rows)
+
+
 COMMANDS = [health, metrics_serve, alerts_check]

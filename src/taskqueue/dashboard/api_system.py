@@ -17,6 +17,7 @@ from taskqueue.dashboard.overview import minute_series
 from taskqueue.dashboard.query import JobQuery
 from taskqueue.dashboard.web import admin, board, body, ok, who
 from taskqueue.jobs.states import State
+from taskqueue.observability import stats_tasks
 from taskqueue.observability.stats import History
 
 PURGE_STATES = (State.PENDING, State.RETRYING)
@@ -46,6 +47,21 @@ async def series(request: Request) -> Response:
         raise HTTPException(400, "range must be hour or day")
     history = await run_in_threadpool(History.load, dash.manager.driver)
     return ok({"range": "hour", "bucket": 60, "points": minute_series(history, 60)})
+
+
+async def task_metrics(request: Request) -> Response:
+    """Per-task throughput, failure rate and run/wait time percentiles over a range, with a
+    series per step (minutes up to 6 h, hours beyond; see ``stats_tasks``)."""
+    who(request)
+    dash = board(request)
+    params = request.query_params
+    try:
+        data = await run_in_threadpool(
+            stats_tasks.task_metrics, dash.manager.driver, params.get("range", "24h"),
+            queue=params.get("queue") or None, name=params.get("name") or None)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return ok(data)
 
 
 async def queues(request: Request) -> Response:
@@ -189,6 +205,7 @@ ROUTES = [
     Route("/api/me", me),
     Route("/api/overview", overview),
     Route("/api/series", series),
+    Route("/api/tasks/metrics", task_metrics),
     Route("/api/queues", queues),
     Route("/api/queues/{name}/{action}", queue_action, methods=["POST"]),
     Route("/api/workers", workers),

@@ -38,6 +38,10 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
      [("events", "Stop after this many events (0: never)")]),
     ("get", "/api/series", "Chart points for the last hour or day", False,
      [("range", "hour or day")]),
+    ("get", "/api/tasks/metrics", "Per task: throughput, failure rate, run/wait p50/p95 and a "
+     "series over a range", False,
+     [("range", "1h, 6h (minute buckets), 24h or 7d (hour buckets)"), ("queue", "One queue"),
+      ("name", "One task name")]),
     ("get", "/api/jobs", "Search jobs (keyset paginated)", False, _SEARCH),
     ("get", "/api/due/{view}", "Scheduled (pending, due later) or retrying jobs, soonest due "
      "first, from the newest 10,000 of that state", False, [_SEARCH[1]]),

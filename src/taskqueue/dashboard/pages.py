@@ -31,6 +31,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("failed", "/failed", "Failed", True),
     ("scheduled", "/scheduled", "Scheduled", True),
     ("retrying", "/retrying", "Retrying", True),
+    ("tasks", "/tasks", "Tasks", True),
     ("workers", "/workers", "Workers", True),
     ("schedules", "/schedules", "Schedules", True),
     ("alerts", "/alerts", "Alerts", True),

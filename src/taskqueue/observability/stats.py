@@ -16,6 +16,10 @@ registry entry per (minute, recorder)::
 Only this process writes its own key, so a plain overwrite is safe without a store-side merge;
 the job path touches only memory (a dict update under a lock), never the store.
 
+Keeping. Once a minute one recorder (a TTL lock) folds the closed minutes into hourly
+entries merged across processes, kept 8 days, and minute entries kept 6 hours
+(:mod:`taskqueue.observability.stats_rollup`); :mod:`stats_tasks` reads them per task.
+
 Reading. :class:`History` lists the entries once, merges all sources, and answers per window
 (1 min / 5 min / 1 h): counts, rates per minute, success and failure rates, and run/wait time
 p50/p95/p99 estimated from the histogram (linear inside a bucket, clamped to the observed
@@ -187,6 +191,8 @@ class StatsRecorder:
         self.driver = driver
         self.flush_interval = flush_interval
         self.retention = retention
+        #: Seconds between attempts to fold closed minutes into the long history.
+        self.rollup_interval = 60.0
         self.source = uuid.uuid4().hex[:12]
         self._minutes: dict[int, Minute] = {}
         self._dirty: set[int] = set()
@@ -285,8 +291,23 @@ class StatsRecorder:
         self.flush()
 
     def _loop(self) -> None:
+        next_rollup = time.monotonic() + self.flush_interval
         while not self._stop.wait(self.flush_interval):
             self.flush()
+            if time.monotonic() >= next_rollup:
+                next_rollup = time.monotonic() + self.rollup_interval
+                self.rollup()
+
+    def rollup(self) -> int | None:
+        """Fold closed minutes into the long history if this process holds the rollup lock
+        (see :mod:`stats_rollup`); runs in the flusher thread, never on a job's path."""
+        from taskqueue.observability.stats_rollup import rollup_if_leader
+
+        try:
+            return rollup_if_leader(self.driver, self.source)
+        except Exception as exc:  # noqa: BLE001 - statistics never break the worker
+            log.warning("could not roll up job statistics (will retry): %s", exc)
+            return None
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -1,0 +1,126 @@
+"""The long statistics history: minutes of many recorders folded into hours, idempotently,
+and read back per task (against a real SQLite store)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskqueue.drivers import open_driver
+from taskqueue.drivers.base import Driver
+from taskqueue.observability import events as ev
+from taskqueue.observability.stats import KIND, StatsRecorder
+from taskqueue.observability.stats_rollup import (
+    HOUR_KIND,
+    MINUTES_KIND,
+    closed_minute,
+    rollup,
+    rollup_if_leader,
+)
+from taskqueue.observability.stats_tasks import task_metrics
+
+HOUR0 = 1_800_000_000 // 3600 * 3600  # an hour boundary, epoch seconds
+
+
+@pytest.fixture()
+def driver(tmp_path: Path) -> Iterator[Driver]:
+    opened = open_driver(f"sqlite:///{tmp_path / 'q.db'}")
+    yield opened
+    opened.close()
+
+
+def record(recorder: StatsRecorder, at: float, task: str, outcome: str, duration: float,
+           queue: str = "default") -> None:
+    kind = {"completed": ev.JOB_COMPLETED, "failed": ev.JOB_FAILED}[outcome]
+    recorder.on_event(ev.Event(kind, "job", task, queue, attempt=1, duration=duration, at=at))
+
+
+@pytest.fixture()
+def recorders(driver: Driver) -> Iterator[list[StatsRecorder]]:
+    """Two recorders (two processes) whose flusher never wakes: the tests flush by hand."""
+    made = [StatsRecorder(driver, flush_interval=3600, retention=10 * 86400) for _ in range(2)]
+    yield made
+    for recorder in made:
+        recorder.close()
+
+
+def test_only_closed_minutes_are_folded_and_a_second_fold_adds_nothing(driver: Driver,
+        recorders: list[StatsRecorder]) -> None:
+    a, b = recorders
+    for i in range(10):  # minutes 0..9 of the hour, two processes
+        record(a, HOUR0 + i * 60 + 1, "send", "completed", 0.010)
+        record(b, HOUR0 + i * 60 + 2, "send", "failed", 0.200)
+    a.flush(), b.flush()
+    now = HOUR0 + 8 * 60 + 30  # minute 8 is running, 7 ended 30 s ago: 0..6 are closed
+    assert closed_minute(now) == HOUR0 // 60 + 6
+    assert rollup(driver, now) == 2  # one hour entry, one minute-detail entry
+    [hour] = driver.registry_list(HOUR_KIND)
+    figures = hour["queues"]["default"]["send"]
+    assert figures["counts"] == {"completed": 7, "failed": 7}
+    assert rollup(driver, now) == 0  # nothing new closed: idempotent
+    assert rollup(driver, HOUR0 + 11 * 60) == 2  # minutes 7..9 now closed
+    [hour] = driver.registry_list(HOUR_KIND)
+    assert hour["queues"]["default"]["send"]["counts"] == {"completed": 10, "failed": 10}
+    [detail] = driver.registry_list(MINUTES_KIND)
+    assert len(detail["minutes"]) == 10
+
+
+def test_task_metrics_read_folded_and_unfolded_minutes_without_double_counting(
+        driver: Driver, recorders: list[StatsRecorder]) -> None:
+    a = recorders[0]
+    for i in range(20):
+        record(a, HOUR0 + i * 60 + 5, "send", "completed", 0.010)
+        record(a, HOUR0 + i * 60 + 6, "resize", "completed", 2.0, queue="images")
+    record(a, HOUR0 + 7 * 60, "resize", "failed", 3.0, queue="images")
+    a.flush()
+    now = HOUR0 + 20 * 60 + 10
+    before = task_metrics(driver, "1h", now=now)
+    rollup(driver, HOUR0 + 10 * 60)  # half of the minutes folded, the rest still raw
+    for window in ("1h", "24h", "7d"):
+        data = task_metrics(driver, window, now=now)
+        by_name = {t["name"]: t for t in data["tasks"]}
+        assert by_name["send"]["completed"] == 20
+        assert by_name["resize"]["completed"] == 20 and by_name["resize"]["failed"] == 1
+        assert by_name["resize"]["failure_rate"] == round(1 / 21, 4)
+    assert [t["completed"] for t in before["tasks"]] == [20, 20]
+    data = task_metrics(driver, "1h", now=now)
+    resize = next(t for t in data["tasks"] if t["name"] == "resize")
+    assert 1.5 <= resize["run_time"]["p50"] <= 2.5  # within a bucket of 2 s
+    assert 2.0 <= resize["run_time"]["p95"] <= 3.0
+    assert len(resize["series"]) == 60 and data["step"] == 60
+    assert sum(p["completed"] for p in resize["series"]) == 20
+    assert task_metrics(driver, "1h", name="send", now=now)["tasks"][0]["name"] == "send"
+    assert task_metrics(driver, "1h", queue="nope", now=now)["tasks"] == []
+
+
+def test_the_hour_history_outlives_the_minutes(driver: Driver,
+                                               recorders: list[StatsRecorder]) -> None:
+    a = recorders[0]
+    record(a, HOUR0 + 5, "send", "completed", 0.5)
+    a.flush()
+    rollup(driver, HOUR0 + 3600)
+    for kind in (KIND, MINUTES_KIND):  # as if their TTLs ran out
+        for entry in driver.registry_list(kind):
+            key = f"{entry['minute']}:{entry['source']}" if kind == KIND else str(entry["hour"])
+            driver.registry_remove(kind, key)
+    three_days_later = HOUR0 + 3 * 86400
+    assert task_metrics(driver, "24h", now=three_days_later)["tasks"] == []
+    week = task_metrics(driver, "7d", now=three_days_later)
+    assert [(t["name"], t["completed"]) for t in week["tasks"]] == [("send", 1)]
+    assert len(week["tasks"][0]["series"]) == 168 and week["step"] == 3600
+
+
+def test_one_process_folds_at_a_time(driver: Driver, recorders: list[StatsRecorder]) -> None:
+    a = recorders[0]
+    record(a, HOUR0 + 5, "send", "completed", 0.5)
+    a.flush()
+    assert rollup_if_leader(driver, "one", HOUR0 + 600) == 2
+    assert rollup_if_leader(driver, "two", HOUR0 + 600) is None
+    assert rollup_if_leader(driver, "one", HOUR0 + 600) == 0
+
+
+def test_an_unknown_range_is_refused(driver: Driver) -> None:
+    with pytest.raises(ValueError, match="range must be one of"):
+        task_metrics(driver, "3w")
