@@ -340,6 +340,15 @@ class QueueManager:
     def delete(self, job_id: str) -> bool:
         return self.driver.delete(job_id)
 
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "cancelled",
+                   by: str | None = None, priority: int | str | None = None) -> list[str]:
+        """``retry``, ``cancel``, ``priority`` or ``delete`` on many jobs, a page of thousands
+        per store statement, with the effects of the single-job action (events, cascades);
+        returns the ids changed. See :mod:`taskqueue.workflows.bulk`."""
+        from taskqueue.workflows.bulk import apply_many
+
+        return apply_many(self, action, job_ids, reason=reason, by=by, priority=priority)
+
     # -- queues ---------------------------------------------------------------------------------
     def pause_queue(self, queue: str) -> None:
         """Stop every worker on every node from taking jobs from ``queue`` (within a second)."""

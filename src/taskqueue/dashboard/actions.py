@@ -13,7 +13,7 @@ when the move it makes leaves that state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskqueue.jobs.priority import validate_priority
@@ -66,6 +66,23 @@ def applier(manager: QueueManager, action: str, actor: str, *, priority: int | N
     if action == "delete":
         return manager.delete
     raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+
+
+ApplyMany = Callable[[Sequence[str]], list[str]]
+
+
+def bulk_applier(manager: QueueManager, action: str, actor: str, *,
+                 priority: int | None = None, reason: str | None = None) -> ApplyMany:
+    """A function doing ``action`` to a page of job ids in one store statement (with the
+    single action's cascades: ``QueueManager.apply_many``); returns the ids changed."""
+    manager = manager.on_primary()
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    if action == "priority" and priority is None:
+        raise ValueError("priority: give the new priority (0..1000 or low/normal/high/urgent)")
+    text = reason or "cancelled from the dashboard"
+    return lambda ids: manager.apply_many(action, ids, reason=text, by=actor,
+                                          priority=priority)
 
 
 def parse_priority(raw: Any) -> int | None:

@@ -16,7 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from taskqueue.dashboard import bulk, detail, due, failures
-from taskqueue.dashboard.actions import ACTIONS, action_table, allowed_from, applier, parse_priority
+from taskqueue.dashboard.actions import (
+    ACTIONS,
+    action_table,
+    allowed_from,
+    applier,
+    bulk_applier,
+    parse_priority,
+)
 from taskqueue.dashboard.auth import Principal
 from taskqueue.dashboard.query import JobQuery, find_page
 from taskqueue.dashboard.web import Dashboard, admin, board, body, ok, who
@@ -145,8 +152,8 @@ async def bulk_action(request: Request) -> Response:
     action = str(data.get("action", ""))
     if action not in ACTIONS:
         raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
-    apply = applier(dash.manager, action, principal.name,
-                    priority=parse_priority(data.get("priority")), reason=data.get("reason"))
+    apply = bulk_applier(dash.manager, action, principal.name,
+                         priority=parse_priority(data.get("priority")), reason=data.get("reason"))
     extra: dict[str, Any] = {k: data[k] for k in ("priority", "reason") if k in data}
     if "ids" in data:
         ids = data["ids"]
@@ -155,7 +162,7 @@ async def bulk_action(request: Request) -> Response:
         if len(ids) > dash.settings.max_selection:
             raise HTTPException(400, f"at most {dash.settings.max_selection} ids; act on a "
                                      "filter instead")
-        outcome = await run_in_threadpool(bulk.run_selection, dash.manager.get, ids, action,
+        outcome = await run_in_threadpool(bulk.run_selection, dash.manager.search, ids, action,
                                           apply)
         await dash.arecord(principal, request, f"bulk {action}", f"{len(ids)} selected jobs",
                     count=outcome.changed, detail={**extra, "skipped": outcome.skipped})

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from taskqueue.dashboard import bulk, system
-from taskqueue.dashboard.actions import action_table, applier
+from taskqueue.dashboard.actions import action_table, bulk_applier
 from taskqueue.dashboard.overview import minute_series
 from taskqueue.dashboard.query import JobQuery
 from taskqueue.dashboard.web import admin, board, body, ok, who
@@ -110,7 +110,7 @@ async def _purge(request: Request, name: str, data: dict[str, Any]) -> Response:
         raise HTTPException(400, f"to purge, send confirm={name!r} (the queue name)")
     states = data.get("states") or [s.value for s in PURGE_STATES]
     query = JobQuery.from_params({"queue": name, "state": states}, 500)
-    apply = applier(dash.manager, "delete", principal.name)
+    apply = bulk_applier(dash.manager, "delete", principal.name)
 
     def done(op: bulk.Operation) -> None:
         dash.record(principal, request, "queue purge", f"queue:{name}",

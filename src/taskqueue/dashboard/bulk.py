@@ -2,6 +2,10 @@
 filter (a background operation that pages through the matches, so a million jobs never sit in
 memory, and reports its progress at ``/api/operations/{id}``).
 
+Each page is changed in one store call (``QueueManager.apply_many``: one statement or script
+for the whole page, with the single-job action's cascades), so 10,000 jobs take a few pages,
+not 10,000 round trips; the operation's counts advance page by page.
+
 Only jobs in a state the action applies to (see :mod:`actions`) are looked at: the filter's
 states are intersected with them, so "retry everything matching" skips what cannot be retried
 without reading it. Keyset paging on the id makes the walk safe while states change under it.
@@ -17,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from taskqueue.dashboard.actions import Apply, allowed_from
+from taskqueue.dashboard.actions import ApplyMany, allowed_from
 from taskqueue.dashboard.query import Decode, JobQuery, find_page
 from taskqueue.drivers.base import JobFilter
 from taskqueue.errors import TaskQueueError
@@ -38,34 +42,38 @@ class Outcome:
         return {"changed": self.changed, "skipped": self.skipped, "errors": self.errors[:20]}
 
 
-def apply_each(records: Sequence[JobRecord], action: str, apply: Apply,
+def apply_page(records: Sequence[JobRecord], action: str, apply: ApplyMany,
                outcome: Outcome) -> None:
+    """The action on one page of jobs in one store call: those in a state it applies to are
+    handed over together; those the store did not change (they moved on meanwhile) and the
+    rest count as skipped."""
     states = allowed_from(action)
-    for record in records:
-        if record.state not in states:
-            outcome.skipped += 1
-            continue
-        try:
-            if apply(record.id):
-                outcome.changed += 1
-            else:
-                outcome.skipped += 1  # it moved on meanwhile
-        except TaskQueueError as exc:
-            outcome.skipped += 1
-            outcome.errors.append(f"{record.id}: {exc}")
+    ids = [record.id for record in records if record.state in states]
+    outcome.skipped += len(records) - len(ids)
+    if not ids:
+        return
+    try:
+        changed = apply(ids)
+    except TaskQueueError as exc:
+        outcome.skipped += len(ids)
+        outcome.errors.append(f"{len(ids)} jobs from {ids[0]}: {exc}")
+        return
+    outcome.changed += len(changed)
+    outcome.skipped += len(ids) - len(changed)
 
 
-def run_selection(get: Callable[[str], JobRecord | None], ids: Sequence[str], action: str,
-                  apply: Apply) -> Outcome:
+def run_selection(search: Callable[[JobFilter], list[JobRecord]], ids: Sequence[str],
+                  action: str, apply: ApplyMany) -> Outcome:
+    """The action on selected ids (read and changed a page at a time); unknown ids are
+    skipped."""
     outcome = Outcome()
-    records = []
-    for job_id in ids:
-        record = get(job_id)
-        if record is None:
-            outcome.skipped += 1
-        else:
-            records.append(record)
-    apply_each(records, action, apply, outcome)
+    wanted = list(dict.fromkeys(ids))
+    outcome.skipped += len(ids) - len(wanted)
+    for start in range(0, len(wanted), PAGE):
+        chunk = tuple(wanted[start:start + PAGE])
+        records = search(JobFilter(ids=chunk, limit=len(chunk)))
+        outcome.skipped += len(chunk) - len(records)
+        apply_page(records, action, apply, outcome)
     return outcome
 
 
@@ -123,7 +131,7 @@ class Operations:
         self._lock = threading.Lock()
 
     def start(self, search: Callable[[JobFilter], list[JobRecord]], query: JobQuery,
-              action: str, apply: Apply, actor: str, on_done: Callable[[Operation], None],
+              action: str, apply: ApplyMany, actor: str, on_done: Callable[[Operation], None],
               decode: Decode | None = None) -> Operation:
         op = Operation(uuid.uuid4().hex, action, query.describe(), actor)
         with self._lock:
@@ -140,7 +148,7 @@ class Operations:
             return self._ops.get(op_id)
 
     def _run(self, op: Operation, search: Callable[[JobFilter], list[JobRecord]],
-             query: JobQuery, apply: Apply, on_done: Callable[[Operation], None],
+             query: JobQuery, apply: ApplyMany, on_done: Callable[[Operation], None],
              decode: Decode | None) -> None:
         states = target_states(query, op.action)
         cursor = query.cursor
@@ -149,7 +157,7 @@ class Operations:
                 page = find_page(search, replace(query, cursor=cursor, limit=PAGE),
                                  decode=decode, states=states)
                 op.scanned += page.scanned
-                apply_each(page.jobs, op.action, apply, op.outcome)
+                apply_page(page.jobs, op.action, apply, op.outcome)
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor

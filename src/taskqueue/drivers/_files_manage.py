@@ -5,13 +5,14 @@ record says (its directory may lag behind after a crash; the record is the truth
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_jobs import READY_STATES, Records
 from taskqueue.drivers._files_record import Rec, finished_at, key_on_finish, payload_text
 from taskqueue.drivers._files_store import Store
+from taskqueue.drivers.base import BULK_STATES
 from taskqueue.jobs.states import State
 
 _CANCELLABLE = READY_STATES | {State.PROCESSING.value}
@@ -67,12 +68,24 @@ class Admin:
         return self._change(job_id, _CANCELLABLE, lambda rec: rec.update(
             priority=priority, updated_at=now), self._jobs.commit)
 
-    def delete(self, job_id: str) -> bool:
-        if not self._change(job_id, frozenset(s.value for s in State), lambda rec: None,
+    def delete(self, job_id: str, states: Collection[State] = tuple(State)) -> bool:
+        if not self._change(job_id, frozenset(s.value for s in states), lambda rec: None,
                             self._jobs.remove):
             return False
         self._jobs.wake_dependents(job_id)
         return True
+
+    def apply_many(self, action: str, ids: Sequence[str], reason: str,
+                   priority: int | None) -> list[str]:
+        """``Driver.apply_many``: the single-job change for each id in turn, each under its
+        job's lock (files have no statement spanning jobs); ``delete`` spares running jobs."""
+        one: dict[str, Callable[[str], bool]] = {
+            "retry": self.retry,
+            "cancel": lambda job_id: self.cancel(job_id, reason),
+            "priority": lambda job_id: self.set_priority(job_id, int(priority or 0)),
+            "delete": lambda job_id: self.delete(job_id, BULK_STATES["delete"]),
+        }
+        return [job_id for job_id in ids if one[action](job_id)]
 
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
               dry_run: bool = False) -> int:

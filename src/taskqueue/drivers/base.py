@@ -64,6 +64,31 @@ class QueueStats:
         return out
 
 
+#: The actions of ``Driver.apply_many`` and the states each one changes: the guards of the
+#: single-job verbs (``retry``, ``cancel``, ``set_priority``), and for ``delete`` every state
+#: but ``processing`` (a running job is cancelled first, so its worker stops it cleanly).
+BULK_STATES: dict[str, frozenset[State]] = {
+    "retry": frozenset({State.FAILED, State.CANCELLED}),
+    "cancel": frozenset({State.PENDING, State.RETRYING, State.PROCESSING}),
+    "priority": frozenset({State.PENDING, State.RETRYING, State.PROCESSING}),
+    "delete": frozenset(State) - {State.PROCESSING},
+}
+#: Ids one ``apply_many`` call takes at most (callers page).
+BULK_MAX = 5000
+
+
+def check_bulk(action: str, job_ids: Sequence[str], priority: int | None) -> list[str]:
+    """Validate ``apply_many``'s arguments; return the ids, each once, in the given order."""
+    if action not in BULK_STATES:
+        raise ValueError(f"unknown bulk action {action!r}; actions: {', '.join(BULK_STATES)}")
+    if action == "priority" and priority is None:
+        raise ValueError("apply_many('priority', ...) needs the new priority")
+    ids = list(dict.fromkeys(job_ids))
+    if len(ids) > BULK_MAX:
+        raise ValueError(f"apply_many takes at most {BULK_MAX} ids per call, got {len(ids)}")
+    return ids
+
+
 @runtime_checkable
 class Driver(Protocol):
     """The atomic verbs a storage backend offers. See the conformance suite for the semantics."""
@@ -189,6 +214,15 @@ class Driver(Protocol):
         """Change the priority of a job that has not finished."""
 
     def delete(self, job_id: str) -> bool: ...
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        """One action on a page of jobs (up to ``BULK_MAX`` ids) in one statement or script:
+        ``retry``, ``cancel`` (with ``reason``), ``priority`` (to ``priority``) or ``delete``.
+        Each job changes exactly as the single-job verb would change it, and only from the
+        states ``BULK_STATES`` gives the action; jobs in other states and unknown ids are
+        skipped. Returns the ids changed, in the order given. Cascades (a cancelled job's
+        dependents, batch callbacks) are the caller's, as after ``cancel``."""
 
     def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
         """Replace a *pending* job's payload and due time (debounced unique jobs)."""

@@ -75,7 +75,7 @@ from taskqueue.drivers._files_store import (
     parse_ready,
     warn_if_network_fs,
 )
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import ConfigError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 
@@ -431,6 +431,12 @@ class FileDriver:
     @_translated
     def delete(self, job_id: str) -> bool:
         return self._admin.delete(job_id)
+
+    @_translated
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        ids = check_bulk(action, job_ids, priority)
+        return self._admin.apply_many(action, ids, reason, priority)
 
     @_translated
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,

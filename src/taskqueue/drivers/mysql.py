@@ -32,7 +32,7 @@ from taskqueue.drivers._mysql_pool import (
     open_connection,
     translate,
 )
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import BULK_STATES, HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable, TaskQueueError
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -381,6 +381,29 @@ class MySQLDriver:
             cur.execute(Q["delete_edges"], (job_id,))
             return bool(cur.execute(Q["delete"], (job_id,)) == 1)
         return self._run(work, tx=True)
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        """One transaction per page: ``bulk_lock`` finds and locks the jobs the action applies
+        to, one ``bulk_<action>`` statement changes them (mysql.sql)."""
+        ids = check_bulk(action, job_ids, priority)
+        if not ids:
+            return []
+        states = ", ".join(f"'{s.value}'" for s in sorted(BULK_STATES[action]))
+        extra: list[Any] = [reason] if action == "cancel" else [priority] if action == "priority" \
+            else []
+
+        def work(cur: Cursor) -> set[str]:
+            cur.execute(Q["bulk_lock"].format(ids=_ph(len(ids)), states=states), sorted(ids))
+            found = sorted(row[0] for row in cur.fetchall())
+            if found:
+                marks = _ph(len(found))
+                if action == "delete":
+                    cur.execute(Q["bulk_delete_edges"].format(ids=marks), found)
+                cur.execute(Q[f"bulk_{action}"].format(ids=marks), [*extra, *found])
+            return set(found)
+        changed = self._run(work, tx=True)
+        return [job_id for job_id in ids if job_id in changed]
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         if not records:

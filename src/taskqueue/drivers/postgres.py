@@ -30,7 +30,7 @@ from taskqueue.drivers import _attempts, _sql
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import ConfigError, Conflict
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob, record_from_values
 from taskqueue.jobs.states import State
@@ -434,6 +434,17 @@ class PostgresDriver:
 
     def delete(self, job_id: str) -> bool:
         return self._change("delete", (job_id, job_id))
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        """One statement per page (``bulk_<action>`` in postgres.sql); ids go in sorted, so
+        concurrent pages lock rows in one order."""
+        ids = check_bulk(action, job_ids, priority)
+        if not ids:
+            return []
+        params = {"ids": sorted(ids), "reason": reason, "priority": priority}
+        changed = {row[0] for row in self._fetch(f"bulk_{action}", params)}
+        return [job_id for job_id in ids if job_id in changed]
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         if not records:

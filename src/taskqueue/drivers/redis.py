@@ -87,7 +87,7 @@ from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
 from taskqueue.drivers import _redis_layout as layout
 from taskqueue.drivers._redis_memory import Memory, Primed
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -96,7 +96,7 @@ QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complet
                  "complete_many", "fail",
                  "release", "set_progress", "recover", "cancel", "retry", "set_priority",
                  "delete", "prune", "restore", "depend", "unblock", "replace_payload",
-                 "dependency_failed", "due")
+                 "dependency_failed", "due", "bulk")
 PLAIN_SCRIPTS = ("lock", "counter", "registry")
 #: Longest single BLPOP of ``wait_for_work`` (seconds).
 BLOCK_MAX = 1.0
@@ -757,6 +757,22 @@ class RedisDriver:
             queue = self._homes([job_id]).get(job_id)
             return queue is not None and bool(
                 self._run("delete", queue, [job_id]))
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        """The ids' queues in one round trip, then one ``bulk`` script per queue (atomic for
+        that queue's jobs of the page)."""
+        ids = check_bulk(action, job_ids, priority)
+        arg = reason if action == "cancel" else str(priority) if action == "priority" else ""
+        changed: set[str] = set()
+        with self._guard():
+            by_queue: dict[str, list[str]] = defaultdict(list)
+            for job_id, queue in self._homes(ids).items():
+                by_queue[queue].append(job_id)
+            for queue, members in by_queue.items():
+                done = self._run("bulk", queue, [action, arg, *members])
+                changed.update(rc.text(job_id) for job_id in done)
+        return [job_id for job_id in ids if job_id in changed]
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         if not records:

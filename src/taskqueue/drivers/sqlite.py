@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from taskqueue.drivers import _attempts, _sql
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers._sqlite_wake import Doorbell
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats
+from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -441,6 +441,20 @@ class SQLiteDriver:
         with self._write() as conn:
             conn.execute(Q["delete_edges"], (job_id,))
             return conn.execute(Q["delete"], (job_id,)).rowcount == 1
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
+                   priority: int | None = None) -> list[str]:
+        """One statement per page (``bulk_<action>`` in sqlite.sql), the ids as a JSON array."""
+        ids = check_bulk(action, job_ids, priority)
+        if not ids:
+            return []
+        params = {"ids": json.dumps(ids), "now": time.time(), "reason": reason,
+                  "priority": priority}
+        with self._write() as conn:
+            if action == "delete":
+                conn.execute(Q["bulk_delete_edges"], params)
+            changed = {row[0] for row in conn.execute(Q[f"bulk_{action}"], params).fetchall()}
+        return [job_id for job_id in ids if job_id in changed]
 
     def restore(self, records: Sequence[JobRecord]) -> int:
         inserted = 0

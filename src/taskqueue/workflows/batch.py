@@ -93,8 +93,9 @@ def cancel(manager: QueueManager, batch_id: str, reason: str) -> int:
     return sum(manager.cancel(job.id, reason) for job in manager.search(criteria))
 
 
-def job_finished(manager: QueueManager, batch_id: str, state: State) -> None:
-    """Called whenever a job of the batch finishes: fire the callbacks that are due.
+def job_finished(manager: QueueManager, batch_id: str, state: State, count: int = 1) -> None:
+    """Called whenever a job of the batch finishes (``count`` jobs, all in ``state``, after a
+    bulk action): fire the callbacks that are due.
 
     A store counter of finished jobs keeps this O(1) per job: the full status is read only
     once the counter reaches the batch size (a retried job may count twice, so the status,
@@ -104,7 +105,7 @@ def job_finished(manager: QueueManager, batch_id: str, state: State) -> None:
         return
     if state == State.FAILED and info.get("on_failure"):
         _fire(manager, info, "on_failure")
-    finished = manager.driver.counter_incr(f"batch:{batch_id}:finished", 1, FOREVER)
+    finished = manager.driver.counter_incr(f"batch:{batch_id}:finished", count, FOREVER)
     if info.get("on_complete") and finished >= int(info["total"]):
         current = status(manager, batch_id)
         if current and current.finished and current.completed == current.total:

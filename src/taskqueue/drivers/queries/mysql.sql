@@ -487,6 +487,37 @@ DELETE FROM job_queue WHERE id = %s;
 -- name: delete_edges
 DELETE FROM job_dependencies WHERE job_id = %s;
 
+-- name: bulk_lock
+-- The jobs of a page that `apply_many` may change, locked (in primary-key order) until the
+-- statement below commits in the same transaction: MySQL has no RETURNING, so the ids
+-- changed are the ids locked here. `{states}` are the states the action applies to.
+SELECT id FROM job_queue WHERE id IN ({ids}) AND state IN ({states}) FOR UPDATE;
+
+-- name: bulk_retry
+-- `retry` for the ids `bulk_lock` returned.
+UPDATE job_queue
+SET state = 'pending', attempts = 0, available_at = UTC_TIMESTAMP(6),
+    updated_at = UTC_TIMESTAMP(6), failed_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id IN ({ids}) AND state IN ('failed', 'cancelled');
+
+-- name: bulk_cancel
+UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
+    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
+        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
+WHERE id IN ({ids}) AND state IN ('pending', 'retrying', 'processing');
+
+-- name: bulk_priority
+UPDATE job_queue SET priority = %s, updated_at = UTC_TIMESTAMP(6)
+WHERE id IN ({ids}) AND state IN ('pending', 'retrying', 'processing');
+
+-- name: bulk_delete_edges
+DELETE FROM job_dependencies WHERE job_id IN ({ids});
+
+-- name: bulk_delete
+DELETE FROM job_queue WHERE id IN ({ids}) AND state <> 'processing';
+
 -- name: stats_counts
 SELECT queue_name, state, count(*) FROM job_queue GROUP BY queue_name, state;
 

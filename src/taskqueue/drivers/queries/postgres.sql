@@ -489,6 +489,41 @@ WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
 WITH edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id = %s)
 DELETE FROM {schema}.job_queue WHERE id = %s;
 
+-- name: bulk_retry
+-- `retry` for a page of ids in one statement (Driver.apply_many); the changed ids come back.
+UPDATE {schema}.job_queue
+SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), failed_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('failed', 'cancelled')
+RETURNING id;
+
+-- name: bulk_cancel
+-- `cancel` for a page of ids in one statement.
+UPDATE {schema}.job_queue SET state = 'cancelled', exception = %(reason)s, updated_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL
+        ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window'
+        THEN now() + make_interval(secs => idempotency_window) ELSE idempotency_expires_at END
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('pending', 'retrying', 'processing')
+RETURNING id;
+
+-- name: bulk_priority
+-- `set_priority` for a page of ids in one statement.
+UPDATE {schema}.job_queue SET priority = %(priority)s, updated_at = now()
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('pending', 'retrying', 'processing')
+RETURNING id;
+
+-- name: bulk_delete
+-- `delete` for a page of ids in one statement, running jobs left alone; the edges to the
+-- deleted jobs' own dependencies go with them.
+WITH gone AS (
+    DELETE FROM {schema}.job_queue
+    WHERE id = ANY(%(ids)s::text[]) AND state <> 'processing'
+    RETURNING id),
+edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id IN (SELECT id FROM gone))
+SELECT id FROM gone;
+
 -- name: stats_counts
 SELECT queue_name, state, count(*) FROM {schema}.job_queue GROUP BY queue_name, state;
 

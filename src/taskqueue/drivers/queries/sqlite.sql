@@ -331,6 +331,42 @@ DELETE FROM job_queue WHERE id = ?;
 -- name: delete_edges
 DELETE FROM job_dependencies WHERE job_id = ?;
 
+-- name: bulk_retry
+-- `retry` for a page of ids (a JSON array) in one statement (Driver.apply_many).
+UPDATE job_queue
+SET state = 'pending', attempts = 0, available_at = :now, updated_at = :now, failed_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('failed', 'cancelled')
+RETURNING id;
+
+-- name: bulk_cancel
+UPDATE job_queue SET state = 'cancelled', exception = :reason, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL,
+    idempotency_key = CASE WHEN idempotency_mode = 'finished' THEN NULL ELSE idempotency_key END,
+    idempotency_expires_at = CASE WHEN idempotency_mode = 'window' THEN :now + idempotency_window
+        ELSE idempotency_expires_at END
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('pending', 'retrying', 'processing')
+RETURNING id;
+
+-- name: bulk_priority
+UPDATE job_queue SET priority = :priority, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('pending', 'retrying', 'processing')
+RETURNING id;
+
+-- name: bulk_delete_edges
+-- The edges to the own dependencies of the jobs `bulk_delete` is about to delete.
+DELETE FROM job_dependencies
+WHERE job_id IN (SELECT id FROM job_queue
+                 WHERE id IN (SELECT value FROM json_each(:ids)) AND state != 'processing');
+
+-- name: bulk_delete
+-- `delete` for a page of ids, running jobs left alone.
+DELETE FROM job_queue
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state != 'processing'
+RETURNING id;
+
 -- name: stats_counts
 SELECT queue_name, state, count(*), avg(priority), min(available_at)
 FROM job_queue WHERE state != 'processing' GROUP BY queue_name, state
