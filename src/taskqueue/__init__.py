@@ -10,6 +10,7 @@ their names, so ``from taskqueue import task`` in an application module stays ch
 import importlib as _importlib
 import typing as _typing
 
+from taskqueue._version import __version__
 from taskqueue.drivers import JobFilter
 from taskqueue.errors import (
     ConfigError,
@@ -32,23 +33,23 @@ from taskqueue.errors import (
 from taskqueue.jobs.builtin import TestJob  # registers the built-in tasks in every process
 from taskqueue.jobs.context import JobContext, current_job
 from taskqueue.jobs.definition import Call, Job, Task, task
+from taskqueue.jobs.dispatch import set_default_provider as _set_default_provider
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.priority import Priority
 from taskqueue.jobs.states import State
 
 if _typing.TYPE_CHECKING:
     from taskqueue.codec import generate_key
-    from taskqueue.manager import JobHandle, QueueManager, default_manager, set_default_manager
+    from taskqueue.jobs.handle import JobHandle
+    from taskqueue.manager import QueueManager, default_manager, set_default_manager
     from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
     from taskqueue.workflows.batch import BatchStatus
     from taskqueue.workflows.chain import chain, group
 
-__version__ = "0.2.0"
-
 #: Public names loaded on first use, and the module each comes from.
 _LAZY = {
     "generate_key": "taskqueue.codec.crypto",
-    "JobHandle": "taskqueue.manager",
+    "JobHandle": "taskqueue.jobs.handle",
     "QueueManager": "taskqueue.manager",
     "default_manager": "taskqueue.manager",
     "set_default_manager": "taskqueue.manager",
@@ -68,6 +69,16 @@ def __getattr__(name: str) -> _typing.Any:
     value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _default_manager() -> _typing.Any:
+    """``task.delay()`` without a manager uses this (jobs owns the hook, see jobs/dispatch.py)."""
+    from taskqueue.manager import default_manager
+
+    return default_manager()
+
+
+_set_default_provider(_default_manager)
 
 
 def __dir__() -> list[str]:

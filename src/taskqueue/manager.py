@@ -15,7 +15,12 @@ from taskqueue.codec import Codec, KeyRing, dumps, loads
 from taskqueue.config import Settings, resolve
 from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
 from taskqueue.errors import ConfigError, JobFailed, JobNotFound, PayloadError, UnencryptedPayload
+from taskqueue.jobs.body import RUN_OPTION_NAMES
+from taskqueue.jobs.body import RUN_OPTIONS as RUN_OPTIONS  # re-exported: the old import path
+from taskqueue.jobs.body import TIMEOUT_SET as TIMEOUT_SET
+from taskqueue.jobs.body import WORKFLOW as WORKFLOW
 from taskqueue.jobs.definition import Call, Job, check_options
+from taskqueue.jobs.handle import JobHandle as JobHandle
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import DEFAULT_TIMEOUT, Attempt, JobRecord, NewJob, attempts_of
 from taskqueue.jobs.names import (
@@ -26,11 +31,11 @@ from taskqueue.jobs.names import (
     check_task_name,
 )
 from taskqueue.jobs.priority import validate_priority
+from taskqueue.jobs.routing import routing_queue
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
 from taskqueue.plaintext_switch import PlaintextSwitch
-from taskqueue.worker.queues import routing_queue
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
 from taskqueue.workflows.dependencies import (
@@ -45,15 +50,6 @@ from taskqueue.workflows.unique import idempotency
 if TYPE_CHECKING:
     from taskqueue.worker.runner import WorkerSummary
 
-#: Body key telling the worker the enqueuer chose the timeout (so ``--timeout`` leaves it alone).
-TIMEOUT_SET = "timeout_set"
-#: Body key carrying the options that are not columns but that the worker's middleware reads.
-RUN_OPTIONS = "_opts"
-#: Body key for workflow bookkeeping (chain position, recurring series, batch callbacks).
-WORKFLOW = "_wf"
-_RUN_OPTION_NAMES = ("rate", "rate_key", "concurrency", "conditions", "retry_backoff",
-                     "retry_backoff_max", "retry_jitter", "every", "pass_result",
-                     "continue_on_failure")
 _RESULT_PREFIX = "tq1:"
 #: Registry kind holding paused queues; entries live "forever" (100 years).
 PAUSED = "queue_paused"
@@ -221,7 +217,7 @@ class QueueManager:
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True
-        run_options = {k: _plain(opts[k]) for k in _RUN_OPTION_NAMES
+        run_options = {k: _plain(opts[k]) for k in RUN_OPTION_NAMES
                        if opts.get(k) not in (None, (), False)}
         if (trace_context := current_trace_context()) is not None:
             run_options[TRACE_OPTION] = trace_context
@@ -491,35 +487,6 @@ class QueueManager:
             summary.processed, summary.completed, summary.failed, summary.retried,
             summary.handed_back)
         return summary
-
-
-class JobHandle(str):
-    """A job id (it *is* the id string) that can also wait for and inspect its job."""
-
-    manager: QueueManager
-
-    def __new__(cls, job_id: str, manager: QueueManager) -> JobHandle:
-        handle = super().__new__(cls, job_id)
-        handle.manager = manager
-        return handle
-
-    @property
-    def id(self) -> str:
-        return str(self)
-
-    def wait(self, timeout: float = 30.0) -> Any:
-        """Block until the job finishes; return its result (JobFailed if it did not complete)."""
-        return self.manager.result(self, timeout=timeout)
-
-    def record(self) -> JobRecord:
-        return self.manager.require(self)
-
-    @property
-    def state(self) -> State:
-        return self.record().state
-
-    def cancel(self, reason: str = "cancelled") -> bool:
-        return self.manager.cancel(self, reason)
 
 
 def _queue_names(queues: str | Sequence[str]) -> list[str]:

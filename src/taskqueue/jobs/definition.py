@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from taskqueue.errors import ConfigError, UnknownTask
 from taskqueue.jobs.context import JobContext
+from taskqueue.jobs.dispatch import default_client
 from taskqueue.jobs.priority import Priority
 
 if TYPE_CHECKING:
-    from taskqueue.manager import JobHandle, QueueManager
+    from taskqueue.jobs.dispatch import Enqueuer
+    from taskqueue.jobs.handle import JobHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -180,9 +182,7 @@ class Task(Runnable, Generic[P, R]):
     def run_now(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run in this process through the worker machinery (retries, records); return the
         result or raise JobFailed."""
-        from taskqueue.manager import default_manager
-
-        result: R = default_manager().run_now(self.call(args, kwargs))
+        result: R = default_client().run_now(self.call(args, kwargs))
         return result
 
     def push(
@@ -190,13 +190,11 @@ class Task(Runnable, Generic[P, R]):
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         *,
-        manager: QueueManager | None = None,
+        manager: Enqueuer | None = None,
         **options: Any,
     ) -> JobHandle:
         """Enqueue with per-call options (queue, priority, delay, eta, tags, ...)."""
-        from taskqueue.manager import default_manager
-
-        return (manager or default_manager()).push(self.call(args, kwargs or {}, **options))
+        return (manager or default_client()).push(self.call(args, kwargs or {}, **options))
 
     def run(self, body: dict[str, Any], ctx: JobContext) -> Any:
         return self.fn(*body.get("args", ()), **body.get("kwargs", {}))
@@ -305,17 +303,13 @@ class Job:
     def failed(self, exc: BaseException) -> None:
         """Called once when the job lands in the dead letter queue; override to react."""
 
-    def dispatch(self, manager: QueueManager | None = None) -> JobHandle:
+    def dispatch(self, manager: Enqueuer | None = None) -> JobHandle:
         """Enqueue this job (on the default manager unless one is given)."""
-        from taskqueue.manager import default_manager
+        return (manager or default_client()).push(self)
 
-        return (manager or default_manager()).push(self)
-
-    def dispatch_sync(self, manager: QueueManager | None = None) -> Any:
+    def dispatch_sync(self, manager: Enqueuer | None = None) -> Any:
         """Run this job now in this process, recorded like any other; return its result."""
-        from taskqueue.manager import default_manager
-
-        return (manager or default_manager()).run_now(self)
+        return (manager or default_client()).run_now(self)
 
     def to_call(self) -> Call:
         entry = REGISTRY[type(self).job_name()]

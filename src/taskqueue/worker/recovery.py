@@ -30,10 +30,11 @@ import time
 
 from taskqueue.config import Settings
 from taskqueue.errors import PayloadError, UnknownTask
+from taskqueue.jobs.body import RUN_OPTIONS
 from taskqueue.jobs.definition import resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.states import State
-from taskqueue.manager import RUN_OPTIONS, QueueManager
+from taskqueue.manager import QueueManager
 from taskqueue.worker.presence import forget_worker
 from taskqueue.workflows.hooks import after_finish
 

@@ -25,12 +25,13 @@ from taskqueue.errors import (
     PayloadError,
     UnknownTask,
 )
+from taskqueue.jobs.body import RUN_OPTIONS, TIMEOUT_SET
 from taskqueue.jobs.context import JobContext
 from taskqueue.jobs.definition import Runnable, resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
-from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, QueueManager
+from taskqueue.manager import QueueManager
 from taskqueue.observability import events as ev
 from taskqueue.observability.process import peak_rss_mb, rss_mb
 from taskqueue.worker.buffer import ReservedBuffer, buffer_size

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskqueue import __version__
+from taskqueue._version import __version__
 from taskqueue.cluster.autoscale import Autoscaler
 from taskqueue.cluster.nodes import NodeBeacon
 from taskqueue.config import Settings

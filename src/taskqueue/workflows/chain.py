@@ -15,28 +15,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskqueue.jobs.definition import Call, Job
+from taskqueue.jobs.dispatch import Enqueuer, default_client
 from taskqueue.jobs.ids import uuid7
 
 if TYPE_CHECKING:
-    from taskqueue.manager import JobHandle, QueueManager
+    from taskqueue.jobs.handle import JobHandle
 
 
-def _manager(manager: QueueManager | None) -> QueueManager:
-    from taskqueue.manager import default_manager
-
-    return manager or default_manager()
+def _manager(manager: Enqueuer | None) -> Enqueuer:
+    return manager or default_client()
 
 
 def _as_call(step: Job | Call) -> Call:
     return step.to_call() if isinstance(step, Job) else step
 
 
-def chain(*steps: Job | Call, manager: QueueManager | None = None,
+def chain(*steps: Job | Call, manager: Enqueuer | None = None,
           **options: Any) -> list[JobHandle]:
     """Enqueue ``steps`` now, to run one after another; return their handles in order.
 
     Nothing is deferred: the jobs are stored before ``chain()`` returns (one round trip), and
-    the result is a plain ``list`` of :class:`~taskqueue.manager.JobHandle` (wait on the last
+    the result is a plain ``list`` of :class:`~taskqueue.JobHandle` (wait on the last
     one for the chain's result). A step with ``pass_result=True`` gets the previous step's
     result as the keyword argument ``previous``; a step whose task has no such parameter is
     refused here with a TypeError, before anything is stored."""
@@ -55,7 +54,7 @@ def chain(*steps: Job | Call, manager: QueueManager | None = None,
 
 
 def group(*members: Job | Call, then: Job | Call | None = None,
-          manager: QueueManager | None = None, **options: Any) -> list[JobHandle]:
+          manager: Enqueuer | None = None, **options: Any) -> list[JobHandle]:
     """Enqueue ``members`` now, to run concurrently; ``then`` (optional) runs once all of them
     completed and receives their results as the keyword argument ``results`` (a list in member
     order, also for one member). Returns a list: the members' handles, then the callback's.

@@ -36,7 +36,7 @@ def is_stopped(manager: QueueManager, series_id: str) -> bool:
 def schedule_next(manager: QueueManager, job: JobRecord, body: dict[str, Any],
                   every: float) -> str | None:
     """Push the occurrence after ``job``; return its id (None if the series was stopped)."""
-    from taskqueue.manager import RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
+    from taskqueue.jobs.body import RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
 
     wf = dict(body.get(WORKFLOW) or {})
     series, n = wf.get("series", job.id), int(wf.get("n", 0)) + 1
