@@ -203,27 +203,29 @@ class QueueManager:
         """Validate options and encode the payload: everything short of storing."""
         call = job.to_call() if isinstance(job, Job) else job
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
-        check_options(opts, f"job {call.name}")
+        if opts:
+            check_options(opts, f"job {call.name}")
         if opts.get("pass_result") and opts.get("depends_on"):
             opts["pass_result"] = result_keyword(opts["pass_result"], len(opts["depends_on"]))
             check_receiver(call.name, opts["pass_result"])
         job_id = uuid7()
         check_task_name(call.name)
         base = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
-        wanted = opts.get("requires") or ()
-        wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
-        requires = check_tags((str(t) for t in wanted), "required tag")
-        queue = check_routed_queue(routing_queue(base, requires))
+        queue = base
+        if wanted := opts.get("requires"):
+            wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
+            requires = check_tags((str(t) for t in wanted), "required tag")
+            queue = check_routed_queue(routing_queue(base, requires))
         body = dict(call.body)
         if opts.get("timeout") is not None:
             body[TIMEOUT_SET] = True
-        run_options = {k: _plain(opts[k]) for k in RUN_OPTION_NAMES
-                       if opts.get(k) not in (None, (), False)}
+        run_options = {} if opts.keys().isdisjoint(RUN_OPTION_NAMES) else {
+            k: _plain(opts[k]) for k in RUN_OPTION_NAMES if opts.get(k) not in (None, (), False)}
         if (trace_context := current_trace_context()) is not None:
             run_options[TRACE_OPTION] = trace_context
         if run_options:
             body[RUN_OPTIONS] = run_options
-        tags = check_tags(str(t) for t in opts.get("tags") or ())
+        tags = check_tags(str(t) for t in raw_tags) if (raw_tags := opts.get("tags")) else ()
         if opts.get("every") is not None and "series" not in (workflow or {}):
             workflow = {**(workflow or {}), "series": job_id, "n": 0}
             tags += (f"series:{job_id}",)
@@ -244,7 +246,7 @@ class QueueManager:
             max_attempts=max_attempts,
             timeout_seconds=_timeout_seconds(opts.get("timeout")),
             delay_seconds=delay_seconds(opts.get("delay"), opts.get("eta")),
-            dependencies=tuple(str(d) for d in opts.get("depends_on") or ()),
+            dependencies=tuple(str(d) for d in deps) if (deps := opts.get("depends_on")) else (),
             tags=tags,
             idempotency_key=key,
             idempotency_mode=mode,

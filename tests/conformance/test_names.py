@@ -26,6 +26,7 @@ HOSTILE = [
     ({"queue": "   "}, "queue name must not be empty or blank"),
     ({"queue": "a\x00b"}, "queue name contains the control character '\\x00'"),
     ({"queue": "line\nbreak"}, "queue name contains the control character '\\n'"),
+    ({"queue": "del\x7f"}, "queue name contains the control character '\\x7f'"),
     ({"queue": "q" * 10_000}, f"queue name is 10000 characters long; the limit is {MAX_QUEUE}"),
     ({"tags": ["ok", ""]}, "tag must not be empty"),
     ({"tags": ["t" * (MAX_TAG + 1)]}, f"the limit is {MAX_TAG}"),

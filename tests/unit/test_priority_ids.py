@@ -29,3 +29,5 @@ def test_uuid7_is_version_7_and_sorted() -> None:
     assert len(set(ids)) == len(ids)
     parsed = uuid.UUID(ids[0])
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    # the canonical form, as str(uuid.UUID(...)) writes it (the id is formatted by hand)
+    assert all(str(uuid.UUID(i)) == i for i in ids)

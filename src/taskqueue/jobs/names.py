@@ -24,6 +24,9 @@ MAX_ROUTED_QUEUE = 255
 
 
 def _check(kind: str, value: object, limit: int) -> str:
+    if type(value) is str and value.isascii() and value.isprintable() \
+            and len(value) <= limit and value.strip():
+        return value  # the common case, without a call per character: no ASCII control
     if not isinstance(value, str):
         raise ValueError(f"{kind} must be a string, got {type(value).__name__}")
     if not value.strip():
