@@ -99,7 +99,7 @@ def bulk_dialog(page: Any, base: str, manager: QueueManager) -> None:
     wait_for(lambda: page.locator("tr.job-row").count() == 2, 10, "2 rows")
     page.click("#all-retry")
     page.wait_for_selector("#confirm-dialog")
-    assert "2 jobs matching" in page.inner_text("#confirm-dialog")
+    assert "exactly 2 jobs matching" in page.inner_text("#confirm-dialog")
     page.click("#confirm-ok")
     page.wait_for_selector("#bulk-status:has-text('retry: 2 changed')")
     wait_for(lambda: all(manager.require(i).state == State.PENDING for i in picked), 10,
@@ -112,7 +112,7 @@ def bulk_dialog(page: Any, base: str, manager: QueueManager) -> None:
     page.click("#all-retry")
     page.wait_for_selector("#confirm-dialog")
     text = page.inner_text("#confirm-dialog")
-    assert "EVERY job in the store whose state allows it: 1 job" in text, text
+    assert "EVERY job in the store whose state allows it: exactly 1 job" in text, text
     assert page.is_disabled("#confirm-ok")
     page.fill("#confirm-input", "al")
     assert page.is_disabled("#confirm-ok")

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from taskqueue.dashboard import bulk, detail, due, failures
+from taskqueue.dashboard import bulk, detail, due, failures, listing
 from taskqueue.dashboard.actions import (
     ACTIONS,
     action_table,
@@ -61,15 +62,54 @@ def _decoder(dash: Dashboard) -> Any:
 
 
 async def list_jobs(request: Request) -> Response:
+    """A page of matches; ``sort``/``dir`` order it by a column (see :mod:`listing`)."""
     principal = who(request)
     dash = board(request)
+    column = request.query_params.get("sort") or "created"
+    if column not in listing.COLUMNS:
+        raise HTTPException(400, f"sort must be one of {', '.join(listing.COLUMNS)}")
+    if column == "created":
+        return await _keyset_page(request, principal, dash)
+    direction = request.query_params.get("dir", "desc")
+    if direction not in ("asc", "desc"):
+        raise HTTPException(400, "dir must be asc or desc")
+    raw = request.query_params.get("cursor") or "0"
+    if not raw.isdigit():
+        raise HTTPException(400, "a sorted list's cursor is the offset of its next page")
+    params = QueryParams([(k, v) for k, v in request.query_params.multi_items()
+                          if k not in ("cursor", "sort", "dir", "order")])
+    query = _query(request, principal, params=params)
+    page = await run_in_threadpool(listing.sorted_page, dash.manager.search, query, column,
+                                   direction == "desc", int(raw), _decoder(dash),
+                                   dash.settings.max_decode)
+    rows = await run_in_threadpool(_rows, dash, page.jobs, principal.payloads)
+    return ok({"jobs": rows, "next_cursor": None if page.next_offset is None
+               else str(page.next_offset), "partial": False, "query": query.describe(),
+               "limit": query.limit, "actions": action_table(),
+               "sort": {"column": column, "dir": direction, "among": page.among,
+                        "complete": page.complete, "scan": listing.SCAN}})
+
+
+async def _keyset_page(request: Request, principal: Principal, dash: Dashboard) -> Response:
     query = _query(request, principal)
     page = await run_in_threadpool(find_page, dash.manager.search, query, _decoder(dash),
                                    dash.settings.max_decode)
-    return ok({"jobs": [summary(r) for r in page.jobs], "next_cursor": page.next_cursor,
+    rows = await run_in_threadpool(_rows, dash, page.jobs, principal.payloads)
+    return ok({"jobs": rows, "next_cursor": page.next_cursor,
                "partial": page.partial, "scanned": page.scanned, "decoded": page.decoded,
                "max_decode": dash.settings.max_decode, "query": query.describe(),
-               "limit": query.limit, "actions": action_table()})
+               "limit": query.limit, "actions": action_table(),
+               "sort": {"column": "created",
+                        "dir": "desc" if query.newest_first else "asc", "complete": True}})
+
+
+def _rows(dash: Dashboard, jobs: list[JobRecord], payloads: bool) -> list[dict[str, Any]]:
+    """List rows; with payload access each has ``args_preview`` (decoded here)."""
+    rows = [summary(r) for r in jobs]
+    if payloads:
+        for row, record in zip(rows, jobs, strict=True):
+            row["args_preview"] = listing.args_preview(record, _decoder(dash))
+    return rows
 
 
 async def count_jobs(request: Request) -> Response:
@@ -110,7 +150,12 @@ async def job_graph(request: Request) -> Response:
         data["focus"] = record.id
     else:
         data = await run_in_threadpool(detail.graph_for_job, dash.manager, record)
-    return ok(data)
+    return ok(detail.drawn(data, _expanded(request)))
+
+
+def _expanded(request: Request) -> set[str]:
+    """``?expand=group:...,group:...``: folded classes to draw job by job."""
+    return {g for g in request.query_params.get("expand", "").split(",") if g}
 
 
 async def batch_graph(request: Request) -> Response:
@@ -120,7 +165,7 @@ async def batch_graph(request: Request) -> Response:
                                    request.path_params["batch_id"])
     if not data["nodes"]:
         raise HTTPException(404, "no jobs in that batch")
-    return ok(data)
+    return ok(detail.drawn(data, _expanded(request)))
 
 
 async def job_action(request: Request) -> Response:

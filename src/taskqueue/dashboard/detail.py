@@ -6,22 +6,28 @@ Graph: upstream is followed through each job's ``dependencies`` (ids); downstrea
 store's index of dependency edges (``Driver.dependents``), one call per level, however many
 jobs were created in between. Both walks repeat until the graph stops growing, so a job
 depending on a node and on another job brings that job in too: the whole connected workflow.
-A batch is its jobs plus what they depend on and what depends on them. The graph is bounded
-(``MAX_NODES``) and says when it was cut short.
+A batch is its jobs plus what they depend on and what depends on them. The walk stops at
+``SCAN_NODES`` jobs; above 50 jobs interchangeable ones are folded into counted nodes
+(:mod:`collapse`), and what is drawn is cut at ``MAX_NODES``; the graph says when it was cut.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from taskqueue.dashboard.actions import allowed_actions
+from taskqueue.dashboard.collapse import collapse
 from taskqueue.dashboard.signatures import named_positionals
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord, attempts_of
 from taskqueue.jobs.states import State
 from taskqueue.manager import WORKFLOW, QueueManager
 
+#: Most jobs walked for one graph (a batch of this many members draws as a few counted nodes).
+SCAN_NODES = 2000
+#: Most nodes drawn after folding.
 MAX_NODES = 200
 
 
@@ -99,10 +105,10 @@ def graph_for_job(manager: QueueManager, record: JobRecord) -> dict[str, Any]:
 
 
 def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
-    members = manager.search(JobFilter(batch_id=batch_id, limit=MAX_NODES + 1,
+    members = manager.search(JobFilter(batch_id=batch_id, limit=SCAN_NODES + 1,
                                        newest_first=False))
-    truncated = len(members) > MAX_NODES
-    nodes = {r.id: r for r in members[:MAX_NODES]}
+    truncated = len(members) > SCAN_NODES
+    nodes = {r.id: r for r in members[:SCAN_NODES]}
     truncated |= _grow(manager, nodes)
     out = _graph(nodes, truncated, focus=None)
     try:
@@ -114,7 +120,7 @@ def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
 
 def _grow(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
     """Add what the nodes depend on and what depends on them until nothing is added; True
-    when ``MAX_NODES`` cut the graph short."""
+    when ``SCAN_NODES`` cut the graph short."""
     size = -1
     while len(nodes) != size:
         size = len(nodes)
@@ -129,7 +135,7 @@ def _upstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
         job_id = todo.popleft()
         if job_id in nodes:
             continue
-        if len(nodes) >= MAX_NODES:
+        if len(nodes) >= SCAN_NODES:
             return True
         found = manager.get(job_id)
         if found is not None:
@@ -142,8 +148,8 @@ def _downstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
     frontier = list(nodes)
     while frontier:
         found = [c for c in manager.driver.dependents(frontier) if c not in nodes]
-        if len(nodes) + len(found) > MAX_NODES:
-            found = found[:MAX_NODES - len(nodes)]
+        if len(nodes) + len(found) > SCAN_NODES:
+            found = found[:SCAN_NODES - len(nodes)]
             cut = True
         else:
             cut = False
@@ -161,4 +167,18 @@ def _graph(nodes: dict[str, JobRecord], truncated: bool, focus: str | None) -> d
     missing = sorted({d for r in nodes.values() for d in r.dependencies} - nodes.keys())
     return {"nodes": [_node(nodes[k]) for k in sorted(nodes)], "edges": edges,
             "missing": missing, "truncated": truncated, "focus": focus}
+
+
+def drawn(graph: dict[str, Any], expand: Collection[str] = ()) -> dict[str, Any]:
+    """The graph as pages draw it: folded above 50 jobs (:mod:`collapse`), at most
+    ``MAX_NODES`` nodes (the focus and the folded nodes kept first; cut edges dropped)."""
+    out = collapse(graph, expand)
+    if len(out["nodes"]) <= MAX_NODES:
+        return out
+    first = [n for n in out["nodes"] if n["id"] == out.get("focus") or n.get("group")]
+    rest = [n for n in out["nodes"] if not (n["id"] == out.get("focus") or n.get("group"))]
+    keep = first + rest[:max(0, MAX_NODES - len(first))]
+    ids = {n["id"] for n in keep}
+    return {**out, "nodes": keep, "truncated": True,
+            "edges": [e for e in out["edges"] if e[0] in ids and e[1] in ids]}
 

@@ -29,6 +29,8 @@ _SEARCH = [
     ("limit", "Page size, 1..500"),
 ]
 
+_EXPAND = ("expand", "Ids of folded nodes (group:...) to draw job by job, comma separated")
+
 #: (method, path, summary, admin only, query parameters)
 ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/me", "Who you are, your role and the actions per state", False, []),
@@ -42,7 +44,10 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
      "series over a range", False,
      [("range", "1h, 6h (minute buckets), 24h or 7d (hour buckets)"), ("queue", "One queue"),
       ("name", "One task name")]),
-    ("get", "/api/jobs", "Search jobs (keyset paginated)", False, _SEARCH),
+    ("get", "/api/jobs", "Search jobs (keyset paginated; sorted by another column over the "
+     "newest 10,000 matches, offset paginated)", False,
+     [*_SEARCH, ("sort", "created (default: the store's order), priority, attempts, updated, "
+                 "state, queue or name"), ("dir", "asc or desc (sort other than created)")]),
     ("get", "/api/due/{view}", "Scheduled (pending, due later) or retrying jobs, soonest due "
      "first, from the newest 10,000 of that state", False, [_SEARCH[1]]),
     ("post", "/api/jobs/{job_id}/run-now", "Make a scheduled (pending) job due now", True, []),
@@ -57,12 +62,13 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
      "(202 with an operation)", True, []),
     ("get", "/api/jobs/{job_id}", "One job: fields, actions, payload, result, attempt history, "
      "timeline", False, []),
-    ("get", "/api/jobs/{job_id}/graph", "The workflow around a job (nodes and edges)", False,
-     [("scope", "job: only dependencies, even for a batch member")]),
+    ("get", "/api/jobs/{job_id}/graph", "The workflow around a job (nodes and edges; above 50 "
+     "jobs, interchangeable ones folded into counted nodes)", False,
+     [("scope", "job: only dependencies, even for a batch member"), _EXPAND]),
     ("post", "/api/jobs/{job_id}/{action}", "retry, cancel, priority or delete one job "
      "(body: priority, reason)", True, []),
     ("get", "/api/batches/{batch_id}/graph", "A batch's jobs as a graph, with its status",
-     False, []),
+     False, [_EXPAND]),
     ("get", "/api/operations/{op_id}", "Progress of a background bulk operation", False, []),
     ("get", "/api/queues", "Queues: counts by state, paused, limits", False, []),
     ("post", "/api/queues/{name}/{action}", "pause, resume, limits (body: rate, concurrency) "

@@ -89,12 +89,19 @@
       svg.appendChild(h("path", { class: "edge", d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` }));
     }
     for (const node of nodes.values()) {
-      const label = node.name.length > 22 ? node.name.slice(0, 21) + "…" : node.name;
-      const g = h("g", { class: `node ${node.state}${node.id === data.focus ? " focus" : ""}`,
-                         transform: `translate(${node.x},${node.y})`, dataset: { id: node.id, state: node.state } },
+      /* a folded class of interchangeable jobs: a stack with its count; a click expands it */
+      const name = node.group ? `${TQ.num(node.count)} × ${node.name}` : node.name;
+      const label = name.length > 22 ? name.slice(0, 21) + "…" : name;
+      const title = node.group
+        ? `${TQ.num(node.count)} ${node.state} jobs of ${node.name} (queue ${node.queue}) with the same neighbours\nclick to show them one by one`
+        : `${node.name}\n${node.id}\n${node.state} (queue ${node.queue})`;
+      const g = h("g", { class: `node ${node.state}${node.id === data.focus ? " focus" : ""}${node.group ? " group" : ""}`,
+                         transform: `translate(${node.x},${node.y})`, dataset: { id: node.id, state: node.state, count: node.count || null } },
+        node.group ? h("rect", { class: "under", x: 6, y: -6, width: NW, height: NH, rx: 6 }) : null,
+        node.group ? h("rect", { class: "under", x: 3, y: -3, width: NW, height: NH, rx: 6 }) : null,
         h("rect", { width: NW, height: NH, rx: 6 }),
         h("text", { x: 9, y: 21, text: label }),
-        h("title", { text: `${node.name}\n${node.id}\n${node.state} (queue ${node.queue})` }));
+        h("title", { text: title }));
       g.style.cursor = "pointer";
       g.addEventListener("click", () => onClick(node));
       svg.appendChild(g);

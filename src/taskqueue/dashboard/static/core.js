@@ -129,6 +129,19 @@ TQ.every = function (ms, fn) {
   return setInterval(tick, ms);
 };
 
+/* The live stream (server-sent `overview` snapshots, one per interval shared by every open
+   page); calls onOverview(data) for each and keeps the header's live dot current. */
+TQ.live = function (onOverview) {
+  const dot = TQ.$("#live-dot");
+  const source = new EventSource(TQ.url("/api/live"));
+  source.addEventListener("overview", (e) => onOverview(JSON.parse(e.data)));
+  source.addEventListener("problem", (e) => TQ.toast(JSON.parse(e.data).error, "error"));
+  source.onopen = () => { dot.classList.add("on"); dot.title = "live"; };
+  source.onerror = () => { dot.classList.remove("on"); dot.title = "reconnecting"; };
+  window.addEventListener("beforeunload", () => source.close());
+  return source;
+};
+
 /* Follow a background bulk operation until it ends; calls onUpdate(op) as it progresses. */
 TQ.follow = async function (op, onUpdate) {
   while (!op.done) {

@@ -56,10 +56,22 @@
         h("td", {}, TQ.badge(a.outcome)), h("td", {}, error(a.error))))));
   }
 
-  async function drawGraph(container, url, focusLink) {
-    const data = await TQ.api(url);
+  /* folded classes (group:... ids) the user expanded, per page */
+  const expanded = new Set();
+
+  async function drawGraph(container, url, focusLink, redraw) {
+    const data = await TQ.api(url + (expanded.size ? "?expand=" + encodeURIComponent(Array.from(expanded).join(",")) : ""));
     if (data.nodes.length <= 1 && !data.batch) { TQ.fill(container, h("p", { class: "muted", text: "No dependencies." })); return data; }
-    TQ.graph(container, data, (node) => { location.href = TQ.url("/jobs/" + encodeURIComponent(node.id)); });
+    TQ.graph(container, data, (node) => {
+      if (node.group) { expanded.add(node.id); (redraw || (() => drawGraph(container, url, focusLink)))(); }
+      else location.href = TQ.url("/jobs/" + encodeURIComponent(node.id));
+    });
+    if (data.collapsed || expanded.size) {
+      container.appendChild(h("p", { class: "muted", id: "graph-folded" },
+        `${TQ.num(data.jobs)} jobs; ${data.collapsed} groups of interchangeable jobs (same task, state and neighbours) drawn as one counted node — click one to show its jobs. `,
+        expanded.size ? h("button", { type: "button", class: "small", id: "graph-fold", text: "Fold them again",
+          onclick: () => { expanded.clear(); (redraw || (() => drawGraph(container, url, focusLink)))(); } }) : null));
+    }
     if (data.truncated) container.appendChild(h("p", { class: "muted", text: "Graph cut short (too many jobs)." }));
     if (focusLink) container.appendChild(h("a", { href: focusLink, text: "Open the workflow page →" }));
     return data;
@@ -99,16 +111,21 @@
   };
 
   function workflow(url) {
-    TQ.every(2000, async () => {
-      const data = await drawGraph(TQ.$("#workflow-graph"), url, null);
+    const draw = async () => {
+      const data = await drawGraph(TQ.$("#workflow-graph"), url, null, draw);
       const counts = {};
-      data.nodes.forEach((n) => { counts[n.state] = (counts[n.state] || 0) + 1; });
-      TQ.fill(TQ.$("#workflow-summary"), Object.entries(counts).map(([s, n]) => h("span", {}, TQ.badge(s), " ", n, "  ")),
+      data.nodes.forEach((n) => { counts[n.state] = (counts[n.state] || 0) + (n.count || 1); });
+      TQ.fill(TQ.$("#workflow-summary"), Object.entries(counts).map(([s, n]) => h("span", {}, TQ.badge(s), " ", TQ.num(n), "  ")),
         data.batch ? h("span", { class: "muted", text: ` · batch ${data.batch.name}: ${data.batch.progress.toFixed(0)}% done` }) : null);
+      const jobCell = (n) => n.group
+        ? h("td", {}, h("button", { type: "button", class: "small expand-group", text: `${TQ.num(n.count)} jobs: show`,
+            onclick: () => { expanded.add(n.id); draw().catch(TQ.fail); } }))
+        : h("td", {}, TQ.jobLink(n.id, TQ.short(n.id)));
       TQ.fill(TQ.$("#workflow-nodes"), h("table", {}, h("thead", {}, h("tr", {}, ["job", "task", "queue", "state"].map((c) => h("th", { text: c })))),
-        h("tbody", {}, data.nodes.map((n) => h("tr", {}, h("td", {}, TQ.jobLink(n.id, TQ.short(n.id))), h("td", { text: n.name }),
+        h("tbody", {}, data.nodes.map((n) => h("tr", { class: n.group ? "group-row" : "" }, jobCell(n), h("td", { text: n.name }),
           h("td", { text: n.queue }), h("td", {}, TQ.badge(n.state)))))));
-    });
+    };
+    TQ.every(2000, draw);
   }
 
   TQ.pages.workflow = (params) => workflow("/api/jobs/" + encodeURIComponent(params.job_id) + "/graph");

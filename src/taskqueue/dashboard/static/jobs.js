@@ -4,7 +4,13 @@
   const h = TQ.h;
   const STATES = ["pending", "processing", "retrying", "completed", "failed", "cancelled"];
   const FIELDS = ["queue", "name", "tag", "id", "error", "since", "until", "args", "q", "order"];
-  const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, preset: null };
+  const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, exact: true, preset: null,
+                  sort: { column: "created", dir: "desc" }, signature: null };
+  /* header -> sort column; "created" is the store's keyset order (the form's order field) */
+  const SORTABLE = { id: "created", task: "name", queue: "queue", state: "state", priority: "priority",
+                     attempts: "attempts", created: "created", updated: "updated" };
+  const NUMERIC = ["priority", "attempts"];
+  const TEXT_FIRST = ["name", "queue", "state"];  /* these start ascending, the rest descending */
 
   function filterParams() {
     const form = TQ.$("#filters");
@@ -38,15 +44,26 @@
     return out;
   }
 
-  async function load(cursor) {
+  function listParams(cursor) {
     const params = filterParams();
+    if (state.sort.column !== "created") { params.set("sort", state.sort.column); params.set("dir", state.sort.dir); }
     if (cursor) params.set("cursor", cursor);
-    const data = await TQ.api("/api/jobs?" + params);
-    state.jobs = data.jobs; state.actions = data.actions; state.selected.clear();
+    return params;
+  }
+
+  /* keep: a live refresh of the same page (the selection and a typed priority stay) */
+  async function load(cursor, keep) {
+    const data = await TQ.api("/api/jobs?" + listParams(cursor));
+    state.jobs = data.jobs; state.actions = data.actions;
+    if (keep) { const here = new Set(data.jobs.map((j) => j.id)); state.selected.forEach((id) => { if (!here.has(id)) state.selected.delete(id); }); }
+    else state.selected.clear();
     renderTable(data);
-    renderBulk();
+    syncChecks();
+    const sort = data.sort || {};
     TQ.$("#page-info").textContent = `page ${state.cursors.length}` +
-      (data.partial ? ` · scanned ${TQ.num(data.scanned)} jobs, decoded ${TQ.num(data.decoded)} (limit ${TQ.num(data.max_decode)}): continue to scan further` : "");
+      (data.partial ? ` · scanned ${TQ.num(data.scanned)} jobs, decoded ${TQ.num(data.decoded)} (limit ${TQ.num(data.max_decode)}): continue to scan further` : "") +
+      (sort.column && sort.column !== "created" ? ` · sorted by ${sort.column} ` +
+        (sort.complete ? `(all ${TQ.num(sort.among)} matches)` : `among the newest ${TQ.num(sort.among)} matches`) : "");
     TQ.$("#next").disabled = !data.next_cursor;
     TQ.$("#next").dataset.cursor = data.next_cursor || "";
     TQ.$("#prev").disabled = state.cursors.length <= 1;
@@ -56,15 +73,48 @@
     TQ.$("#count").textContent = "counting…";
     try {
       const data = await TQ.api("/api/jobs/count?" + filterParams());
-      state.count = data.count;
+      state.count = data.count; state.exact = data.exact;
       TQ.$("#count").textContent = (data.exact ? "" : "at most ") + TQ.num(data.count) + " matching";
     } catch (err) { TQ.$("#count").textContent = ""; TQ.fail(err); }
     renderBulk();
   }
 
+  /* "3m 5s ago", the local time and UTC on hover; kept current by the ticker in setup() */
+  function when(iso) {
+    return h("td", { class: "ago", dataset: { at: iso }, title: `${TQ.time(iso)} (${iso.replace("+00:00", "Z")})`, text: TQ.ago(iso) });
+  }
+
+  function header(label) {
+    const column = SORTABLE[label];
+    const cls = NUMERIC.includes(label) ? "num" : "";
+    if (!column) return h("th", { class: cls, text: label });
+    const on = state.sort.column === column && (label !== "id");
+    const arrow = on ? (state.sort.dir === "desc" ? " ▼" : " ▲") : "";
+    return h("th", { class: cls + " sortable" + (on ? " sorted" : ""), dataset: { sort: column }, title: "sort by " + label,
+                     "aria-sort": on ? (state.sort.dir === "desc" ? "descending" : "ascending") : null,
+                     onclick: () => sortBy(column) }, label + arrow);
+  }
+
+  function sortBy(column) {
+    const same = state.sort.column === column;
+    const dir = same ? (state.sort.dir === "desc" ? "asc" : "desc") : (TEXT_FIRST.includes(column) ? "asc" : "desc");
+    state.sort = { column, dir };
+    if (column === "created") TQ.$("#filters").elements.order.value = dir === "desc" ? "newest" : "oldest";
+    remember();
+    refresh(true).catch(TQ.fail);
+  }
+
+  function remember() {
+    const params = filterParams();
+    if (state.sort.column !== "created") { params.set("sort", state.sort.column); params.set("dir", state.sort.dir); }
+    history.replaceState(null, "", location.pathname + "?" + params);
+  }
+
   function renderTable(data) {
     const all = h("input", { type: "checkbox", id: "select-all", "aria-label": "select all on this page",
       onchange: (e) => { state.jobs.forEach((j) => e.target.checked ? state.selected.add(j.id) : state.selected.delete(j.id)); syncChecks(); } });
+    const preview = TQ.me && TQ.me.payloads;
+    const columns = ["id", "task", "queue", "state", preview ? "arguments" : null, "tags", "priority", "attempts", "created", "updated", "error"].filter(Boolean);
     const rows = data.jobs.map((job) => h("tr", { class: "job-row", dataset: { id: job.id, state: job.state } },
       h("td", {}, TQ.canAct() ? h("input", { type: "checkbox", class: "pick", "aria-label": "select " + job.id,
         onchange: (e) => { e.target.checked ? state.selected.add(job.id) : state.selected.delete(job.id); syncChecks(); } }) : null),
@@ -72,15 +122,15 @@
       h("td", { class: "name", text: job.name }),
       h("td", {}, h("a", { href: TQ.url("/jobs?queue=" + encodeURIComponent(job.queue)), text: job.queue })),
       h("td", {}, TQ.badge(job.state)),
+      preview ? h("td", { class: "args mono", title: job.args_preview || "", text: job.args_preview === null || job.args_preview === undefined ? "–" : job.args_preview }) : null,
+      h("td", { class: "tags" }, job.tags.map((t) => h("a", { class: "tag", href: TQ.url("/jobs?tag=" + encodeURIComponent(t)), text: t }))),
       h("td", { class: "num", text: job.priority }),
       h("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
-      h("td", { title: job.created_at, text: TQ.time(job.created_at) }),
+      when(job.created_at), when(job.updated_at),
       h("td", { class: "error", title: job.error || "", text: job.error || "" })));
     TQ.fill(TQ.$("#results"), h("table", { id: "jobs-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, TQ.canAct() ? all : null),
-        ["id", "task", "queue", "state", "priority", "attempts", "created", "error"].map((c) =>
-          h("th", { class: ["priority", "attempts"].includes(c) ? "num" : "", text: c })))),
-      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted", text: "No job matches." })))));
+      h("thead", {}, h("tr", {}, h("th", {}, TQ.canAct() ? all : null), columns.map(header))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted", text: "No job matches." })))));
   }
 
   function syncChecks() {
@@ -101,7 +151,8 @@
     if (!TQ.canAct()) { bar.classList.add("hidden"); return; }
     bar.classList.remove("hidden");
     const n = state.selected.size;
-    const priority = h("input", { id: "bulk-priority", type: "text", size: 6, placeholder: "priority", value: "10" });
+    const typed = TQ.$("#bulk-priority");
+    const priority = h("input", { id: "bulk-priority", type: "text", size: 6, placeholder: "priority", value: typed ? typed.value : "10" });
     const sel = (action, label, cls) => TQ.button(`${label} (${allowed(action)})`, () => runSelection(action),
                                                   { id: "bulk-" + action, class: "small " + (cls || ""), disabled: !allowed(action) });
     const all = (action, label, cls) => TQ.button(label, () => runFilter(action),
@@ -110,7 +161,7 @@
       h("div", { class: "row" }, h("strong", { text: `${n} selected` }), sel("retry", "Retry"), sel("cancel", "Cancel"),
         priority, sel("priority", "Set priority"), sel("delete", "Delete", "danger")),
       h("div", { class: "row" }, h("span", { class: "muted", text: "Everything matching the filter" +
-          (state.count !== null ? ` (${TQ.num(state.count)} jobs):` : ":") }),
+          (state.count !== null ? ` (${state.exact ? "" : "at most "}${TQ.num(state.count)} jobs):` : ":") }),
         all("retry", "Retry all matching", "primary"), all("cancel", "Cancel all matching"),
         all("priority", "Set priority of all matching"), all("delete", "Delete all matching", "danger")),
       h("div", { id: "bulk-status", class: "muted", text: state.lastResult || "" }));
@@ -135,7 +186,8 @@
     // the time range and argument filters applied (the list header's count may say "at most")
     const counted = await TQ.api("/api/jobs/count?" + filterParams() + "&action=" + encodeURIComponent(action));
     const n = TQ.num(counted.count) + (counted.count === 1 ? " job" : " jobs");
-    const what = everything ? `EVERY job in the store whose state allows it: ${n}` : `${n} matching (those whose state allows it)`;
+    // counted.exact: this figure is exact (all filters applied), unlike an "at most" header
+    const what = everything ? `EVERY job in the store whose state allows it: exactly ${n}` : `exactly ${n} matching (those whose state allows it)`;
     // an empty filter means the whole store: the API refuses it unless told `all: true`,
     // which is sent only after the word "all" was typed
     if (!(await TQ.confirm(`${action} all matching`, `${action} ${what}?`,
@@ -143,9 +195,13 @@
     const body = Object.assign({ action, filter }, everything ? { all: true } : {}, extra(action));
     const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body });
     const status = TQ.$("#bulk-status");
-    const op = await TQ.follow(answer.operation, (o) => {
-      status.textContent = `${o.action}: ${TQ.num(o.changed)} changed, ${TQ.num(o.skipped)} skipped, ${TQ.num(o.scanned)} scanned` + (o.done ? " — done" : "…");
-    });
+    state.running = true;
+    let op;
+    try {
+      op = await TQ.follow(answer.operation, (o) => {
+        status.textContent = `${o.action}: ${TQ.num(o.changed)} changed, ${TQ.num(o.skipped)} skipped, ${TQ.num(o.scanned)} scanned` + (o.done ? " — done" : "…");
+      });
+    } finally { state.running = false; }
     // the final line stays on the page (the bar is redrawn by the refresh below)
     state.lastResult = `${op.action}: ${TQ.num(op.changed)} changed, ${TQ.num(op.skipped)} skipped, ${TQ.num(op.scanned)} scanned` +
       (op.error ? ` — failed: ${op.error}` : " — done");
@@ -153,9 +209,9 @@
     await refresh(false);
   }
 
-  async function refresh(first) {
+  async function refresh(first, keep) {
     if (first) state.cursors = [null];
-    await load(state.cursors[state.cursors.length - 1]);
+    await load(state.cursors[state.cursors.length - 1], keep);
     loadCount();
     if (state.preset === "failed") loadGroups().catch(TQ.fail);
   }
@@ -192,19 +248,41 @@
       data.complete ? null : h("p", { class: "muted", text: `Grouped from the newest ${TQ.num(data.scanned)} failed jobs.` }));
   }
 
+  /* Live: the overview stream (one snapshot per interval for every open page) says when the
+     counts by state moved; the page shown is then fetched again, selection kept. Paused while
+     a dialog is open or a bulk operation runs. */
+  function live() {
+    let busy = false;
+    TQ.live((data) => {
+      const signature = JSON.stringify(data.totals);
+      if (signature === state.signature || busy || TQ.$("dialog[open]") || state.running) return;
+      const first = state.signature === null;
+      state.signature = signature;
+      if (first) return;  /* the page was just loaded */
+      busy = true;
+      refresh(false, true).catch(TQ.fail).finally(() => { busy = false; });
+    });
+    setInterval(() => TQ.$$("td.ago").forEach((td) => { td.textContent = TQ.ago(td.dataset.at); }), 5000);
+  }
+
   function setup(preset) {
     state.preset = preset;
     const search = new URLSearchParams(location.search);
     loadForm(search);
+    if (search.get("sort") && search.get("sort") !== "created") state.sort = { column: search.get("sort"), dir: search.get("dir") === "asc" ? "asc" : "desc" };
+    else state.sort = { column: "created", dir: search.get("order") === "oldest" ? "asc" : "desc" };
     TQ.$("#filters").addEventListener("submit", (e) => {
       e.preventDefault();
-      history.replaceState(null, "", location.pathname + "?" + filterParams());
+      const order = TQ.$("#filters").elements.order.value;
+      if (state.sort.column === "created") state.sort.dir = order === "oldest" ? "asc" : "desc";
+      remember();
       refresh(true).catch(TQ.fail);
     });
     TQ.$("#reset").addEventListener("click", () => { loadForm(new URLSearchParams()); TQ.$("#filters").requestSubmit(); });
     TQ.$("#next").addEventListener("click", (e) => { state.cursors.push(e.currentTarget.dataset.cursor); load(state.cursors[state.cursors.length - 1]).catch(TQ.fail); });
     TQ.$("#prev").addEventListener("click", () => { state.cursors.pop(); load(state.cursors[state.cursors.length - 1]).catch(TQ.fail); });
     refresh(true).catch(TQ.fail);
+    live();
   }
 
   TQ.pages.jobs = () => setup(null);

@@ -71,12 +71,6 @@
     let last = null;
     TQ.$$("#range button").forEach((b) => b.addEventListener("click", () => setRange(b.dataset.range, last)));
     setRange("hour");
-    const dot = TQ.$("#live-dot");
-    const source = new EventSource(TQ.url("/api/live"));
-    source.addEventListener("overview", (e) => { last = JSON.parse(e.data); render(last); });
-    source.addEventListener("problem", (e) => TQ.toast(JSON.parse(e.data).error, "error"));
-    source.onopen = () => { dot.classList.add("on"); dot.title = "live"; };
-    source.onerror = () => { dot.classList.remove("on"); dot.title = "reconnecting"; };
-    window.addEventListener("beforeunload", () => source.close());
+    TQ.live((data) => { last = data; render(last); });
   };
 })();
