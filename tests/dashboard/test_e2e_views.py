@@ -66,7 +66,7 @@ def live_jobs_table(page: Any, base: str, manager: QueueManager) -> None:
     first = put_job(manager, State.PENDING, queue="live", priority=3)
     page.goto(base + "/jobs?queue=live")
     page.wait_for_selector(f'tr.job-row[data-id="{first.id}"]')
-    page.wait_for_function("document.querySelector('#live-dot').classList.contains('on')")
+    page.wait_for_selector("#live-dot.on")  # (the page's CSP forbids wait_for_function)
     pushed = str(manager.push(add.s(20, 22), queue="live", priority=9, tags=["vip", "eu"]))
     row(page, pushed).wait_for()  # appeared without a reload
     cells = row(page, pushed)
@@ -77,8 +77,7 @@ def live_jobs_table(page: Any, base: str, manager: QueueManager) -> None:
     manager.cancel(pushed, "changed elsewhere")
     page.wait_for_selector(f'tr.job-row[data-id="{pushed}"][data-state="cancelled"]')
     page.click('th[data-sort="priority"]')  # first click: highest first
-    page.wait_for_function("document.querySelector('th.sorted') && "
-                           "document.querySelector('th.sorted').dataset.sort === 'priority'")
+    page.wait_for_selector('th.sorted[data-sort="priority"]')
     wait_for(lambda: page.locator("tr.job-row td.num").first.inner_text() == "9", 10,
              "the highest priority first")
     assert "sort=priority" in page.url
@@ -111,8 +110,7 @@ def tasks_page(page: Any, base: str, manager: QueueManager) -> None:
     task.click()
     wait_for(lambda: page.inner_text("#task-chart-title").startswith("app.x"), 10, "the chart")
     page.click("#range-7d")
-    page.wait_for_function("document.querySelector('#tasks-range-note').textContent"
-                           ".includes('one point per hour')")
+    page.wait_for_selector("#tasks-range-note:has-text('one point per hour')")
     assert page.locator('tr.task-row[data-task="app.x"]').count() == 1
 
 
