@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,25 @@ FOREVER = 100 * 365 * 24 * 3600.0
 
 #: Finished jobs deleted per transaction by ``QueueManager.prune``.
 PRUNE_BATCH = 2000
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """A job's options, checked and normalized: the part of ``prepare`` that jobs of one task
+    with the same options share."""
+
+    opts: dict[str, Any]
+    queue: str
+    run_options: dict[str, Any]
+    timeout_set: bool
+    tags: tuple[str, ...]
+    every: bool
+    priority: int
+    max_attempts: int
+    timeout_seconds: int
+    delay_seconds: float
+    dependencies: tuple[str, ...]
+    batch_id: str | None
+
 
 class QueueManager:
     """Push jobs, look them up, cancel or retry them, read statistics, run a worker."""
@@ -161,8 +181,7 @@ class QueueManager:
         self, jobs: Iterable[Job | Call], *, connection: Any = None, **options: Any
     ) -> list[JobHandle]:
         """Enqueue many jobs in one round trip; ``options`` apply to each of them."""
-        return self.push_prepared([self.prepare(job, **options) for job in jobs],
-                                  connection=connection)
+        return self.push_prepared(self.prepare_many(jobs, **options), connection=connection)
 
     def push_prepared(self, new_jobs: list[NewJob], *, connection: Any = None) -> list[JobHandle]:
         """Store prepared jobs (one round trip), after refusing cycles and unknown dependencies.
@@ -202,56 +221,87 @@ class QueueManager:
                 **overrides: Any) -> NewJob:
         """Validate options and encode the payload: everything short of storing."""
         call = job.to_call() if isinstance(job, Job) else job
+        return self._build(call, self._settle(call, overrides), workflow)
+
+    def prepare_many(self, jobs: Iterable[Job | Call], **overrides: Any) -> list[NewJob]:
+        """``prepare`` each job; consecutive jobs of one task with equal options (a batch)
+        have those options checked once, and only their own parts (id, arguments, payload,
+        derived keys) per job."""
+        out: list[NewJob] = []
+        last: tuple[str, dict[str, Any], _Settled] | None = None
+        for job in jobs:
+            call = job.to_call() if isinstance(job, Job) else job
+            if last is None or call.name != last[0] or (
+                    call.options is not last[1] and call.options != last[1]):
+                last = (call.name, call.options, self._settle(call, overrides))
+            out.append(self._build(call, last[2], None))
+        return out
+
+    def _settle(self, call: Call, overrides: dict[str, Any]) -> _Settled:
+        """Check and normalize the options of ``call`` (with ``overrides`` on top)."""
         opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
         if opts:
             check_options(opts, f"job {call.name}")
         if opts.get("pass_result") and opts.get("depends_on"):
             opts["pass_result"] = result_keyword(opts["pass_result"], len(opts["depends_on"]))
             check_receiver(call.name, opts["pass_result"])
-        job_id = uuid7()
         check_task_name(call.name)
-        base = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
-        queue = base
+        queue = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
         if wanted := opts.get("requires"):
             wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
             requires = check_tags((str(t) for t in wanted), "required tag")
-            queue = check_routed_queue(routing_queue(base, requires))
-        body = dict(call.body)
-        if opts.get("timeout") is not None:
-            body[TIMEOUT_SET] = True
+            queue = check_routed_queue(routing_queue(queue, requires))
         run_options = {} if opts.keys().isdisjoint(RUN_OPTION_NAMES) else {
             k: _plain(opts[k]) for k in RUN_OPTION_NAMES if opts.get(k) not in (None, (), False)}
         if (trace_context := current_trace_context()) is not None:
             run_options[TRACE_OPTION] = trace_context
-        if run_options:
-            body[RUN_OPTIONS] = run_options
-        tags = check_tags(str(t) for t in raw_tags) if (raw_tags := opts.get("tags")) else ()
-        if opts.get("every") is not None and "series" not in (workflow or {}):
-            workflow = {**(workflow or {}), "series": job_id, "n": 0}
-            tags += (f"series:{job_id}",)
-        if workflow:
-            body[WORKFLOW] = workflow
-        key, mode, window = idempotency(call.name, call.body, opts)
-        if key is not None:
-            check_key(key)
         max_attempts = int(opts.get("max_attempts") or 3)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        return NewJob(
-            id=job_id,
-            name=call.name,
-            payload=self.codec.encode(body, job_id=job_id, queue=queue),
-            queue_name=queue,
+        return _Settled(
+            opts=opts, queue=queue, run_options=run_options,
+            timeout_set=opts.get("timeout") is not None,
+            tags=check_tags(str(t) for t in raw) if (raw := opts.get("tags")) else (),
+            every=opts.get("every") is not None,
             priority=validate_priority(opts.get("priority", 5)),
             max_attempts=max_attempts,
             timeout_seconds=_timeout_seconds(opts.get("timeout")),
             delay_seconds=delay_seconds(opts.get("delay"), opts.get("eta")),
             dependencies=tuple(str(d) for d in deps) if (deps := opts.get("depends_on")) else (),
+            batch_id=opts.get("batch_id"))
+
+    def _build(self, call: Call, settled: _Settled, workflow: dict[str, Any] | None) -> NewJob:
+        """One job of ``call`` with options already settled: its id, body and payload."""
+        job_id = uuid7()
+        body = dict(call.body)
+        if settled.timeout_set:
+            body[TIMEOUT_SET] = True
+        if settled.run_options:
+            body[RUN_OPTIONS] = settled.run_options
+        tags = settled.tags
+        if settled.every and "series" not in (workflow or {}):
+            workflow = {**(workflow or {}), "series": job_id, "n": 0}
+            tags += (f"series:{job_id}",)
+        if workflow:
+            body[WORKFLOW] = workflow
+        key, mode, window = idempotency(call.name, call.body, settled.opts)
+        if key is not None:
+            check_key(key)
+        return NewJob(
+            id=job_id,
+            name=call.name,
+            payload=self.codec.encode(body, job_id=job_id, queue=settled.queue),
+            queue_name=settled.queue,
+            priority=settled.priority,
+            max_attempts=settled.max_attempts,
+            timeout_seconds=settled.timeout_seconds,
+            delay_seconds=settled.delay_seconds,
+            dependencies=settled.dependencies,
             tags=tags,
             idempotency_key=key,
             idempotency_mode=mode,
             idempotency_window=window,
-            batch_id=opts.get("batch_id"),
+            batch_id=settled.batch_id,
         )
 
     # -- inspect and control --------------------------------------------------------------------
