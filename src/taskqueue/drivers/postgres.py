@@ -46,6 +46,10 @@ _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_querie
 _COPY_FROM = 32
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
+#: Planner cost (its units: about a page read each) above which ``estimate_count`` answers
+#: with the planner's estimate instead of letting the caller count: on a 2-core machine 10,000
+#: units took 100-150 ms of reading.
+ESTIMATE_ABOVE_COST = 10_000.0
 
 
 
@@ -410,6 +414,18 @@ class PostgresDriver:
         where, params = _sql.filter_clause(criteria, ph="%s")
         query = f"SELECT count(*) FROM {self._table} WHERE {where}"
         return int(self._run(lambda cur: cur.execute(query, params).fetchall())[0][0])
+
+    def estimate_count(self, criteria: JobFilter) -> int | None:
+        """The planner's row estimate when its plan to read the matches costs more than
+        ``ESTIMATE_ABOVE_COST`` (a count that reads most of a large table: hundreds of
+        milliseconds at a million jobs); None when an exact count is cheap (an index finds
+        few rows)."""
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        query = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {self._table} WHERE {where}"
+        plan = self._run(lambda cur: cur.execute(query, params).fetchall())[0][0][0]["Plan"]
+        if float(plan["Total Cost"]) <= ESTIMATE_ABOVE_COST:
+            return None
+        return int(plan["Plan Rows"])
 
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change("cancel", (reason, job_id))
