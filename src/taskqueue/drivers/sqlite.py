@@ -126,9 +126,8 @@ class SQLiteDriver:
             for version, sql in MIGRATIONS:
                 if version in done:
                     continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(sql):
+                    conn.execute(statement)
                 conn.execute("INSERT INTO taskqueue_migrations VALUES (?, ?)",
                              (version, time.time()))
                 applied.append(version)
@@ -191,6 +190,7 @@ class SQLiteDriver:
 
     def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
         now = time.time()
+        _ensure_counters(conn, {job.queue_name for job in jobs})
         ids: list[str] = []
         for job in jobs:
             if job.idempotency_key is not None:
@@ -459,6 +459,7 @@ class SQLiteDriver:
     def restore(self, records: Sequence[JobRecord]) -> int:
         inserted = 0
         with self._write() as conn:
+            _ensure_counters(conn, {rec.queue_name for rec in records})
             for rec in records:
                 row = _sql.record_to_row(rec, _to_epoch)
                 if conn.execute(Q["restore_job"], row).rowcount != 1:
@@ -476,13 +477,22 @@ class SQLiteDriver:
         return inserted
 
     def stats(self) -> dict[str, QueueStats]:
+        """From the counters the triggers keep (migration 6) and one index probe per priority
+        level for the oldest ready job: the same few milliseconds at a million jobs as at
+        none."""
         out: dict[str, QueueStats] = {}
-        for queue, state, count, avg_priority, oldest in self._read(Q["stats_counts"]):
-            qs = out.setdefault(queue, QueueStats())
-            qs.counts[State(state)] = count
+        waiting: dict[str, tuple[int, int]] = {}
+        for queue, state, count, priority_sum in self._read(Q["stats_counts"]):
+            out.setdefault(queue, QueueStats()).counts[State(state)] = count
             if state in (State.PENDING, State.RETRYING):
-                _merge_ready(qs, count, avg_priority, _sql.epoch_to_dt(oldest))
-        for queue, count in self._read(Q["stats_recent"], (time.time() - 60,)):
+                n, total = waiting.get(queue, (0, 0))
+                waiting[queue] = (n + count, total + priority_sum)
+        for queue, (n, total) in waiting.items():
+            out[queue].avg_priority = total / n if n else None
+            if n:
+                ((oldest,),) = self._read(Q["stats_oldest"], (queue,))
+                out[queue].oldest_ready_at = _sql.epoch_to_dt(oldest)
+        for queue, count in self._read(Q["stats_recent"], (int(time.time()) - 60,)):
             out.setdefault(queue, QueueStats()).completed_last_minute = count
         return out
 
@@ -564,11 +574,19 @@ def _to_epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _merge_ready(qs: QueueStats, count: int, avg: float | None, oldest: datetime | None) -> None:
-    """Fold one ready state's figures into the queue's average priority and oldest time."""
-    waiting = qs.counts[State.PENDING] + qs.counts[State.RETRYING]
-    if avg is not None:
-        previous = (qs.avg_priority or 0.0) * (waiting - count)
-        qs.avg_priority = (previous + avg * count) / waiting
-    if oldest is not None and (qs.oldest_ready_at is None or oldest < qs.oldest_ready_at):
-        qs.oldest_ready_at = oldest
+def _ensure_counters(conn: sqlite3.Connection, queues: Collection[str]) -> None:
+    """Create the stats counter rows of these queues if missing: the triggers only update."""
+    for queue in queues:
+        conn.execute(Q["ensure_counts"], (queue,))
+        conn.execute(Q["ensure_completions"], (queue,))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration, a trigger's body (``BEGIN ... ; END``) kept whole."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
