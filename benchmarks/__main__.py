@@ -7,6 +7,7 @@
     python -m benchmarks report                     # re-render from benchmarks/results/
     python -m benchmarks profile [--backend sqlite,redis] [--jobs 10000]
     python -m benchmarks scale [--jobs 200000] [--backend sqlite,postgres,redis] [--no-docs]
+    python -m benchmarks dashboard [--jobs 1000000] [--backend postgres,sqlite] [--docs]
 """
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="where scale.json and scale.md go (default benchmarks/results)")
     sc.add_argument("--no-docs", dest="write_docs", action="store_false",
                     help="only write benchmarks/results/scale.{json,md}")
+    db = sub.add_parser("dashboard", help="the dashboard API's list/count/graph requests and "
+                        "bulk actions over a store of N jobs (issue 18; benchmarks/dashboard.py)")
+    db.add_argument("--jobs", type=int, default=1_000_000)
+    db.add_argument("--backend", default="postgres,sqlite")
+    db.add_argument("--repeat", type=int, default=5, help="timed calls per request")
+    db.add_argument("--results-dir", default=None,
+                    help="where dashboard.json and dashboard.md go (default benchmarks/results)")
+    db.add_argument("--docs", action="store_true",
+                    help="also put the table into docs/dashboard.md")
     args = p.parse_args(argv)
     if args.command == "run":
         if args.out is None:
@@ -101,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import scale
 
         return scale.main(args)
+    if args.command == "dashboard":
+        from benchmarks import dashboard
+
+        return dashboard.main(args)
     if args.command == "profile":
         from benchmarks import profile
 

@@ -28,6 +28,7 @@ from taskqueue.dashboard.actions import (
 from taskqueue.dashboard.auth import Principal
 from taskqueue.dashboard.query import JobQuery, find_page
 from taskqueue.dashboard.web import Dashboard, admin, board, body, ok, who
+from taskqueue.drivers.base import Driver, EstimatesCounts, JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
@@ -126,9 +127,20 @@ async def count_jobs(request: Request) -> Response:
             bulk.count_targets, dash.manager.search, dash.manager.driver.count, query, action,
             _decoder(dash) if query.args else None)
         return ok({"count": total, "exact": True, "action": action})
-    total = await run_in_threadpool(dash.manager.driver.count, query.filter())
-    exact = not (query.since or query.until or query.args)
-    return ok({"count": total, "exact": exact})
+    total, estimated = await run_in_threadpool(count_or_estimate, dash.manager.driver,
+                                               query.filter())
+    exact = not (query.since or query.until or query.args or estimated)
+    return ok({"count": total, "exact": exact, "estimate": estimated})
+
+
+def count_or_estimate(driver: Driver, criteria: JobFilter) -> tuple[int, bool]:
+    """The store's estimate when it has one because counting exactly would be slow (a large
+    match on PostgreSQL), else the exact count; and whether it is an estimate."""
+    if isinstance(driver, EstimatesCounts):
+        estimate = driver.estimate_count(criteria)
+        if estimate is not None:
+            return estimate, True
+    return driver.count(criteria), False
 
 
 async def get_job(request: Request) -> Response:

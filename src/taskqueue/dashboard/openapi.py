@@ -55,8 +55,9 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
      "counts (from the newest `limit` failed jobs, 10,000 by default)", False,
      [_SEARCH[1], _SEARCH[2], _SEARCH[4],
       ("limit", "How many of the newest failed jobs to group")]),
-    ("get", "/api/jobs/count", "Count jobs matching the store-side filters; with action, "
-     "exactly how many that bulk action would change (every filter applied)", False,
+    ("get", "/api/jobs/count", "Count jobs matching the store-side filters (estimate: true "
+     "when the store's estimate stands in for a slow exact count); with action, exactly how "
+     "many that bulk action would change (every filter applied)", False,
      [*_SEARCH, ("action", "retry, cancel, priority or delete: count what it would change")]),
     ("post", "/api/jobs/bulk", "Act on selected ids now, or on a filter in the background "
      "(202 with an operation)", True, []),

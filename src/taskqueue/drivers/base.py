@@ -281,3 +281,15 @@ class CompletesAndReserves(Protocol):
     ) -> tuple[list[bool], list[JobRecord]]:
         """``complete_many(items)`` (answers in order), then ``reserve(...)``; jobs released by
         these completions may be among those reserved."""
+
+
+@runtime_checkable
+class EstimatesCounts(Protocol):
+    """An optional verb: a driver whose store can tell, without counting, that counting would
+    be slow, and about how many jobs would be counted (PostgreSQL's planner) offers it. The
+    dashboard then shows that figure labelled as an estimate instead of waiting for the exact
+    count of a large match."""
+
+    def estimate_count(self, criteria: JobFilter) -> int | None:
+        """About how many jobs match ``criteria`` when an exact count would read many rows;
+        None when counting exactly is cheap (the caller then calls ``count``)."""

@@ -46,6 +46,10 @@ _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_querie
 _COPY_FROM = 32
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
+#: Planner cost (its units: about a page read each) above which ``estimate_count`` answers
+#: with the planner's estimate instead of letting the caller count: on a 2-core machine 10,000
+#: units took 100-150 ms of reading.
+ESTIMATE_ABOVE_COST = 10_000.0
 
 
 
@@ -411,6 +415,18 @@ class PostgresDriver:
         query = f"SELECT count(*) FROM {self._table} WHERE {where}"
         return int(self._run(lambda cur: cur.execute(query, params).fetchall())[0][0])
 
+    def estimate_count(self, criteria: JobFilter) -> int | None:
+        """The planner's row estimate when its plan to read the matches costs more than
+        ``ESTIMATE_ABOVE_COST`` (a count that reads most of a large table: hundreds of
+        milliseconds at a million jobs); None when an exact count is cheap (an index finds
+        few rows)."""
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        query = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {self._table} WHERE {where}"
+        plan = self._run(lambda cur: cur.execute(query, params).fetchall())[0][0][0]["Plan"]
+        if float(plan["Total Cost"]) <= ESTIMATE_ABOVE_COST:
+            return None
+        return int(plan["Plan Rows"])
+
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change("cancel", (reason, job_id))
 
@@ -473,21 +489,20 @@ class PostgresDriver:
         return self._run(work, tx=True)
 
     def stats(self) -> dict[str, QueueStats]:
-        """From the counters the triggers keep (migration 7) and one index probe per queue
-        for its oldest ready job: as fast at a million jobs as at none."""
+        def work(cur: Cursor) -> tuple[list[TupleRow], list[TupleRow]]:
+            with cur.connection.cursor() as other:
+                with cur.connection.pipeline():
+                    cur.execute(self._q["stats_counts"])
+                    other.execute(self._q["stats_gauges"])
+                return cur.fetchall(), other.fetchall()
+        counts, gauges = self._run(work)
         out: dict[str, QueueStats] = {}
-        waiting: dict[str, list[int]] = {}
-        for queue, state, count, priority_sum in self._fetch("stats_counts"):
-            out.setdefault(queue, QueueStats()).counts[State(state)] = int(count)
-            if state in (State.PENDING, State.RETRYING):
-                sums = waiting.setdefault(queue, [0, 0])
-                sums[0] += int(count)
-                sums[1] += int(priority_sum)
-        for queue, (n, total) in waiting.items():
-            out[queue].avg_priority = total / n if n else None
-        for queue, oldest, recent in self._fetch("stats_gauges", (sorted(out),)):
-            out[queue].oldest_ready_at = _utc(oldest)
-            out[queue].completed_last_minute = int(recent)
+        for queue, state, count in counts:
+            out.setdefault(queue, QueueStats()).counts[State(state)] = count
+        for queue, avg_priority, oldest, recent in gauges:
+            qs = out.setdefault(queue, QueueStats())
+            qs.avg_priority, qs.oldest_ready_at = avg_priority, _utc(oldest)
+            qs.completed_last_minute = recent
         return out
 
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,

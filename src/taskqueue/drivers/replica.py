@@ -1,10 +1,10 @@
 """Reads from a replica, everything else on the primary store: the dashboard's driver when a
 read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
 
-Only the verbs that never write go to the replica: ``get``, ``search``, ``count``, ``stats``,
-``registry_list``, ``missing_migrations``, ``attempt_history``. A replica lags its primary, so
-what these return may be a moment old; code that writes and then reads back what it wrote uses
-``primary``.
+Only the verbs that never write go to the replica: ``get``, ``search``, ``count``,
+``estimate_count``, ``stats``, ``registry_list``, ``missing_migrations``, ``attempt_history``.
+A replica lags its primary, so what these return may be a moment old; code that writes and
+then reads back what it wrote uses ``primary``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class ReplicaReads:
 
     def dependents(self, job_ids: Sequence[str]) -> list[str]:
         return self.replica.dependents(job_ids)
+
+    def estimate_count(self, criteria: JobFilter) -> int | None:
+        estimate = getattr(self.replica, "estimate_count", None)
+        return None if estimate is None else estimate(criteria)
 
     def attempt_history(self, job_id: str) -> list[Attempt]:
         return self.replica.attempt_history(job_id)

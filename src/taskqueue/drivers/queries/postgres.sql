@@ -134,118 +134,29 @@ ALTER TABLE {schema}.job_queue ALTER COLUMN created_at SET DEFAULT now(),
     ALTER COLUMN updated_at SET DEFAULT now(), ALTER COLUMN available_at SET DEFAULT now();
 
 -- name: migration_7
--- Counters kept as jobs change state, so `stats` reads a few rows instead of counting the table
--- (about a second at a million jobs). Every counter change is an INSERT of a delta row, never an
--- UPDATE of a shared row: workers completing jobs at once would otherwise queue on the same
--- counter row until each commits (and could deadlock on two of them). Statement-level triggers
--- with transition tables write one delta per queue and state a statement changed (a batch of
--- 100 completions is 2 rows), in the writing transaction, whichever statement it is (COPY
--- included). About one statement in 256 also folds the deltas into the base rows, when no other
--- transaction is folding (a try-lock): `stats` sums the base rows and the few deltas since.
--- job_completions counts completions per second for "completed in the last minute". The table
--- is locked against writers while the existing rows are counted, so none is missed or doubled.
-CREATE TABLE IF NOT EXISTS {schema}.job_counts (
-    queue_name text NOT NULL,
-    state text NOT NULL,
-    n bigint NOT NULL,
-    priority_sum bigint NOT NULL,
-    PRIMARY KEY (queue_name, state)
-) WITH (fillfactor = 50);
-CREATE TABLE IF NOT EXISTS {schema}.job_count_deltas (
-    queue_name text NOT NULL,
-    state text NOT NULL,
-    n bigint NOT NULL,
-    priority_sum bigint NOT NULL
-) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
-CREATE TABLE IF NOT EXISTS {schema}.job_completions (
-    second bigint NOT NULL,
-    queue_name text NOT NULL,
-    n bigint NOT NULL,
-    PRIMARY KEY (second, queue_name)
-);
-CREATE TABLE IF NOT EXISTS {schema}.job_completion_deltas (
-    second bigint NOT NULL,
-    queue_name text NOT NULL,
-    n bigint NOT NULL
-) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
-CREATE OR REPLACE FUNCTION {schema}.taskqueue_fold_counts() RETURNS void
-LANGUAGE sql AS $$
-    WITH moved AS (DELETE FROM {schema}.job_count_deltas RETURNING *)
-    INSERT INTO {schema}.job_counts AS c (queue_name, state, n, priority_sum)
-    SELECT queue_name, state, sum(n), sum(priority_sum) FROM moved
-    GROUP BY queue_name, state ORDER BY queue_name, state
-    ON CONFLICT (queue_name, state) DO UPDATE
-    SET n = c.n + excluded.n, priority_sum = c.priority_sum + excluded.priority_sum;
-    WITH moved AS (DELETE FROM {schema}.job_completion_deltas RETURNING *)
-    INSERT INTO {schema}.job_completions AS c (second, queue_name, n)
-    SELECT second, queue_name, sum(n) FROM moved
-    WHERE second >= extract(epoch FROM now())::bigint - 120
-    GROUP BY second, queue_name ORDER BY second, queue_name
-    ON CONFLICT (second, queue_name) DO UPDATE SET n = c.n + excluded.n;
-    DELETE FROM {schema}.job_completions
-    WHERE second < extract(epoch FROM now())::bigint - 120;
-$$;
-CREATE OR REPLACE FUNCTION {schema}.taskqueue_count_jobs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- Dashboard searches that stay fast at a million jobs: `tags LIKE '%"x"%'` and
+-- `exception LIKE '%text%'` (a tag, an error text) are read through trigram GIN indexes
+-- (pg_trgm), so a rare tag or word is found without scanning the table. Partial: jobs without
+-- tags, and jobs without an exception (most, once completed), have no entry and cost nothing.
+-- pg_trgm ships with PostgreSQL (contrib) and is a trusted extension (a database owner may
+-- create it); where it cannot be created the indexes are left out and those searches scan.
+DO $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO {schema}.job_count_deltas (queue_name, state, n, priority_sum)
-        SELECT queue_name, state, count(*), sum(priority) FROM new_rows
-        GROUP BY queue_name, state;
-        INSERT INTO {schema}.job_completion_deltas (second, queue_name, n)
-        SELECT floor(extract(epoch FROM completed_at))::bigint, queue_name, count(*)
-        FROM new_rows WHERE state = 'completed' GROUP BY 1, 2;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO {schema}.job_count_deltas (queue_name, state, n, priority_sum)
-        SELECT queue_name, state, -count(*), -sum(priority) FROM old_rows
-        GROUP BY queue_name, state;
-    ELSE
-        INSERT INTO {schema}.job_count_deltas (queue_name, state, n, priority_sum)
-        SELECT queue_name, state, sum(n), sum(p) FROM (
-            SELECT queue_name, state, 1 AS n, priority AS p FROM new_rows
-            UNION ALL
-            SELECT queue_name, state, -1, -priority FROM old_rows) AS d
-        GROUP BY queue_name, state HAVING sum(n) <> 0 OR sum(p) <> 0;
-        INSERT INTO {schema}.job_completion_deltas (second, queue_name, n)
-        SELECT second, queue_name, sum(n) FROM (
-            SELECT floor(extract(epoch FROM completed_at))::bigint AS second, queue_name, 1 AS n
-            FROM new_rows WHERE state = 'completed'
-            UNION ALL
-            SELECT floor(extract(epoch FROM completed_at))::bigint, queue_name, -1
-            FROM old_rows WHERE state = 'completed') AS d
-        GROUP BY second, queue_name HAVING sum(n) > 0;
-    END IF;
-    IF random() < 1.0 / 256 AND pg_try_advisory_xact_lock(hashtext('taskqueue fold {schema}'))
-    THEN
-        PERFORM {schema}.taskqueue_fold_counts();
-    END IF;
-    RETURN NULL;
-END $$;
-LOCK TABLE {schema}.job_queue IN SHARE ROW EXCLUSIVE MODE;
-DROP TRIGGER IF EXISTS taskqueue_count_insert ON {schema}.job_queue;
-DROP TRIGGER IF EXISTS taskqueue_count_update ON {schema}.job_queue;
-DROP TRIGGER IF EXISTS taskqueue_count_delete ON {schema}.job_queue;
-CREATE TRIGGER taskqueue_count_insert AFTER INSERT ON {schema}.job_queue
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
-CREATE TRIGGER taskqueue_count_update AFTER UPDATE ON {schema}.job_queue
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
-CREATE TRIGGER taskqueue_count_delete AFTER DELETE ON {schema}.job_queue
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
-DELETE FROM {schema}.job_counts;
-DELETE FROM {schema}.job_count_deltas;
-INSERT INTO {schema}.job_counts (queue_name, state, n, priority_sum)
-SELECT queue_name, state, count(*), sum(priority) FROM {schema}.job_queue
-GROUP BY queue_name, state;
-DELETE FROM {schema}.job_completions;
-DELETE FROM {schema}.job_completion_deltas;
-INSERT INTO {schema}.job_completions (second, queue_name, n)
-SELECT floor(extract(epoch FROM completed_at))::bigint, queue_name, count(*)
-FROM {schema}.job_queue
-WHERE state = 'completed' AND completed_at >= now() - interval '2 minutes'
-GROUP BY 1, 2;
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    EXCEPTION WHEN OTHERS THEN
+        -- not installed, not allowed, or created by a concurrent migration of another schema
+        IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            RAISE WARNING 'taskqueue: no pg_trgm (%): tag and error searches scan', SQLERRM;
+            RETURN;
+        END IF;
+    END;
+    CREATE INDEX IF NOT EXISTS idx_tags_trgm ON {schema}.job_queue
+        USING gin (tags gin_trgm_ops) WHERE tags IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS idx_exception_trgm ON {schema}.job_queue
+        USING gin (exception gin_trgm_ops) WHERE exception IS NOT NULL;
+END
+$$;
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
@@ -639,32 +550,15 @@ edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id IN (SELECT id FROM 
 SELECT id FROM gone;
 
 -- name: stats_counts
--- The counters (migration 7): the base rows plus the deltas not folded yet, a few hundred rows
--- whatever the number of jobs.
-SELECT queue_name, state, sum(n)::bigint, sum(priority_sum)::bigint FROM (
-    SELECT queue_name, state, n, priority_sum FROM {schema}.job_counts
-    UNION ALL
-    SELECT queue_name, state, n, priority_sum FROM {schema}.job_count_deltas) AS c
-GROUP BY queue_name, state HAVING sum(n) <> 0;
+SELECT queue_name, state, count(*) FROM {schema}.job_queue GROUP BY queue_name, state;
 
 -- name: stats_gauges
--- Per queue with waiting jobs: the earliest due time of its ready ones (idx_due, one probe);
--- completions in the last minute, from the per-second counters.
-SELECT q.queue_name,
-    (SELECT min(available_at) FROM {schema}.job_queue
-     WHERE queue_name = q.queue_name AND state IN ('pending', 'retrying') AND waiting_on = 0
-       AND available_at > '-infinity'),
-    (SELECT coalesce(sum(n), 0)::bigint FROM (
-        SELECT n FROM {schema}.job_completions
-        WHERE queue_name = q.queue_name AND second >= extract(epoch FROM now())::bigint - 60
-        UNION ALL
-        SELECT n FROM {schema}.job_completion_deltas
-        WHERE queue_name = q.queue_name AND second >= extract(epoch FROM now())::bigint - 60
-    ) AS recent)
-FROM unnest(%s::text[]) AS q(queue_name);
-
--- name: fold_counts
-SELECT {schema}.taskqueue_fold_counts();
+-- Average priority and oldest due time of the waiting jobs; completions in the last minute.
+SELECT queue_name,
+    avg(priority) FILTER (WHERE state IN ('pending', 'retrying'))::float8,
+    min(available_at) FILTER (WHERE state IN ('pending', 'retrying')),
+    count(*) FILTER (WHERE state = 'completed' AND completed_at >= now() - interval '1 minute')
+FROM {schema}.job_queue GROUP BY queue_name;
 
 -- name: prune
 -- Finished jobs past their retention, and the edges of the jobs deleted.
