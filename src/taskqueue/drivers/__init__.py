@@ -16,7 +16,7 @@ from taskqueue.drivers.replica import ReplicaReads
 from taskqueue.errors import ConfigError
 
 __all__ = ["CompletesAndReserves", "Driver", "HeartbeatResult", "JobFilter", "QueueStats",
-           "open_driver", "ReplicaReads", "SCHEMES"]
+           "open_driver", "preload_driver", "ReplicaReads", "SCHEMES"]
 
 #: URL scheme -> (module, class). Modules are imported only when used.
 SCHEMES: dict[str, tuple[str, str]] = {
@@ -56,3 +56,22 @@ def open_driver(url: str, **options: Any) -> Driver:
         ) from exc
     driver: Driver = getattr(module, class_name).from_url(url, **options)
     return driver
+
+
+def preload_driver(url: str) -> None:
+    """Import the driver module of ``url`` and do, without connecting, the work each of its
+    drivers would repeat on opening (its module-level ``preload()``, if it has one). The fork
+    server calls this once, so a forked worker inherits the result instead of redoing it.
+    A missing extra is left for the worker to report."""
+    import importlib
+
+    entry = SCHEMES.get(urlsplit(url).scheme.lower())
+    if entry is None:
+        return
+    try:
+        module = importlib.import_module(entry[0])
+    except ImportError:
+        return
+    warm = getattr(module, "preload", None)
+    if callable(warm):
+        warm()

@@ -115,6 +115,21 @@ QUEUE_KNOWN_FOR = 30.0
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
 
 
+def preload() -> None:
+    """What every driver would otherwise work out after a fork, done once in the fork server
+    (no connection): the scripts' sources (assembled from ``queries/`` with regular
+    expressions: ~35 ms of CPU per worker process), redis-py's version (read from the
+    distribution's metadata on the first connection) and the IDNA codec a host name needs."""
+    from redis.utils import get_lib_version
+
+    for name in QUEUE_SCRIPTS:
+        rk.script_source(name)
+    for name in PLAIN_SCRIPTS:
+        rk.script_source(name, per_queue=False)
+    get_lib_version()
+    "localhost".encode("idna")
+
+
 class RedisDriver:
     name = "redis"
 

@@ -385,17 +385,13 @@ def preload(recipe: Recipe) -> None:
     """Import what every worker needs, so no child imports it again: the worker loop, the
     store's driver module (without connecting) and the user's app."""
     import importlib
-    from urllib.parse import urlsplit
 
     import taskqueue.worker.child  # noqa: F401 - the worker loop and what it imports
-    from taskqueue.drivers import SCHEMES
+    from taskqueue.drivers import preload_driver
 
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
-    module = SCHEMES.get(urlsplit(recipe.settings.database_url).scheme.lower())
-    if module is not None:
-        with contextlib.suppress(ImportError):  # the worker reports a missing extra itself
-            importlib.import_module(module[0])
+    preload_driver(recipe.settings.database_url)
     for spec in recipe.apps:
         for name in filter(None, (s.strip() for s in spec.split(","))):
             importlib.import_module(name)
