@@ -39,9 +39,8 @@ from taskqueue.jobs.definition import Job, Task
 from taskqueue.jobs.model import JobRecord, NewJob
 from taskqueue.jobs.states import State
 from taskqueue.manager import JobHandle, QueueManager, set_default_manager
+from taskqueue.middleware import Kind, Middleware, Outcome
 from taskqueue.observability.events import JOB_ENQUEUED, Event
-from taskqueue.worker.executor import Kind, Outcome
-from taskqueue.worker.middleware import Middleware
 from taskqueue.worker.runner import Worker, WorkerOptions, WorkerSummary
 
 __all__ = ["EnqueueRecorder", "EnqueuedJob", "drain", "inline", "isolated_manager",

@@ -41,16 +41,22 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from taskqueue.drivers.base import Driver, QueueStats
 from taskqueue.jobs.states import State
 from taskqueue.observability import events as ev
 
-if TYPE_CHECKING:
-    from taskqueue.manager import QueueManager
-
 log = logging.getLogger("taskqueue.stats")
+
+
+class Recorded(Protocol):
+    """What ``StatsRecorder.install`` needs of a client: its store, its event bus, and a
+    place to keep the recorder (one per client)."""
+
+    driver: Driver
+    events: ev.EventBus
+    stats_recorder: Any
 
 KIND = "stats"
 BUCKET_SECONDS = 60
@@ -202,7 +208,7 @@ class StatsRecorder:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def install(cls, manager: QueueManager, **options: Any) -> StatsRecorder:
+    def install(cls, manager: Recorded, **options: Any) -> StatsRecorder:
         """Record the events of ``manager`` into its store; return the recorder (the one
         already installed, if any: a manager has at most one)."""
         existing: StatsRecorder | None = getattr(manager, "stats_recorder", None)

@@ -24,14 +24,13 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any
 
-from taskqueue.worker.middleware import Middleware, Postpone, register_default
+from taskqueue.middleware import Middleware, Postpone, register_default
 
 if TYPE_CHECKING:
     from taskqueue.jobs.context import JobContext
     from taskqueue.jobs.definition import Runnable
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
-    from taskqueue.worker.executor import Outcome
+    from taskqueue.middleware import Outcome, WorkerHost
 
 #: ``OTEL_PYTHON_TRACER_PROVIDER`` makes the API load a provider without the application
 #: importing anything.
@@ -82,7 +81,7 @@ class TracingMiddleware(Middleware):
         self._worker_id = ""
         self._tracer: Any = None
 
-    def setup(self, manager: QueueManager, worker_id: str) -> None:
+    def setup(self, manager: WorkerHost, worker_id: str) -> None:
         self._worker_id = worker_id
         self._tracer = None
 

@@ -38,14 +38,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from taskqueue.drivers.base import Driver
 from taskqueue.errors import DriverError
 from taskqueue.jobs.states import State
+from taskqueue.middleware import Middleware, Postpone, register_default
 from taskqueue.scheduling.cron import ScheduleError, next_fire_times, zone
-from taskqueue.worker.middleware import Middleware, Postpone, register_default
 
 if TYPE_CHECKING:
     from taskqueue.jobs.context import JobContext
     from taskqueue.jobs.definition import Runnable
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
+    from taskqueue.middleware import WorkerHost
 
 log = logging.getLogger("taskqueue.scheduling")
 
@@ -355,7 +355,7 @@ class ConditionMiddleware(Middleware):
     def __init__(self) -> None:
         self.probe: Probe | None = None
 
-    def setup(self, manager: QueueManager, worker_id: str) -> None:
+    def setup(self, manager: WorkerHost, worker_id: str) -> None:
         self.probe = Probe(manager.driver)
 
     def before_run(self, job: JobRecord, ctx: JobContext, runnable: Runnable,

@@ -44,15 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 from taskqueue.drivers.base import Driver
 from taskqueue.errors import ConfigError, DriverError
+from taskqueue.middleware import Middleware, Postpone, register_default
 from taskqueue.scheduling.conditions import backoff, previous_waits
-from taskqueue.worker.middleware import Middleware, Postpone, register_default
 
 if TYPE_CHECKING:
     from taskqueue.jobs.context import JobContext
     from taskqueue.jobs.definition import Runnable
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
-    from taskqueue.worker.executor import Outcome
+    from taskqueue.middleware import Outcome, WorkerHost
 
 log = logging.getLogger("taskqueue.scheduling")
 
@@ -109,7 +108,7 @@ class Limit:
     concurrency: int | None = None
 
 
-def job_limits(manager: QueueManager, job: JobRecord, runnable: Runnable,
+def job_limits(manager: WorkerHost, job: JobRecord, runnable: Runnable,
                options: dict[str, Any], queue_limits: dict[str, dict[str, Any]]) -> list[Limit]:
     """Every limit that binds ``job``: its task's (per ``rate_key`` value) and its queue's."""
     limits: list[Limit] = []
@@ -139,7 +138,7 @@ def _limit(scope: str, label: str, rate: Any, concurrency: Any) -> Limit:
                  int(concurrency) if concurrency else None)
 
 
-def key_value(manager: QueueManager, job: JobRecord, runnable: Runnable, name: str) -> str:
+def key_value(manager: WorkerHost, job: JobRecord, runnable: Runnable, name: str) -> str:
     """The value of argument ``name`` in the job's body, as a short stable string."""
     body = manager.decode(job)
     kwargs, args = body.get("kwargs") or {}, body.get("args") or []
@@ -273,12 +272,12 @@ class _LimitMiddleware(Middleware):
     """Shared set-up: the manager, a store clock and the queue limit cache."""
 
     def __init__(self) -> None:
-        self.manager: QueueManager | None = None
+        self.manager: WorkerHost | None = None
         self.clock: StoreClock | None = None
         self.queue_cache = _QueueLimitCache()
         self._warned = False
 
-    def setup(self, manager: QueueManager, worker_id: str) -> None:
+    def setup(self, manager: WorkerHost, worker_id: str) -> None:
         self.manager = manager
         self.clock = StoreClock(manager.driver)
 
@@ -322,7 +321,7 @@ class ConcurrencyMiddleware(_LimitMiddleware):
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
-    def setup(self, manager: QueueManager, worker_id: str) -> None:
+    def setup(self, manager: WorkerHost, worker_id: str) -> None:
         super().setup(manager, worker_id)
         self.ttl = manager.settings.lease_seconds
 

@@ -32,11 +32,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
+from taskqueue.drivers.base import Driver
 from taskqueue.errors import DriverError, TaskQueueError
 from taskqueue.jobs.definition import REGISTRY, Call, JobClass
 from taskqueue.jobs.ids import uuid7
-from taskqueue.manager import QueueManager
 from taskqueue.scheduling.conditions import Probe, first_unmet
 from taskqueue.scheduling.schedules import MAX_CATCH_UP, Schedule, ScheduleStore
 from taskqueue.scheduling.timing import fire_times_between, latest_fire_times
@@ -45,6 +46,14 @@ log = logging.getLogger("taskqueue.scheduler")
 
 LOCK_NAME = "scheduler"
 STATUS_KIND = "scheduler"
+
+
+class Enqueues(Protocol):
+    """What the scheduler needs of a client: its store, and push."""
+
+    driver: Driver
+
+    def push(self, job: Call, **options: Any) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +98,7 @@ def due_runs(schedule: Schedule, now: datetime,
 class Scheduler:
     """Leader-elected: ``run_once()`` is one deterministic tick, ``run(stop)`` loops."""
 
-    def __init__(self, manager: QueueManager, *, lock_ttl: float = 10.0, tick: float = 1.0,
+    def __init__(self, manager: Enqueues, *, lock_ttl: float = 10.0, tick: float = 1.0,
                  grace: float = 60.0, owner: str | None = None) -> None:
         if tick >= lock_ttl / 2:
             raise TaskQueueError(f"the tick ({tick}s) must be under half the lock TTL "
@@ -232,7 +241,7 @@ def schedule_call(schedule: Schedule) -> Call:
     return Call(schedule.task, body, options)
 
 
-def start_scheduler_thread(manager: QueueManager, stop_event: threading.Event, *,
+def start_scheduler_thread(manager: Enqueues, stop_event: threading.Event, *,
                            lock_ttl: float = 10.0, tick: float = 1.0,
                            grace: float = 60.0) -> threading.Thread:
     """Run a :class:`Scheduler` in a daemon thread until ``stop_event`` is set (for

@@ -16,7 +16,7 @@ import struct
 from dataclasses import asdict, replace
 from typing import Any
 
-from taskqueue.manager import QueueManager
+from taskqueue.client import Client
 from taskqueue.observability.logging import configure, log_events
 from taskqueue.observability.stats import StatsRecorder
 from taskqueue.worker import signals
@@ -37,7 +37,7 @@ SOON = 2
 class SupervisedWorker(Worker):
     """A worker that says when it decides to stop, before it winds down."""
 
-    def __init__(self, manager: QueueManager, options: Any, board: StatusPublisher,
+    def __init__(self, manager: Client, options: Any, board: StatusPublisher,
                  notify_fd: int) -> None:
         super().__init__(manager, options)
         self.board = board
@@ -81,7 +81,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     board = StatusPublisher(recipe.boards, region)
     board.start()  # alive while it waits for an unreachable store
     manager = open_patiently(
-        lambda: QueueManager.from_settings(recipe.settings, migrate=False),
+        lambda: Client.from_settings(recipe.settings, migrate=False),
         f"worker process {os.getpid()}", on_wait=board.alive)
     board.subscribe(manager.events)
     recorder = StatsRecorder.install(manager)

@@ -16,33 +16,15 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from taskqueue.errors import JobCancelled, JobTimeout
 from taskqueue.jobs.context import JobContext, Snooze, bind_context, unbind_context
 from taskqueue.jobs.definition import Runnable
+from taskqueue.middleware import Kind, Outcome
 
 if TYPE_CHECKING:
     import asyncio
-
-
-class Kind(Enum):
-    OK = "ok"
-    ERROR = "error"
-    SNOOZE = "snooze"
-    CANCELLED = "cancelled"
-
-
-@dataclass(slots=True)
-class Outcome:
-    kind: Kind
-    duration: float
-    result: Any = None
-    error: BaseException | None = None
-    traceback: str | None = None
-    snooze: float = 0.0
 
 
 class Executor:

@@ -28,13 +28,13 @@ import socket
 import threading
 import time
 
+from taskqueue.client import Client
 from taskqueue.config import Settings
 from taskqueue.errors import PayloadError, UnknownTask
 from taskqueue.jobs.body import RUN_OPTIONS
 from taskqueue.jobs.definition import resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.states import State
-from taskqueue.manager import QueueManager
 from taskqueue.worker.presence import forget_worker
 from taskqueue.workflows.hooks import after_finish
 
@@ -71,7 +71,7 @@ def death_cause(pid: int | None, exitcode: int | None, killed_for: str | None = 
     return f"WorkerDied: {text}"
 
 
-def after_rescue(manager: QueueManager, job_id: str) -> None:
+def after_rescue(manager: Client, job_id: str) -> None:
     """A rescued job that ran out of attempts is dead: run its follow-ups (dependents,
     batches, recurring jobs)."""
     record = manager.driver.get(job_id)
@@ -91,7 +91,7 @@ class Recovery:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._requests: queue.Queue[tuple[str, str, set[str] | None] | None] = queue.Queue()
-        self._manager: QueueManager | None = None
+        self._manager: Client | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -142,7 +142,7 @@ class Recovery:
     def recover(self, worker_id: str, cause: str, started: set[str] | None = None) -> list[str]:
         """Release now (in the calling thread); return the job ids moved."""
         if self._manager is None:
-            self._manager = QueueManager.from_settings(self.settings)
+            self._manager = Client.from_settings(self.settings)
         manager = self._manager
         moved = manager.driver.recover_worker(worker_id, cause, started)
         forget_worker(manager.driver, worker_id)

@@ -1,6 +1,7 @@
 """The worker loop: reserve a batch, run each job, settle it; heartbeat in the background.
 
-It takes a QueueManager (which holds a Driver) and never imports a concrete driver.
+It takes a Client (``QueueManager`` is one; it holds a Driver) and never imports a concrete
+driver.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
+from taskqueue.client import Client
 from taskqueue.cluster.aging import AgingService
 from taskqueue.drivers.base import CompletesAndReserves
 from taskqueue.errors import (
@@ -31,11 +33,11 @@ from taskqueue.jobs.definition import Runnable, resolve
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
-from taskqueue.manager import QueueManager
+from taskqueue.middleware import Kind, Outcome
 from taskqueue.observability import events as ev
 from taskqueue.observability.process import peak_rss_mb, rss_mb
 from taskqueue.worker.buffer import ReservedBuffer, buffer_size
-from taskqueue.worker.executor import Executor, Kind, Outcome, describe
+from taskqueue.worker.executor import Executor, describe
 from taskqueue.worker.heartbeat import Heartbeat
 from taskqueue.worker.middleware import Middleware, Postpone, default_middleware
 from taskqueue.worker.pool import JobPool
@@ -144,7 +146,7 @@ def check_body(body: Any) -> None:
 
 
 class Worker:
-    def __init__(self, manager: QueueManager, options: WorkerOptions | None = None) -> None:
+    def __init__(self, manager: Client, options: WorkerOptions | None = None) -> None:
         self.manager = manager
         self.driver = manager.driver
         self.options = options or WorkerOptions()

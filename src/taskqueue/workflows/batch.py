@@ -18,7 +18,7 @@ from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.states import State
 
 if TYPE_CHECKING:
-    from taskqueue.manager import QueueManager
+    from taskqueue.workflows.protocol import WorkflowClient
 
 FOREVER = 100 * 365 * 24 * 3600.0
 UNFINISHED = (State.PENDING, State.PROCESSING, State.RETRYING)
@@ -60,7 +60,7 @@ def _spec(job: Job | Call | None) -> dict[str, Any] | None:
     return {"name": call.name, "body": call.body, "options": call.options}
 
 
-def create(manager: QueueManager, jobs: Sequence[Job | Call], name: str,
+def create(manager: WorkflowClient, jobs: Sequence[Job | Call], name: str,
            on_complete: Job | Call | None, on_failure: Job | Call | None,
            **options: Any) -> str:
     """Push ``jobs`` as one batch; return the batch id."""
@@ -72,12 +72,12 @@ def create(manager: QueueManager, jobs: Sequence[Job | Call], name: str,
     return batch_id
 
 
-def meta(manager: QueueManager, batch_id: str) -> dict[str, Any] | None:
+def meta(manager: WorkflowClient, batch_id: str) -> dict[str, Any] | None:
     entries = manager.driver.registry_list(_kind(batch_id))
     return entries[0] if entries else None
 
 
-def status(manager: QueueManager, batch_id: str) -> BatchStatus | None:
+def status(manager: WorkflowClient, batch_id: str) -> BatchStatus | None:
     info = meta(manager, batch_id)
     if info is None:
         return None
@@ -87,13 +87,13 @@ def status(manager: QueueManager, batch_id: str) -> BatchStatus | None:
                        counts[State.COMPLETED], counts[State.FAILED], counts[State.CANCELLED])
 
 
-def cancel(manager: QueueManager, batch_id: str, reason: str) -> int:
+def cancel(manager: WorkflowClient, batch_id: str, reason: str) -> int:
     """Cancel every unfinished job of the batch; return how many were cancelled."""
     criteria = JobFilter(batch_id=batch_id, states=UNFINISHED, limit=1_000_000)
     return sum(manager.cancel(job.id, reason) for job in manager.search(criteria))
 
 
-def job_finished(manager: QueueManager, batch_id: str, state: State, count: int = 1) -> None:
+def job_finished(manager: WorkflowClient, batch_id: str, state: State, count: int = 1) -> None:
     """Called whenever a job of the batch finishes (``count`` jobs, all in ``state``, after a
     bulk action): fire the callbacks that are due.
 
@@ -112,7 +112,7 @@ def job_finished(manager: QueueManager, batch_id: str, state: State, count: int 
             _fire(manager, info, "on_complete", current)
 
 
-def _fire(manager: QueueManager, info: dict[str, Any], which: str,
+def _fire(manager: WorkflowClient, info: dict[str, Any], which: str,
           current: BatchStatus | None = None) -> None:
     spec = info[which]
     current = current or status(manager, info["id"])

@@ -26,13 +26,13 @@ from taskqueue.workflows.dependencies import settle_dependents
 
 if TYPE_CHECKING:
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
+    from taskqueue.workflows.protocol import WorkflowClient
 
 #: Ids read back per query when a cancel looks for dependents and batches.
 READ_PAGE = 500
 
 
-def apply_many(manager: QueueManager, action: str, job_ids: Sequence[str], *,
+def apply_many(manager: WorkflowClient, action: str, job_ids: Sequence[str], *,
                reason: str = "cancelled", by: str | None = None,
                priority: int | str | None = None) -> list[str]:
     """Do ``action`` (retry, cancel, priority, delete) to every job of ``job_ids`` that is in
@@ -53,7 +53,7 @@ def apply_many(manager: QueueManager, action: str, job_ids: Sequence[str], *,
     return changed
 
 
-def _after_cancel(manager: QueueManager, ids: list[str], text: str) -> None:
+def _after_cancel(manager: WorkflowClient, ids: list[str], text: str) -> None:
     for job_id in ids:
         manager.events.emit(Event(JOB_CANCELLED, job_id, error=text))
     for parent in _parents(manager, ids):
@@ -66,7 +66,7 @@ def _after_cancel(manager: QueueManager, ids: list[str], text: str) -> None:
         batches.job_finished(manager, batch_id, State.CANCELLED, count)
 
 
-def _parents(manager: QueueManager, ids: list[str]) -> list[str]:
+def _parents(manager: WorkflowClient, ids: list[str]) -> list[str]:
     """Those of ``ids`` that some job depends on (one index lookup finds none in the common
     case), in the order given."""
     children = manager.driver.dependents(ids)
@@ -78,7 +78,7 @@ def _parents(manager: QueueManager, ids: list[str]) -> list[str]:
     return [job_id for job_id in ids if job_id in found]
 
 
-def _records(manager: QueueManager, ids: Sequence[str]) -> list[JobRecord]:
+def _records(manager: WorkflowClient, ids: Sequence[str]) -> list[JobRecord]:
     out: list[JobRecord] = []
     for start in range(0, len(ids), READ_PAGE):
         chunk = tuple(ids[start:start + READ_PAGE])

@@ -11,7 +11,7 @@ from taskqueue.jobs.model import NewJob
 
 if TYPE_CHECKING:
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
+    from taskqueue.workflows.protocol import WorkflowClient
 
 log = logging.getLogger("taskqueue.workflows")
 
@@ -78,7 +78,7 @@ def check_receiver(name: str, keyword: str) -> None:
                     f"{inspect.signature(fn)} has no such parameter: add `{keyword}=None`")
 
 
-def inject_results(manager: QueueManager, job: JobRecord, body: dict[str, Any]) -> None:
+def inject_results(manager: WorkflowClient, job: JobRecord, body: dict[str, Any]) -> None:
     """For ``pass_result``: give the job its dependencies' results (see :func:`result_keyword`):
     keyword ``previous`` or ``results`` for tasks, the same keys of ``self.data`` for Job
     classes."""
@@ -99,7 +99,7 @@ def inject_results(manager: QueueManager, job: JobRecord, body: dict[str, Any]) 
         body["kwargs"] = {**body.get("kwargs", {}), key: value}
 
 
-def settle_dependents(manager: QueueManager, job_id: str, run_anyway: bool,
+def settle_dependents(manager: WorkflowClient, job_id: str, run_anyway: bool,
                       reason: str) -> list[str]:
     """After ``job_id`` failed for good or was cancelled: cancel its dependents (and theirs,
     transitively) or, with ``run_anyway``, let them run. Returns the ids cancelled."""

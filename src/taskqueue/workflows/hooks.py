@@ -14,12 +14,12 @@ from taskqueue.workflows.recurring import schedule_next
 
 if TYPE_CHECKING:
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
+    from taskqueue.workflows.protocol import WorkflowClient
 
 log = logging.getLogger("taskqueue.workflows")
 
 
-def after_finish(manager: QueueManager, job: JobRecord, body: dict[str, Any] | None,
+def after_finish(manager: WorkflowClient, job: JobRecord, body: dict[str, Any] | None,
                  options: dict[str, Any], state: State, reason: str = "") -> None:
     """Run the follow-ups of ``job`` having become ``state`` (completed/failed/cancelled)."""
     if state in (State.FAILED, State.CANCELLED):

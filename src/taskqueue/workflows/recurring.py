@@ -17,23 +17,23 @@ from taskqueue.jobs.definition import Call
 
 if TYPE_CHECKING:
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.manager import QueueManager
+    from taskqueue.workflows.protocol import WorkflowClient
 
 
 STOPPED = "series_stopped"
 FOREVER = 100 * 365 * 24 * 3600.0
 
 
-def stop_series(manager: QueueManager, series_id: str) -> None:
+def stop_series(manager: WorkflowClient, series_id: str) -> None:
     """Record that a series is stopped: no occurrence after the current one is pushed."""
     manager.driver.registry_put(STOPPED, series_id, {"id": series_id}, FOREVER)
 
 
-def is_stopped(manager: QueueManager, series_id: str) -> bool:
+def is_stopped(manager: WorkflowClient, series_id: str) -> bool:
     return any(e.get("id") == series_id for e in manager.driver.registry_list(STOPPED))
 
 
-def schedule_next(manager: QueueManager, job: JobRecord, body: dict[str, Any],
+def schedule_next(manager: WorkflowClient, job: JobRecord, body: dict[str, Any],
                   every: float) -> str | None:
     """Push the occurrence after ``job``; return its id (None if the series was stopped)."""
     from taskqueue.jobs.body import RUN_OPTIONS, TIMEOUT_SET, WORKFLOW

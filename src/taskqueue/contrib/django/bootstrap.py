@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 import django
 from django.db import close_old_connections
 
-from taskqueue.worker.middleware import Middleware, register_default
+from taskqueue.middleware import Middleware, register_default
 
 if TYPE_CHECKING:
     from taskqueue.jobs.context import JobContext
     from taskqueue.jobs.definition import Runnable
     from taskqueue.jobs.model import JobRecord
-    from taskqueue.worker.executor import Outcome
-    from taskqueue.worker.middleware import Postpone
+    from taskqueue.middleware import Outcome, Postpone
 
 django.setup()
 

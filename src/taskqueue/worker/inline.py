@@ -11,16 +11,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskqueue.jobs.states import FINISHED
+from taskqueue.worker.runner import Worker, WorkerOptions
 
 if TYPE_CHECKING:
+    from taskqueue.client import Client
     from taskqueue.jobs.definition import Call, Job
-    from taskqueue.manager import QueueManager
 
 
-def run_now(manager: QueueManager, job: Job | Call, *, timeout: float = 3600.0,
+def run_now(manager: Client, job: Job | Call, *, timeout: float = 3600.0,
             **options: Any) -> Any:
-    from taskqueue.worker.runner import Worker, WorkerOptions
-
     handle = manager.push(job, **options)
     worker = Worker(manager, WorkerOptions(queues=[handle.record().queue_name]))
     deadline = time.monotonic() + timeout

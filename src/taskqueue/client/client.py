@@ -1,0 +1,475 @@
+"""Client: what talks to the store for an application: validate, encode, push, inspect,
+control (cancel with its cascade, retry, pause queues), results and statistics, and the
+workflow entry points (batches, recurring series). ``QueueManager`` is this plus running a
+worker; the worker itself takes a Client."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from taskqueue.client.prepare import Settled, delay_seconds, plain, timeout_seconds
+from taskqueue.client.store import check_schema, check_transactional, codec_from
+from taskqueue.codec import Codec, dumps, loads
+from taskqueue.config import Settings, resolve
+from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
+from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPayload
+from taskqueue.jobs.body import RUN_OPTION_NAMES, RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
+from taskqueue.jobs.definition import Call, Job, check_options
+from taskqueue.jobs.handle import JobHandle
+from taskqueue.jobs.ids import uuid7
+from taskqueue.jobs.model import Attempt, JobRecord, NewJob, attempts_of
+from taskqueue.jobs.names import (
+    check_key,
+    check_queue,
+    check_routed_queue,
+    check_tags,
+    check_task_name,
+)
+from taskqueue.jobs.priority import validate_priority
+from taskqueue.jobs.routing import routing_queue
+from taskqueue.jobs.states import FINISHED, State
+from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
+from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
+from taskqueue.plaintext_switch import PlaintextSwitch
+from taskqueue.workflows import batch as batches
+from taskqueue.workflows.batch import BatchStatus
+from taskqueue.workflows.dependencies import (
+    check_graph,
+    check_receiver,
+    result_keyword,
+    settle_dependents,
+)
+from taskqueue.workflows.recurring import stop_series
+from taskqueue.workflows.unique import idempotency
+
+_RESULT_PREFIX = "tq1:"
+#: Registry kind holding paused queues; entries live "forever" (100 years).
+PAUSED = "queue_paused"
+FOREVER = 100 * 365 * 24 * 3600.0
+#: Finished jobs deleted per transaction by ``Client.prune``.
+PRUNE_BATCH = 2000
+
+
+class Client:
+    """Push jobs, look them up, cancel or retry them, read statistics: everything short of
+    running a worker (``QueueManager`` adds that)."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        codec: Codec | None = None,
+        settings: Settings | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.driver = driver
+        self.settings = settings or Settings()
+        self.codec = codec or codec_from(self.settings)
+        self.events = events or EventBus()
+        self.plaintext = PlaintextSwitch(self.driver, self.codec)
+        #: The last ``prune`` stopped at its time budget with more to delete.
+        self.prune_pending = False
+        #: Counts this manager's events into the store's statistics; installed at the first
+        #: push, so every producer's enqueues count (``taskqueue stats`` enq/min, metrics).
+        self.stats_recorder: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, migrate: bool = True,
+                      **kwargs: Any) -> Self:
+        """``migrate=False``: the store was migrated already (a supervisor's worker process);
+        see ``open_driver``."""
+        return cls(open_driver(settings.database_url, migrate=migrate), settings=settings,
+                   **kwargs)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """Build from CLI-style overrides > environment > taskqueue.toml > defaults."""
+        return cls.from_settings(resolve(overrides))
+
+    @classmethod
+    def for_reading(cls, settings: Settings, **kwargs: Any) -> Self:
+        """A manager for what only reads: on ``settings.read_url`` (a replica) when set, else
+        on the store, never migrating it. A store whose schema is behind is refused."""
+        url = settings.read_url or settings.database_url
+        driver = open_driver(url, migrate=False)
+        try:
+            check_schema(driver, replica=settings.read_url is not None)
+        except BaseException:
+            driver.close()
+            raise
+        return cls(driver, settings=settings, **kwargs)
+
+    @classmethod
+    def with_replica(cls, settings: Settings, **kwargs: Any) -> Self:
+        """A manager that writes to the store and, when ``settings.read_url`` is set, reads
+        (listings, statistics, registries) from that replica (the dashboard's)."""
+        manager = cls.from_settings(settings, **kwargs)
+        if settings.read_url is not None:
+            reader = cls.for_reading(settings)
+            manager.driver = ReplicaReads(manager.driver, reader.driver)
+        return manager
+
+    def on_primary(self) -> Self:
+        """This manager, or, when it reads from a replica, one that reads and writes on the
+        primary store (for actions that read back what they changed)."""
+        primary = getattr(self.driver, "primary", None)
+        if primary is None:
+            return self
+        return type(self)(primary, codec=self.codec, settings=self.settings,
+                          events=self.events)
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> Self:
+        return cls.from_settings(resolve({"url": url, **overrides}))
+
+    def close(self) -> None:
+        if self.stats_recorder is not None:
+            self.stats_recorder.close()  # writes the last counts while the store is open
+        self.driver.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enqueue --------------------------------------------------------------------------------
+    def push(self, job: Job | Call, *, connection: Any = None, **options: Any) -> JobHandle:
+        """Enqueue one job and return its id (an existing id for a duplicate idempotency key).
+
+        ``connection``: your own open connection to the same database (a ``sqlite3``
+        connection to the store's file, or a psycopg / PyMySQL connection); the job is written
+        in your transaction and appears only if you commit. Redis and files have no
+        transactions to join: ConfigError.
+        """
+        return self.push_many([job], connection=connection, **options)[0]
+
+    def push_many(
+        self, jobs: Iterable[Job | Call], *, connection: Any = None, **options: Any
+    ) -> list[JobHandle]:
+        """Enqueue many jobs in one round trip; ``options`` apply to each of them."""
+        return self.push_prepared(self.prepare_many(jobs, **options), connection=connection)
+
+    def push_prepared(self, new_jobs: list[NewJob], *, connection: Any = None) -> list[JobHandle]:
+        """Store prepared jobs (one round trip), after refusing cycles and unknown dependencies.
+
+        A duplicate of a debounced unique job replaces the pending job's arguments instead."""
+        if not new_jobs:
+            return []
+        outside = {d for j in new_jobs for d in j.dependencies} - {j.id for j in new_jobs}
+        check_graph(new_jobs, {d for d in outside if self.driver.get(d) is not None})
+        if connection is not None:
+            check_transactional(self.driver)
+            ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
+        else:
+            ids = self.driver.push(new_jobs)
+        if self.stats_recorder is None:
+            from taskqueue.observability.stats import StatsRecorder
+
+            StatsRecorder.install(self)
+        for index, (job, job_id) in enumerate(zip(new_jobs, ids, strict=True)):
+            if job_id == job.id:
+                self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name))
+            elif job.idempotency_mode == "debounce":
+                ids[index] = self._debounce(job, job_id)
+        return [JobHandle(i, self) for i in ids]
+
+    def _debounce(self, job: NewJob, existing_id: str) -> str:
+        """Give the pending duplicate ``existing_id`` this job's arguments and delay."""
+        existing = self.driver.get(existing_id)
+        if existing is not None:
+            body = self.codec.decode(job.payload, job_id=job.id, queue=job.queue_name)
+            payload = self.codec.encode(body, job_id=existing_id, queue=existing.queue_name)
+            if self.driver.replace_payload(existing_id, payload, job.delay_seconds):
+                return existing_id
+        return self.driver.push([job])[0]  # it started meanwhile: its key is free now
+
+    def prepare(self, job: Job | Call, *, workflow: dict[str, Any] | None = None,
+                **overrides: Any) -> NewJob:
+        """Validate options and encode the payload: everything short of storing."""
+        call = job.to_call() if isinstance(job, Job) else job
+        return self._build(call, self._settle(call, overrides), workflow)
+
+    def prepare_many(self, jobs: Iterable[Job | Call], **overrides: Any) -> list[NewJob]:
+        """``prepare`` each job; consecutive jobs of one task with equal options (a batch)
+        have those options checked once, and only their own parts (id, arguments, payload,
+        derived keys) per job."""
+        out: list[NewJob] = []
+        last: tuple[str, dict[str, Any], Settled] | None = None
+        for job in jobs:
+            call = job.to_call() if isinstance(job, Job) else job
+            if last is None or call.name != last[0] or (
+                    call.options is not last[1] and call.options != last[1]):
+                last = (call.name, call.options, self._settle(call, overrides))
+            out.append(self._build(call, last[2], None))
+        return out
+
+    def _settle(self, call: Call, overrides: dict[str, Any]) -> Settled:
+        """Check and normalize the options of ``call`` (with ``overrides`` on top)."""
+        opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
+        if opts:
+            check_options(opts, f"job {call.name}")
+        if opts.get("pass_result") and opts.get("depends_on"):
+            opts["pass_result"] = result_keyword(opts["pass_result"], len(opts["depends_on"]))
+            check_receiver(call.name, opts["pass_result"])
+        check_task_name(call.name)
+        queue = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
+        if wanted := opts.get("requires"):
+            wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
+            requires = check_tags((str(t) for t in wanted), "required tag")
+            queue = check_routed_queue(routing_queue(queue, requires))
+        run_options = {} if opts.keys().isdisjoint(RUN_OPTION_NAMES) else {
+            k: plain(opts[k]) for k in RUN_OPTION_NAMES if opts.get(k) not in (None, (), False)}
+        if (trace_context := current_trace_context()) is not None:
+            run_options[TRACE_OPTION] = trace_context
+        max_attempts = int(opts.get("max_attempts") or 3)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        return Settled(
+            opts=opts, queue=queue, run_options=run_options,
+            timeout_set=opts.get("timeout") is not None,
+            tags=check_tags(str(t) for t in raw) if (raw := opts.get("tags")) else (),
+            every=opts.get("every") is not None,
+            priority=validate_priority(opts.get("priority", 5)),
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds(opts.get("timeout")),
+            delay_seconds=delay_seconds(opts.get("delay"), opts.get("eta")),
+            dependencies=tuple(str(d) for d in deps) if (deps := opts.get("depends_on")) else (),
+            batch_id=opts.get("batch_id"))
+
+    def _build(self, call: Call, settled: Settled, workflow: dict[str, Any] | None) -> NewJob:
+        """One job of ``call`` with options already settled: its id, body and payload."""
+        job_id = uuid7()
+        body = dict(call.body)
+        if settled.timeout_set:
+            body[TIMEOUT_SET] = True
+        if settled.run_options:
+            body[RUN_OPTIONS] = settled.run_options
+        tags = settled.tags
+        if settled.every and "series" not in (workflow or {}):
+            workflow = {**(workflow or {}), "series": job_id, "n": 0}
+            tags += (f"series:{job_id}",)
+        if workflow:
+            body[WORKFLOW] = workflow
+        key, mode, window = idempotency(call.name, call.body, settled.opts)
+        if key is not None:
+            check_key(key)
+        return NewJob(
+            id=job_id,
+            name=call.name,
+            payload=self.codec.encode(body, job_id=job_id, queue=settled.queue),
+            queue_name=settled.queue,
+            priority=settled.priority,
+            max_attempts=settled.max_attempts,
+            timeout_seconds=settled.timeout_seconds,
+            delay_seconds=settled.delay_seconds,
+            dependencies=settled.dependencies,
+            tags=tags,
+            idempotency_key=key,
+            idempotency_mode=mode,
+            idempotency_window=window,
+            batch_id=settled.batch_id,
+        )
+
+    # -- inspect and control --------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.driver.get(job_id)
+
+    def require(self, job_id: str) -> JobRecord:
+        record = self.driver.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return record
+
+    def search(self, criteria: JobFilter | None = None) -> list[JobRecord]:
+        return self.driver.search(criteria or JobFilter())
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """The job's attempt history, oldest first (see ``jobs.model.attempts_of``)."""
+        return attempts_of(self.require(job_id), self.driver.attempt_history(job_id))
+
+    def cancel(self, job_id: str, reason: str = "cancelled", by: str | None = None) -> bool:
+        """Cancel a pending, retrying or running job (a running one learns it at heartbeat).
+
+        The reason (and who, if given) is kept on the job; jobs waiting on it are cancelled
+        too, transitively."""
+        text = f"{reason} (by {by})" if by else reason
+        done = self.driver.cancel(job_id, text)
+        if done:
+            self.events.emit(Event(JOB_CANCELLED, job_id, error=text))
+            settle_dependents(self, job_id, run_anyway=False, reason=text)
+            record = self.driver.get(job_id)
+            if record is not None and record.batch_id:
+                batches.job_finished(self, record.batch_id, State.CANCELLED)
+        return done
+
+    # -- workflows ------------------------------------------------------------------------------
+    def batch(self, jobs: Sequence[Job | Call], *, name: str = "batch",
+              on_complete: Job | Call | None = None, on_failure: Job | Call | None = None,
+              **options: Any) -> str:
+        """Push ``jobs`` in one round trip as a named batch; returns the batch id."""
+        return batches.create(self, jobs, name, on_complete, on_failure, **options)
+
+    def batch_status(self, batch_id: str) -> BatchStatus:
+        found = batches.status(self, batch_id)
+        if found is None:
+            raise JobNotFound(f"no batch with id {batch_id!r}")
+        return found
+
+    def cancel_batch(self, batch_id: str, reason: str = "batch cancelled") -> int:
+        return batches.cancel(self, batch_id, reason)
+
+    def cancel_series(self, series_id: str, reason: str = "recurring job stopped") -> int:
+        """Stop a recurring job: no further occurrence is pushed, and the waiting or running
+        one is cancelled. Returns how many occurrences were cancelled (0 between runs)."""
+        stop_series(self, series_id)
+        criteria = JobFilter(tag=f"series:{series_id}",
+                             states=(State.PENDING, State.RETRYING, State.PROCESSING))
+        return sum(self.cancel(r.id, reason) for r in self.search(criteria))
+
+    async def apush(self, job: Job | Call, **options: Any) -> JobHandle:
+        """``push`` for asyncio applications (runs the store call in a thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.push, job, **options)
+
+    async def aresult(self, job_id: str, timeout: float = 0.0) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(self.result, job_id, timeout)
+
+    def retry(self, job_id: str) -> bool:
+        """Move a failed (dead-lettered) or cancelled job back to pending."""
+        return self.driver.retry(job_id)
+
+    def set_priority(self, job_id: str, priority: int | str) -> bool:
+        return self.driver.set_priority(job_id, validate_priority(priority))
+
+    def delete(self, job_id: str) -> bool:
+        return self.driver.delete(job_id)
+
+    def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "cancelled",
+                   by: str | None = None, priority: int | str | None = None) -> list[str]:
+        """``retry``, ``cancel``, ``priority`` or ``delete`` on many jobs, a page of thousands
+        per store statement, with the effects of the single-job action (events, cascades);
+        returns the ids changed. See :mod:`taskqueue.workflows.bulk`."""
+        from taskqueue.workflows.bulk import apply_many
+
+        return apply_many(self, action, job_ids, reason=reason, by=by, priority=priority)
+
+    # -- queues ---------------------------------------------------------------------------------
+    def pause_queue(self, queue: str) -> None:
+        """Stop every worker on every node from taking jobs from ``queue`` (within a second)."""
+        check_queue(queue)
+        self.driver.registry_put(PAUSED, queue, {"queue": queue, "since": time.time()},
+                                 ttl_seconds=FOREVER)
+
+    def resume_queue(self, queue: str) -> None:
+        self.driver.registry_remove(PAUSED, queue)
+
+    def paused_queues(self) -> list[str]:
+        return [str(e["queue"]) for e in self.driver.registry_list(PAUSED)]
+
+    def decode(self, record: JobRecord) -> Any:
+        """The job's decoded body (args/kwargs or data).
+
+        With ENCRYPTION_KEY set, an unencrypted payload raises UnencryptedPayload unless the
+        migration switch is on (``taskqueue key:accept-plaintext``)."""
+        try:
+            return self.codec.decode(record.payload, job_id=record.id, queue=record.queue_name)
+        except UnencryptedPayload:
+            if not self.plaintext.is_on():
+                raise
+            return self.codec.decode(record.payload, job_id=record.id,
+                                     queue=record.queue_name, allow_plaintext=True)
+
+    def result(self, job_id: str, timeout: float = 0.0, poll: float = 0.05) -> Any:
+        """The stored return value, waiting up to ``timeout`` s for the job to finish.
+
+        Raises JobNotFound, TimeoutError if it is still running at the deadline, or
+        JobFailed (with the job's exception text) if it failed or was cancelled.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.require(job_id)
+            if record.state in FINISHED:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} is still {record.state} after {timeout}s")
+            time.sleep(poll)
+        if record.state != State.COMPLETED:
+            raise JobFailed(job_id, record.state, record.exception)
+        return self.decode_result(record)
+
+    def encode_result(self, value: Any, job_id: str) -> str:
+        """Results are JSON; encrypted like payloads when a key is set."""
+        encrypted = self.codec.keyring is not None and self.codec.keyring.enabled
+        if value is None and not encrypted:
+            return "null"  # most jobs return nothing: skip the encoder
+        try:
+            raw = dumps(value)
+        except PayloadError:
+            raw = dumps(repr(value))
+        if not encrypted:
+            return raw.decode()
+        sealed = self.codec.encode(loads(raw), job_id=job_id, queue="result")
+        return _RESULT_PREFIX + base64.b64encode(sealed).decode()
+
+    def decode_result(self, record: JobRecord) -> Any:
+        if record.result is None:
+            return None
+        if record.result.startswith(_RESULT_PREFIX):
+            sealed = base64.b64decode(record.result[len(_RESULT_PREFIX):])
+            return self.codec.decode(sealed, job_id=record.id, queue="result")
+        return loads(record.result.encode())
+
+    def stats(self) -> dict[str, Any]:
+        """``{"queues": {name: {state: n, ...}}, "totals": {state: n, ...}, ...}``."""
+        per_queue = self.driver.stats()
+        queues = {name: qs.to_dict() for name, qs in sorted(per_queue.items())}
+        totals: dict[str, Any] = {s.value: sum(q.counts[s] for q in per_queue.values())
+                                  for s in State}
+        totals["completed_last_minute"] = sum(q.completed_last_minute
+                                              for q in per_queue.values())
+        waiting = [(q.avg_priority, q.counts[State.PENDING] + q.counts[State.RETRYING])
+                   for q in per_queue.values() if q.avg_priority is not None]
+        count = sum(n for _, n in waiting)
+        totals["avg_priority"] = (sum(a * n for a, n in waiting if a is not None) / count
+                                  if count else None)
+        from taskqueue.observability.stats import add_history
+
+        return add_history({"backend": self.driver.name, "queues": queues, "totals": totals,
+                            "generated_at": datetime.now(UTC).isoformat()}, self.driver, per_queue)
+
+    def prune(self, older_than: float | None = None, *, batch: int | None = PRUNE_BATCH,
+              dry_run: bool = False, max_seconds: float | None = None,
+              pause: float = 0.02) -> int:
+        """Delete finished jobs past their retention (or older than ``older_than`` seconds,
+        for completed, failed and cancelled alike), ``batch`` at a time, each batch its own
+        short transaction, with a rest between two batches at least as long as the batch took
+        (``pause`` at least), so workers waiting for the store get their turn; stop after
+        ``max_seconds`` (the rest is left for the next call). ``dry_run``: return how many
+        would be deleted, deleting nothing."""
+        completed_age = self.settings.completed_retention if older_than is None else older_than
+        failed_age = self.settings.failed_retention if older_than is None else older_than
+        if dry_run:
+            return self.driver.prune(completed_age, failed_age, dry_run=True)
+        started, total = time.monotonic(), 0
+        while True:
+            began = time.monotonic()
+            deleted = self.driver.prune(completed_age, failed_age, limit=batch)
+            took = time.monotonic() - began
+            total += deleted
+            if batch is None or deleted < batch:
+                self.prune_pending = False
+                return total
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                self.prune_pending = True  # more to do: the caller comes back soon
+                return total
+            # rest at least as long as the batch held the store: a worker waiting for
+            # SQLite's write lock retries on its own schedule and must find it free
+            time.sleep(max(pause, took))
