@@ -49,8 +49,8 @@ def check(driver: Driver, completions: int, step: str) -> None:
         if figures["avg_priority"] is None:
             assert qs.avg_priority is None, (step, queue)
         else:
-            want = pytest.approx(figures["avg_priority"], abs=1e-3)
-            assert qs.avg_priority == want, (step, queue)
+            average = pytest.approx(figures["avg_priority"], abs=1e-3)
+            assert qs.avg_priority == average, (step, queue)
         oldest = figures["oldest"]
         if oldest is None:
             assert qs.oldest_ready_at is None, (step, queue)
