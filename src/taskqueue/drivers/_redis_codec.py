@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from taskqueue.drivers import _attempts
 from taskqueue.jobs.model import JobRecord, NewJob, record_from_values
 from taskqueue.jobs.states import State
@@ -76,7 +78,7 @@ def push_args(job: NewJob, local: list[str], remote: list[str]) -> list[Any]:
     doc: list[Any] = [new_job_fields(job)]
     if local or remote:
         doc += [local, remote]
-    return [json.dumps(doc, separators=(",", ":")), job.payload]
+    return [orjson.dumps(doc), job.payload]
 
 
 def record_fields(rec: JobRecord) -> dict[str, Any]:
