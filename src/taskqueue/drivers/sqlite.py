@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Collection, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 Q = _sql.load_queries("sqlite.sql")
+#: A tag or exception text found in at most this many jobs by the full-text index is looked up
+#: through it; one found in more is left to the scan in id order.
+FEW_MATCHES = 2000
+#: ``estimate_count`` reads this many of the newest candidate jobs.
+SAMPLE = 20_000
 _KEY = _sql.COLUMNS.index("idempotency_key")
 #: Longest sleep between two looks at `PRAGMA data_version` while idle: at most this long
 #: from a push by another process to the worker noticing it (about 100 cheap reads a second).
@@ -404,14 +410,65 @@ class SQLiteDriver:
         return _attempts.parse(rows[0][0]) if rows else []
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
-        table, where, params = _filter(criteria)
+        table, where, params = self._filter(criteria)
         tail, more = _sql.order_limit(criteria)
         sql = f"SELECT {_sql.SELECT_COLUMNS} FROM {table} WHERE {where}{tail}"
         return [_sql.row_to_record(r) for r in self._read(sql, params + more)]
 
     def count(self, criteria: JobFilter) -> int:
-        table, where, params = _filter(criteria)
+        table, where, params = self._filter(criteria)
         return int(self._read(f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0])
+
+    def estimate_count(self, criteria: JobFilter) -> int | None:
+        """For a filter only a scan can count (a task name, or a tag or text found in many
+        jobs) over more than ``2 * SAMPLE`` jobs: the share of matches among the newest
+        ``SAMPLE`` of them (those the indexed filters leave: queue, state, ids, batch) times
+        their number. None when an index counts it (or the sample has too few matches to
+        say)."""
+        scanned = criteria.names or (criteria.tag is not None or criteria.exception_contains) \
+            and self._text_matches(criteria) is None
+        if not scanned:
+            return None
+        base = replace(criteria, names=(), tag=None, exception_contains=None)
+        table, base_where, base_params = _filter(base)
+        total = int(self._read(f"SELECT count(*) FROM {table} WHERE {base_where}",
+                               base_params)[0][0])
+        if total <= 2 * SAMPLE:
+            return None
+        table, where, params = _filter(criteria)
+        edge = (f"SELECT id FROM {table} WHERE {base_where} ORDER BY id DESC "
+                f"LIMIT 1 OFFSET {SAMPLE - 1}")
+        found = int(self._read(f"SELECT count(*) FROM {table} WHERE {where} AND id >= ({edge})",
+                               params + base_params)[0][0])
+        return round(found * total / SAMPLE) if found >= 20 else None
+
+    def _filter(self, criteria: JobFilter) -> tuple[str, str, list[Any]]:
+        """``_filter``, narrowed to the jobs the full-text index names when a tag or
+        exception text matches few of them (the LIKE terms still decide)."""
+        table, where, params = _filter(criteria)
+        ids = self._text_matches(criteria)
+        if ids is not None:
+            where += " AND id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(ids))
+        return table, where, params
+
+    def _text_matches(self, criteria: JobFilter) -> list[str] | None:
+        """The jobs whose tags or exception contain the searched texts, by the trigram index
+        (migration 7): at most ``FEW_MATCHES`` of them, else None (a text found in many jobs
+        is found soon enough by reading the jobs in id order). None too without such a
+        filter, or for an exception text shorter than a trigram."""
+        terms = []
+        if criteria.tag is not None:
+            terms.append(("tags", json.dumps(criteria.tag)))
+        text = criteria.exception_contains
+        if text and len(text) >= 3:
+            terms.append(("exception", text))
+        if not terms:
+            return None
+        query = " AND ".join(f'{column} : "{value.replace(chr(34), chr(34) * 2)}"'
+                             for column, value in terms)
+        rows = self._read(Q["search_text"], (query, FEW_MATCHES + 1))
+        return None if len(rows) > FEW_MATCHES else [row[0] for row in rows]
 
     def cancel(self, job_id: str, reason: str) -> bool:
         now = time.time()

@@ -200,6 +200,52 @@ SELECT ?1, state, 0, 0 FROM job_count_states;
 INSERT OR IGNORE INTO job_completions (queue_name, slot, second, n)
 SELECT ?1, slot, 0, 0 FROM job_completion_slots;
 
+-- name: migration_7
+-- Dashboard searches that stay fast at a million jobs: a tag, or a text in the exception,
+-- through a full-text index with the trigram tokenizer (any substring of 3 characters or more).
+-- job_text holds the searchable texts of the jobs that have any (most jobs, once completed,
+-- have neither tags nor exception and cost nothing), under an INTEGER PRIMARY KEY so the
+-- index's row ids survive a VACUUM; job_search indexes it (external content). Triggers keep
+-- both in the transaction of every insert, exception change and delete.
+CREATE TABLE IF NOT EXISTS job_text (
+    n INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    tags TEXT,
+    exception TEXT
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS job_search USING fts5(
+    tags, exception, content = 'job_text', content_rowid = 'n', tokenize = 'trigram');
+CREATE TRIGGER IF NOT EXISTS job_search_add AFTER INSERT ON job_text BEGIN
+    INSERT INTO job_search (rowid, tags, exception) VALUES (new.n, new.tags, new.exception);
+END;
+CREATE TRIGGER IF NOT EXISTS job_search_drop AFTER DELETE ON job_text BEGIN
+    INSERT INTO job_search (job_search, rowid, tags, exception)
+    VALUES ('delete', old.n, old.tags, old.exception);
+END;
+CREATE TRIGGER IF NOT EXISTS job_text_add AFTER INSERT ON job_queue
+WHEN new.tags IS NOT NULL OR new.exception IS NOT NULL BEGIN
+    INSERT INTO job_text (job_id, tags, exception) VALUES (new.id, new.tags, new.exception);
+END;
+CREATE TRIGGER IF NOT EXISTS job_text_change AFTER UPDATE OF tags, exception ON job_queue
+WHEN old.tags IS NOT new.tags OR old.exception IS NOT new.exception BEGIN
+    DELETE FROM job_text WHERE job_id = old.id;
+    INSERT INTO job_text (job_id, tags, exception)
+    SELECT new.id, new.tags, new.exception
+    WHERE new.tags IS NOT NULL OR new.exception IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS job_text_drop AFTER DELETE ON job_queue
+WHEN old.tags IS NOT NULL OR old.exception IS NOT NULL BEGIN
+    DELETE FROM job_text WHERE job_id = old.id;
+END;
+INSERT INTO job_text (job_id, tags, exception)
+SELECT id, tags, exception FROM job_queue WHERE tags IS NOT NULL OR exception IS NOT NULL;
+
+-- name: search_text
+-- Ids of the jobs whose tags or exception contain a text (an FTS5 query on one column), at
+-- most as many as asked for.
+SELECT t.job_id FROM job_search s JOIN job_text t ON t.n = s.rowid
+WHERE job_search MATCH ? LIMIT ?;
+
 -- name: insert_job
 -- One new job; a duplicate idempotency key inserts nothing.
 INSERT OR FAIL INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,

@@ -1,0 +1,102 @@
+"""SQLite's dashboard searches at scale: the trigram full-text index of tags and exception
+texts (migration 7) stays in step with the jobs through every verb, answers rare searches,
+and leaves common ones to the scan; counts only a scan could make are estimated."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskqueue.drivers import JobFilter, open_driver
+from taskqueue.drivers import sqlite as sqlite_driver
+from taskqueue.drivers.sqlite import SQLiteDriver
+from taskqueue.jobs.states import State
+from tests.conformance.test_driver import new
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[SQLiteDriver]:
+    driver = open_driver(f"sqlite:///{tmp_path / 'q.db'}")
+    assert isinstance(driver, SQLiteDriver)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def texts(path: str) -> dict[str, tuple[str | None, str | None]]:
+    """job_text as it is, after FTS5's own consistency check of the index."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("INSERT INTO job_search (job_search) VALUES ('integrity-check')")
+        return {row[0]: (row[1], row[2])
+                for row in conn.execute("SELECT job_id, tags, exception FROM job_text")}
+    finally:
+        conn.close()
+
+
+def test_the_index_follows_every_verb(db: SQLiteDriver, tmp_path: Path) -> None:
+    tagged, plain, doomed = new(tags=("vip",)), new(), new(tags=("x",))
+    db.push([tagged, plain, doomed])
+    path = str(tmp_path / "q.db")
+    assert texts(path) == {tagged.id: ('["vip"]', None), doomed.id: ('["x"]', None)}
+    job = db.reserve_job("w", plain.id, 30)
+    assert job is not None and db.fail(job.token, "QuotaExceeded: tenant 8841", 0)
+    assert texts(path)[plain.id] == (None, "QuotaExceeded: tenant 8841")
+    job = db.reserve_job("w", plain.id, 30)
+    assert job is not None and db.complete(job.token)
+    assert plain.id not in texts(path), "a completion clears the exception"
+    assert db.cancel(tagged.id, "not needed")
+    assert texts(path)[tagged.id] == ('["vip"]', "not needed")
+    assert db.apply_many("delete", [doomed.id]) == [doomed.id]
+    assert db.delete(tagged.id)
+    assert texts(path) == {}
+
+
+def test_rare_texts_through_the_index_common_ones_by_scan(db: SQLiteDriver,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    common = [new(tags=("tenant:1",)) for _ in range(6)]
+    rare = new(tags=("vip:rare",))
+    db.push([*common, rare, new(tags=("tenant:10",))])
+    monkeypatch.setattr(sqlite_driver, "FEW_MATCHES", 3)
+    assert db._text_matches(JobFilter(tag="vip:rare")) == [rare.id]
+    assert db._text_matches(JobFilter(tag="tenant:1")) is None, "many: scanned"
+    assert [r.id for r in db.search(JobFilter(tag="vip:rare"))] == [rare.id]
+    assert db.count(JobFilter(tag="tenant:1")) == 6, "the tag, not a longer one containing it"
+    assert db._text_matches(JobFilter(exception_contains="%")) is None, "shorter than 3"
+
+
+def test_an_existing_store_is_indexed_by_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    driver = open_driver(f"sqlite:///{path}")
+    job = new(tags=("legacy",))
+    driver.push([job])
+    driver.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        for name in ("job_text_add", "job_text_change", "job_text_drop", "job_search_add",
+                     "job_search_drop"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE job_search")
+        conn.execute("DROP TABLE job_text")
+        conn.execute("DELETE FROM taskqueue_migrations WHERE version = 7")
+    conn.close()
+    driver = open_driver(f"sqlite:///{path}")
+    try:
+        assert driver._text_matches(JobFilter(tag="legacy")) == [job.id]  # type: ignore[attr-defined]
+    finally:
+        driver.close()
+
+
+def test_a_count_only_a_scan_could_make_is_estimated(db: SQLiteDriver,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_driver, "SAMPLE", 50)
+    db.push([new(name="a" if i % 4 else "b") for i in range(400)])
+    assert db.estimate_count(JobFilter(states=(State.PENDING,))) is None, "an index counts it"
+    estimate = db.estimate_count(JobFilter(names=("a",)))
+    assert estimate is not None and 200 <= estimate <= 400, estimate
+    assert db.estimate_count(JobFilter(names=("a",), batch_id="none")) is None, "few to count"
