@@ -262,6 +262,7 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
     timeout = max(settings.timeout, preload_cap + drain_cap + settings.finish_cap + 90)
     if task.mode == "mixed":
         timeout += settings.mixed_seconds + 60
+    commit_ms: float | None = None
     with stores.fresh_store(task.backend) as store:
         argv = [py, "-m", "benchmarks.harness", "--lib", task.lib, "--backend", task.backend,
                 "--store", json.dumps(store), "--mode", task.mode, "--jobs", str(jobs),
@@ -286,6 +287,11 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
             raise
         else:
             result = {}
+        if task.backend == "postgres":
+            try:
+                commit_ms = stores.pg_commit_ms(store["pg_dsn"])
+            except Exception:  # noqa: BLE001 - context for the report, never a failure
+                commit_ms = None
     text = out.decode(errors="replace")
     lines = [ln for ln in text.splitlines() if ln.startswith("BENCH-RESULT ")]
     if lines:
@@ -295,6 +301,8 @@ def run_task(task: Task, settings: Settings, jobs: int, log: Any,
                            f"{text[-1500:]}"}
     result.update(lib=task.lib, backend=task.backend, mode=task.mode,
                   wall_s=round(time.time() - started, 2), requested_jobs=jobs)
+    if commit_ms is not None:
+        result["pg_commit_ms"] = round(commit_ms, 3)
     if result.get("drain_complete") and "error" not in result:
         result.pop("worker_log_tail", None)  # kept only when something went wrong
     log.write(json.dumps(result) + "\n")
@@ -329,7 +337,8 @@ METRICS = ("drain_rate", "single_rate", "bulk_rate", "single_p50_ms", "single_p9
            "recycles", "recycle_gap_ms", "recycle_gap_max_ms", "recycle_lost_ms",
            "worker_processes_used", "mixed_wait_p50_ms", "mixed_wait_p99_ms",
            "mixed_wait_max_ms", "mixed_drain_rate", "mixed_drain_ideal", "mixed_sent",
-           "mixed_held", "mixed_short_jobs", "mixed_lateness_p99_ms", "mixed_rate")
+           "mixed_held", "mixed_short_jobs", "mixed_lateness_p99_ms", "mixed_rate",
+           "pg_commit_ms")
 
 
 def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:

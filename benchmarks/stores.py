@@ -52,6 +52,27 @@ def check(backend: str) -> str | None:
     return None
 
 
+def pg_commit_ms(dsn: str, commits: int = 50) -> float:
+    """The median time of a one-row INSERT committed on its own (autocommit) in database
+    ``dsn``: what the server's WAL flush costs a durable commit at this moment. Every durable
+    PostgreSQL enqueue pays it once, and an enqueue-to-start twice (the push, then the
+    reservation), whatever the library; the disk is shared, so it varies during a run."""
+    import statistics
+    import time
+
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commit_probe (x int)")
+        times = []
+        for i in range(commits):
+            start = time.perf_counter()
+            conn.execute("INSERT INTO bench_commit_probe VALUES (%s)", (i,))
+            times.append(time.perf_counter() - start)
+        conn.execute("DROP TABLE bench_commit_probe")
+    return statistics.median(times) * 1000
+
+
 def _flush_redis() -> None:
     import redis
 

@@ -145,3 +145,15 @@ def test_before_rows_follow_their_counterparts_and_fill_the_before_after_table()
     # the old code's rows are not competitors: never "best other library", never a table row
     assert report.best_other(data, "huey", "sqlite", "drain_rate") == ("taskqueue", 13_000)
     assert report.libs_on(data, "sqlite") == ["taskqueue", "taskqueue-api", "huey"]
+
+
+def test_the_postgres_commit_probe_times_durable_commits() -> None:
+    """The report puts a PostgreSQL commit's cost next to the enqueue and enqueue→start goals."""
+    from benchmarks import stores
+    from tests.backends import unavailable
+
+    if reason := stores.check("postgres"):
+        unavailable("postgres", reason)
+    with stores.fresh_store("postgres") as store:
+        commit_ms = stores.pg_commit_ms(store["pg_dsn"], commits=5)
+    assert commit_ms > 0
