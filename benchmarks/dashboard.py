@@ -11,7 +11,7 @@ For each backend, on a server of our own (``benchmarks/scale_servers.py``; SQLit
    workflows (chains and diamonds of 4-12 jobs) and one batch of 2,000. Then ``VACUUM
    ANALYZE`` (PostgreSQL) / ``ANALYZE`` (SQLite), as the store's maintenance would have done.
    Of the N jobs, 10,000 failed ones and 10,000 pending ones sit in queue ``bulk``, 10,000
-   failed ones in ``bulk-old``.
+   failed ones in ``bulk-old`` (a tenth of N each when N is under 100,000).
 2. **Endpoints**: every list, count and graph endpoint of the JSON API (in-process, through
    the ASGI app and its authentication, as a browser calls it), one warm-up call then
    ``--repeat`` timed calls; the median and the slowest are reported.
@@ -78,10 +78,16 @@ def _id_at(ms: int, rnd: random.Random) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+def bulk_size(n: int) -> int:
+    """Jobs per bulk action: 10,000, or a tenth of a small store."""
+    return min(BULK, n // 10)
+
+
 def _plan(n: int, rnd: random.Random) -> list[tuple[str, str]]:
     """(state, queue) of each job, oldest first: the bulk queues' jobs spread among the rest."""
-    plan = [("failed", "bulk")] * BULK + [("pending", "bulk")] * BULK + \
-        [("failed", "bulk-old")] * BULK
+    size = bulk_size(n)
+    plan = [("failed", "bulk")] * size + [("pending", "bulk")] * size + \
+        [("failed", "bulk-old")] * size
     rest = n - len(plan)
     for state, share in STATES:
         plan += [(state, "")] * int(rest * share)
@@ -308,13 +314,13 @@ def bulk(client: Any, action: str, body: dict[str, Any]) -> dict[str, Any]:
             "skipped": op["skipped"], "error": op["error"]}
 
 
-def per_job_retry(manager: Any) -> dict[str, Any]:
+def per_job_retry(manager: Any, size: int) -> dict[str, Any]:
     """The path before: one store call per job (the walk's reads not counted)."""
     from taskqueue.drivers import JobFilter
     from taskqueue.jobs.states import State
 
     ids = [r.id for r in manager.driver.search(JobFilter(queues=("bulk-old",),
-                                                         states=(State.FAILED,), limit=BULK))]
+                                                         states=(State.FAILED,), limit=size))]
     t0 = time.perf_counter()
     changed = sum(manager.retry(job_id) for job_id in ids)
     return {"seconds": time.perf_counter() - t0, "changed": changed, "skipped": 0,
@@ -343,13 +349,14 @@ def measure(backend: str, n: int, repeat: int) -> dict[str, Any]:
                     figures = timed(lambda p=path: _get(client, p), repeat)
                     rows.append({"kind": kind, "what": what, "path": path, **figures})
                     print(f"  {kind:5} {what:40} {figures['median_ms']:8.1f} ms", file=sys.stderr)
+                size = bulk_size(n)
                 actions = {
-                    "bulk priority, 10,000 pending": bulk(
+                    f"bulk priority, {size:,} pending": bulk(
                         client, "priority", {"priority": 50,
                                              "filter": {"queue": "bulk", "state": "pending"}}),
-                    "bulk retry, 10,000 failed": bulk(
+                    f"bulk retry, {size:,} failed": bulk(
                         client, "retry", {"filter": {"queue": "bulk", "state": "failed"}}),
-                    "retry job by job, 10,000 failed (before)": per_job_retry(manager),
+                    f"retry job by job, {size:,} failed (before)": per_job_retry(manager, size),
                 }
                 for what, figures in actions.items():
                     print(f"  {what:45} {figures['seconds']:6.2f} s", file=sys.stderr)

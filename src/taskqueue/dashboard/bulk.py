@@ -29,7 +29,7 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.dashboard")
-PAGE = 500
+PAGE = 1000
 
 
 @dataclass
