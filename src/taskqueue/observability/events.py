@@ -67,6 +67,10 @@ class EventBus:
         self._lock = threading.Lock()
         self._every = False
         self._kinds: frozenset[str] = frozenset()
+        #: kind -> its subscribers in subscription order (catch-alls included); other kinds
+        #: reach only the catch-alls. Rebuilt on (un)subscribe, so ``emit`` filters nothing.
+        self._table: dict[str, tuple[Subscriber, ...]] = {}
+        self._catch_all: tuple[Subscriber, ...] = ()
 
     def wants(self, kind: str) -> bool:
         """Does anybody listen to ``kind``? Lets hot paths skip building events nobody reads."""
@@ -75,6 +79,9 @@ class EventBus:
     def _changed(self) -> None:
         self._every = any(k is None for k, _ in self._subscribers)
         self._kinds = frozenset(k for k, _ in self._subscribers if k is not None)
+        self._table = {kind: tuple(fn for k, fn in self._subscribers if k is None or k == kind)
+                       for kind in self._kinds}
+        self._catch_all = tuple(fn for k, fn in self._subscribers if k is None)
 
     def subscribe(self, fn: Subscriber, kind: str | None = None) -> Callable[[], None]:
         """Call ``fn`` for every event (or only ``kind``); returns an unsubscribe function."""
@@ -92,9 +99,8 @@ class EventBus:
         return unsubscribe
 
     def emit(self, event: Event) -> None:
-        for kind, fn in tuple(self._subscribers):
-            if kind is None or kind == event.kind:
-                try:
-                    fn(event)
-                except Exception:  # noqa: BLE001 - observers never break jobs
-                    log.exception("event subscriber %r failed on %s", fn, event.kind)
+        for fn in self._table.get(event.kind, self._catch_all):
+            try:
+                fn(event)
+            except Exception:  # noqa: BLE001 - observers never break jobs
+                log.exception("event subscriber %r failed on %s", fn, event.kind)

@@ -14,8 +14,9 @@ per job (an id into a fixed slot when a job starts, zeros when it ends; no seria
 exact at every moment, so when a worker dies the supervisor knows which of its jobs had started
 (they used an attempt) and which were only reserved (they go back unrun).
 
-Nothing is written per job: the worker's event handlers only update a dict in its own memory,
-so supervision costs a dict insert and a pop per job. The watchdogs need no more than the
+Nothing else is written per job: the worker calls ``started``/``ended`` directly (no event is
+built for them), which update a dict in its own memory and that table, so supervision costs a
+few microseconds per job (measured: see docs/benchmarks.md). The watchdogs need no more than the
 oldest deadline and a heartbeat, and a job reaches them within one publish interval, far inside
 any hard timeout.
 
@@ -159,7 +160,8 @@ class StatusPublisher:
     def __init__(self, boards: Boards, index: int) -> None:
         self.boards = boards
         self.index = index
-        self.running: dict[str, tuple[Any, float]] = {}
+        #: job id -> (attempt, lease epoch, timeout, max attempts, start time)
+        self.running: dict[str, tuple[int, int, float, int, float]] = {}
         self.beat = time.time()
         self.leaving: str | None = None
         self._entries: dict[str, int] = {}
@@ -176,13 +178,16 @@ class StatusPublisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # -- event handlers (called on the worker's threads; cheap) ---------------------------------
-    def on_started(self, event: Any) -> None:
-        self.running[event.job_id] = (event, time.time())  # made into a dict when published
+    # -- called by the worker on its job threads, once per job (cheap: no event, no I/O) ----------
+    def started(self, job_id: str, attempt: int, epoch: int, timeout: float,
+                max_attempts: int) -> None:
+        """A job's code starts: listed in memory (published by the thread) and its id written
+        into the table at once (the supervisor must know it started if the process dies)."""
+        self.running[job_id] = (attempt, epoch, timeout, max_attempts, time.time())
         with self._table_lock:
             if self._free:
-                entry = self._entries[event.job_id] = self._free.pop()
-                self.boards.mark(self.index, entry, event.job_id)
+                entry = self._entries[job_id] = self._free.pop()
+                self.boards.mark(self.index, entry, job_id)
             else:
                 self._overflow += 1
                 self.boards.set_overflow(self.index, self._overflow)
@@ -192,11 +197,12 @@ class StatusPublisher:
         if soon and self.soon is not None:
             self.soon()
 
-    def on_ended(self, event: Any) -> None:
-        if self.running.pop(event.job_id, None) is None:
+    def ended(self, job_id: str) -> None:
+        """A job's code has ended (settled or not: the store knows the rest)."""
+        if self.running.pop(job_id, None) is None:
             return
         with self._table_lock:
-            entry = self._entries.pop(event.job_id, None)
+            entry = self._entries.pop(job_id, None)
             if entry is not None:
                 self.boards.unmark(self.index, entry)
                 self._free.append(entry)
@@ -217,8 +223,6 @@ class StatusPublisher:
     def subscribe(self, bus: Any) -> None:
         from taskqueue.observability import events as ev
 
-        bus.subscribe(self.on_started, ev.JOB_STARTED)
-        bus.subscribe(self.on_ended, ev.JOB_RAN)  # follows every job.started: its code ended
         bus.subscribe(self.on_beat, ev.WORKER_HEARTBEAT)
 
     # -- publishing -----------------------------------------------------------------------------
@@ -234,15 +238,16 @@ class StatusPublisher:
     def publish(self) -> None:
         with self._lock:
             self._changed = False
-            jobs: list[tuple[Any, float]] = []
+            jobs: list[tuple[str, tuple[int, int, float, int, float]]] = []
             for _ in range(3):  # job threads may change the dict while it is copied
                 try:
-                    jobs = list(self.running.values())
+                    jobs = list(self.running.items())
                     break
                 except RuntimeError:
                     continue
             self.boards.write(self.index, 0, {
-                "beat": self.beat, "running": [_listed(*job) for job in jobs[:MAX_LISTED]],
+                "beat": self.beat, "running": [_listed(job_id, *job)
+                                               for job_id, job in jobs[:MAX_LISTED]],
                 "processed": self.processed(), "leaving": self.leaving})
 
     def finish(self, summary: dict[str, Any]) -> None:
@@ -260,7 +265,8 @@ class StatusPublisher:
                 self.publish()
 
 
-def _listed(event: Any, started: float) -> dict[str, Any]:
+def _listed(job_id: str, attempt: int, epoch: int, timeout: float, max_attempts: int,
+            started: float) -> dict[str, Any]:
     """A running job as the watchdogs read it."""
-    return {"job_id": event.job_id, "attempt": event.attempt,
-            "deadline": started + float(event.fields.get("timeout") or 0), **event.fields}
+    return {"job_id": job_id, "attempt": attempt, "deadline": started + float(timeout or 0),
+            "epoch": epoch, "timeout": timeout, "max_attempts": max_attempts}

@@ -412,11 +412,7 @@ class Worker:
             if self._postponed:
                 self._postponed.pop(job.id, None)
             self._running[job.id] = ctx
-            if self._events.wants(ev.JOB_STARTED):
-                self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
-                                                        "timeout": ctx.timeout,
-                                                        "max_attempts": job.max_attempts,
-                                                        "ready_at": job.available_at.timestamp()})
+            self._job_started(job, ctx)
             self._in_job = self.pool is None  # the main thread is in the job's code
             outcome = self.executor.run(runnable, body, ctx)
             self._in_job = False
@@ -434,14 +430,29 @@ class Worker:
             interrupted, self._in_job = True, False
             raise
         finally:
-            if self._running.pop(job.id, None) is not None and self._events.wants(ev.JOB_RAN):
-                self._emit(ev.JOB_RAN, job)
+            if self._running.pop(job.id, None) is not None:
+                self._job_ended(job)
             if not interrupted:
                 if job.id not in self._awaiting_ack:
                     self.heartbeat.drop(job.id)
                 if not postponed:
                     with self._lock:
                         self.summary.processed += 1
+
+    def _job_started(self, job: JobRecord, ctx: JobContext) -> None:
+        """The job's code is about to run: ``job.started`` (built only if somebody listens).
+        A subclass that must track running jobs on every job (the supervised worker's status
+        board) overrides this and ``_job_ended``: a method call, no event."""
+        if self._events.wants(ev.JOB_STARTED):
+            self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
+                                                    "timeout": ctx.timeout,
+                                                    "max_attempts": job.max_attempts,
+                                                    "ready_at": job.available_at.timestamp()})
+
+    def _job_ended(self, job: JobRecord) -> None:
+        """The code of a job announced by ``_job_started`` has ended: ``job.ran``."""
+        if self._events.wants(ev.JOB_RAN):
+            self._emit(ev.JOB_RAN, job)
 
     def _before(self, job: JobRecord, ctx: JobContext, runnable: Runnable,
                 options: dict[str, Any]) -> Postpone | None:
