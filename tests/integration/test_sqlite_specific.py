@@ -194,3 +194,24 @@ def test_a_dead_workers_marker_is_removed_by_the_next_push(tmp_path: Path) -> No
         assert os.listdir(path + "-wake") == []
     finally:
         pusher.close()
+
+
+def test_a_rolled_back_push_leaves_a_new_queue_counted_by_the_next(tmp_path: Path) -> None:
+    """A push makes sure of its queue's counter rows once per driver, after a commit: a push
+    rolled back with them (here: the same id twice) does not count, the next one does."""
+    from taskqueue.errors import Conflict
+    from taskqueue.jobs.states import State
+
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+    twin = NewJob(id=uuid7(), name="t", payload=b"x", queue_name="fresh")
+    with pytest.raises(Conflict):
+        driver.push([twin, twin])
+    for _ in range(3):
+        driver.push([NewJob(id=uuid7(), name="t", payload=b"x", queue_name="fresh")])
+    assert driver.stats()["fresh"].counts[State.PENDING] == 3
+    other = SQLiteDriver(tmp_path / "queue.db")  # another process's driver: its own check
+    other.push([NewJob(id=uuid7(), name="t", payload=b"x", queue_name="fresh")])
+    assert driver.stats()["fresh"].counts[State.PENDING] == 4
+    other.close()
+    driver.close()
