@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,16 +21,34 @@ UNDO: dict[str, tuple[int, list[str]]] = {
                    "DROP TRIGGER job_counts_delete", "DROP TRIGGER job_counts_move",
                    "DROP TABLE job_counts", "DROP TABLE job_completions",
                    "DROP TABLE job_count_states", "DROP TABLE job_completion_slots"]),
+    "postgres": (8, ["DROP TRIGGER taskqueue_count_insert ON {schema}.job_queue",
+                     "DROP TRIGGER taskqueue_count_update ON {schema}.job_queue",
+                     "DROP TRIGGER taskqueue_count_delete ON {schema}.job_queue",
+                     "DROP FUNCTION {schema}.taskqueue_count_jobs()",
+                     "DROP FUNCTION {schema}.taskqueue_fold_counts()",
+                     "DROP TABLE {schema}.job_counts, {schema}.job_count_deltas, "
+                     "{schema}.job_completions"]),
 }
 
 
-def _execute(driver: Driver, statements: list[str]) -> None:
+def _sqlite(driver: Driver, statements: list[str]) -> None:
     conn = driver._conn  # type: ignore[attr-defined]
     for statement in statements:
         conn.execute(statement)
 
 
-EXECUTE: dict[str, Callable[[Driver, list[str]], None]] = {"sqlite": _execute}
+def _postgres(driver: Driver, statements: list[str]) -> None:
+    schema = f'"{driver.schema}"'  # type: ignore[attr-defined]
+
+    def work(cur: Any) -> None:
+        for statement in statements:
+            cur.execute(statement.replace("{schema}", schema).replace(
+                "FROM taskqueue_migrations", f"FROM {schema}.taskqueue_migrations"))
+    driver._run(work, tx=True)  # type: ignore[attr-defined]
+
+
+EXECUTE: dict[str, Callable[[Driver, list[str]], None]] = {"sqlite": _sqlite,
+                                                            "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(UNDO))

@@ -489,27 +489,35 @@ class PostgresDriver:
         return self._run(work, tx=True)
 
     def stats(self) -> dict[str, QueueStats]:
-        def work(cur: Cursor) -> tuple[list[TupleRow], list[TupleRow]]:
-            with cur.connection.cursor() as other:
-                with cur.connection.pipeline():
-                    cur.execute(self._q["stats_counts"])
-                    other.execute(self._q["stats_gauges"])
-                return cur.fetchall(), other.fetchall()
-        counts, gauges = self._run(work)
+        """From the counters the triggers keep (migration 8) and one index probe per queue
+        for its oldest ready job: as fast at a million jobs as at none."""
         out: dict[str, QueueStats] = {}
-        for queue, state, count in counts:
-            out.setdefault(queue, QueueStats()).counts[State(state)] = count
-        for queue, avg_priority, oldest, recent in gauges:
-            qs = out.setdefault(queue, QueueStats())
-            qs.avg_priority, qs.oldest_ready_at = avg_priority, _utc(oldest)
-            qs.completed_last_minute = recent
+        waiting: dict[str, list[int]] = {}
+        for queue, state, count, priority_sum in self._fetch("stats_counts"):
+            out.setdefault(queue, QueueStats()).counts[State(state)] = int(count)
+            if state in (State.PENDING, State.RETRYING):
+                sums = waiting.setdefault(queue, [0, 0])
+                sums[0] += int(count)
+                sums[1] += int(priority_sum)
+        for queue, (n, total) in waiting.items():
+            out[queue].avg_priority = total / n if n else None
+        for queue, oldest, recent in self._fetch("stats_gauges", (sorted(out),)):
+            out[queue].oldest_ready_at = _utc(oldest)
+            out[queue].completed_last_minute = int(recent)
         return out
 
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
               dry_run: bool = False) -> int:
         params = {"completed": float(completed_age), "failed": float(failed_age),
                   "limit": None if limit is None else int(limit)}
-        return int(self._fetch("prune_count" if dry_run else "prune", params)[0][0])
+        if dry_run:
+            return int(self._fetch("prune_count", params)[0][0])
+
+        def work(cur: Cursor) -> int:
+            deleted = int(cur.execute(self._q["prune"], params).fetchall()[0][0])
+            cur.execute(self._q["fold_counts"])   # the stats deltas, bounded by the prune's pace
+            return deleted
+        return self._run(work, tx=True)
 
     # -- coordination --------------------------------------------------------------------
     def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:

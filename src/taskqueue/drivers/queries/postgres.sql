@@ -158,6 +158,110 @@ BEGIN
 END
 $$;
 
+-- name: migration_8
+-- Counters kept as jobs change state, so `stats` reads a few rows instead of counting the table
+-- (about a second at a million jobs). Every counter change is an INSERT of a delta row, never an
+-- UPDATE of a shared row: workers completing jobs at once would otherwise queue on the same
+-- counter row until each commits (and could deadlock on two of them). Statement-level triggers
+-- with transition tables write one delta per queue, state and (for completed jobs) second of
+-- completion that a statement changed (a batch of 100 completions is 2 rows), in the writing
+-- transaction, whichever statement it is (COPY included). About one statement in 256 also folds
+-- the deltas into the base rows, when no other transaction is folding (a try-lock): `stats`
+-- sums the base rows and the few deltas since. job_completions keeps the completed jobs per
+-- second of the last two minutes ("completed in the last minute"; a pruned one leaves it, as
+-- on the other stores). The table is locked against writers while the existing rows are
+-- counted, so none is missed or counted twice.
+CREATE TABLE IF NOT EXISTS {schema}.job_counts (
+    queue_name text NOT NULL,
+    state text NOT NULL,
+    n bigint NOT NULL,
+    priority_sum bigint NOT NULL,
+    PRIMARY KEY (queue_name, state)
+) WITH (fillfactor = 50);
+CREATE TABLE IF NOT EXISTS {schema}.job_completions (
+    second bigint NOT NULL,
+    queue_name text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (second, queue_name)
+) WITH (fillfactor = 50);
+CREATE TABLE IF NOT EXISTS {schema}.job_count_deltas (
+    queue_name text NOT NULL,
+    state text NOT NULL,
+    second bigint,
+    n bigint NOT NULL,
+    priority_sum bigint NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+CREATE OR REPLACE FUNCTION {schema}.taskqueue_fold_counts() RETURNS void
+LANGUAGE sql AS $$
+    WITH moved AS (DELETE FROM {schema}.job_count_deltas RETURNING *),
+    counts AS (
+        INSERT INTO {schema}.job_counts AS c (queue_name, state, n, priority_sum)
+        SELECT queue_name, state, sum(n), sum(priority_sum) FROM moved
+        GROUP BY queue_name, state ORDER BY queue_name, state
+        ON CONFLICT (queue_name, state) DO UPDATE
+        SET n = c.n + excluded.n, priority_sum = c.priority_sum + excluded.priority_sum)
+    INSERT INTO {schema}.job_completions AS c (second, queue_name, n)
+    SELECT second, queue_name, sum(n) FROM moved
+    WHERE state = 'completed' AND second >= extract(epoch FROM now())::bigint - 120
+    GROUP BY second, queue_name ORDER BY second, queue_name
+    ON CONFLICT (second, queue_name) DO UPDATE SET n = c.n + excluded.n;
+    DELETE FROM {schema}.job_completions
+    WHERE second < extract(epoch FROM now())::bigint - 120;
+$$;
+CREATE OR REPLACE FUNCTION {schema}.taskqueue_count_jobs() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {schema}.job_count_deltas (queue_name, state, second, n, priority_sum)
+        SELECT queue_name, state, CASE WHEN state = 'completed'
+            THEN floor(extract(epoch FROM completed_at))::bigint END, count(*), sum(priority)
+        FROM new_rows GROUP BY 1, 2, 3;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO {schema}.job_count_deltas (queue_name, state, second, n, priority_sum)
+        SELECT queue_name, state, CASE WHEN state = 'completed'
+            THEN floor(extract(epoch FROM completed_at))::bigint END, -count(*), -sum(priority)
+        FROM old_rows GROUP BY 1, 2, 3;
+    ELSE
+        INSERT INTO {schema}.job_count_deltas (queue_name, state, second, n, priority_sum)
+        SELECT queue_name, state, second, sum(n), sum(p) FROM (
+            SELECT queue_name, state, completed_at, 1 AS n, priority AS p FROM new_rows
+            UNION ALL
+            SELECT queue_name, state, completed_at, -1, -priority FROM old_rows) AS d,
+            LATERAL (SELECT CASE WHEN state = 'completed'
+                THEN floor(extract(epoch FROM completed_at))::bigint END AS second) AS s
+        GROUP BY queue_name, state, second HAVING sum(n) <> 0 OR sum(p) <> 0;
+    END IF;
+    IF random() < 1.0 / 256 AND pg_try_advisory_xact_lock(hashtext('taskqueue fold {schema}'))
+    THEN
+        PERFORM {schema}.taskqueue_fold_counts();
+    END IF;
+    RETURN NULL;
+END $$;
+LOCK TABLE {schema}.job_queue IN SHARE ROW EXCLUSIVE MODE;
+DROP TRIGGER IF EXISTS taskqueue_count_insert ON {schema}.job_queue;
+DROP TRIGGER IF EXISTS taskqueue_count_update ON {schema}.job_queue;
+DROP TRIGGER IF EXISTS taskqueue_count_delete ON {schema}.job_queue;
+CREATE TRIGGER taskqueue_count_insert AFTER INSERT ON {schema}.job_queue
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
+CREATE TRIGGER taskqueue_count_update AFTER UPDATE ON {schema}.job_queue
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
+CREATE TRIGGER taskqueue_count_delete AFTER DELETE ON {schema}.job_queue
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.taskqueue_count_jobs();
+DELETE FROM {schema}.job_counts;
+DELETE FROM {schema}.job_count_deltas;
+INSERT INTO {schema}.job_counts (queue_name, state, n, priority_sum)
+SELECT queue_name, state, count(*), sum(priority) FROM {schema}.job_queue
+GROUP BY queue_name, state;
+DELETE FROM {schema}.job_completions;
+INSERT INTO {schema}.job_completions (second, queue_name, n)
+SELECT floor(extract(epoch FROM completed_at))::bigint, queue_name, count(*)
+FROM {schema}.job_queue
+WHERE state = 'completed' AND completed_at >= now() - interval '2 minutes'
+GROUP BY 1, 2;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
     version integer PRIMARY KEY,
@@ -550,15 +654,36 @@ edges AS (DELETE FROM {schema}.job_dependencies WHERE job_id IN (SELECT id FROM 
 SELECT id FROM gone;
 
 -- name: stats_counts
-SELECT queue_name, state, count(*) FROM {schema}.job_queue GROUP BY queue_name, state;
+-- The counters (migration 8): the base rows plus the deltas not folded yet, a few hundred rows
+-- whatever the number of jobs.
+SELECT queue_name, state, sum(n)::bigint, sum(priority_sum)::bigint FROM (
+    SELECT queue_name, state, n, priority_sum FROM {schema}.job_counts
+    UNION ALL
+    SELECT queue_name, state, n, priority_sum FROM {schema}.job_count_deltas) AS c
+GROUP BY queue_name, state HAVING sum(n) <> 0;
 
 -- name: stats_gauges
--- Average priority and oldest due time of the waiting jobs; completions in the last minute.
-SELECT queue_name,
-    avg(priority) FILTER (WHERE state IN ('pending', 'retrying'))::float8,
-    min(available_at) FILTER (WHERE state IN ('pending', 'retrying')),
-    count(*) FILTER (WHERE state = 'completed' AND completed_at >= now() - interval '1 minute')
-FROM {schema}.job_queue GROUP BY queue_name;
+-- Per queue: the earliest due time of its ready jobs (idx_due, one probe); completions in the
+-- last minute, from the per-second counters and the deltas not folded yet.
+SELECT q.queue_name,
+    (SELECT min(available_at) FROM {schema}.job_queue
+     WHERE queue_name = q.queue_name AND state IN ('pending', 'retrying') AND waiting_on = 0
+       AND available_at > '-infinity'),
+    (SELECT coalesce(sum(n), 0)::bigint FROM (
+        SELECT n FROM {schema}.job_completions
+        WHERE queue_name = q.queue_name AND second >= extract(epoch FROM now())::bigint - 60
+        UNION ALL
+        SELECT n FROM {schema}.job_count_deltas
+        WHERE queue_name = q.queue_name AND state = 'completed'
+          AND second >= extract(epoch FROM now())::bigint - 60
+    ) AS recent)
+FROM unnest(%s::text[]) AS q(queue_name);
+
+-- name: fold_counts
+-- Fold the deltas into the base rows now (prune does, after deleting), unless a transaction is
+-- folding already.
+SELECT {schema}.taskqueue_fold_counts()
+WHERE pg_try_advisory_xact_lock(hashtext('taskqueue fold {schema}'));
 
 -- name: prune
 -- Finished jobs past their retention, and the edges of the jobs deleted.
