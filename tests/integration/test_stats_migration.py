@@ -28,6 +28,9 @@ UNDO: dict[str, tuple[int, list[str]]] = {
                      "DROP FUNCTION {schema}.taskqueue_fold_counts()",
                      "DROP TABLE {schema}.job_counts, {schema}.job_count_deltas, "
                      "{schema}.job_completions"]),
+    "mysql": (6, ["DROP TRIGGER job_counts_insert", "DROP TRIGGER job_completions_update",
+                  "DROP TRIGGER job_counts_update", "DROP TRIGGER job_counts_delete",
+                  "DROP TABLE job_counts, job_completions"]),
 }
 
 
@@ -47,8 +50,15 @@ def _postgres(driver: Driver, statements: list[str]) -> None:
     driver._run(work, tx=True)  # type: ignore[attr-defined]
 
 
-EXECUTE: dict[str, Callable[[Driver, list[str]], None]] = {"sqlite": _sqlite,
-                                                            "postgres": _postgres}
+def _mysql(driver: Driver, statements: list[str]) -> None:
+    def work(cur: Any) -> None:
+        for statement in statements:
+            cur.execute(statement)
+    driver._run(work)  # type: ignore[attr-defined]
+
+
+EXECUTE: dict[str, Callable[[Driver, list[str]], None]] = {
+    "sqlite": _sqlite, "postgres": _postgres, "mysql": _mysql}
 
 
 @pytest.fixture(params=sorted(UNDO))

@@ -425,12 +425,20 @@ class MySQLDriver:
         return self._run(work, tx=True)
 
     def stats(self) -> dict[str, QueueStats]:
+        """From the counters the triggers keep (migration 6) and, per queue with waiting jobs,
+        a loose index scan for its oldest ready one: as fast at a million jobs as at none."""
         out: dict[str, QueueStats] = {}
-        for queue, state, count in self._rows(Q["stats_counts"]):
+        waiting: dict[str, list[int]] = {}
+        for queue, state, count, priority_sum in self._rows(Q["stats_counts"]):
             out.setdefault(queue, QueueStats()).counts[State(state)] = int(count)
-        for queue, avg_priority, oldest in self._rows(Q["stats_ready"]):
-            qs = out.setdefault(queue, QueueStats())
-            qs.avg_priority, qs.oldest_ready_at = float(avg_priority), _aware(oldest)
+            if state in (State.PENDING, State.RETRYING):
+                sums = waiting.setdefault(queue, [0, 0])
+                sums[0] += int(count)
+                sums[1] += int(priority_sum)
+        for queue, (n, total) in waiting.items():
+            if n:
+                out[queue].avg_priority = total / n
+                out[queue].oldest_ready_at = _aware(self._rows(Q["stats_oldest"], (queue,))[0][0])
         for queue, count in self._rows(Q["stats_recent"]):
             out.setdefault(queue, QueueStats()).completed_last_minute = int(count)
         return out
@@ -449,6 +457,7 @@ class MySQLDriver:
             deleted = int(cur.execute(Q["prune"], (*ages, most)))
             if deleted:
                 cur.execute(Q["prune_edges"])
+            cur.execute(Q["prune_completions"])
             return deleted
         return self._run(work, tx=True)
 
