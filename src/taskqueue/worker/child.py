@@ -70,7 +70,10 @@ class SupervisedWorker(Worker):
 
     def wait_for_go(self, server: int) -> bool:
         """A standby: wait, connected and ready, until the supervisor sends SIGCONT (the worker
-        it replaces is leaving); False if told to stop first or orphaned."""
+        it replaces is leaving); False if told to stop first or orphaned. Its first
+        maintenance pass and pause check are done before it waits, so its first reservation
+        follows the signal at once."""
+        self.warm_up()
         while not self.stopping:
             if signal.sigtimedwait({signal.SIGCONT}, 0.2) is not None:
                 return True

@@ -299,6 +299,17 @@ class Worker:
                     log.warning("waiting for work failed, polling instead: %s", exc)
                     self._stop.wait(min(1.0, self.options.poll_interval))
 
+    def warm_up(self) -> None:
+        """Do now what the loop's first round would do before its first reservation: the
+        maintenance pass (lease recovery, the prune lock) and reading the paused queues. A
+        worker that waits to start (a standby) calls this first; the loop then finds both done
+        (they come again at their intervals)."""
+        try:
+            self._maintenance()
+            self._rounds()
+        except DriverUnavailable as exc:  # the loop retries; an outage is waited out there
+            log.debug("warming up failed: %s", exc)
+
     def run_once(self, hold_acks: bool = False) -> int:
         """Reserve one batch and run it (or hand it to the pool); return how many were taken.
 
