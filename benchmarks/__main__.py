@@ -7,6 +7,7 @@
     python -m benchmarks report                     # re-render from benchmarks/results/
     python -m benchmarks profile [--backend sqlite,redis] [--jobs 10000]
     python -m benchmarks scale [--jobs 200000] [--backend sqlite,postgres,redis] [--no-docs]
+    python -m benchmarks scale-stats [--jobs 1000000] [--before-src DIR] [--no-docs]
     python -m benchmarks dashboard [--jobs 1000000] [--backend postgres,sqlite] [--docs]
 """
 
@@ -80,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="where scale.json and scale.md go (default benchmarks/results)")
     sc.add_argument("--no-docs", dest="write_docs", action="store_false",
                     help="only write benchmarks/results/scale.{json,md}")
+    ss = sub.add_parser("scale-stats", help="QueueManager.stats() on an empty store and at N "
+                        "pending / completed jobs (issue 20 item 5; benchmarks/scale_stats.py)")
+    ss.add_argument("--jobs", type=int, default=1_000_000)
+    ss.add_argument("--backend", default="sqlite,postgres,mysql,redis")
+    ss.add_argument("--before-src", default=None,
+                    help="also time stats() with the taskqueue package in this directory (the "
+                    "src/ of an older commit's worktree) against the same stores")
+    ss.add_argument("--mysql", default="mysql://root@127.0.0.1:3306",
+                    help="the MySQL/MariaDB server to make a database on")
+    ss.add_argument("--results-dir", default=None,
+                    help="where scale_stats.json and .md go (default benchmarks/results)")
+    ss.add_argument("--no-docs", dest="write_docs", action="store_false",
+                    help="only write benchmarks/results/scale_stats.{json,md}")
     db = sub.add_parser("dashboard", help="the dashboard API's list/count/graph requests and "
                         "bulk actions over a store of N jobs (issue 18; benchmarks/dashboard.py)")
     db.add_argument("--jobs", type=int, default=1_000_000)
@@ -111,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import scale
 
         return scale.main(args)
+    if args.command == "scale-stats":
+        from benchmarks import scale_stats
+
+        return scale_stats.main(args)
     if args.command == "dashboard":
         from benchmarks import dashboard
 

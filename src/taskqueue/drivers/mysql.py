@@ -43,6 +43,8 @@ MIGRATIONS = sorted(
     if name.removeprefix("migration_").isdigit()
 )
 T = TypeVar("T")
+#: Priority levels whose oldest ready job ``stats`` asks for in one statement.
+_LEVELS_PER_STATEMENT = 100
 Cursor = Any
 
 _RETRIES = 5
@@ -426,22 +428,36 @@ class MySQLDriver:
 
     def stats(self) -> dict[str, QueueStats]:
         """From the counters the triggers keep (migration 6) and, per queue with waiting jobs,
-        a loose index scan for its oldest ready one: as fast at a million jobs as at none."""
+        one index dive per waiting state and priority level in use for its oldest ready job:
+        as fast at a million jobs as at none."""
         out: dict[str, QueueStats] = {}
-        waiting: dict[str, list[int]] = {}
-        for queue, state, count, priority_sum in self._rows(Q["stats_counts"]):
-            out.setdefault(queue, QueueStats()).counts[State(state)] = int(count)
-            if state in (State.PENDING, State.RETRYING):
-                sums = waiting.setdefault(queue, [0, 0])
-                sums[0] += int(count)
-                sums[1] += int(priority_sum)
-        for queue, (n, total) in waiting.items():
-            if n:
-                out[queue].avg_priority = total / n
-                out[queue].oldest_ready_at = _aware(self._rows(Q["stats_oldest"], (queue,))[0][0])
+        levels: dict[str, list[tuple[str, int, int]]] = {}
+        for queue, state, priority, count in self._rows(Q["stats_counts"]):
+            out.setdefault(queue, QueueStats()).counts[State(state)] += int(count)
+            if state in (State.PENDING, State.RETRYING) and count:
+                levels.setdefault(queue, []).append((state, int(priority), int(count)))
+        for queue, waiting in levels.items():
+            n = sum(count for _, _, count in waiting)
+            out[queue].avg_priority = sum(p * count for _, p, count in waiting) / n
+            out[queue].oldest_ready_at = self._oldest_ready(queue, waiting)
         for queue, count in self._rows(Q["stats_recent"]):
             out.setdefault(queue, QueueStats()).completed_last_minute = int(count)
         return out
+
+    def _oldest_ready(self, queue: str, levels: list[tuple[str, int, int]]) -> datetime | None:
+        """The earliest due time of the queue's ready jobs, over the given (state, priority)
+        levels in one statement (at most ``_LEVELS_PER_STATEMENT`` levels each)."""
+        oldest: datetime | None = None
+        for start in range(0, len(levels), _LEVELS_PER_STATEMENT):
+            chunk = levels[start:start + _LEVELS_PER_STATEMENT]
+            sql = ("SELECT MIN(due) FROM ("
+                   + " UNION ALL ".join([Q["stats_level"].strip().rstrip(";")] * len(chunk))
+                   + ") AS levels")
+            params = [x for state, priority, _ in chunk for x in (state, queue, priority)]
+            due = _aware(self._rows(sql, params)[0][0])
+            if due is not None and (oldest is None or due < oldest):
+                oldest = due
+        return oldest
 
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
               dry_run: bool = False) -> int:

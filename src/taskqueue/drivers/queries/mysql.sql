@@ -110,9 +110,10 @@ ALTER TABLE job_queue ADD COLUMN attempt_history LONGTEXT;
 -- name: migration_6
 -- Counters kept as jobs change state, so `stats` reads a few rows instead of counting the table
 -- (about a second at a million jobs). Row triggers keep, in the writing transaction whichever
--- statement it is, the jobs and priority sum per queue and state (job_counts) and the jobs
--- completed per queue and second (job_completions, pruned after two minutes). Each counter is
--- split into 16 slots by connection (MOD(CONNECTION_ID(), 16)), and `stats` adds them up: a
+-- statement it is, the jobs per queue, state and priority (job_counts: the average priority,
+-- and the priority levels in use, so the oldest ready job is one index dive per level) and the
+-- jobs completed per queue and second (job_completions, pruned after two minutes). Each counter
+-- is split into 16 slots by connection (MOD(CONNECTION_ID(), 16)), and `stats` adds them up: a
 -- transaction holds its counter rows until it commits, and one row per counter would make
 -- every worker's completion wait for the others'; two connections share a slot only when their
 -- ids do modulo 16 (a rare deadlock between them is re-run like any other). A trigger body is
@@ -121,10 +122,10 @@ ALTER TABLE job_queue ADD COLUMN attempt_history LONGTEXT;
 CREATE TABLE IF NOT EXISTS job_counts (
     queue_name VARCHAR(255) NOT NULL,
     state VARCHAR(16) NOT NULL,
+    priority INT NOT NULL,
     slot TINYINT NOT NULL,
     n BIGINT NOT NULL,
-    priority_sum BIGINT NOT NULL,
-    PRIMARY KEY (queue_name, state, slot)
+    PRIMARY KEY (queue_name, state, priority, slot)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS job_completions (
     second BIGINT NOT NULL,
@@ -138,33 +139,35 @@ DROP TRIGGER IF EXISTS job_counts_update;
 DROP TRIGGER IF EXISTS job_counts_delete;
 DROP TRIGGER IF EXISTS job_completions_update;
 CREATE TRIGGER job_counts_insert AFTER INSERT ON job_queue FOR EACH ROW
-    INSERT INTO job_counts (queue_name, state, slot, n, priority_sum)
-    VALUES (NEW.queue_name, NEW.state, MOD(CONNECTION_ID(), 16), 1, NEW.priority)
-    ON DUPLICATE KEY UPDATE n = n + 1, priority_sum = priority_sum + VALUES(priority_sum);
+    INSERT INTO job_counts (queue_name, state, priority, slot, n)
+    VALUES (NEW.queue_name, NEW.state, NEW.priority, MOD(CONNECTION_ID(), 16), 1)
+    ON DUPLICATE KEY UPDATE n = n + 1;
 CREATE TRIGGER job_counts_delete AFTER DELETE ON job_queue FOR EACH ROW
-    INSERT INTO job_counts (queue_name, state, slot, n, priority_sum)
-    VALUES (OLD.queue_name, OLD.state, MOD(CONNECTION_ID(), 16), -1, -OLD.priority)
-    ON DUPLICATE KEY UPDATE n = n - 1, priority_sum = priority_sum + VALUES(priority_sum);
+    INSERT INTO job_counts (queue_name, state, priority, slot, n)
+    VALUES (OLD.queue_name, OLD.state, OLD.priority, MOD(CONNECTION_ID(), 16), -1)
+    ON DUPLICATE KEY UPDATE n = n - 1;
 CREATE TRIGGER job_counts_update AFTER UPDATE ON job_queue FOR EACH ROW
-    INSERT INTO job_counts (queue_name, state, slot, n, priority_sum)
-    SELECT queue_name, state, MOD(CONNECTION_ID(), 16), n, p FROM (
-        SELECT OLD.queue_name AS queue_name, OLD.state AS state, -1 AS n, -OLD.priority AS p
+    INSERT INTO job_counts (queue_name, state, priority, slot, n)
+    SELECT queue_name, state, priority, MOD(CONNECTION_ID(), 16), n FROM (
+        SELECT OLD.queue_name AS queue_name, OLD.state AS state, OLD.priority AS priority,
+            -1 AS n
         UNION ALL
-        SELECT NEW.queue_name, NEW.state, 1, NEW.priority) AS d
+        SELECT NEW.queue_name, NEW.state, NEW.priority, 1) AS d
     WHERE NOT (OLD.state <=> NEW.state AND OLD.queue_name <=> NEW.queue_name
                AND OLD.priority <=> NEW.priority)
-    ON DUPLICATE KEY UPDATE n = job_counts.n + VALUES(n),
-        priority_sum = job_counts.priority_sum + VALUES(priority_sum);
+    ON DUPLICATE KEY UPDATE n = job_counts.n + VALUES(n);
 CREATE TRIGGER job_completions_update AFTER UPDATE ON job_queue FOR EACH ROW
     FOLLOWS job_counts_update
     INSERT INTO job_completions (second, queue_name, slot, n)
-    SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', NEW.completed_at), NEW.queue_name, MOD(CONNECTION_ID(), 16), 1
+    SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', NEW.completed_at), NEW.queue_name,
+        MOD(CONNECTION_ID(), 16), 1
     FROM DUAL WHERE NEW.state = 'completed' AND NOT (OLD.state <=> 'completed')
     ON DUPLICATE KEY UPDATE n = job_completions.n + 1;
 LOCK TABLES job_queue WRITE, job_counts WRITE, job_completions WRITE;
 DELETE FROM job_counts;
-INSERT INTO job_counts (queue_name, state, slot, n, priority_sum)
-SELECT queue_name, state, 0, COUNT(*), SUM(priority) FROM job_queue GROUP BY queue_name, state;
+INSERT INTO job_counts (queue_name, state, priority, slot, n)
+SELECT queue_name, state, priority, 0, COUNT(*) FROM job_queue
+GROUP BY queue_name, state, priority;
 DELETE FROM job_completions;
 INSERT INTO job_completions (second, queue_name, slot, n)
 SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', completed_at), queue_name, 0, COUNT(*) FROM job_queue
@@ -584,17 +587,19 @@ DELETE FROM job_dependencies WHERE job_id IN ({ids});
 DELETE FROM job_queue WHERE id IN ({ids}) AND state <> 'processing';
 
 -- name: stats_counts
--- The counters (migration 6), summed over their slots: a few rows whatever the number of jobs.
-SELECT queue_name, state, SUM(n), SUM(priority_sum) FROM job_counts
-GROUP BY queue_name, state HAVING SUM(n) <> 0;
+-- The counters (migration 6), summed over their slots: a few rows per queue, state and priority
+-- level whatever the number of jobs.
+SELECT queue_name, state, priority, SUM(n) FROM job_counts
+GROUP BY queue_name, state, priority HAVING SUM(n) <> 0;
 
--- name: stats_oldest
--- The earliest due time of a queue's ready jobs: the first idx_ready entry of each state and
--- priority (a loose index scan, "Using index for group-by"), not every waiting job.
-SELECT MIN(first_due) FROM (
-    SELECT MIN(available_at) AS first_due FROM job_queue
-    WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name = %s
-    GROUP BY state, waiting_on, queue_name, priority) AS levels;
+-- name: stats_level
+-- The earliest due time of a queue's ready jobs of one waiting state and priority level: one
+-- dive into idx_ready (MIN over its equality prefix), whatever the index statistics say. `stats`
+-- asks for every level in use in one statement (UNION ALL), so it reads a few index entries,
+-- not the backlog (a GROUP BY's loose index scan was picked only while the statistics were
+-- fresh; right after a load it read every waiting job).
+SELECT MIN(available_at) AS due FROM job_queue
+WHERE state = %s AND waiting_on = 0 AND queue_name = %s AND priority = %s
 
 -- name: stats_recent
 SELECT queue_name, SUM(n) FROM job_completions
