@@ -31,7 +31,7 @@ def test_search_filters_count_and_pages(manager: QueueManager, admin: Session) -
     assert [j["id"] for j in data["jobs"]] == failed[::-1]
     assert data["jobs"][0]["error"] == "ValueError: boom"
     assert admin.get("/api/jobs/count?state=failed&queue=emails").json() == {
-        "count": 5, "exact": True, "estimate": False}
+        "count": 5, "exact": True, "estimate": False, "at_most": False}
     assert [j["name"] for j in admin.get("/api/jobs?error=needle").json()["jobs"]] == [
         "app.report"]
     assert len(admin.get("/api/jobs?tag=vip").json()["jobs"]) == 1

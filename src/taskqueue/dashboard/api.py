@@ -129,8 +129,9 @@ async def count_jobs(request: Request) -> Response:
         return ok({"count": total, "exact": True, "action": action})
     total, estimated = await run_in_threadpool(count_or_estimate, dash.manager.driver,
                                                query.filter())
-    exact = not (query.since or query.until or query.args or estimated)
-    return ok({"count": total, "exact": exact, "estimate": estimated})
+    bound = bool(query.since or query.until or query.args)  # filters the store cannot count
+    return ok({"count": total, "exact": not (bound or estimated), "estimate": estimated,
+               "at_most": bound})
 
 
 def count_or_estimate(driver: Driver, criteria: JobFilter) -> tuple[int, bool]:

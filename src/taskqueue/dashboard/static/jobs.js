@@ -69,12 +69,18 @@
     TQ.$("#prev").disabled = state.cursors.length <= 1;
   }
 
+  // "at most": the time range or argument filters are not counted; "about": the store's
+  // estimate stands in for a count that would read most of a large table
+  function countQualifier(data) {
+    return (data.at_most ? "at most " : "") + (data.estimate ? "about " : "");
+  }
+
   async function loadCount() {
     TQ.$("#count").textContent = "counting…";
     try {
       const data = await TQ.api("/api/jobs/count?" + filterParams());
-      state.count = data.count; state.exact = data.exact; state.estimate = data.estimate;
-      TQ.$("#count").textContent = (data.estimate ? "about " : data.exact ? "" : "at most ") + TQ.num(data.count) + " matching";
+      state.count = data.count; state.exact = data.exact; state.qualifier = countQualifier(data);
+      TQ.$("#count").textContent = state.qualifier + TQ.num(data.count) + " matching";
     } catch (err) { TQ.$("#count").textContent = ""; TQ.fail(err); }
     renderBulk();
   }
@@ -161,7 +167,7 @@
       h("div", { class: "row" }, h("strong", { text: `${n} selected` }), sel("retry", "Retry"), sel("cancel", "Cancel"),
         priority, sel("priority", "Set priority"), sel("delete", "Delete", "danger")),
       h("div", { class: "row" }, h("span", { class: "muted", text: "Everything matching the filter" +
-          (state.count !== null ? ` (${state.estimate ? "about " : state.exact ? "" : "at most "}${TQ.num(state.count)} jobs):` : ":") }),
+          (state.count !== null ? ` (${state.qualifier}${TQ.num(state.count)} jobs):` : ":") }),
         all("retry", "Retry all matching", "primary"), all("cancel", "Cancel all matching"),
         all("priority", "Set priority of all matching"), all("delete", "Delete all matching", "danger")),
       h("div", { id: "bulk-status", class: "muted", text: state.lastResult || "" }));
