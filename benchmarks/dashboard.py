@@ -251,6 +251,8 @@ def cases(client: Any, now: datetime) -> list[tuple[str, str, str]]:
     out = [("list", what, f"/api/jobs?{query}") for what, query in filters]
     out += [("list", "page 15 days back (cursor)", f"/api/jobs?cursor={middle}"),
             ("list", "batch (2,000 jobs)", f"/api/jobs?batch={batch}"),
+            ("list", "sorted by priority (newest 10,000 failed)",
+             "/api/jobs?state=failed&sort=priority&dir=desc"),
             ("list", "args.user_id:7 + queue + state",
              "/api/jobs?args=args.user_id:7&queue=emails&state=failed")]
     out += [("count", what, f"/api/jobs/count?{query}") for what, query in filters]

@@ -141,3 +141,26 @@ def test_undecodable_payloads_never_match(sqlite_manager: QueueManager) -> None:
     put_job(sqlite_manager, body={"kwargs": {"user_id": 1}}, payload=b"\x00garbage")
     query = JobQuery.from_params({"args": "args.user_id:1"})
     assert find_page(sqlite_manager.search, query, sqlite_manager.decode).jobs == []
+
+
+def test_an_error_text_shorter_than_a_trigram_is_scanned_here_with_a_budget(
+        sqlite_manager: QueueManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskqueue.dashboard import query as query_module
+
+    target = put_job(sqlite_manager, State.FAILED, exception="disk 100% full").id
+    for _ in range(6):
+        put_job(sqlite_manager, State.FAILED, exception="timeout")
+    search = sqlite_manager.search
+    q = JobQuery.from_params({"error": "%"})
+    assert q.short_error and q.filter().exception_contains is None, "not sent to the store"
+    page = find_page(search, q)
+    assert [r.id for r in page.jobs] == [target] and not page.partial
+    monkeypatch.setattr(query_module, "SHORT_TEXT_SCAN", 3)
+    first = find_page(search, q)
+    assert first.partial and first.jobs == [] and first.scanned == 3
+    second = find_page(search, replace(q, cursor=first.next_cursor))
+    assert second.partial and second.jobs == []
+    rest = find_page(search, replace(q, cursor=second.next_cursor))
+    assert [r.id for r in rest.jobs] == [target] and not rest.partial, "scanning continued"
+    long = JobQuery.from_params({"error": "100%"})
+    assert not long.short_error and long.filter().exception_contains == "100%"

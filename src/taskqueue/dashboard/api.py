@@ -129,7 +129,7 @@ async def count_jobs(request: Request) -> Response:
         return ok({"count": total, "exact": True, "action": action})
     total, estimated = await run_in_threadpool(count_or_estimate, dash.manager.driver,
                                                query.filter())
-    bound = bool(query.since or query.until or query.args)  # filters the store cannot count
+    bound = bool(query.since or query.until or query.scans_here)  # not counted by the store
     return ok({"count": total, "exact": not (bound or estimated), "estimate": estimated,
                "at_most": bound})
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,7 +92,7 @@ def count_targets(search: Callable[[JobFilter], list[JobRecord]],
     states = target_states(query, action)
     if not states:
         return 0
-    if not (query.since or query.until or query.args):
+    if not (query.since or query.until or query.scans_here):
         return count(query.filter(states=states))
     total, cursor = 0, query.cursor
     while True:
@@ -152,15 +153,24 @@ class Operations:
              decode: Decode | None) -> None:
         states = target_states(query, op.action)
         cursor = query.cursor
+        writing: Future[None] | None = None
         try:
-            while states and not op.cancel.is_set():
-                page = find_page(search, replace(query, cursor=cursor, limit=PAGE),
-                                 decode=decode, states=states)
-                op.scanned += page.scanned
-                apply_page(page.jobs, op.action, apply, op.outcome)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+            # the next page is read while the store changes this one (on its own connection
+            # where the store has several): the walk's reads cost no time of their own
+            with ThreadPoolExecutor(1, thread_name_prefix=f"taskqueue-bulk-{op.id[:8]}") as writer:
+                while states and not op.cancel.is_set():
+                    page = find_page(search, replace(query, cursor=cursor, limit=PAGE),
+                                     decode=decode, states=states)
+                    op.scanned += page.scanned
+                    if writing is not None:
+                        writing.result()
+                    writing = writer.submit(apply_page, page.jobs, op.action, apply,
+                                            op.outcome)
+                    if page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+                if writing is not None:
+                    writing.result()
         except Exception as exc:  # noqa: BLE001 - reported to the user and the audit log
             log.exception("bulk %s failed", op.action)
             op.error = str(exc)

@@ -34,7 +34,8 @@ def group_failures(manager: QueueManager, query: JobQuery, limit: int) -> dict[s
         size = min(PAGE, limit - scanned)
         page = manager.search(replace(criteria, after_id=after, limit=size))
         for record in page:
-            _add(groups, record)
+            if query.keeps(record):
+                _add(groups, record)
         scanned += len(page)
         if len(page) < size:
             complete = True

@@ -29,6 +29,9 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
 MAX_LIMIT = 500
+#: Jobs one request reads at most for an error text shorter than a trigram (then the page is
+#: partial, with a cursor to continue from).
+SHORT_TEXT_SCAN = 5000
 _ID = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -106,8 +109,20 @@ class JobQuery:
         return JobFilter(queues=self.queues, states=tuple(states if states is not None
                                                           else self.states),
                          names=self.names, ids=self.ids, tag=self.tag, batch_id=self.batch,
-                         exception_contains=self.error, after_id=after_id, limit=limit,
-                         newest_first=self.newest_first)
+                         exception_contains=None if self.short_error else self.error,
+                         after_id=after_id, limit=limit, newest_first=self.newest_first)
+
+    @property
+    def short_error(self) -> bool:
+        """An error text shorter than a trigram (``error=%``): no index finds it, so the store
+        is not asked (it would read every failed job); pages test it here, reading at most
+        ``SHORT_TEXT_SCAN`` jobs per request (see ``find_page``)."""
+        return bool(self.error) and len(self.error or "") < 3
+
+    def keeps(self, record: JobRecord) -> bool:
+        """The test of the filters applied here rather than by the store (a short error text;
+        argument values are tested separately, they need decoding)."""
+        return not self.short_error or (self.error or "") in (record.exception or "")
 
     @property
     def start_id(self) -> str | None:
@@ -128,6 +143,12 @@ class JobQuery:
     @property
     def needs_decoding(self) -> bool:
         return bool(self.args)
+
+    @property
+    def scans_here(self) -> bool:
+        """Some filter is applied here, after the store: pages are read in larger chunks, and
+        the store's count is at most the number of matches."""
+        return bool(self.args) or self.short_error
 
     def describe(self) -> str:
         parts = [f"state={','.join(self.states)}" if self.states else "",
@@ -161,13 +182,19 @@ def find_page(search: Search, query: JobQuery, decode: Decode | None = None,
     """One page of matches, scanning in chunks until it is full or the data runs out."""
     page = Page()
     after = query.start_id
-    chunk = query.limit + 1 if not query.needs_decoding else max(query.limit * 4, 200)
+    chunk = query.limit + 1 if not query.scans_here else max(query.limit * 4, 200)
     while True:
         batch = search(query.filter(after_id=after, limit=chunk, states=states))
         for record in batch:
             if query.beyond(record.id):
                 return page
+            if query.short_error and page.scanned >= SHORT_TEXT_SCAN:
+                page.partial, page.next_cursor = True, after
+                return page
             page.scanned += 1
+            if not query.keeps(record):
+                after = record.id
+                continue
             if query.needs_decoding:
                 if page.decoded >= max(1, max_decode):
                     page.partial, page.next_cursor = True, after

@@ -61,7 +61,7 @@
     syncChecks();
     const sort = data.sort || {};
     TQ.$("#page-info").textContent = `page ${state.cursors.length}` +
-      (data.partial ? ` · scanned ${TQ.num(data.scanned)} jobs, decoded ${TQ.num(data.decoded)} (limit ${TQ.num(data.max_decode)}): continue to scan further` : "") +
+      (data.partial ? ` · scanned ${TQ.num(data.scanned)} jobs` + (data.decoded ? `, decoded ${TQ.num(data.decoded)} (limit ${TQ.num(data.max_decode)})` : "") + ": continue to scan further" : "") +
       (sort.column && sort.column !== "created" ? ` · sorted by ${sort.column} ` +
         (sort.complete ? `(all ${TQ.num(sort.among)} matches)` : `among the newest ${TQ.num(sort.among)} matches`) : "");
     TQ.$("#next").disabled = !data.next_cursor;
