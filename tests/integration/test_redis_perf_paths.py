@@ -353,3 +353,67 @@ def test_only_the_wait_right_after_a_reserve_reserves(driver: Any) -> None:
     driver.wait_for_work(["a"], 0.5)                   # no reserve in between
     assert driver.get(job.id).state is State.PENDING
     assert [j.id for j in driver.reserve("w1", ["a"], 5, 30)] == [job.id]
+
+
+# -- single pushes go through the driver's own connection (the lane), off the pool --------------
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+def test_single_pushes_survive_a_killed_connection_and_a_forgotten_script(
+        tmp_path: Path) -> None:
+    """A push whose lane connection was killed, or whose script the server forgot, is sent
+    again and stored exactly once."""
+    assert REDIS_SERVER is not None
+    port = _spare_port()
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                             str(tmp_path), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                admin.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        d = open_driver(f"redis://127.0.0.1:{port}/0?prefix=t")
+        try:
+            ids = [d.push([new(queue_name="a")])[0]]
+            lane = d._lane.call("CLIENT", "ID")
+            assert admin.execute_command("CLIENT", "KILL", "ID", lane) == 1
+            ids.append(d.push([new(queue_name="a")])[0])
+            admin.script_flush()
+            ids.append(d.push([new(queue_name="a")])[0])
+            ids.append(d.push([new(queue_name="a")])[0])
+            assert d._lane.call("CLIENT", "ID") != lane  # a new connection took over
+            assert d.count(d_filter(State.PENDING)) == 4
+            assert sorted(j.id for j in d.reserve("w", ["a"], 10, 30)) == sorted(ids)
+        finally:
+            d.close()
+        admin.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_forked_producer_pushes_on_a_connection_of_its_own(driver: Any) -> None:
+    """After a fork, parent and child each push through their own socket: sharing the
+    parent's would mix up the replies of the two processes."""
+    import os
+
+    driver.push([new(queue_name="a")])  # the parent's lane is connected
+    parent_lane = driver._lane.call("CLIENT", "ID")
+    pid = os.fork()
+    if pid == 0:  # the child: push, and report through the exit status
+        ok = False
+        try:
+            ok = driver._lane.call("CLIENT", "ID") != parent_lane
+            ok = ok and len(driver.push([new(queue_name="a")])) == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert driver._lane.call("CLIENT", "ID") == parent_lane
+    driver.push([new(queue_name="a")])
+    assert driver.count(d_filter(State.PENDING)) == 3

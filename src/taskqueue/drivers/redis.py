@@ -86,6 +86,7 @@ from taskqueue.drivers import _redis_cluster as cluster
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
 from taskqueue.drivers import _redis_layout as layout
+from taskqueue.drivers._redis_lane import Lane
 from taskqueue.drivers._redis_memory import Memory, Primed
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
@@ -149,6 +150,8 @@ class RedisDriver:
         self._next_repair = 0.0
         self._memory = Memory()   # reserved jobs' queues; a wake-up's reservation
         self._known_queues: dict[str, float] = {}   # queue -> when this driver last added it
+        #: single pushes skip the pool's per-call checks (not on a Cluster: one node per slot)
+        self._lane = None if self.cluster else Lane(client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisDriver:
@@ -205,6 +208,12 @@ class RedisDriver:
         ``named``: the queues this call relies on being in the queue set (see ``_rescript``)."""
         found = self._scripts[script]
         try:
+            if script == "push" and self._lane is not None:
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+                    # a failed lane falls through to the pool, with the client's retries:
+                    # pushing a job again is safe (the script accepts its own id again)
+                    return self._lane.call("EVALSHA", found.sha, 1, self.keys.queue(queue),
+                                           *args)
             return self._r.execute_command("EVALSHA", found.sha, 1, self.keys.queue(queue), *args)
         except redis.exceptions.NoScriptError:
             self._rescript(named)
@@ -301,6 +310,8 @@ class RedisDriver:
     def close(self) -> None:
         with contextlib.suppress(DriverError):
             self._from_wait(None, 0.0)   # hand back what a wait reserved
+        if self._lane is not None:
+            self._lane.close()
         self._r.close()
         self._blocking.close()
         if not self.cluster:   # a pool handed to a client is not closed with it
