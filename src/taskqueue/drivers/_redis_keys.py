@@ -183,28 +183,20 @@ def matches(values: Sequence[Any], criteria: JobFilter) -> bool:
 PRIORITY_SAMPLE = 1000
 
 
-def queue_stats(client: redis.Redis, keys: Keys, queue: str, now_us: int) -> QueueStats:
-    """Counts from the state sets (kept as jobs move, so O(1) each); gauges over the waiting
-    (pending, retrying) jobs: the oldest from the heads of their sets, the average priority
-    over the ``PRIORITY_SAMPLE`` longest-waiting ones (exact below that many), so a queue with
-    a million waiting jobs costs what one with a thousand does."""
-    pipe = client.pipeline(transaction=False)
-    for state in State:
-        pipe.zcard(keys.sub(queue, state.value))
-    pipe.zcount(keys.sub(queue, "completed"), now_us - 60_000_000, "+inf")
-    for name in ("pending", "retrying"):
-        pipe.zrange(keys.sub(queue, name), 0, PRIORITY_SAMPLE - 1, withscores=True)
-    *counts, recent, pending, retrying = pipe.execute()
-    qs = QueueStats(counts=dict(zip(State, counts, strict=True)), completed_last_minute=recent)
-    waiting = sorted(pending + retrying, key=lambda item: item[1])[:PRIORITY_SAMPLE]
-    if waiting:
-        qs.oldest_ready_at = from_us(int(waiting[0][1]))
-        pipe = client.pipeline(transaction=False)
-        for job_id, _ in waiting:
-            pipe.hget(keys.job(queue, text(job_id)), "priority")
-        priorities = [int(p) for p in pipe.execute() if p is not None]
-        if priorities:
-            qs.avg_priority = sum(priorities) / len(priorities)
+def stats_from_script(answer: Sequence[Any]) -> QueueStats:
+    """A queue's figures from the ``stats`` script's answer (see ``redis_stats.lua``): the
+    counts of the state sets, completions of the last minute, and over the ``PRIORITY_SAMPLE``
+    longest-waiting jobs (all of them below that many; a queue with a million waiting jobs
+    costs what one with a thousand does) the earliest due time and the average priority."""
+    states = list(State)
+    counts = [int(n) for n in answer[:len(states)]]
+    recent, oldest, total, summed = answer[len(states):]
+    qs = QueueStats(counts=dict(zip(states, counts, strict=True)),
+                    completed_last_minute=int(recent))
+    if oldest:
+        qs.oldest_ready_at = from_us(int(oldest))
+    if int(summed):
+        qs.avg_priority = int(total) / int(summed)
     return qs
 
 

@@ -97,7 +97,7 @@ QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complet
                  "complete_many", "fail",
                  "release", "set_progress", "recover", "cancel", "retry", "set_priority",
                  "delete", "prune", "restore", "depend", "unblock", "replace_payload",
-                 "dependency_failed", "due", "bulk")
+                 "dependency_failed", "due", "bulk", "stats")
 PLAIN_SCRIPTS = ("lock", "counter", "registry")
 #: Longest single BLPOP of ``wait_for_work`` (seconds).
 BLOCK_MAX = 1.0
@@ -809,13 +809,19 @@ class RedisDriver:
         return sum(1 for a in answers if a == 1)
 
     def stats(self) -> dict[str, QueueStats]:
+        """One read-only ``stats`` script per queue, all in one round trip: the counts come
+        from the state sets (kept as jobs move), the gauges from the longest-waiting
+        ``rk.PRIORITY_SAMPLE`` jobs, read inside the script."""
         with self._guard():
-            now = self._now_us()
-            out: dict[str, QueueStats] = {}
-            for queue in self._queue_names():
-                qs = rk.queue_stats(self._r, self.keys, queue, now)
-                if any(qs.counts.values()):
-                    out[queue] = qs
+            queues = sorted(self._queue_names())
+            states = [s.value for s in State]
+            answers = self._run_many([("stats", q, [rk.PRIORITY_SAMPLE, *states])
+                                      for q in queues]) if queues else []
+        out: dict[str, QueueStats] = {}
+        for queue, answer in zip(queues, answers, strict=True):
+            qs = rk.stats_from_script(answer)
+            if any(qs.counts.values()):
+                out[queue] = qs
         return out
 
     def prune(self, completed_age: float, failed_age: float, limit: int | None = None,
