@@ -239,5 +239,5 @@ def main(args: Any) -> int:
     if args.write_docs:
         splice(ROOT / "docs" / "benchmarks.md", section, "## Libraries, versions and "
                "configurations")
-        splice(ROOT / "docs" / "scale.md", section, "<!-- scale figures above -->")
+        splice(ROOT / "docs" / "scale.md", section, "<!-- stats figures above -->")
     return 0
