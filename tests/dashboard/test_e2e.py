@@ -5,9 +5,7 @@ worker): log in, watch a counter change live while the worker runs, filter jobs,
 failed jobs and see them complete, cancel a job, pause a queue, see an XSS payload rendered
 inert, get a POST without CSRF token refused, and find a read-only user unable to act.
 
-With ``TASKQUEUE_SCREENSHOTS=1`` a screenshot of every page is saved into ``docs/images/``
-along the way (how the README's pictures are refreshed); without it none is taken, which keeps
-the test well under a minute on a busy machine.
+The pictures in ``docs/images/`` are taken by ``scripts/screenshots.py``, not here.
 Needs the ``playwright`` package and Debian's ``chromium`` (no browser is downloaded).
 """
 
@@ -93,20 +91,6 @@ def users_file(path: Path) -> Path:
     return path
 
 
-class Shots:
-    """Saves full-page screenshots into docs/images/ when TASKQUEUE_SCREENSHOTS is set."""
-
-    def __init__(self) -> None:
-        self.target = ROOT / "docs" / "images" if os.environ.get("TASKQUEUE_SCREENSHOTS") \
-            else None
-        if self.target is not None:
-            self.target.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, page: Any, name: str, full_page: bool = True) -> None:
-        if self.target is not None:
-            page.screenshot(path=str(self.target / f"{name}.png"), full_page=full_page)
-
-
 def playwright() -> Any:
     """``sync_playwright``, or a skip (a failure under CI=true) without it or Chromium."""
     try:
@@ -122,7 +106,6 @@ def test_dashboard_end_to_end(tmp_path: Path) -> None:
     sync_playwright = playwright()
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     flag = tmp_path / "fixed"
-    shots = Shots()
     manager = QueueManager.from_url(url)
     seeded = seed(manager, flag, tmp_path)
     port = free_port()
@@ -141,7 +124,7 @@ def test_dashboard_end_to_end(tmp_path: Path) -> None:
             admin = browser.new_context(viewport={"width": 1360, "height": 860}).new_page()
             admin.set_default_timeout(15000)
             admin.on("pageerror", lambda e: errors.append(str(e)))
-            admin_journey(admin, base, manager, seeded, flag, shots)
+            admin_journey(admin, base, manager, seeded, flag)
             reader = browser.new_context(viewport={"width": 1360, "height": 860}).new_page()
             reader.set_default_timeout(15000)
             reader.on("pageerror", lambda e: errors.append(str(e)))
@@ -177,13 +160,11 @@ def seed(manager: QueueManager, flag: Path, tmp: Path) -> dict[str, Any]:
     return {"failing": failing, "parked": parked, "xss": xss, "group": str(members[-1])}
 
 
-def login(page: Any, base: str, name: str, shots: Shots | None = None) -> None:
+def login(page: Any, base: str, name: str) -> None:
     page.goto(base + "/jobs")  # redirected to the login form
     page.wait_for_selector("#login-form")
     page.fill("#username", name)
     page.fill("#password", PASSWORDS[name])
-    if shots is not None:
-        shots(page, "login", full_page=False)
     page.click("#login-submit")
     page.wait_for_url(base + "/jobs")
     assert page.inner_text("#whoami").startswith(name)
@@ -194,10 +175,10 @@ def counter(page: Any) -> int:
 
 
 def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str, Any],
-                  flag: Path, shots: Shots) -> None:
+                  flag: Path) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    login(page, base, "alice", shots)
+    login(page, base, "alice")
 
     # 1. a counter changes live (server-sent events) while the worker runs jobs
     page.goto(base + "/")
@@ -209,7 +190,6 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     for i in range(5):
         add.push([i, i], manager=manager)
     wait_for(lambda: counter(page) >= before + 5, 30, "the completed counter to rise")
-    shots(page, "overview")
 
     # 2. filter jobs
     page.goto(base + "/jobs")
@@ -219,13 +199,11 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     wait_for(lambda: page.locator("tr.job-row").count() == 4, 10, "4 filtered rows")
     assert "state=failed" in page.url and "name=e2e.until_flag" in page.url
     page.wait_for_selector("#count:has-text('4 matching')")
-    shots(page, "jobs")
 
     # 3. bulk-retry the failed ones (after fixing their cause) and see them complete
     page.goto(base + "/failed?name=e2e.until_flag")
     wait_for(lambda: page.locator("tr.job-row").count() == 4, 10, "4 failed rows")
     page.click("#select-all")
-    shots(page, "failed")
     flag.touch()
     page.click("#bulk-retry")
     page.wait_for_selector(".toast:has-text('retry: 4 changed')")
@@ -249,7 +227,6 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.wait_for_selector("#job-title .badge.cancelled")
     assert manager.require(seeded["parked"]).state == State.CANCELLED
     assert "(by alice)" in (manager.require(seeded["parked"]).exception or "")
-    shots(page, "job")
 
     # 5. an XSS payload in a job's name and exception is shown as text, never run
     page.goto(base + f"/jobs/{seeded['xss']}")
@@ -270,7 +247,6 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     held = str(add.push([2, 2], manager=manager))
     time.sleep(0.8)
     assert manager.require(held).state == State.PENDING
-    shots(page, "queues")
     page.locator("tr.queue-row[data-queue=default] button[data-action=resume]").click()
     wait_for(lambda: manager.require(held).state == State.COMPLETED, 15, "the held job")
 
@@ -283,12 +259,10 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     # 8. the other pages
     page.goto(base + f"/workflows/{seeded['group']}")
     wait_for(lambda: page.locator("#workflow-graph g.node").count() == 4, 10, "4 graph nodes")
-    shots(page, "workflow")
     for name, ready in (("workers", "tr.worker-row"), ("schedules", "tr.schedule-row"),
                         ("alerts", "#rules-table"), ("audit", "tr.audit-row")):
         page.goto(base + "/" + name)
         page.wait_for_selector(ready)
-        shots(page, name)
     actions = page.locator("tr.audit-row").all_inner_texts()
     assert any("bulk retry" in row and "\t4\t" in row for row in actions)
 

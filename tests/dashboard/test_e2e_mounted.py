@@ -18,7 +18,6 @@ from tests.dashboard.test_e2e import (
     ARGS,
     CHROMIUM,
     PASSWORDS,
-    Shots,
     answers,
     free_port,
     playwright,
@@ -133,7 +132,6 @@ def grouped_failures(page: Any, base: str, manager: QueueManager) -> None:
     first = page.locator("#groups-table tr.group-row").first
     assert first.locator("td").nth(0).inner_text() == "3"
     assert first.locator("td").nth(1).inner_text() == "ValueError"
-    Shots()(page, "failed-groups")
     first.locator("button:has-text('Retry this group')").click()
     page.wait_for_selector("#confirm-dialog:has-text('Retry 3 failed jobs')")
     page.click("#confirm-ok")
@@ -158,12 +156,10 @@ def scheduled_run_now(page: Any, base: str, manager: QueueManager) -> None:
     page.wait_for_selector("#due-table tr.due-row")
     row = page.inner_text("#due-table tr.due-row")
     assert "app.fetch" in row and "OSError: connection reset" in row and "in " in row, row
-    Shots()(page, "retrying")
     page.goto(base + "/scheduled")
     row_of = f"#due-table tr.due-row[data-id='{delayed}']"
     page.wait_for_selector(row_of)
     assert page.inner_text(f"{row_of} td.due-in").startswith("in ")
-    Shots()(page, "scheduled")
     page.click(f"{row_of} button:has-text('Run now')")
     wait_for(lambda: manager.require(delayed).available_at <= manager.driver.now(), 10,
              "the job to be due")

@@ -91,6 +91,9 @@ def test_task_metrics_read_folded_and_unfolded_minutes_without_double_counting(
     assert 2.0 <= resize["run_time"]["p95"] <= 3.0
     assert len(resize["series"]) == 60 and data["step"] == 60
     assert sum(p["completed"] for p in resize["series"]) == 20
+    every = data["all"]  # both tasks together: counts add up, percentiles from both histograms
+    assert (every["completed"], every["failed"], every["run_time"]["count"]) == (40, 1, 41)
+    assert every["run_time"]["p50"] < 2.5 and len(every["series"]) == 60
     assert task_metrics(driver, "1h", name="send", now=now)["tasks"][0]["name"] == "send"
     assert task_metrics(driver, "1h", queue="nope", now=now)["tasks"] == []
 

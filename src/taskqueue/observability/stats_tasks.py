@@ -93,7 +93,8 @@ def _task(queue: str, task: str, points: dict[int, TaskStats], steps: range,
 
 def task_metrics(driver: Driver, window: str = "24h", *, queue: str | None = None,
                  name: str | None = None, now: float | None = None) -> dict[str, Any]:
-    """Per-task figures over ``window`` (one of :data:`RANGES`), with a series per step."""
+    """Per-task figures over ``window`` (one of :data:`RANGES`), with a series per step, and
+    ``all``: the same over every task shown (percentiles from the merged histograms)."""
     if window not in RANGES:
         raise ValueError(f"range must be one of {', '.join(RANGES)}")
     seconds, step = RANGES[window]
@@ -109,7 +110,12 @@ def task_metrics(driver: Driver, window: str = "24h", *, queue: str | None = Non
     tasks = [_task(q, task, points, steps, minutes)
              for (q, task), points in grouped.items()]
     tasks.sort(key=lambda r: (-(r["completed"] + r["failed"]), r["queue"], r["name"]))
+    every: dict[int, TaskStats] = {}
+    for points in grouped.values():
+        for t, figures in points.items():
+            every.setdefault(t, TaskStats()).merge(figures)
     return {"range": window, "step": step, "from": first, "to": now, "tasks": tasks,
+            "all": _task("*", "*", every, steps, minutes),
             "ranges": list(RANGES),
             "retention": {"minutes_seconds": MINUTES_RETENTION,
                           "hours_seconds": HOUR_RETENTION}}

@@ -77,7 +77,9 @@ TQ.time = function (value) {
 };
 TQ.ago = function (value) {
   const d = typeof value === "number" ? value * 1000 : Date.parse(value);
-  return TQ.secs(Math.max(0, (Date.now() - d) / 1000)) + " ago";
+  const s = Math.max(0, (Date.now() - d) / 1000);
+  if (s < 1) return "just now";
+  return (s < 60 ? Math.floor(s) + " s" : TQ.secs(s)) + " ago";
 };
 TQ.badge = (state) => TQ.h("span", { class: "badge " + state, text: state });
 TQ.jobLink = (id, text) => TQ.h("a", { href: TQ.url("/jobs/" + encodeURIComponent(id)), class: "mono", text: text || id });

@@ -68,7 +68,7 @@
     });
     if (data.collapsed || expanded.size) {
       container.appendChild(h("p", { class: "muted", id: "graph-folded" },
-        `${TQ.num(data.jobs)} jobs; ${data.collapsed} groups of interchangeable jobs (same task, state and neighbours) drawn as one counted node — click one to show its jobs. `,
+        `${TQ.num(data.jobs)} jobs; ${data.collapsed} ${data.collapsed === 1 ? "group" : "groups"} of interchangeable jobs (same task, state and neighbours) drawn as one counted node each — click one to show its jobs. `,
         expanded.size ? h("button", { type: "button", class: "small", id: "graph-fold", text: "Fold them again",
           onclick: () => { expanded.clear(); (redraw || (() => drawGraph(container, url, focusLink)))(); } }) : null));
     }
@@ -88,7 +88,8 @@
         TQ.fill(TQ.$("#job-head"), actions(data, () => reload(true)));
         shown = job.state + job.priority;
       }
-      TQ.fill(TQ.$("#job-main"), fields(job));
+      /* the attempt history is as wide as the fields: it goes under them */
+      TQ.fill(TQ.$("#job-main"), fields(job), data.attempts.length ? [h("h2", { class: "below", text: "Attempts" }), attempts(data.attempts)] : null);
       const side = [];
       if (job.exception) side.push(h("h2", { text: "Exception" }), pre("job-exception", job.exception));
       side.push(h("h2", { text: "Arguments" }));
@@ -102,7 +103,6 @@
       if (data.result_error) side.push(h("p", { class: "muted", text: data.result_error }));
       side.push(h("h2", { text: "Timeline" }), h("ul", { class: "timeline" }, data.timeline.map((e) =>
         h("li", {}, h("span", { class: "mono", text: TQ.time(e.at) }), " ", e.what, e.detail ? h("span", { class: "muted", text: " — " + e.detail }) : null))));
-      if (data.attempts.length) side.push(h("h2", { text: "Attempts" }), attempts(data.attempts));
       TQ.fill(TQ.$("#job-side"), side);
       await drawGraph(TQ.$("#job-graph"), url + "/graph", TQ.url("/workflows/" + encodeURIComponent(job.id)));
       if (FINISHED.includes(job.state) && timer) { clearInterval(timer); timer = null; }

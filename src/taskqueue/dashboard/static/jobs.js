@@ -124,7 +124,7 @@
     const rows = data.jobs.map((job) => h("tr", { class: "job-row", dataset: { id: job.id, state: job.state } },
       h("td", {}, TQ.canAct() ? h("input", { type: "checkbox", class: "pick", "aria-label": "select " + job.id,
         onchange: (e) => { e.target.checked ? state.selected.add(job.id) : state.selected.delete(job.id); syncChecks(); } }) : null),
-      h("td", {}, TQ.jobLink(job.id, TQ.short(job.id))),
+      h("td", { class: "id" }, TQ.jobLink(job.id, TQ.short(job.id))),
       h("td", { class: "name", text: job.name }),
       h("td", {}, h("a", { href: TQ.url("/jobs?queue=" + encodeURIComponent(job.queue)), text: job.queue })),
       h("td", {}, TQ.badge(job.state)),

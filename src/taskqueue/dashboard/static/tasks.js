@@ -11,17 +11,10 @@
   const keyOf = (t) => t.queue + "\u0000" + t.name;
   const pct = (r) => (r === null || r === undefined ? "–" : (100 * r).toFixed(r < 0.1 ? 1 : 0) + "%");
 
-  /* the series of one task, or of every task summed (percentiles then are the worst task's) */
-  function combined(tasks) {
-    if (!tasks.length) return [];
-    return tasks[0].series.map((_, i) => {
-      const points = tasks.map((t) => t.series[i]);
-      const worst = (k) => { const v = points.map((p) => p[k]).filter((x) => x !== null); return v.length ? Math.max(...v) : null; };
-      return { t: points[0].t, completed: points.reduce((a, p) => a + p.completed, 0),
-               failed: points.reduce((a, p) => a + p.failed, 0),
-               p50: worst("run_p50") === null ? null : worst("run_p50") * 1000,
-               p95: worst("run_p95") === null ? null : worst("run_p95") * 1000 };
-    });
+  /* chart points of one task, or of all of them (`all`: percentiles of the merged histograms) */
+  function points(figures) {
+    const ms = (v) => (v === null ? null : v * 1000);
+    return figures.series.map((p) => ({ t: p.t, completed: p.completed, failed: p.failed, p50: ms(p.run_p50), p95: ms(p.run_p95) }));
   }
 
   function spark(series) {
@@ -34,21 +27,20 @@
   }
 
   function drawCharts() {
-    const tasks = state.data.tasks.filter((t) => state.task === null || keyOf(t) === state.task);
-    const chosen = state.task === null ? null : tasks[0];
+    const chosen = state.task === null ? null : state.data.tasks.find((t) => keyOf(t) === state.task);
     TQ.$("#task-chart-title").textContent = chosen ? `${chosen.name} (queue ${chosen.queue})` : "All tasks";
-    const points = combined(tasks);
+    const figures = chosen || state.data.all;
+    const shown = figures.completed + figures.failed ? points(figures) : [];
     const day = state.data.step >= 3600;
-    if (!points.length) {
+    if (!shown.length) {
       TQ.fill(TQ.$("#task-throughput"), h("p", { class: "muted", text: "No job finished in this range." }));
       TQ.fill(TQ.$("#task-runtime"));
     } else {
-      TQ.lineChart(TQ.$("#task-throughput"), points, THROUGHPUT, { day, label: "jobs finished per step" });
-      TQ.lineChart(TQ.$("#task-runtime"), points, RUNTIME, { day, label: "run time percentiles" });
+      TQ.lineChart(TQ.$("#task-throughput"), shown, THROUGHPUT, { day, label: "jobs finished per step" });
+      TQ.lineChart(TQ.$("#task-runtime"), shown, RUNTIME, { day, label: "run time percentiles" });
     }
     TQ.fill(TQ.$("#task-throughput-legend"), TQ.legend(THROUGHPUT));
-    TQ.fill(TQ.$("#task-runtime-legend"), TQ.legend(state.task === null ? [
-      { label: "p50 (slowest task)", cls: "enqueued" }, { label: "p95 (slowest task)", cls: "depth" }] : RUNTIME));
+    TQ.fill(TQ.$("#task-runtime-legend"), TQ.legend(RUNTIME));
   }
 
   function drawTable() {
