@@ -4,7 +4,7 @@
   const h = TQ.h;
   const STATES = ["pending", "processing", "retrying", "completed", "failed", "cancelled"];
   const FIELDS = ["queue", "name", "tag", "id", "error", "since", "until", "args", "q", "order"];
-  const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, exact: true, preset: null,
+  const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, preset: null,
                   sort: { column: "created", dir: "desc" }, signature: null };
   /* header -> sort column; "created" is the store's keyset order (the form's order field) */
   const SORTABLE = { id: "created", task: "name", queue: "queue", state: "state", priority: "priority",
@@ -79,7 +79,7 @@
     TQ.$("#count").textContent = "counting…";
     try {
       const data = await TQ.api("/api/jobs/count?" + filterParams());
-      state.count = data.count; state.exact = data.exact; state.qualifier = countQualifier(data);
+      state.count = data.count; state.qualifier = countQualifier(data);
       TQ.$("#count").textContent = state.qualifier + TQ.num(data.count) + " matching";
     } catch (err) { TQ.$("#count").textContent = ""; TQ.fail(err); }
     renderBulk();
