@@ -45,10 +45,10 @@ from taskqueue import QueueManager, group  # noqa: E402
 from taskqueue.dashboard import hash_password  # noqa: E402
 from taskqueue.observability.stats import KIND, TaskStats, bucket_index  # noqa: E402
 from taskqueue.observability.stats_rollup import (  # noqa: E402
+    DETAIL_KIND,
+    DETAIL_RETENTION,
     HOUR_KIND,
     HOUR_RETENTION,
-    MINUTES_KIND,
-    MINUTES_RETENTION,
 )
 from taskqueue.scheduling import Schedule, ScheduleStore  # noqa: E402
 
@@ -113,7 +113,7 @@ def log(message: str) -> None:
 
 def seed_history(manager: QueueManager, now: float, days: int = 7) -> None:
     """Seven days of per-task statistics stored as the workers' recorders and their rollup
-    would have left them: hour buckets for the week, minute buckets for the last six hours,
+    would have left them: hour buckets for the week, 5-minute buckets for the last six hours,
     and the last hour as one recorder's raw minutes (the running worker folds those). A daily
     rhythm (quiet nights) and a bad hour for billing yesterday."""
     rng = random.Random(7)
@@ -131,9 +131,9 @@ def seed_history(manager: QueueManager, now: float, days: int = 7) -> None:
                 continue
             hours.setdefault(minute // 60, {}).setdefault((queue, task), TaskStats()).merge(
                 figures)
-            if minute * 60 >= now - MINUTES_RETENTION:
-                detail.setdefault(minute // 60, {}).setdefault(minute, {})[(queue, task)] = \
-                    figures
+            if minute * 60 >= now - DETAIL_RETENTION:
+                detail.setdefault(minute // 60, {}).setdefault(minute // 5 * 5, {}).setdefault(
+                    (queue, task), TaskStats()).merge(figures)
     for minute, cells in raw.items():
         manager.driver.registry_put(KIND, f"{minute}:seed", {
             "v": 1, "minute": minute, "source": "seed", "queues": _nested(cells)},
@@ -144,10 +144,10 @@ def seed_history(manager: QueueManager, now: float, days: int = 7) -> None:
             "v": 1, "hour": hour, "through": through, "queues": _nested(cells)},
             ttl_seconds=HOUR_RETENTION)
         if hour in detail:
-            manager.driver.registry_put(MINUTES_KIND, str(hour), {
+            manager.driver.registry_put(DETAIL_KIND, str(hour), {
                 "v": 1, "hour": hour, "through": through,
-                "minutes": {str(m): _nested(c) for m, c in detail[hour].items()}},
-                ttl_seconds=MINUTES_RETENTION)
+                "buckets": {str(m): _nested(c) for m, c in detail[hour].items()}},
+                ttl_seconds=DETAIL_RETENTION)
 
 
 def _minute_of(rng: random.Random, task: str, at: float, now: float, peak: float, run: float,

@@ -53,7 +53,7 @@ EPHEMERAL_KINDS: dict[str, str] = {
     "scheduler": "the scheduler's status, republished every tick",
     "stats": "per-minute counters, kept for an hour",
     "dashboard_minute": "the dashboard's per-minute series, kept for an hour",
-    "stats-minutes": "per-task minute buckets, kept six hours",
+    "stats-5min": "per-task 5-minute buckets, kept six hours",
     "stats-hour": "per-task hour buckets, kept eight days; they describe the old store's runs",
     "alert_state": "firing alerts are re-evaluated on the new store",
     "alert_history": "notifications sent, kept for a limited time",

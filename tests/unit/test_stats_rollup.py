@@ -13,8 +13,8 @@ from taskqueue.drivers.base import Driver
 from taskqueue.observability import events as ev
 from taskqueue.observability.stats import KIND, StatsRecorder
 from taskqueue.observability.stats_rollup import (
+    DETAIL_KIND,
     HOUR_KIND,
-    MINUTES_KIND,
     closed_minute,
     rollup,
     rollup_if_leader,
@@ -63,8 +63,10 @@ def test_only_closed_minutes_are_folded_and_a_second_fold_adds_nothing(driver: D
     assert rollup(driver, HOUR0 + 11 * 60) == 2  # minutes 7..9 now closed
     [hour] = driver.registry_list(HOUR_KIND)
     assert hour["queues"]["default"]["send"]["counts"] == {"completed": 10, "failed": 10}
-    [detail] = driver.registry_list(MINUTES_KIND)
-    assert len(detail["minutes"]) == 10
+    [detail] = driver.registry_list(DETAIL_KIND)  # minutes 0-4 and 5-9 of the hour
+    assert sorted(detail["buckets"]) == [str(HOUR0 // 60), str(HOUR0 // 60 + 5)]
+    assert detail["buckets"][str(HOUR0 // 60 + 5)]["default"]["send"]["counts"] == {
+        "completed": 5, "failed": 5}
 
 
 def test_task_metrics_read_folded_and_unfolded_minutes_without_double_counting(
@@ -78,7 +80,7 @@ def test_task_metrics_read_folded_and_unfolded_minutes_without_double_counting(
     now = HOUR0 + 20 * 60 + 10
     before = task_metrics(driver, "1h", now=now)
     rollup(driver, HOUR0 + 10 * 60)  # half of the minutes folded, the rest still raw
-    for window in ("1h", "24h", "7d"):
+    for window in ("1h", "6h", "24h", "7d"):
         data = task_metrics(driver, window, now=now)
         by_name = {t["name"]: t for t in data["tasks"]}
         assert by_name["send"]["completed"] == 20
@@ -104,7 +106,7 @@ def test_the_hour_history_outlives_the_minutes(driver: Driver,
     record(a, HOUR0 + 5, "send", "completed", 0.5)
     a.flush()
     rollup(driver, HOUR0 + 3600)
-    for kind in (KIND, MINUTES_KIND):  # as if their TTLs ran out
+    for kind in (KIND, DETAIL_KIND):  # as if their TTLs ran out
         for entry in driver.registry_list(kind):
             key = f"{entry['minute']}:{entry['source']}" if kind == KIND else str(entry["hour"])
             driver.registry_remove(kind, key)
@@ -127,3 +129,20 @@ def test_one_process_folds_at_a_time(driver: Driver, recorders: list[StatsRecord
 def test_an_unknown_range_is_refused(driver: Driver) -> None:
     with pytest.raises(ValueError, match="range must be one of"):
         task_metrics(driver, "3w")
+
+
+def test_six_hours_read_the_5_minute_buckets_once_the_minutes_expire(
+        driver: Driver, recorders: list[StatsRecorder]) -> None:
+    a = recorders[0]
+    for i in range(12):
+        record(a, HOUR0 + i * 60 + 1, "send", "completed", 0.05)
+    a.flush()
+    rollup(driver, HOUR0 + 20 * 60)
+    for entry in driver.registry_list(KIND):  # the recorders' hour has passed
+        driver.registry_remove(KIND, f"{entry['minute']}:{entry['source']}")
+    later = HOUR0 + 3 * 3600
+    assert task_metrics(driver, "1h", now=later)["tasks"] == []
+    six = task_metrics(driver, "6h", now=later)
+    [task] = six["tasks"]
+    assert task["completed"] == 12 and six["step"] == 300
+    assert [p["completed"] for p in task["series"] if p["completed"]] == [5, 5, 2]

@@ -2,11 +2,10 @@
 read from the statistics the recorders store and the rollup keeps (see :mod:`stats` and
 :mod:`stats_rollup`).
 
-Ranges up to six hours read minute buckets (the rolled-up minute entries, plus the recorders'
-own entries for the minutes not folded yet); longer ranges read hour buckets (plus the
-not-yet-folded minutes added to their hour). Buckets are then summed into the range's step;
-histograms merge bucket by bucket, so a percentile over a step or the whole range is as good
-as one over a minute.
+The last hour reads the recorders' own minute entries; six hours read the rolled-up 5-minute
+buckets, longer ranges the hour buckets, each plus the minutes not folded into them yet.
+Buckets are then summed into the range's step; histograms merge bucket by bucket, so a
+percentile over a step or the whole range is as good as one over a minute.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from typing import Any
 from taskqueue.drivers.base import Driver
 from taskqueue.observability.stats import BUCKET_SECONDS, KIND, TaskStats, _parse
 from taskqueue.observability.stats_rollup import (
+    DETAIL_KIND,
+    DETAIL_RETENTION,
+    DETAIL_SECONDS,
     HOUR,
     HOUR_KIND,
     HOUR_RETENTION,
-    MINUTES_KIND,
-    MINUTES_RETENTION,
 )
 
 #: label -> (seconds covered, seconds per point)
@@ -40,31 +40,33 @@ def _folded(entries: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]
 
 
 def load(driver: Driver, start: float, step: int) -> dict[Key, TaskStats]:
-    """Every stored figure since ``start``, summed per ``step`` seconds, queue and task."""
-    fine = step < HOUR
-    rolled = _folded(driver.registry_list(MINUTES_KIND if fine else HOUR_KIND))
+    """Every stored figure since ``start``, summed per ``step`` seconds, queue and task:
+    hour buckets for steps of an hour, 5-minute buckets for steps of 5 minutes, and the
+    recorders' minute entries not folded into those yet (all of them for 1-minute steps)."""
+    kind, size = ((HOUR_KIND, HOUR) if step >= HOUR else
+                  (DETAIL_KIND, DETAIL_SECONDS) if step >= DETAIL_SECONDS else (None, 0))
+    rolled = _folded(driver.registry_list(kind)) if kind else {}
     out: dict[Key, TaskStats] = {}
-
-    def put(seconds: float, queue: str, task: str, figures: TaskStats) -> None:
-        if seconds + (BUCKET_SECONDS if fine else HOUR) > start:
-            _add(out, (int(seconds // step) * step, queue, task), figures)
-
     for hour, entry in rolled.items():
-        if fine:
-            for minute, queues in entry["minutes"].items():
+        buckets = ([(hour * HOUR, entry["queues"])] if kind == HOUR_KIND else
+                   [(int(m) * BUCKET_SECONDS, q) for m, q in entry["buckets"].items()])
+        for seconds, queues in buckets:
+            if seconds + size > start:
                 for queue, tasks in queues.items():
                     for task, raw in tasks.items():
-                        put(int(minute) * BUCKET_SECONDS, queue, task, TaskStats.from_json(raw))
-        else:
-            for queue, tasks in entry["queues"].items():
-                for task, raw in tasks.items():
-                    put(hour * HOUR, queue, task, TaskStats.from_json(raw))
-    for (minute, queue, task), figures in _parse(driver.registry_list(KIND)).items():
-        folded = rolled.get(minute * BUCKET_SECONDS // HOUR)
-        if folded is None or minute > int(folded["through"]):  # not folded yet
-            put(minute * BUCKET_SECONDS if fine else minute * BUCKET_SECONDS // HOUR * HOUR,
-                queue, task, figures)
+                        _add(out, (int(seconds // step) * step, queue, task),
+                             TaskStats.from_json(raw))
+    fresh = [e for e in driver.registry_list(KIND)
+             if isinstance(e.get("minute"), int) and (e["minute"] + 1) * BUCKET_SECONDS > start
+             and _not_folded(e["minute"], rolled)]
+    for (minute, queue, task), figures in _parse(fresh).items():
+        _add(out, (minute * BUCKET_SECONDS // step * step, queue, task), figures)
     return out
+
+
+def _not_folded(minute: int, rolled: Mapping[int, Mapping[str, Any]]) -> bool:
+    into = rolled.get(minute * BUCKET_SECONDS // HOUR)
+    return into is None or minute > int(into["through"])
 
 
 def _point(t: int, figures: TaskStats | None) -> dict[str, Any]:
@@ -117,5 +119,5 @@ def task_metrics(driver: Driver, window: str = "24h", *, queue: str | None = Non
     return {"range": window, "step": step, "from": first, "to": now, "tasks": tasks,
             "all": _task("*", "*", every, steps, minutes),
             "ranges": list(RANGES),
-            "retention": {"minutes_seconds": MINUTES_RETENTION,
+            "retention": {"minutes_seconds": 3600.0, "five_minutes_seconds": DETAIL_RETENTION,
                           "hours_seconds": HOUR_RETENTION}}

@@ -59,9 +59,9 @@
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 10, class: "muted", text: "No task ran in this range." })))));
     const step = data.step >= 3600 ? "hour" : data.step >= 300 ? "5 minutes" : "minute";
     TQ.$("#tasks-range-note").textContent = `last ${data.range}, one point per ${step}`;
-    const span = (s) => (s >= 86400 ? `${Math.round(s / 86400)} days` : `${Math.round(s / 3600)} hours`);
+    const span = (s) => (s >= 86400 ? `${Math.round(s / 86400)} days` : s > 3600 ? `${Math.round(s / 3600)} hours` : "an hour");
     TQ.$("#task-retention").textContent = `Minute buckets are kept ${span(data.retention.minutes_seconds)}, ` +
-      `hour buckets ${span(data.retention.hours_seconds)}; percentiles come from fixed latency buckets (within one bucket of the truth). Click a task to chart it alone.`;
+      `5-minute buckets ${span(data.retention.five_minutes_seconds)}, hour buckets ${span(data.retention.hours_seconds)}; percentiles come from fixed latency buckets (within one bucket of the truth). Click a task to chart it alone.`;
   }
 
   async function load() {
