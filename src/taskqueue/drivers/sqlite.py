@@ -209,11 +209,12 @@ class SQLiteDriver:
         for job in jobs:
             if job.idempotency_key is not None:
                 conn.execute(Q["expire_idempotency_key"], (job.idempotency_key, now))
+            tags = _sql.encode_list(job.tags)
             cur = conn.execute(Q["insert_job"], (
                 job.id, job.queue_name, job.name, job.payload, job.priority,
                 job.max_attempts, job.timeout_seconds, job.delay_seconds,
                 now + job.delay_seconds, _sql.encode_list(job.dependencies),
-                _sql.encode_list(job.tags), now, now, job.idempotency_key, job.batch_id,
+                tags, now, now, job.idempotency_key, job.batch_id,
                 job.idempotency_mode, job.idempotency_window,
             ))
             if cur.rowcount == 0:
@@ -222,6 +223,8 @@ class SQLiteDriver:
                 ids.append(existing)
                 continue
             ids.append(job.id)
+            if tags is not None:
+                conn.execute(Q["add_job_text"], (job.id, tags, None))
             for dep in job.dependencies:
                 conn.execute(Q["insert_dependency"], (job.id, dep))
         for job in jobs:
@@ -530,6 +533,9 @@ class SQLiteDriver:
                 if conn.execute(Q["restore_job"], row).rowcount != 1:
                     continue
                 inserted += 1
+                if rec.tags or rec.exception is not None:
+                    conn.execute(Q["add_job_text"], (rec.id, _sql.encode_list(rec.tags),
+                                                     rec.exception))
                 if (history := _attempts.restored(rec)) is not None:
                     conn.execute("UPDATE job_queue SET attempt_history = ? WHERE id = ?",
                                  (history, rec.id))
