@@ -28,6 +28,7 @@ Prints a markdown table and writes ``benchmarks/results/dashboard.{json,md}``; w
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -364,7 +365,8 @@ def measure(backend: str, n: int, repeat: int) -> dict[str, Any]:
                     print(f"  {what:45} {figures['seconds']:6.2f} s", file=sys.stderr)
         finally:
             manager.close()
-    return {"backend": backend, "n": n, "load": loaded, "endpoints": rows, "bulk": actions}
+    return {"backend": backend, "n": n, "load": loaded, "endpoints": rows, "bulk": actions,
+            "loadavg": os.getloadavg()[0]}
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -391,7 +393,11 @@ def render(data: dict[str, Any]) -> str:
         lines.append(f"| {what} | " + " | ".join(cells) + " |")
     loads = ", ".join(f"{TITLES.get(r['backend'], r['backend'])} {r['load']['load_s']:.0f} s "
                       f"+ {r['load']['analyze_s']:.0f} s analyze" for r in runs)
-    lines += ["", f"Loading the store (restore, 5,000 records per call): {loads}.", "", END]
+    busy = ", ".join(f"{TITLES.get(r['backend'], r['backend'])} {r.get('loadavg', 0):.1f}"
+                     for r in runs)
+    lines += ["", f"Loading the store (restore, 5,000 records per call): {loads}. The "
+              f"machine's load average (2 cores) at the end of each backend's run: {busy}.",
+              "", END]
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from taskqueue.jobs.states import State
 MAX_LIMIT = 500
 #: Jobs one request reads at most for an error text shorter than a trigram (then the page is
 #: partial, with a cursor to continue from).
-SHORT_TEXT_SCAN = 5000
+SHORT_TEXT_SCAN = 2000
 _ID = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -182,7 +182,8 @@ def find_page(search: Search, query: JobQuery, decode: Decode | None = None,
     """One page of matches, scanning in chunks until it is full or the data runs out."""
     page = Page()
     after = query.start_id
-    chunk = query.limit + 1 if not query.scans_here else max(query.limit * 4, 200)
+    chunk = query.limit + 1 if not query.scans_here else \
+        max(query.limit * 4, 500 if query.short_error else 200)
     while True:
         batch = search(query.filter(after_id=after, limit=chunk, states=states))
         for record in batch:
