@@ -121,10 +121,11 @@ def bulk_dialog(page: Any, base: str, manager: QueueManager) -> None:
 
 
 def grouped_failures(page: Any, base: str, manager: QueueManager) -> None:
-    """The Failed page groups failures by exception class and message; "retry this group"
-    retries exactly that group's jobs."""
+    """The Failed page groups failures by exception class and message pattern (ids as
+    placeholders); "retry this group" retries exactly that group's jobs."""
     boom = [put_job(manager, State.FAILED, queue="grp", name=f"app.step{i % 2}",
-                    exception="Traceback (most recent call last):\nValueError: boom").id
+                    exception="Traceback (most recent call last):\n"
+                              f"ValueError: no customer {110 + i * 37}").id
             for i in range(3)]
     other = put_job(manager, State.FAILED, queue="grp", exception="KeyError: 'user'").id
     page.goto(base + "/failed?queue=grp")
@@ -132,6 +133,8 @@ def grouped_failures(page: Any, base: str, manager: QueueManager) -> None:
     first = page.locator("#groups-table tr.group-row").first
     assert first.locator("td").nth(0).inner_text() == "3"
     assert first.locator("td").nth(1).inner_text() == "ValueError"
+    assert first.locator("td").nth(2).inner_text().splitlines() == [
+        "no customer <n>", "e.g. ValueError: no customer 184"]
     first.locator("button:has-text('Retry this group')").click()
     page.wait_for_selector("#confirm-dialog:has-text('Retry 3 failed jobs')")
     page.click("#confirm-ok")

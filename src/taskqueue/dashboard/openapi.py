@@ -19,6 +19,7 @@ _SEARCH = [
     ("id", "Job ids"),
     ("tag", "A tag the job carries"),
     ("error", "Text contained in the job's exception"),
+    ("group", "An error pattern from /api/failures/groups: failed jobs whose error it stands for"),
     ("batch", "Batch id"),
     ("since", "Created at or after: ISO 8601, or relative like 15m, 2h, 7d"),
     ("until", "Created at or before: ISO 8601, or relative"),
@@ -51,8 +52,9 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
     ("get", "/api/due/{view}", "Scheduled (pending, due later) or retrying jobs, soonest due "
      "first, from the newest 10,000 of that state", False, [_SEARCH[1]]),
     ("post", "/api/jobs/{job_id}/run-now", "Make a scheduled (pending) job due now", True, []),
-    ("get", "/api/failures/groups", "Failed jobs grouped by exception class and message, with "
-     "counts (from the newest `limit` failed jobs, 10,000 by default)", False,
+    ("get", "/api/failures/groups", "Failed jobs grouped by exception class and message pattern "
+     "(numbers and ids as placeholders), with counts and an example message (from the newest "
+     "`limit` failed jobs, 10,000 by default)", False,
      [_SEARCH[1], _SEARCH[2], _SEARCH[4],
       ("limit", "How many of the newest failed jobs to group")]),
     ("get", "/api/jobs/count", "Count jobs matching the store-side filters (estimate: true "

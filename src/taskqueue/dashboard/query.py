@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskqueue.dashboard import error_patterns
 from taskqueue.dashboard.signatures import named_positionals
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord
@@ -39,6 +40,12 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class QueryError(ValueError):
     """A search parameter that cannot be understood (HTTP 400 with this message)."""
+
+
+def error_line(exception: str | None) -> str:
+    """The exception's last non-empty line (``ValueError: boom``), or a placeholder."""
+    lines = [line.strip() for line in (exception or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no exception text)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,8 @@ class JobQuery:
     ids: tuple[str, ...] = ()
     tag: str | None = None
     error: str | None = None
+    #: An error pattern (``dashboard.error_patterns``): failures whose last line it stands for.
+    group: str | None = None
     batch: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -84,20 +93,23 @@ class JobQuery:
         found: dict[str, list[str]] = {k: _split(get_all(k)) for k in
                                        ("state", "queue", "name", "id", "args")}
         single = {k: (params.get(k) or "").strip() or None
-                  for k in ("tag", "error", "batch", "since", "until", "cursor", "order")}
+                  for k in ("tag", "error", "group", "batch", "since", "until", "cursor",
+                            "order")}
         for key, value in parse_q(params.get("q") or ""):
             if key in found:
                 found[key].append(value)
             else:
                 single[key] = value
         states = tuple(_state(s) for s in found["state"])
-        if single["error"] and not states:  # other states' texts are reasons, not errors
+        # other states' texts are reasons, not errors
+        if (single["error"] or single["group"]) and not states:
             states = (State.FAILED, State.RETRYING)
         return cls(
             states=states,
             queues=tuple(found["queue"]), names=tuple(found["name"]),
             ids=tuple(_job_id(i) for i in found["id"]),
-            tag=single["tag"], error=single["error"], batch=single["batch"],
+            tag=single["tag"], error=single["error"], group=single["group"],
+            batch=single["batch"],
             since=parse_time(single["since"]), until=parse_time(single["until"]),
             args=tuple(parse_arg(a) for a in found["args"]),
             newest_first=(single["order"] or "newest") != "oldest",
@@ -109,8 +121,16 @@ class JobQuery:
         return JobFilter(queues=self.queues, states=tuple(states if states is not None
                                                           else self.states),
                          names=self.names, ids=self.ids, tag=self.tag, batch_id=self.batch,
-                         exception_contains=None if self.short_error else self.error,
+                         exception_contains=self._contains,
                          after_id=after_id, limit=limit, newest_first=self.newest_first)
+
+    @property
+    def _contains(self) -> str | None:
+        """The text the store searches exceptions for: the error text, else the group
+        pattern's longest literal piece (every member's exception contains it)."""
+        if self.error:
+            return None if self.short_error else self.error
+        return error_patterns.anchor(self.group) if self.group else None
 
     @property
     def short_error(self) -> bool:
@@ -122,7 +142,16 @@ class JobQuery:
     def keeps(self, record: JobRecord) -> bool:
         """The test of the filters applied here rather than by the store (a short error text;
         argument values are tested separately, they need decoding)."""
-        return not self.short_error or (self.error or "") in (record.exception or "")
+        if self.short_error and (self.error or "") not in (record.exception or ""):
+            return False
+        return not self.group or error_patterns.pattern(error_line(record.exception)) == self.group
+
+    @property
+    def bounded_scan(self) -> bool:
+        """The store cannot narrow the text filter (an error text shorter than a trigram, or a
+        group pattern without a literal piece that long): a request reads at most
+        ``SHORT_TEXT_SCAN`` jobs and continues from a cursor."""
+        return self.short_error or (bool(self.group) and self._contains is None)
 
     @property
     def start_id(self) -> str | None:
@@ -148,7 +177,7 @@ class JobQuery:
     def scans_here(self) -> bool:
         """Some filter is applied here, after the store: pages are read in larger chunks, and
         the store's count is at most the number of matches."""
-        return bool(self.args) or self.short_error
+        return bool(self.args) or self.short_error or bool(self.group)
 
     def describe(self) -> str:
         parts = [f"state={','.join(self.states)}" if self.states else "",
@@ -156,6 +185,7 @@ class JobQuery:
                  f"name={','.join(self.names)}" if self.names else "",
                  f"id={','.join(self.ids)}" if self.ids else "",
                  f"tag={self.tag}" if self.tag else "", f"error~{self.error}" if self.error else "",
+                 f"group={self.group}" if self.group else "",
                  f"batch={self.batch}" if self.batch else "",
                  f"since={self.since.isoformat()}" if self.since else "",
                  f"until={self.until.isoformat()}" if self.until else "",
@@ -189,7 +219,7 @@ def find_page(search: Search, query: JobQuery, decode: Decode | None = None,
         for record in batch:
             if query.beyond(record.id):
                 return page
-            if query.short_error and page.scanned >= SHORT_TEXT_SCAN:
+            if query.bounded_scan and page.scanned >= SHORT_TEXT_SCAN:
                 page.partial, page.next_cursor = True, after
                 return page
             page.scanned += 1

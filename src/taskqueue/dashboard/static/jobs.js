@@ -3,7 +3,7 @@
 (function () {
   const h = TQ.h;
   const STATES = ["pending", "processing", "retrying", "completed", "failed", "cancelled"];
-  const FIELDS = ["queue", "name", "tag", "id", "error", "since", "until", "args", "q", "order"];
+  const FIELDS = ["queue", "name", "tag", "id", "error", "group", "since", "until", "args", "q", "order"];
   const state = { cursors: [null], selected: new Set(), jobs: [], actions: {}, count: null, preset: null,
                   sort: { column: "created", dir: "desc" }, signature: null };
   /* header -> sort column; "created" is the store's keyset order (the form's order field) */
@@ -222,8 +222,9 @@
     if (state.preset === "failed") loadGroups().catch(TQ.fail);
   }
 
-  /* Failed page: the failures grouped by exception class and message, each with its count,
-     a link showing its jobs and "retry this group" (a bulk retry on state=failed + its error) */
+  /* Failed page: the failures grouped by exception class and message pattern (ids and numbers
+     as placeholders), each with its count, an example message, a link showing its jobs and
+     "retry this group" (a bulk retry on state=failed + its pattern) */
   async function loadGroups() {
     const params = new URLSearchParams();
     const form = TQ.$("#filters");
@@ -232,22 +233,23 @@
       if (value) params.set(name, value);
     }
     const data = await TQ.api("/api/failures/groups?" + params);
-    const show = (g) => { form.elements.error.value = g.error; TQ.$$("input[name=state]", form).forEach((i) => { i.checked = i.value === "failed"; }); form.requestSubmit(); };
+    const show = (g) => { form.elements.error.value = ""; form.elements.group.value = g.pattern; TQ.$$("input[name=state]", form).forEach((i) => { i.checked = i.value === "failed"; }); form.requestSubmit(); };
     const retry = async (g) => {
-      const filter = Object.assign(asObject(params), { state: "failed", error: g.error });
+      const filter = Object.assign(asObject(params), { state: "failed", group: g.pattern });
       const counted = await TQ.api("/api/jobs/count?" + new URLSearchParams(filter) + "&action=retry");
-      if (!(await TQ.confirm("Retry this group", `Retry ${TQ.num(counted.count)} failed jobs whose error is "${g.error}"?`))) return;
+      if (!(await TQ.confirm("Retry this group", `Retry ${TQ.num(counted.count)} failed jobs whose error matches "${g.pattern}"?`))) return;
       const answer = await TQ.api("/api/jobs/bulk", { method: "POST", body: { action: "retry", filter } });
       const op = await TQ.follow(answer.operation, () => {});
-      state.lastResult = `retry of group "${g.error}": ${TQ.num(op.changed)} changed, ${TQ.num(op.skipped)} skipped` + (op.error ? ` — failed: ${op.error}` : " — done");
+      state.lastResult = `retry of group "${g.pattern}": ${TQ.num(op.changed)} changed, ${TQ.num(op.skipped)} skipped` + (op.error ? ` — failed: ${op.error}` : " — done");
       await refresh(false);
     };
     TQ.fill(TQ.$("#failure-groups"), data.groups.length === 0 ? h("p", { class: "muted", text: "No failed jobs." }) :
       h("table", { id: "groups-table" },
         h("thead", {}, h("tr", {}, ["jobs", "exception", "message", "tasks", "queues", "latest", ""].map((c) => h("th", { text: c })))),
-        h("tbody", {}, data.groups.map((g) => h("tr", { class: "group-row", dataset: { error: g.error } },
+        h("tbody", {}, data.groups.map((g) => h("tr", { class: "group-row", dataset: { pattern: g.pattern } },
           h("td", { class: "num", text: TQ.num(g.count) }), h("td", { class: "mono", text: g.exception_class || "–" }),
-          h("td", { class: "name", text: g.message }), h("td", { class: "mono", text: g.names.join(", ") }),
+          h("td", { class: "name" }, h("span", { text: g.message }),
+            g.example === g.pattern ? null : h("div", { class: "muted example", text: "e.g. " + g.example })), h("td", { class: "mono", text: g.names.join(", ") }),
           h("td", { text: g.queues.join(", ") }), h("td", {}, TQ.jobLink(g.latest_id, TQ.time(g.latest_at))),
           h("td", {}, h("button", { type: "button", class: "small", text: "Show", onclick: () => show(g) }),
             TQ.button("Retry this group", () => retry(g), { class: "small primary" })))))),
