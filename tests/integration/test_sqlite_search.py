@@ -128,3 +128,22 @@ def test_jobs_pushed_and_restored_with_texts_are_found_and_others_cost_no_index_
         assert texts == {tagged.id, failed.id} and triggers == []
     finally:
         driver.close()
+
+
+def test_queue_and_state_counts_come_from_the_counters(db: SQLiteDriver, tmp_path: Path
+                                                       ) -> None:
+    jobs = [new(queue_name="a" if i % 2 else "b") for i in range(10)]
+    db.push(jobs)
+    db.apply_many("cancel", [j.id for j in jobs[:3]], reason="x")
+    job = db.reserve_job("w", jobs[5].id, 30)
+    assert job is not None and db.fail(job.token, "boom", None)
+    conn = sqlite3.connect(tmp_path / "q.db")
+    try:
+        for criteria, where in ((JobFilter(), "1=1"),
+                                (JobFilter(states=(State.CANCELLED,)), "state = 'cancelled'"),
+                                (JobFilter(queues=("a",), states=(State.PENDING, State.FAILED)),
+                                 "queue_name = 'a' AND state IN ('pending', 'failed')")):
+            real = conn.execute(f"SELECT count(*) FROM job_queue WHERE {where}").fetchone()[0]
+            assert db.count(criteria) == real == db._count_from_counters(criteria)
+    finally:
+        conn.close()

@@ -34,7 +34,7 @@ Q = _sql.load_queries("sqlite.sql")
 #: through it; one found in more is left to the scan in id order.
 FEW_MATCHES = 2000
 #: ``estimate_count`` reads this many of the newest candidate jobs.
-SAMPLE = 20_000
+SAMPLE = 10_000
 _KEY = _sql.COLUMNS.index("idempotency_key")
 #: Longest sleep between two looks at `PRAGMA data_version` while idle: at most this long
 #: from a push by another process to the worker noticing it (about 100 cheap reads a second).
@@ -427,8 +427,19 @@ class SQLiteDriver:
         return [_sql.row_to_record(r) for r in self._read(sql, params + more)]
 
     def count(self, criteria: JobFilter) -> int:
+        if not (criteria.names or criteria.ids or criteria.tag is not None or criteria.batch_id
+                or criteria.exception_contains or criteria.after_id):
+            return self._count_from_counters(criteria)
         table, where, params = self._filter(criteria)
         return int(self._read(f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0])
+
+    def _count_from_counters(self, criteria: JobFilter) -> int:
+        """Queue and state filters alone are counted by the counters the triggers keep
+        (migration 6), exact in every transaction: a few rows read, whatever the table holds
+        (counting the index took 0.1-0.2 s at a million jobs)."""
+        where, params = _sql.filter_clause(replace(criteria, names=(), ids=(), tag=None))
+        query = f"SELECT coalesce(sum(n), 0) FROM job_counts WHERE {where}"
+        return int(self._read(query, params)[0][0])
 
     def estimate_count(self, criteria: JobFilter) -> int | None:
         """For a filter only a scan can count (a task name, or a tag or text found in many

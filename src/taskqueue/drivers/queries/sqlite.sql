@@ -237,7 +237,7 @@ CREATE TRIGGER IF NOT EXISTS job_text_drop AFTER DELETE ON job_queue
 WHEN old.tags IS NOT NULL OR old.exception IS NOT NULL BEGIN
     DELETE FROM job_text WHERE job_id = old.id;
 END;
-INSERT INTO job_text (job_id, tags, exception)
+INSERT OR IGNORE INTO job_text (job_id, tags, exception)
 SELECT id, tags, exception FROM job_queue WHERE tags IS NOT NULL OR exception IS NOT NULL;
 
 -- name: migration_8
