@@ -317,10 +317,14 @@ def test_a_large_delayed_batch_stays_delayed(pg: Driver) -> None:
     assert record(pg, jobs[7].id).available_at > pg.now()
 
 
-def test_a_reservation_does_not_leave_its_commit_mode_on_the_connection(pg: Driver) -> None:
-    """`reserve` commits without waiting for the WAL flush, for its own transaction only: the
-    pooled connection it ran on still commits a push synchronously."""
+def test_a_reservation_commits_durably(pg: Driver) -> None:
+    """`reserve` waits for its WAL flush like every other write: a reservation lost in a crash
+    would hand its lease epoch to the next worker too, and the first worker's heartbeats and
+    completion would pass for the new owner's. Run in a transaction of our own, the statement
+    must leave `synchronous_commit` as it found it."""
     pg.push([new() for _ in range(3)])
-    assert len(pg.reserve("w", Q, 2, 30)) == 2
-    with pg._pool.connection() as conn:  # type: ignore[attr-defined]
+    params = {"worker": "w", "lease": 30.0, "queues": [Q[0]], "limit": 2}
+    reserve = pg._q["reserve"]  # type: ignore[attr-defined]
+    with pg._pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
+        assert len(conn.execute(reserve, params).fetchall()) == 2
         assert conn.execute("SHOW synchronous_commit").fetchall() == [("on",)]

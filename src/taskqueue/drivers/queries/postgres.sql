@@ -365,11 +365,10 @@ SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q;
 -- id. SKIP LOCKED lets concurrent workers pass over rows another worker is claiming. Each
 -- queue is read through idx_ready in its order (queue_name = ANY(...) would lose that order
 -- and scan); with several queues the extra rows locked here are freed at once on commit.
--- Its commit does not wait for the WAL flush (`synchronous_commit` off for this transaction
--- only): a job starts one disk flush sooner. A crash can lose a reservation acknowledged in
--- the last moment before it; the job is then pending again with its old lease epoch, so the
--- worker's completion is refused and the job runs again (at-least-once). A completion is
--- flushed, and with it every reservation before it.
+-- Its commit waits for the WAL flush, as every write of ours does. (It once did not: a crash
+-- could then lose a reservation the worker had already been told of, the job went back to
+-- pending with its old epoch, and the next reservation handed out that same epoch again, so
+-- the first worker's heartbeats and completion were accepted as the new owner's.)
 UPDATE {schema}.job_queue j
 SET state = 'processing', attempts = j.attempts + 1, lease_owner = %(worker)s,
     lease_expires_at = now() + make_interval(secs => %(lease)s), lease_epoch = j.lease_epoch + 1,
@@ -385,8 +384,7 @@ FROM (SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
           LIMIT %(limit)s
           FOR UPDATE SKIP LOCKED) AS c
       ORDER BY c.priority DESC, c.available_at, c.id
-      LIMIT %(limit)s) AS picked,
-    (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+      LIMIT %(limit)s) AS picked
 WHERE j.id = picked.id
 RETURNING {returning};
 
