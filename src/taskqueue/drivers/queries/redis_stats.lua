@@ -10,21 +10,31 @@ local sample = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV do out[#out + 1] = redis.call('ZCARD', k(ARGV[i])) end
 out[#out + 1] = redis.call('ZCOUNT', k('completed'), fmt(NOW - 60000000), '+inf')
-local waiting = {}
-for _, name in ipairs({'pending', 'retrying'}) do
-  local got = redis.call('ZRANGE', k(name), 0, sample - 1, 'WITHSCORES')
-  for i = 1, #got, 2 do waiting[#waiting + 1] = {got[i], tonumber(got[i + 1])} end
-end
-table.sort(waiting, function(a, b) return a[2] < b[2] end)
-local total, summed = 0, 0
-for i = 1, math.min(sample, #waiting) do
-  local priority = redis.call('HGET', jk(waiting[i][1]), 'priority')
+-- the two sets are each in due order: merge their heads, no table of entries, no sort
+local p = redis.call('ZRANGE', k('pending'), 0, sample - 1, 'WITHSCORES')
+local r = redis.call('ZRANGE', k('retrying'), 0, sample - 1, 'WITHSCORES')
+local i, j, total, summed = 1, 1, 0, 0
+for _ = 1, sample do
+  local id
+  if i <= #p and (j > #r or tonumber(p[i + 1]) <= tonumber(r[j + 1])) then
+    id = p[i]
+    i = i + 2
+  elseif j <= #r then
+    id = r[j]
+    j = j + 2
+  else
+    break
+  end
+  local priority = redis.call('HGET', jk(id), 'priority')
   if priority then
     total = total + tonumber(priority)
     summed = summed + 1
   end
 end
-out[#out + 1] = waiting[1] and fmt(waiting[1][2]) or false
+local oldest = false
+if p[2] then oldest = p[2] end
+if r[2] and (not oldest or tonumber(r[2]) < tonumber(oldest)) then oldest = r[2] end
+out[#out + 1] = oldest and fmt(tonumber(oldest)) or false
 out[#out + 1] = fmt(total)
 out[#out + 1] = summed
 return out
