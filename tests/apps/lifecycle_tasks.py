@@ -20,6 +20,15 @@ def hourly(ledger: str) -> None:
     record(ledger)
 
 
+@task(name="lifecycle.returns_when_cancelled")
+def returns_when_cancelled(ledger: str) -> None:
+    """Runs (up to 60 s) until it sees ``is_cancelled``, then returns normally."""
+    record(ledger, "start")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not current_job().is_cancelled:
+        time.sleep(0.02)
+
+
 @task(name="lifecycle.until_cancelled")
 def until_cancelled(ledger: str) -> None:
     """Runs (up to 60 s) until it sees its cancellation, checking every 20 ms."""

@@ -187,6 +187,29 @@ def test_a_running_job_learns_of_its_cancel_within_a_second(mgr: QueueManager, u
     assert latency < 3.0, f"the cancelled job kept its worker for {latency:.1f}s"
 
 
+@pytest.mark.parametrize("ends", ["returns", "raises"])
+def test_a_cancelled_job_that_stops_by_itself_counts_as_cancelled_not_lost(
+        mgr: QueueManager, url: str, ledger: str, ends: str) -> None:
+    """A job that sees ``is_cancelled`` and returns (or raises ``JobCancelled``) was
+    cancelled: the summary says so, and no lost lease is reported for it."""
+    task = lt.returns_when_cancelled if ends == "returns" else lt.until_cancelled
+    job = task.push([ledger])
+    proc = cli("--url", url, "work", "--json", "--sleep=0.1", *APP, env=LONG_LEASE)
+    try:
+        wait_for(lambda: job in starts(ledger), timeout=60)
+        assert mgr.cancel(job)
+        after = t.mark.push([ledger])
+        wait_for(lambda: after in starts(ledger), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    totals = _summary(out)["totals"]
+    assert (totals["cancelled"], totals["lost"]) == (1, 0), totals  # type: ignore[index]
+    assert "lease_lost" not in err, err
+    assert record(mgr, job).state == State.CANCELLED
+
+
 # -- 6. hand-back on a stop ------------------------------------------------------------------
 def _summary(out: str) -> dict[str, object]:
     return json.loads(out)  # type: ignore[no-any-return]

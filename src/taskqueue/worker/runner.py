@@ -183,6 +183,9 @@ class Worker:
         self.presence = Presence(self.driver, self.worker_id, self._status, self._paused,
                                  self.lease)
         self._running: dict[str, JobContext] = {}
+        #: Jobs told of their cancellation while running: their settle is refused because
+        #: they are cancelled, which is not a lost lease.
+        self._cancelled_running: set[str] = set()
         #: Exponential mean of job durations (None until the first job has run).
         self._avg_duration: float | None = None
         self.buffer = ReservedBuffer(self.driver, self._hand_back, self._dropped_cancelled)
@@ -520,6 +523,7 @@ class Worker:
         elif outcome.kind is Kind.CANCELLED:
             with self._lock:
                 self.summary.cancelled += 1
+                self._cancelled_running.discard(job.id)
             if self.driver.cancel(job.id, f"cancelled while running: {outcome.error}"):
                 after_finish(self.manager, job, body, options, State.CANCELLED)
             self._emit(ev.JOB_CANCELLED, job, outcome)
@@ -622,6 +626,14 @@ class Worker:
 
     def _record(self, job: JobRecord, accepted: bool | None, kind: str, outcome: Outcome,
                 **fields: Any) -> None:
+        if self._cancelled_running and job.id in self._cancelled_running:  # (rare: no lock first)
+            with self._lock:
+                self._cancelled_running.discard(job.id)
+                if not accepted:  # it ended by itself after seeing is_cancelled
+                    self.summary.cancelled += 1
+            if not accepted:
+                self._emit(ev.JOB_CANCELLED, job, outcome)
+                return
         if not accepted:
             with self._lock:
                 self.summary.lost += 1
@@ -816,6 +828,8 @@ class Worker:
         ctx = self._running.get(job_id)
         if ctx is None or ctx.cancelled.is_set():
             return
+        with self._lock:
+            self._cancelled_running.add(job_id)
         ctx.cancelled.set()
         timer = threading.Timer(self.options.cancel_grace, self._stop_cancelled, args=(ctx,))
         timer.daemon = True
