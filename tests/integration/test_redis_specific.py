@@ -566,3 +566,21 @@ def test_stats_and_error_search_do_not_read_every_job(tmp_path: Path,
         finally:
             admin.close()
             driver.close()
+
+
+@pytest.mark.parametrize("query,complaint", [
+    ("prefx=shop", "prefx"),              # a misspelt option goes to redis-py, which refuses it
+    ("strict=ture", "strict"),            # a misspelt boolean must not mean "not strict"
+])
+def test_a_bad_url_option_is_a_clear_error_with_exit_2(tmp_path: Path, query: str,
+                                                       complaint: str) -> None:
+    import sys
+
+    with redis_url(tmp_path) as url:
+        for args in (("stats",), ("work", "--stop-when-empty")):
+            proc = subprocess.run([sys.executable, "-m", "taskqueue", "--url", f"{url}&{query}",
+                                   *args], capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 2, proc.stderr[-2000:]
+            assert "Traceback" not in proc.stderr and complaint in proc.stderr, proc.stderr
+        with pytest.raises(ConfigError, match=complaint):
+            open_driver(f"{url}&{query}")

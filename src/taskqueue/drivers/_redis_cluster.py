@@ -37,16 +37,16 @@ def parse(url: str, options: dict[str, Any], default_prefix: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     prefix = str(options.pop("prefix", default_prefix))
-    strict = truthy(options.pop("strict", False))
-    cluster = truthy(options.pop("cluster", False)) or scheme in CLUSTER_SCHEMES
+    strict = flag("strict", options.pop("strict", False))
+    cluster = flag("cluster", options.pop("cluster", False)) or scheme in CLUSTER_SCHEMES
     rest: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "prefix":
             prefix = value
         elif key == "strict":
-            strict = truthy(value)
+            strict = flag(key, value)
         elif key == "cluster":
-            cluster = cluster or truthy(value)
+            cluster = cluster or flag(key, value)
         else:
             rest.append((key, value))
     path = parts.path
@@ -64,14 +64,40 @@ def truthy(value: object) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def flag(name: str, value: object) -> bool:
+    """A boolean URL option; a misspelt value is an error, not a silent false."""
+    text = str(value).strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        raise ConfigError(f"redis URL option {name}={value!r}: use true or false")
+    return truthy(text)
+
+
+def check_options(client: redis.Redis) -> None:
+    """Build (without connecting) one connection as the pool would, so a query parameter
+    redis-py does not know is a configuration error now, not a TypeError at the first
+    command."""
+    pool = client.connection_pool
+    try:
+        pool.connection_class(**pool.connection_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"redis URL: {exc}; taskqueue's own options are prefix, strict and "
+                          "cluster, the others go to redis-py") from None
+
+
 def connect(target: Target, options: dict[str, Any], block_timeout: float) -> tuple[Any, Any]:
     """The client, and a second one for blocking pops (its socket timeout is above the
     longest block)."""
     if target.cluster:
         timeout = max(float(options.get("socket_timeout") or 0), block_timeout)
-        return (redis.RedisCluster.from_url(target.url, **options),
-                redis.RedisCluster.from_url(target.url, **{**options, "socket_timeout": timeout}))
+        try:
+            return (redis.RedisCluster.from_url(target.url, **options),
+                    redis.RedisCluster.from_url(target.url,
+                                                **{**options, "socket_timeout": timeout}))
+        except TypeError as exc:
+            raise ConfigError(f"redis cluster URL: {exc}; taskqueue's own options are prefix, "
+                              "strict and cluster, the others go to redis-py") from None
     single = redis.Redis.from_url(target.url, **options)
+    check_options(single)
     return single, blocking_twin(single, block_timeout)
 
 
