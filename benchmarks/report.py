@@ -220,6 +220,41 @@ def before_after(data: dict[str, Any]) -> list[str]:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |", *rows, ""]
 
 
+def enqueue_before_after(data: dict[str, Any]) -> list[str]:
+    """Issue 17, goals 4 and 5, before and after: the CLI row's enqueue and enqueue->start
+    figures on the old and the new code, each beside the competitor the goal names."""
+    peers = {"redis": "huey", "postgres": "pgqueuer", "sqlite": "huey"}
+    rows = []
+    for b in BACKEND_ORDER:
+        if data["entries"].get(f"taskqueue-before|{b}|standard") is None:
+            continue
+        cells = []
+        for metric, form in (("single_rate", "{:,.0f}/s"), ("single_p99_ms", "{:.2f} ms"),
+                             ("bulk_rate", "{:,.0f}/s"), ("e2e_p50_ms", "{:.2f} ms")):
+            old, new = (med(data, lib, b, metric) for lib in ("taskqueue-before", "taskqueue"))
+            cells.append(f"{fmt(old, form.format)} → {fmt(new, form.format)}")
+        peer = peers.get(b)
+        theirs = ", ".join(f"{name} {fmt(med(data, peer, b, metric), form.format)}"
+                           for name, metric, form in (
+                               ("single", "single_rate", "{:,.0f}/s"),
+                               ("p99", "single_p99_ms", "{:.2f} ms"),
+                               ("bulk", "bulk_rate", "{:,.0f}/s"),
+                               ("e2e", "e2e_p50_ms", "{:.2f} ms"))
+                           if peer and med(data, peer, b, metric) is not None)
+        commit = med(data, "taskqueue", b, "pg_commit_ms")
+        note = f"; a commit's flush {commit:.2f} ms" if commit is not None else ""
+        rows.append(f"| {BACKEND_TITLES[b]} | " + " | ".join(cells)
+                    + f" | {peer + ': ' + theirs if theirs else '—'}{note} |")
+    if not rows:
+        return []
+    return ["### Enqueue and enqueue→start, before → after (issue 17, goals 4 and 5)", "",
+            "The CLI row (`taskqueue work` for the enqueue→start figure; the enqueues are the "
+            "same client calls in every row), old code → new code, same run.", "",
+            "| store | single enqueue | single p99 | bulk enqueue | enqueue→start p50 | "
+            "the peer of goal 4, same run |",
+            "| --- | ---: | ---: | ---: | ---: | --- |", *rows, ""]
+
+
 def mixed_section(data: dict[str, Any]) -> list[str]:
     """Issue 17, goal 6: short jobs' wait with long jobs among them, next to the drain rates."""
     rows = []
@@ -597,6 +632,7 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
     w("")
     lines.extend(cli_section(data))
     lines.extend(before_after(data))
+    lines.extend(enqueue_before_after(data))
     lines.extend(mixed_section(data))
     w("## Issue #10 targets (the engine: `Worker` API row)")
     w("")
