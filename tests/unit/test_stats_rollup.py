@@ -3,8 +3,10 @@ and read back per task (against a real SQLite store)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -15,6 +17,8 @@ from taskqueue.observability.stats import KIND, StatsRecorder
 from taskqueue.observability.stats_rollup import (
     DETAIL_KIND,
     HOUR_KIND,
+    MINUTE_KIND,
+    Rollup,
     closed_minute,
     rollup,
     rollup_if_leader,
@@ -55,12 +59,12 @@ def test_only_closed_minutes_are_folded_and_a_second_fold_adds_nothing(driver: D
     a.flush(), b.flush()
     now = HOUR0 + 8 * 60 + 30  # minute 8 is running, 7 ended 30 s ago: 0..6 are closed
     assert closed_minute(now) == HOUR0 // 60 + 6
-    assert rollup(driver, now) == 2  # one hour entry, one minute-detail entry
+    assert rollup(driver, now) == 3  # the hour's entries: minutes, 5-minute buckets, total
     [hour] = driver.registry_list(HOUR_KIND)
     figures = hour["queues"]["default"]["send"]
     assert figures["counts"] == {"completed": 7, "failed": 7}
     assert rollup(driver, now) == 0  # nothing new closed: idempotent
-    assert rollup(driver, HOUR0 + 11 * 60) == 2  # minutes 7..9 now closed
+    assert rollup(driver, HOUR0 + 11 * 60) == 3  # minutes 7..9 now closed
     [hour] = driver.registry_list(HOUR_KIND)
     assert hour["queues"]["default"]["send"]["counts"] == {"completed": 10, "failed": 10}
     [detail] = driver.registry_list(DETAIL_KIND)  # minutes 0-4 and 5-9 of the hour
@@ -106,7 +110,7 @@ def test_the_hour_history_outlives_the_minutes(driver: Driver,
     record(a, HOUR0 + 5, "send", "completed", 0.5)
     a.flush()
     rollup(driver, HOUR0 + 3600)
-    for kind in (KIND, DETAIL_KIND):  # as if their TTLs ran out
+    for kind in (KIND, MINUTE_KIND, DETAIL_KIND):  # as if their TTLs ran out
         for entry in driver.registry_list(kind):
             key = f"{entry['minute']}:{entry['source']}" if kind == KIND else str(entry["hour"])
             driver.registry_remove(kind, key)
@@ -121,7 +125,7 @@ def test_one_process_folds_at_a_time(driver: Driver, recorders: list[StatsRecord
     a = recorders[0]
     record(a, HOUR0 + 5, "send", "completed", 0.5)
     a.flush()
-    assert rollup_if_leader(driver, "one", HOUR0 + 600) == 2
+    assert rollup_if_leader(driver, "one", HOUR0 + 600) == 3
     assert rollup_if_leader(driver, "two", HOUR0 + 600) is None
     assert rollup_if_leader(driver, "one", HOUR0 + 600) == 0
 
@@ -146,3 +150,70 @@ def test_six_hours_read_the_5_minute_buckets_once_the_minutes_expire(
     [task] = six["tasks"]
     assert task["completed"] == 12 and six["step"] == 300
     assert [p["completed"] for p in task["series"] if p["completed"]] == [5, 5, 2]
+
+
+def folded_kinds(driver: Driver) -> dict[str, list[dict[str, object]]]:
+    return {kind: driver.registry_list(kind) for kind in (MINUTE_KIND, DETAIL_KIND, HOUR_KIND)}
+
+
+class Listings:
+    """The store, counting which kinds were listed (a spy, the store itself is real)."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver, self.listed = driver, Counter[str]()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.driver, name)
+
+    def registry_list(self, kind: str) -> list[dict[str, object]]:
+        self.listed[kind] += 1
+        return self.driver.registry_list(kind)
+
+
+def test_folding_minute_by_minute_equals_one_fold_of_everything(tmp_path: Path) -> None:
+    """Two stores get the same minutes (two processes, 90 minutes across an hour boundary):
+    one is folded once at the end, the other after every minute by a kept ``Rollup`` --
+    with another process folding in between now and then, and a recorder rewriting a
+    folded minute -- and both end with the same entries."""
+    stores = [open_driver(f"sqlite:///{tmp_path / name}.db") for name in ("once", "steps")]
+    once, steps = stores
+    spy = Listings(steps)
+    kept = Rollup(cast(Driver, spy), "kept")
+    writers = {d: [StatsRecorder(d, flush_interval=3600, retention=10 * 86400)
+                   for _ in range(2)] for d in stores}
+    try:
+        for i in range(90):
+            at = HOUR0 + 1800 + i * 60
+            for a, b in writers.values():
+                record(a, at + 1, "send", "completed", 0.01 * (i % 7 + 1))
+                record(b, at + 2, f"task{i % 3}", "failed" if i % 5 else "completed", 2.0,
+                       queue="other")
+                a.flush(), b.flush()
+            now = at + 60 + 61  # this minute is closed
+            if i % 20 == 13:
+                assert rollup(steps, now) >= 1  # another process folds meanwhile
+            else:
+                kept.run(now)
+            if i == 40:  # a late write of a minute already folded is dropped, never added
+                late = StatsRecorder(steps, flush_interval=3600, retention=10 * 86400)
+                record(late, HOUR0 + 1800 + 5, "send", "completed", 9.0)
+                late.flush()
+                late.close()
+        end = HOUR0 + 1800 + 95 * 60
+        rollup(once, end)
+        kept.run(end)
+        assert folded_kinds(steps) == folded_kinds(once)
+        assert steps.registry_list(KIND) == [] == once.registry_list(KIND)
+        for window in ("1h", "6h", "24h"):
+            assert task_metrics(steps, window, now=end) == task_metrics(once, window, now=end)
+        hours_listed = spy.listed[HOUR_KIND]
+        assert 1 <= hours_listed <= 6  # once at the start, and after each other process's fold
+        before = spy.listed[HOUR_KIND]
+        assert kept.run(end) == 0 and kept.run(end + 60) == 0  # nothing new: no hour listed
+        assert spy.listed[HOUR_KIND] == before
+    finally:
+        for made in writers.values():
+            for recorder in made:
+                recorder.close()
+        for driver in stores:
+            driver.close()

@@ -47,7 +47,7 @@ from prometheus_client.registry import Collector
 
 from taskqueue.drivers.base import Driver, QueueStats
 from taskqueue.observability import health
-from taskqueue.observability.stats import BOUNDS, COUNTS, KIND, History, TaskStats, oldest_age
+from taskqueue.observability.stats import BOUNDS, COUNTS, History, TaskStats, oldest_age
 
 log = logging.getLogger("taskqueue.metrics")
 
@@ -110,7 +110,7 @@ class StoreCollector(Collector):
             try:
                 stats = self.driver.stats()
                 workers = self.driver.registry_list(health.WORKER)
-                history = History.from_entries(self.driver.registry_list(KIND))
+                history = History.load(self.driver)
                 store_now = self.driver.now().timestamp()
             except Exception as exc:  # noqa: BLE001 - a scrape must answer even then
                 log.warning("metrics: store unavailable: %s", exc)

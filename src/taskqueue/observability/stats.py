@@ -16,11 +16,13 @@ registry entry per (minute, recorder)::
 Only this process writes its own key, so a plain overwrite is safe without a store-side merge;
 the job path touches only memory (a dict update under a lock), never the store.
 
-Keeping. Once a minute one recorder (a TTL lock) folds the closed minutes into hourly
-entries merged across processes, kept 8 days, and minute entries kept 6 hours
+Keeping. Once a minute one recorder (a TTL lock) folds the closed minutes into entries per
+hour merged across processes -- minutes kept 2 hours, 5-minute buckets 6 hours, hours 8 days
+-- and removes the minute entries it folded
 (:mod:`taskqueue.observability.stats_rollup`); :mod:`stats_tasks` reads them per task.
 
-Reading. :class:`History` lists the entries once, merges all sources, and answers per window
+Reading. :class:`History` reads the folded minutes of the last hour and the few entries not
+folded yet (:func:`live_entries`), merges all sources, and answers per window
 (1 min / 5 min / 1 h): counts, rates per minute, success and failure rates, and run/wait time
 p50/p95/p99 estimated from the histogram (linear inside a bucket, clamped to the observed
 min/max). Buckets grow by at most 1.5x (1, 1.5, 2, 2.5, 3.5, 5, 7.5 per decade, 1 ms to
@@ -59,6 +61,8 @@ class Recorded(Protocol):
     stats_recorder: Any
 
 KIND = "stats"
+#: The closed minutes of every process, merged, one entry per hour (see ``stats_rollup``).
+MINUTE_KIND = "stats-minute"
 BUCKET_SECONDS = 60
 RETENTION = 3600.0 + 2 * BUCKET_SECONDS
 FLUSH_INTERVAL = 5.0
@@ -99,10 +103,14 @@ class Histogram:
         self.low, self.high = min(self.low, seconds), max(self.high, seconds)
 
     def merge(self, other: Histogram) -> None:
+        mine = self.buckets
         for index, n in other.buckets.items():
-            self.buckets[index] = self.buckets.get(index, 0) + n
+            mine[index] = mine.get(index, 0) + n
         self.total += other.total
-        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+        if other.low < self.low:
+            self.low = other.low
+        if other.high > self.high:
+            self.high = other.high
 
     def quantile(self, q: float) -> float | None:
         """Estimate of the ``q`` quantile (0..1); None without observations."""
@@ -206,6 +214,7 @@ class StatsRecorder:
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rollup: Any = None
 
     @classmethod
     def install(cls, manager: Recorded, **options: Any) -> StatsRecorder:
@@ -307,10 +316,13 @@ class StatsRecorder:
     def rollup(self) -> int | None:
         """Fold closed minutes into the long history if this process holds the rollup lock
         (see :mod:`stats_rollup`); runs in the flusher thread, never on a job's path."""
-        from taskqueue.observability.stats_rollup import rollup_if_leader
+        from taskqueue.observability.stats_rollup import Rollup
 
+        if self._rollup is None:
+            self._rollup = Rollup(self.driver, self.source)
         try:
-            return rollup_if_leader(self.driver, self.source)
+            folded: int | None = self._rollup.if_leader()
+            return folded
         except Exception as exc:  # noqa: BLE001 - statistics never break the worker
             log.warning("could not roll up job statistics (will retry): %s", exc)
             return None
@@ -336,6 +348,29 @@ def _parse(entries: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str, str], T
     return merged
 
 
+def folded_through(entries: Iterable[Mapping[str, Any]]) -> dict[int, int]:
+    """hour -> the last minute folded into it, from a folded kind's entries."""
+    return {int(e["hour"]): int(e["through"]) for e in entries if "hour" in e and "through" in e}
+
+
+def unfolded(driver: Driver, through: Mapping[int, int], since: float = 0.0
+             ) -> list[dict[str, Any]]:
+    """The recorders' minute entries (ending after ``since``) not folded into the entries
+    ``through`` describes: the folded kinds plus these count every minute once."""
+    return [e for e in driver.registry_list(KIND)
+            if isinstance(e.get("minute"), int) and (e["minute"] + 1) * BUCKET_SECONDS > since
+            and e["minute"] > through.get(e["minute"] * BUCKET_SECONDS // 3600, -1)]
+
+
+def live_entries(driver: Driver) -> list[dict[str, Any]]:
+    """Minute entries of the last two hours, merged across sources where folded: the folded
+    minutes (``stats-minute``) as one entry each, then the recorders' entries not folded."""
+    folded = driver.registry_list(MINUTE_KIND)
+    out = [{"minute": int(m), "queues": queues}
+           for e in folded for m, queues in e.get("buckets", {}).items()]
+    return out + unfolded(driver, folded_through(folded))
+
+
 class History:
     """The stored buckets of every node, merged, queried per window."""
 
@@ -349,7 +384,7 @@ class History:
 
     @classmethod
     def load(cls, driver: Driver, now: float | None = None) -> History:
-        return cls(_parse(driver.registry_list(KIND)), time.time() if now is None else now)
+        return cls(_parse(live_entries(driver)), time.time() if now is None else now)
 
     @classmethod
     def from_entries(cls, entries: Iterable[Mapping[str, Any]],

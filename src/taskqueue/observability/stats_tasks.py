@@ -10,12 +10,21 @@ percentile over a step or the whole range is as good as one over a minute.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from taskqueue.drivers.base import Driver
-from taskqueue.observability.stats import BUCKET_SECONDS, KIND, TaskStats, _parse
+from taskqueue.observability.stats import (
+    BUCKET_SECONDS,
+    MINUTE_KIND,
+    TaskStats,
+    _parse,
+    folded_through,
+    unfolded,
+)
 from taskqueue.observability.stats_rollup import (
     DETAIL_KIND,
     DETAIL_RETENTION,
@@ -31,42 +40,78 @@ RANGES: dict[str, tuple[int, int]] = {"1h": (3600, 60), "6h": (6 * 3600, 300),
 Key = tuple[int, str, str]  # (bucket start, epoch seconds; queue; task)
 
 
-def _add(into: dict[Key, TaskStats], key: Key, figures: TaskStats) -> None:
-    into.setdefault(key, TaskStats()).merge(figures)
+def _add(into: dict[Key, TaskStats], owned: set[Key], key: Key, figures: TaskStats) -> None:
+    """Sum ``figures`` into ``into[key]``. The first figures of a key are kept as they are
+    (they may be shared, decoded once for many requests); a second one merges into a copy."""
+    have = into.get(key)
+    if have is None:
+        into[key] = figures
+        return
+    if key not in owned:
+        owned.add(key)
+        have = into[key] = _copy(have)
+    have.merge(figures)
 
 
-def _folded(entries: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
-    return {int(e["hour"]): e for e in entries if "hour" in e and "through" in e}
-
-
-def load(driver: Driver, start: float, step: int) -> dict[Key, TaskStats]:
-    """Every stored figure since ``start``, summed per ``step`` seconds, queue and task:
-    hour buckets for steps of an hour, 5-minute buckets for steps of 5 minutes, and the
-    recorders' minute entries not folded into those yet (all of them for 1-minute steps)."""
-    kind, size = ((HOUR_KIND, HOUR) if step >= HOUR else
-                  (DETAIL_KIND, DETAIL_SECONDS) if step >= DETAIL_SECONDS else (None, 0))
-    rolled = _folded(driver.registry_list(kind)) if kind else {}
-    out: dict[Key, TaskStats] = {}
-    for hour, entry in rolled.items():
-        buckets = ([(hour * HOUR, entry["queues"])] if kind == HOUR_KIND else
-                   [(int(m) * BUCKET_SECONDS, q) for m, q in entry["buckets"].items()])
-        for seconds, queues in buckets:
-            if seconds + size > start:
-                for queue, tasks in queues.items():
-                    for task, raw in tasks.items():
-                        _add(out, (int(seconds // step) * step, queue, task),
-                             TaskStats.from_json(raw))
-    fresh = [e for e in driver.registry_list(KIND)
-             if isinstance(e.get("minute"), int) and (e["minute"] + 1) * BUCKET_SECONDS > start
-             and _not_folded(e["minute"], rolled)]
-    for (minute, queue, task), figures in _parse(fresh).items():
-        _add(out, (minute * BUCKET_SECONDS // step * step, queue, task), figures)
+def _copy(figures: TaskStats) -> TaskStats:
+    out = TaskStats()
+    out.merge(figures)
     return out
 
 
-def _not_folded(minute: int, rolled: Mapping[int, Mapping[str, Any]]) -> bool:
-    into = rolled.get(minute * BUCKET_SECONDS // HOUR)
-    return into is None or minute > int(into["through"])
+def load(driver: Driver, start: float, step: int) -> dict[Key, TaskStats]:
+    """Every stored figure since ``start``, summed per ``step`` seconds, queue and task (the
+    figures may be shared with later calls: read them, never change them):
+    hour buckets for steps of an hour, 5-minute buckets for steps of 5 minutes, folded
+    minutes otherwise, and the recorders' minute entries not folded into those yet."""
+    kind, size = ((HOUR_KIND, HOUR) if step >= HOUR else
+                  (DETAIL_KIND, DETAIL_SECONDS) if step >= DETAIL_SECONDS else
+                  (MINUTE_KIND, BUCKET_SECONDS))
+    rolled = [e for e in driver.registry_list(kind) if "hour" in e and "through" in e]
+    out: dict[Key, TaskStats] = {}
+    owned: set[Key] = set()
+    for entry in rolled:
+        for seconds, queue, task, figures in _cells(driver, kind, entry):
+            if seconds + size > start:
+                _add(out, owned, (seconds // step * step, queue, task), figures)
+    fresh = unfolded(driver, folded_through(rolled), since=start)
+    for (minute, queue, task), figures in _parse(fresh).items():
+        _add(out, owned, (minute * BUCKET_SECONDS // step * step, queue, task), figures)
+    return out
+
+
+Cells = list[tuple[int, str, str, TaskStats]]
+#: Decoded folded entries per store, by (kind, hour, through): an entry whose ``through`` has
+#: not moved holds the same figures, so a reader decodes each hour once, not at every request.
+_DECODED: weakref.WeakKeyDictionary[Driver, dict[tuple[str, int, int], Cells]] = \
+    weakref.WeakKeyDictionary()
+_DECODED_LOCK = threading.Lock()
+#: Decoded entries kept per store (8 days of hours, 6 hours of 5-minute buckets and more).
+DECODED_MAX = 512
+
+
+def _cells(driver: Driver, kind: str, entry: Mapping[str, Any]) -> Cells:
+    hour, through = int(entry["hour"]), int(entry["through"])
+    with _DECODED_LOCK:
+        try:
+            cache = _DECODED.setdefault(driver, {})
+        except TypeError:  # a store object that cannot be weakly referenced: no caching
+            cache = {}
+        found = cache.get((kind, hour, through))
+    if found is not None:
+        return found
+    buckets = ([(hour * HOUR, entry["queues"])] if kind == HOUR_KIND else
+               [(int(m) * BUCKET_SECONDS, q) for m, q in entry["buckets"].items()])
+    cells = [(seconds, str(queue), str(task), TaskStats.from_json(raw))
+             for seconds, queues in buckets for queue, tasks in queues.items()
+             for task, raw in tasks.items()]
+    with _DECODED_LOCK:
+        for key in [k for k in cache if k[:2] == (kind, hour)]:
+            del cache[key]  # the same hour folded up to an earlier minute
+        while len(cache) >= DECODED_MAX:
+            del cache[next(iter(cache))]
+        cache[(kind, hour, through)] = cells
+    return cells
 
 
 def _point(t: int, figures: TaskStats | None) -> dict[str, Any]:
