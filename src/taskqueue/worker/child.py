@@ -70,11 +70,11 @@ class SupervisedWorker(Worker):
 
     def wait_for_go(self, server: int) -> bool:
         """A standby: wait, connected and ready, until the supervisor sends SIGCONT (the worker
-        it replaces is leaving); False if told to stop first or orphaned. Its first
-        maintenance pass and pause check are done before it waits, so its first reservation
-        follows the signal at once."""
-        self.warm_up()
+        it replaces is leaving); False if told to stop first or orphaned. While it waits it
+        keeps its first round done (the maintenance pass and the paused queues, each at its
+        interval), so its first step after the signal is a reservation."""
         while not self.stopping:
+            self.warm_up()
             if signal.sigtimedwait({signal.SIGCONT}, 0.2) is not None:
                 return True
             if os.getppid() != server:

@@ -303,10 +303,10 @@ class Worker:
                     self._stop.wait(min(1.0, self.options.poll_interval))
 
     def warm_up(self) -> None:
-        """Do now what the loop's first round would do before its first reservation: the
-        maintenance pass (lease recovery, the prune lock) and reading the paused queues. A
-        worker that waits to start (a standby) calls this first; the loop then finds both done
-        (they come again at their intervals)."""
+        """Do now what the loop's next round would do before its reservation, each only when
+        due: the maintenance pass (lease recovery, the prune lock) and reading the paused
+        queues. A worker that waits to start (a standby) calls this while it waits; the loop
+        then finds both done (they come again at their intervals)."""
         try:
             self._maintenance()
             self._rounds()
