@@ -72,6 +72,8 @@ def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "DB_CONNECTION='oracle'" in proc.stderr
     proc = run("ftp://nowhere/x", "stats")
     assert proc.returncode == 2 and "unsupported store URL scheme 'ftp'" in proc.stderr
+    # the URL came from --url: the message must not send the reader to TASKQUEUE_URL
+    assert "TASKQUEUE_URL" not in proc.stderr and "ftp://nowhere/x" in proc.stderr
 
 
 def test_aliases_of_the_original_commands(sqlite_url: str) -> None:

@@ -41,7 +41,10 @@ def open_driver(url: str, **options: Any) -> Driver:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         known = ", ".join(sorted({s + "://" for s in SCHEMES}))
-        raise ConfigError(f"unsupported store URL scheme {scheme!r} in TASKQUEUE_URL; use {known}")
+        from taskqueue.config import redact_url
+
+        raise ConfigError(f"unsupported store URL scheme {scheme!r} in {redact_url(url)!r}; "
+                          f"use {known}")
     module_name, class_name = SCHEMES[scheme]
     try:
         module = importlib.import_module(module_name)
