@@ -114,25 +114,36 @@ class Histogram:
 
     def quantile(self, q: float) -> float | None:
         """Estimate of the ``q`` quantile (0..1); None without observations."""
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: tuple[float, ...]) -> list[float | None]:
+        """Estimates of the ``qs`` quantiles (ascending, each 0..1) in one walk."""
         count = self.count
         if count == 0:
-            return None
-        rank, seen = q * count, 0
-        for index in sorted(self.buckets):
-            n = self.buckets[index]
-            if seen + n >= rank:
-                lower = BOUNDS[index - 1] if index > 0 else 0.0
-                upper = BOUNDS[index] if index < len(BOUNDS) else self.high
-                value = lower + (upper - lower) * ((rank - seen) / n)
-                return min(max(value, self.low), self.high)
-            seen += n
-        return self.high
+            return [None] * len(qs)
+        out: list[float | None] = []
+        ordered = sorted(self.buckets.items())
+        at, seen = 0, 0
+        for q in qs:
+            rank = q * count
+            while at < len(ordered) and seen + ordered[at][1] < rank:
+                seen += ordered[at][1]
+                at += 1
+            if at == len(ordered):
+                out.append(self.high)
+                continue
+            index, n = ordered[at]
+            lower = BOUNDS[index - 1] if index > 0 else 0.0
+            upper = BOUNDS[index] if index < len(BOUNDS) else self.high
+            value = lower + (upper - lower) * ((rank - seen) / n)
+            out.append(min(max(value, self.low), self.high))
+        return out
 
     def summary(self) -> dict[str, float | int | None]:
         count = self.count
+        p50, p95, p99 = self.quantiles((0.50, 0.95, 0.99))
         return {"count": count, "avg": self.total / count if count else None,
-                "p50": self.quantile(0.50), "p95": self.quantile(0.95),
-                "p99": self.quantile(0.99), "max": self.high if count else None}
+                "p50": p50, "p95": p95, "p99": p99, "max": self.high if count else None}
 
     def to_json(self) -> list[Any]:
         return [round(self.total, 6), self.low if self.buckets else 0.0, self.high,

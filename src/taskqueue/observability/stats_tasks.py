@@ -59,11 +59,17 @@ def _copy(figures: TaskStats) -> TaskStats:
     return out
 
 
-def load(driver: Driver, start: float, step: int) -> dict[Key, TaskStats]:
+#: The queue and task name of the figures of every task together (see ``load``).
+ALL = "\x00all"
+
+
+def load(driver: Driver, start: float, step: int, every: bool = False
+         ) -> dict[Key, TaskStats]:
     """Every stored figure since ``start``, summed per ``step`` seconds, queue and task (the
     figures may be shared with later calls: read them, never change them):
     hour buckets for steps of an hour, 5-minute buckets for steps of 5 minutes, folded
-    minutes otherwise, and the recorders' minute entries not folded into those yet."""
+    minutes otherwise, and the recorders' minute entries not folded into those yet.
+    ``every``: also the sum of all tasks per step, under the queue and task name ``ALL``."""
     kind, size = ((HOUR_KIND, HOUR) if step >= HOUR else
                   (DETAIL_KIND, DETAIL_SECONDS) if step >= DETAIL_SECONDS else
                   (MINUTE_KIND, BUCKET_SECONDS))
@@ -72,11 +78,14 @@ def load(driver: Driver, start: float, step: int) -> dict[Key, TaskStats]:
     owned: set[Key] = set()
     for entry in rolled:
         for seconds, queue, task, figures in _cells(driver, kind, entry):
-            if seconds + size > start:
+            if seconds + size > start and (every or queue != ALL):
                 _add(out, owned, (seconds // step * step, queue, task), figures)
     fresh = unfolded(driver, folded_through(rolled), since=start)
     for (minute, queue, task), figures in _parse(fresh).items():
-        _add(out, owned, (minute * BUCKET_SECONDS // step * step, queue, task), figures)
+        t = minute * BUCKET_SECONDS // step * step
+        _add(out, owned, (t, queue, task), figures)
+        if every:
+            _add(out, owned, (t, ALL, ALL), figures)
     return out
 
 
@@ -102,9 +111,15 @@ def _cells(driver: Driver, kind: str, entry: Mapping[str, Any]) -> Cells:
         return found
     buckets = ([(hour * HOUR, entry["queues"])] if kind == HOUR_KIND else
                [(int(m) * BUCKET_SECONDS, q) for m, q in entry["buckets"].items()])
-    cells = [(seconds, str(queue), str(task), TaskStats.from_json(raw))
-             for seconds, queues in buckets for queue, tasks in queues.items()
-             for task, raw in tasks.items()]
+    cells: Cells = []
+    for seconds, queues in buckets:
+        together = TaskStats()
+        for queue, tasks in queues.items():
+            for task, raw in tasks.items():
+                figures = TaskStats.from_json(raw)
+                together.merge(figures)
+                cells.append((seconds, str(queue), str(task), figures))
+        cells.append((seconds, ALL, ALL, together))
     with _DECODED_LOCK:
         for key in [k for k in cache if k[:2] == (kind, hour)]:
             del cache[key]  # the same hour folded up to an earlier minute
@@ -115,12 +130,15 @@ def _cells(driver: Driver, kind: str, entry: Mapping[str, Any]) -> Cells:
 
 
 def _point(t: int, figures: TaskStats | None) -> dict[str, Any]:
-    figures = figures or TaskStats()
+    if figures is None:
+        return {"t": t, "completed": 0, "failed": 0, "retried": 0, "failure_rate": None,
+                "run_p50": None, "run_p95": None}
     done, failed = figures.counts.get("completed", 0), figures.counts.get("failed", 0)
+    p50, p95 = figures.run.quantiles((0.5, 0.95))
     return {"t": t, "completed": done, "failed": failed,
             "retried": figures.counts.get("retried", 0),
             "failure_rate": round(failed / (done + failed), 4) if done + failed else None,
-            "run_p50": figures.run.quantile(0.5), "run_p95": figures.run.quantile(0.95)}
+            "run_p50": p50, "run_p95": p95}
 
 
 def _task(queue: str, task: str, points: dict[int, TaskStats], steps: range,
@@ -149,18 +167,24 @@ def task_metrics(driver: Driver, window: str = "24h", *, queue: str | None = Non
     last = int(now // step) * step
     first = last - (seconds // step - 1) * step
     grouped: dict[tuple[str, str], dict[int, TaskStats]] = {}
-    for (t, q, task), figures in load(driver, first, step).items():
-        if t >= first and (queue is None or q == queue) and (name is None or task == name):
+    unfiltered = queue is None and name is None
+    every: dict[int, TaskStats] = {}
+    for (t, q, task), figures in load(driver, first, step, every=unfiltered).items():
+        if t < first:
+            continue
+        if q == ALL:
+            every[t] = figures
+        elif (queue is None or q == queue) and (name is None or task == name):
             grouped.setdefault((q, task), {})[t] = figures
     minutes = max(now - first, 60.0) / 60
     steps = range(first, last + step, step)
     tasks = [_task(q, task, points, steps, minutes)
              for (q, task), points in grouped.items()]
     tasks.sort(key=lambda r: (-(r["completed"] + r["failed"]), r["queue"], r["name"]))
-    every: dict[int, TaskStats] = {}
-    for points in grouped.values():
-        for t, figures in points.items():
-            every.setdefault(t, TaskStats()).merge(figures)
+    if not unfiltered:  # the sums kept per bucket cover every task: add the ones shown
+        for points in grouped.values():
+            for t, figures in points.items():
+                every.setdefault(t, TaskStats()).merge(figures)
     return {"range": window, "step": step, "from": first, "to": now, "tasks": tasks,
             "all": _task("*", "*", every, steps, minutes),
             "ranges": list(RANGES),
