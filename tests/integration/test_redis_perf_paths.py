@@ -380,13 +380,13 @@ def test_single_pushes_survive_a_killed_connection_and_a_forgotten_script(
         d = open_driver(f"redis://127.0.0.1:{port}/0?prefix=t")
         try:
             ids = [d.push([new(queue_name="a")])[0]]
-            lane = d._lane.call("CLIENT", "ID")
+            lane = d._lane.call("CLIENT", "ID")[1]
             assert admin.execute_command("CLIENT", "KILL", "ID", lane) == 1
             ids.append(d.push([new(queue_name="a")])[0])
             admin.script_flush()
             ids.append(d.push([new(queue_name="a")])[0])
             ids.append(d.push([new(queue_name="a")])[0])
-            assert d._lane.call("CLIENT", "ID") != lane  # a new connection took over
+            assert d._lane.call("CLIENT", "ID")[1] != lane  # a new connection took over
             assert d.count(d_filter(State.PENDING)) == 4
             assert sorted(j.id for j in d.reserve("w", ["a"], 10, 30)) == sorted(ids)
         finally:
@@ -403,17 +403,32 @@ def test_a_forked_producer_pushes_on_a_connection_of_its_own(driver: Any) -> Non
     import os
 
     driver.push([new(queue_name="a")])  # the parent's lane is connected
-    parent_lane = driver._lane.call("CLIENT", "ID")
+    parent_lane = driver._lane.call("CLIENT", "ID")[1]
     pid = os.fork()
     if pid == 0:  # the child: push, and report through the exit status
         ok = False
         try:
-            ok = driver._lane.call("CLIENT", "ID") != parent_lane
+            ok = driver._lane.call("CLIENT", "ID")[1] != parent_lane
             ok = ok and len(driver.push([new(queue_name="a")])) == 1
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert driver._lane.call("CLIENT", "ID") == parent_lane
+    assert driver._lane.call("CLIENT", "ID")[1] == parent_lane
     driver.push([new(queue_name="a")])
     assert driver.count(d_filter(State.PENDING)) == 3
+
+
+def test_a_push_while_another_thread_holds_the_lane_goes_through_the_pool(driver: Any) -> None:
+    """Concurrent producers (threads, ``apush``) are not lined up behind one connection: a push
+    that finds the lane in use takes a pooled connection, as before the lane existed."""
+    driver.push([new(queue_name="a")])
+    assert driver._lane._lock.acquire(timeout=5)  # another thread's push, under way
+    try:
+        pusher = threading.Thread(target=lambda: driver.push([new(queue_name="a")]))
+        pusher.start()
+        pusher.join(timeout=10)
+        assert not pusher.is_alive(), "the push waited for the lane"
+    finally:
+        driver._lane._lock.release()
+    assert driver.count(d_filter(State.PENDING)) == 2

@@ -212,8 +212,10 @@ class RedisDriver:
                 with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
                     # a failed lane falls through to the pool, with the client's retries:
                     # pushing a job again is safe (the script accepts its own id again)
-                    return self._lane.call("EVALSHA", found.sha, 1, self.keys.queue(queue),
-                                           *args)
+                    done, reply = self._lane.call("EVALSHA", found.sha, 1,
+                                                  self.keys.queue(queue), *args)
+                    if done:
+                        return reply
             return self._r.execute_command("EVALSHA", found.sha, 1, self.keys.queue(queue), *args)
         except redis.exceptions.NoScriptError:
             self._rescript(named)
