@@ -215,3 +215,23 @@ def test_a_rolled_back_push_leaves_a_new_queue_counted_by_the_next(tmp_path: Pat
     assert driver.stats()["fresh"].counts[State.PENDING] == 4
     other.close()
     driver.close()
+
+
+def test_a_payload_stored_as_text_is_dead_lettered_not_a_worker_crash(tmp_path: Path) -> None:
+    """SQLite keeps whatever type a writer gave a column: a payload written as TEXT by some
+    other program must fail that job (dead letter queue, with the reason), not make every
+    reservation raise, which crashed each worker that reserved it, forever."""
+    import sqlite3
+
+    from taskqueue import QueueManager, State, TestJob
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    with QueueManager.from_url(url) as manager:
+        bad, good = manager.push_many([TestJob({"data": 1}), TestJob({"data": 2})])
+        with sqlite3.connect(tmp_path / "queue.db") as conn:
+            conn.execute("UPDATE job_queue SET payload = ? WHERE id = ?", ("not bytes", bad))
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        dead, done = manager.get(bad), manager.get(good)
+        assert dead is not None and done is not None
+        assert done.state == State.COMPLETED
+        assert dead.state == State.FAILED and "PayloadError" in (dead.exception or "")

@@ -66,6 +66,15 @@ def encode_list(values: Sequence[str]) -> str | None:
 STATES = {s.value: s for s in State}
 
 
+def _payload_bytes(payload: Any) -> bytes:
+    """A payload column that is not ``bytes``: a memoryview (some clients), or TEXT that another
+    program wrote into SQLite's untyped column. Text becomes its UTF-8 bytes, so the worker's
+    decoder refuses it and the job is dead-lettered with the reason (``bytes(str)`` raised
+    inside every reservation that took the row)."""
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) \
+        else bytes(payload or b"")
+
+
 def row_to_record(
     row: Sequence[Any], to_dt: Callable[[Any], datetime | None] = epoch_to_dt
 ) -> JobRecord:
@@ -74,7 +83,8 @@ def row_to_record(
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
     return record_from_values((
-        id_, queue, name, bytes(payload), STATES[state], priority, attempts, max_attempts,
+        id_, queue, name, payload if type(payload) is bytes else _payload_bytes(payload),
+        STATES[state], priority, attempts, max_attempts,
         timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),
         json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
         exception, result, None if progress is None else float(progress), key, batch, owner,
