@@ -13,7 +13,7 @@ import pytest
 from taskqueue.drivers import open_driver
 from taskqueue.drivers.base import Driver
 from taskqueue.observability import events as ev
-from taskqueue.observability.stats import KIND, StatsRecorder
+from taskqueue.observability.stats import KIND, History, StatsRecorder
 from taskqueue.observability.stats_rollup import (
     DETAIL_KIND,
     HOUR_KIND,
@@ -217,3 +217,33 @@ def test_folding_minute_by_minute_equals_one_fold_of_everything(tmp_path: Path) 
                 recorder.close()
         for driver in stores:
             driver.close()
+
+
+class FoldsWhileRead(Listings):
+    """A reader's store on which another process folds right after the first listing."""
+
+    def __init__(self, driver: Driver, now: float) -> None:
+        super().__init__(driver)
+        self.now, self.folded = now, False
+
+    def registry_list(self, kind: str) -> list[dict[str, object]]:
+        listed = super().registry_list(kind)
+        if not self.folded:
+            self.folded = True
+            assert rollup(self.driver, self.now) == 3
+        return listed
+
+
+def test_a_fold_during_a_read_neither_hides_nor_doubles_minutes(
+        driver: Driver, recorders: list[StatsRecorder]) -> None:
+    a, b = recorders
+    for i in range(6):
+        record(a, HOUR0 + i * 60 + 1, "send", "completed", 0.5)
+        record(b, HOUR0 + i * 60 + 2, "send", "failed", 0.5)
+    a.flush(), b.flush()
+    now = HOUR0 + 6 * 60 + 1  # minutes 0..4 close
+    expected = {k: v.counts for k, v in History.load(driver, now).cells.items()}
+    assert sum(c["completed"] for c in expected.values()) == 6
+    read = History.load(cast(Driver, FoldsWhileRead(driver, now)), now)
+    assert {k: v.counts for k, v in read.cells.items()} == expected
+    assert task_metrics(driver, "1h", now=now)["all"]["completed"] == 6

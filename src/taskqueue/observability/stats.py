@@ -364,22 +364,27 @@ def folded_through(entries: Iterable[Mapping[str, Any]]) -> dict[int, int]:
     return {int(e["hour"]): int(e["through"]) for e in entries if "hour" in e and "through" in e}
 
 
-def unfolded(driver: Driver, through: Mapping[int, int], since: float = 0.0
-             ) -> list[dict[str, Any]]:
-    """The recorders' minute entries (ending after ``since``) not folded into the entries
-    ``through`` describes: the folded kinds plus these count every minute once."""
-    return [e for e in driver.registry_list(KIND)
+def unfolded(entries: Iterable[Mapping[str, Any]], through: Mapping[int, int],
+             since: float = 0.0) -> list[Mapping[str, Any]]:
+    """The recorders' minute ``entries`` (ending after ``since``) not folded into the entries
+    ``through`` describes: the folded kinds plus these count every minute once.
+
+    List the recorders' entries BEFORE the folded kind: a fold writes the folded entry, then
+    removes the minute entries, so a minute missing from the first listing is in the second,
+    and one in both is left out here by the second's ``through``."""
+    return [e for e in entries
             if isinstance(e.get("minute"), int) and (e["minute"] + 1) * BUCKET_SECONDS > since
             and e["minute"] > through.get(e["minute"] * BUCKET_SECONDS // 3600, -1)]
 
 
-def live_entries(driver: Driver) -> list[dict[str, Any]]:
+def live_entries(driver: Driver) -> list[Mapping[str, Any]]:
     """Minute entries of the last two hours, merged across sources where folded: the folded
     minutes (``stats-minute``) as one entry each, then the recorders' entries not folded."""
+    recorded = driver.registry_list(KIND)  # first: see ``unfolded``
     folded = driver.registry_list(MINUTE_KIND)
-    out = [{"minute": int(m), "queues": queues}
-           for e in folded for m, queues in e.get("buckets", {}).items()]
-    return out + unfolded(driver, folded_through(folded))
+    out: list[Mapping[str, Any]] = [{"minute": int(m), "queues": queues}
+                                    for e in folded for m, queues in e.get("buckets", {}).items()]
+    return out + unfolded(recorded, folded_through(folded))
 
 
 class History:

@@ -19,6 +19,7 @@ from typing import Any
 from taskqueue.drivers.base import Driver
 from taskqueue.observability.stats import (
     BUCKET_SECONDS,
+    KIND,
     MINUTE_KIND,
     TaskStats,
     _parse,
@@ -73,6 +74,7 @@ def load(driver: Driver, start: float, step: int, every: bool = False
     kind, size = ((HOUR_KIND, HOUR) if step >= HOUR else
                   (DETAIL_KIND, DETAIL_SECONDS) if step >= DETAIL_SECONDS else
                   (MINUTE_KIND, BUCKET_SECONDS))
+    recorded = driver.registry_list(KIND)  # before the folded kind: see ``stats.unfolded``
     rolled = [e for e in driver.registry_list(kind) if "hour" in e and "through" in e]
     out: dict[Key, TaskStats] = {}
     owned: set[Key] = set()
@@ -80,7 +82,7 @@ def load(driver: Driver, start: float, step: int, every: bool = False
         for seconds, queue, task, figures in _cells(driver, kind, entry):
             if seconds + size > start and (every or queue != ALL):
                 _add(out, owned, (seconds // step * step, queue, task), figures)
-    fresh = unfolded(driver, folded_through(rolled), since=start)
+    fresh = unfolded(recorded, folded_through(rolled), since=start)
     for (minute, queue, task), figures in _parse(fresh).items():
         t = minute * BUCKET_SECONDS // step * step
         _add(out, owned, (t, queue, task), figures)
