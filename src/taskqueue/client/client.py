@@ -32,6 +32,7 @@ from taskqueue.jobs.names import (
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.routing import routing_queue
 from taskqueue.jobs.states import FINISHED, State
+from taskqueue.jobs.unreadable import unreadable
 from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
 from taskqueue.plaintext_switch import PlaintextSwitch
@@ -378,7 +379,10 @@ class Client:
         """The job's decoded body (args/kwargs or data).
 
         With ENCRYPTION_KEY set, an unencrypted payload raises UnencryptedPayload unless the
-        migration switch is on (``taskqueue key:accept-plaintext``)."""
+        migration switch is on (``taskqueue key:accept-plaintext``). A record with a field the
+        driver could not decode (``jobs/unreadable.py``) raises PayloadError naming it."""
+        if record.extra and (problem := unreadable(record)) is not None:
+            raise PayloadError(f"stored job has fields that cannot be decoded: {problem}")
         try:
             return self.codec.decode(record.payload, job_id=record.id, queue=record.queue_name)
         except UnencryptedPayload:

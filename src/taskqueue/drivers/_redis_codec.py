@@ -4,8 +4,9 @@ the rows that ``reserve`` answers (see ``take`` in ``redis_common.lua``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ import orjson
 from taskqueue.drivers import _attempts
 from taskqueue.jobs.model import JobRecord, NewJob, record_from_values
 from taskqueue.jobs.states import State
+from taskqueue.jobs.unreadable import lenient_record
 
 #: The fields of a job hash (the ``job_queue`` column names), in JobRecord's order. A reserve
 #: row (``take`` in ``redis_common.lua``) has them in this order.
@@ -116,28 +118,34 @@ def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:
     if not raw:
         return None
     data: dict[str, Any] = {text(k): v for k, v in raw.items()}
-    out: dict[str, Any] = {}
-    for name in FIELDS:
-        value = data.get(name)
-        if value is None or name == "payload":
-            out[name] = value
-        elif name in _TIMES:
-            out[name] = from_us(value)
-        elif name in _INTS:
-            out[name] = int(value)
-        elif name in ("delay_seconds", "progress"):
-            out[name] = float(value)
-        elif name in ("dependencies", "tags"):
-            out[name] = tuple(json.loads(value))
-        else:
-            out[name] = text(value)
-    out["payload"] = bytes(out["payload"] or b"")
-    out["state"] = State(out["state"])
-    out["delay_seconds"] = out["delay_seconds"] or 0.0
-    out["lease_epoch"] = out["lease_epoch"] or 0
-    for name in ("dependencies", "tags"):
-        out[name] = out[name] or ()
-    return JobRecord(**out)
+    return lenient_record([partial(_field, name, data.get(name)) for name in FIELDS])
+
+
+def _field(name: str, value: Any) -> Any:
+    """One hash field of a job, decoded (raises on garbage: ``lenient_record`` names it)."""
+    if name == "payload":
+        return bytes(value or b"")
+    if name == "state":
+        return State(text(value))
+    if value is None:
+        return _ABSENT.get(name)
+    if name in _TIMES:
+        return from_us(value)
+    if name in _INTS:
+        return int(value)
+    if name in ("delay_seconds", "progress"):
+        return float(value)
+    if name in ("dependencies", "tags"):
+        items = json.loads(value)
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"not a JSON list of strings: {text(value)!r:.80}")
+        return tuple(items)
+    return text(value)
+
+
+#: The value of a field absent from a job hash (None for the others).
+_ABSENT: dict[str, Any] = {"delay_seconds": 0.0, "lease_epoch": 0, "dependencies": (),
+                           "tags": ()}
 
 
 class RowDecoder:
@@ -160,6 +168,23 @@ class RowDecoder:
         return None if us is None else self.time(us)
 
     def __call__(self, r: list[Any]) -> JobRecord:
+        try:
+            return self._fast(r)
+        except Exception:  # noqa: BLE001 - a field another program filled with garbage
+            return self._lenient(r)
+
+    def _lenient(self, r: list[Any]) -> JobRecord:
+        """A row mapped field by field, the ones that fail named (``jobs/unreadable.py``)."""
+        def field(i: int, name: str) -> Callable[[], Any]:
+            value = r[i]
+            if name in _TIMES:  # reserve rows carry times as integers already
+                return lambda: None if value is None else self.time(int(value))
+            if name in _INTS:
+                return lambda: 0 if value is None and name == "lease_epoch" else int(value)
+            return partial(_field, name, value)
+        return lenient_record([field(i, name) for i, name in enumerate(FIELDS)])
+
+    def _fast(self, r: list[Any]) -> JobRecord:
         time, maybe = self.time, self.maybe_time
         return record_from_values((  # JobRecord's fields, in order
             r[0].decode(), r[1].decode(), r[2].decode(), r[3] or b"", _STATES[r[4]], r[5], r[6],

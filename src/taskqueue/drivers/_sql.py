@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord, record_from_values
 from taskqueue.jobs.states import State
+from taskqueue.jobs.unreadable import lenient_record
 
 T = TypeVar("T")
 
@@ -78,17 +79,58 @@ def _payload_bytes(payload: Any) -> bytes:
 def row_to_record(
     row: Sequence[Any], to_dt: Callable[[Any], datetime | None] = epoch_to_dt
 ) -> JobRecord:
-    """Map a row selected with SELECT_COLUMNS to a JobRecord (a hot path: one per job)."""
+    """Map a row selected with SELECT_COLUMNS to a JobRecord (a hot path: one per job). A row
+    with a column that cannot be decoded (bad JSON in ``tags`` written by another program, …)
+    is mapped field by field instead, the failures named (``jobs/unreadable.py``)."""
     (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
-    return record_from_values((
-        id_, queue, name, payload if type(payload) is bytes else _payload_bytes(payload),
-        STATES[state], priority, attempts, max_attempts,
-        timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),
-        json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
-        exception, result, None if progress is None else float(progress), key, batch, owner,
-        to_dt(expires), epoch, {}))
+    try:
+        return record_from_values((
+            id_, queue, name, payload if type(payload) is bytes else _payload_bytes(payload),
+            STATES[state], priority, attempts, max_attempts,
+            timeout, float(delay or 0), to_dt(available), to_dt(created), to_dt(updated),
+            json_list(deps), json_list(tags), to_dt(started), to_dt(completed), to_dt(failed),
+            exception, result, None if progress is None else float(progress), key, batch, owner,
+            to_dt(expires), epoch, {}))
+    except Exception:  # noqa: BLE001 - garbage in one row must not fail the whole read
+        return _lenient_row(row, to_dt)
+
+
+def _lenient_row(row: Sequence[Any], to_dt: Callable[[Any], datetime | None]) -> JobRecord:
+    (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
+     available, created, updated, deps, tags, started, completed, failed, exception, result,
+     progress, key, batch, owner, expires, epoch) = row
+
+    def same(value: Any) -> Callable[[], Any]:
+        return lambda: value
+
+    def time(value: Any) -> Callable[[], Any]:
+        return lambda: to_dt(value)
+
+    def required_time(value: Any) -> Callable[[], Any]:
+        def convert() -> datetime:
+            found = to_dt(value)
+            if found is None:
+                raise ValueError("missing")
+            return found
+        return convert
+
+    return lenient_record((
+        same(id_), same(queue), same(name), lambda: _payload_bytes(payload),
+        lambda: STATES[state], same(priority), same(attempts), same(max_attempts),
+        same(timeout), lambda: float(delay or 0), required_time(available),
+        required_time(created), required_time(updated), lambda: _str_list(deps),
+        lambda: _str_list(tags), time(started), time(completed), time(failed), same(exception),
+        same(result), lambda: None if progress is None else float(progress), same(key),
+        same(batch), same(owner), time(expires), same(epoch)))
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    found = json_list(value)
+    if not all(isinstance(item, str) for item in found):
+        raise ValueError(f"not a JSON list of strings: {value!r:.80}")
+    return found
 
 
 def record_to_row(rec: JobRecord, from_dt: Callable[[datetime | None], Any]) -> tuple[Any, ...]:

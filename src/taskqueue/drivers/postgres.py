@@ -551,11 +551,14 @@ def _record(row: Sequence[Any]) -> JobRecord:
     (id_, queue, name, payload, state, priority, attempts, max_attempts, timeout, delay,
      available, created, updated, deps, tags, started, completed, failed, exception, result,
      progress, key, batch, owner, expires, epoch) = row
-    return record_from_values((
-        id_, queue, name, payload, _sql.STATES[state], priority, attempts, max_attempts, timeout,
-        delay, available, created, updated, tuple(json.loads(deps)) if deps else (),
-        tuple(json.loads(tags)) if tags else (), started, completed, failed, exception, result,
-        progress, key, batch, owner, expires, epoch, {}))
+    try:
+        return record_from_values((
+            id_, queue, name, payload, _sql.STATES[state], priority, attempts, max_attempts,
+            timeout, delay, available, created, updated, tuple(json.loads(deps)) if deps else (),
+            tuple(json.loads(tags)) if tags else (), started, completed, failed, exception,
+            result, progress, key, batch, owner, expires, epoch, {}))
+    except Exception:  # noqa: BLE001 - a column another program filled with garbage
+        return _sql.row_to_record(row, _utc)  # maps it field by field, naming the failures
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -1,0 +1,102 @@
+"""A job whose stored fields another program filled with garbage (bad JSON in ``tags`` or
+``dependencies``) fails alone: the worker that reserves it dead-letters it with a reason
+naming the field, the other jobs run, and listings show it instead of raising. Before, the
+row mapping raised inside every reservation that took the job, crashing each worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from taskqueue import QueueManager, State, TestJob
+from tests.backends import MYSQL_HOST, MYSQL_PORT, PG_ADMIN, REDIS_URL
+
+GARBAGE = '["unterminated'
+
+
+def _write_garbage(backend: str, url: str, job_id: str, column: str) -> None:
+    """Put GARBAGE into ``column`` of the job, behind the driver's back."""
+    if backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(urlsplit(url).path) as conn:
+            conn.execute(f"UPDATE job_queue SET {column} = ? WHERE id = ?", (GARBAGE, job_id))
+    elif backend == "postgres":
+        import psycopg
+
+        schema = parse_qs(urlsplit(url).query)["schema"][0]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'UPDATE "{schema}".job_queue SET {column} = %s WHERE id = %s',
+                         (GARBAGE, job_id))
+    elif backend == "mysql":
+        import pymysql
+
+        conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
+                               database=urlsplit(url).path.lstrip("/"), autocommit=True)
+        with conn, conn.cursor() as cur:
+            cur.execute(f"UPDATE job_queue SET {column} = %s WHERE id = %s", (GARBAGE, job_id))
+    elif backend == "redis":
+        import redis
+
+        prefix = parse_qs(urlsplit(url).query)["prefix"][0]
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*:job:{job_id}"))
+        assert len(keys) == 1, keys
+        client.hset(keys[0], column, GARBAGE)
+        client.close()
+    else:
+        raise AssertionError(backend)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql", "redis"])
+@pytest.mark.parametrize("column", ["tags", "dependencies"])
+def test_a_job_with_a_garbage_column_is_dead_lettered_naming_it(
+        store_url: str, backend: str, column: str) -> None:
+    with QueueManager.from_url(store_url) as manager:
+        bad, good = (h.id for h in manager.push_many([TestJob({"data": 1}),
+                                                      TestJob({"data": 2})]))
+        _write_garbage(backend, store_url, bad, column)
+        listed = {r.id for r in manager.search()}  # a listing shows it, does not raise
+        assert listed == {bad, good}
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        dead, done = manager.get(bad), manager.get(good)
+        assert dead is not None and done is not None
+        assert done.state == State.COMPLETED
+        assert dead.state == State.FAILED, dead
+        assert "PayloadError" in (dead.exception or "") and column in (dead.exception or "")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_jobs_list_shows_a_job_with_a_garbage_column(store_url: str, backend: str) -> None:
+    with QueueManager.from_url(store_url) as manager:
+        bad = manager.push(TestJob({"data": 1})).id
+    _write_garbage(backend, store_url, bad, "tags")
+    run = subprocess.run([sys.executable, "-m", "taskqueue", "--url", store_url, "jobs", "list",
+                          "--json"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert bad in run.stdout
+
+
+def test_a_files_record_with_garbage_tags_does_not_stop_the_worker(tmp_path: Path) -> None:
+    """The files backend validates a record when it reads it: one with tags of the wrong type
+    is moved aside (quarantined, with the reason naming the field), and the other jobs run."""
+    url = f"file:///{tmp_path / 'store'}"
+    with QueueManager.from_url(url) as manager:
+        bad, good = (h.id for h in manager.push_many([TestJob({"data": 1}),
+                                                      TestJob({"data": 2})]))
+        [path] = (tmp_path / "store" / "queues").rglob(f"*{bad}*.json")
+        text = path.read_text()
+        assert '"tags":[]' in text, text
+        path.write_text(text.replace('"tags":[]', '"tags":5'))
+        assert good in {r.id for r in manager.search()}  # a listing does not raise
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        done = manager.get(good)
+        assert done is not None and done.state == State.COMPLETED
+        assert manager.get(bad) is None
+    aside = [p.read_text(errors="replace") for p in (tmp_path / "store").rglob("*")
+             if p.is_file() and p.parent.name == "corrupt" and p.suffix == ".reason"]
+    assert any("tags" in found for found in aside), aside
