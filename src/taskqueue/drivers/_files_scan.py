@@ -10,6 +10,7 @@ once more in that one scan. This backend is meant for small deployments, where a
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import NamedTuple
 
 from taskqueue.drivers._files_record import Rec, to_job_record
 from taskqueue.drivers._files_store import (
+    _PRIORITY_ZERO,
     FIXED_DIRS,
     KEYED_DIRS,
     READY,
@@ -24,6 +26,7 @@ from taskqueue.drivers._files_store import (
     WAITING,
     Store,
     fixed_id,
+    ignorable,
     parse_ready,
 )
 from taskqueue.drivers.base import JobFilter, QueueStats
@@ -210,31 +213,40 @@ def count(store: Store, criteria: JobFilter, find: Find, read: Read) -> int:
 
 def _queue_stats(store: Store, queue: str, now: float, read: Read) -> QueueStats | None:
     qs = QueueStats()
-    priorities: list[int] = []
-    oldest: int | None = None
+    priority_sum, waiting, oldest = 0, 0, None
     for sdir in KEYED_DIRS:
-        for name in store.listdir(store.state_dir(queue, sdir)):
-            parsed = parse_ready(name)
-            if parsed is None:
-                continue
-            qs.counts[State.PENDING if sdir == WAITING else parsed.state] += 1
-            priorities.append(parsed.priority)
-            oldest = parsed.due_us if oldest is None else min(oldest, parsed.due_us)
+        names = _ready_names(store.listdir(store.state_dir(queue, sdir)))
+        retrying = 0 if sdir == WAITING else sum(1 for n in names if n[-6] == "r")
+        qs.counts[State.PENDING] += len(names) - retrying
+        qs.counts[State.RETRYING] += retrying
+        waiting += len(names)
+        priority_sum += sum((_PRIORITY_ZERO - int(inverted)) * n
+                            for inverted, n in Counter(n[:10] for n in names).items())
+        if sdir == READY and names:   # jobs waiting for a dependency are not late
+            oldest = min(n[11:28] for n in names)
     for sdir in FIXED_DIRS:
-        names = [n for n in store.listdir(store.state_dir(queue, sdir)) if fixed_id(n)]
-        qs.counts[State(sdir)] += len(names)
+        qs.counts[State(sdir)] += sum(1 for n in store.listdir(store.state_dir(queue, sdir))
+                                      if n.endswith(".json") and not ignorable(n))
     if not any(qs.counts.values()):
         return None
-    if priorities:
-        qs.avg_priority = sum(priorities) / len(priorities)
+    if waiting:
+        qs.avg_priority = priority_sum / waiting
     if oldest is not None:
-        qs.oldest_ready_at = datetime.fromtimestamp(oldest / 1_000_000, UTC)
+        qs.oldest_ready_at = datetime.fromtimestamp(int(oldest) / 1_000_000, UTC)
     since = now - 60.0
     for path, job_id in _recent(store, queue, since - 1.0):
         rec = read(job_id, path)
         if rec is not None and rec["state"] == State.COMPLETED and rec["completed_at"] >= since:
             qs.completed_last_minute += 1
     return qs
+
+
+def _ready_names(names: list[str]) -> list[str]:
+    """The names of a ready or waiting directory that are job files
+    (``<inverted priority:10>-<due us:17>-<id>.<p|r>.json``, see ``ready_name``): their fixed
+    widths let stats slice them instead of parsing each one."""
+    return [n for n in names if len(n) > 36 and n[10] == "-" and n[28] == "-"
+            and n.endswith((".p.json", ".r.json"))]
 
 
 def _recent(store: Store, queue: str, since: float) -> list[tuple[Path, str]]:
