@@ -442,15 +442,14 @@ class SQLiteDriver:
         return int(self._read(query, params)[0][0])
 
     def estimate_count(self, criteria: JobFilter) -> int | None:
-        """For a filter only a scan can count (a task name, or a tag or text found in many
-        jobs) over more than ``2 * SAMPLE`` jobs: the share of matches among the newest
-        ``SAMPLE`` of them (those the indexed filters leave: queue, state, ids, batch) times
-        their number. None when an index counts it (or the sample has too few matches to
-        say)."""
-        scanned = criteria.names or (criteria.tag is not None or criteria.exception_contains) \
-            and self._text_matches(criteria) is None
-        if not scanned:
-            return None
+        """For a task name, tag or text over more than ``2 * SAMPLE`` candidate jobs (those
+        the indexed filters leave: queue, state, ids, batch): the share of matches among the
+        newest ``SAMPLE`` of them times their number, when the sample holds at least 20
+        matches. Otherwise None: an index counts it (a rare tag or text is counted through the
+        trigram index, and asking that index first would cost a common text more than the
+        sample does)."""
+        if not (criteria.names or criteria.tag is not None or criteria.exception_contains):
+            return None  # the indexes count it
         base = replace(criteria, names=(), tag=None, exception_contains=None)
         table, base_where, base_params = _filter(base)
         total = int(self._read(f"SELECT count(*) FROM {table} WHERE {base_where}",
