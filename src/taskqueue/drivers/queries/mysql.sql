@@ -162,6 +162,7 @@ CREATE TRIGGER job_completions_update AFTER UPDATE ON job_queue FOR EACH ROW
     SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', NEW.completed_at), NEW.queue_name,
         MOD(CONNECTION_ID(), 16), 1
     FROM DUAL WHERE NEW.state = 'completed' AND NOT (OLD.state <=> 'completed')
+      AND NEW.completed_at IS NOT NULL
     ON DUPLICATE KEY UPDATE n = job_completions.n + 1;
 LOCK TABLES job_queue WRITE, job_counts WRITE, job_completions WRITE;
 DELETE FROM job_counts;
