@@ -201,12 +201,15 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
 def test_per_tenant_quota_holds_across_nodes(mgr: QueueManager, url: str, ledger: str) -> None:
     """Two nodes of 2 workers x 2 threads; tenant "big" is limited to 2 jobs at once across
     all of them, tenant "small" to 3; a quota holds jobs back, it never fails them."""
-    big = [t.span.push([ledger, "big", 0.2], concurrency=2, rate_key="tenant")
-           for _ in range(12)]
-    small = [t.span.push([ledger, "small", 0.2], concurrency=3, rate_key="tenant")
-             for _ in range(9)]
     nodes = [node(url, name, "--workers=2", "--concurrency=2") for name in ("n1", "n2")]
     try:
+        # Both nodes' workers run before any job exists: on a loaded machine the first node
+        # up could otherwise finish all 21 before the second one starts.
+        wait_for(lambda: len(mgr.driver.registry_list("worker")) == 4, timeout=60)
+        big = [t.span.push([ledger, "big", 0.2], concurrency=2, rate_key="tenant")
+               for _ in range(12)]
+        small = [t.span.push([ledger, "small", 0.2], concurrency=3, rate_key="tenant")
+                 for _ in range(9)]
         wait_for(lambda: states(mgr, big + small) == {State.COMPLETED: 21}, timeout=120)
     finally:
         stop(*nodes)
