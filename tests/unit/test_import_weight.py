@@ -29,6 +29,21 @@ HEAVY = [
     "taskqueue.scheduling.scheduler",  # the scheduler
 ]
 
+#: Standard-library modules that `taskqueue work` once imported on its way to the first job
+#: and never used there (issue #17 goal 3: spawn to first job). The supervisor imports them
+#: before it forks the fork server, so every worker inherited them too.
+STARTUP_STDLIB = [
+    "subprocess",  # only to start a fresh fork server (SIGUSR1, a dead server)
+    "tempfile",  # status boards off Linux (memfd_create elsewhere); with shutil, lzma, bz2
+    "shutil",
+    "secrets",  # a worker id suffix and a socket name: os.urandom does; with hmac, _hashlib
+    "hmac",
+    "importlib.resources",  # reading the SQL/Lua files; with zipfile
+    "zipfile",
+    "difflib",  # the "did you mean" hint of an unknown task or option
+    "ctypes",  # a thread's soft timeout, when a job overruns
+]
+
 WORKER = """
 import json, sys
 import taskqueue
@@ -66,6 +81,23 @@ def test_a_worker_running_a_job_from_sqlite_loads_no_heavy_module(tmp_path: Path
     modules = loaded_after(WORKER, f"sqlite:///{tmp_path / 'q.db'}")
     assert "taskqueue.worker.runner" in modules and "taskqueue.scheduling" in modules
     assert heavy(modules) == []
+
+
+SUPERVISOR = """
+import json, sys
+from taskqueue.cli import cli
+cli.main(["--url", sys.argv[1], "work", "--stop-when-empty", "--json"], standalone_mode=False)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_worker_start_path_loads_no_unneeded_stdlib_module(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    supervisor = loaded_after(SUPERVISOR, url)  # what the fork server and workers inherit
+    worker = loaded_after(WORKER, url)  # what a worker adds running a job
+    assert {"taskqueue.worker.forkserver", "taskqueue.drivers.sqlite"} <= supervisor
+    assert sorted(set(STARTUP_STDLIB) & supervisor) == []
+    assert sorted(set(STARTUP_STDLIB) & worker) == []
 
 
 def test_importing_taskqueue_loads_neither_worker_nor_codec() -> None:

@@ -9,13 +9,13 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import redis
 
 from taskqueue.drivers._redis_codec import from_us, text
 from taskqueue.drivers.base import JobFilter, QueueStats
+from taskqueue.drivers.queries import read_text
 from taskqueue.errors import ConfigError
 from taskqueue.jobs.states import State
 
@@ -73,8 +73,7 @@ def script_source(name: str, *, per_queue: bool = True) -> str:
     """The Lua source of ``queries/redis_<name>.lua``; per-queue scripts get, in front, the
     header of ``redis_common.lua`` and those of its helpers the script uses (directly or through
     another helper): Redis runs a script's definitions on every call, so unused ones cost."""
-    folder = resources.files("taskqueue.drivers.queries")
-    body = str(folder.joinpath(f"redis_{name}.lua").read_text())
+    body = read_text(f"redis_{name}.lua")
     if not per_queue:
         return body
     header, helpers = _common()
@@ -97,8 +96,7 @@ _HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 def _common() -> tuple[str, dict[str, str]]:
     """``redis_common.lua`` as its header (up to the first blank line: always included) and its
     helpers, name -> block (a block is one function with the comment above it)."""
-    source = str(resources.files("taskqueue.drivers.queries").joinpath("redis_common.lua")
-                 .read_text())
+    source = read_text("redis_common.lua")
     header, _, rest = source.partition("\n\n")
     helpers: dict[str, str] = {}
     pending = ""

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from importlib import resources
 from typing import Any, TypeVar
 
 from taskqueue.drivers.base import JobFilter
+from taskqueue.drivers.queries import read_text
 from taskqueue.jobs.model import JobRecord, record_from_values
 from taskqueue.jobs.states import State
 from taskqueue.jobs.unreadable import lenient_record
@@ -36,7 +36,7 @@ _NAME_RE = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 def load_queries(filename: str) -> dict[str, str]:
     """Parse ``queries/<filename>`` into {name: sql}. Blocks start with ``-- name: <name>``;
     the comment lines right after the name describe the query."""
-    text = resources.files("taskqueue.drivers.queries").joinpath(filename).read_text()
+    text = read_text(filename)
     parts = _NAME_RE.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

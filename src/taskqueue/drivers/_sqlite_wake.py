@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import select
 import socket
 import sys
@@ -64,7 +63,7 @@ class Doorbell:
 
     def _listen(self) -> socket.socket | None:
         if self._listener is None and self._enabled:
-            name = f"taskqueue-{os.getpid()}-{secrets.token_hex(8)}"
+            name = f"taskqueue-{os.getpid()}-{os.urandom(8).hex()}"
             try:
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 listener.setblocking(False)

@@ -10,7 +10,6 @@ name only through this registry, so nothing in the queue ever chooses code to im
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -63,7 +62,9 @@ def check_options(options: Mapping[str, Any], where: str) -> None:
     """Reject unknown option names early, with a hint."""
     for key in options:
         if key not in OPTION_DEFAULTS:
-            hint = difflib.get_close_matches(key, OPTION_DEFAULTS, n=1)
+            from difflib import get_close_matches
+
+            hint = get_close_matches(key, OPTION_DEFAULTS, n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else ""
             raise ConfigError(f"{where}: unknown job option {key!r}{extra}")
 
@@ -119,7 +120,9 @@ def resolve(name: str) -> Runnable:
     try:
         return REGISTRY[name]
     except KeyError:
-        hint = difflib.get_close_matches(name, REGISTRY, n=1)
+        from difflib import get_close_matches
+
+        hint = get_close_matches(name, REGISTRY, n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise UnknownTask(
             f"no task named {name!r} is registered in this worker{extra}; "

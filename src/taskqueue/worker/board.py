@@ -30,7 +30,6 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -139,6 +138,8 @@ def _anonymous_file(size: int) -> int:
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("taskqueue-boards", 0)
     else:  # pragma: no cover - not Linux
+        import tempfile
+
         fd, path = tempfile.mkstemp(prefix="taskqueue-boards-")
         os.unlink(path)
     os.ftruncate(fd, size)

@@ -10,7 +10,6 @@ up. The supervisor's hard timeout kills a process that ignores it.
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module behind signal
-import ctypes
 import inspect
 import signal
 import threading
@@ -192,6 +191,8 @@ class soft_timeout:  # noqa: N801 - used as a context manager
         if self._armed:
             self._armed = False
             exc_type = type(self._exc) if self._exc is not None else JobTimeout
+            import ctypes  # only when a thread's job overruns: not on every worker's start
+
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
             )

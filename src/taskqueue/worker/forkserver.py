@@ -37,13 +37,13 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -51,6 +51,9 @@ from taskqueue.config import Settings
 from taskqueue.worker.board import Boards
 from taskqueue.worker.orphans import die_with_parent
 from taskqueue.worker.runner import WorkerOptions
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger("taskqueue.supervisor")
 
@@ -142,6 +145,8 @@ class ForkServer:
     @classmethod
     def fresh(cls, recipe: Recipe) -> ForkServer:
         """A new interpreter that imports the app anew (new code after a deploy)."""
+        import subprocess  # a forked server (the usual birth) never needs it
+
         ours, theirs = socket.socketpair()
         fds = (theirs.fileno(), recipe.boards_fd, recipe.notify_fd)
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import select
 import signal
 import socket
@@ -158,7 +157,7 @@ class Supervisor:
     def _fork(self, slot: Slot, standby: bool = False) -> Child | None:
         assert self.server is not None and self.boards is not None
         region = self.boards.take()
-        suffix = secrets.randbits(24)
+        suffix = int.from_bytes(os.urandom(3), "little")
         try:
             pid = self.server.spawn(region, suffix, standby)
         except (ForkServerError, OSError) as exc:
