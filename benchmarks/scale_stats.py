@@ -199,6 +199,11 @@ def render(data: dict[str, Any]) -> str:
                       _ms(done["before"]["ms"]) if done else "not measured"]
         w.append("| " + " | ".join(cells) + " |")
     w.append("")
+    w.append("*Completed* is measured on the SQL stores (one bulk UPDATE marks the N jobs "
+             "completed). On Redis the counts are the sizes of the per-state sets whatever "
+             "their state, and its gauges read at most 1,000 waiting jobs per queue; the files "
+             "backend lists every state directory alike.")
+    w.append("")
     w.append(END)
     return "\n".join(w)
 
