@@ -8,48 +8,25 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from taskqueue import QueueManager, State, TestJob
-from tests.backends import MYSQL_HOST, MYSQL_PORT, PG_ADMIN, REDIS_URL
+from tests.raw_store import redis_keys
+from tests.raw_store import sql as raw_sql
 
 GARBAGE = '["unterminated'
 
 
 def _write_garbage(backend: str, url: str, job_id: str, column: str) -> None:
     """Put GARBAGE into ``column`` of the job, behind the driver's back."""
-    if backend == "sqlite":
-        import sqlite3
-
-        with sqlite3.connect(urlsplit(url).path) as conn:
-            conn.execute(f"UPDATE job_queue SET {column} = ? WHERE id = ?", (GARBAGE, job_id))
-    elif backend == "postgres":
-        import psycopg
-
-        schema = parse_qs(urlsplit(url).query)["schema"][0]
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'UPDATE "{schema}".job_queue SET {column} = %s WHERE id = %s',
-                         (GARBAGE, job_id))
-    elif backend == "mysql":
-        import pymysql
-
-        conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
-                               database=urlsplit(url).path.lstrip("/"), autocommit=True)
-        with conn, conn.cursor() as cur:
-            cur.execute(f"UPDATE job_queue SET {column} = %s WHERE id = %s", (GARBAGE, job_id))
-    elif backend == "redis":
-        import redis
-
-        prefix = parse_qs(urlsplit(url).query)["prefix"][0]
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*:job:{job_id}"))
+    if backend == "redis":
+        client, keys = redis_keys(url, f"*:job:{job_id}")
         assert len(keys) == 1, keys
         client.hset(keys[0], column, GARBAGE)
         client.close()
     else:
-        raise AssertionError(backend)
+        raw_sql(backend, url, f"UPDATE job_queue SET {column} = ? WHERE id = ?", (GARBAGE, job_id))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql", "redis"])

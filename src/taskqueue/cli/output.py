@@ -83,8 +83,13 @@ def open_manager(ctx: click.Context, **overrides: Any) -> QueueManager:
 
 def open_reader(ctx: click.Context) -> QueueManager:
     """The manager of a command that only reads: on the read URL (a replica) when one is set,
-    never migrating; a store whose schema is behind is refused with a clear message."""
-    return QueueManager.for_reading(cli_settings(ctx))
+    never migrating; a store whose schema is behind is refused with a clear message, one with
+    no schema at all reads as empty, with a note on stderr."""
+    manager = QueueManager.for_reading(cli_settings(ctx))
+    if manager.store_is_new():
+        click.echo(f"note: nothing has been enqueued in this {manager.driver.name} store yet "
+                   "(it has no taskqueue schema); showing it as empty", err=True)
+    return manager
 
 
 def cli_settings(ctx: click.Context, **overrides: Any) -> Settings:

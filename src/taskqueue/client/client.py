@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
+from taskqueue.client.fresh import FreshStoreReads, open_for_reading
 from taskqueue.client.prepare import Settled, delay_seconds, plain, timeout_seconds
-from taskqueue.client.store import check_schema, check_transactional, codec_from
+from taskqueue.client.store import check_transactional, codec_from
 from taskqueue.codec import Codec, dumps, loads
 from taskqueue.config import Settings, resolve
 from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
@@ -94,15 +95,16 @@ class Client:
     @classmethod
     def for_reading(cls, settings: Settings, **kwargs: Any) -> Self:
         """A manager for what only reads: on ``settings.read_url`` (a replica) when set, else
-        on the store, never migrating it. A store whose schema is behind is refused."""
+        on the store, never migrating it. A store whose schema is behind is refused; one with
+        no schema at all reads as empty, and nothing is created (``client/fresh.py``)."""
         url = settings.read_url or settings.database_url
-        driver = open_driver(url, migrate=False)
-        try:
-            check_schema(driver, replica=settings.read_url is not None)
-        except BaseException:
-            driver.close()
-            raise
+        driver = open_for_reading(url, replica=settings.read_url is not None)
         return cls(driver, settings=settings, **kwargs)
+
+    def store_is_new(self) -> bool:
+        """True while the store has no taskqueue schema at all (a reader's: nothing was ever
+        enqueued there), which reads as an empty store."""
+        return isinstance(self.driver, FreshStoreReads) and self.driver.is_empty()
 
     @classmethod
     def with_replica(cls, settings: Settings, **kwargs: Any) -> Self:

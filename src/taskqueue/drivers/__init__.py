@@ -61,6 +61,23 @@ def open_driver(url: str, **options: Any) -> Driver:
     return driver
 
 
+def nothing_at(url: str) -> bool:
+    """Whether the store at ``url`` is plainly absent, known without opening it: a SQLite file
+    or a files-backend directory that does not exist. Opening one creates it, which a command
+    that only reads must not do (the driver class's ``nothing_at``; False for the others)."""
+    import importlib
+
+    entry = SCHEMES.get(urlsplit(url).scheme.lower())
+    if entry is None:
+        return False
+    try:
+        module = importlib.import_module(entry[0])
+    except ImportError:
+        return False
+    check = getattr(getattr(module, entry[1]), "nothing_at", None)
+    return bool(check is not None and check(url))
+
+
 def preload_driver(url: str) -> None:
     """Import the driver module of ``url`` and do, without connecting, the work each of its
     drivers would repeat on opening (its module-level ``preload()``, if it has one). The fork

@@ -36,6 +36,12 @@ def missing(client: Any, prefix: str) -> list[int]:
     return [] if stored is not None and int(stored) >= LAYOUT else [LAYOUT]
 
 
+def absent(client: Any, prefix: str) -> bool:
+    """No taskqueue keys at ``prefix``: neither the layout version nor the job index (what
+    ``upgrade`` treats as a new store)."""
+    return client.get(f"{prefix}:schema") is None and not client.exists(f"{prefix}:jobs")
+
+
 def upgrade(client: Any, prefix: str, queue_key: Any) -> list[int]:
     """Bring the store at ``prefix`` to ``LAYOUT``; return the versions applied.
     ``queue_key(queue, name)`` names a per-queue structure."""

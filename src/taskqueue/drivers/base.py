@@ -105,6 +105,11 @@ class Driver(Protocol):
         writing anything (read-only commands and replicas check this instead of migrating).
         ``from_url(url, migrate=False)`` opens a store without migrating it."""
 
+    def schema_absent(self) -> bool:
+        """True when the store holds no taskqueue schema at all (never migrated: a new
+        database, file, directory or key prefix), as opposed to an older schema; without
+        writing anything. Read-only commands show such a store as empty."""
+
     def close(self) -> None:
         """Release connections. The driver must not be used afterwards."""
 

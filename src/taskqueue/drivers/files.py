@@ -202,6 +202,21 @@ class FileDriver:
                                              "dependencies": list(record.dependencies)})
             after = page[-1].id
 
+    def schema_absent(self) -> bool:
+        return self.nothing_in(self.root)
+
+    @staticmethod
+    def nothing_in(root: Path) -> bool:
+        """No format file and no queue directory (or nothing in it) under ``root``."""
+        queues = root / "queues"
+        return not (root / "format.json").exists() and not (
+            queues.is_dir() and any(queues.iterdir()))
+
+    @classmethod
+    def nothing_at(cls, url: str) -> bool:
+        """No files store at the URL's directory (``drivers.nothing_at``)."""
+        return cls.nothing_in(file_url_path(url))
+
     @_translated
     def missing_migrations(self) -> list[int]:
         done = self._applied()

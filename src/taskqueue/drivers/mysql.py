@@ -170,6 +170,11 @@ class MySQLDriver:
                     cur.execute(Q["release_migration_lock"], (self._migration_lock,))
         return self._run(work)
 
+    def schema_absent(self) -> bool:
+        return not self._rows("SELECT 1 FROM information_schema.tables WHERE table_schema = "
+                              "DATABASE() AND table_name IN ('taskqueue_migrations', "
+                              "'job_queue')")
+
     def missing_migrations(self) -> list[int]:
         if not self._rows("SHOW TABLES LIKE 'taskqueue_migrations'"):
             return [version for version, _ in MIGRATIONS]

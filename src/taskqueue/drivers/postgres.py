@@ -171,6 +171,15 @@ class PostgresDriver:
             return applied
         return self._run(work, tx=True)
 
+    def schema_absent(self) -> bool:
+        def work(cur: Cursor) -> bool:
+            found = cur.execute(
+                "SELECT to_regclass(%s), to_regclass(%s)",
+                (f'"{self.schema}".taskqueue_migrations', f'"{self.schema}".job_queue'),
+            ).fetchall()[0]
+            return found[0] is None and found[1] is None
+        return bool(self._run(work))
+
     def missing_migrations(self) -> list[int]:
         def work(cur: Cursor) -> list[int]:
             table = f'"{self.schema}".taskqueue_migrations'

@@ -305,6 +305,10 @@ class RedisDriver:
         with self._guard():
             return layout.upgrade(self._r, self.keys.prefix, self.keys.sub)
 
+    def schema_absent(self) -> bool:
+        with self._guard():
+            return layout.absent(self._r, self.keys.prefix)
+
     def missing_migrations(self) -> list[int]:
         with self._guard():
             return layout.missing(self._r, self.keys.prefix)

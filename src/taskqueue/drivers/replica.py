@@ -2,7 +2,8 @@
 read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
 
 Only the verbs that never write go to the replica: ``get``, ``search``, ``count``,
-``estimate_count``, ``stats``, ``registry_list``, ``missing_migrations``, ``attempt_history``.
+``estimate_count``, ``stats``, ``registry_list``, ``missing_migrations``, ``schema_absent``,
+``attempt_history``.
 A replica lags its primary, so what these return may be a moment old; code that writes and
 then reads back what it wrote uses ``primary``.
 """
@@ -53,6 +54,9 @@ class ReplicaReads:
 
     def missing_migrations(self) -> list[int]:
         return self.replica.missing_migrations()
+
+    def schema_absent(self) -> bool:
+        return self.replica.schema_absent()
 
     def close(self) -> None:
         try:

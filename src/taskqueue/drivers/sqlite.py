@@ -56,6 +56,15 @@ def _translated() -> Iterator[None]:
         raise DriverUnavailable(f"sqlite: {exc}") from exc
 
 
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.netloc + parts.path
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ConfigError(f"no database file in {url!r}; use sqlite:///storage/queue.db")
+    return path
+
+
 class SQLiteDriver:
     name = "sqlite"
 
@@ -92,10 +101,7 @@ class SQLiteDriver:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteDriver:
         parts = urlsplit(url)
-        path = parts.netloc + parts.path
-        path = path[1:] if path.startswith("/") else path
-        if not path:
-            raise ConfigError(f"no database file in {url!r}; use sqlite:///storage/queue.db")
+        path = _path_of(url)
         for key, values in parse_qs(parts.query).items():
             if key == "busy_timeout":
                 options.setdefault("busy_timeout", float(values[-1]))
@@ -143,6 +149,16 @@ class SQLiteDriver:
                 applied.append(version)
         self._migrated = True
         return applied
+
+    def schema_absent(self) -> bool:
+        return not self._read("SELECT 1 FROM sqlite_master WHERE name IN "
+                              "('taskqueue_migrations', 'job_queue')")
+
+    @staticmethod
+    def nothing_at(url: str) -> bool:
+        """No database file (``drivers.nothing_at``)."""
+        path = _path_of(url)
+        return path != ":memory:" and not Path(path).exists()
 
     def missing_migrations(self) -> list[int]:
         if not self._read("SELECT 1 FROM sqlite_master WHERE name = 'taskqueue_migrations'"):
