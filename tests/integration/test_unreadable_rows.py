@@ -77,3 +77,23 @@ def test_a_files_record_with_garbage_tags_does_not_stop_the_worker(tmp_path: Pat
     aside = [p.read_text(errors="replace") for p in (tmp_path / "store").rglob("*")
              if p.is_file() and p.parent.name == "corrupt" and p.suffix == ".reason"]
     assert any("tags" in found for found in aside), aside
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mysql", "redis"])
+def test_a_garbage_attempt_history_neither_stops_failing_the_job_nor_showing_it(
+        store_url: str, backend: str) -> None:
+    """The attempt history is appended to by the store itself (SQLite's json_insert, MySQL's
+    JSON_ARRAY_APPEND raised on text that is not JSON, so the worker could not record the
+    failure, and lease recovery could not either) and decoded by `jobs show`. PostgreSQL's
+    column is jsonb, which cannot hold garbage."""
+    with QueueManager.from_url(store_url) as manager:
+        job = manager.push(TestJob({"fail": "on purpose"}), max_attempts=1).id
+        _write_garbage(backend, store_url, job, "attempt_history")
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        dead = manager.get(job)
+        assert dead is not None and dead.state == State.FAILED
+        assert "on purpose" in (dead.exception or "")
+        manager.attempts(job)  # does not raise
+    run = subprocess.run([sys.executable, "-m", "taskqueue", "--url", store_url, "jobs", "show",
+                          job], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr

@@ -46,7 +46,24 @@ def parse(raw: str | bytes | Sequence[dict[str, Any]] | None) -> list[Attempt]:
     """Attempts from a stored history (JSON text, or already decoded)."""
     if not raw:
         return []
-    entries = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    return [Attempt(int(e.get("attempt") or 0), e.get("worker"), _time(e.get("started_at")),
-                    _time(e.get("ended_at")), str(e.get("outcome") or "?"), e.get("error"))
-            for e in entries if isinstance(e, dict)]
+    try:
+        entries = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    except ValueError as exc:  # another program's garbage: say so, do not fail the reader
+        return [_unreadable(exc)]
+    if not isinstance(entries, list):
+        return [_unreadable(ValueError("not a JSON list"))]
+    found: list[Attempt] = []
+    for e in entries:
+        if isinstance(e, dict):
+            try:
+                found.append(Attempt(int(e.get("attempt") or 0), e.get("worker"),
+                                     _time(e.get("started_at")), _time(e.get("ended_at")),
+                                     str(e.get("outcome") or "?"), e.get("error")))
+            except (TypeError, ValueError, OverflowError, OSError) as exc:
+                found.append(_unreadable(exc))
+    return found
+
+
+def _unreadable(exc: Exception) -> Attempt:
+    """What stands for history that cannot be decoded (an entry, or the whole field)."""
+    return Attempt(0, None, None, None, "unreadable", f"attempt_history cannot be decoded: {exc}")

@@ -334,7 +334,8 @@ SELECT id, state, lease_epoch FROM job_queue WHERE id IN ({ids});
 -- The exception of an earlier attempt (or a postponement's reason) is cleared; a history that
 -- exists (the job failed before) gets its closing entry, none is started.
 UPDATE job_queue
-SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(attempt_history, '$',
+SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(
+        IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
         JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
         'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
         'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
@@ -358,7 +359,8 @@ ORDER BY id FOR UPDATE;
 -- complete_many, step 2: `complete` for every (id, epoch) pair; `{result}` is NULL or a
 -- `CASE WHEN id = %s AND lease_epoch = %s THEN %s … END` (the first item of a pair wins).
 UPDATE job_queue
-SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(attempt_history, '$',
+SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(
+        IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
         JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
         'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
         'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
@@ -433,7 +435,7 @@ WHERE id IN ({ids}) AND state = 'pending';
 -- assigns left to right, so it reads the lease owner before it is cleared), state, error, due
 -- in (µs), is-dead-letter flag (three times), id, epoch.
 UPDATE job_queue
-SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+SET attempt_history = JSON_ARRAY_APPEND(IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
         JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
         'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
         'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
@@ -470,7 +472,7 @@ FOR UPDATE SKIP LOCKED;
 -- Leases that ran out: retry if attempts remain, else dead-letter. The exception is set before
 -- the lease owner is cleared (it names the lost worker).
 UPDATE job_queue
-SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+SET attempt_history = JSON_ARRAY_APPEND(IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
         JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
         'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
         'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
@@ -501,7 +503,7 @@ FOR UPDATE;
 -- Those jobs that it had started, at once, as expired leases would be, with the cause the
 -- supervisor saw (the caller names them: all, or those it had started).
 UPDATE job_queue
-SET attempt_history = JSON_ARRAY_APPEND(COALESCE(attempt_history, '[]'), '$',
+SET attempt_history = JSON_ARRAY_APPEND(IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
         JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
         'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
         'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,

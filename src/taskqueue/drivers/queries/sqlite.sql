@@ -348,7 +348,8 @@ SET state = 'completed', result = json_extract(t.value, '$[2]'), completed_at = 
     updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL,
     exception = NULL,
     attempt_history = CASE WHEN job_queue.attempt_history IS NULL THEN NULL
-        ELSE json_insert(job_queue.attempt_history, '$[#]', json_object(
+        ELSE json_insert(CASE WHEN json_valid(job_queue.attempt_history)
+            THEN job_queue.attempt_history ELSE '[]' END, '$[#]', json_object(
             'attempt', job_queue.attempts, 'worker', job_queue.lease_owner,
             'started_at', job_queue.started_at, 'ended_at', ?, 'outcome', 'completed',
             'error', NULL)) END
@@ -397,7 +398,7 @@ SET state = ?, exception = ?, available_at = ?, failed_at = ?, updated_at = ?,
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND ? = 'failed'
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+    attempt_history = json_insert(CASE WHEN json_valid(attempt_history) THEN attempt_history ELSE '[]' END, '$[#]', json_object(
         'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
         'outcome', ?, 'error', ?))
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
@@ -425,7 +426,7 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+    attempt_history = json_insert(CASE WHEN json_valid(attempt_history) THEN attempt_history ELSE '[]' END, '$[#]', json_object(
         'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
         'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
         'error', 'LeaseExpired: worker ' || coalesce(lease_owner, '?')
@@ -446,7 +447,7 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END
         THEN NULL ELSE idempotency_key END,
     idempotency_expires_at = CASE WHEN idempotency_mode = 'window' AND attempts >= max_attempts
         THEN ? + idempotency_window ELSE idempotency_expires_at END,
-    attempt_history = json_insert(coalesce(attempt_history, '[]'), '$[#]', json_object(
+    attempt_history = json_insert(CASE WHEN json_valid(attempt_history) THEN attempt_history ELSE '[]' END, '$[#]', json_object(
         'attempt', attempts, 'worker', lease_owner, 'started_at', started_at, 'ended_at', ?,
         'outcome', CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'retrying' END,
         'error', ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')'))
