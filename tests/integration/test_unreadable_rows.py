@@ -97,3 +97,23 @@ def test_a_garbage_attempt_history_neither_stops_failing_the_job_nor_showing_it(
     run = subprocess.run([sys.executable, "-m", "taskqueue", "--url", store_url, "jobs", "show",
                           job], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("garbage", ["{bad", "tq1:!!not base64"])
+def test_a_garbage_parent_result_dead_letters_the_child_that_takes_it(
+        tmp_path: Path, garbage: str) -> None:
+    """``pass_result`` decodes the parents' results inside the reservation: a result another
+    program overwrote made the worker raise there (it crashed), and a sealed result that is not
+    base64 raised binascii.Error out of ``decode_result``."""
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    with QueueManager.from_url(url) as manager:
+        parent = manager.push(TestJob({"data": 1})).id
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        raw_sql("sqlite", url, "UPDATE job_queue SET result = ? WHERE id = ?", (garbage, parent))
+        child = manager.push(TestJob({"data": 2}), depends_on=[parent], pass_result=True).id
+        other = manager.push(TestJob({"data": 3})).id
+        manager.start_worker(stop_when_empty=True, poll_interval=0.05)
+        dead, done = manager.get(child), manager.get(other)
+        assert dead is not None and done is not None and done.state == State.COMPLETED
+        assert dead.state == State.FAILED
+        assert parent in (dead.exception or "") and "PayloadError" in (dead.exception or "")

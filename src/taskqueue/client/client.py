@@ -429,7 +429,10 @@ class Client:
         if record.result is None:
             return None
         if record.result.startswith(_RESULT_PREFIX):
-            sealed = base64.b64decode(record.result[len(_RESULT_PREFIX):])
+            try:
+                sealed = base64.b64decode(record.result[len(_RESULT_PREFIX):], validate=True)
+            except ValueError as exc:  # binascii.Error
+                raise PayloadError(f"stored result is not valid base64: {exc}") from None
             return self.codec.decode(sealed, job_id=record.id, queue="result")
         return loads(record.result.encode())
 

@@ -418,7 +418,11 @@ class Worker:
             options = {**runnable.defaults, **run_options} if run_options \
                 else dict(runnable.defaults)  # a copy: middleware may write to it
             if options.get("pass_result") and job.dependencies:
-                inject_results(self.manager, job, body)
+                try:
+                    inject_results(self.manager, job, body)
+                except PayloadError as exc:  # a parent's stored result is garbage
+                    self._dead_letter(job, describe(exc))
+                    return
             if (held_back := self._before(job, ctx, runnable, options)) is not None:
                 postponed = True  # a postponement is not a processed job
                 self._postpone(job, held_back)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskqueue.errors import PayloadError
 from taskqueue.jobs.model import NewJob
 
 if TYPE_CHECKING:
@@ -85,7 +86,11 @@ def inject_results(manager: WorkflowClient, job: JobRecord, body: dict[str, Any]
     results = []
     for dep in job.dependencies:
         record = manager.get(dep)
-        results.append(manager.decode_result(record) if record and record.result else None)
+        try:
+            results.append(manager.decode_result(record) if record and record.result else None)
+        except PayloadError as exc:
+            raise PayloadError(f"the result of dependency {dep} cannot be decoded: "
+                               f"{exc}") from None
     mode = (body.get("_opts") or {}).get("pass_result", True)
     try:
         key = result_keyword(mode, len(results))
