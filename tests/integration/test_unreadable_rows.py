@@ -117,3 +117,31 @@ def test_a_garbage_parent_result_dead_letters_the_child_that_takes_it(
         assert dead is not None and done is not None and done.state == State.COMPLETED
         assert dead.state == State.FAILED
         assert parent in (dead.exception or "") and "PayloadError" in (dead.exception or "")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql", "redis"])
+def test_workers_lists_the_others_when_a_registry_entry_is_garbage(
+        store_url: str, backend: str) -> None:
+    """A worker entry that is not JSON made `taskqueue workers` (and the dashboard, health
+    checks) raise; it is left out and the others are listed."""
+    from taskqueue.drivers import open_driver
+
+    driver = open_driver(store_url)
+    try:
+        driver.registry_put("worker", "bad", {"id": "bad"}, ttl_seconds=600)
+        driver.registry_put("worker", "good", {"id": "good"}, ttl_seconds=600)
+    finally:
+        driver.close()
+    if backend == "redis":
+        client, keys = redis_keys(store_url, ":registry:{worker}")
+        assert len(keys) == 1, keys
+        client.hset(keys[0], "bad", GARBAGE)
+        client.close()
+    else:
+        raw_sql(backend, store_url, "UPDATE taskqueue_registry SET data = ? WHERE kind = ? "
+                "AND " + ("`key`" if backend == "mysql" else "key") + " = ?",
+                (GARBAGE, "worker", "bad"))
+    run = subprocess.run([sys.executable, "-m", "taskqueue", "--url", store_url, "workers",
+                          "--json"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "good" in run.stdout and '"bad"' not in run.stdout

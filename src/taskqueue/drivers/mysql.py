@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
-from taskqueue.drivers import _attempts, _mysql_batch, _sql
+from taskqueue.drivers import _attempts, _mysql_batch, _registry, _sql
 from taskqueue.drivers._mysql_pool import (
     RETRYABLE,
     Connection,
@@ -507,7 +507,7 @@ class MySQLDriver:
         self._run(work, tx=True)
 
     def registry_list(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._rows(Q["registry_list"], (kind,))]
+        return _registry.decoded(kind, (r[0] for r in self._rows(Q["registry_list"], (kind,))))
 
     def registry_remove(self, kind: str, key: str) -> None:
         self._change(Q["registry_remove"], (kind, key))

@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow, tuple_row
 
-from taskqueue.drivers import _attempts, _sql
+from taskqueue.drivers import _attempts, _registry, _sql
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
@@ -547,7 +547,7 @@ class PostgresDriver:
         self._run(work)
 
     def registry_list(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(row[0]) for row in self._fetch("registry_list", (kind,))]
+        return _registry.decoded(kind, (row[0] for row in self._fetch("registry_list", (kind,))))
 
     def registry_remove(self, kind: str, key: str) -> None:
         self._change("registry_remove", (kind, key))

@@ -81,7 +81,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from taskqueue.drivers import _attempts
+from taskqueue.drivers import _attempts, _registry
 from taskqueue.drivers import _redis_cluster as cluster
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
@@ -874,7 +874,7 @@ class RedisDriver:
     def registry_list(self, kind: str) -> list[dict[str, Any]]:
         flat = self._plain("registry", self.keys.registry(kind), "list")
         entries = sorted(zip(flat[::2], flat[1::2], strict=True))
-        return [json.loads(data) for _, data in entries]
+        return _registry.decoded(kind, (data for _, data in entries))
 
     def registry_remove(self, kind: str, key: str) -> None:
         if kind == "worker":   # a worker leaving: hand back what a wait reserved for it

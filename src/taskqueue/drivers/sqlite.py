@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from taskqueue.drivers import _attempts, _sql
+from taskqueue.drivers import _attempts, _registry, _sql
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
@@ -628,7 +628,8 @@ class SQLiteDriver:
             conn.execute(Q["registry_put"], (kind, key, json.dumps(data), now + ttl_seconds))
 
     def registry_list(self, kind: str) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._read(Q["registry_list"], (kind, time.time()))]
+        return _registry.decoded(kind, (r[0] for r in self._read(Q["registry_list"],
+                                                                 (kind, time.time()))))
 
     def registry_remove(self, kind: str, key: str) -> None:
         with self._write() as conn:
