@@ -118,7 +118,35 @@ def decode_job(raw: Mapping[Any, Any] | list[Any]) -> JobRecord | None:
     if not raw:
         return None
     data: dict[str, Any] = {text(k): v for k, v in raw.items()}
-    return lenient_record([partial(_field, name, data.get(name)) for name in FIELDS])
+    try:
+        return _decode_fast(data)
+    except Exception:  # noqa: BLE001 - a field another program filled with garbage
+        return lenient_record([partial(_field, name, data.get(name)) for name in FIELDS])
+
+
+def _decode_fast(data: dict[str, Any]) -> JobRecord:
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = data.get(name)
+        if value is None or name == "payload":
+            out[name] = value
+        elif name in _TIMES:
+            out[name] = from_us(value)
+        elif name in _INTS:
+            out[name] = int(value)
+        elif name in ("delay_seconds", "progress"):
+            out[name] = float(value)
+        elif name in ("dependencies", "tags"):
+            out[name] = tuple(json.loads(value))
+        else:
+            out[name] = text(value)
+    out["payload"] = bytes(out["payload"] or b"")
+    out["state"] = State(out["state"])
+    out["delay_seconds"] = out["delay_seconds"] or 0.0
+    out["lease_epoch"] = out["lease_epoch"] or 0
+    for name in ("dependencies", "tags"):
+        out[name] = out[name] or ()
+    return JobRecord(**out)
 
 
 def _field(name: str, value: Any) -> Any:
