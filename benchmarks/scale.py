@@ -277,12 +277,14 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(w)
 
 
-def splice(path: Path, section: str, before: str, heading: str = "") -> None:
-    """Replace the generated section of ``path``, or insert it (under ``heading``) before the
-    line ``before``."""
+def splice(path: Path, section: str, before: str, heading: str = "",
+           markers: tuple[str, str] = (BEGIN, END)) -> None:
+    """Replace the generated section of ``path`` (between ``markers``), or insert it (under
+    ``heading``) before the line ``before``."""
     text = path.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: section, text,
+    begin, end = markers
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: section, text,
                       flags=re.S)
     else:
         head, sep, tail = text.partition(before)

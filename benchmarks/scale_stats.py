@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import scale_servers
+from benchmarks import scale, scale_servers
 from benchmarks.scale_servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,16 +209,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def splice(path: Path, section: str, before: str) -> None:
-    text = path.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: section, text,
-                      flags=re.S)
-    else:
-        head, sep, tail = text.partition(before)
-        if not sep:
-            raise RuntimeError(f"{path}: no line {before!r} to put the section before")
-        text = head + section + "\n\n" + sep + tail
-    path.write_text(text)
+    scale.splice(path, section, before, markers=(BEGIN, END))
 
 
 def main(args: Any) -> int:
