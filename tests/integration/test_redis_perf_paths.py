@@ -432,3 +432,50 @@ def test_a_push_while_another_thread_holds_the_lane_goes_through_the_pool(driver
     finally:
         driver._lane._lock.release()
     assert driver.count(d_filter(State.PENDING)) == 2
+
+
+# -- a single push has its own script (push_one) -------------------------------------------------
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"priority": 20, "max_attempts": 7, "timeout_seconds": 9, "tags": ("a", "b"),
+     "batch_id": "b-1"},
+    {"delay_seconds": 30.5},
+    {"idempotency_key": "k1"},
+    {"idempotency_key": "k2", "idempotency_mode": "finished"},
+    {"idempotency_key": "k3", "idempotency_mode": "window", "idempotency_window": 12.5},
+])
+def test_a_single_push_stores_what_a_batch_push_stores(driver: Any,
+                                                       options: dict[str, Any]) -> None:
+    """The single-job script writes the same hash fields and indexes as the batch script
+    (times and the id aside), so nothing that reads a job can tell which one stored it."""
+    one = new(queue_name="a", payload=b"TQ\x01\x00[1]", **options)
+    batch_options = {**options}
+    if "idempotency_key" in batch_options:
+        batch_options["idempotency_key"] += "-batch"
+    pair = [new(queue_name="b", payload=b"TQ\x01\x00[1]", **batch_options),
+            new(queue_name="b")]
+    assert driver.push([one]) == [one.id]
+    assert driver.push(pair) == [j.id for j in pair]
+    r = driver._r
+
+    def stored(job: NewJob) -> dict[str, bytes]:
+        raw = r.hgetall(driver.keys.job(job.queue_name, job.id))
+        skip = {b"id", b"queue_name", b"available_at", b"created_at", b"updated_at"}
+        found = {k: v for k, v in raw.items() if k not in skip}
+        if b"idempotency_key" in found:
+            found[b"idempotency_key"] = found[b"idempotency_key"].removesuffix(b"-batch")
+        return found
+
+    assert stored(one) == stored(pair[0])
+    assert r.hget(driver.keys.job("a", one.id), "queue_name") == b"a"
+    indexes = ("pending", "ready", "delayed", "parked")
+    assert [r.zscore(driver.keys.queue("a") + ":" + i, one.id) is not None
+            for i in indexes[:3]] == [
+        r.zscore(driver.keys.queue("b") + ":" + i, pair[0].id) is not None for i in indexes[:3]]
+    if "idempotency_key" in options:   # the key is claimed: a duplicate gets the first job
+        again = new(queue_name="a", payload=b"TQ\x01\x00[2]", **options)
+        assert driver.push([again]) == [one.id]
+    assert driver.push([one]) == [one.id]   # the same job again (a retried push): stored once
+    with pytest.raises(Exception, match="already exists"):
+        driver.push([dataclasses.replace(one, payload=b"other")])

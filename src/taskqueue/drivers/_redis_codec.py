@@ -83,6 +83,28 @@ def push_args(job: NewJob, local: list[str], remote: list[str]) -> list[Any]:
     return [orjson.dumps(doc), job.payload]
 
 
+def push_one_args(job: NewJob) -> list[Any]:
+    """ARGV items of ``redis_push_one.lua`` for one job without dependencies: id, name,
+    payload, priority, delay and idempotency key ('' for none), then the other fields that
+    ``new_job_fields`` would give, as field/value pairs (the same strings)."""
+    key = job.idempotency_key
+    priority, delay = str(int(job.priority)), repr(float(job.delay_seconds))
+    out: list[Any] = [job.id, job.name, job.payload, priority, delay, key or "",
+                      "queue_name", job.queue_name, "max_attempts", str(int(job.max_attempts)),
+                      "timeout_seconds", str(int(job.timeout_seconds))]
+    if job.tags:
+        out += ("tags", json.dumps(list(job.tags)))
+    if job.batch_id is not None:
+        out += ("batch_id", job.batch_id)
+    if key is not None:
+        out += ("idempotency_key", key)
+        if job.idempotency_mode != "exists":
+            out += ("idempotency_mode", job.idempotency_mode)
+            if job.idempotency_mode == "window":
+                out += ("idempotency_window", repr(float(job.idempotency_window)))
+    return out
+
+
 def record_fields(rec: JobRecord) -> dict[str, Any]:
     """Every stored field of a complete record (restore)."""
     fields: dict[str, Any] = {}

@@ -9,15 +9,27 @@ always reads whole, so no stray reply can be pending on it. Any connection
 error drops the connection (the next call makes a new one) and is raised for the caller to
 retry through the pool, with the client's retry policy. A process that inherited the lane
 across a fork makes its own connection instead of sharing the parent's socket.
+
+The lane packs a command with hiredis (when installed: the ``redis`` extra depends on it)
+straight from its arguments (str, bytes, int): redis-py's packer runs its encoder over every
+argument first, which for a push's sixteen arguments cost about six times the packing itself
+(30 against 4.5 us, timeit on this project's loaded 2-core machine).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
+
+pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command
+except ImportError:  # pragma: no cover - the redis extra installs hiredis
+    pack_command = None
 
 
 class Lane:
@@ -40,7 +52,11 @@ class Lane:
                 conn = self._conn = self._pool.make_connection()
                 self._pid = os.getpid()
             try:
-                conn.send_command(*args)
+                packed = _pack(args)
+                if packed is None:
+                    conn.send_command(*args)
+                else:
+                    conn.send_packed_command(packed)
                 return True, conn.read_response()
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self._conn = None
@@ -54,3 +70,14 @@ class Lane:
             conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
             conn.disconnect()
+
+
+def _pack(args: tuple[Any, ...]) -> list[bytes] | None:
+    """The command as redis-py's ``send_packed_command`` takes it, or None to let redis-py
+    pack it (no hiredis, or an argument hiredis does not take as redis-py would)."""
+    if pack_command is None:
+        return None
+    try:
+        return [pack_command(args)]
+    except TypeError:
+        return None

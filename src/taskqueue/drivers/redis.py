@@ -93,7 +93,7 @@ from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
-QUEUE_SCRIPTS = ("push", "reserve", "reserve_job", "peek", "heartbeat", "complete",
+QUEUE_SCRIPTS = ("push", "push_one", "reserve", "reserve_job", "peek", "heartbeat", "complete",
                  "complete_many", "fail",
                  "release", "set_progress", "recover", "cancel", "retry", "set_priority",
                  "delete", "prune", "restore", "depend", "unblock", "replace_payload",
@@ -114,6 +114,8 @@ BATCH = 500
 QUEUE_KNOWN_FOR = 30.0
 
 Call = tuple[str, str, list[Any]]   # (script, queue, args)
+#: Scripts that may go through the lane (see ``_run``): pushing a job again is safe.
+_PUSHES = frozenset({"push", "push_one"})
 
 
 def preload() -> None:
@@ -208,7 +210,7 @@ class RedisDriver:
         ``named``: the queues this call relies on being in the queue set (see ``_rescript``)."""
         found = self._scripts[script]
         try:
-            if script == "push" and self._lane is not None:
+            if script in _PUSHES and self._lane is not None:
                 with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
                     # a failed lane falls through to the pool, with the client's retries:
                     # pushing a job again is safe (the script accepts its own id again)
@@ -331,12 +333,12 @@ class RedisDriver:
     def push(self, jobs: Sequence[NewJob]) -> list[str]:
         if not jobs:
             return []
-        if len(jobs) == 1 and not jobs[0].dependencies:   # the common single enqueue
-            job = jobs[0]
+        if len(jobs) == 1 and not jobs[0].dependencies and jobs[0].idempotency_key != "":
+            job = jobs[0]   # the common single enqueue: its own script, plain arguments
             with self._guard():
-                answer = self._run_many([("push", job.queue_name, rc.push_args(job, [], []))],
+                answer = self._run_many([("push_one", job.queue_name, rc.push_one_args(job))],
                                         queues=(job.queue_name,))
-            return [rc.text(answer[0][0])]
+            return [rc.text(answer[0])]
         if len({j.id for j in jobs}) != len(jobs):
             raise Conflict("redis: the same job id appears twice in one push")
         with self._guard():
