@@ -201,8 +201,8 @@ def render(data: dict[str, Any]) -> str:
     w.append("")
     w.append("*Completed* is measured on the SQL stores (one bulk UPDATE marks the N jobs "
              "completed). On Redis the counts are the sizes of the per-state sets whatever "
-             "their state, and its gauges read at most 1,000 waiting jobs per queue; the files "
-             "backend lists every state directory alike.")
+             "their state, and its gauges read at most 1,000 waiting jobs per queue; on files "
+             "too the counters are the same whatever the jobs' state.")
     w.append("")
     w.append(END)
     return "\n".join(w)

@@ -28,7 +28,7 @@ def test_files_format_2_indexes_the_dependents_already_stored(tmp_path: Path) ->
     (root / "format.json").write_text(json.dumps({"format": "taskqueue-files",
                                                   "migrations": [1]}))
     old = FileDriver.from_url(url, migrate=False)
-    assert old.missing_migrations() == [2] and old.dependents([parent.id]) == []
+    assert old.missing_migrations() == [2, 3] and old.dependents([parent.id]) == []
     old.close()
     upgraded = open_driver(url)
     try:

@@ -127,7 +127,7 @@ class Records:
         self.store.write(path, encode(rec), finished_at(rec))
         target = self.target(rec, waiting=path.parent.name == WAITING)
         if target != path:
-            os.rename(path, target)
+            self.store.move(path, target)
 
     def reopen(self, path: Path, rec: Rec) -> None:
         """Move a finished record back into play (caller holds the lock): rename first, then
@@ -136,7 +136,7 @@ class Records:
         if waiting:
             self.add_edges(rec)
         target = self.target(rec, waiting=waiting)
-        os.rename(path, target)
+        self.store.move(path, target)
         self.store.write(target, encode(rec), finished_at(rec))
 
     def place(self, path: Path, rec: Rec) -> Path:
@@ -147,12 +147,11 @@ class Records:
         if target != path:
             if waiting:
                 self.add_edges(rec)
-            os.rename(path, target)
+            self.store.move(path, target)
         return target
 
     def remove(self, path: Path, rec: Rec) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        self.store.unlink_job(path)
         if rec["idempotency_key"] is not None:
             self.drop_key(rec["idempotency_key"], rec["id"])
         self.store.drop_id(rec["id"])
@@ -365,21 +364,23 @@ class Records:
             self.store.sync_dirs([self.store.ids, self.store.keys] if keyed else [self.store.ids])
         synced: set[Path] = set()
         held: list[tuple[str, Path]] = []
-        for index, rec in enumerate(recs):
-            waiting = rec["state"] in READY_STATES and bool(rec["dependencies"])
-            try:
-                self.add_children(rec)
+        with self.store.counted() as lines:  # one journal group for the batch
+            for index, rec in enumerate(recs):
+                waiting = rec["state"] in READY_STATES and bool(rec["dependencies"])
+                try:
+                    self.add_children(rec)
+                    if waiting:
+                        self.add_edges(rec)
+                    path = self.target(rec, waiting=waiting)
+                    self.store.write(path, encode(rec), finished_at(rec))
+                except BaseException:
+                    for rest in recs[index:]:
+                        self.unadmit(rest)
+                    raise
+                self.store.note(lines, None, path)
+                synced.add(path.parent)
                 if waiting:
-                    self.add_edges(rec)
-                path = self.target(rec, waiting=waiting)
-                self.store.write(path, encode(rec), finished_at(rec))
-            except BaseException:
-                for rest in recs[index:]:
-                    self.unadmit(rest)
-                raise
-            synced.add(path.parent)
-            if waiting:
-                held.append((rec["id"], path))
+                    held.append((rec["id"], path))
         self.store.sync_dirs(synced)
         for job_id, path in held:
             self.promote(job_id, path)

@@ -14,7 +14,6 @@ only a hint: when the record is not where it says, the id entry is read as usual
 from __future__ import annotations
 
 import contextlib
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Literal
@@ -86,7 +85,7 @@ class Leases:
         """Lease a ready record (caller holds its lock): rename it into processing/, rewrite it,
         then drop its key marker if being started frees the key."""
         path = self._store.fixed_path(rec["queue_name"], PROCESSING, rec["id"])
-        os.rename(source, path)
+        self._store.move(source, path)
         key = rec["idempotency_key"]
         rec.update(state=State.PROCESSING.value, attempts=rec["attempts"] + 1,
                    lease_owner=worker_id, lease_expires_at=now + lease,

@@ -1,5 +1,5 @@
-"""Read-side scans of the files backend: search, count, stats, prune candidates (due jobs are
-found through ``_files_index``).
+"""Read-side scans of the files backend: search, count, prune candidates (due jobs are found
+through ``_files_index``; ``stats`` reads counters, ``_files_counts``).
 
 They list directories and read names first, and open a job file only when its content is
 needed. Nothing here takes a lock: records are replaced atomically, so a reader sees a whole
@@ -10,15 +10,12 @@ once more in that one scan. This backend is meant for small deployments, where a
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from taskqueue.drivers._files_record import Rec, to_job_record
 from taskqueue.drivers._files_store import (
-    _PRIORITY_ZERO,
     FIXED_DIRS,
     KEYED_DIRS,
     READY,
@@ -26,10 +23,9 @@ from taskqueue.drivers._files_store import (
     WAITING,
     Store,
     fixed_id,
-    ignorable,
     parse_ready,
 )
-from taskqueue.drivers.base import JobFilter, QueueStats
+from taskqueue.drivers.base import JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
@@ -207,66 +203,3 @@ def count(store: Store, criteria: JobFilter, find: Find, read: Read) -> int:
     if not _needs_content(criteria):
         return len(found)
     return sum(1 for e in found if (rec := read(e.job_id, e.path)) and matches(rec, criteria))
-
-
-# -- stats -----------------------------------------------------------------------------------
-
-def _queue_stats(store: Store, queue: str, now: float, read: Read) -> QueueStats | None:
-    qs = QueueStats()
-    priority_sum, waiting, oldest = 0, 0, None
-    for sdir in KEYED_DIRS:
-        names = _ready_names(store.listdir(store.state_dir(queue, sdir)))
-        retrying = 0 if sdir == WAITING else sum(1 for n in names if n[-6] == "r")
-        qs.counts[State.PENDING] += len(names) - retrying
-        qs.counts[State.RETRYING] += retrying
-        waiting += len(names)
-        priority_sum += sum((_PRIORITY_ZERO - int(inverted)) * n
-                            for inverted, n in Counter(n[:10] for n in names).items())
-        if sdir == READY and names:   # jobs waiting for a dependency are not late
-            oldest = min(n[11:28] for n in names)
-    for sdir in FIXED_DIRS:
-        qs.counts[State(sdir)] += sum(1 for n in store.listdir(store.state_dir(queue, sdir))
-                                      if n.endswith(".json") and not ignorable(n))
-    if not any(qs.counts.values()):
-        return None
-    if waiting:
-        qs.avg_priority = priority_sum / waiting
-    if oldest is not None:
-        qs.oldest_ready_at = datetime.fromtimestamp(int(oldest) / 1_000_000, UTC)
-    since = now - 60.0
-    for path, job_id in _recent(store, queue, since - 1.0):
-        rec = read(job_id, path)
-        if rec is not None and rec["state"] == State.COMPLETED and rec["completed_at"] >= since:
-            qs.completed_last_minute += 1
-    return qs
-
-
-def _ready_names(names: list[str]) -> list[str]:
-    """The names of a ready or waiting directory that are job files
-    (``<inverted priority:10>-<due us:17>-<id>.<p|r>.json``, see ``ready_name``): their fixed
-    widths let stats slice them instead of parsing each one."""
-    return [n for n in names if len(n) > 36 and n[10] == "-" and n[28] == "-"
-            and n.endswith((".p.json", ".r.json"))]
-
-
-def _recent(store: Store, queue: str, since: float) -> list[tuple[Path, str]]:
-    """Completed files whose mtime (= completion time, or later) is after ``since``."""
-    directory = store.state_dir(queue, State.COMPLETED.value)
-    out: list[tuple[Path, str]] = []
-    for name in store.listdir(directory):
-        job_id = fixed_id(name)
-        try:
-            if job_id is not None and os.stat(directory / name).st_mtime >= since:
-                out.append((directory / name, job_id))
-        except FileNotFoundError:
-            continue
-    return out
-
-
-def stats(store: Store, now: float, read: Read) -> dict[str, QueueStats]:
-    out: dict[str, QueueStats] = {}
-    for queue in store.queue_names():
-        qs = _queue_stats(store, queue, now, read)
-        if qs is not None:
-            out[queue] = qs
-    return out

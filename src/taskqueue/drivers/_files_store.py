@@ -17,6 +17,8 @@ Layout under the root directory::
                                       (the ``dependents`` index; ``deps`` holds open edges only)
     locks/NN.lock, locks/<name>.lock  flock files (job locks are striped over a fixed set)
     coord/                            locks, counters and the registry as small JSON files
+    coord/counts/, coord/counts.json  the job counters: each process's journal of moves, and
+                                      the folded counts (see ``_files_journal``, ``_files_counts``)
     tmp/                              temp files of in-flight writes (leftovers are cleaned up)
     corrupt/                          files that could not be read, each with a .reason file
 
@@ -43,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from taskqueue.drivers._files_ids import Ids
+from taskqueue.drivers._files_journal import Journal
 from taskqueue.drivers._files_lock import FileLock
 from taskqueue.drivers._files_names import from_fs_name, fs_name
 from taskqueue.drivers._files_record import Rec
@@ -63,6 +66,16 @@ _PRIORITY_ZERO = 5_000_000_000
 _MAX_INVERTED = 9_999_999_999
 _MAX_DUE_US = 10**17 - 1
 _READY_RE = re.compile(r"^(\d{10})-(\d{17})-(.+)\.([pr])\.json$")
+
+_COUNTED = frozenset(STATE_DIRS)
+
+
+def keyed_job_name(name: str) -> bool:
+    """A ready/waiting job file name (``<inverted priority:10>-<due us:17>-<id>.<p|r>.json``,
+    see ``ready_name``): its fixed widths let counters slice it instead of parsing it."""
+    return (len(name) > 36 and name[10] == "-" and name[28] == "-"
+            and name.endswith((".p.json", ".r.json")))
+
 
 def read_file(path: Path) -> bytes:
     """A whole small file, read with plain system calls (no buffering, no tty probe)."""
@@ -178,11 +191,12 @@ class Store:
         self._ids = Ids(self.ids, self._write_temp)
         self._token = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
+        self.counts = self.coord / "counts"
+        self.journal = Journal(self.counts, self.locks / "counts.lock")
 
     def make_dirs(self) -> None:
         for path in (self.queues, self.ids, self.keys, self.deps, self.children, self.locks,
-                     self.coord,
-                     self.tmp, self.corrupt):
+                     self.coord, self.counts, self.tmp, self.corrupt):
             path.mkdir(parents=True, exist_ok=True)
 
     # -- locks -----------------------------------------------------------------------------
@@ -207,6 +221,51 @@ class Store:
             locks, self._locks = list(self._locks.values()), {}
         for lock in locks:
             lock.close()
+        self.journal.close()
+
+    # -- counted moves (see ``_files_journal``) ------------------------------------------------
+    def counted(self) -> contextlib.AbstractContextManager[list[str]]:
+        """A group of job-file moves whose deltas :meth:`note` puts in the journal."""
+        return self.journal.group()
+
+    def note(self, lines: list[str], gone: Path | None, new: Path | None) -> None:
+        """Journal a job file leaving ``gone`` and/or arriving at ``new``."""
+        if gone is not None and (line := self._delta(gone, "-")) is not None:
+            lines.append(line)
+        if new is not None and (line := self._delta(new, "+")) is not None:
+            lines.append(line)
+
+    def _delta(self, path: Path, sign: str) -> str | None:
+        """The journal line for a job file at ``path`` (None: not a counted place)."""
+        parent = path.parent
+        sdir, qdir = parent.name, parent.parent
+        if sdir not in _COUNTED or qdir.parent != self.queues:
+            return None
+        name = path.name
+        if sdir in KEYED_DIRS:
+            if not keyed_job_name(name):
+                return None
+            return f"{sign}\t{qdir.name}\t{sdir}\t{name[:10]}\t{name[11:28]}\t{name[-6]}\n"
+        if not name.endswith(".json") or ignorable(name):
+            return None
+        stamp = int(time.time()) if sign == "+" and sdir == COMPLETED else ""
+        return f"{sign}\t{qdir.name}\t{sdir}\t{stamp}\n"
+
+    def move(self, src: Path, dst: Path) -> None:
+        """Rename a job file, counted."""
+        with self.counted() as lines:
+            os.rename(src, dst)
+            self.note(lines, src, dst)
+
+    def unlink_job(self, path: Path) -> bool:
+        """Remove a job file, counted; False if it was not there."""
+        with self.counted() as lines:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            self.note(lines, path, None)
+        return True
 
     # -- paths -----------------------------------------------------------------------------
     def state_dir(self, queue: str, sdir: str) -> Path:
@@ -332,7 +391,7 @@ class Store:
         if target.exists():
             target = target.with_name(f"{target.name}.{time.time_ns()}")
         try:
-            os.rename(path, target)
+            self.move(path, target)
         except FileNotFoundError:
             return None
         stamp = datetime.now(UTC).isoformat()

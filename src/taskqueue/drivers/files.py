@@ -56,6 +56,7 @@ import orjson
 from taskqueue.drivers import _attempts
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_coord import Coordination
+from taskqueue.drivers._files_counts import Counts
 from taskqueue.drivers._files_index import ReadyIndex
 from taskqueue.drivers._files_jobs import Records
 from taskqueue.drivers._files_lease import Busy, Leases
@@ -84,8 +85,9 @@ R = TypeVar("R")
 
 #: Store format versions this code knows; each entry prepares the store for that version.
 #: 1: the directory layout. 2: ``children/``, the lasting index of dependents (filled from the
-#: jobs already stored).
-FORMAT_VERSIONS = (1, 2)
+#: jobs already stored). 3: the job counters, ``coord/counts.json`` (the jobs already stored
+#: counted once; see ``_files_counts``).
+FORMAT_VERSIONS = (1, 2, 3)
 _HOUSEKEEPING_EVERY = 30.0   # seconds between tidy-ups run from recover_expired
 _TMP_MAX_AGE = 3600.0        # a temp file this old belongs to a writer that died
 
@@ -147,6 +149,7 @@ class FileDriver:
         self._settler = Settler(self._store, self._jobs, self._leases)
         self._admin = Admin(self._store, self._jobs)
         self._index = ReadyIndex(self._store)
+        self._counts = Counts(self._store)
         self._next_housekeeping = 0.0
         try:
             self._store.make_dirs()
@@ -188,6 +191,8 @@ class FileDriver:
             applied = [v for v in FORMAT_VERSIONS if v not in done]
             if 2 in applied and done:  # an existing store: index the dependents it holds
                 self._index_children()
+            if 3 in applied:  # count the jobs already stored (none in a new store)
+                self._counts.recount()
             if applied:  # version 1 is the directory layout made above
                 data = {"format": "taskqueue-files", "migrations": sorted(done | set(applied))}
                 self._store.write(path, orjson.dumps(data))
@@ -255,6 +260,7 @@ class FileDriver:
                 self._jobs.unadmit(rec)
             raise
         self._jobs.insert(admitted)
+        self._fold_if_due()
         return ids
 
     @_translated
@@ -306,6 +312,7 @@ class FileDriver:
             if isinstance(outcome, JobRecord):
                 got.append(outcome)
         got.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        self._fold_if_due()
         return got
 
     @_translated
@@ -368,9 +375,17 @@ class FileDriver:
                     recovered.append(job_id)
         return recovered
 
+    def _fold_if_due(self) -> None:
+        """Fold the counters' journals now and then, so ``stats`` has little left to fold
+        (skipped if another process is folding)."""
+        if self._store.journal.wants_fold:
+            self._counts.fold(blocking=False)
+
     def _housekeeping(self, now: float) -> None:
-        """Remove dead writers' temp files; free waiting jobs whose wake-up was lost."""
+        """Remove dead writers' temp files; free waiting jobs whose wake-up was lost; fold
+        the counters' journals (removing those of dead writers)."""
         self._next_housekeeping = now + _HOUSEKEEPING_EVERY
+        self._counts.fold(blocking=False)
         self._store.clean_tmp(now - _TMP_MAX_AGE)
         for queue in self._store.queue_names():
             directory = self._store.state_dir(queue, WAITING)
@@ -421,7 +436,7 @@ class FileDriver:
 
     @_translated
     def stats(self) -> dict[str, QueueStats]:
-        return scan.stats(self._store, time.time(), self._jobs.read_current)
+        return self._counts.stats(time.time())
 
     @_translated
     def cancel(self, job_id: str, reason: str) -> bool:
