@@ -103,3 +103,26 @@ def test_complete_and_reserve_when_a_driver_offers_it(driver: Driver) -> None:
     assert driver.complete_and_reserve([], "w", ["a"], 10, 30) == ([], [])
     answers, batch = driver.complete_and_reserve([(held[other.id].token, None)], "w", [], 10, 30)
     assert answers == [True] and batch == []
+
+
+def test_warm_up_when_a_driver_offers_it(driver: Driver) -> None:
+    """The optional warm-up opens and primes sessions without changing a job, however often
+    it is called, and the reservation and acknowledgement that follow work on them."""
+    import pytest
+
+    from taskqueue.drivers import WarmsUp
+
+    if not isinstance(driver, WarmsUp):
+        pytest.skip(f"{driver.name} does not offer warm_up (optional)")
+    jobs = [new(queue_name="a"), new(queue_name="a", priority=9)]
+    driver.push(jobs)
+    before = {j.id: driver.get(j.id) for j in jobs}
+    driver.warm_up(2)
+    driver.warm_up(2)
+    assert {j.id: driver.get(j.id) for j in jobs} == before, "warming changed a job"
+    held = driver.reserve("w", ["a"], 10, 30)
+    assert [j.id for j in held] == [jobs[1].id, jobs[0].id]
+    assert all(j.attempts == 1 and j.lease_epoch == 1 for j in held)
+    assert driver.complete_many([(j.token, None) for j in held]) == [True, True]
+    driver.warm_up(3)
+    assert driver.complete_many([(j.token, None) for j in held]) == [False, False]

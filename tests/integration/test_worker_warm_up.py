@@ -3,11 +3,16 @@ a recycle loses no time to them once it is told to start)."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from taskqueue import QueueManager
 from taskqueue.worker.runner import Worker, WorkerOptions
 from tests.apps import sample_tasks as t
+from tests.backends import URLS, implemented_backends
 
 
 def counting(obj: Any, name: str, calls: list[str]) -> None:
@@ -47,3 +52,29 @@ def test_without_warm_up_the_first_round_maintains_before_reserving(
     counting(worker.driver, "reserve", calls)
     assert worker.run().completed == 1
     assert calls[:2] == ["recover_expired", "reserve"]
+
+
+@pytest.mark.parametrize("backend", [b for b in ("postgres", "mysql")
+                                     if b in implemented_backends()])
+def test_a_warmed_up_worker_opens_no_session_for_its_first_reservation(
+        backend: str, tmp_path: Path) -> None:
+    """A standby has its driver open two sessions while it waits (``WarmsUp``): when it starts,
+    the presence thread takes one and the first reservation finds the other, instead of
+    opening a session on the path every recycle waits on (tens of ms on a busy machine)."""
+    with URLS[backend](tmp_path) as url, QueueManager.from_url(url) as manager:
+        manager.push(t.add.s(1, 2))
+        worker = Worker(manager, WorkerOptions(queues=["default"], stop_when_empty=True))
+        pool = manager.driver._pool  # type: ignore[attr-defined]
+        name = "connect" if backend == "postgres" else "_connect"
+        opened: list[str] = []
+        real = getattr(pool, name)
+
+        def connect(*args: Any) -> Any:
+            opened.append(threading.current_thread().name)
+            return real(*args)
+
+        setattr(pool, name, connect)
+        worker.warm_up()
+        opened.clear()
+        assert worker.run().completed == 1
+        assert "MainThread" not in opened

@@ -115,6 +115,17 @@ class Pool:
         finally:
             self._slots.release()
 
+    def warm(self, count: int) -> None:
+        """Have ``count`` idle connections (at most the pool's size): opening one costs a
+        worker that has yet to start nothing, and one that has started tens of
+        milliseconds (the handshake, the session settings) before its first reservation."""
+        while True:
+            with self._lock:
+                if self._closed or len(self._idle) >= min(count, self._size):
+                    return
+                generation = self._generation
+            self._give_back(generation, self._connect())
+
     def _give_back(self, generation: int, conn: Connection) -> None:
         with self._lock:
             if generation == self._generation and not self._closed:

@@ -6,7 +6,8 @@ import contextlib
 import select
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -46,6 +47,8 @@ class Pool:
         self._idle: list[tuple[Connection, float]] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: Connections ``warm`` has primed (each server session is primed once).
+        self._primed: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def connect(self, conninfo: str | None = None) -> Connection:
         """A new autocommit connection (to ``conninfo`` if given), outside the pool. Its
@@ -102,7 +105,7 @@ class Pool:
             conn.close()
             return False
 
-    def _give_back(self, conn: Connection) -> None:
+    def _give_back(self, conn: Connection, since: float | None = None) -> None:
         if conn.broken or conn.closed:
             conn.close()
             self.clear()
@@ -110,9 +113,31 @@ class Pool:
         if conn.info.transaction_status == TransactionStatus.IDLE:
             with self._lock:
                 if not self._closed and len(self._idle) < self._max_idle:
-                    self._idle.append((conn, time.monotonic()))
+                    self._idle.append((conn, time.monotonic() if since is None else since))
                     return
         conn.close()
+
+    def warm(self, count: int, prime: Callable[[Connection], None]) -> None:
+        """Have ``count`` idle connections (at most ``max_idle``), each ``prime``d once: a new
+        server session spends its first statements filling its caches and preparing them,
+        which a worker that has yet to start can do ahead of need. The idle connections are
+        taken out while this runs (no other thread uses one being primed) and put back with
+        the time they went idle, so one that is old still gets checked before its next use."""
+        with self._lock:
+            if self._closed:
+                return
+            idle, self._idle = self._idle, []
+        now = time.monotonic()
+        try:
+            while len(idle) < min(count, self._max_idle):
+                idle.append((self.connect(), now))
+            for conn, _ in idle:
+                if conn not in self._primed:
+                    prime(conn)
+                    self._primed.add(conn)
+        finally:
+            for conn, since in idle:
+                self._give_back(conn, since)
 
     def clear(self) -> None:
         """Close every idle connection."""

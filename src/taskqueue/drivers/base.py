@@ -289,6 +289,18 @@ class CompletesAndReserves(Protocol):
 
 
 @runtime_checkable
+class WarmsUp(Protocol):
+    """An optional verb: a driver whose first calls on a new connection cost much more than the
+    later ones (a session to open, the server's caches to fill, statements to prepare) offers
+    it. A worker waiting for its turn (a standby) calls it, so that when it starts, its first
+    reservation does not open a session while another thread takes the only one it had."""
+
+    def warm_up(self, connections: int) -> None:
+        """Have ``connections`` idle sessions open, each with its first calls done (cheap once
+        they are). Nothing in the store changes."""
+
+
+@runtime_checkable
 class EstimatesCounts(Protocol):
     """An optional verb: a driver whose store can tell, without counting, that counting would
     be slow, and about how many jobs would be counted (PostgreSQL's planner) offers it. The

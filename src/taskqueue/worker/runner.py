@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.client import Client
 from taskqueue.cluster.aging import AgingService
-from taskqueue.drivers.base import CompletesAndReserves
+from taskqueue.drivers.base import CompletesAndReserves, WarmsUp
 from taskqueue.errors import (
     DriverUnavailable,
     JobCancelled,
@@ -53,6 +53,10 @@ T = TypeVar("T")
 #: Completions acknowledged together: at most this many, held at most this long (seconds).
 ACK_BATCH = 100
 ACK_DELAY = 0.05
+#: Sessions a worker waiting to start has its driver open and prime (``WarmsUp``): one for the
+#: main thread's first reservation, one for the presence and heartbeat threads, which start
+#: at the same moment and would otherwise take the only one it had.
+WARM_SESSIONS = 2
 #: Jobs a worker runs before its memory is taken as the baseline for leak warnings.
 WARM_UP_JOBS = 200
 #: Seconds of job work between two memory checks while jobs are shorter than that (a job
@@ -168,6 +172,8 @@ class Worker:
         self._acks: list[_Ack] = []
         #: The driver's one-transaction "acknowledge, then reserve", if it has one.
         self._combined = self.driver if isinstance(self.driver, CompletesAndReserves) else None
+        #: The driver's "open and prime sessions ahead of need", if it has one.
+        self._warms = self.driver if isinstance(self.driver, WarmsUp) else None
         self._acks_since = 0.0
         self._awaiting_ack: set[str] = set()
         self._ack_wake = threading.Event()
@@ -305,11 +311,14 @@ class Worker:
     def warm_up(self) -> None:
         """Do now what the loop's next round would do before its reservation, each only when
         due: the maintenance pass (lease recovery, the prune lock) and reading the paused
-        queues. A worker that waits to start (a standby) calls this while it waits; the loop
-        then finds both done (they come again at their intervals)."""
+        queues; and have the driver's sessions open and primed (``WarmsUp``). A worker that
+        waits to start (a standby) calls this while it waits; the loop then finds all of it
+        done (the first two come again at their intervals)."""
         try:
             self._maintenance()
             self._rounds()
+            if self._warms is not None:  # the main thread's session and a background one's
+                self._warms.warm_up(WARM_SESSIONS)
         except DriverUnavailable as exc:  # the loop retries; an outage is waited out there
             log.debug("warming up failed: %s", exc)
 
