@@ -265,8 +265,9 @@ def test_failures_grouped_by_exception_class_and_message(
     assert (second["pattern"], second["example"]) == ("KeyError: '<str>'", "KeyError: 'user'")
     only_mail = session.get("/api/failures/groups", params={"queue": "mail"}).json()
     assert [g["count"] for g in only_mail["groups"]] == [1]
-    cut = session.get("/api/failures/groups", params={"limit": 2}).json()
-    assert cut["complete"] is False and cut["scanned"] == 2
+    cut = session.get("/api/failures/groups", params={"limit": 1}).json()  # texts, not jobs
+    assert cut["complete"] is False and cut["scanned"] == 3 and cut["texts"] == 1
+    assert [g["count"] for g in cut["groups"]] == [3]
     # "retry this group" is a bulk retry on its pattern among failed jobs
     started = session.post("/api/jobs/bulk", json={
         "action": "retry", "filter": {"state": "failed", "group": first["pattern"]}})

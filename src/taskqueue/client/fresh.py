@@ -20,6 +20,7 @@ from typing import Any
 
 from taskqueue.client.store import check_schema
 from taskqueue.drivers import Driver, JobFilter, QueueStats, nothing_at, open_driver
+from taskqueue.drivers.base import DueFilter, ErrorText
 from taskqueue.errors import ConfigError
 from taskqueue.jobs.model import Attempt, JobRecord
 
@@ -82,6 +83,24 @@ class FreshStoreReads:
     def dependents(self, job_ids: Sequence[str]) -> list[str]:
         driver = self.real()
         return [] if driver is None else driver.dependents(job_ids)
+
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        driver = self.real()
+        return [] if driver is None else driver.sorted_search(criteria, column, descending,
+                                                                 within)
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        driver = self.real()
+        return [] if driver is None else driver.error_texts(criteria, limit)
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        driver = self.real()
+        return [] if driver is None else driver.due(criteria)
+
+    def count_due(self, criteria: DueFilter) -> int:
+        driver = self.real()
+        return 0 if driver is None else driver.count_due(criteria)
 
     def attempt_history(self, job_id: str) -> list[Attempt]:
         driver = self.real()

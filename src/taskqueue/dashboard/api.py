@@ -80,7 +80,7 @@ async def list_jobs(request: Request) -> Response:
     params = QueryParams([(k, v) for k, v in request.query_params.multi_items()
                           if k not in ("cursor", "sort", "dir", "order")])
     query = _query(request, principal, params=params)
-    page = await run_in_threadpool(listing.sorted_page, dash.manager.search, query, column,
+    page = await run_in_threadpool(listing.sorted_page, dash.manager.driver, query, column,
                                    direction == "desc", int(raw), _decoder(dash),
                                    dash.settings.max_decode)
     rows = await run_in_threadpool(_rows, dash, page.jobs, principal.payloads)
@@ -247,7 +247,8 @@ async def bulk_action(request: Request) -> Response:
 
 
 async def failure_groups(request: Request) -> Response:
-    """Failed jobs grouped by exception class and message (queue, name and tag filters)."""
+    """Failed jobs grouped by exception class and message (queue, name and tag filters);
+    ``limit``: distinct exception texts read at most (10,000)."""
     principal = who(request)
     dash = board(request)
     query = _query(request, principal)
@@ -259,12 +260,18 @@ async def failure_groups(request: Request) -> Response:
 
 
 async def due_view(request: Request) -> Response:
-    """Scheduled (pending, due later) or retrying jobs, soonest due first."""
+    """Scheduled (pending, due later) or retrying jobs, soonest due first; ``limit`` per page
+    (200) and ``cursor`` (the ``next_cursor`` of the page before)."""
     who(request)
     dash = board(request)
     queues = tuple(q for q in request.query_params.get("queue", "").split(",") if q.strip())
+    try:
+        limit = min(max(int(request.query_params.get("limit", 200)), 1), 1000)
+    except ValueError:
+        raise HTTPException(400, "limit must be a whole number") from None
     data = await run_in_threadpool(due.due_jobs, dash.manager, request.path_params["view"],
-                                   queues=queues)
+                                   queues=queues, limit=limit,
+                                   cursor=request.query_params.get("cursor"))
     return ok(data)
 
 

@@ -2,10 +2,12 @@
 
 Sorting. ``created`` is the store's own order (ids are UUIDv7: time-sortable), paged by keyset
 at any depth. The other columns of :data:`SORTS` (a whitelist; anything else is refused) are
-sorted by the dashboard over the newest ``scan`` matches of the filter (10,000 by default),
-paged by offset, and the answer says how many it sorted and whether that was all of them: the
-driver protocol pages by id only, so a store-side order on another column would need a new
-driver verb on every backend.
+sorted by the store (``Driver.sorted_search``: ``ORDER BY column, id DESC`` on the SQL stores),
+paged by offset: every match when the filter matches at most :data:`SORT_ALL` jobs (counted,
+or estimated where counting is slow), else the newest ``scan`` (10,000) of them, and the
+answer says which. Filters the store cannot apply (argument values, a group pattern, an error
+text shorter than a trigram) and a ``since`` bound are applied here instead, over the newest
+``scan`` matches of the filter.
 
 Preview. For accounts that may read payloads, each row carries ``args_preview``: positional
 arguments by parameter name when the task is imported here, then keyword arguments, as
@@ -22,20 +24,25 @@ from typing import Any
 
 from taskqueue.dashboard.query import Decode, JobQuery, Search, find_page
 from taskqueue.dashboard.signatures import named_positionals
+from taskqueue.drivers.base import SORT_COLUMNS, Driver, EstimatesCounts, JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.manager import WORKFLOW
 
+
+def _sort_key(field: str) -> Callable[[JobRecord], Any]:
+    if field == "state":
+        return lambda r: r.state.value
+    return lambda r: getattr(r, field)
+
+
 SORTS: dict[str, Callable[[JobRecord], Any]] = {
-    "priority": lambda r: r.priority,
-    "attempts": lambda r: r.attempts,
-    "updated": lambda r: r.updated_at,
-    "state": lambda r: r.state.value,
-    "queue": lambda r: r.queue_name,
-    "name": lambda r: r.name,
-}
+    column: _sort_key(field) for column, field in SORT_COLUMNS.items()}
 #: Every sortable column: ``created`` is the store's keyset order (the ``order`` parameter).
 COLUMNS = ("created", *SORTS)
 SCAN = 10_000
+#: Filters matching at most this many jobs are sorted whole by the store; beyond, the store
+#: sorts the newest ``SCAN`` of them (a sort reads every job it orders: 150,000 took seconds).
+SORT_ALL = 50_000
 CHUNK = 1000
 PREVIEW_CHARS = 120
 
@@ -44,14 +51,37 @@ PREVIEW_CHARS = 120
 class SortedPage:
     jobs: list[JobRecord]
     next_offset: int | None
+    #: How many matches were sorted: all of them (``complete``), or the newest that many.
     among: int
     complete: bool
 
 
-def sorted_page(search: Search, query: JobQuery, column: str, descending: bool, offset: int,
+def sorted_page(driver: Driver, query: JobQuery, column: str, descending: bool, offset: int,
                 decode: Decode | None = None, max_decode: int = 2000,
                 scan: int = SCAN) -> SortedPage:
-    """One page of the newest ``scan`` matches of ``query``, ordered by ``column``."""
+    """One page of the matches of ``query`` ordered by ``column``, id newest first on ties."""
+    if query.scans_here or query.since is not None:
+        return _scanned_page(driver.search, query, column, descending, offset, decode,
+                             max_decode, scan)
+    criteria = replace(query.filter(after_id=query.start_id, limit=query.limit + 1),
+                       offset=offset, newest_first=True)
+    matches = _about(driver, criteria)
+    every = matches <= SORT_ALL
+    jobs = driver.sorted_search(criteria, column, descending, None if every else scan)
+    end = offset + query.limit
+    return SortedPage(jobs[:query.limit], end if len(jobs) > query.limit else None,
+                      matches if every else scan, every)
+
+
+def _about(driver: Driver, criteria: JobFilter) -> int:
+    """How many jobs match: the store's estimate when counting would be slow, else a count."""
+    estimate = driver.estimate_count(criteria) if isinstance(driver, EstimatesCounts) else None
+    return estimate if estimate is not None else driver.count(criteria)
+
+
+def _scanned_page(search: Search, query: JobQuery, column: str, descending: bool, offset: int,
+                  decode: Decode | None, max_decode: int, scan: int) -> SortedPage:
+    """The newest ``scan`` matches of ``query`` read and sorted here."""
     key = SORTS[column]
     found: list[JobRecord] = []
     cursor, complete = query.cursor, False

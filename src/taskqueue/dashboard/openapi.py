@@ -45,18 +45,21 @@ ENDPOINTS: tuple[tuple[str, str, str, bool, list[tuple[str, str]]], ...] = (
      "series over a range", False,
      [("range", "1h, 6h (minute buckets), 24h or 7d (hour buckets)"), ("queue", "One queue"),
       ("name", "One task name")]),
-    ("get", "/api/jobs", "Search jobs (keyset paginated; sorted by another column over the "
-     "newest 10,000 matches, offset paginated)", False,
+    ("get", "/api/jobs", "Search jobs (keyset paginated; sorted by another column in the store, "
+     "offset paginated: the cursor is the next page's offset)", False,
      [*_SEARCH, ("sort", "created (default: the store's order), priority, attempts, updated, "
                  "state, queue or name"), ("dir", "asc or desc (sort other than created)")]),
     ("get", "/api/due/{view}", "Scheduled (pending, due later) or retrying jobs, soonest due "
-     "first, from the newest 10,000 of that state", False, [_SEARCH[1]]),
+     "first, from the store's index of due times, with their total", False,
+     [_SEARCH[1], ("limit", "Jobs per page (200, at most 1,000)"),
+      ("cursor", "The next_cursor of the page before")]),
     ("post", "/api/jobs/{job_id}/run-now", "Make a scheduled (pending) job due now", True, []),
     ("get", "/api/failures/groups", "Failed jobs grouped by exception class and message pattern "
-     "(numbers and ids as placeholders), with counts and an example message (from the newest "
-     "`limit` failed jobs, 10,000 by default)", False,
+     "(numbers and ids as placeholders), with counts and an example message (the store counts "
+     "the failed jobs per exception text; at most `limit` texts, the most common, 10,000 by "
+     "default)", False,
      [_SEARCH[1], _SEARCH[2], _SEARCH[4],
-      ("limit", "How many of the newest failed jobs to group")]),
+      ("limit", "How many distinct exception texts to read at most")]),
     ("get", "/api/jobs/count", "Count jobs matching the store-side filters (estimate: true "
      "when the store's estimate stands in for a slow exact count); with action, exactly how "
      "many that bulk action would change (every filter applied)", False,

@@ -142,9 +142,13 @@ class JobQuery:
     def keeps(self, record: JobRecord) -> bool:
         """The test of the filters applied here rather than by the store (a short error text;
         argument values are tested separately, they need decoding)."""
-        if self.short_error and (self.error or "") not in (record.exception or ""):
+        return self.keeps_text(record.exception)
+
+    def keeps_text(self, exception: str | None) -> bool:
+        """``keeps`` for a job whose exception is this text."""
+        if self.short_error and (self.error or "") not in (exception or ""):
             return False
-        return not self.group or error_patterns.pattern(error_line(record.exception)) == self.group
+        return not self.group or error_patterns.pattern(error_line(exception)) == self.group
 
     @property
     def bounded_scan(self) -> bool:

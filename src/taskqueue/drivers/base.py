@@ -64,6 +64,43 @@ class QueueStats:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class DueFilter:
+    """The jobs waiting for a due time, soonest first (``Driver.due``): ``pending`` ones due
+    later than the store's clock (scheduled: a delay, an eta, a snooze) or every ``retrying``
+    one (waiting out its backoff). Ordered by (``available_at``, ``id``); ``after`` is the
+    (``available_at``, ``id``) of the last job of the previous page (keyset paging)."""
+
+    state: State = State.PENDING
+    queues: tuple[str, ...] = ()
+    after: tuple[datetime, str] | None = None
+    limit: int = 100
+
+
+#: The states ``Driver.due`` answers for.
+DUE_STATES = frozenset({State.PENDING, State.RETRYING})
+
+#: Columns ``Driver.sorted_search`` orders by (a whitelist) -> the job field each one is.
+SORT_COLUMNS: dict[str, str] = {
+    "priority": "priority", "attempts": "attempts", "updated": "updated_at",
+    "state": "state", "queue": "queue_name", "name": "name",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorText:
+    """One distinct exception text among the jobs a filter matches (``Driver.error_texts``):
+    how many jobs carry it, the task names and queues they come from, the newest job (largest
+    id) and the latest failure time among them."""
+
+    exception: str | None
+    count: int
+    latest_id: str
+    latest_at: datetime | None
+    names: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+
 #: The actions of ``Driver.apply_many`` and the states each one changes: the guards of the
 #: single-job verbs (``retry``, ``cancel``, ``set_priority``), and for ``delete`` every state
 #: but ``processing`` (a running job is cancelled first, so its worker stops it cleanly).
@@ -228,6 +265,27 @@ class Driver(Protocol):
         states ``BULK_STATES`` gives the action; jobs in other states and unknown ids are
         skipped. Returns the ids changed, in the order given. Cascades (a cancelled job's
         dependents, batch callbacks) are the caller's, as after ``cancel``."""
+
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        """``search`` ordered by ``column`` (a key of ``SORT_COLUMNS``; anything else is a
+        ``ValueError``), then by id newest first, paged by ``criteria.offset``/``limit``
+        (``after_id`` still bounds the ids). States sort by their names, times by time.
+        ``within``: only the newest that many matches are sorted (a bound on the work for a
+        filter that matches a large part of a big store)."""
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        """The distinct exception texts of the jobs matching ``criteria`` (its ``limit``,
+        ``offset`` and order ignored) with their counts, most common first then by text: one
+        GROUP BY on the SQL stores. At most ``limit`` texts: a caller that gets ``limit`` back
+        knows there may be more. The dashboard groups these by error pattern."""
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        """A page of the jobs waiting for a due time, soonest first (see ``DueFilter``), read
+        from the store's index of due times."""
+
+    def count_due(self, criteria: DueFilter) -> int:
+        """How many jobs ``due`` would list over all its pages (``after``/``limit`` ignored)."""
 
     def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
         """Replace a *pending* job's payload and due time (debounced unique jobs)."""

@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from taskqueue.drivers import _attempts
+from taskqueue.drivers import _attempts, _views
 from taskqueue.drivers import _files_scan as scan
 from taskqueue.drivers._files_coord import Coordination
 from taskqueue.drivers._files_counts import Counts
@@ -76,7 +76,13 @@ from taskqueue.drivers._files_store import (
     parse_ready,
     warn_if_network_fs,
 )
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
+from taskqueue.drivers.base import (
+    DueFilter,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+    check_bulk,
+)
 from taskqueue.errors import ConfigError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 
@@ -135,7 +141,7 @@ def file_url_path(url: str) -> Path:
     return Path(raw)
 
 
-class FileDriver:
+class FileDriver(_views.ReadsEveryMatch):
     """The Driver protocol over a directory tree (see the module docstring)."""
 
     name = "files"
@@ -433,6 +439,13 @@ class FileDriver:
     @_translated
     def count(self, criteria: JobFilter) -> int:
         return scan.count(self._store, criteria, self._jobs.find_unlocked, self._jobs.read_current)
+
+    # The dashboard's views read every match here (sorting, grouping: _views.ReadsEveryMatch).
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        return _views.due_by_scan(self.search, self.now(), criteria)
+
+    def count_due(self, criteria: DueFilter) -> int:
+        return _views.count_due_by_scan(self.search, self.now(), criteria)
 
     @_translated
     def stats(self) -> dict[str, QueueStats]:

@@ -16,6 +16,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
-from taskqueue.drivers import _attempts, _mysql_batch, _registry, _sql
+from taskqueue.drivers import _attempts, _mysql_batch, _registry, _sql, _views
 from taskqueue.drivers._mysql_pool import (
     RETRYABLE,
     Connection,
@@ -32,7 +33,15 @@ from taskqueue.drivers._mysql_pool import (
     open_connection,
     translate,
 )
-from taskqueue.drivers.base import BULK_STATES, HeartbeatResult, JobFilter, QueueStats, check_bulk
+from taskqueue.drivers.base import (
+    BULK_STATES,
+    DueFilter,
+    ErrorText,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+    check_bulk,
+)
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable, TaskQueueError
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -363,6 +372,35 @@ class MySQLDriver:
         where, params = _sql.filter_clause(criteria, "%s")
         return int(self._rows(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
 
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        where, params = _sql.filter_clause(criteria, "%s")
+        sql = _views.sorted_select(_sql.SELECT_COLUMNS, "job_queue", where, column, descending,
+                                   "%s", "BINARY {}", within=within, deferred=False)
+        return [_sql.row_to_record(r, _aware)
+                for r in self._rows(sql, [*params, criteria.limit, criteria.offset])]
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        """Grouped by the text's MD5 as well as by task and queue: MySQL compares TEXT values
+        in GROUP BY by their first ``max_sort_length`` bytes only (long tracebacks would merge),
+        and has no DISTINCT array aggregate; the rows are merged per text here."""
+        where, params = _sql.filter_clause(criteria, "%s")
+        rows = self._rows(
+            "SELECT MIN(exception), name, queue_name, count(*), max(id), "
+            f"max(coalesce(failed_at, updated_at)) FROM job_queue WHERE {where} "
+            "GROUP BY md5(exception), name, queue_name", params)
+        return _views.merge_text_rows(rows, limit, _aware)
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        where, params = _due(criteria)
+        sql = (f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE {where} "
+               "ORDER BY available_at, id LIMIT %s")
+        return [_sql.row_to_record(r, _aware) for r in self._rows(sql, [*params, criteria.limit])]
+
+    def count_due(self, criteria: DueFilter) -> int:
+        where, params = _due(replace(criteria, after=None))
+        return int(self._rows(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
+
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change(Q["cancel"], (reason, job_id))
 
@@ -618,6 +656,11 @@ def _ddl(cur: Cursor, statement: str) -> None:
 
 
 # -- conversions -------------------------------------------------------------------------------
+def _due(criteria: DueFilter) -> tuple[str, list[Any]]:
+    after = _naive(criteria.after[0]) if criteria.after is not None else None
+    return _views.due_clause(criteria, None, after, "%s", now_sql="UTC_TIMESTAMP(6)")
+
+
 def _aware(value: Any) -> datetime | None:
     """DATETIME columns hold UTC: attach the zone PyMySQL leaves off."""
     return _sql.dt_identity(value) if isinstance(value, datetime) else None

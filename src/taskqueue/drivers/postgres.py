@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -26,11 +27,18 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow, tuple_row
 
-from taskqueue.drivers import _attempts, _registry, _sql
+from taskqueue.drivers import _attempts, _registry, _sql, _views
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
+from taskqueue.drivers.base import (
+    DueFilter,
+    ErrorText,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+    check_bulk,
+)
 from taskqueue.errors import ConfigError, Conflict
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob, record_from_values
 from taskqueue.jobs.states import State
@@ -455,6 +463,43 @@ class PostgresDriver:
         if float(plan["Total Cost"]) <= ESTIMATE_ABOVE_COST:
             return None
         return int(plan["Plan Rows"])
+
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        query = _views.sorted_select(_sql.SELECT_COLUMNS, self._table, where, column,
+                                     descending, "%s", '{} COLLATE "C"', within=within,
+                                     home=self._table)
+        rows = self._run(lambda cur: cur.execute(query, [*params, criteria.limit,
+                                                         criteria.offset]).fetchall())
+        return [_record(row) for row in rows]
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        query = ("SELECT exception, count(*), max(id), max(coalesce(failed_at, updated_at)), "
+                 "array_agg(DISTINCT name), array_agg(DISTINCT queue_name) "
+                 f"FROM {self._table} WHERE {where} GROUP BY exception "
+                 'ORDER BY count(*) DESC, exception COLLATE "C" LIMIT %s')
+        rows = self._run(lambda cur: cur.execute(query, [*params, limit]).fetchall())
+        return _views.ordered_texts(
+            [ErrorText(text, int(n), latest, at.astimezone(UTC) if at else None,
+                       tuple(sorted(names)), tuple(sorted(queues)))
+             for text, n, latest, at, names, queues in rows], limit)
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        where, params = self._due(criteria)
+        return self._select(f"WHERE {where} ORDER BY available_at, id LIMIT %s",
+                            [*params, criteria.limit])
+
+    def count_due(self, criteria: DueFilter) -> int:
+        where, params = self._due(replace(criteria, after=None))
+        query = f"SELECT count(*) FROM {self._table} WHERE {where}"
+        return int(self._run(lambda cur: cur.execute(query, params).fetchall())[0][0])
+
+    @staticmethod
+    def _due(criteria: DueFilter) -> tuple[str, list[Any]]:
+        after = criteria.after[0] if criteria.after is not None else None
+        return _views.due_clause(criteria, None, after, "%s", now_sql="statement_timestamp()")
 
     def cancel(self, job_id: str, reason: str) -> bool:
         return self._change("cancel", (reason, job_id))

@@ -81,14 +81,20 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from taskqueue.drivers import _attempts, _registry
+from taskqueue.drivers import _attempts, _registry, _views
 from taskqueue.drivers import _redis_cluster as cluster
 from taskqueue.drivers import _redis_codec as rc
 from taskqueue.drivers import _redis_keys as rk
 from taskqueue.drivers import _redis_layout as layout
 from taskqueue.drivers._redis_lane import Lane
 from taskqueue.drivers._redis_memory import Memory, Primed
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
+from taskqueue.drivers.base import (
+    DueFilter,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+    check_bulk,
+)
 from taskqueue.errors import Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -133,7 +139,7 @@ def preload() -> None:
     "localhost".encode("idna")
 
 
-class RedisDriver:
+class RedisDriver(_views.ReadsEveryMatch):
     name = "redis"
 
     def __init__(self, client: Any, *, prefix: str = rk.DEFAULT_PREFIX,
@@ -753,6 +759,54 @@ class RedisDriver:
                     if rk.matches(values, criteria)]
             if wanted is not None and len(out) >= wanted:
                 return out[:wanted]
+        return out
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        """The state set of each queue (``pending``/``retrying``, scored by due time in
+        microseconds, ties in id order as the set keeps them) from the cursor or from now, a
+        page per queue, merged."""
+        with self._guard():
+            heads = self._due_ids(criteria, criteria.limit)
+            heads.sort()
+            wanted = heads[:criteria.limit]
+            pipe = self._r.pipeline(transaction=False)
+            for _, job_id, queue in wanted:
+                pipe.hgetall(self.keys.job(queue, job_id))
+            return [job for raw in pipe.execute() if (job := rc.decode_job(raw)) is not None]
+
+    def count_due(self, criteria: DueFilter) -> int:
+        state = _views.check_due(criteria)
+        with self._guard():
+            low = f"({self._now_us()}" if state is State.PENDING else "-inf"
+            pipe = self._r.pipeline(transaction=False)
+            for queue in criteria.queues or self._queue_names():
+                pipe.zcount(self.keys.sub(queue, state.value), low, "+inf")
+            return int(sum(pipe.execute()))
+
+    def _due_ids(self, criteria: DueFilter, limit: int) -> list[tuple[int, str, str]]:
+        """(due time in µs, id, queue) of the first ``limit`` waiting jobs of each queue."""
+        state = _views.check_due(criteria)
+        now = self._now_us() if state is State.PENDING else None
+        low: int | str = "-inf" if now is None else f"({now}"
+        after_us, after_id = None, ""
+        if criteria.after is not None:
+            after_us, after_id = rc.to_us(criteria.after[0]), criteria.after[1]
+            low = after_us if now is None else max(after_us, now + 1)
+        out: list[tuple[int, str, str]] = []
+        for queue in criteria.queues or self._queue_names():
+            key, start, found = self.keys.sub(queue, state.value), 0, 0
+            while found < limit:
+                page = self._r.zrangebyscore(key, low, "+inf", start=start, num=limit + 1,
+                                             withscores=True)
+                for member, score in page:
+                    job_id, due = rc.text(member), int(score)
+                    if after_us is not None and (due, job_id) <= (after_us, after_id):
+                        continue
+                    out.append((due, job_id, queue))
+                    found += 1
+                if len(page) <= limit:
+                    break
+                start += len(page)
         return out
 
     def cancel(self, job_id: str, reason: str) -> bool:

@@ -3,7 +3,7 @@ read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
 
 Only the verbs that never write go to the replica: ``get``, ``search``, ``count``,
 ``estimate_count``, ``stats``, ``registry_list``, ``missing_migrations``, ``schema_absent``,
-``attempt_history``.
+``attempt_history``, ``sorted_search``, ``error_texts``, ``due``, ``count_due``.
 A replica lags its primary, so what these return may be a moment old; code that writes and
 then reads back what it wrote uses ``primary``.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from taskqueue.drivers.base import Driver, JobFilter, QueueStats
+from taskqueue.drivers.base import Driver, DueFilter, ErrorText, JobFilter, QueueStats
 from taskqueue.jobs.model import Attempt, JobRecord
 
 
@@ -38,6 +38,19 @@ class ReplicaReads:
 
     def dependents(self, job_ids: Sequence[str]) -> list[str]:
         return self.replica.dependents(job_ids)
+
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        return self.replica.sorted_search(criteria, column, descending, within)
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        return self.replica.error_texts(criteria, limit)
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        return self.replica.due(criteria)
+
+    def count_due(self, criteria: DueFilter) -> int:
+        return self.replica.count_due(criteria)
 
     def estimate_count(self, criteria: JobFilter) -> int | None:
         estimate = getattr(self.replica, "estimate_count", None)

@@ -21,10 +21,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from taskqueue.drivers import _attempts, _registry, _sql
+from taskqueue.drivers import _attempts, _registry, _sql, _views
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers._sqlite_wake import Doorbell
-from taskqueue.drivers.base import HeartbeatResult, JobFilter, QueueStats, check_bulk
+from taskqueue.drivers.base import (
+    DueFilter,
+    ErrorText,
+    HeartbeatResult,
+    JobFilter,
+    QueueStats,
+    check_bulk,
+)
 from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -506,6 +513,47 @@ class SQLiteDriver:
                              for column, value in terms)
         rows = self._read(Q["search_text"], (query, FEW_MATCHES + 1))
         return None if len(rows) > FEW_MATCHES else [row[0] for row in rows]
+
+    def sorted_search(self, criteria: JobFilter, column: str, descending: bool,
+                      within: int | None = None) -> list[JobRecord]:
+        table, where, params = self._filter(criteria)
+        sql = _views.sorted_select(_sql.SELECT_COLUMNS, table, where, column, descending, "?",
+                                   within=within)
+        return [_sql.row_to_record(r) for r in
+                self._read(sql, [*params, criteria.limit, criteria.offset])]
+
+    def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        """Failed jobs alone are grouped from idx_failed_text (migration 10), which holds every
+        column the statement reads, in text order: no table reads, no sort."""
+        table, where, params = self._filter(criteria)
+        if {State(s) for s in criteria.states} == {State.FAILED}:
+            where += " AND state = 'failed'"  # literally, so the partial index qualifies
+        rows = self._read(
+            "SELECT exception, count(*), max(id), max(coalesce(failed_at, updated_at)), "
+            "json_group_array(DISTINCT name), json_group_array(DISTINCT queue_name) "
+            f"FROM {table} WHERE {where} GROUP BY exception "
+            "ORDER BY count(*) DESC, exception LIMIT ?", [*params, limit])
+        return _views.ordered_texts(
+            [ErrorText(text, int(n), latest, _sql.epoch_to_dt(at),
+                       tuple(sorted(json.loads(names))), tuple(sorted(json.loads(queues))))
+             for text, n, latest, at, names, queues in rows], limit)
+
+    def due(self, criteria: DueFilter) -> list[JobRecord]:
+        where, params = self._due(criteria)
+        sql = (f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE {where} "
+               "ORDER BY available_at, id LIMIT ?")
+        return [_sql.row_to_record(r) for r in self._read(sql, [*params, criteria.limit])]
+
+    def count_due(self, criteria: DueFilter) -> int:
+        where, params = self._due(replace(criteria, after=None))
+        return int(self._read(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
+
+    def _due(self, criteria: DueFilter) -> tuple[str, list[Any]]:
+        after = None
+        if criteria.after is not None:  # the stored float, within a microsecond either way
+            at = criteria.after[0].timestamp()
+            after = (at - 1e-6, at + 1e-6)
+        return _views.due_clause(criteria, time.time(), after, "?")
 
     def cancel(self, job_id: str, reason: str) -> bool:
         now = time.time()

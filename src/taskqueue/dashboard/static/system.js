@@ -157,7 +157,7 @@
             h("td", { class: "num", text: `${job.attempts}/${job.max_attempts}` }),
             view === "retrying" ? h("td", { class: "error", text: job.error || "" }) : h("td", { class: "num", text: String(job.priority) }),
             h("td", {}, view === "scheduled" ? runNow(job) : null))))),
-        h("p", { class: "muted", text: `${TQ.num(data.total)} ${view} job${data.total === 1 ? "" : "s"}` + (data.complete ? "" : ` among the newest ${TQ.num(data.scanned)} of that state`) +
+        h("p", { class: "muted", text: `${TQ.num(data.total)} ${view} job${data.total === 1 ? "" : "s"}` + (data.complete === false ? ` among the newest ${TQ.num(data.scanned)} of that state` : "") +
           (data.total > data.jobs.length ? `; the ${data.jobs.length} due soonest are shown.` : ".") }));
     };
     TQ.every(5000, reload);

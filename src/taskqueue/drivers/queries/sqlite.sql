@@ -255,6 +255,23 @@ DROP TRIGGER IF EXISTS job_text_add;
 DROP INDEX IF EXISTS idx_priority;
 DROP INDEX IF EXISTS idx_created_at;
 
+-- name: migration_10
+-- The dashboard's Scheduled and Retrying views (`due`): the jobs waiting for a due time, by
+-- due time. A pending job is in idx_scheduled only while it is due later than its last change
+-- (pushed with a delay or an eta, snoozed): a job pushed, retried or handed back due at once
+-- meets neither predicate, so those writes add no entry. `due` repeats the predicates.
+CREATE INDEX IF NOT EXISTS idx_scheduled ON job_queue (available_at, id)
+    WHERE state = 'pending' AND available_at > updated_at;
+CREATE INDEX IF NOT EXISTS idx_retrying ON job_queue (available_at, id)
+    WHERE state = 'retrying';
+-- The failures grouped by error (`error_texts`): the failed jobs' exception texts with what the
+-- GROUP BY reads, in text order, so grouping reads neither the table nor a sorter (24 instead
+-- of 83 ms CPU over 30,000 failed jobs). It costs a copy of each failed job's exception; only
+-- a job entering or leaving `failed` writes it.
+CREATE INDEX IF NOT EXISTS idx_failed_text
+    ON job_queue (exception, name, queue_name, id, failed_at, updated_at)
+    WHERE state = 'failed';
+
 -- name: add_job_text
 -- The searchable texts of a job just inserted (only called when it has tags or an exception).
 INSERT INTO job_text (job_id, tags, exception) VALUES (?, ?, ?);
