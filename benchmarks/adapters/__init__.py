@@ -3,7 +3,9 @@
 
 An adapter module is imported twice: by the harness (to enqueue) and by the worker process the
 harness starts (to run jobs); both read the store from ``BENCH_STORE`` (JSON) in the
-environment.
+environment. What this package imports, every library's worker imports before its first job:
+keep it to what a job needs (``importlib.metadata``, for the harness's version report, costs
+a worker 30-70 ms of start-up and loads where it is used).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib import metadata
 from typing import Any, ClassVar
 
 
@@ -46,6 +47,8 @@ class Adapter:
         self.extra_args = []
 
     def version(self) -> str:
+        from importlib import metadata
+
         try:
             return metadata.version(self.dist or self.name)
         except metadata.PackageNotFoundError:

@@ -3,6 +3,7 @@ a recycle loses no time to them once it is told to start)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,35 @@ def test_warmed_up_worker_reserves_first_and_maintains_at_its_interval(
     assert "recover_expired" not in calls  # next pass after maintenance_interval (5 s)
 
 
-def test_without_warm_up_the_first_round_maintains_before_reserving(
+def test_without_warm_up_the_first_round_reserves_before_its_maintenance_pass(
         manager: QueueManager) -> None:
+    """Issue #17 goal 3: lease recovery and the prune (a table scan on some stores) come after
+    the first batch, not before the first job."""
     t.add.delay(1, 2)
     worker = Worker(manager, WorkerOptions(queues=["default"], stop_when_empty=True))
     calls: list[str] = []
     counting(worker.driver, "recover_expired", calls)
     counting(worker.driver, "reserve", calls)
     assert worker.run().completed == 1
-    assert calls[:2] == ["recover_expired", "reserve"]
+    assert calls[:2] == ["reserve", "recover_expired"]
+
+
+def test_an_empty_first_reservation_runs_the_maintenance_pass_and_reserves_again(
+        manager: QueueManager) -> None:
+    """A job whose lease expired while no worker ran is recovered by the first pass and run by
+    a --stop-when-empty worker, although the first reservation found nothing ready."""
+    job = t.add.delay(1, 2)
+    [held] = manager.driver.reserve("dead-worker", ["default"], 1, 30)
+    assert held.id == job.id
+    with sqlite3.connect(manager.settings.database_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE job_queue SET lease_expires_at = 0 WHERE id = ?", (job.id,))
+    worker = Worker(manager, WorkerOptions(queues=["default"], stop_when_empty=True))
+    calls: list[str] = []
+    counting(worker.driver, "recover_expired", calls)
+    counting(worker.driver, "reserve", calls)
+    assert worker.run().completed == 1
+    assert calls[:3] == ["reserve", "recover_expired", "reserve"]
+    assert manager.result(job.id, timeout=5) == 3
 
 
 @pytest.mark.parametrize("backend", [b for b in ("postgres", "mysql")

@@ -97,6 +97,8 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     server = scheduler = None
     stop_scheduler = threading.Event()
     try:
+        # the workers first: this process's own connection is not on the first job's way
+        supervisor.launch()
         manager = open_patiently(lambda: QueueManager.from_settings(settings), "taskqueue work")
         server = None if metrics_port is None else serve_metrics(manager, metrics_port)
         scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None

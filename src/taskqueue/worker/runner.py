@@ -205,6 +205,8 @@ class Worker:
         self._started = time.monotonic()
         self._next_maintenance = 0.0
         self._next_prune = 0.0
+        #: The first round reserves before the first maintenance pass (``run_once``).
+        self._maintained = False
         self._events = manager.events
         self._state = "starting"
         self.middleware = [*default_middleware(), *self.options.middleware]
@@ -328,17 +330,24 @@ class Worker:
         With ``hold_acks`` the batch's completions stay buffered, to go with the next
         reservation (a driver offering ``complete_and_reserve``); the loop that asks for it
         flushes them before it pauses, stops or waits."""
-        self._maintenance()
+        # A worker's first round reserves before its first maintenance pass: lease recovery
+        # and the prune (each a scan of the job table on some stores) follow the first batch
+        # instead of delaying the first job. An empty first reservation runs the pass at once
+        # and tries again, so jobs it recovers are not missed (--stop-when-empty).
+        first = not self._maintained
+        if not first:
+            self._maintenance()
         rounds = self._rounds()
         if not rounds:
             self.flush_acks()
             self._stop.wait(0.1)
             return 0
-        batch = []
-        for queues in rounds:
-            batch = self._reserve(queues)
-            if batch:
-                break
+        batch = self._reserve_first(rounds)
+        if first:
+            self._maintained = True
+            if not batch:
+                self._maintenance()
+                batch = self._reserve_first(rounds)
         if not batch:
             return 0
         self.heartbeat.hold(j.token for j in batch)
@@ -362,6 +371,13 @@ class Worker:
             if not hold_acks:
                 self.flush_acks()
         return len(batch)
+
+    def _reserve_first(self, rounds: list[list[str]]) -> list[JobRecord]:
+        """The batch of the first queue group that has ready jobs (empty: none has)."""
+        for queues in rounds:
+            if batch := self._reserve(queues):
+                return batch
+        return []
 
     def _reserve(self, queues: list[str]) -> list[JobRecord]:
         """The next batch; buffered completions go with it when the driver can do both in

@@ -43,6 +43,7 @@ from taskqueue.worker.child import NOTE, SOON
 from taskqueue.worker.exit_codes import ExitCode
 from taskqueue.worker.forkserver import ForkServer, ForkServerError, Recipe, id_suffix
 from taskqueue.worker.orphans import ORPHANED
+from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.recovery import Recovery, death_cause, worker_id_for
 from taskqueue.worker.retry import RetryPolicy
@@ -239,15 +240,22 @@ class Supervisor:
         self.stopping = True
 
     # -- loop -------------------------------------------------------------------------------------
-    def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
+    def launch(self) -> None:
+        """Open the store (migrating it, once: workers open it without migrating; an outage
+        at start is waited out) and fork the workers. ``run`` begins with it; a caller that
+        opens connections of its own calls it first, so they are not on the first job's way."""
+        if self.started_at:
+            return
         self.start()
-        self._install_signals()
         self.started_at = time.monotonic()
-        with contextlib.suppress(Exception):   # an outage is waited out by the duties below
-            self.driver()   # migrates the store, once: workers open it without migrating
+        open_patiently(self.driver, "taskqueue work")
+        for slot in self.slots:
+            self.spawn(slot)
+
+    def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
+        self._install_signals()
         try:
-            for slot in self.slots:
-                self.spawn(slot)
+            self.launch()
             while any(not s.finished for s in self.slots) or self.leaving:
                 self._step()
                 if tick:
