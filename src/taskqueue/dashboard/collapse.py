@@ -30,12 +30,16 @@ def collapse(graph: dict[str, Any], expand: Collection[str] = ()) -> dict[str, A
     for a, b in graph["edges"]:
         children[a].add(b)
         parents[b].add(a)
-    classes: dict[str, list[dict[str, Any]]] = {}
+    # grouped by the plain key first: the digest is taken once per class, not once per job
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for node in nodes:
         if node["id"] == graph.get("focus"):
             continue
-        key = _class_id(node, parents[node["id"]], children[node["id"]])
-        classes.setdefault(key, []).append(node)
+        key = (node["name"], node["state"], node["queue"],
+               tuple(sorted(parents[node["id"]])), tuple(sorted(children[node["id"]])))
+        by_key.setdefault(key, []).append(node)
+    classes = {_class_id(members[0], set(key[3]), set(key[4])): members
+               for key, members in by_key.items()}
     folded = {key: members for key, members in classes.items()
               if len(members) > 1 and key not in expand}
     home = {m["id"]: key for key, members in folded.items() for m in members}
