@@ -16,6 +16,7 @@ from taskqueue import (
     State,
     generate_key,
 )
+from taskqueue.jobs.model import LeaseToken
 from taskqueue.observability import events as ev
 from tests.apps import sample_tasks as t
 from tests.integration.conftest import drain, final, ledger_lines
@@ -300,3 +301,46 @@ def test_the_worker_acknowledges_with_the_next_reservation_when_it_can(
     assert any(n > 0 for n in calls), "completions went with a reservation"
     assert {manager.require(i).state for i in ids} == {State.COMPLETED}
     manager.close()
+
+
+def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
+        manager: QueueManager) -> None:
+    """Without complete_and_reserve (PostgreSQL, Redis, MySQL), the completions of a batch
+    after which the queue ran dry go out from the ack thread: the main thread is already
+    waiting for the next job meanwhile, instead of waiting for their commit first."""
+    import threading
+
+    from taskqueue import Worker, WorkerOptions
+
+    first = t.add.delay(0, 0)  # measured first: the worker then asks for more than one job
+    last = t.add.delay(1, 2)
+    worker = Worker(manager, WorkerOptions(poll_interval=0.05))
+    worker._combined = None  # as on a driver without complete_and_reserve
+    real_complete, real_wait = worker.driver.complete_many, worker.driver.wait_for_work
+    sending, waiting, seen = threading.Event(), threading.Event(), []
+
+    def complete_many(items: list[tuple[LeaseToken, str | None]]) -> list[bool]:
+        if any(token.job_id == last for token, _ in items):
+            sending.set()
+            waiting.wait(10)  # released once the main thread waits for work (not if it is us)
+            seen.append((threading.current_thread().name, waiting.is_set()))
+        return real_complete(items)
+
+    def wait_for_work(queues: list[str], timeout: float) -> None:
+        if sending.is_set():
+            waiting.set()
+        real_wait(queues, timeout)
+
+    worker.driver.complete_many = complete_many  # type: ignore[method-assign]
+    worker.driver.wait_for_work = wait_for_work  # type: ignore[method-assign]
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and final(manager, last).state != State.COMPLETED:
+            time.sleep(0.05)
+    finally:
+        worker.request_stop()
+        runner.join(10)
+    assert seen == [("taskqueue-acks", True)]
+    assert {final(manager, i).state for i in (first, last)} == {State.COMPLETED}

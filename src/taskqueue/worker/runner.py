@@ -177,6 +177,9 @@ class Worker:
         self._acks_since = 0.0
         self._awaiting_ack: set[str] = set()
         self._ack_wake = threading.Event()
+        #: Set when the acker thread is to send the buffered completions now (see _ack_idle).
+        self._ack_now = threading.Event()
+        self._asked = 0   # the size the last reservation asked for
         self._acker: threading.Thread | None = None
         self._acker_stop = threading.Event()
         self._paused_queues: set[str] = set()
@@ -369,7 +372,10 @@ class Worker:
                     self._process(job)
         finally:
             if not hold_acks:
-                self.flush_acks()
+                if len(batch) < self._asked and not self._stop.is_set():
+                    self._ack_idle()
+                else:
+                    self.flush_acks()
         return len(batch)
 
     def _reserve_first(self, rounds: list[list[str]]) -> list[JobRecord]:
@@ -382,7 +388,7 @@ class Worker:
     def _reserve(self, queues: list[str]) -> list[JobRecord]:
         """The next batch; buffered completions go with it when the driver can do both in
         one transaction."""
-        size = self._batch_size()
+        size = self._asked = self._batch_size()
         if self._combined is None or not self._acks:
             return self.driver.reserve(self.worker_id, queues, size, self.lease)
         pending = self._take_acks()
@@ -569,6 +575,18 @@ class Worker:
         if pending:
             self._acknowledged(pending, self._send_acks(pending, self.driver.complete_many))
 
+    def _ack_idle(self) -> None:
+        """The queue ran dry (the batch came back short): the acker thread sends the
+        completions at once, on a connection of its own, while this thread goes on to wait
+        for work. Waiting for their commit here (a WAL flush on PostgreSQL) would hold up a
+        job pushed meanwhile by that much; a drain keeps acknowledging in line, in batches.
+        Without the acker (``run_once`` called directly) they are sent here."""
+        if self._acker is None or not self._acker.is_alive():
+            self.flush_acks()
+        elif self._acks:
+            self._ack_now.set()
+            self._ack_wake.set()
+
     def _send_acks(self, pending: list[_Ack], verb: Callable[..., T], *args: Any) -> T | None:
         """Call ``verb(tokens, *args)`` (``complete_many`` or ``complete_and_reserve``)
         through store outages; if it raises anyway, the jobs are let go first."""
@@ -605,14 +623,16 @@ class Worker:
     def _ack_loop(self) -> None:
         """Acknowledge completions that waited ``ACK_DELAY`` while the main thread is busy in
         a long job (between jobs it flushes them itself): finished jobs are not held back, as
-        running, until a slow job after them ends."""
+        running, until a slow job after them ends. Those of a worker gone idle, at once."""
         while not self._acker_stop.is_set():
             if not self._ack_wake.wait(1.0):
                 continue
             self._ack_wake.clear()
-            if self._acker_stop.wait(ACK_DELAY):
+            if not self._ack_now.is_set() and self._acker_stop.wait(ACK_DELAY):
                 return
-            if self._acks and time.monotonic() - self._acks_since >= ACK_DELAY:
+            now = self._ack_now.is_set()
+            self._ack_now.clear()
+            if self._acks and (now or time.monotonic() - self._acks_since >= ACK_DELAY):
                 try:
                     self.flush_acks()
                 except Exception:  # noqa: BLE001 - those jobs were let go: they run again
