@@ -182,6 +182,31 @@ def test_a_push_rings_the_doorbell_of_an_idle_worker(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
+def test_a_worker_that_starts_waiting_within_the_same_mtime_tick_is_rung(tmp_path: Path) -> None:
+    """A pusher lists the idle workers again only when the directory's mtime moves. On a
+    kernel whose file clock ticks every few ms, a worker listed within the same tick as the
+    pusher's last look leaves the mtime as it was (simulated here by setting it back): it must
+    still be rung, not left to its poll until the directory changes again."""
+    path = str(tmp_path / "q.db")
+    first, pusher = Doorbell(path), SQLiteDriver(path)
+    pusher.migrate()
+    second = Doorbell(path)
+    try:
+        first.sleep(0)
+        pusher.push([_plain()])   # the pusher reads the directory: one worker
+        stamp = os.stat(path + "-wake").st_mtime_ns
+        second.sleep(0)   # a second worker starts waiting in the same tick
+        os.utime(path + "-wake", ns=(stamp, stamp))
+        first.drain()
+        pusher.push([_plain()])
+        assert second.sleep(0) is True, "the new worker was not rung"
+    finally:
+        first.close()
+        second.close()
+        pusher.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
 def test_a_dead_workers_marker_is_removed_by_the_next_push(tmp_path: Path) -> None:
     path = str(tmp_path / "q.db")
     dead, pusher = Doorbell(path), SQLiteDriver(path)

@@ -22,6 +22,9 @@ from pathlib import Path
 _ENABLED = sys.platform.startswith("linux") and hasattr(socket, "AF_UNIX")
 #: Seconds between two looks for the directory while no worker has ever waited.
 _ABSENT_RECHECK = 0.5
+#: A directory changed less than this long ago (ns) may change again without its mtime
+#: moving: many kernels stamp files with a clock that ticks every 1-10 ms.
+_MTIME_SETTLE_NS = 100_000_000
 
 
 class Doorbell:
@@ -89,7 +92,10 @@ class Doorbell:
         if mtime != self._seen:
             with contextlib.suppress(OSError):
                 self._names = [entry.name for entry in os.scandir(self.directory)]
-                self._seen = mtime
+                # A marker added within the same clock tick as the change we just read would
+                # not move the mtime again: trust the list only once the directory is settled.
+                settled = time.time_ns() - mtime > _MTIME_SETTLE_NS
+                self._seen = mtime if settled else None
         for name in self._names:
             try:
                 self._sender.sendto(b"!", "\0" + name)
