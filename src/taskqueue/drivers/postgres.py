@@ -299,14 +299,10 @@ class PostgresDriver:
     ) -> list[JobRecord]:
         if not queues or limit <= 0:
             return []
-        params = {"worker": worker_id, "lease": float(lease_seconds),
-                  "queues": list(dict.fromkeys(queues)), "limit": limit}
+        params = _reserve_params(worker_id, queues, limit, lease_seconds)
         # Binary rows: timestamps and the payload load faster than from text (bytea as hex).
-        rows = self._run(lambda cur: cur.execute(self._q["reserve"], params, prepare=self._prepare,
-                                                 binary=True).fetchall())
-        jobs = [_record(row) for row in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
-        return jobs
+        return _batch(self._run(lambda cur: cur.execute(
+            self._q["reserve"], params, prepare=self._prepare, binary=True).fetchall()))
 
     def warm_up(self, connections: int) -> None:
         """Open ``connections`` sessions and run the hot path's statements once on each, with
@@ -355,29 +351,44 @@ class PostgresDriver:
         return self._run(work)
 
     def complete_many(self, items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
-        """The whole batch in one round trip and one commit: one set-based ``complete_many``
-        statement, then one ``release_dependents_many`` (its own snapshot, see count_waiting in
-        postgres.sql), pipelined as one implicit transaction."""
+        return self.complete_and_reserve(items, "", (), 0, 0.0)[0]
+
+    def complete_and_reserve(
+        self, items: Sequence[tuple[LeaseToken, str | None]], worker_id: str,
+        queues: Sequence[str], limit: int, lease_seconds: float,
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """The batch's completions and the next reservation in one round trip and one commit:
+        one set-based ``complete_many`` statement, one ``release_dependents_many`` (its own
+        snapshot, see count_waiting in postgres.sql), then ``reserve`` (which therefore sees
+        the jobs these completions released), pipelined as one implicit transaction: an
+        error in any of them rolls back all three. One commit (a WAL flush) per batch where
+        the worker had two."""
+        reserving = bool(queues) and limit > 0
         if not items:
-            return []
+            return [], self.reserve(worker_id, queues, limit, lease_seconds) if reserving else []
         ordered = sorted(items, key=lambda item: item[0].job_id)
         ids = [token.job_id for token, _ in ordered]
         params = (ids, [token.epoch for token, _ in ordered], [result for _, result in ordered])
+        wanted = _reserve_params(worker_id, queues, limit, lease_seconds) if reserving else None
+        q, prepare = self._q, self._prepare
 
-        def work(cur: Cursor) -> set[tuple[str, int]]:
+        def work(cur: Cursor) -> tuple[set[tuple[str, int]], list[TupleRow]]:
             conn = cur.connection
-            with conn.pipeline(), conn.cursor() as release:
-                cur.execute(self._q["complete_many"], params, prepare=self._prepare)
-                release.execute(self._q["release_dependents_many"], {"ids": ids},
-                                prepare=self._prepare)
-            return {(job_id, epoch) for job_id, epoch in cur.fetchall()}
-        done = self._run(work)
+            with conn.cursor() as release, conn.cursor() as picked:
+                with conn.pipeline():
+                    cur.execute(q["complete_many"], params, prepare=prepare)
+                    release.execute(q["release_dependents_many"], {"ids": ids}, prepare=prepare)
+                    if wanted is not None:
+                        picked.execute(q["reserve"], wanted, prepare=prepare, binary=True)
+                rows = picked.fetchall() if wanted is not None else []
+            return {(job_id, epoch) for job_id, epoch in cur.fetchall()}, rows
+        done, rows = self._run(work)
         accepted = []
         for token, _ in items:  # a token given twice is accepted once, as when sent one by one
             key = (token.job_id, token.epoch)
             accepted.append(key in done)
             done.discard(key)
-        return accepted
+        return accepted, _batch(rows)
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         return self.complete_many([(token, result)])[0]
@@ -633,6 +644,19 @@ def _record(row: Sequence[Any]) -> JobRecord:
             result, progress, key, batch, owner, expires, epoch, {}))
     except Exception:  # noqa: BLE001 - a column another program filled with garbage
         return _sql.row_to_record(row, _utc)  # maps it field by field, naming the failures
+
+
+def _reserve_params(worker_id: str, queues: Sequence[str], limit: int,
+                    lease_seconds: float) -> dict[str, Any]:
+    return {"worker": worker_id, "lease": float(lease_seconds),
+            "queues": list(dict.fromkeys(queues)), "limit": limit}
+
+
+def _batch(rows: Sequence[Sequence[Any]]) -> list[JobRecord]:
+    """Reserved rows as records in the order the worker runs them."""
+    jobs = [_record(row) for row in rows]
+    jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+    return jobs
 
 
 def _utc(value: datetime | None) -> datetime | None:
