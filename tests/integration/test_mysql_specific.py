@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -123,6 +124,33 @@ def test_bad_url_is_config_error() -> None:
         open_driver("mysql://root@127.0.0.1:3306/")
     with pytest.raises(ConfigError, match="unknown MySQL option"):
         open_driver("mysql://root@127.0.0.1:3306/x?colour=blue")
+
+
+def test_sessions_share_one_tls_context_without_reading_the_ca_store(tmp_path: Path) -> None:
+    """Given no TLS option, PyMySQL tries TLS without verifying the server; it used to build
+    a default context, reading the system's CA store (35-50 ms of CPU), for every session
+    (issue #17 goal 3: a worker's first query). One context per process now, holding no CA,
+    with the same checks (none) and sessions that still work."""
+    from taskqueue.drivers._mysql_pool import open_connection
+
+    with mysql_url(tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            args = driver._connect_args  # type: ignore[attr-defined]
+            first, second = open_connection(args), open_connection(args)
+            try:
+                assert first.ctx is second.ctx
+                assert first.ctx.cert_store_stats()["x509_ca"] == 0
+                assert not first.ctx.check_hostname and first.ctx.verify_mode == ssl.CERT_NONE
+                for conn in (first, second):
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT 1")
+                        assert cur.fetchone() == (1,)
+            finally:
+                first.close()
+                second.close()
+        finally:
+            driver.close()
 
 
 # -- locking ---------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ failing call raises and the next call connects afresh.
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,11 +25,34 @@ RETRYABLE = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transact
 _SERVER_GONE = frozenset({1053, 1152, 1927, 4031})  # shutdown, aborted, killed, idle timeout
 
 
+class _Connection(pymysql.connections.Connection):  # type: ignore[misc]
+    """PyMySQL's connection. Given no TLS option (the driver passes none), PyMySQL 1.2 tries TLS
+    without verifying the server (its "preferred" mode: certificate not checked, a server
+    without TLS accepted) and, for that, builds on every connection a default context that
+    reads the system's CA store: 35-50 ms of CPU per session (on every worker's first query,
+    every reconnect) for certificates it then never checks. That mode gets one context per
+    process here, without the CA store; any explicit TLS option is PyMySQL's as before."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> Any:
+        if isinstance(sslp, dict) and not sslp:
+            return _unverified_context()
+        return super()._create_ssl_ctx(sslp)
+
+
+@functools.cache
+def _unverified_context() -> ssl.SSLContext:
+    """What PyMySQL's preferred mode uses (no hostname check, ``CERT_NONE``), minus the CAs."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def open_connection(args: dict[str, Any]) -> Connection:
     """A new autocommit session in UTC at READ COMMITTED (``args`` are PyMySQL's), with
     multi-statements on: the driver sends a transaction's statements as one script (every
     value in it escaped by PyMySQL; see ``_mysql_batch``)."""
-    conn = pymysql.connect(charset="utf8mb4", autocommit=True, binary_prefix=True,
+    conn = _Connection(charset="utf8mb4", autocommit=True, binary_prefix=True,
                            client_flag=CLIENT.MULTI_STATEMENTS,
                            write_timeout=args.get("read_timeout"), **args)
     try:
