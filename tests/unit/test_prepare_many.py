@@ -63,3 +63,38 @@ def test_recurring_jobs_of_one_batch_are_separate_series(manager: QueueManager) 
     series = [loads(j.payload[4:])["_wf"]["series"] for j in jobs]
     assert series == [j.id for j in jobs]
     assert [t for t in jobs[0].tags if t.startswith("series:")] == [f"series:{jobs[0].id}"]
+
+
+# -- options settled once per option set (Client._settled) --------------------------------------
+
+def test_pushes_with_remembered_options_come_out_as_prepared_afresh(
+        manager: QueueManager) -> None:
+    calls = [a.s(1), a.s(2).set(priority=9, tags=("x", "y")), b.s(3).set(delay=5)]
+    first = [manager.prepare(c, queue="q") for c in calls]
+    remembered = len(manager._settled_by_key)
+    again = [manager.prepare(c, queue="q") for c in calls]
+    assert remembered == 3 and len(manager._settled_by_key) == 3
+    assert [comparable(j) for j in first] == [comparable(j) for j in again]
+    manager._settled_by_key.clear()
+    assert [comparable(manager.prepare(c, queue="q")) for c in calls] == [
+        comparable(j) for j in first]
+
+
+def test_equal_option_values_of_another_type_are_checked_again(manager: QueueManager) -> None:
+    """``True == 1``: a remembered ``priority=1`` must not let ``priority=True`` through, nor
+    ``tags=(1,)`` (not strings) reuse the tags of another option set."""
+    assert manager.prepare(a.s(1), priority=1).priority == 1
+    with pytest.raises(ValueError, match="priority"):
+        manager.prepare(a.s(1), priority=True)
+    assert manager.prepare(a.s(1), tags=["1"]).tags == ("1",)
+    assert manager.prepare(a.s(1), tags=[1]).tags == ("1",)   # str()'d, not remembered
+    assert manager.prepare(a.s(1), tags=[True]).tags == ("True",)
+
+
+def test_eta_counts_from_each_push(manager: QueueManager) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    eta = datetime.now(UTC) + timedelta(seconds=100)
+    first = manager.prepare(a.s(1), eta=eta).delay_seconds
+    assert manager.prepare(a.s(1), eta=eta - timedelta(seconds=50)).delay_seconds < first - 40
+    assert not manager._settled_by_key
