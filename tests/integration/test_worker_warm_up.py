@@ -99,3 +99,54 @@ def test_a_warmed_up_worker_opens_no_session_for_its_first_reservation(
         opened.clear()
         assert worker.run().completed == 1
         assert "MainThread" not in opened
+
+
+def supervised(manager: QueueManager, boards: Any, region: int) -> Any:
+    from taskqueue.worker.board import StatusPublisher
+    from taskqueue.worker.child import SupervisedWorker
+
+    board = StatusPublisher(boards, region)
+    worker = SupervisedWorker(manager, WorkerOptions(queues=["default"], stop_when_empty=True),
+                              board, -1)
+    board.handover = worker.handover
+    return worker
+
+
+def test_a_replacement_takes_over_the_schedule_of_the_worker_it_replaces(
+        manager: QueueManager) -> None:
+    """Recycling every 1,000 jobs must not bring a maintenance pass, a prune attempt, a pause
+    check and a one-job first reservation with every new worker process: the replacement
+    adopts what its predecessor published on the status board."""
+    from taskqueue.worker.board import Boards
+
+    boards = Boards(4)
+    try:
+        for _ in range(5):
+            t.add.delay(1, 2)
+        old = supervised(manager, boards, 0)
+        assert old.run().completed == 5
+        old.board.publish()
+        new = supervised(manager, boards, 1)
+        calls: list[str] = []
+        counting(new.driver, "recover_expired", calls)
+        counting(new.driver, "lock_acquire", calls)
+        counting(manager, "paused_queues", calls)
+        sizes: list[int] = []
+        real_reserve = new.driver.reserve
+
+        def reserve(worker_id: str, queues: Any, size: int, lease: float) -> Any:
+            sizes.append(size)
+            return real_reserve(worker_id, queues, size, lease)
+
+        new.driver.reserve = reserve
+        new.adopt()
+        for _ in range(3):
+            t.add.delay(1, 2)
+        assert new.run().completed == 3
+        assert calls == []  # all done moments ago by the old worker
+        assert sizes[0] > 1  # the jobs' measured duration sizes the first reservation
+        lone = supervised(manager, Boards(4), 0)  # a first worker: nothing to adopt
+        lone.adopt()
+        assert lone._next_maintenance == 0.0 and lone._avg_duration is None
+    finally:
+        boards.close()

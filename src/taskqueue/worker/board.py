@@ -120,6 +120,16 @@ class Boards:
                for e in range(MAX_LISTED))
         return {raw.decode() for raw in ids if raw}
 
+    def handovers(self, but: int) -> list[dict[str, Any]]:
+        """What the other regions' workers (live, recycled or gone) published for a later
+        worker of the pool, newest heartbeat first."""
+        found = []
+        for index in range(self.capacity):
+            state = self.status(index) if index != but else None
+            if state is not None and isinstance(state.get("handover"), dict):
+                found.append((state["beat"], state["handover"]))
+        return [handover for _, handover in sorted(found, key=lambda f: -f[0])]
+
     def close(self) -> None:
         self.map.close()
         os.close(self.fd)
@@ -174,6 +184,9 @@ class StatusPublisher:
         self.soon: Callable[[], None] | None = None
         self._starts = 0
         self.processed: Callable[[], int] = lambda: 0
+        #: What a later worker of the pool may take over (``Boards.handovers``), published
+        #: with the status.
+        self.handover: Callable[[], dict[str, Any]] = dict
         self._changed = True
         self._lock = threading.RLock()  # the board thread and the main thread both publish
         self._stop = threading.Event()
@@ -249,7 +262,8 @@ class StatusPublisher:
             self.boards.write(self.index, 0, {
                 "beat": self.beat, "running": [_listed(job_id, *job)
                                                for job_id, job in jobs[:MAX_LISTED]],
-                "processed": self.processed(), "leaving": self.leaving})
+                "processed": self.processed(), "leaving": self.leaving,
+                "handover": self.handover()})
 
     def finish(self, summary: dict[str, Any]) -> None:
         self._stop.set()

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import struct
+import time
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -68,12 +69,46 @@ class SupervisedWorker(Worker):
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def handover(self) -> dict[str, Any]:
+        """What a later worker of this pool may take over (``adopt``): when the maintenance
+        pass, the prune attempt and the paused-queue check are next due (``time.monotonic``:
+        one clock for every process of the machine), the queues paused at the last check and
+        the measured mean job duration."""
+        return {"maintenance": self._next_maintenance, "prune": self._next_prune,
+                "pause_check": self._next_pause_check, "paused": sorted(self._paused_queues),
+                "duration": self._avg_duration}
+
+    def adopt(self) -> None:
+        """Take over what the pool's other workers published (newest first): a recycled
+        worker's replacement does not repeat the maintenance pass, prune attempt or pause
+        check done moments ago by the worker it replaces (each life would, every 1,000 jobs,
+        instead of every few seconds), and sizes its first reservation from the jobs'
+        measured duration instead of reserving one job first. Every time is capped at one
+        interval from now, so nothing read from a board can put housekeeping off for longer."""
+        now = time.monotonic()
+        o = self.options
+        for h in self.board.boards.handovers(self.board.index):
+            with contextlib.suppress(TypeError, ValueError, KeyError):
+                self._next_maintenance = max(self._next_maintenance, min(
+                    float(h["maintenance"]), now + o.maintenance_interval))
+                self._next_prune = max(self._next_prune, min(float(h["prune"]),
+                                                             now + o.prune_interval))
+                checked = min(float(h["pause_check"]), now + o.pause_check_interval)
+                if checked > max(now, self._next_pause_check):
+                    self._paused_queues = {str(q) for q in h["paused"]}
+                    self._next_pause_check = checked
+                duration = h["duration"]
+                if self._avg_duration is None and isinstance(duration, int | float) \
+                        and duration >= 0:
+                    self._avg_duration = float(duration)
+
     def wait_for_go(self, server: int) -> bool:
         """A standby: wait, connected and ready, until the supervisor sends SIGCONT (the worker
         it replaces is leaving); False if told to stop first or orphaned. While it waits it
         keeps its first round done (the maintenance pass and the paused queues, each at its
         interval), so its first step after the signal is a reservation."""
         while not self.stopping:
+            self.adopt()
             self.warm_up()
             if signal.sigtimedwait({signal.SIGCONT}, 0.2) is not None:
                 return True
@@ -103,6 +138,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     worker = SupervisedWorker(manager, replace(recipe.options, worker_id=worker_id), board,
                               recipe.notify_fd)
     board.processed = lambda: worker.summary.processed
+    board.handover = worker.handover
     signals.install(worker)
 
     def orphaned(signum: int, frame: Any) -> None:
@@ -122,6 +158,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
             manager.close()
             board.finish(asdict(worker.summary))
             return 0
+    worker.adopt()
     summary = worker.run()
     recorder.close()  # write the last statistics while the store is still open
     manager.close()

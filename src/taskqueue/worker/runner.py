@@ -273,6 +273,10 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             if reason := self._recycle_reason():
+                # settle this life's last completions before saying it leaves: the
+                # replacement's first reservation does not queue behind them (SQLite's write
+                # lock, row locks)
+                self.flush_acks()
                 self.request_stop(reason)
                 break
             if self._paused.is_set():
