@@ -100,6 +100,23 @@ def test_the_worker_start_path_loads_no_unneeded_stdlib_module(tmp_path: Path) -
     assert sorted(set(STARTUP_STDLIB) & worker) == []
 
 
+@pytest.mark.parametrize(("url", "driver"), [
+    ("postgresql://nobody@nowhere/db", "taskqueue.drivers.postgres"),
+    ("file:///nowhere", "taskqueue.drivers.files"),
+    ("sqlite:///nowhere.db", "taskqueue.drivers.sqlite"),
+])
+def test_a_preloaded_driver_loads_no_openssl_hashlib(url: str, driver: str) -> None:
+    """What the fork server preloads for a worker (issue #17 goal 3): hashlib's OpenSSL backend
+    (``_hashlib``) is 3.4 MB of a worker's RSS; the PostgreSQL driver only needs blake2b for
+    its migration lock key, the files driver sha256 for idempotency keys (loaded then)."""
+    code = ("import json, sys\nfrom taskqueue.drivers import preload_driver\n"
+            "preload_driver(sys.argv[1])\nprint(json.dumps(sorted(sys.modules)))")
+    modules = loaded_after(code, url)
+    if driver not in modules:
+        pytest.skip(f"{driver}: its extra is not installed")
+    assert "_hashlib" not in modules
+
+
 def test_importing_taskqueue_loads_neither_worker_nor_codec() -> None:
     modules = loaded_after("import json, sys, taskqueue; print(json.dumps(sorted(sys.modules)))")
     assert heavy(modules) == []

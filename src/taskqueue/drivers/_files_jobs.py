@@ -10,7 +10,6 @@ take locks themselves and must be called with no lock held (locks never nest).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -281,6 +280,8 @@ class Records:
 
     # -- admission: ids and idempotency keys ----------------------------------------------
     def key_path(self, key: str) -> Path:
+        import hashlib  # with OpenSSL's _hashlib (3.4 MB): only for jobs with a key
+
         return self.store.keys / (hashlib.sha256(key.encode()).hexdigest() + ".key")
 
     def claim_key(self, key: str, job_id: str) -> str | None:

@@ -12,7 +12,6 @@ transaction: the jobs, and the NOTIFY that wakes idle workers, exist only if the
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -42,6 +41,11 @@ from taskqueue.drivers.base import (
 from taskqueue.errors import ConfigError, Conflict
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob, record_from_values
 from taskqueue.jobs.states import State
+
+try:  # hashlib.blake2b itself, without the OpenSSL backend (_hashlib) `import hashlib` loads
+    from _blake2 import blake2b
+except ImportError:  # not CPython
+    from hashlib import blake2b
 
 Cursor = psycopg.Cursor[TupleRow]
 T = TypeVar("T")
@@ -107,7 +111,7 @@ class PostgresDriver:
         self._prepare = prepare
         self._table = f'"{schema}".job_queue'
         self._lock_key = int.from_bytes(
-            hashlib.blake2b(f"taskqueue.migrate.{schema}".encode(), digest_size=8).digest(),
+            blake2b(f"taskqueue.migrate.{schema}".encode(), digest_size=8).digest(),
             "big", signed=True)
         self._pool = Pool(conninfo, kwargs, where, max_idle=max_idle, check_after=check_after)
         connect: Callable[[], Connection] | None = None
