@@ -31,3 +31,24 @@ def test_uuid7_is_version_7_and_sorted() -> None:
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     # the canonical form, as str(uuid.UUID(...)) writes it (the id is formatted by hand)
     assert all(str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_a_forked_child_makes_ids_from_other_random_bits() -> None:
+    """Ids draw random bits from a buffer; a child inherits the parent's buffer and must not
+    hand out the same bits (same millisecond and counter would then make the same id)."""
+    import os
+
+    uuid7()  # the parent's buffer is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, ",".join(uuid7()[-12:] for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ours = {uuid7()[-12:] for _ in range(50)}
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        theirs = set(pipe.read().decode().split(","))
+    assert len(theirs) == 50 and not ours & theirs
