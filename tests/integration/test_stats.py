@@ -57,6 +57,29 @@ def test_history_from_a_run_with_known_timings(manager: QueueManager, ledger: st
     assert queue["oldest_pending_age"] is None
 
 
+def test_a_worker_counts_each_job_once_with_other_subscribers(manager: QueueManager,
+                                                             ledger: str) -> None:
+    """The worker hands its recorder starts and ends directly, not through the bus: with other
+    subscribers on every kind (so the events are built too), each job still counts once, and
+    those subscribers still get every event."""
+    from taskqueue.observability import events as ev
+
+    seen: list[str] = []
+    manager.events.subscribe(lambda event: seen.append(event.kind))
+    recorder = StatsRecorder.install(manager, flush_interval=3600)
+    for _ in range(3):
+        tasks.mark.push((ledger,), manager=manager, queue="once")
+    tasks.always_fails.push((ledger,), manager=manager, queue="once")  # 2 attempts, then DLQ
+    drain(manager, queues=["once"])
+    recorder.flush()
+    five = manager.stats()["queues"]["once"]["history"]["5m"]
+    assert {k: five[k] for k in ("enqueued", "completed", "failed", "retried")} == {
+        "enqueued": 4, "completed": 3, "failed": 1, "retried": 1}
+    assert five["run_time"]["count"] == 5 and five["wait_time"]["count"] == 5
+    assert [seen.count(k) for k in (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_RETRIED,
+                                    ev.JOB_FAILED)] == [5, 3, 1, 1]
+
+
 def test_oldest_pending_age_and_totals(manager: QueueManager) -> None:
     tasks.add.push((1, 2), manager=manager, queue="idle")
     report = manager.stats()

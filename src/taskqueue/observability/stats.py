@@ -1,7 +1,7 @@
 """Job statistics kept in the store as compact per-minute buckets, readable from any node.
 
-Writing. A :class:`StatsRecorder` subscribes to a manager's event bus and aggregates in memory,
-per minute, per queue, per task: counts of enqueued / completed / failed / retried / cancelled /
+Writing. A :class:`StatsRecorder` aggregates a client's job events in memory, per minute, per
+queue, per task: counts of enqueued / completed / failed / retried / cancelled /
 lease-lost jobs, and two latency histograms (run time, and wait time from enqueue to start).
 Every ``flush_interval`` seconds a background thread writes the minutes that changed, one
 registry entry per (minute, recorder)::
@@ -14,7 +14,13 @@ registry entry per (minute, recorder)::
          "wait": [sum_seconds, min, max, {...}]}}}}
 
 Only this process writes its own key, so a plain overwrite is safe without a store-side merge;
-the job path touches only memory (a dict update under a lock), never the store.
+the job path touches only memory (a counter and a histogram bucket under a lock), never the
+store. The worker hands its client's recorder each start and each run's end directly
+(:meth:`StatsRecorder.started` / :meth:`StatsRecorder.finished`: no event is built for them
+unless another subscriber wants it); enqueues, cancellations and lost leases arrive as events
+on the client's bus. A recorder is installed by the client's first push, by ``taskqueue work``
+in each worker process, or by hand (``StatsRecorder.install``); a ``Worker`` whose client has
+none records nothing (the in-process API adds no cost for statistics nobody asked for).
 
 Keeping. Once a minute one recorder (a TTL lock) folds the closed minutes into entries per
 hour merged across processes -- minutes kept 2 hours, 5-minute buckets 6 hours, hours 8 days
@@ -75,11 +81,17 @@ _COUNTED = {ev.JOB_ENQUEUED: "enqueued", ev.JOB_COMPLETED: "completed", ev.JOB_F
             ev.JOB_RETRIED: "retried", ev.JOB_CANCELLED: "cancelled",
             ev.JOB_LEASE_LOST: "lost"}
 _RUNS = {"completed", "failed", "retried"}
+#: The kinds a worker hands its client's recorder directly (``started``/``finished``, no event
+#: built): the recorder does not subscribe to them on the bus. ``on_event`` still takes them.
+DIRECT_KINDS = (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED)
+
+
+_bisect_left = bisect.bisect_left
 
 
 def bucket_index(seconds: float) -> int:
     """Index of the bucket holding ``seconds`` (``len(BOUNDS)`` for the overflow bucket)."""
-    return bisect.bisect_left(BOUNDS, seconds)
+    return _bisect_left(BOUNDS, seconds)
 
 
 @dataclass
@@ -96,11 +108,16 @@ class Histogram:
         return sum(self.buckets.values())
 
     def add(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        index = bucket_index(seconds)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
+        if seconds < 0.0:
+            seconds = 0.0
+        buckets = self.buckets
+        index = _bisect_left(BOUNDS, seconds)
+        buckets[index] = buckets.get(index, 0) + 1
         self.total += seconds
-        self.low, self.high = min(self.low, seconds), max(self.high, seconds)
+        if seconds < self.low:
+            self.low = seconds
+        if seconds > self.high:
+            self.high = seconds
 
     def merge(self, other: Histogram) -> None:
         mine = self.buckets
@@ -220,6 +237,8 @@ class StatsRecorder:
         self.rollup_interval = 60.0
         self.source = uuid.uuid4().hex[:12]
         self._minutes: dict[int, Minute] = {}
+        #: (minute, queue, task) -> its figures in ``_minutes``, those used since the last flush
+        self._at_hand: dict[tuple[int, str, str], TaskStats] = {}
         self._dirty: set[int] = set()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -235,8 +254,10 @@ class StatsRecorder:
         if existing is not None:
             return existing
         recorder = cls(manager.driver, **options)
-        for kind in (*_COUNTED, ev.JOB_STARTED, ev.WORKER_STOPPED):  # not job.ran and co
-            manager.events.subscribe(recorder.on_event, kind)
+        # not job.ran and co; nor the kinds a worker hands over directly (DIRECT_KINDS)
+        for kind in (*_COUNTED, ev.WORKER_STOPPED):
+            if kind not in DIRECT_KINDS:
+                manager.events.subscribe(recorder.on_event, kind)
         manager.stats_recorder = recorder
         return recorder
 
@@ -244,34 +265,62 @@ class StatsRecorder:
         if event.kind == ev.WORKER_STOPPED:
             self.flush()  # the worker is about to close its store connection
             return
+        if event.queue is None:
+            return
         counted = _COUNTED.get(event.kind)
-        if event.queue is None or (counted is None and event.kind != ev.JOB_STARTED):
-            return
-        wait = wait_seconds(event) if counted is None else None
-        if counted is None and wait is None:
-            return
-        minute = int(event.at // BUCKET_SECONDS)
-        task = event.name or "?"
+        if counted is not None:
+            self.finished(counted, event.queue, event.name or "?", event.duration, event.at)
+        elif event.kind == ev.JOB_STARTED and (wait := wait_seconds(event)) is not None:
+            self.started(event.queue, event.name or "?", wait, event.at)
+
+    # -- the job path: a worker calls these directly (no event), so they touch memory only ------
+    def started(self, queue: str, task: str, wait: float, at: float) -> None:
+        """A job of ``task`` started at ``at`` (epoch seconds) after waiting ``wait`` seconds
+        since it was due."""
+        key = (int(at // BUCKET_SECONDS), queue, task)
         with self._lock:
-            tasks = self._minutes.setdefault(minute, {}).setdefault(event.queue, {})
-            figures = tasks.get(task)
+            figures = self._at_hand.get(key)
             if figures is None:
-                figures = tasks[task] = TaskStats()
-            if counted is None:
-                figures.wait.add(wait or 0.0)
-            else:
-                figures.counts[counted] = figures.counts.get(counted, 0) + 1
-                if counted in _RUNS and event.duration is not None:
-                    figures.run.add(event.duration)
-            self._dirty.add(minute)
+                figures = self._figures(key)
+            figures.wait.add(wait)
         if self._thread is None:
             self.start()
+
+    def finished(self, counted: str, queue: str, task: str, duration: float | None,
+                 at: float) -> None:
+        """Count one ``counted`` (a name of ``COUNTS``) at ``at``; a run's ``duration`` goes
+        into the run-time histogram."""
+        key = (int(at // BUCKET_SECONDS), queue, task)
+        with self._lock:
+            figures = self._at_hand.get(key)
+            if figures is None:
+                figures = self._figures(key)
+            counts = figures.counts
+            counts[counted] = counts.get(counted, 0) + 1
+            if duration is not None and counted in _RUNS:
+                figures.run.add(duration)
+        if self._thread is None:
+            self.start()
+
+    def _figures(self, key: tuple[int, str, str]) -> TaskStats:
+        """The figures of (minute, queue, task), created when new, its minute marked dirty
+        (under ``_lock``). They are kept at hand until the next flush (which clears the dirty
+        marks): a worker asks for the same few figures again and again."""
+        minute, queue, task = key
+        tasks = self._minutes.setdefault(minute, {}).setdefault(queue, {})
+        figures = tasks.get(task)
+        if figures is None:
+            figures = tasks[task] = TaskStats()
+        self._dirty.add(minute)
+        self._at_hand[key] = figures
+        return figures
 
     def flush(self) -> int:
         """Write the minutes that changed since the last flush; return how many entries."""
         with self._flush_lock:
             with self._lock:
                 dirty, self._dirty = sorted(self._dirty), set()
+                self._at_hand.clear()  # each is marked dirty again by its next use
                 entries = [(m, self._entry(m)) for m in dirty]
             written = 0
             try:
@@ -294,7 +343,8 @@ class StatsRecorder:
     def _forget_old(self) -> None:
         current = int(time.time() // BUCKET_SECONDS)
         with self._lock:
-            for minute in [m for m in self._minutes if m < current - 1 and m not in self._dirty]:
+            old = [m for m in self._minutes if m < current - 1 and m not in self._dirty]
+            for minute in old:
                 del self._minutes[minute]
 
     def start(self) -> None:

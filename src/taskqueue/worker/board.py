@@ -177,6 +177,9 @@ class StatusPublisher:
         self.leaving: str | None = None
         self._entries: dict[str, int] = {}
         self._free = list(range(MAX_LISTED - 1, -1, -1))
+        #: Where each entry of the table is in the mapping (``Boards.mark`` without the calls).
+        self._map = boards.map
+        self._offsets = [_entry(index, e) for e in range(MAX_LISTED)]
         self._overflow = 0
         self._table_lock = threading.Lock()
         #: ``soon()`` is called when the ``soon_at``-th job starts (0: never).
@@ -201,7 +204,7 @@ class StatusPublisher:
         with self._table_lock:
             if self._free:
                 entry = self._entries[job_id] = self._free.pop()
-                self.boards.mark(self.index, entry, job_id)
+                _ENTRY.pack_into(self._map, self._offsets[entry], job_id.encode())
             else:
                 self._overflow += 1
                 self.boards.set_overflow(self.index, self._overflow)
@@ -218,7 +221,7 @@ class StatusPublisher:
         with self._table_lock:
             entry = self._entries.pop(job_id, None)
             if entry is not None:
-                self.boards.unmark(self.index, entry)
+                _ENTRY.pack_into(self._map, self._offsets[entry], b"")
                 self._free.append(entry)
             else:
                 self._overflow -= 1

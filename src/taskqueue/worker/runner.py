@@ -70,6 +70,9 @@ _Ack = tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]
 #: WorkerSummary counter of each settle event.
 _COUNTERS = {ev.JOB_COMPLETED: "completed", ev.JOB_RETRIED: "retried", ev.JOB_FAILED: "failed",
              ev.JOB_SNOOZED: "snoozed", ev.JOB_POSTPONED: "postponed"}
+#: Settle events a statistics recorder takes from the worker directly (its ``DIRECT_KINDS``;
+#: the counter names above are its count names).
+_RECORDED = frozenset((ev.JOB_COMPLETED, ev.JOB_RETRIED, ev.JOB_FAILED))
 
 
 #: Longest one maintenance pass spends pruning; more is left for the next pass.
@@ -184,7 +187,7 @@ class Worker:
         self._acker_stop = threading.Event()
         self._paused_queues: set[str] = set()
         self._next_pause_check = 0.0
-        self._next_trend_log = 0
+        self._next_trend_log = WARM_UP_JOBS  # no RSS read per batch before the baseline
         self._trend_base: tuple[int, float] | None = None
         self._warned_limit = False
         self._stop = threading.Event()
@@ -493,9 +496,15 @@ class Worker:
                         self.summary.processed += 1
 
     def _job_started(self, job: JobRecord, ctx: JobContext) -> None:
-        """The job's code is about to run: ``job.started`` (built only if somebody listens).
-        A subclass that must track running jobs on every job (the supervised worker's status
-        board) overrides this and ``_job_ended``: a method call, no event."""
+        """The job's code is about to run: its wait since it was due goes to the client's
+        statistics recorder, if it has one (a method call, no event), and ``job.started`` is
+        built only if somebody listens. A subclass that must track running jobs on every job
+        (the supervised worker's status board) overrides this and ``_job_ended``."""
+        recorder = getattr(self.manager, "stats_recorder", None)
+        if recorder is not None:
+            now = time.time()
+            waited = now - job.available_at.timestamp()
+            recorder.started(job.queue_name, job.name, waited if waited > 0.0 else 0.0, now)
         if self._events.wants(ev.JOB_STARTED):
             self._emit(ev.JOB_STARTED, job, fields={"epoch": job.lease_epoch,
                                                     "timeout": ctx.timeout,
@@ -695,6 +704,9 @@ class Worker:
         counter = _COUNTERS[kind]
         with self._lock:
             setattr(self.summary, counter, getattr(self.summary, counter) + 1)
+        if kind in _RECORDED and (recorder := getattr(self.manager, "stats_recorder",
+                                                      None)) is not None:
+            recorder.finished(counter, job.queue_name, job.name, outcome.duration, time.time())
         if self._events.wants(kind):
             error = fields.pop("error", None) or (describe(outcome.error) if outcome.error
                                                   else None)
