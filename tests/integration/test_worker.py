@@ -18,6 +18,7 @@ from taskqueue import (
 )
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.observability import events as ev
+from taskqueue.worker import runner as runner_module
 from tests.apps import sample_tasks as t
 from tests.integration.conftest import drain, final, ledger_lines
 
@@ -304,18 +305,21 @@ def test_the_worker_acknowledges_with_the_next_reservation_when_it_can(
 
 
 def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
-        manager: QueueManager) -> None:
-    """Without complete_and_reserve (PostgreSQL, Redis, MySQL), the completions of a batch
-    after which the queue ran dry go out from the ack thread: the main thread is already
-    waiting for the next job meanwhile, instead of waiting for their commit first."""
+        manager: QueueManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without complete_and_reserve (PostgreSQL, Redis, MySQL) and with slow commits, the
+    completions of a batch after which the queue ran dry go out from the ack thread: the main
+    thread is already waiting for the next job meanwhile, instead of waiting for their commit
+    first."""
     import threading
 
     from taskqueue import Worker, WorkerOptions
 
+    monkeypatch.setattr(runner_module, "ACK_DELAY", 60.0)  # "at once" must not mean "aged"
     first = t.add.delay(0, 0)  # measured first: the worker then asks for more than one job
     last = t.add.delay(1, 2)
     worker = Worker(manager, WorkerOptions(poll_interval=0.05))
     worker._combined = None  # as on a driver without complete_and_reserve
+    worker._ack_seconds = 1.0  # whose commits are slow
     real_complete, real_wait = worker.driver.complete_many, worker.driver.wait_for_work
     sending, waiting, seen = threading.Event(), threading.Event(), []
 
@@ -336,7 +340,7 @@ def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
     runner = threading.Thread(target=worker.run, daemon=True)
     runner.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and final(manager, last).state != State.COMPLETED:
             time.sleep(0.05)
     finally:

@@ -53,6 +53,9 @@ T = TypeVar("T")
 #: Completions acknowledged together: at most this many, held at most this long (seconds).
 ACK_BATCH = 100
 ACK_DELAY = 0.05
+#: Acknowledgements that take longer than this (seconds, on average) are sent by the acker
+#: thread when the queue runs dry; quicker ones are not worth waking a thread for.
+ACK_OFFLOAD = 0.0005
 #: Sessions a worker waiting to start has its driver open and prime (``WarmsUp``): one for the
 #: main thread's first reservation, one for the presence and heartbeat threads, which start
 #: at the same moment and would otherwise take the only one it had.
@@ -183,6 +186,7 @@ class Worker:
         #: Set when the acker thread is to send the buffered completions now (see _ack_idle).
         self._ack_now = threading.Event()
         self._asked = 0   # the size the last reservation asked for
+        self._ack_seconds = 0.0   # how long an acknowledgement takes (moving average)
         self._acker: threading.Thread | None = None
         self._acker_stop = threading.Event()
         self._paused_queues: set[str] = set()
@@ -586,15 +590,19 @@ class Worker:
         the flush means those jobs run again: at-least-once, as always."""
         pending = self._take_acks()
         if pending:
-            self._acknowledged(pending, self._send_acks(pending, self.driver.complete_many))
+            started = time.monotonic()
+            accepted = self._send_acks(pending, self.driver.complete_many)
+            self._ack_seconds = 0.8 * self._ack_seconds + 0.2 * (time.monotonic() - started)
+            self._acknowledged(pending, accepted)
 
     def _ack_idle(self) -> None:
-        """The queue ran dry (the batch came back short): the acker thread sends the
-        completions at once, on a connection of its own, while this thread goes on to wait
-        for work. Waiting for their commit here (a WAL flush on PostgreSQL) would hold up a
-        job pushed meanwhile by that much; a drain keeps acknowledging in line, in batches.
-        Without the acker (``run_once`` called directly) they are sent here."""
-        if self._acker is None or not self._acker.is_alive():
+        """The queue ran dry (the batch came back short): when acknowledging is slow (a WAL
+        flush on PostgreSQL, 0.5-8 ms on a shared disk), the acker thread sends the completions
+        at once, on a connection of its own, while this thread goes on to wait for work: a job
+        pushed meanwhile does not wait for that commit. A quick one (a Redis round trip) is
+        sent here: waking a thread would cost more CPU than it saves. A drain keeps
+        acknowledging in line, in batches; so does ``run_once`` called without the acker."""
+        if self._acker is None or not self._acker.is_alive() or self._ack_seconds < ACK_OFFLOAD:
             self.flush_acks()
         elif self._acks:
             self._ack_now.set()
@@ -641,9 +649,9 @@ class Worker:
             if not self._ack_wake.wait(1.0):
                 continue
             self._ack_wake.clear()
-            if not self._ack_now.is_set() and self._acker_stop.wait(ACK_DELAY):
+            now = self._ack_now.wait(ACK_DELAY)   # set by _ack_idle (and at shutdown)
+            if self._acker_stop.is_set():
                 return
-            now = self._ack_now.is_set()
             self._ack_now.clear()
             if self._acks and (now or time.monotonic() - self._acks_since >= ACK_DELAY):
                 try:
@@ -860,6 +868,7 @@ class Worker:
     def _shutdown(self) -> None:
         self._state = "stopping"
         self._acker_stop.set()
+        self._ack_now.set()
         self._ack_wake.set()
         if self._acker is not None:
             self._acker.join(timeout=self.lease)
