@@ -304,12 +304,13 @@ def test_the_worker_acknowledges_with_the_next_reservation_when_it_can(
     manager.close()
 
 
+@pytest.mark.parametrize("combined", [False, True])
 def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
-        manager: QueueManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without complete_and_reserve (PostgreSQL, Redis, MySQL) and with slow commits, the
-    completions of a batch after which the queue ran dry go out from the ack thread: the main
-    thread is already waiting for the next job meanwhile, instead of waiting for their commit
-    first."""
+        manager: QueueManager, monkeypatch: pytest.MonkeyPatch, combined: bool) -> None:
+    """With slow commits, the completions of a batch after which the queue ran dry go out from
+    the ack thread: the main thread is already waiting for the next job meanwhile, instead of
+    waiting for their commit first. With complete_and_reserve too (SQLite, PostgreSQL): there
+    is no next batch for them to ride with."""
     import threading
 
     from taskqueue import Worker, WorkerOptions
@@ -318,7 +319,8 @@ def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
     first = t.add.delay(0, 0)  # measured first: the worker then asks for more than one job
     last = t.add.delay(1, 2)
     worker = Worker(manager, WorkerOptions(poll_interval=0.05))
-    worker._combined = None  # as on a driver without complete_and_reserve
+    if not combined:
+        worker._combined = None  # as on a driver without complete_and_reserve (Redis)
     worker._ack_seconds = 1.0  # whose commits are slow
     real_complete, real_wait = worker.driver.complete_many, worker.driver.wait_for_work
     sending, waiting, seen = threading.Event(), threading.Event(), []

@@ -382,11 +382,10 @@ class Worker:
                         self.flush_acks()
                     self._process(job)
         finally:
-            if not hold_acks:
-                if len(batch) < self._asked and not self._stop.is_set():
-                    self._ack_idle()
-                else:
-                    self.flush_acks()
+            if len(batch) < self._asked and not self._stop.is_set():
+                self._ack_idle()  # the queue ran dry: nothing to ride with, send them now
+            elif not hold_acks:
+                self.flush_acks()
         return len(batch)
 
     def _reserve_first(self, rounds: list[list[str]]) -> list[JobRecord]:
@@ -400,7 +399,7 @@ class Worker:
         """The next batch; buffered completions go with it when the driver can do both in
         one transaction."""
         size = self._asked = self._batch_size()
-        if self._combined is None or not self._acks:
+        if self._combined is None or not self._acks or self._ack_now.is_set():
             return self.driver.reserve(self.worker_id, queues, size, self.lease)
         pending = self._take_acks()
         answer = self._send_acks(pending, self._combined.complete_and_reserve, self.worker_id,
