@@ -424,3 +424,21 @@ def test_fsync_is_off_by_default_and_can_be_turned_on(tmp_path: Path) -> None:
     finally:
         plain.close()
         durable.close()
+
+
+def test_ready_names_sort_like_their_keys() -> None:
+    """The ready index sorts a listing's new names before parsing them (issue #17 goal 3: a
+    large backlog's first reservation), so their candidates come out in key order: fixed-width
+    names order like (inverted priority, due time, id), and ``ready_key`` is ``parse_ready``'s
+    sort key."""
+    from taskqueue.drivers._files_store import parse_ready, ready_key, ready_name
+    from taskqueue.jobs.ids import uuid7
+    from taskqueue.jobs.states import State
+
+    recs = [{"id": uuid7(), "priority": p, "available_at": at, "state": State.PENDING}
+            for p in (0, 5, 10, 1000) for at in (0.0, 1.5, 1_700_000_000.25)]
+    names = [ready_name(rec) for rec in recs]
+    keys = [ready_key(name) for name in names]
+    assert keys == [parse_ready(name).sort_key for name in names]  # type: ignore[union-attr]
+    assert [ready_key(name) for name in sorted(names)] == sorted(keys)  # type: ignore[type-var]
+    assert ready_key("notes.txt") is None

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from taskqueue.drivers._files_scan import Candidate
-from taskqueue.drivers._files_store import READY, Store, parse_ready
+from taskqueue.drivers._files_store import READY, Store, ready_key
 
 _RACY_NS = 50_000_000         # a listing this close to the mtime it saw may have missed a change
 _MAX_AGE_NS = 1_000_000_000   # list again at least this often, whatever the mtime says
@@ -67,7 +67,10 @@ class _Dir:
             names = []
         self.mtime, self.listed_at, self.listed_mono = mtime, now, mono
         known = self.known
-        fresh = [name for name in names if name not in known]
+        # in name order: the fixed-width names sort like their keys (priority, due time, id),
+        # so sorting the parsed candidates below finds them in order (a linear pass instead of
+        # comparing 20,000 candidates' keys, most of a large backlog's first reservation)
+        fresh = sorted(name for name in names if name not in known)
         if len(known) + len(fresh) > 2 * len(names) + 64:  # many names gone: forget them
             listed = set(names)
             self.known = known = {n: c for n, c in known.items() if n in listed}
@@ -75,9 +78,8 @@ class _Dir:
             self.start = 0
         added: list[Candidate] = []
         for name in fresh:
-            parsed = parse_ready(name)
-            cand = None if parsed is None else Candidate(parsed.sort_key, self.queue, name,
-                                                          parsed.job_id)
+            key = ready_key(name)
+            cand = None if key is None else Candidate(key, self.queue, name, key[2])
             known[name] = cand
             if cand is not None:
                 added.append(cand)

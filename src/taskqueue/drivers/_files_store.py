@@ -153,6 +153,16 @@ def ready_name(rec: Rec) -> str:
     return f"{inverted:010d}-{due_us:017d}-{fs_name(rec['id'])}.{kind}.json"
 
 
+def ready_key(name: str) -> tuple[int, int, str] | None:
+    """``parse_ready(name).sort_key`` without the ReadyName: the ready index parses every name
+    of a directory it lists (20,000 on a large backlog's first reservation)."""
+    match = _READY_RE.match(name)
+    if match is None:
+        return None
+    inverted, due, job, _ = match.groups()
+    return (int(inverted), int(due), from_fs_name(job))
+
+
 def parse_ready(name: str) -> ReadyName | None:
     match = _READY_RE.match(name)
     if match is None:
