@@ -38,3 +38,25 @@ def test_preloading_an_unknown_or_missing_backend_is_left_to_the_worker() -> Non
 
     preload_driver("nosuch://x")  # the worker reports the bad URL itself
     preload_driver("sqlite:///unused.db")  # a driver module without a preload step
+
+
+OTEL = """
+import sys
+import opentelemetry.trace  # what an application (or redis-py 8) that uses it has loaded
+from taskqueue.config import Settings
+from taskqueue.worker.forkserver import Recipe, preload
+from taskqueue.worker.runner import WorkerOptions
+
+preload(Recipe(Settings(url="sqlite:///unused.db"), WorkerOptions(), [], None, -1, 0, -1))
+print("opentelemetry.propagate" in sys.modules)
+"""
+
+
+def test_the_tracing_api_in_use_is_loaded_in_the_fork_server_not_on_each_first_job() -> None:
+    import pytest
+
+    pytest.importorskip("opentelemetry.trace")
+    proc = subprocess.run([sys.executable, "-c", OTEL], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True"], "each worker would import it on its first job"

@@ -400,6 +400,9 @@ def preload(recipe: Recipe) -> None:
     for spec in recipe.apps:
         for name in filter(None, (s.strip() for s in spec.split(","))):
             importlib.import_module(name)
+    from taskqueue.observability.tracing import preload as preload_tracing
+
+    preload_tracing()  # after the app, which may have set up OpenTelemetry
 
 
 if __name__ == "__main__":
