@@ -15,6 +15,7 @@ from taskqueue.config import resolve
 from taskqueue.errors import DriverUnavailable
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
+from taskqueue.observability.stats import StatsRecorder
 from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
@@ -100,6 +101,10 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
         # the workers first: this process's own connection is not on the first job's way
         supervisor.launch()
         manager = open_patiently(lambda: QueueManager.from_settings(settings), "taskqueue work")
+        # Each worker life has its own recorder, and with recycling a life is often shorter
+        # than the first rollup (5 s in): this long-lived one folds their minutes into the
+        # long history (the 24 h / 7 d figures) under sustained load too.
+        StatsRecorder.install(manager).start()
         server = None if metrics_port is None else serve_metrics(manager, metrics_port)
         scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None
         if as_json or not stop_when_empty:
