@@ -150,3 +150,34 @@ def test_a_replacement_takes_over_the_schedule_of_the_worker_it_replaces(
         assert lone._next_maintenance == 0.0 and lone._avg_duration is None
     finally:
         boards.close()
+
+
+def test_warm_up_builds_the_files_ready_index_before_the_first_reservation(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """On files, a standby lists the ready directory while it waits (``Warms``), so its first
+    reservation after SIGCONT does not list a backlog (issue #17: a recycle's lost time)."""
+    import time
+
+    from taskqueue.drivers import _files_index
+    from taskqueue.drivers.base import Warms
+
+    manager = QueueManager.from_url(f"file://{tmp_path}/store")
+    try:
+        for i in range(20):
+            t.add.push([i, i], manager=manager)
+        worker = Worker(manager, WorkerOptions(queues=["default"], max_jobs=1))
+        assert isinstance(worker.driver, Warms)
+        calls: list[str] = []
+        counting(worker.driver, "warm", calls)
+        time.sleep(0.06)  # past the index's racy window since the last push
+        worker.warm_up()
+        assert calls == ["warm"]
+        listed: list[str] = []
+        real = _files_index.os.listdir
+        monkeypatch.setattr(_files_index.os, "listdir",
+                            lambda path: listed.append(str(path)) or real(path))
+        assert worker.run().processed == 1
+        # the first reservation used the index the warm-up built
+        assert [p for p in listed if p.endswith("/ready")] == []
+    finally:
+        manager.close()

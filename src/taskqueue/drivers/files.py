@@ -322,6 +322,11 @@ class FileDriver(_views.ReadsEveryMatch):
         return got
 
     @_translated
+    def warm(self, queues: Sequence[str]) -> None:
+        """Build the ready index of ``queues`` (``Warms``: a standby calls it while it waits)."""
+        self._index.warm(queues)
+
+    @_translated
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
         return self._leases.claim_id(job_id, worker_id, lease_seconds, time.time())
 

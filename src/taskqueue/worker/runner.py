@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.client import Client
 from taskqueue.cluster.aging import AgingService
-from taskqueue.drivers.base import CompletesAndReserves, WarmsUp
+from taskqueue.drivers.base import CompletesAndReserves, Warms, WarmsUp
 from taskqueue.errors import (
     DriverUnavailable,
     JobCancelled,
@@ -327,14 +327,18 @@ class Worker:
     def warm_up(self) -> None:
         """Do now what the loop's next round would do before its reservation, each only when
         due: the maintenance pass (lease recovery, the prune lock) and reading the paused
-        queues; and have the driver's sessions open and primed (``WarmsUp``). A worker that
-        waits to start (a standby) calls this while it waits; the loop then finds all of it
-        done (the first two come again at their intervals)."""
+        queues; have the driver's sessions open and primed (``WarmsUp``) and its caches for the
+        first reservation filled (``Warms``). A worker that waits to start (a standby) calls
+        this while it waits; the loop then finds all of it done (the first two come again at
+        their intervals)."""
         try:
             self._maintenance()
-            self._rounds()
+            rounds = self._rounds()
             if self._warms is not None:  # the main thread's session and a background one's
                 self._warms.warm_up(WARM_SESSIONS)
+            if isinstance(self.driver, Warms):  # e.g. the files backend's ready index
+                for queues in rounds:
+                    self.driver.warm(queues)
         except DriverUnavailable as exc:  # the loop retries; an outage is waited out there
             log.debug("warming up failed: %s", exc)
 
