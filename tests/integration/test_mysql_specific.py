@@ -13,6 +13,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- waking idle workers -----------------------------------------------------------------------
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
+def test_a_push_rings_idle_workers_of_its_database_on_this_host(tmp_path: Path) -> None:
+    """An idle worker polls every 5-200 ms; a push on the same host rings its doorbell, one
+    per server and database (a worker of another database is not woken)."""
+    with mysql_url(tmp_path) as url, mysql_url(tmp_path) as other_url:
+        waiter, pusher, other = open_driver(url), open_driver(url), open_driver(other_url)
+        bell, other_bell = waiter._doorbell, other._doorbell  # type: ignore[attr-defined]
+        try:
+            assert bell.sleep(0) is False and other_bell.sleep(0) is False   # now listening
+            pusher.push([new()])
+            assert bell.sleep(0) is True, "the push did not ring the idle worker"
+            assert other_bell.sleep(0) is False, "another database's worker was rung"
+            waiter.wait_for_work(Q, 30)   # the job is due: returns at once
+        finally:
+            for driver in (waiter, pusher, other):
+                driver.close()
 
 
 # -- transactional enqueue -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Same-host wake-ups for idle SQLite workers (private to ``sqlite``).
+"""Same-host wake-ups for idle SQLite workers (private to ``sqlite``; ``mysql`` rings one too).
 
 An idle worker binds a Unix datagram socket in Linux's abstract namespace (no file, gone when
 its process is) and leaves a marker file of the same name in ``<database>-wake/``. A push, once

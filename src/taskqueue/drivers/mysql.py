@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
@@ -33,6 +35,7 @@ from taskqueue.drivers._mysql_pool import (
     open_connection,
     translate,
 )
+from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import (
     BULK_STATES,
     DueFilter,
@@ -84,6 +87,10 @@ class MySQLDriver:
         self._connect_args = {"database": database, "connect_timeout": 5.0, **connect}
         self._pool = Pool(lambda: open_connection(self._connect_args), pool_size)
         self._migration_lock = f"taskqueue:{database}"[:64]  # GET_LOCK names are server-wide
+        # Same-host wake-ups (see _sqlite_wake), one doorbell per server and database as this
+        # host reaches it; workers of other hosts, and pushes from them, keep to polling.
+        name = "taskqueue-mysql-" + re.sub(r"[^\w.-]", "_", where)
+        self._doorbell = Doorbell(os.path.join(os.environ.get("TMPDIR") or "/tmp", name))
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MySQLDriver:
@@ -191,6 +198,7 @@ class MySQLDriver:
         return [version for version, _ in MIGRATIONS if version not in done]
 
     def close(self) -> None:
+        self._doorbell.close()
         self._pool.close()
 
     def now(self) -> datetime:
@@ -205,12 +213,16 @@ class MySQLDriver:
         if not jobs:
             return []
         if connection is None:
-            return self._run(lambda cur: _push(cur, jobs), tx=True)
+            ids = self._run(lambda cur: _push(cur, jobs), tx=True)
+            self._doorbell.ring()
+            return ids
         try:
             with connection.cursor(pymysql.cursors.Cursor) as cur:
-                return _push(cur, jobs)
+                ids = _push(cur, jobs)
         except pymysql.Error as exc:
             raise self._error(exc) from exc
+        self._doorbell.ring()  # a hint only: before the caller commits, polling finds them
+        return ids
 
     # -- consuming -----------------------------------------------------------------------
     def reserve(
@@ -331,11 +343,13 @@ class MySQLDriver:
         return self._run(work, tx=True)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        """Poll when the next job is due (5 ms, doubling to 200 ms); return once one is."""
+        """Poll when the next job is due (5 ms, doubling to 200 ms); return once one is, or
+        when a push on this host rings the doorbell (``_sqlite_wake``) meanwhile."""
         deadline = time.monotonic() + timeout
         if not queues:
             time.sleep(max(0.0, timeout))
             return
+        self._doorbell.drain()   # rings of pushes made before now: the look below sees them
         sql = Q["next_due"].format(queues=_ph(len(queues)))
         interval = 0.005
         while True:
@@ -345,9 +359,8 @@ class MySQLDriver:
             pause = min(interval, deadline - time.monotonic())
             if due_us is not None:
                 pause = min(pause, due_us / 1_000_000)
-            if pause <= 0:
+            if pause <= 0 or self._doorbell.sleep(pause):
                 return
-            time.sleep(pause)
             interval = min(interval * 2, 0.2)
 
     # -- managing ------------------------------------------------------------------------
