@@ -1,0 +1,245 @@
+"""The worker's promises, kept through ``taskqueue work`` as a user runs it, on every backend.
+
+An outside tester's view of the speed work: the CLI runs in a subprocess, effects are counted in
+a ledger file outside the store (``job_id attempt pid tag`` per run, written when a job starts),
+and processes are checked by pid. Bounds are generous and only counts and orderings are
+asserted: the suite runs ``-n 4`` on two loaded cores.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taskqueue import QueueManager, State, set_default_manager
+from taskqueue.drivers import JobFilter
+from tests.apps import sample_tasks as t
+from tests.integration.conftest import ledger_lines
+from tests.integration.test_worker_processes import cli, wait_for
+
+APP = ("--app", "tests.apps.sample_tasks")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def mgr(store_url: str) -> Iterator[QueueManager]:
+    m = QueueManager.from_url(store_url)
+    set_default_manager(m)
+    try:
+        yield m
+    finally:
+        set_default_manager(None)
+        m.close()
+
+
+def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:
+    return Counter(r.state for r in mgr.search(JobFilter(ids=tuple(ids), limit=len(ids))))
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    living = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                living.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return living
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for child in tree(proc.pid):
+            child.kill()
+        proc.kill()
+        return proc.communicate()
+
+
+def test_no_hoarding_priority_cancel_and_spread(mgr: QueueManager, store_url: str,
+                                                ledger: str, tmp_path: Path) -> None:
+    """Two worker processes: one is held by a long job; the other drains the backlog. A job
+    pushed later at a higher priority starts before the older backlog is done, a cancel sent
+    while the workers are busy is honoured, and nothing waits behind the long job."""
+    flag = str(tmp_path / "release")
+    long_id = mgr.push(t.hang_until_file.call([ledger, flag], {}), priority=6).id
+    backlog = mgr.push_many([t.mark.call([ledger], {"sleep": 0.05}) for _ in range(60)])
+    proc = cli("--url", store_url, "work", "--workers=2", *APP)
+    try:
+        wait_for(lambda: len(ledger_lines(ledger)) >= 6, timeout=60)
+        urgent = mgr.push(t.mark.call([ledger], {}), priority=20).id
+        victim = backlog[-1]
+        assert mgr.cancel(victim)
+        # every job but the long one runs while the long one still holds its worker
+        expected = {*backlog[:-1], urgent}
+        wait_for(lambda: expected <= {line[0] for line in ledger_lines(ledger)}, timeout=60)
+        Path(flag).touch()
+        wait_for(lambda: mgr.get(long_id).state == State.COMPLETED, timeout=30)  # type: ignore
+    finally:
+        Path(flag).touch()
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    lines = ledger_lines(ledger)
+    order = [line[0] for line in lines if line[3:] != ["end"]]
+    runs = Counter(order)
+    assert victim not in runs, "a cancelled pending job ran"
+    assert max(runs.values()) == 1
+    assert order.index(urgent) < order.index(backlog[-2]), \
+        "the higher-priority job waited for the older backlog"
+    assert len({line[2] for line in lines}) == 2, "jobs ran in both workers"
+    assert mgr.get(victim).state == State.CANCELLED  # type: ignore[union-attr]
+
+
+def test_every_job_runs_once_across_recycles_and_the_summary_counts_them(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(1000)])
+    proc = cli("--url", store_url, "work", "--workers=2", "--max-jobs=50", "--stop-when-empty",
+               "--json", *APP)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    assert set(runs) == set(ids), f"{len(set(ids) - set(runs))} jobs never ran"
+    assert max(runs.values()) == 1, "a job ran twice without a crash"
+    assert states(mgr, ids) == {State.COMPLETED: 1000}
+    summary = json.loads(out)
+    totals = summary["totals"]
+    assert totals["processed"] == 1000 == totals["completed"], totals
+    assert totals.get("failed", 0) == 0
+    assert sum(w["processed"] for w in summary["workers"]) == 1000
+    assert len([w for w in summary["workers"] if w["processed"]]) >= 1000 // 50
+
+
+def test_sigterm_mid_backlog_is_graceful_and_leaves_no_process(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    first = mgr.push(t.mark.call([ledger], {"sleep": 2.0}), priority=9).id
+    rest = mgr.push_many([t.mark.call([ledger], {"sleep": 0.05}) for _ in range(40)])
+    proc = cli("--url", store_url, "work", "--workers=1", *APP)
+    wait_for(lambda: any(line[0] == first for line in ledger_lines(ledger)), timeout=60)
+    children = tree(proc.pid)
+    assert children, "the supervisor runs its worker as a child process"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    wait_for(lambda: not alive(children), timeout=10)
+    assert mgr.get(first).state == State.COMPLETED  # type: ignore[union-attr]
+    ran = {line[0] for line in ledger_lines(ledger)}
+    counts = states(mgr, rest)
+    assert State.PROCESSING not in counts, counts
+    assert set(counts) <= {State.PENDING, State.COMPLETED}
+    assert counts[State.PENDING] >= 1, "the backlog was not left pending"
+    assert counts[State.COMPLETED] == len(ran & set(rest))
+
+
+def test_a_killed_worker_child_has_its_job_run_again(mgr: QueueManager, store_url: str,
+                                                     ledger: str, tmp_path: Path) -> None:
+    flag = str(tmp_path / "release")
+    job_id = mgr.push(t.hang_until_file.call([ledger, flag], {})).id
+    proc = cli("--url", store_url, "work", "--workers=1", *APP,
+               env={"TASKQUEUE_LEASE_SECONDS": "2"})
+    try:
+        wait_for(lambda: len(ledger_lines(ledger)) >= 1, timeout=60)
+        victim = int(ledger_lines(ledger)[0][2])
+        psutil.Process(victim).kill()
+        wait_for(lambda: len([line for line in ledger_lines(ledger) if line[3:] == ["start"]])
+                 >= 2, timeout=60)
+        Path(flag).touch()
+        wait_for(lambda: mgr.get(job_id).state == State.COMPLETED, timeout=30)  # type: ignore
+    finally:
+        Path(flag).touch()
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    starts = [line for line in ledger_lines(ledger) if line[3:] == ["start"]]
+    assert {line[0] for line in starts} == {job_id}
+    assert int(starts[1][2]) != victim
+
+
+def test_a_killed_supervisor_leaves_no_orphans(mgr: QueueManager, store_url: str,
+                                               ledger: str) -> None:
+    mgr.push_many([t.mark.call([ledger], {"sleep": 0.2}) for _ in range(200)])
+    proc = cli("--url", store_url, "work", "--workers=2", *APP)
+    try:
+        wait_for(lambda: len({line[2] for line in ledger_lines(ledger)}) >= 1, timeout=60)
+        wait_for(lambda: len(tree(proc.pid)) >= 2, timeout=30)
+        children = tree(proc.pid)
+        proc.kill()
+        proc.communicate(timeout=30)
+        wait_for(lambda: not alive(children), timeout=30)
+    finally:
+        for child in alive(tree(proc.pid)):
+            child.kill()
+
+
+def test_retries_dead_letters_timeouts_and_stats_match_the_run(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    ok = mgr.push_many([t.mark.call([ledger], {}) for _ in range(20)])
+    flaky = mgr.push(t.flaky.call([ledger, 2], {})).id
+    dead = [mgr.push(t.always_fails.call([ledger], {})).id for _ in range(3)]
+    slow = mgr.push(t.slow.call([ledger], {})).id
+    permanent = mgr.push(t.permanent.call([ledger], {})).id
+    cancelled = mgr.push_many([t.mark.call([ledger], {}) for _ in range(4)])
+    for job_id in cancelled:
+        assert mgr.cancel(job_id)
+    after_slow = mgr.push(t.mark.call([ledger], {}), priority=1).id
+    proc = cli("--url", store_url, "work", "--workers=1", "--stop-when-empty", "--json", *APP)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    assert all(runs[i] == 1 for i in [*ok, after_slow])
+    assert runs[flaky] == 2 and all(runs[i] == 2 for i in dead)
+    assert runs[permanent] == 1 and not any(runs[i] for i in cancelled)
+    assert mgr.get(flaky).state == State.COMPLETED  # type: ignore[union-attr]
+    for job_id in [*dead, slow, permanent]:
+        assert mgr.get(job_id).state == State.FAILED, job_id  # type: ignore[union-attr]
+    assert mgr.get(after_slow).state == State.COMPLETED  # type: ignore[union-attr]
+    totals = json.loads(out)["totals"]
+    assert totals["completed"] == 22, totals
+    assert totals["failed"] == 5, totals
+
+    stats = cli("--url", store_url, "stats", "--json")
+    out, err = stats.communicate(timeout=60)
+    assert stats.returncode == 0, err
+    data = json.loads(out)["totals"]
+    assert (data["completed"], data["failed"], data["cancelled"], data["pending"],
+            data["processing"], data["retrying"]) == (22, 5, 4, 0, 0, 0), data
+    hour = data["history"]["1h"]
+    assert hour["enqueued"] == 31 and hour["completed"] == 22, hour
+    assert hour["failed"] == 5 and hour["cancelled"] == 4, hour
+    assert hour["retried"] == 4, hour  # flaky once, each always_fails once
+
+
+def test_an_idle_worker_uses_almost_no_cpu(mgr: QueueManager, store_url: str,
+                                           ledger: str) -> None:
+    job_id = mgr.push(t.mark.call([ledger], {})).id
+    proc = cli("--url", store_url, "work", "--workers=2", *APP)
+    try:
+        wait_for(lambda: mgr.get(job_id).state == State.COMPLETED, timeout=60)  # type: ignore
+        wait_for(lambda: len(tree(proc.pid)) >= 2, timeout=30)
+        time.sleep(2.0)  # let start-up and the first housekeeping settle
+        procs = [psutil.Process(proc.pid), *tree(proc.pid)]
+        for p in procs:
+            p.cpu_percent(None)
+        time.sleep(3.0)
+        used = {p.pid: p.cpu_percent(None) for p in alive(procs)}
+    finally:
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    assert sum(used.values()) < 10.0, used
