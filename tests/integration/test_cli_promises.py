@@ -249,3 +249,27 @@ def test_an_idle_worker_uses_almost_no_cpu(mgr: QueueManager, store_url: str,
         _, err = stop(proc)
     assert proc.returncode == 0, err
     assert sum(used.values()) < 10.0, used
+
+
+def test_no_job_waits_behind_a_long_job_after_fast_ones_were_measured(
+        mgr: QueueManager, store_url: str, ledger: str, tmp_path: Path) -> None:
+    """Workers that measured instant jobs (recycled lives adopt that measure) then meet a
+    long job at the head of the queue: the jobs behind it run on the other, free worker; none
+    sits in the long job's worker's buffer until it ends."""
+    flag = str(tmp_path / "release")
+    warm = mgr.push_many([t.mark.call([ledger], {}) for _ in range(200)])
+    proc = cli("--url", store_url, "work", "--workers=2", "--max-jobs=40", *APP)
+    try:
+        wait_for(lambda: states(mgr, warm) == {State.COMPLETED: 200}, timeout=90)
+        long_id = mgr.push(t.hang_until_file.call([ledger, flag], {}), priority=10).id
+        behind = mgr.push_many([t.mark.call([ledger], {}) for _ in range(100)])
+        wait_for(lambda: set(behind) <= {line[0] for line in ledger_lines(ledger)}, timeout=60)
+        assert mgr.get(long_id).state == State.PROCESSING  # type: ignore[union-attr]
+        Path(flag).touch()
+        wait_for(lambda: mgr.get(long_id).state == State.COMPLETED, timeout=30)  # type: ignore
+    finally:
+        Path(flag).touch()
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    runs = Counter(line[0] for line in ledger_lines(ledger) if line[3:] != ["end"])
+    assert max(runs.values()) == 1
