@@ -326,6 +326,26 @@ def test_failures_whose_messages_differ_by_ids_form_one_group_retried_whole(
     assert retry_group(session, "<n>")["changed"] == 3
 
 
+def test_the_scheduled_view_pages_by_due_time_with_a_cursor(
+        session: Session, sqlite_manager: QueueManager) -> None:
+    from datetime import timedelta
+
+    now = sqlite_manager.driver.now()
+    due = [put_job(sqlite_manager, State.PENDING, available_at=now + timedelta(minutes=m))
+           for m in (30, 10, 20)]
+    seen, cursor = [], None
+    for _ in range(4):
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = session.get("/api/due/scheduled", params=params).json()
+        assert page["total"] == 3
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [due[1].id, due[2].id, due[0].id]
+    assert session.get("/api/due/scheduled", params={"cursor": "soon"}).status_code == 400
+
+
 def test_scheduled_and_retrying_views_and_run_now(session: Session,
                                                   sqlite_manager: QueueManager) -> None:
     from datetime import timedelta
