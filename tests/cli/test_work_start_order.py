@@ -29,17 +29,35 @@ def opening(cls, *args, **kwargs):
     order.append("supervisor process connection")
     return from_settings(cls, *args, **kwargs)
 
+ready_count = work._ready_count
+
+def counting(*args):
+    order.append("bar total counted")
+    return ready_count(*args)
+
 Supervisor.spawn = spawning
 work.QueueManager.from_settings = classmethod(opening)
-cli.main(["--url", sys.argv[1], "work", "--stop-when-empty", "--json"], standalone_mode=False)
+work._ready_count = counting
+cli.main(["--url", sys.argv[1], "work", "--stop-when-empty", *sys.argv[2:]],
+         standalone_mode=False)
 print(json.dumps(order))
 """
 
 
-def test_work_forks_the_workers_before_opening_its_own_connection(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, url], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+def run_work(url: str, *args: str) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, url, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    order = json.loads(proc.stdout.strip().splitlines()[-1])
+    order: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return order
+
+
+def test_work_forks_the_workers_before_opening_its_own_connection(tmp_path: Path) -> None:
+    order = run_work(f"sqlite:///{tmp_path / 'q.db'}", "--json")
     assert order[:2] == ["worker forked", "supervisor process connection"], order
+
+
+def test_the_progress_bar_counts_its_total_before_any_worker_starts(tmp_path: Path) -> None:
+    """Else jobs done meanwhile would be missing from the total (done > total at the end)."""
+    order = run_work(f"sqlite:///{tmp_path / 'q.db'}")
+    assert order[:3] == ["bar total counted", "worker forked", "supervisor process connection"]

@@ -97,7 +97,10 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     supervisor.start()
     server = scheduler = None
     stop_scheduler = threading.Event()
+    progress = stop_when_empty and not as_json
     try:
+        # the bar's total is counted before any worker takes a job
+        total = _ready_count(supervisor, plan.names()) if progress else 0
         # the workers first: this process's own connection is not on the first job's way
         supervisor.launch()
         manager = open_patiently(lambda: QueueManager.from_settings(settings), "taskqueue work")
@@ -107,10 +110,10 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
         StatsRecorder.install(manager).start()
         server = None if metrics_port is None else serve_metrics(manager, metrics_port)
         scheduler = _start_scheduler(settings, stop_scheduler) if with_scheduler else None
-        if as_json or not stop_when_empty:
-            supervisor.run()
+        if progress:
+            _run_with_progress(supervisor, total)
         else:
-            _run_with_progress(manager, supervisor, plan.names())
+            supervisor.run()
     finally:
         supervisor.close()
         stop_scheduler.set()
@@ -156,27 +159,24 @@ def _autoscaler(spec: str | None, max_workers: int) -> Autoscaler | None:
     return scaler
 
 
-def _done_count(manager: QueueManager, queues: Sequence[str]) -> tuple[int, int]:
-    """(ready jobs, finished jobs) over the given queues."""
-    stats = manager.driver.stats()
-    ready = sum(stats[q].counts[State.PENDING] + stats[q].counts[State.RETRYING]
-                + stats[q].counts[State.PROCESSING] for q in queues if q in stats)
-    done = sum(stats[q].counts[State.COMPLETED] + stats[q].counts[State.FAILED]
-               for q in queues if q in stats)
-    return ready, done
+def _ready_count(supervisor: Supervisor, queues: Sequence[str]) -> int:
+    """Jobs ready or running in ``queues``, on the supervisor's connection (opened, and the
+    store migrated, for the workers anyway); 0 while the store is unreachable (the workers wait
+    the outage out, the bar runs without a total)."""
+    try:
+        stats = supervisor.driver().stats()
+    except DriverUnavailable:
+        return 0
+    return sum(stats[q].counts[State.PENDING] + stats[q].counts[State.RETRYING]
+               + stats[q].counts[State.PROCESSING] for q in queues if q in stats)
 
 
-def _run_with_progress(manager: QueueManager, supervisor: Supervisor,
-                       queues: Sequence[str]) -> None:
+def _run_with_progress(supervisor: Supervisor, total: int) -> None:
     """Run the pool with a live bar: the jobs ready at the start are the total; done is what
     this pool's workers processed (recycled ones included), over the run's wall-clock time --
     the same figures as the summary. The bar (and rich) comes with the first tick, after the
     workers were started, so it never delays the first job."""
-    try:
-        ready, _ = _done_count(manager, queues)
-    except DriverUnavailable:
-        ready = 0  # the workers wait the outage out; the bar runs without a total
-    bar = _Bar(supervisor, ready)
+    bar = _Bar(supervisor, total)
     try:
         supervisor.run(bar.tick)
         bar.last = 0.0
