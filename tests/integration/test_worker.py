@@ -350,3 +350,37 @@ def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
         runner.join(10)
     assert seen == [("taskqueue-acks", True)]
     assert {final(manager, i).state for i in (first, last)} == {State.COMPLETED}
+
+
+@pytest.mark.parametrize("combined", [False, True])
+def test_a_dependent_released_by_completions_still_in_flight_runs_before_stop_when_empty(
+        manager: QueueManager, combined: bool) -> None:
+    """With slow commits the last completions of a dry queue go out from the ack thread. A
+    job they release (a dependent) must still be found: ``--stop-when-empty`` does not stop
+    while they are on their way, and the worker looks again once they are in. Before, it
+    found the queue empty and stopped, leaving the dependent pending (seen through
+    ``taskqueue work --stop-when-empty`` on a loaded Redis Cluster)."""
+    import threading
+
+    from taskqueue import Worker, WorkerOptions
+
+    first = t.add.delay(0, 0)  # measured first: the worker then asks for more than one job
+    parent = t.add.delay(1, 1)
+    child = t.add.push([2, 2], manager=manager, depends_on=[parent])
+    worker = Worker(manager, WorkerOptions(poll_interval=0.05, stop_when_empty=True))
+    if not combined:
+        worker._combined = None  # as on a driver without complete_and_reserve (Redis)
+    worker._ack_seconds = 1.0  # whose commits are slow: the ack thread sends them
+    real_complete = worker.driver.complete_many
+
+    def complete_many(items: list[tuple[LeaseToken, str | None]]) -> list[bool]:
+        if threading.current_thread().name == "taskqueue-acks":
+            time.sleep(0.3)  # a slow commit, long after the main thread looked again
+        return real_complete(items)
+
+    worker.driver.complete_many = complete_many  # type: ignore[method-assign]
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert {final(manager, i).state for i in (first, parent, child)} == {State.COMPLETED}

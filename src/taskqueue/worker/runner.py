@@ -56,6 +56,9 @@ ACK_DELAY = 0.05
 #: Acknowledgements that take longer than this (seconds, on average) are sent by the acker
 #: thread when the queue runs dry; quicker ones are not worth waking a thread for.
 ACK_OFFLOAD = 0.0005
+#: While those completions are on their way, an idle worker looks for work again this often
+#: (seconds): they may release dependents, which no wake-up announces.
+SETTLE_POLL = 0.005
 #: Sessions a worker waiting to start has its driver open and prime (``WarmsUp``): one for the
 #: main thread's first reservation, one for the presence and heartbeat threads, which start
 #: at the same moment and would otherwise take the only one it had.
@@ -309,6 +312,12 @@ class Worker:
                 if self.pool is not None and not self.pool.wait_idle(0):
                     self.pool.wait_for_capacity(0.05)
                     continue
+                if self._awaiting_ack:
+                    # completions still being sent by the acker thread (_ack_idle) may release
+                    # dependents: look again once they are in, neither sleeping a whole
+                    # interval nor stopping as if the queue were empty
+                    self._wait_for_work(SETTLE_POLL)
+                    continue
                 if self.options.stop_when_empty:
                     if self.buffer.settled() != handed_back:
                         continue  # jobs were handed back meanwhile: they are pending again
@@ -318,11 +327,14 @@ class Worker:
                         break
                     self._stop.wait(wait)
                     continue
-                try:
-                    self.driver.wait_for_work(self.queues, self.options.poll_interval)
-                except DriverUnavailable as exc:  # e.g. the LISTEN connection was killed
-                    log.warning("waiting for work failed, polling instead: %s", exc)
-                    self._stop.wait(min(1.0, self.options.poll_interval))
+                self._wait_for_work(self.options.poll_interval)
+
+    def _wait_for_work(self, timeout: float) -> None:
+        try:
+            self.driver.wait_for_work(self.queues, timeout)
+        except DriverUnavailable as exc:  # e.g. the LISTEN connection was killed
+            log.warning("waiting for work failed, polling instead: %s", exc)
+            self._stop.wait(min(1.0, timeout))
 
     def warm_up(self) -> None:
         """Do now what the loop's next round would do before its reservation, each only when
