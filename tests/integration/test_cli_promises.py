@@ -366,3 +366,55 @@ def test_threads_async_jobs_and_live_pushes_run_once_and_are_all_counted(
     hour = json.loads(out)["totals"]["history"]["1h"]
     assert (hour["completed"], hour["failed"], hour["retried"]) == (600, 20, 20), hour
     assert hour["run_time"]["count"] == 640, hour["run_time"]
+
+
+def test_sigterm_with_full_buffers_hands_back_every_reserved_job(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    """Millisecond jobs (full reservations, completions batched with the next reservation on
+    stores that offer it), four threads per worker: after SIGTERM nothing is `processing`,
+    exactly the jobs that ran are completed, and a second run does the rest once each."""
+    ids = mgr.push_many([t.mark.call([ledger], {"sleep": 0.003}) for _ in range(1500)])
+    proc = cli("--url", store_url, "work", "--workers=2", "--concurrency=4", "--max-jobs=200",
+               *APP)
+    wait_for(lambda: len(ledger_lines(ledger)) >= 300, timeout=60)
+    children = tree(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    wait_for(lambda: not alive(children), timeout=10)
+    counts = states(mgr, ids)
+    assert State.PROCESSING not in counts, counts
+    assert counts[State.COMPLETED] == len({line[0] for line in ledger_lines(ledger)}), counts
+    again = cli("--url", store_url, "work", "--workers=2", "--stop-when-empty", *APP)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    assert set(runs) == set(ids) and max(runs.values()) == 1
+
+
+def test_killed_children_rerun_only_what_they_held(mgr: QueueManager, store_url: str,
+                                                   ledger: str) -> None:
+    """Three worker children SIGKILLed mid-backlog: every job completes, and only jobs that a
+    killed child had started run twice."""
+    ids = mgr.push_many([t.mark.call([ledger], {"sleep": 0.01}) for _ in range(400)])
+    proc = cli("--url", store_url, "work", "--workers=2", "--max-jobs=40", *APP,
+               env={"TASKQUEUE_LEASE_SECONDS": "3"})
+    killed: set[int] = set()
+    try:
+        for k in range(3):
+            wait_for(lambda k=k: len(ledger_lines(ledger)) >= 40 * (k + 1), timeout=60)
+            victim = int(ledger_lines(ledger)[-1][2])
+            try:
+                psutil.Process(victim).kill()
+                killed.add(victim)
+            except psutil.NoSuchProcess:
+                pass  # it had just been recycled
+        wait_for(lambda: states(mgr, ids) == {State.COMPLETED: 400}, timeout=90)
+    finally:
+        _, err = stop(proc)
+    assert proc.returncode == 0, err
+    lines = ledger_lines(ledger)
+    runs = Counter(line[0] for line in lines)
+    assert set(runs) == set(ids)
+    held = {line[0] for line in lines if int(line[2]) in killed}
+    assert {i for i, n in runs.items() if n > 1} <= held
