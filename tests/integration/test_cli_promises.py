@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -41,7 +41,7 @@ def mgr(store_url: str) -> Iterator[QueueManager]:
         m.close()
 
 
-def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:
+def states(mgr: QueueManager, ids: Sequence[str]) -> Counter[State]:
     return Counter(r.state for r in mgr.search(JobFilter(ids=tuple(ids), limit=len(ids))))
 
 
@@ -200,8 +200,8 @@ def test_retries_dead_letters_timeouts_and_stats_match_the_run(
     slow = mgr.push(t.slow.call([ledger], {})).id
     permanent = mgr.push(t.permanent.call([ledger], {})).id
     cancelled = mgr.push_many([t.mark.call([ledger], {}) for _ in range(4)])
-    for job_id in cancelled:
-        assert mgr.cancel(job_id)
+    for victim in cancelled:
+        assert mgr.cancel(victim)
     after_slow = mgr.push(t.mark.call([ledger], {}), priority=1).id
     # recycled every 4 jobs: each worker life's statistics and summary must reach the totals.
     # (Not --stop-when-empty: it leaves a retry that is not due yet, as documented.)
@@ -344,7 +344,7 @@ def test_threads_async_jobs_and_live_pushes_run_once_and_are_all_counted(
         mgr: QueueManager, store_url: str, ledger: str) -> None:
     """--concurrency threads and an event loop, recycling, jobs pushed one by one while the
     workers run: each runs once, and the statistics history counts every attempt."""
-    ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(300)])
+    ids: list[str] = [*mgr.push_many([t.mark.call([ledger], {}) for _ in range(300)])]
     ids += mgr.push_many([t.async_mark.call([ledger], {}) for _ in range(200)])
     dead = mgr.push_many([t.always_fails.call([ledger], {}) for _ in range(20)])
     proc = cli("--url", store_url, "work", "--workers=2", "--concurrency=8", "--max-jobs=60",
