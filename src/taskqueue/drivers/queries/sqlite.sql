@@ -488,8 +488,10 @@ WHERE state = 'processing' AND lease_owner = ?
 RETURNING id;
 
 -- name: next_due
--- When the next waiting job becomes due (for the idle wait).
-SELECT min(available_at) FROM job_queue
+-- When the next waiting job becomes due (for the idle wait). Named index: left to itself the
+-- planner walked idx_queue_id, every job the queue ever kept (10-30 ms at 20,000 finished
+-- jobs, on every idle wait), instead of the ready index (0.02 ms).
+SELECT min(available_at) FROM job_queue INDEXED BY idx_ready
 WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues});
 
 -- name: cancel
