@@ -126,15 +126,15 @@ _PUSHES = frozenset({"push", "push_one"})
 
 def preload() -> None:
     """What every driver would otherwise work out after a fork, done once in the fork server
-    (no connection): the scripts' sources (assembled from ``queries/`` with regular
-    expressions: ~35 ms of CPU per worker process), redis-py's version (read from the
+    (no connection): the scripts' sources (assembled from ``queries/``) and their SHA1s
+    (hashing in a worker maps ~1 MB more of OpenSSL), redis-py's version (read from the
     distribution's metadata on the first connection) and the IDNA codec a host name needs."""
     from redis.utils import get_lib_version
 
     for name in QUEUE_SCRIPTS:
-        rk.script_source(name)
+        rk.script_sha(name)
     for name in PLAIN_SCRIPTS:
-        rk.script_source(name, per_queue=False)
+        rk.script_sha(name, per_queue=False)
     get_lib_version()
     "localhost".encode("idna")
 
@@ -151,9 +151,8 @@ class RedisDriver(_views.ReadsEveryMatch):
         self._where = cluster.describe(client)
         # Blocking pops get their own client, with a socket timeout above the block time.
         self._blocking = blocking or cluster.blocking_twin(client, BLOCK_MAX + 5)
-        self._scripts = {name: client.register_script(rk.script_source(name))
-                         for name in QUEUE_SCRIPTS}
-        self._scripts.update({name: client.register_script(rk.script_source(name, per_queue=False))
+        self._scripts = {name: rk.register_script(client, name) for name in QUEUE_SCRIPTS}
+        self._scripts.update({name: rk.register_script(client, name, per_queue=False)
                               for name in PLAIN_SCRIPTS})
         self._next_repair = 0.0
         self._memory = Memory()   # reserved jobs' queues; a wake-up's reservation
