@@ -24,6 +24,7 @@ from taskqueue.scheduling import (
     ConcurrencyMiddleware,
     ConditionMiddleware,
     Probe,
+    RateLimitMiddleware,
     parse_condition,
     parse_rate,
     set_queue_limit,
@@ -163,20 +164,59 @@ def test_store_clock_is_not_skewed_by_a_stalled_reading(sqlite_url: str) -> None
         assert clock.uncertainty < 0.02
 
 
+def rate_held(manager: QueueManager, job_id: str) -> bool:
+    return (manager.require(job_id).exception or "").startswith("rate limit")
+
+
 def test_rate_key_limits_each_customer_separately(store: QueueManager, store_url: str,
                                                   tmp_path: Path) -> None:
+    """A 1/h limit per customer: one of customer A's two jobs runs, the other is held (no
+    attempt used), and customer B's job runs. Which A job runs is whichever reaches its rate
+    check first, not necessarily the one pushed first: the two workers race, and the one that
+    reserved the first A job can be held up before its check (its thread waits for the GIL,
+    or for SQLite's write lock, whose busy handler sleeps 1, 2, 5, 10 ms...) while the other
+    runs B's job and takes the second A job. Asserting that the first A job runs made this
+    test fail about once in 25 runs under CI load (the forced order is the next test)."""
     ledger = tmp_path / "ledger"
     a1, b1, a2 = (t.per_customer.push([str(ledger), c], manager=store) for c in "ABA")
     with workers(store_url, 2):
-        wait_for(lambda: all_completed(store, [a1, b1]), timeout=60)
-        wait_for(lambda: (store.require(a2).exception or "").startswith("rate limit"),
-                 timeout=60)
-    held = store.require(a2)
+        wait_for(lambda: all_completed(store, [b1]) and (
+            all_completed(store, [a1]) and rate_held(store, a2)
+            or all_completed(store, [a2]) and rate_held(store, a1)), timeout=60)
+    ran, held = (a1, store.require(a2)) if all_completed(store, [a1]) else (a2, store.require(a1))
     assert held.state == State.PENDING and held.attempts == 0
     assert held.exception is not None
     assert held.exception.startswith("rate limit 1/h reached for task limits.per_customer "
                                      "(customer_id=A)")
-    assert sorted(row[3] for row in ledger_rows(ledger)) == ["A", "B"]
+    assert sorted((row[3], row[0]) for row in ledger_rows(ledger)) == [("A", ran), ("B", b1)]
+
+
+def test_rate_key_holds_the_same_key_job_that_checks_second(
+        store: QueueManager, store_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order the test above could meet by chance, forced: the worker holding the first
+    A job reaches its rate check only after the second A job has run. The first is then the
+    one held, pending with no attempt used, and nothing runs twice or fails. (The test above
+    used to assert the push order and failed on exactly this interleaving.)"""
+    ledger = tmp_path / "ledger"
+    a1, b1, a2 = (t.per_customer.push([str(ledger), c], manager=store) for c in "ABA")
+    check = RateLimitMiddleware.before_run
+
+    def late_for_a1(self, job, ctx, runnable, options):  # type: ignore[no-untyped-def]
+        if job.id == a1:   # held up between its reservation and its check
+            deadline = time.monotonic() + 30
+            while not all_completed(store, [a2]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return check(self, job, ctx, runnable, options)
+
+    monkeypatch.setattr(RateLimitMiddleware, "before_run", late_for_a1)
+    with workers(store_url, 2):
+        wait_for(lambda: all_completed(store, [b1, a2]) and rate_held(store, a1), timeout=60)
+    held = store.require(a1)
+    assert held.state == State.PENDING and held.attempts == 0
+    assert (held.exception or "").startswith("rate limit 1/h reached for task "
+                                             "limits.per_customer (customer_id=A)")
+    assert sorted((row[3], row[0]) for row in ledger_rows(ledger)) == [("A", a2), ("B", b1)]
 
 
 # -- concurrency ----------------------------------------------------------------------------------
