@@ -12,15 +12,21 @@ from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import FINISHED
 
 
-@pytest.fixture
-def manager(sqlite_url: str) -> Iterator[QueueManager]:
-    m = QueueManager.from_url(sqlite_url)
+def default_manager(url: str) -> Iterator[QueueManager]:
+    """A manager on ``url`` set as the process default for the test (generator for fixtures:
+    ``yield from default_manager(url)``), unset and closed afterwards."""
+    m = QueueManager.from_url(url)
     set_default_manager(m)
     try:
         yield m
     finally:
         set_default_manager(None)
         m.close()
+
+
+@pytest.fixture
+def manager(sqlite_url: str) -> Iterator[QueueManager]:
+    yield from default_manager(sqlite_url)
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from taskqueue import QueueManager, State, set_default_manager
+from taskqueue import QueueManager, State
 from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
-from tests.integration.conftest import ledger_lines
+from tests.integration.conftest import default_manager, ledger_lines
 from tests.integration.test_worker_processes import cli, wait_for
 
 APP = ("--app", "tests.apps.sample_tasks")
@@ -32,13 +32,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def mgr(store_url: str) -> Iterator[QueueManager]:
-    m = QueueManager.from_url(store_url)
-    set_default_manager(m)
-    try:
-        yield m
-    finally:
-        set_default_manager(None)
-        m.close()
+    yield from default_manager(store_url)
 
 
 def states(mgr: QueueManager, ids: Sequence[str]) -> Counter[State]:

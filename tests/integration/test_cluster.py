@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from taskqueue import QueueManager, State, set_default_manager
+from taskqueue import QueueManager, State
 from taskqueue.cluster.nodes import list_nodes
 from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
 from tests.backends import URLS, implemented_backends
-from tests.integration.conftest import ledger_lines
+from tests.integration.conftest import default_manager, ledger_lines
 from tests.integration.test_supervisor import states, worker_pids
 from tests.integration.test_worker_processes import cli, wait_for
 
@@ -34,11 +34,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def mgr(url: str) -> Iterator[QueueManager]:
-    m = QueueManager.from_url(url)
-    set_default_manager(m)
-    yield m
-    set_default_manager(None)
-    m.close()
+    yield from default_manager(url)
 
 
 def node(url: str, name: str, *args: str, lease: str = "3"):  # type: ignore[no-untyped-def]

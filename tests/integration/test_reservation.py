@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from taskqueue import Priority, QueueManager, State, set_default_manager
+from taskqueue import Priority, QueueManager, State
 from taskqueue.drivers import JobFilter
 from tests.apps import lifecycle_tasks as lt
 from tests.apps import sample_tasks as t
 from tests.backends import ALL_BACKENDS, URLS, implemented_backends
-from tests.integration.conftest import ledger_lines
+from tests.integration.conftest import default_manager, ledger_lines
 from tests.integration.test_worker_processes import ROOT, cli, wait_for
 
 APP = ("--app", "tests.apps.sample_tasks,tests.apps.lifecycle_tasks")
@@ -51,22 +51,14 @@ def url2(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _store(request, tmp_path)
 
 
-def _manager(store_url: str) -> Iterator[QueueManager]:
-    m = QueueManager.from_url(store_url)
-    set_default_manager(m)
-    yield m
-    set_default_manager(None)
-    m.close()
-
-
 @pytest.fixture
 def mgr(url: str) -> Iterator[QueueManager]:
-    yield from _manager(url)
+    yield from default_manager(url)
 
 
 @pytest.fixture
 def mgr2(url2: str) -> Iterator[QueueManager]:
-    yield from _manager(url2)
+    yield from default_manager(url2)
 
 
 def record(m: QueueManager, job_id: str):  # type: ignore[no-untyped-def]

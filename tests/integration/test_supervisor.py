@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from taskqueue import QueueManager, State, set_default_manager
+from taskqueue import QueueManager, State
 from taskqueue.drivers import JobFilter
 from tests.apps import sample_tasks as t
 from tests.backends import URLS
 from tests.chaos.harness import worker_pids
-from tests.integration.conftest import ledger_lines
+from tests.integration.conftest import default_manager, ledger_lines
 from tests.integration.test_worker_processes import cli, wait_for
 
 APP = ("--app", "tests.apps.sample_tasks")
@@ -40,11 +40,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def mgr(url: str) -> Iterator[QueueManager]:
-    m = QueueManager.from_url(url)
-    set_default_manager(m)
-    yield m
-    set_default_manager(None)
-    m.close()
+    yield from default_manager(url)
 
 
 def states(mgr: QueueManager, ids: list[str]) -> Counter[State]:
