@@ -281,3 +281,43 @@ def test_the_idle_wait_reads_the_ready_index_not_every_finished_job(tmp_path: Pa
         plan = " ".join(str(row[-1]) for row in
                         conn.execute(f"EXPLAIN QUERY PLAN {sql}", ["default", "emails"]))
     assert "idx_ready" in plan, plan
+
+
+def test_a_single_plain_push_stores_the_row_the_general_path_stores(tmp_path: Path) -> None:
+    """A single push of a job with no key, tags, dependencies or batch is one INSERT of its
+    own (no BEGIN/COMMIT around it, no NULL bound): the row, the counters and a refused
+    duplicate id are what the general path gives (a push of two jobs takes that path)."""
+    import sqlite3
+
+    from taskqueue.errors import Conflict
+    from taskqueue.jobs.states import State
+
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+
+    def job(queue: str = "q") -> NewJob:
+        return NewJob(id=uuid7(), name="t", payload=b"\x00body", queue_name=queue, priority=7,
+                      max_attempts=4, timeout_seconds=9, delay_seconds=0.0)
+
+    driver.push([job()])   # the queue's counter rows: the general path, once per driver
+    single = job()
+    plain_statements: list[str] = []
+    driver._conn.set_trace_callback(plain_statements.append)
+    assert driver.push([single]) == [single.id]
+    driver._conn.set_trace_callback(None)
+    statements = set(plain_statements)   # (its trigger's statements trace as the INSERT too)
+    assert len(statements) == 1 and statements.pop().startswith("INSERT OR FAIL INTO job_queue")
+    pair = [job(), job()]
+    driver.push(pair)
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        conn.row_factory = sqlite3.Row
+        rows = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM job_queue")}
+    fast, general = rows[single.id], rows[pair[0].id]
+    for column in ("id", "created_at", "updated_at", "available_at"):
+        fast.pop(column), general.pop(column)
+    assert fast == general and fast["payload"] == b"\x00body" and fast["tags"] is None
+    with pytest.raises(Conflict):
+        driver.push([single])   # the same id again
+    assert driver.stats()["q"].counts[State.PENDING] == 4
+    assert not driver._conn.in_transaction
+    driver.close()

@@ -192,6 +192,8 @@ class SQLiteDriver:
         are written on it, inside the caller's open transaction: they appear only if the caller
         commits. With no transaction open there, they are committed at once, together."""
         if connection is None:
+            if len(jobs) == 1 and _plain(job := jobs[0]) and job.queue_name in self._counted:
+                return [self._push_plain(job)]
             queues = {job.queue_name for job in jobs}
             with self._write() as conn:
                 ids = self._insert(conn, jobs, queues - self._counted)
@@ -210,6 +212,25 @@ class SQLiteDriver:
             connection.execute("RELEASE taskqueue_push")
         self._doorbell.ring()  # a hint only: before the caller commits, polling finds them
         return ids
+
+    def _push_plain(self, job: NewJob) -> str:
+        """One job with no key, tags, dependencies or batch, to a queue whose counter rows
+        exist: a single INSERT (its counter trigger included), committed by itself. SQLite
+        runs one statement outside ``BEGIN`` as its own transaction, taking the write lock the
+        way ``BEGIN IMMEDIATE`` does (waiting on ``busy_timeout``), so this is the same write
+        as ``_write`` + ``_insert`` in one call instead of three, with no ``NULL`` parameters
+        (sqlite3 looks for an adapter for every ``None`` it binds: ~1 µs each)."""
+        now = time.time()
+        with self._lock, _translated():
+            if self._conn.in_transaction:   # never: every writer here commits before unlocking
+                raise DriverUnavailable("sqlite: a transaction was left open on the connection")
+            self._conn.execute(Q["insert_plain_job"], (
+                job.id, job.queue_name, job.name, job.payload, job.priority, job.max_attempts,
+                job.timeout_seconds, job.delay_seconds, now + job.delay_seconds, now, now))
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
+        self._doorbell.ring()
+        return job.id
 
     def _check_same_file(self, connection: object) -> None:
         """Refuse a connection that is not sqlite3, or is open on another database file."""
@@ -725,6 +746,13 @@ def _ensure_counters(conn: sqlite3.Connection, queues: Collection[str]) -> None:
     for queue in queues:
         conn.execute(Q["ensure_counts"], (queue,))
         conn.execute(Q["ensure_completions"], (queue,))
+
+
+def _plain(job: NewJob) -> bool:
+    """A job ``insert_plain_job`` stores whole: every column it leaves out is at its default."""
+    return (job.idempotency_key is None and not job.tags and not job.dependencies
+            and job.batch_id is None and job.idempotency_mode == "exists"
+            and not job.idempotency_window)
 
 
 def _statements(script: str) -> Iterator[str]:

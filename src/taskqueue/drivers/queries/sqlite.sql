@@ -290,6 +290,13 @@ INSERT OR FAIL INTO job_queue (id, queue_name, name, payload, state, priority, m
 VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (idempotency_key) DO NOTHING;
 
+-- name: insert_plain_job
+-- One new job with no idempotency key, tags, dependencies or batch: those columns keep their
+-- defaults (NULL, 'exists', 0), so nothing NULL is bound and nothing can conflict on the key.
+INSERT OR FAIL INTO job_queue (id, queue_name, name, payload, state, priority, max_attempts,
+    timeout_seconds, delay_seconds, available_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?);
+
 -- name: expire_idempotency_key
 -- A key whose "window" after finishing has passed no longer blocks a new job.
 UPDATE job_queue SET idempotency_key = NULL
