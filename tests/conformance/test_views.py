@@ -5,12 +5,15 @@ counts computed here from ``search``."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from taskqueue.drivers import Driver, JobFilter
-from taskqueue.drivers.base import SORT_COLUMNS, DueFilter
+from taskqueue.drivers.base import SORT_COLUMNS, DueFilter, GraphNode
+from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 from tests.conformance.test_driver import new
@@ -79,6 +82,74 @@ def test_error_texts_counts_each_text_with_its_tasks_and_queues(driver: Driver) 
                                             exception_contains="card"), 10)
     assert [(t.exception, t.count, t.queues) for t in narrowed] == \
         [("ValueError: card 2", 2, ("views-b",)), ("ValueError: card 1", 1, ("views-b",))]
+
+
+def _texts(driver: Driver) -> list[tuple[str | None, int]]:
+    return [(t.exception, t.count) for t in driver.error_texts(JobFilter(states=(State.FAILED,)),
+                                                                  10)]
+
+
+def test_error_texts_follow_every_write_of_the_exception(driver: Driver) -> None:
+    """The SQL stores group by a digest of the text that their schema keeps on each write of
+    ``exception`` (issue 18 item 13): a text written by the settle statements, by recovery (the
+    text made in SQL), kept through a retry, replaced by a later failure, restored from a record
+    or cleared all land in the right group."""
+    again = _failed(driver, "ValueError: same", retry_in=0.0)  # retrying, then fails the same
+    driver.apply_many("retry", [_failed(driver, "ValueError: same")])
+    twice = _failed(driver, "KeyError: first", retry_in=0.0)
+    for job_id, error in ((again, "ValueError: same"), (twice, "KeyError: second")):
+        taken = driver.reserve_job("w1", job_id, 30)
+        assert taken is not None and driver.fail(taken.token, error, None)
+    lost = new(queue_name="views-a", max_attempts=1)
+    driver.push([lost])
+    assert driver.reserve_job("w-gone", lost.id, 0.01) is not None
+    time.sleep(0.05)
+    assert lost.id in driver.recover_expired()
+    lost_text = driver.get(lost.id)
+    assert lost_text is not None and lost_text.state is State.FAILED and lost_text.exception
+    record = driver.get(twice)
+    assert record is not None
+    copy = replace(record, id=uuid7())
+    assert driver.restore([copy]) == 1
+    _failed(driver, "ValueError: same")
+    assert sorted(_texts(driver)) == sorted([
+        ("ValueError: same", 2), ("KeyError: second", 2), (lost_text.exception, 1)])
+    assert driver.retry(twice) and driver.retry(copy.id)
+    assert sorted(_texts(driver)) == sorted([("ValueError: same", 2),
+                                             (lost_text.exception, 1)])
+    by_text = {t.exception: t for t in driver.error_texts(JobFilter(states=(State.FAILED,)), 10)}
+    assert by_text["ValueError: same"].latest_id == max(
+        r.id for r in driver.search(JobFilter(states=(State.FAILED,), exception_contains="same")))
+
+
+def test_error_texts_cut_at_the_limit_keeps_the_order_by_count_then_text(driver: Driver) -> None:
+    for text, times in (("E: c", 1), ("E: a", 2), ("E: b", 2), ("E: d", 3)):
+        for _ in range(times):
+            _failed(driver, text)
+    failed = JobFilter(states=(State.FAILED,))
+    assert [(t.exception, t.count) for t in driver.error_texts(failed, 2)] == \
+        [("E: d", 3), ("E: a", 2)]
+    assert [t.exception for t in driver.error_texts(failed, 10)] == \
+        ["E: d", "E: a", "E: b", "E: c"]
+
+
+def test_graph_nodes_read_what_search_finds(driver: Driver) -> None:
+    parent = new(queue_name="views-a", batch_id="views-batch")
+    child = new(queue_name="views-b", name="t.child", dependencies=(parent.id,),
+                batch_id="views-batch")
+    other = new(queue_name="views-a")
+    driver.push([parent, child, other])
+    taken = driver.reserve_job("w1", parent.id, 30)
+    assert taken is not None and driver.set_progress(taken.token, 40.0)
+    criteria = JobFilter(batch_id="views-batch", newest_first=False)
+    nodes = driver.graph_nodes(criteria)
+    assert nodes == [GraphNode.of(r) for r in driver.search(criteria)]
+    assert [(n.id, n.state, n.queue_name, n.dependencies) for n in nodes] == [
+        (parent.id, State.PROCESSING, "views-a", ()),
+        (child.id, State.PENDING, "views-b", (parent.id,))]
+    assert nodes[0].attempts == 1 and nodes[0].progress == 40.0
+    by_ids = driver.graph_nodes(JobFilter(ids=(other.id, child.id), limit=5))
+    assert sorted(n.id for n in by_ids) == sorted([other.id, child.id])
 
 
 def test_due_lists_scheduled_and_retrying_jobs_soonest_first(driver: Driver) -> None:

@@ -13,14 +13,13 @@ A batch is its jobs plus what they depend on and what depends on them. The walk 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Collection
 from typing import Any
 
 from taskqueue.dashboard.actions import allowed_actions
 from taskqueue.dashboard.collapse import collapse
 from taskqueue.dashboard.signatures import named_positionals
-from taskqueue.drivers.base import JobFilter
+from taskqueue.drivers.base import Driver, GraphNode, JobFilter
 from taskqueue.jobs.model import JobRecord, attempts_of
 from taskqueue.jobs.states import State
 from taskqueue.manager import WORKFLOW, QueueManager
@@ -93,23 +92,17 @@ def timeline(record: JobRecord, audit: list[dict[str, Any]]) -> list[dict[str, A
     return sorted(events, key=lambda e: e["at"])
 
 
-def _node(record: JobRecord) -> dict[str, Any]:
-    return {"id": record.id, "name": record.name, "state": record.state.value,
-            "queue": record.queue_name, "attempts": record.attempts,
-            "progress": record.progress}
-
-
 def graph_for_job(manager: QueueManager, record: JobRecord) -> dict[str, Any]:
-    nodes = {record.id: record}
-    return _graph(nodes, _grow(manager, nodes), focus=record.id)
+    nodes = {record.id: GraphNode.of(record)}
+    return _graph(nodes, _grow(manager.driver, nodes), focus=record.id)
 
 
 def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
-    members = manager.search(JobFilter(batch_id=batch_id, limit=SCAN_NODES + 1,
-                                       newest_first=False))
+    members = manager.driver.graph_nodes(JobFilter(batch_id=batch_id, limit=SCAN_NODES + 1,
+                                                   newest_first=False))
     truncated = len(members) > SCAN_NODES
     nodes = {r.id: r for r in members[:SCAN_NODES]}
-    truncated |= _grow(manager, nodes)
+    truncated |= _grow(manager.driver, nodes)
     out = _graph(nodes, truncated, focus=None)
     try:
         out["batch"] = manager.batch_status(batch_id).to_dict()
@@ -118,42 +111,44 @@ def graph_for_batch(manager: QueueManager, batch_id: str) -> dict[str, Any]:
     return out
 
 
-def _grow(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
+def _grow(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
     """Add what the nodes depend on and what depends on them until nothing is added; True
     when ``SCAN_NODES`` cut the graph short."""
     size = -1
     while len(nodes) != size:
         size = len(nodes)
-        if _upstream(manager, nodes) or _downstream(manager, nodes):
+        if _upstream(driver, nodes) or _downstream(driver, nodes):
             return True
     return False
 
 
-def _upstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
-    todo = deque(d for r in list(nodes.values()) for d in r.dependencies)
-    while todo:
-        job_id = todo.popleft()
-        if job_id in nodes:
-            continue
-        if len(nodes) >= SCAN_NODES:
+def _upstream(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
+    """The jobs the nodes depend on, one read per level."""
+    wanted = sorted({d for r in nodes.values() for d in r.dependencies} - nodes.keys())
+    while wanted:
+        if len(nodes) + len(wanted) > SCAN_NODES:
+            wanted = wanted[:SCAN_NODES - len(nodes)]
+            cut = True
+        else:
+            cut = False
+        found = _read(driver, wanted)
+        nodes.update((r.id, r) for r in found)
+        if cut:
             return True
-        found = manager.get(job_id)
-        if found is not None:
-            nodes[job_id] = found
-            todo.extend(found.dependencies)
+        wanted = sorted({d for r in found for d in r.dependencies} - nodes.keys())
     return False
 
 
-def _downstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
+def _downstream(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
     frontier = list(nodes)
     while frontier:
-        found = [c for c in manager.driver.dependents(frontier) if c not in nodes]
+        found = [c for c in driver.dependents(frontier) if c not in nodes]
         if len(nodes) + len(found) > SCAN_NODES:
             found = found[:SCAN_NODES - len(nodes)]
             cut = True
         else:
             cut = False
-        records = manager.search(JobFilter(ids=tuple(found), limit=len(found))) if found else []
+        records = _read(driver, found)
         for child in records:
             nodes[child.id] = child
         if cut:
@@ -162,7 +157,17 @@ def _downstream(manager: QueueManager, nodes: dict[str, JobRecord]) -> bool:
     return False
 
 
-def _graph(nodes: dict[str, JobRecord], truncated: bool, focus: str | None) -> dict[str, Any]:
+def _read(driver: Driver, ids: list[str]) -> list[GraphNode]:
+    return driver.graph_nodes(JobFilter(ids=tuple(ids), limit=len(ids))) if ids else []
+
+
+def _node(record: GraphNode) -> dict[str, Any]:
+    return {"id": record.id, "name": record.name, "state": record.state.value,
+            "queue": record.queue_name, "attempts": record.attempts,
+            "progress": record.progress}
+
+
+def _graph(nodes: dict[str, GraphNode], truncated: bool, focus: str | None) -> dict[str, Any]:
     edges = [[dep, r.id] for r in nodes.values() for dep in r.dependencies if dep in nodes]
     missing = sorted({d for r in nodes.values() for d in r.dependencies} - nodes.keys())
     return {"nodes": [_node(nodes[k]) for k in sorted(nodes)], "edges": edges,

@@ -12,12 +12,13 @@ slow as the number of matches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from taskqueue.drivers.base import SORT_COLUMNS, DueFilter, ErrorText, JobFilter
+from taskqueue.drivers.base import SORT_COLUMNS, DueFilter, ErrorText, GraphNode, JobFilter
 from taskqueue.jobs.model import JobRecord
 from taskqueue.jobs.states import State
 
@@ -68,6 +69,18 @@ def merge_text_rows(rows: list[tuple[Any, ...]], limit: int,
 
 
 # -- SQL ----------------------------------------------------------------------------------------
+
+#: The columns ``graph_nodes`` reads, in ``node_row``'s order.
+NODE_COLUMNS = "id, name, state, queue_name, attempts, progress, dependencies"
+_STATES = {s.value: s for s in State}
+
+
+def node_row(row: tuple[Any, ...]) -> GraphNode:
+    id_, name, state, queue, attempts, progress, deps = row
+    return GraphNode(id_, name, _STATES[state], queue, int(attempts or 0),
+                     None if progress is None else float(progress),
+                     tuple(json.loads(deps)) if deps else ())
+
 
 TEXT_COLUMNS = frozenset({"state", "queue_name", "name"})
 
@@ -138,8 +151,9 @@ def matches(search: Search, criteria: JobFilter) -> Iterator[JobRecord]:
 
 
 class ReadsEveryMatch:
-    """``sorted_search`` and ``error_texts`` for a store without an index to answer them (files,
-    Redis): every match of the filter is read through ``search`` and sorted or counted here."""
+    """``sorted_search``, ``error_texts`` and ``graph_nodes`` for a store without an index to
+    answer them (files, Redis): every match of the filter is read through ``search`` and
+    sorted or counted here."""
 
     def search(self, criteria: JobFilter) -> list[JobRecord]:
         raise NotImplementedError
@@ -150,6 +164,9 @@ class ReadsEveryMatch:
 
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
         return error_texts_by_scan(self.search, criteria, limit)
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        return [GraphNode.of(record) for record in self.search(criteria)]
 
 
 def sorted_by_scan(search: Search, criteria: JobFilter, column: str, descending: bool,

@@ -101,6 +101,25 @@ class ErrorText:
     queues: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """What a workflow graph draws of a job (``Driver.graph_nodes``): no payload, result,
+    exception or times, so a batch of thousands is read in a few milliseconds."""
+
+    id: str
+    name: str
+    state: State
+    queue_name: str
+    attempts: int = 0
+    progress: float | None = None
+    dependencies: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, record: JobRecord) -> GraphNode:
+        return cls(record.id, record.name, record.state, record.queue_name, record.attempts,
+                   record.progress, record.dependencies)
+
+
 #: The actions of ``Driver.apply_many`` and the states each one changes: the guards of the
 #: single-job verbs (``retry``, ``cancel``, ``set_priority``), and for ``delete`` every state
 #: but ``processing`` (a running job is cancelled first, so its worker stops it cleanly).
@@ -279,6 +298,10 @@ class Driver(Protocol):
         ``offset`` and order ignored) with their counts, most common first then by text: one
         GROUP BY on the SQL stores. At most ``limit`` texts: a caller that gets ``limit`` back
         knows there may be more. The dashboard groups these by error pattern."""
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        """``search`` (the same filter, order and paging) reading only what a graph draws of
+        each job (``GraphNode``): the dashboard's workflow and batch graphs."""
 
     def due(self, criteria: DueFilter) -> list[JobRecord]:
         """A page of the jobs waiting for a due time, soonest first (see ``DueFilter``), read

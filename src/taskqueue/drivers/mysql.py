@@ -40,6 +40,7 @@ from taskqueue.drivers.base import (
     BULK_STATES,
     DueFilter,
     ErrorText,
+    GraphNode,
     HeartbeatResult,
     JobFilter,
     QueueStats,
@@ -380,6 +381,12 @@ class MySQLDriver:
         tail, more = _sql.order_limit(criteria, "%s")
         sql = f"SELECT {_sql.SELECT_COLUMNS} FROM job_queue WHERE {where}{tail}"
         return [_sql.row_to_record(r, _aware) for r in self._rows(sql, params + more)]
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        where, params = _sql.filter_clause(criteria, "%s")
+        tail, more = _sql.order_limit(criteria, "%s")
+        sql = f"SELECT {_views.NODE_COLUMNS} FROM job_queue WHERE {where}{tail}"
+        return [_views.node_row(r) for r in self._rows(sql, params + more)]
 
     def count(self, criteria: JobFilter) -> int:
         where, params = _sql.filter_clause(criteria, "%s")

@@ -33,6 +33,7 @@ from taskqueue.drivers._postgres_wait import Waiter
 from taskqueue.drivers.base import (
     DueFilter,
     ErrorText,
+    GraphNode,
     HeartbeatResult,
     JobFilter,
     QueueStats,
@@ -457,6 +458,13 @@ class PostgresDriver:
         tail, more = _sql.order_limit(criteria, ph="%s")
         return self._select(f"WHERE {where}{tail}", params + more)
 
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        where, params = _sql.filter_clause(criteria, ph="%s")
+        tail, more = _sql.order_limit(criteria, ph="%s")
+        query = f"SELECT {_views.NODE_COLUMNS} FROM {self._table} WHERE {where}{tail}"
+        rows = self._run(lambda cur: cur.execute(query, params + more).fetchall())
+        return [_views.node_row(row) for row in rows]
+
     def _select(self, clause: str, params: list[Any]) -> list[JobRecord]:
         query = f"SELECT {_sql.SELECT_COLUMNS} FROM {self._table} {clause}"
         rows = self._run(lambda cur: cur.execute(query, params).fetchall())
@@ -490,12 +498,28 @@ class PostgresDriver:
         return [_record(row) for row in rows]
 
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
+        """Grouped by the exception's digest (migration 10), for failed jobs from
+        idx_failed_digest alone: per digest, task and queue first (the index's order), then
+        per digest; only the groups that make the cut read a row (their newest job's, for the
+        text). Groups tied with the ``limit``-th by count are all read, so the order by text
+        among them is exact."""
         where, params = _sql.filter_clause(criteria, ph="%s")
-        query = ("SELECT exception, count(*), max(id), max(coalesce(failed_at, updated_at)), "
-                 "array_agg(DISTINCT name), array_agg(DISTINCT queue_name) "
-                 f"FROM {self._table} WHERE {where} GROUP BY exception "
-                 'ORDER BY count(*) DESC, exception COLLATE "C" LIMIT %s')
-        rows = self._run(lambda cur: cur.execute(query, [*params, limit]).fetchall())
+        if {State(s) for s in criteria.states} == {State.FAILED}:
+            where += " AND state = 'failed'"  # literally, so the partial index qualifies
+        query = (
+            "WITH per AS (SELECT exception_digest AS digest, name, queue_name, count(*) AS n, "
+            "max(id) AS latest, max(coalesce(failed_at, updated_at)) AS at "
+            f"FROM {self._table} WHERE {where} GROUP BY exception_digest, name, queue_name), "
+            "groups AS (SELECT digest, sum(n) AS n, max(latest) AS latest, max(at) AS at, "
+            "array_agg(DISTINCT name) AS names, array_agg(DISTINCT queue_name) AS queues "
+            "FROM per GROUP BY digest), "
+            "kept AS (SELECT * FROM groups WHERE n >= coalesce((SELECT n FROM groups "
+            "ORDER BY n DESC OFFSET %s LIMIT 1), 0)) "
+            "SELECT j.exception, k.n, k.latest, k.at, k.names, k.queues "
+            f"FROM kept k JOIN {self._table} j ON j.id = k.latest "
+            'ORDER BY k.n DESC, j.exception COLLATE "C" LIMIT %s')
+        rows = self._run(lambda cur: cur.execute(
+            query, [*params, max(limit - 1, 0), limit]).fetchall())
         return _views.ordered_texts(
             [ErrorText(text, int(n), latest, at.astimezone(UTC) if at else None,
                        tuple(sorted(names)), tuple(sorted(queues)))

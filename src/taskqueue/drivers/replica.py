@@ -3,7 +3,8 @@ read URL is configured (``--read-url`` / ``TASKQUEUE_READ_URL``).
 
 Only the verbs that never write go to the replica: ``get``, ``search``, ``count``,
 ``estimate_count``, ``stats``, ``registry_list``, ``missing_migrations``, ``schema_absent``,
-``attempt_history``, ``sorted_search``, ``error_texts``, ``due``, ``count_due``.
+``attempt_history``, ``sorted_search``, ``error_texts``, ``graph_nodes``, ``due``,
+``count_due``.
 A replica lags its primary, so what these return may be a moment old; code that writes and
 then reads back what it wrote uses ``primary``.
 """
@@ -13,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from taskqueue.drivers.base import Driver, DueFilter, ErrorText, JobFilter, QueueStats
+from taskqueue.drivers.base import (
+    Driver,
+    DueFilter,
+    ErrorText,
+    GraphNode,
+    JobFilter,
+    QueueStats,
+)
 from taskqueue.jobs.model import Attempt, JobRecord
 
 
@@ -45,6 +53,9 @@ class ReplicaReads:
 
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
         return self.replica.error_texts(criteria, limit)
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        return self.replica.graph_nodes(criteria)
 
     def due(self, criteria: DueFilter) -> list[JobRecord]:
         return self.replica.due(criteria)

@@ -27,6 +27,7 @@ from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import (
     DueFilter,
     ErrorText,
+    GraphNode,
     HeartbeatResult,
     JobFilter,
     QueueStats,
@@ -469,6 +470,12 @@ class SQLiteDriver:
         tail, more = _sql.order_limit(criteria)
         sql = f"SELECT {_sql.SELECT_COLUMNS} FROM {table} WHERE {where}{tail}"
         return [_sql.row_to_record(r) for r in self._read(sql, params + more)]
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        table, where, params = self._filter(criteria)
+        tail, more = _sql.order_limit(criteria)
+        sql = f"SELECT {_views.NODE_COLUMNS} FROM {table} WHERE {where}{tail}"
+        return [_views.node_row(r) for r in self._read(sql, params + more)]
 
     def count(self, criteria: JobFilter) -> int:
         if not (criteria.names or criteria.ids or criteria.tag is not None or criteria.batch_id

@@ -272,6 +272,18 @@ CREATE INDEX IF NOT EXISTS idx_failed_text
     ON job_queue (exception, name, queue_name, id, failed_at, updated_at)
     WHERE state = 'failed';
 
+-- name: migration_11
+-- A list sorted by priority over a large filter (`sorted_search` with `within`: the newest
+-- 10,000 matches, then the top of them by priority) reads the listing indexes alone: they
+-- end with the priority. A priority change now rewrites the job's entries in them too (it
+-- already did in idx_ready). Rebuilding them reads the table once each.
+DROP INDEX IF EXISTS idx_state_id;
+CREATE INDEX IF NOT EXISTS idx_state_id ON job_queue (state, id, priority)
+    WHERE state != 'processing';
+DROP INDEX IF EXISTS idx_queue_state_id;
+CREATE INDEX IF NOT EXISTS idx_queue_state_id ON job_queue (queue_name, state, id, priority)
+    WHERE state != 'processing';
+
 -- name: add_job_text
 -- The searchable texts of a job just inserted (only called when it has tags or an exception).
 INSERT INTO job_text (job_id, tags, exception) VALUES (?, ?, ?);
