@@ -104,6 +104,49 @@ def test_a_count_only_a_scan_could_make_is_estimated(db: SQLiteDriver,
     assert db.estimate_count(JobFilter(names=("a",), batch_id="none")) is None, "few to count"
 
 
+def test_an_estimate_takes_the_candidates_from_the_counters(db: SQLiteDriver,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before every text or name count the estimate counted its candidates: with no queue or
+    state filter, every job of the table (0.2-0.4 s at a million jobs, even for a rare word
+    the full-text index then counts in milliseconds). Queue and state filters alone are read
+    from the counters now; only the sample reads jobs, the newest ``SAMPLE`` of them."""
+    monkeypatch.setattr(sqlite_driver, "SAMPLE", 50)
+    db.push([new(name="a" if i % 4 else "b", queue_name="q" if i % 2 else "r",
+                 tags=("blue",) if i % 3 else ()) for i in range(400)])
+    statements: list[str] = []
+    read = db._read
+
+    def recording(sql: str, params: object = ()) -> object:
+        statements.append(sql)
+        return read(sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "_read", recording)
+    for criteria in (JobFilter(names=("a",)), JobFilter(tag="blue", queues=("q",)),
+                     JobFilter(exception_contains="nothing like it"),
+                     JobFilter(names=("b",), states=(State.PENDING,))):
+        statements.clear()
+        estimate = db.estimate_count(criteria)
+        counts = [s for s in statements if "count(*)" in s.lower()]
+        assert all("id >= (" in s for s in counts), (criteria, counts)
+        assert any("job_counts" in s for s in statements), (criteria, statements)
+        if criteria.names == ("a",):
+            assert estimate is not None and 200 <= estimate <= 400, estimate
+
+
+def test_an_estimate_over_several_states_samples_the_newest_jobs_of_all_of_them(
+        db: SQLiteDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's edge for ``state IN (a, b)`` is merged from each state's newest jobs:
+    the same jobs as the newest ``SAMPLE`` of the union, so the same estimate."""
+    monkeypatch.setattr(sqlite_driver, "SAMPLE", 50)
+    jobs = [new(name="a" if i % 3 else "b") for i in range(300)]
+    db.push(jobs)
+    db.apply_many("cancel", [j.id for j in jobs if int(j.id[-2:], 16) % 3 == 0], reason="x")
+    states = (State.PENDING, State.CANCELLED)
+    newest = sorted(jobs, key=lambda j: j.id, reverse=True)[:50]
+    found = sum(j.name == "a" for j in newest)
+    assert db.estimate_count(JobFilter(names=("a",), states=states)) == round(found * 300 / 50)
+
+
 def test_jobs_pushed_and_restored_with_texts_are_found_and_others_cost_no_index_write(
         tmp_path: Path) -> None:
     """Since migration 8 the driver, not a trigger on job_queue, files a new job's texts: a

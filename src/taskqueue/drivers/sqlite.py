@@ -498,20 +498,21 @@ class SQLiteDriver:
         newest ``SAMPLE`` of them times their number, when the sample holds at least 20
         matches. Otherwise None: an index counts it (a rare tag or text is counted through the
         trigram index, and asking that index first would cost a common text more than the
-        sample does)."""
+        sample does). The number of candidates comes from the counters when only queue and
+        state filters are left."""
         if not (criteria.names or criteria.tag is not None or criteria.exception_contains):
             return None  # the indexes count it
         base = replace(criteria, names=(), tag=None, exception_contains=None)
         table, base_where, base_params = _filter(base)
-        total = int(self._read(f"SELECT count(*) FROM {table} WHERE {base_where}",
-                               base_params)[0][0])
+        # the candidates: queue and state filters alone are read from the counters (counting
+        # the table's index took 0.2-0.4 s at a million jobs, before every text count)
+        total = self.count(base)
         if total <= 2 * SAMPLE:
             return None
         table, where, params = _filter(criteria)
-        edge = (f"SELECT id FROM {table} WHERE {base_where} ORDER BY id DESC "
-                f"LIMIT 1 OFFSET {SAMPLE - 1}")
+        edge, edge_params = _sample_edge(base, table, base_where, base_params)
         found = int(self._read(f"SELECT count(*) FROM {table} WHERE {where} AND id >= ({edge})",
-                               params + base_params)[0][0])
+                               params + edge_params)[0][0])
         return round(found * total / SAMPLE) if found >= 20 else None
 
     def _filter(self, criteria: JobFilter) -> tuple[str, str, list[Any]]:
@@ -742,6 +743,23 @@ def _filter(criteria: JobFilter) -> tuple[str, str, list[Any]]:
     if states and State.PROCESSING not in states:
         where += " AND state != 'processing'"
     return "job_queue", where, params
+
+
+def _sample_edge(base: JobFilter, table: str, where: str, params: list[Any]
+                 ) -> tuple[str, list[Any]]:
+    """The id of the ``SAMPLE``-th newest job matching ``base``: what the estimate samples
+    is the jobs from there on. With several states, the newest ``SAMPLE`` of each state
+    (each read in order from the state's index) are merged: for ``state IN (a, b)`` SQLite
+    walked the primary key newest first and read every job's row until ``SAMPLE`` of them
+    matched (140,000 rows for the failed and retrying jobs of 200,000, 0.1-0.3 s)."""
+    if len(base.states) < 2:
+        return (f"SELECT id FROM {table} WHERE {where} ORDER BY id DESC "
+                f"LIMIT 1 OFFSET {SAMPLE - 1}", params)
+    branches = [f"SELECT id FROM (SELECT id FROM {table} WHERE {where} AND state = ? "
+                f"ORDER BY id DESC LIMIT {SAMPLE})" for _ in base.states]
+    merged = [value for state in base.states for value in (*params, State(state).value)]
+    return (f"SELECT id FROM ({' UNION ALL '.join(branches)}) ORDER BY id DESC "
+            f"LIMIT 1 OFFSET {SAMPLE - 1}", merged)
 
 
 def _to_epoch(value: datetime | None) -> float | None:
