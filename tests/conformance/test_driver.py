@@ -356,6 +356,30 @@ def test_search_filters(driver: Driver) -> None:
     assert driver.count(JobFilter(queues=("q1",))) == 2
 
 
+def test_search_ids_in_states(driver: Driver) -> None:
+    """Ids and states together (a worker asking which of its buffered jobs were cancelled):
+    only the listed jobs in those states, in any queue; unknown ids and other states left out."""
+    jobs = [new(queue_name="q1"), new(queue_name="q2"), new(queue_name="q1"),
+            new(queue_name="q2")]
+    driver.push(jobs)
+    assert driver.cancel(jobs[0].id, "no") and driver.cancel(jobs[1].id, "no")
+    assert driver.cancel(jobs[3].id, "no")
+    done = reserve_one(driver, queues=["q1"])
+    assert done.id == jobs[2].id and driver.complete(done.token)
+    asked = (jobs[0].id, jobs[1].id, jobs[2].id, uuid7())
+
+    def ids(*states: State) -> set[str]:
+        return {j.id for j in driver.search(JobFilter(ids=asked, states=states,
+                                                      limit=len(asked)))}
+
+    assert ids(State.CANCELLED) == {jobs[0].id, jobs[1].id}
+    assert ids(State.CANCELLED, State.COMPLETED) == {jobs[0].id, jobs[1].id, jobs[2].id}
+    assert ids(State.PENDING) == set()
+    assert driver.count(JobFilter(ids=asked, states=(State.CANCELLED,))) == 2
+    assert {j.id for j in driver.search(JobFilter(ids=asked, states=(State.CANCELLED,),
+                                                  queues=("q2",)))} == {jobs[1].id}
+
+
 def test_stats(driver: Driver) -> None:
     driver.push([new(queue_name="a", priority=10), new(queue_name="a", priority=20),
                  new(queue_name="b")])

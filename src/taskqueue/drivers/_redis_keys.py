@@ -236,7 +236,19 @@ def candidates(client: redis.Redis, keys: Keys, criteria: JobFilter,
     """(id, queue) of the jobs in the wanted queues and states, in the wanted id order and
     after ``after_id``. ``homes`` maps job ids to their queues."""
     queues = set(criteria.queues or (text(q) for q in client.smembers(keys.queues)))
-    if criteria.ids:
+    if criteria.ids and criteria.states:
+        # ids in given states (a worker asking which of its buffered jobs were cancelled):
+        # one ZMSCORE per queue and state instead of an EXISTS per id and queue
+        ids = list(dict.fromkeys(criteria.ids))
+        pipe = client.pipeline(transaction=False)
+        pairs = [(q, State(s).value) for q in sorted(queues) for s in criteria.states]
+        for queue, state in pairs:
+            pipe.zmscore(keys.sub(queue, state), ids)
+        found: dict[str, str] = {}
+        for (queue, _), scores in zip(pairs, pipe.execute() if pairs else [], strict=True):
+            found.update((i, queue) for i, score in zip(ids, scores, strict=True)
+                         if score is not None and i not in found)
+    elif criteria.ids:
         found = {i: q for i, q in homes(criteria.ids).items() if q in queues}
     else:
         pipe = client.pipeline(transaction=False)
