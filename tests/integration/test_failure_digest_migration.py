@@ -24,6 +24,11 @@ UNDO: dict[str, tuple[int, list[str]]] = {
                       "DROP FUNCTION {schema}.taskqueue_exception_digest()",
                       "DROP INDEX {schema}.idx_failed_digest",
                       "ALTER TABLE {schema}.job_queue DROP COLUMN exception_digest"]),
+    "sqlite": (12, ["DROP TRIGGER job_error_ref_insert", "DROP TRIGGER job_error_ref_update",
+                    "DROP INDEX idx_failed_ref", "DROP TABLE job_error_texts",
+                    "ALTER TABLE job_queue DROP COLUMN exception_ref",
+                    "CREATE INDEX idx_failed_text ON job_queue (exception, name, queue_name, id, "
+                    "failed_at, updated_at) WHERE state = 'failed'"]),
 }
 FAILED = JobFilter(states=(State.FAILED,))
 
@@ -95,5 +100,32 @@ def test_postgres_groups_failed_jobs_from_the_digest_index(tmp_path: Path) -> No
                     "WHERE state = 'failed' GROUP BY 1, 2, 3").fetchall()
                 return "\n".join(r[0] for r in rows)
             assert "idx_failed_digest" in driver._run(plan, tx=True)  # type: ignore[attr-defined]
+        finally:
+            driver.close()
+
+
+def test_sqlite_prune_forgets_the_texts_no_failed_job_has(tmp_path: Path) -> None:
+    """SQLite stores each failed job's text once (job_error_texts); a text no failed job
+    points at any more (retried, pruned) goes with the next prune that deletes jobs."""
+    with URLS["sqlite"](tmp_path) as url:
+        driver = open_driver(url)
+        try:
+            jobs = [new(queue_name="a") for _ in range(3)]
+            driver.push(jobs)
+            for job, error in zip(jobs, ("E: kept", "E: retried", "E: kept"), strict=True):
+                _fail(driver, job.id, error)
+            assert driver.retry(jobs[1].id)
+            done = new(queue_name="a")
+            driver.push([done])
+            taken = driver.reserve_job("w", done.id, 30)
+            assert taken is not None and driver.complete(taken.token)
+
+            def texts() -> list[str]:
+                return sorted(r[0] for r in driver._read(  # type: ignore[attr-defined]
+                    "SELECT exception FROM job_error_texts"))
+            assert texts() == ["E: kept", "E: retried"]
+            assert driver.prune(0.0, 3600.0) == 1
+            assert texts() == ["E: kept"]
+            assert _groups(driver) == [("E: kept", 2, ("a",))]
         finally:
             driver.close()

@@ -151,7 +151,7 @@ class SQLiteDriver:
                 if version in done:
                     continue
                 for statement in _statements(sql):
-                    conn.execute(statement)
+                    _apply(conn, statement)
                 conn.execute("INSERT INTO taskqueue_migrations VALUES (?, ?)",
                              (version, time.time()))
                 applied.append(version)
@@ -552,16 +552,29 @@ class SQLiteDriver:
                 self._read(sql, [*params, criteria.limit, criteria.offset])]
 
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
-        """Failed jobs alone are grouped from idx_failed_text (migration 10), which holds every
-        column the statement reads, in text order: no table reads, no sort."""
+        """Failed jobs alone are grouped by the number of their text (migration 12) from
+        idx_failed_ref, which holds every column the statement reads: no table reads; each
+        group's text is one lookup in job_error_texts. Other states group by the text. The
+        index is named: the planner, left to itself, reads idx_state_id and every failed
+        row (140 instead of 23 ms of CPU over 30,000 failed jobs)."""
         table, where, params = self._filter(criteria)
         if {State(s) for s in criteria.states} == {State.FAILED}:
+            table = "job_queue INDEXED BY idx_failed_ref"
             where += " AND state = 'failed'"  # literally, so the partial index qualifies
-        rows = self._read(
-            "SELECT exception, count(*), max(id), max(coalesce(failed_at, updated_at)), "
-            "json_group_array(DISTINCT name), json_group_array(DISTINCT queue_name) "
-            f"FROM {table} WHERE {where} GROUP BY exception "
-            "ORDER BY count(*) DESC, exception LIMIT ?", [*params, limit])
+            sql = ("SELECT e.exception, g.n, g.latest, g.at, g.names, g.queues FROM ("
+                   "SELECT exception_ref AS ref, count(*) AS n, max(id) AS latest, "
+                   "max(coalesce(failed_at, updated_at)) AS at, "
+                   "json_group_array(DISTINCT name) AS names, "
+                   "json_group_array(DISTINCT queue_name) AS queues "
+                   f"FROM {table} WHERE {where} GROUP BY exception_ref) AS g "
+                   "LEFT JOIN job_error_texts AS e ON e.n = g.ref "
+                   "ORDER BY g.n DESC, e.exception LIMIT ?")
+        else:
+            sql = ("SELECT exception, count(*), max(id), max(coalesce(failed_at, updated_at)), "
+                   "json_group_array(DISTINCT name), json_group_array(DISTINCT queue_name) "
+                   f"FROM {table} WHERE {where} GROUP BY exception "
+                   "ORDER BY count(*) DESC, exception LIMIT ?")
+        rows = self._read(sql, [*params, limit])
         return _views.ordered_texts(
             [ErrorText(text, int(n), latest, _sql.epoch_to_dt(at),
                        tuple(sorted(json.loads(names))), tuple(sorted(json.loads(queues))))
@@ -681,6 +694,7 @@ class SQLiteDriver:
                 Q["prune"], (*cutoffs, -1 if limit is None else int(limit))).fetchall()]
             if gone:
                 conn.execute(Q["prune_edges"], (json.dumps(gone),))
+                conn.execute(Q["prune_error_texts"])
             return len(gone)
 
     # -- coordination --------------------------------------------------------------------
@@ -778,6 +792,16 @@ def _plain(job: NewJob) -> bool:
     return (job.idempotency_key is None and not job.tags and not job.dependencies
             and job.batch_id is None and job.idempotency_mode == "exists"
             and not job.idempotency_window)
+
+
+def _apply(conn: sqlite3.Connection, statement: str) -> None:
+    """One statement of a migration; an ``ADD COLUMN`` of a column that is there already is
+    skipped (SQLite has no ``IF NOT EXISTS`` for it), so a migration can run again."""
+    try:
+        conn.execute(statement)
+    except sqlite3.OperationalError as exc:
+        if "ADD COLUMN" not in statement or "duplicate column name" not in str(exc):
+            raise
 
 
 def _statements(script: str) -> Iterator[str]:
