@@ -192,8 +192,9 @@ def test_reserve_reads_the_ready_index_in_order_on_a_young_table(
 ) -> None:
     """A table that autovacuum has not analyzed yet gives the planner default estimates; the
     plan must still walk idx_ready in its order and stop at the limit, not read the whole
-    backlog through idx_due and sort it (as it did before migration 4). next_due still has
-    idx_due."""
+    backlog through another index and sort it (as it did through idx_due before migration 4).
+    next_due walks idx_ready too, by priority (no idx_due since migration 12), and sorts
+    nothing."""
     from taskqueue.drivers.postgres import _queries
 
     jobs = [new(priority=p % 3, delay_seconds=(p % 2) * 60) for p in range(backlog)]
@@ -206,7 +207,40 @@ def test_reserve_reads_the_ready_index_in_order_on_a_young_table(
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + queries["reserve"], reserve))
         due = "\n".join(r[0] for r in conn.execute("EXPLAIN " + queries["next_due"], (Q,)))
     assert "idx_ready" in plan and "idx_due" not in plan, plan
-    assert "idx_due" in due, due
+    assert "idx_ready" in due and "Sort" not in due and "Seq Scan" not in due, due
+
+
+def test_next_due_is_the_earliest_due_time_over_every_priority(pg_url: str,
+                                                                pg: Driver) -> None:
+    """Without idx_due, next_due and the stats' oldest ready time come from idx_ready, whose
+    order puts priority before the due time: the earliest job may be the one of the lowest
+    priority, behind many later ones of higher priorities. Jobs waiting on a dependency, or
+    of another queue, do not count; a job due now makes the answer negative."""
+    from taskqueue.drivers.postgres import _queries
+
+    base, schema = pg_url.split("?schema=")
+    queries = _queries(schema)
+
+    def next_due() -> float | None:
+        with psycopg.connect(base) as conn:
+            row = conn.execute(queries["next_due"], (Q,)).fetchone()
+        assert row is not None
+        return None if row[0] is None else float(row[0])
+
+    assert next_due() is None
+    parent = new(delay_seconds=5000)
+    pg.push([parent])
+    pg.push([new(priority=p, delay_seconds=1000 + p) for p in range(20, 1001, 7)])
+    pg.push([new(priority=3, delay_seconds=600), new(priority=3, delay_seconds=900),
+             new(queue_name="other", delay_seconds=10),
+             new(priority=0, delay_seconds=10, dependencies=(parent.id,))])
+    assert 500 < (next_due() or 0) <= 600
+    oldest = pg.stats()["default"].oldest_ready_at
+    assert oldest is not None and oldest == min(
+        j.available_at for j in pg.search(JobFilter(queues=("default",), limit=1000))
+        if j.id != parent.id and j.available_at is not None and not j.dependencies)
+    pg.push([new(priority=1)])
+    assert (next_due() or 0) <= 0
 
 
 def test_batch_acknowledgement_probes_the_primary_key(pg_url: str, pg: Driver) -> None:

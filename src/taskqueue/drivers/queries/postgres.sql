@@ -326,6 +326,15 @@ CREATE INDEX IF NOT EXISTS idx_queue_state_id_p ON {schema}.job_queue (queue_nam
 DROP INDEX IF EXISTS {schema}.idx_queue_state_id;
 ALTER INDEX {schema}.idx_queue_state_id_p RENAME TO idx_queue_state_id;
 
+-- name: migration_12
+-- Cheaper enqueue: idx_due goes. It held every ready job by (queue, due time) for `next_due`
+-- and `stats_gauges` alone, so every push (and every retry or hand-back) paid an index entry
+-- and its WAL record (about a tenth of a COPY's server time) to make an idle worker's one
+-- probe per wait cheap. Those queries now read the earliest due time from idx_ready, one probe
+-- per distinct priority among a queue's ready jobs (the first entry of each priority is its
+-- earliest due: see `next_due`), a few probes as jobs are usually pushed.
+DROP INDEX IF EXISTS {schema}.idx_due;
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS {schema}.taskqueue_migrations (
     version integer PRIMARY KEY,
@@ -372,9 +381,12 @@ SELECT pg_notify(%s, %s);
 -- A large batch of plain jobs due now (no key, no dependency, no delay) on our own
 -- connection: COPY writes the heap a page at a time and parses no arrays, about twice as fast
 -- as `insert_jobs` for 1,000 jobs and a fifth of the client's work. The times are the
--- columns' defaults (the server's now(), one for the whole batch).
+-- columns' defaults (the server's now(), one for the whole batch). Binary: the payload goes
+-- as its bytes (text COPY doubles it into hex and the server decodes it), numbers without
+-- formatting and parsing; the driver names the types (`_COPY_TYPES`).
 COPY {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
-    timeout_seconds, tags, batch_id, idempotency_mode, idempotency_window) FROM STDIN;
+    timeout_seconds, tags, batch_id, idempotency_mode, idempotency_window)
+FROM STDIN (FORMAT BINARY);
 
 -- name: expire_idempotency_keys
 -- Keys whose "window" after finishing has passed no longer block a new job. The caller's
@@ -646,15 +658,28 @@ WHERE state = 'processing' AND lease_owner = %(worker)s
 RETURNING id;
 
 -- name: next_due
--- Seconds until the next waiting job of these queues falls due (negative: due already), one
--- index probe per queue (idx_due: its predicate's last term is here to match it).
-SELECT extract(epoch FROM min(due.available_at) - clock_timestamp())::float8
-FROM unnest(%s::text[]) AS q(name)
-CROSS JOIN LATERAL (
-    SELECT available_at FROM {schema}.job_queue
-    WHERE queue_name = q.name AND state IN ('pending', 'retrying') AND waiting_on = 0
-      AND available_at > '-infinity'
-    ORDER BY available_at LIMIT 1) AS due;
+-- Seconds until the next waiting job of these queues falls due (negative: due already), read
+-- from idx_ready, whose order within a queue is (priority DESC, available_at, id): the first
+-- entry of each priority is that priority's earliest due time, so the earliest of the queue is
+-- the least of those. A loose index scan finds them: the queue's first entry, then the first
+-- entry of a lower priority than the last one found, and so on, one index probe per distinct
+-- priority (0-1000; usually a handful). `stats_gauges` repeats it.
+WITH RECURSIVE due(name, priority, available_at) AS (
+    SELECT q.name, f.priority, f.available_at
+    FROM unnest(%s::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT priority, available_at FROM {schema}.job_queue
+        WHERE queue_name = q.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+        ORDER BY priority DESC, available_at, id LIMIT 1) AS f
+    UNION ALL
+    SELECT d.name, f.priority, f.available_at
+    FROM due AS d
+    CROSS JOIN LATERAL (
+        SELECT priority, available_at FROM {schema}.job_queue
+        WHERE queue_name = d.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+          AND priority < d.priority
+        ORDER BY priority DESC, available_at, id LIMIT 1) AS f)
+SELECT extract(epoch FROM min(available_at) - clock_timestamp())::float8 FROM due;
 
 -- name: cancel
 UPDATE {schema}.job_queue SET state = 'cancelled', exception = %s, updated_at = now(),
@@ -725,21 +750,36 @@ SELECT queue_name, state, sum(n)::bigint, sum(priority_sum)::bigint FROM (
 GROUP BY queue_name, state HAVING sum(n) <> 0;
 
 -- name: stats_gauges
--- Per queue: the earliest due time of its ready jobs (idx_due, one probe); completions in the
--- last minute, from the per-second counters and the deltas not folded yet.
-SELECT q.queue_name,
-    (SELECT min(available_at) FROM {schema}.job_queue
-     WHERE queue_name = q.queue_name AND state IN ('pending', 'retrying') AND waiting_on = 0
-       AND available_at > '-infinity'),
+-- Per queue: the earliest due time of its ready jobs (idx_ready, one probe per distinct
+-- priority: see next_due); completions in the last minute, from the per-second counters and
+-- the deltas not folded yet.
+WITH RECURSIVE queues AS (SELECT unnest(%s::text[]) AS name),
+due(name, priority, available_at) AS (
+    SELECT q.name, f.priority, f.available_at
+    FROM queues AS q
+    CROSS JOIN LATERAL (
+        SELECT priority, available_at FROM {schema}.job_queue
+        WHERE queue_name = q.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+        ORDER BY priority DESC, available_at, id LIMIT 1) AS f
+    UNION ALL
+    SELECT d.name, f.priority, f.available_at
+    FROM due AS d
+    CROSS JOIN LATERAL (
+        SELECT priority, available_at FROM {schema}.job_queue
+        WHERE queue_name = d.name AND state IN ('pending', 'retrying') AND waiting_on = 0
+          AND priority < d.priority
+        ORDER BY priority DESC, available_at, id LIMIT 1) AS f)
+SELECT q.name,
+    (SELECT min(available_at) FROM due WHERE due.name = q.name),
     (SELECT coalesce(sum(n), 0)::bigint FROM (
         SELECT n FROM {schema}.job_completions
-        WHERE queue_name = q.queue_name AND second >= extract(epoch FROM now())::bigint - 60
+        WHERE queue_name = q.name AND second >= extract(epoch FROM now())::bigint - 60
         UNION ALL
         SELECT n FROM {schema}.job_count_deltas
-        WHERE queue_name = q.queue_name AND state = 'completed'
+        WHERE queue_name = q.name AND state = 'completed'
           AND second >= extract(epoch FROM now())::bigint - 60
     ) AS recent)
-FROM unnest(%s::text[]) AS q(queue_name);
+FROM queues AS q;
 
 -- name: fold_counts
 -- Fold the deltas into the base rows now (prune does, after deleting), unless a transaction is
