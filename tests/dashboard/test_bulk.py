@@ -3,6 +3,7 @@ single action's cascades, counts of changed and skipped jobs, progress and an au
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -57,3 +58,48 @@ def test_bulk_selection_counts_what_moved_on(manager: QueueManager, admin: Sessi
     answer = admin.post("/api/jobs/bulk", {"action": "delete", "ids": [*failed, running]})
     assert answer.json() == {"changed": 3, "skipped": 1, "errors": []}
     assert manager.get(running) is not None, "a running job is cancelled first, not deleted"
+
+
+def test_a_filter_the_store_applies_is_walked_by_id_and_state_with_exact_counts(
+        manager: QueueManager, admin: Session, monkeypatch: pytest.MonkeyPatch,
+        backend: str) -> None:
+    """Retry and re-prioritize over several pages of a filter the store applies entirely:
+    the walk reads nodes (id and state; on the SQL stores never whole records) and the counts
+    are exact; a time range (tested by the dashboard) still reads records and changes only
+    its jobs."""
+    sql = backend in ("sqlite", "postgres", "mysql")  # Redis and files read nodes as records
+    monkeypatch.setattr(bulk, "PAGE", 3)
+    failed = [put_job(manager, State.FAILED, queue="bulk").id for _ in range(7)]
+    pending = [put_job(manager, State.PENDING, queue="bulk").id for _ in range(5)]
+    other = put_job(manager, State.FAILED, queue="elsewhere").id
+    done = put_job(manager, State.COMPLETED, queue="bulk").id
+    reads: list[int] = []
+    search = manager.driver.search
+
+    def counted(criteria: Any) -> Any:
+        found = search(criteria)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(manager.driver, "search", counted)
+    answer = admin.post("/api/jobs/bulk", {"action": "retry", "filter": {"queue": "bulk"}})
+    op = wait_operation(admin, answer.json()["operation"])
+    assert (op["changed"], op["skipped"], op["scanned"], op["error"]) == (7, 0, 7, None)
+    assert reads == [] or not sql, "no whole records read"
+    assert {manager.require(i).state for i in failed} == {State.PENDING}
+    assert manager.require(other).state is State.FAILED
+    assert manager.require(done).state is State.COMPLETED
+    answer = admin.post("/api/jobs/bulk", {"action": "priority", "priority": 50,
+                                           "filter": {"queue": "bulk", "state": "pending"}})
+    op = wait_operation(admin, answer.json()["operation"])
+    assert (op["changed"], op["skipped"], op["error"]) == (12, 0, None)
+    assert {manager.require(i).priority for i in [*failed, *pending]} == {50}
+    assert reads == [] or not sql
+    reads.clear()
+    since = (manager.driver.now() + timedelta(hours=1)).isoformat()
+    answer = admin.post("/api/jobs/bulk", {"action": "priority", "priority": 7,
+                                           "filter": {"queue": "bulk", "since": since}})
+    op = wait_operation(admin, answer.json()["operation"])
+    assert (op["changed"], op["error"]) == (0, None)
+    assert reads, "a time range is tested on records"
+    assert {manager.require(i).priority for i in pending} == {50}

@@ -220,8 +220,8 @@ async def bulk_action(request: Request) -> Response:
         if len(ids) > dash.settings.max_selection:
             raise HTTPException(400, f"at most {dash.settings.max_selection} ids; act on a "
                                      "filter instead")
-        outcome = await run_in_threadpool(bulk.run_selection, dash.manager.search, ids, action,
-                                          apply)
+        outcome = await run_in_threadpool(bulk.run_selection, dash.manager.driver.graph_nodes,
+                                          ids, action, apply)
         await dash.arecord(principal, request, f"bulk {action}", f"{len(ids)} selected jobs",
                     count=outcome.changed, detail={**extra, "skipped": outcome.skipped})
         return ok(outcome.to_dict())
@@ -242,7 +242,8 @@ async def bulk_action(request: Request) -> Response:
     await dash.arecord(principal, request, f"bulk {action} started",
                        f"filter: {query.describe()}", detail=extra)
     op = dash.operations.start(dash.manager.search, query, action, apply, principal.name,
-                               done, decode=_decoder(dash) if query.args else None)
+                               done, decode=_decoder(dash) if query.args else None,
+                               nodes=dash.manager.driver.graph_nodes)
     return ok({"operation": op.to_dict()}, status=202)
 
 

@@ -117,7 +117,8 @@ async def _purge(request: Request, name: str, data: dict[str, Any]) -> Response:
                     count=op.outcome.changed, outcome="error: " + op.error if op.error else "ok",
                     detail={"states": states, "operation": op.id})
 
-    op = dash.operations.start(dash.manager.search, query, "delete", apply, principal.name, done)
+    op = dash.operations.start(dash.manager.search, query, "delete", apply, principal.name, done,
+                               nodes=dash.manager.driver.graph_nodes)
     return ok({"operation": op.to_dict()}, status=202)
 
 
