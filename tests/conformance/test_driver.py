@@ -468,6 +468,27 @@ def test_wait_for_work_wakes_when_delayed_job_is_due(driver: Driver) -> None:
     assert time.monotonic() - started < 3
 
 
+def test_wait_for_work_wakes_when_a_completion_releases_a_dependent(driver: Driver) -> None:
+    """A completion that leaves a dependent waiting on nothing wakes idle workers of its
+    queue, as a push does, also one waiting on the very driver that completes (a worker's
+    ack thread sends completions on the driver its main thread waits on). Before, SQLite
+    rang its doorbell only on pushes, and its ``data_version`` does not move for the
+    connection's own commits: the wait below lasted its whole 30 s."""
+    parent = new()
+    child = new(dependencies=(parent.id,))
+    driver.push([parent, child])
+    (job,) = driver.reserve("w", Q, 10, 30)
+    assert job.id == parent.id
+    timer = threading.Timer(0.3, lambda: driver.complete(job.token))
+    timer.start()
+    started = time.monotonic()
+    driver.wait_for_work(Q, 30)
+    waited = time.monotonic() - started
+    timer.join()
+    assert waited < 10, f"the released dependent woke no one for {waited:.1f} s"
+    assert [j.id for j in driver.reserve("w", Q, 10, 30)] == [child.id]
+
+
 def test_now_is_aware_utc(driver: Driver) -> None:
     now = driver.now()
     assert now.tzinfo is not None

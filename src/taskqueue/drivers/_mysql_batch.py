@@ -45,9 +45,10 @@ def split(sql: str) -> list[str]:
 
 
 def complete_many(cur: Cursor, q: dict[str, str],
-                  items: Sequence[tuple[LeaseToken, str | None]]) -> list[bool]:
+                  items: Sequence[tuple[LeaseToken, str | None]]) -> tuple[list[bool], bool]:
     """``complete`` for every item as one transaction in one round trip (see mysql.sql:
-    complete_lock, complete_many, claim_edges_many, release_claimed_many)."""
+    complete_lock, complete_many, claim_edges_many, release_claimed_many). Also says whether
+    an edge was satisfied: a dependent may wait on nothing now (the caller rings)."""
     ids = sorted({token.job_id for token, _ in items})
     pairs: dict[tuple[str, int], str | None] = {}
     for (job_id, epoch), result in items:
@@ -69,7 +70,8 @@ def complete_many(cur: Cursor, q: dict[str, str],
         (q["claim_edges_many"].format(ids=id_list), [*ids, *ids]),
     ]
     statements += [(sql.format(ids=id_list), ids) for sql in split(q["release_claimed_many"])]
-    found = {job_id: epoch for job_id, epoch in script(cur, statements)[0][1]}
+    answered = script(cur, statements)
+    found = {job_id: epoch for job_id, epoch in answered[0][1]}
     accepted: set[tuple[str, int]] = set()
     out: list[bool] = []
     for token, _ in items:
@@ -77,7 +79,7 @@ def complete_many(cur: Cursor, q: dict[str, str],
         if ok:
             accepted.add((token.job_id, token.epoch))
         out.append(ok)
-    return out
+    return out, answered[2][0] > 0
 
 
 def lock_ready(cur: Cursor, q: dict[str, str], queues: Sequence[str], limit: int) -> list[str]:

@@ -77,6 +77,7 @@ class Doorbell:
                 self._enabled = False   # poll only, as on other systems
                 return None
             self._listener, self._marker = listener, self.directory / name
+            self._absent_until = 0.0   # the directory exists now: ring this waiter too
         return self._listener
 
     # -- the pushing side ------------------------------------------------------------------

@@ -411,10 +411,12 @@ class FileDriver(_views.ReadsEveryMatch):
         wake when the next delayed job falls due."""
         deadline = time.monotonic() + timeout
         dirs = scan.ready_dirs(self._store, queues)
+        # the mtimes first: a job made ready after they are read (a push, a dependent its
+        # parent's completion released) changes them; one made ready before, next_due sees
+        before = scan.mtimes(dirs)
         next_due = self._index.next_due(queues)
         if next_due is not None:
             deadline = min(deadline, time.monotonic() + max(0.0, next_due - time.time()))
-        before = scan.mtimes(dirs)
         interval = 0.002
         while (remaining := deadline - time.monotonic()) > 0:
             time.sleep(min(interval, remaining))

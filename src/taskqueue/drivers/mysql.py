@@ -293,15 +293,20 @@ class MySQLDriver:
         """All items in one transaction and one round trip (see ``_mysql_batch``)."""
         if not items:
             return []
-        return self._run(lambda cur: _mysql_batch.complete_many(cur, Q, items))
+        answers, released = self._run(lambda cur: _mysql_batch.complete_many(cur, Q, items))
+        if released:
+            self._doorbell.ring()  # a dependent waits on nothing now: wake this host's workers
+        return answers
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
-        def work(cur: Cursor) -> bool:
+        def work(cur: Cursor) -> tuple[bool, list[str]]:
             if cur.execute(Q["complete"], (result, *token)) != 1:
-                return False
-            _release_dependents(cur, token.job_id)
-            return True
-        return self._run(work, tx=True)
+                return False, []
+            return True, _release_dependents(cur, token.job_id)
+        done, released = self._run(work, tx=True)
+        if released:
+            self._doorbell.ring()
+        return done
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
@@ -442,7 +447,10 @@ class MySQLDriver:
                 cur.execute(Q["cancel_dependents"].format(ids=_ph(len(doomed))),
                             (reason, *doomed))
             return doomed
-        return self._run(work, tx=True)
+        changed = self._run(work, tx=True)
+        if changed and not cancel:
+            self._doorbell.ring()
+        return changed
 
     def retry(self, job_id: str) -> bool:
         return self._change(Q["retry"], (job_id,))

@@ -327,7 +327,8 @@ class PostgresDriver:
                 cur.execute(q["reserve"], {"worker": "", "lease": 0.0, "queues": [""],
                                            "limit": 0}, prepare=prepare, binary=True)
                 cur.execute(q["complete_many"], ([""], [0], [None]), prepare=prepare)
-                cur.execute(q["release_dependents_many"], {"ids": [""]}, prepare=prepare)
+                cur.execute(q["release_dependents_many"], {"ids": [""], "channel": ""},
+                            prepare=prepare)
         try:
             self._pool.warm(connections, prime)
         except psycopg.Error as exc:
@@ -386,7 +387,8 @@ class PostgresDriver:
             with conn.cursor() as release, conn.cursor() as picked:
                 with conn.pipeline():
                     cur.execute(q["complete_many"], params, prepare=prepare)
-                    release.execute(q["release_dependents_many"], {"ids": ids}, prepare=prepare)
+                    release.execute(q["release_dependents_many"],
+                                    {"ids": ids, "channel": self.channel}, prepare=prepare)
                     if wanted is not None:
                         picked.execute(q["reserve"], wanted, prepare=prepare, binary=True)
                 rows = picked.fetchall() if wanted is not None else []
@@ -556,8 +558,8 @@ class PostgresDriver:
         ``job_id`` (each edge once) and return those no longer waiting on anything."""
         if cancel:
             return [row[0] for row in self._fetch("cancel_dependents", (reason, job_id))]
-        return [child for child, waiting in self._fetch("release_dependents", (job_id,))
-                if waiting == 0]
+        return [child for child, waiting, _ in
+                self._fetch("release_dependents", (job_id, self.channel)) if waiting == 0]
 
     def retry(self, job_id: str) -> bool:
         return self._change("retry", (job_id,))

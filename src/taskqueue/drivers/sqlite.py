@@ -296,9 +296,11 @@ class SQLiteDriver:
         where there were two (the worker acknowledges a batch as it takes the next)."""
         now = time.time()
         with self._write() as conn:
-            answers = self._complete_in(conn, items, now) if items else []
+            answers, released = self._complete_in(conn, items, now) if items else ([], False)
             rows = (self._reserve_in(conn, worker_id, queues, limit, lease_seconds, now)
                     if queues and limit > 0 else [])
+        if released:
+            self._doorbell.ring()
         return answers, _records(rows)
 
     def _reserve_in(self, conn: sqlite3.Connection, worker_id: str, queues: Sequence[str],
@@ -357,10 +359,16 @@ class SQLiteDriver:
         if not items:
             return []
         with self._write() as conn:
-            return self._complete_in(conn, items, time.time())
+            answers, released = self._complete_in(conn, items, time.time())
+        if released:
+            self._doorbell.ring()
+        return answers
 
     def _complete_in(self, conn: sqlite3.Connection,
-                     items: Sequence[tuple[LeaseToken, str | None]], now: float) -> list[bool]:
+                     items: Sequence[tuple[LeaseToken, str | None]],
+                     now: float) -> tuple[list[bool], bool]:
+        """The answers, and whether a dependent now waits on nothing (the caller rings the
+        doorbell once committed: idle workers take it at once, as after a push)."""
         entries = [[t.job_id, t.epoch, result] for t, result in items]
         if len({t.job_id for t, _ in items}) < len(items):
             # UPDATE … FROM updates a row once, from any one of its matching entries: keep
@@ -375,12 +383,13 @@ class SQLiteDriver:
             conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
                          (now, *keyed))
         done = [job_id for job_id, _, _ in rows]
+        released = False
         for start in range(0, len(done), 500):
             chunk = done[start:start + 500]
             probe = Q["has_dependents"].format(ids=_sql.placeholders(len(chunk)))
             if conn.execute(probe, chunk).fetchone():
                 for job_id in chunk:
-                    self._release_dependents(conn, job_id)
+                    released = bool(self._release_dependents(conn, job_id)) or released
         # Each job's live token, accepted the first time it is named (a repeat or a stale
         # token of the same job is refused, as completing them one by one would).
         accepted = {job_id: epoch for job_id, epoch, _ in rows}
@@ -390,7 +399,7 @@ class SQLiteDriver:
             if ok:
                 del accepted[token.job_id]
             answers.append(ok)
-        return answers
+        return answers, released
 
     @staticmethod
     def _release_dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:
@@ -612,7 +621,10 @@ class SQLiteDriver:
             if cancel:
                 rows = conn.execute(Q["cancel_dependents"], (reason, now, now, job_id))
                 return [r[0] for r in rows.fetchall()]
-            return self._release_dependents(conn, job_id)
+            released = self._release_dependents(conn, job_id)
+        if released:
+            self._doorbell.ring()
+        return released
 
     def retry(self, job_id: str) -> bool:
         now = time.time()

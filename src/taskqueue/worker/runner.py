@@ -56,9 +56,6 @@ ACK_DELAY = 0.05
 #: Acknowledgements that take longer than this (seconds, on average) are sent by the acker
 #: thread when the queue runs dry; quicker ones are not worth waking a thread for.
 ACK_OFFLOAD = 0.0005
-#: While those completions are on their way, an idle worker looks for work again this often
-#: (seconds): they may release dependents, which no wake-up announces.
-SETTLE_POLL = 0.005
 #: Sessions a worker waiting to start has its driver open and prime (``WarmsUp``): one for the
 #: main thread's first reservation, one for the presence and heartbeat threads, which start
 #: at the same moment and would otherwise take the only one it had.
@@ -185,6 +182,8 @@ class Worker:
         self._warms = self.driver if isinstance(self.driver, WarmsUp) else None
         self._acks_since = 0.0
         self._awaiting_ack: set[str] = set()
+        #: Notified when the last completion awaiting its acknowledgement is in.
+        self._all_acked = threading.Condition(self._lock)
         self._ack_wake = threading.Event()
         #: Set when the acker thread is to send the buffered completions now (see _ack_idle).
         self._ack_now = threading.Event()
@@ -312,13 +311,13 @@ class Worker:
                 if self.pool is not None and not self.pool.wait_idle(0):
                     self.pool.wait_for_capacity(0.05)
                     continue
-                if self._awaiting_ack:
-                    # completions still being sent by the acker thread (_ack_idle) may release
-                    # dependents: look again once they are in, neither sleeping a whole
-                    # interval nor stopping as if the queue were empty
-                    self._wait_for_work(SETTLE_POLL)
-                    continue
                 if self.options.stop_when_empty:
+                    if self._awaiting_ack:
+                        # completions the acker thread is still sending (_ack_idle) may
+                        # release dependents: look again once they are in, not stop as if
+                        # the queue were empty
+                        self._wait_acknowledged(self.options.poll_interval)
+                        continue
                     if self.buffer.settled() != handed_back:
                         continue  # jobs were handed back meanwhile: they are pending again
                     wait = self._postponed_wait()
@@ -327,7 +326,14 @@ class Worker:
                         break
                     self._stop.wait(wait)
                     continue
+                # (a dependent that completions still on their way release rings the store's
+                # wake-up, as a push does: this wait returns for it)
                 self._wait_for_work(self.options.poll_interval)
+
+    def _wait_acknowledged(self, timeout: float) -> None:
+        """Until no completion awaits its acknowledgement (at most ``timeout`` seconds)."""
+        with self._lock:
+            self._all_acked.wait_for(lambda: not self._awaiting_ack, timeout)
 
     def _wait_for_work(self, timeout: float) -> None:
         try:
@@ -649,6 +655,8 @@ class Worker:
         ids = [job.id for job, _, _, _, _ in pending]
         with self._lock:
             self._awaiting_ack.difference_update(ids)
+            if not self._awaiting_ack:
+                self._all_acked.notify_all()
         self.heartbeat.drop_many(ids)
         if failure is not None:
             raise failure

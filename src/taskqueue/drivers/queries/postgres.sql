@@ -541,30 +541,39 @@ RETURNING j.id, j.lease_epoch;
 -- stale tokens or anyone) releases nothing twice; a child of several jobs in the batch loses
 -- one wait per edge. With no edges it is a few index probes that find nothing. Both sides
 -- of the join are bounded by the batch's ids (`COLLATE "C"` keeps the planner from reading
--- every completed job through idx_state_id instead: see complete_many).
+-- every completed job through idx_state_id instead: see complete_many). A job that waits on
+-- nothing now wakes idle workers of its queue, as a push does (one NOTIFY per queue: equal
+-- notifications of one transaction are delivered once).
 WITH edges AS (
     UPDATE {schema}.job_dependencies d SET satisfied = true
     FROM {schema}.job_queue p
     WHERE d.depends_on = ANY(%(ids)b::text[]) AND NOT d.satisfied
       AND p.id = ANY(%(ids)b::text[]) AND p.id = d.depends_on
       AND p.state = 'completed' COLLATE "C"
-    RETURNING d.job_id)
-UPDATE {schema}.job_queue j SET waiting_on = greatest(j.waiting_on - e.n, 0)
-FROM (SELECT job_id, count(*) AS n FROM edges GROUP BY job_id) e
-WHERE j.id = e.job_id AND j.waiting_on > 0;
+    RETURNING d.job_id),
+released AS (
+    UPDATE {schema}.job_queue j SET waiting_on = greatest(j.waiting_on - e.n, 0)
+    FROM (SELECT job_id, count(*) AS n FROM edges GROUP BY job_id) e
+    WHERE j.id = e.job_id AND j.waiting_on > 0
+    RETURNING j.queue_name, j.waiting_on)
+SELECT pg_notify(%(channel)s, queue_name) FROM released WHERE waiting_on = 0;
 
 -- name: release_dependents
 -- A completed (or, by policy, failed) job unblocks the jobs that wait on it, once per edge:
 -- an edge already satisfied is not counted again. Must run as its own statement after
 -- `complete` (not in a CTE with it) so it takes a snapshot after any push it waited for.
+-- A job that waits on nothing now wakes idle workers of its queue (release_dependents_many).
 WITH edges AS (
     UPDATE {schema}.job_dependencies SET satisfied = true
     WHERE depends_on = %s AND NOT satisfied
-    RETURNING job_id)
-UPDATE {schema}.job_queue j SET waiting_on = j.waiting_on - 1
-FROM edges e
-WHERE j.id = e.job_id AND j.waiting_on > 0
-RETURNING j.id, j.waiting_on;
+    RETURNING job_id),
+released AS (
+    UPDATE {schema}.job_queue j SET waiting_on = j.waiting_on - 1
+    FROM edges e
+    WHERE j.id = e.job_id AND j.waiting_on > 0
+    RETURNING j.id, j.waiting_on, j.queue_name)
+SELECT id, waiting_on, CASE WHEN waiting_on = 0 THEN pg_notify(%s, queue_name) END
+FROM released;
 
 -- name: cancel_dependents
 -- A failed or cancelled job takes its waiting dependents down with it.
