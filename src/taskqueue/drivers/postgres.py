@@ -505,20 +505,18 @@ class PostgresDriver:
 
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
         """Grouped by the exception's digest (migration 10), for failed jobs from
-        idx_failed_digest alone: per digest, task and queue first (the index's order), then
-        per digest; only the groups that make the cut read a row (their newest job's, for the
-        text). Groups tied with the ``limit``-th by count are all read, so the order by text
-        among them is exact."""
+        idx_failed_digest alone (in the digest's order: no sort but the per-group task and
+        queue lists); only the groups that make the cut read a row (their newest job's, for
+        the text). Groups tied with the ``limit``-th by count are all read, so the order by
+        text among them is exact."""
         where, params = _sql.filter_clause(criteria, ph="%s")
         if {State(s) for s in criteria.states} == {State.FAILED}:
             where += " AND state = 'failed'"  # literally, so the partial index qualifies
         query = (
-            "WITH per AS (SELECT exception_digest AS digest, name, queue_name, count(*) AS n, "
-            "max(id) AS latest, max(coalesce(failed_at, updated_at)) AS at "
-            f"FROM {self._table} WHERE {where} GROUP BY exception_digest, name, queue_name), "
-            "groups AS (SELECT digest, sum(n) AS n, max(latest) AS latest, max(at) AS at, "
+            "WITH groups AS (SELECT exception_digest AS digest, count(*) AS n, "
+            "max(id) AS latest, max(coalesce(failed_at, updated_at)) AS at, "
             "array_agg(DISTINCT name) AS names, array_agg(DISTINCT queue_name) AS queues "
-            "FROM per GROUP BY digest), "
+            f"FROM {self._table} WHERE {where} GROUP BY exception_digest), "
             "kept AS (SELECT * FROM groups WHERE n >= coalesce((SELECT n FROM groups "
             "ORDER BY n DESC OFFSET %s LIMIT 1), 0)) "
             "SELECT j.exception, k.n, k.latest, k.at, k.names, k.queues "
