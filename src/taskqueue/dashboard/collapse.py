@@ -36,7 +36,7 @@ def collapse(graph: dict[str, Any], expand: Collection[str] = ()) -> dict[str, A
         if node["id"] == graph.get("focus"):
             continue
         key = (node["name"], node["state"], node["queue"],
-               tuple(sorted(parents[node["id"]])), tuple(sorted(children[node["id"]])))
+               _ordered(parents[node["id"]]), _ordered(children[node["id"]]))
         by_key.setdefault(key, []).append(node)
     classes = {_class_id(members[0], set(key[3]), set(key[4])): members
                for key, members in by_key.items()}
@@ -49,6 +49,10 @@ def collapse(graph: dict[str, Any], expand: Collection[str] = ()) -> dict[str, A
     expandable = sorted(key for key, members in classes.items() if len(members) > 1)
     return {**graph, "nodes": out_nodes, "edges": [list(e) for e in sorted(edges)],
             "collapsed": len(folded), "expandable": expandable, "jobs": len(nodes)}
+
+
+def _ordered(ids: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(ids)) if len(ids) > 1 else tuple(ids)
 
 
 def _class_id(node: dict[str, Any], parents: set[str], children: set[str]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
@@ -101,10 +101,10 @@ class ErrorText:
     queues: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class GraphNode:
+class GraphNode(NamedTuple):
     """What a workflow graph draws of a job (``Driver.graph_nodes``): no payload, result,
-    exception or times, so a batch of thousands is read in a few milliseconds."""
+    exception or times, so a batch of thousands is read in a few milliseconds (a named tuple:
+    a third of a frozen dataclass's cost to build)."""
 
     id: str
     name: str
