@@ -147,7 +147,7 @@ def plan(n: int, now: datetime, payloads: dict[str, bytes], seed: int = 7) -> Pl
 
     size = bulk_size(n)
     for state, queue in [("failed", "bulk"), ("pending", "bulk"), ("failed", "bulk-old")]:
-        count = min(size, BULK_TEMPLATES)
+        count = min(BULK_TEMPLATES, max(1, size // 2))  # a small store copies some too
         out.groups.append(Group([job(state, queue, anytime(), common_tags())
                                  for _ in range(count)], size - count))
     rest = n - 3 * size
@@ -178,7 +178,7 @@ def plan(n: int, now: datetime, payloads: dict[str, bytes], seed: int = 7) -> Pl
     # the templates: the remaining pool's states in the same shares
     left = Counter(pool)
     total = len(pool)
-    count = min(TEMPLATES, total)
+    count = min(TEMPLATES, max(1, total // 4))
     drawn = {s: (left[s] * count) // total for s in left if s != "completed"}
     drawn["completed"] = count - sum(drawn.values())
     states = [s for s, c in drawn.items() for _ in range(c)]
