@@ -109,3 +109,21 @@ def test_a_long_running_reader_sees_jobs_once_the_store_gets_a_schema(tmp_path: 
         assert reader.stats()["totals"]["pending"] == 1
     finally:
         reader.close()
+
+
+def test_the_dashboard_read_verbs_answer_empty_on_a_new_store(tmp_path: Path) -> None:
+    """Every read verb the dashboard calls answers as an empty store (the graphs' too)."""
+    from taskqueue.client.fresh import open_for_reading
+    from taskqueue.drivers import JobFilter
+    from taskqueue.drivers.base import DueFilter
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    driver = open_for_reading(url)
+    try:
+        assert driver.graph_nodes(JobFilter(batch_id="b")) == []
+        assert driver.error_texts(JobFilter(), 10) == []
+        assert driver.sorted_search(JobFilter(), "priority", True) == []
+        assert driver.due(DueFilter()) == []
+    finally:
+        driver.close()
+    assert not (tmp_path / "new.db").exists()

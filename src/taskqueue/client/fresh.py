@@ -20,7 +20,7 @@ from typing import Any
 
 from taskqueue.client.store import check_schema
 from taskqueue.drivers import Driver, JobFilter, QueueStats, nothing_at, open_driver
-from taskqueue.drivers.base import DueFilter, ErrorText
+from taskqueue.drivers.base import DueFilter, ErrorText, GraphNode
 from taskqueue.errors import ConfigError
 from taskqueue.jobs.model import Attempt, JobRecord
 
@@ -93,6 +93,10 @@ class FreshStoreReads:
     def error_texts(self, criteria: JobFilter, limit: int) -> list[ErrorText]:
         driver = self.real()
         return [] if driver is None else driver.error_texts(criteria, limit)
+
+    def graph_nodes(self, criteria: JobFilter) -> list[GraphNode]:
+        driver = self.real()
+        return [] if driver is None else driver.graph_nodes(criteria)
 
     def due(self, criteria: DueFilter) -> list[JobRecord]:
         driver = self.real()
