@@ -88,3 +88,27 @@ def test_a_released_dependent_is_notified_on_postgres(backend: str, driver: Driv
             assert driver.dependency_failed(parent.id, False, "parent failed") == [child.id]
         payloads = {n.payload for n in listener.notifies(timeout=5, stop_after=1)}
     assert payloads == {"other"}, "the dependent's queue was not notified"
+
+
+def test_the_last_waiter_to_close_removes_the_doorbell_directory(backend: str,
+                                                                  store_url: str) -> None:
+    """MySQL's doorbell directory lives in $TMPDIR, one per server and database
+    (``taskqueue-mysql-…-wake``): every test database and every database a host ever served
+    left one behind. The last waiter to close removes it now (SQLite's, next to the
+    database file, too); while another waits it stays."""
+    if backend not in ("sqlite", "mysql"):
+        pytest.skip("the same-host doorbell is SQLite's and MySQL's")
+    first, second = open_driver(store_url), open_driver(store_url)
+    directory = first._doorbell.directory  # type: ignore[attr-defined]
+    try:
+        first.wait_for_work(["default"], 0.3)
+        second.wait_for_work(["default"], 0.3)
+        assert directory.is_dir()
+        first.close()
+        assert directory.is_dir(), "removed while a waiter still uses it"
+        second.push([new()])   # its ring still reaches... itself, the only waiter left
+        assert second._doorbell.sleep(5)  # type: ignore[attr-defined]
+    finally:
+        first.close()
+        second.close()
+    assert not directory.exists()

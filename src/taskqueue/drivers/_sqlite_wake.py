@@ -4,7 +4,8 @@ An idle worker binds a Unix datagram socket in Linux's abstract namespace (no fi
 its process is) and leaves a marker file of the same name in ``<database>-wake/``. A push, once
 committed, sends one byte to the socket of every marker: the worker wakes within a fraction of
 a millisecond instead of at its next poll. A marker whose socket is gone (its process died) is
-removed by the first push that finds it so. Where abstract sockets do not exist (not Linux), or
+removed by the first push that finds it so, and the last waiter to close removes the
+directory. Where abstract sockets do not exist (not Linux), or
 the directory cannot be written, nothing rings: the worker's polling of ``PRAGMA data_version``
 stays behind the doorbell anyway, so a missed ring costs one poll interval, never a job.
 """
@@ -71,14 +72,25 @@ class Doorbell:
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 listener.setblocking(False)
                 listener.bind("\0" + name)
-                self.directory.mkdir(exist_ok=True)
-                (self.directory / name).touch()
+                self._mark(name)
             except OSError:
                 self._enabled = False   # poll only, as on other systems
                 return None
             self._listener, self._marker = listener, self.directory / name
             self._absent_until = 0.0   # the directory exists now: ring this waiter too
         return self._listener
+
+    def _mark(self, name: str) -> None:
+        """Leave this waiter's marker, making the directory if needed (the last waiter to
+        close removes it: it may vanish between the two steps, then both are done again)."""
+        for attempt in range(3):
+            self.directory.mkdir(exist_ok=True)
+            try:
+                (self.directory / name).touch()
+                return
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
 
     # -- the pushing side ------------------------------------------------------------------
     def ring(self) -> None:
@@ -110,6 +122,10 @@ class Doorbell:
         if self._marker is not None:
             with contextlib.suppress(OSError):
                 self._marker.unlink()
+            # the last waiter out removes the directory (it fails while others wait): for
+            # MySQL it lives in $TMPDIR, one per server and database, and would accumulate
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
         for sock in (self._listener, self._sender):
             if sock is not None:
                 sock.close()
