@@ -180,6 +180,27 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
             pass
 
 
+def lost_per_recycle(progress: list[tuple[int, float]], boundaries: list[int],
+                     margin: int = 64) -> float | None:
+    """Seconds a drain lost per recycle: its duration minus what its steady rate would have
+    taken, over the number of recycles. ``progress`` holds (jobs started so far, time) points
+    (about every 64 jobs), ``boundaries`` the run count of each replacement's first job. The
+    steady rate comes from the segments between two points that are ``margin`` jobs or more
+    away from every boundary; None without recycles or without such segments."""
+    points = sorted(set(progress))
+    if not boundaries or len(points) < 2:
+        return None
+    steady_jobs, steady_time = 0, 0.0
+    for (n_a, t_a), (n_b, t_b) in zip(points, points[1:], strict=False):
+        if all(b < n_a - margin or b > n_b + margin for b in boundaries):
+            steady_jobs += n_b - n_a
+            steady_time += t_b - t_a
+    if not steady_jobs or steady_time <= 0:
+        return None
+    (n_0, t_0), (n_n, t_n) = points[0], points[-1]
+    return ((t_n - t_0) - (n_n - n_0) * steady_time / steady_jobs) / len(boundaries)
+
+
 class Runner:
     def __init__(self, adapter: Adapter, args: argparse.Namespace) -> None:
         self.a = adapter
@@ -327,6 +348,7 @@ class Runner:
         t_first = first.now
         firsts, lasts = [first], []
         last = (1, t_first)
+        progress = [(1, t_first)]
         deadline = t_first + args.drain_cap
         done = n == 1
         peak, next_sample = tree_rss_mb(proc.pid), time.time() + 0.25
@@ -342,8 +364,10 @@ class Runner:
                 continue
             if msg.kind == "D":
                 last, done = (msg.total, msg.now), True
+                progress.append(last)
             elif msg.kind == "P":
                 last = max(last, (msg.total, msg.now))
+                progress.append((msg.total, msg.now))
             elif msg.kind == "F":
                 firsts.append(msg)
             elif msg.kind == "M":
@@ -353,7 +377,7 @@ class Runner:
             r["drain_rate"] = (last[0] - 1) / (last[1] - t_first)
         r["drain_complete"] = done
         r["drained"] = last[0]
-        self.recycles(firsts, lasts)
+        self.recycles(firsts, lasts, progress)
         if not done:
             r["notes"].append(f"drain capped at {args.drain_cap:.0f}s: rate from {last[0]} of "
                               f"{n} jobs")
@@ -371,9 +395,15 @@ class Runner:
         else:
             r["idle"] = True
 
-    def recycles(self, firsts: list[Msg], lasts: list[Msg]) -> None:
-        """Recycle cost: for each process that took over from a recycled one, the time from
-        the old process's last job (its ``M``) to the new one's first job (its ``F``)."""
+    def recycles(self, firsts: list[Msg], lasts: list[Msg],
+                 progress: list[tuple[int, float]]) -> None:
+        """Recycle cost. The gap: for each process that took over from a recycled one, the
+        time from the old process's last job (its ``M``) to the new one's first job (its
+        ``F``). The loss: the drain's time beyond what its steady rate would have taken, per
+        recycle, with the steady rate read from the 64-job progress segments that hold no
+        recycle and neighbour none (the gap alone holds one ordinary batch boundary, a
+        reservation every worker makes every batch, and misses what a recycle costs around
+        it: the standby's start, the old process's exit)."""
         r = self.result
         r["worker_processes_used"] = len({m.pid for m in firsts})
         gaps = []
@@ -386,9 +416,9 @@ class Runner:
         r["recycles"] = len(gaps)
         r["recycle_gap_ms"] = percentile(gaps, 0.5) * 1000  # type: ignore[operator]
         r["recycle_gap_max_ms"] = max(gaps) * 1000
-        if r.get("drain_rate"):
-            # what the gap costs beyond the one job interval a steady worker spends there
-            r["recycle_lost_ms"] = r["recycle_gap_ms"] - 1000 / r["drain_rate"]
+        lost = lost_per_recycle(progress, [f.total for f in firsts[1:]])
+        if lost is not None:
+            r["recycle_lost_ms"] = lost * 1000
 
     def warm_up(self, probe: Probe, cap: float) -> None:
         """Run one job through the idle worker and wait for it to start."""

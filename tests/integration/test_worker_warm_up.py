@@ -181,3 +181,100 @@ def test_warm_up_builds_the_files_ready_index_before_the_first_reservation(
         assert [p for p in listed if p.endswith("/ready")] == []
     finally:
         manager.close()
+
+
+def test_a_worker_publishes_its_schedule_as_soon_as_its_maintenance_pass_ran(
+        manager: QueueManager) -> None:
+    """A standby reads the schedule off the board of the worker it will replace. A life of
+    1,000 fast jobs (80 ms) can be shorter than the board thread's round (0.2 s): waiting for
+    that round, the standby read the schedule from before the pass, ran the pass again, and
+    its writes queued with the running worker's reservations (SQLite's write lock)."""
+    import time
+
+    from taskqueue.worker.board import Boards
+
+    boards = Boards(4)
+    old = supervised(manager, boards, 0)  # no board thread: only what it publishes itself
+    old.options.stop_when_empty = False
+    old.options.poll_interval = 0.05
+    runner = threading.Thread(target=old.run)
+    try:
+        t.add.delay(1, 2)
+        runner.start()
+        deadline = time.monotonic() + 5
+        handovers: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not handovers:
+            time.sleep(0.01)
+            handovers = [h for h in boards.handovers(1) if h.get("maintenance")]
+        # its pass ran after the first batch, and the board says so while it still runs
+        assert handovers and handovers[0]["maintenance"] > time.monotonic()
+        standby = supervised(manager, boards, 1)
+        standby.adopt()
+        calls: list[str] = []
+        counting(standby.driver, "recover_expired", calls)
+        counting(standby.driver, "lock_acquire", calls)
+        standby.warm_up()
+        assert calls == []
+    finally:
+        old.request_stop()
+        if runner.is_alive():
+            runner.join(30)
+        boards.close()
+
+
+def test_the_status_entry_is_written_after_the_first_round(manager: QueueManager) -> None:
+    """The presence thread's first write (the worker's entry in the registry) waits for the
+    worker's first round: at a recycle it does not race the replacement's first reservation
+    for the store and the GIL."""
+    import time
+
+    t.add.delay(1, 2)
+    worker = Worker(manager, WorkerOptions(queues=["default"], poll_interval=0.05))
+    order: list[str] = []
+    real_reserve, real_put = worker.driver.reserve, worker.driver.registry_put
+
+    def reserve(*args: Any) -> Any:
+        order.append("reserve")
+        time.sleep(0.2)  # long enough for a thread started before it to write
+        batch = real_reserve(*args)
+        order.append("reserved")
+        return batch
+
+    def registry_put(kind: str, *args: Any, **kwargs: Any) -> Any:
+        if kind == "worker":
+            order.append("entry")
+        return real_put(kind, *args, **kwargs)
+
+    worker.driver.reserve = reserve  # type: ignore[method-assign]
+    worker.driver.registry_put = registry_put  # type: ignore[method-assign]
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "entry" not in order and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.request_stop()
+        runner.join(30)
+    assert worker.summary.completed == 1
+    assert order.index("entry") > order.index("reserved")
+
+
+def test_sqlite_warm_up_starts_the_checkpoint_thread(manager: QueueManager) -> None:
+    """SQLite's ``WarmsUp``: a standby starts the checkpoint thread while it waits, instead of
+    its first commit starting it on the way of its first jobs."""
+    from taskqueue.drivers.base import WarmsUp
+    from taskqueue.drivers.sqlite import SQLiteDriver
+
+    driver = SQLiteDriver(manager.settings.database_url.removeprefix("sqlite:///"))
+    try:
+        assert isinstance(driver, WarmsUp)
+        checkpointer = driver._checkpointer
+        assert checkpointer is not None and checkpointer._thread is None  # no commit yet
+        driver.warm_up(2)
+        thread = checkpointer._thread
+        assert thread is not None and thread.is_alive()
+        driver.warm_up(2)
+        assert checkpointer._thread is thread  # once
+    finally:
+        driver.close()

@@ -35,11 +35,12 @@ class Checkpointer:
         """Called after each commit of the owning connection (cheap: a counter)."""
         self._commits += 1
         if self._thread is None:
-            self._start()
+            self.start()
         elif self._commits >= WAKE_AFTER_COMMITS:
             self._wake.set()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the thread now (else the first commit does)."""
         with self._lock:
             if self._thread is not None or self._closed:
                 return

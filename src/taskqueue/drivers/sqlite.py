@@ -174,6 +174,13 @@ class SQLiteDriver:
         done = {v for (v,) in self._read("SELECT version FROM taskqueue_migrations")}
         return [version for version, _ in MIGRATIONS if version not in done]
 
+    def warm_up(self, connections: int) -> None:
+        """``WarmsUp``: a driver has one connection, open already; what a worker waiting to
+        start can do ahead is start the checkpoint thread (with its own connection), which
+        otherwise starts inside the first commit, on the path of the first jobs."""
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+
     def close(self) -> None:
         self._doorbell.close()
         if self._checkpointer is not None:

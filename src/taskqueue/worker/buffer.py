@@ -90,10 +90,21 @@ class ReservedBuffer:
             self._reserved_at = self._checked_at = self._popped_at = now
             if len(jobs) > 1:  # a single job starts at once: nothing to guard
                 self._loaded.set()
-                if self._guard is None:
-                    self._guard = threading.Thread(target=self._guard_loop, daemon=True,
-                                                   name="taskqueue-buffer")
-                    self._guard.start()
+                self._start_guard()
+
+    def start_guard(self) -> None:
+        """Have the guard thread running (it ends after ``GUARD_IDLE`` idle seconds and
+        ``load`` starts it again): a worker waiting to start calls it, so that its first
+        reservation does not wait for a thread to start."""
+        with self._lock:
+            if not self._closed.is_set():
+                self._start_guard()
+
+    def _start_guard(self) -> None:  # under the lock
+        if self._guard is None:
+            self._guard = threading.Thread(target=self._guard_loop, daemon=True,
+                                           name="taskqueue-buffer")
+            self._guard.start()
 
     def pop(self) -> JobRecord | None:
         """The next job to start, or None when the buffer is empty (or was handed back)."""

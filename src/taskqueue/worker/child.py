@@ -101,15 +101,29 @@ class SupervisedWorker(Worker):
                 if self._avg_duration is None and isinstance(duration, int | float) \
                         and duration >= 0:
                     self._avg_duration = float(duration)
+        self.board.publish()  # a standby forked from now on reads this schedule
+
+    def _maintenance(self) -> None:
+        due = self._next_maintenance
+        super()._maintenance()
+        if self._next_maintenance != due:
+            # published at once, not at the board thread's next round: a life of 1,000 fast
+            # jobs can be shorter than that round, and a standby that read the schedule from
+            # before this pass would run the pass again, its writes queueing with this
+            # worker's reservations
+            self.board.publish()
 
     def wait_for_go(self, server: int) -> bool:
         """A standby: wait, connected and ready, until the supervisor sends SIGCONT (the worker
         it replaces is leaving); False if told to stop first or orphaned. While it waits it
         keeps its first round done (the maintenance pass and the paused queues, each at its
-        interval), so its first step after the signal is a reservation."""
+        interval), so its first step after the signal is a reservation; its background threads
+        are started already (``start_threads``; the presence thread, which lists it among the
+        workers, starts with ``run``)."""
         while not self.stopping:
             self.adopt()
             self.warm_up()
+            self.start_threads()
             if signal.sigtimedwait({signal.SIGCONT}, 0.2) is not None:
                 return True
             if os.getppid() != server:
@@ -155,6 +169,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
         if not go:
             worker.summary.stop_reason = worker.summary.stop_reason or "standby not needed"
+            worker.stop_threads()
             manager.close()
             board.finish(asdict(worker.summary))
             return 0

@@ -93,6 +93,8 @@ class Heartbeat:
         return result
 
     def start(self) -> None:
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._loop, name="taskqueue-heartbeat",
                                         daemon=True)
         self._thread.start()

@@ -92,6 +92,7 @@ class Presence:
         self._published_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._after: threading.Event | None = None
 
     # -- asked for in this process (signal handlers: only flags) ---------------------------------
     def want(self, paused: bool) -> None:
@@ -134,18 +135,27 @@ class Presence:
         forget_worker(self.driver, self.worker_id)
 
     # -- thread -----------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, after: threading.Event | None = None) -> None:
+        """Publish from a thread: the first time once ``after`` is set (at most ``REFRESH``
+        seconds later), then every ``REFRESH`` seconds."""
+        self._after = after
         self._thread = threading.Thread(target=self._run, name="taskqueue-presence",
                                         daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._after is not None:
+            self._after.set()  # a thread still waiting for its first round leaves at once
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=REFRESH + 5)
 
     def _run(self) -> None:
-        """Publish at once, then look again every ``REFRESH`` seconds."""
+        """Publish once ``after`` is set, then look again every ``REFRESH`` seconds."""
+        if self._after is not None:
+            self._after.wait(REFRESH)
+            if self._stop.is_set():
+                return
         first = True
         while first or not self._stop.wait(REFRESH):
             first = False

@@ -57,8 +57,9 @@ ACK_DELAY = 0.05
 #: thread when the queue runs dry; quicker ones are not worth waking a thread for.
 ACK_OFFLOAD = 0.0005
 #: Sessions a worker waiting to start has its driver open and prime (``WarmsUp``): one for the
-#: main thread's first reservation, one for the presence and heartbeat threads, which start
-#: at the same moment and would otherwise take the only one it had.
+#: main thread's first reservation, one for the presence and heartbeat threads, whose first
+#: calls (the registry entry after the first round, a heartbeat once jobs are held) would
+#: otherwise take the only one it had.
 WARM_SESSIONS = 2
 #: Jobs a worker runs before its memory is taken as the baseline for leak warnings.
 WARM_UP_JOBS = 200
@@ -197,6 +198,9 @@ class Worker:
         self._trend_base: tuple[int, float] | None = None
         self._warned_limit = False
         self._stop = threading.Event()
+        #: Set once the first round (reservation and batch) is done: the presence thread's
+        #: first write waits for it.
+        self._first_round = threading.Event()
         self._paused = threading.Event()
         self.presence = Presence(self.driver, self.worker_id, self._status, self._paused,
                                  self.lease)
@@ -261,13 +265,14 @@ class Worker:
         self.summary.rss_start_mb = self._rss_mb()
         self._emit(ev.WORKER_STARTED)
         log.info("worker started", extra={"worker_id": self.worker_id, "queues": self.queues})
-        self.heartbeat.start()
-        self.presence.start()
+        self.start_threads()
+        # the status entry's first write follows the first round instead of racing the first
+        # reservation and jobs for the store and for this process's GIL (a recycle waits on
+        # those)
+        self.presence.start(after=self._first_round)
         if self.options.priority_aging:
             AgingService(self.driver, self.worker_id, self.options.priority_aging).start(
                 self._stop)
-        self._acker = threading.Thread(target=self._ack_loop, name="taskqueue-acks", daemon=True)
-        self._acker.start()
         self._state = "running"
         try:
             self._loop()
@@ -277,6 +282,27 @@ class Worker:
         finally:
             self._shutdown()
         return self.summary
+
+    def start_threads(self) -> None:
+        """Start the lease heartbeat, the acknowledgement thread and the reserved buffer's
+        guard (each once; ``run`` calls it). A standby starts them while it waits: a thread
+        start is a scheduling round trip, and the first round after its signal should be a
+        reservation. None of them touches the store until this worker holds jobs."""
+        self.heartbeat.start()
+        if self._acker is None:
+            self._acker = threading.Thread(target=self._ack_loop, name="taskqueue-acks",
+                                           daemon=True)
+            self._acker.start()
+        self.buffer.start_guard()
+
+    def stop_threads(self) -> None:
+        """Stop what ``start_threads`` started, for a worker that never ran (a dismissed
+        standby)."""
+        self._acker_stop.set()
+        self._ack_now.set()
+        self._ack_wake.set()
+        self.heartbeat.stop()
+        self.buffer.close()
 
     def _loop(self) -> None:
         failures = 0
@@ -300,6 +326,8 @@ class Worker:
             try:
                 processed = self.run_once(hold_acks=self._combined is not None)
                 failures = 0
+                if not self._first_round.is_set():
+                    self._first_round.set()
             except DriverUnavailable as exc:
                 failures += 1
                 delay = min(10.0, 0.1 * 2 ** min(failures, 7))
