@@ -59,9 +59,9 @@ def test_history_from_a_run_with_known_timings(manager: QueueManager, ledger: st
 
 def test_a_worker_counts_each_job_once_with_other_subscribers(manager: QueueManager,
                                                              ledger: str) -> None:
-    """The worker hands its recorder starts and ends directly, not through the bus: with other
-    subscribers on every kind (so the events are built too), each job still counts once, and
-    those subscribers still get every event."""
+    """The worker hands its recorder starts and ends directly, and a push its enqueues, not
+    through the bus: with other subscribers on every kind (so the events are built too), each
+    job still counts once, and those subscribers still get every event."""
     from taskqueue.observability import events as ev
 
     seen: list[str] = []
@@ -76,8 +76,8 @@ def test_a_worker_counts_each_job_once_with_other_subscribers(manager: QueueMana
     assert {k: five[k] for k in ("enqueued", "completed", "failed", "retried")} == {
         "enqueued": 4, "completed": 3, "failed": 1, "retried": 1}
     assert five["run_time"]["count"] == 5 and five["wait_time"]["count"] == 5
-    assert [seen.count(k) for k in (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_RETRIED,
-                                    ev.JOB_FAILED)] == [5, 3, 1, 1]
+    assert [seen.count(k) for k in (ev.JOB_ENQUEUED, ev.JOB_STARTED, ev.JOB_COMPLETED,
+                                    ev.JOB_RETRIED, ev.JOB_FAILED)] == [4, 5, 3, 1, 1]
 
 
 def test_oldest_pending_age_and_totals(manager: QueueManager) -> None:

@@ -184,13 +184,20 @@ class Client:
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
-        if self.stats_recorder is None:
+        recorder = self.stats_recorder
+        if recorder is None:
             from taskqueue.observability.stats import StatsRecorder
 
-            StatsRecorder.install(self)
+            recorder = StatsRecorder.install(self)
+        # the recorder counts enqueues directly; an event is built only for other listeners
+        announce = self.events.wants(JOB_ENQUEUED)
+        now = time.time()
         for index, (job, job_id) in enumerate(zip(new_jobs, ids, strict=True)):
             if job_id == job.id:
-                self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name))
+                recorder.enqueued(job.queue_name, job.name, now)
+                if announce:
+                    self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name,
+                                           at=now))
             elif job.idempotency_mode == "debounce":
                 ids[index] = self._debounce(job, job_id)
         return [JobHandle(i, self) for i in ids]

@@ -82,8 +82,10 @@ _COUNTED = {ev.JOB_ENQUEUED: "enqueued", ev.JOB_COMPLETED: "completed", ev.JOB_F
             ev.JOB_LEASE_LOST: "lost"}
 _RUNS = {"completed", "failed", "retried"}
 #: The kinds a worker hands its client's recorder directly (``started``/``finished``, no event
-#: built): the recorder does not subscribe to them on the bus. ``on_event`` still takes them.
-DIRECT_KINDS = (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED)
+#: built), and enqueues, which ``Client.push_prepared`` hands it (``enqueued``): the recorder
+#: does not subscribe to them on the bus. ``on_event`` still takes them.
+DIRECT_KINDS = (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED,
+                ev.JOB_ENQUEUED)
 
 
 _bisect_left = bisect.bisect_left
@@ -285,6 +287,10 @@ class StatsRecorder:
             figures.wait.add(wait)
         if self._thread is None:
             self.start()
+
+    def enqueued(self, queue: str, task: str, at: float) -> None:
+        """A job of ``task`` was pushed to ``queue`` at ``at`` (epoch seconds)."""
+        self.finished("enqueued", queue, task, None, at)
 
     def finished(self, counted: str, queue: str, task: str, duration: float | None,
                  at: float) -> None:
