@@ -78,6 +78,10 @@ class Middleware:
     def teardown(self) -> None:
         """Called once when the worker stops."""
 
+    def warm_up(self) -> None:
+        """Optional: read ahead what the first job would read (a worker waiting to start, a
+        standby, calls it while it waits). Store errors are the caller's to ignore."""
+
 
 _DEFAULT_FACTORIES: list[type[Middleware]] = []
 

@@ -278,3 +278,27 @@ def test_sqlite_warm_up_starts_the_checkpoint_thread(manager: QueueManager) -> N
         assert checkpointer._thread is thread  # once
     finally:
         driver.close()
+
+
+def test_a_warmed_up_worker_reads_no_queue_limits_on_its_first_job(
+        manager: QueueManager) -> None:
+    """The limit middleware keep the queue limits for 5 s and read them on a worker's first
+    job: two store round trips on the first job of every recycled worker. A standby reads
+    them while it waits (``Middleware.warm_up``)."""
+    from taskqueue.scheduling.ratelimit import QUEUE_LIMITS
+
+    t.add.delay(1, 2)
+    worker = Worker(manager, WorkerOptions(queues=["default"], stop_when_empty=True))
+    kinds: list[str] = []
+    real = worker.driver.registry_list
+
+    def registry_list(kind: str, *args: Any, **kwargs: Any) -> Any:
+        kinds.append(kind)
+        return real(kind, *args, **kwargs)
+
+    worker.driver.registry_list = registry_list  # type: ignore[method-assign]
+    worker.warm_up()
+    assert QUEUE_LIMITS in kinds
+    kinds.clear()
+    assert worker.run().completed == 1
+    assert QUEUE_LIMITS not in kinds

@@ -281,6 +281,12 @@ class _LimitMiddleware(Middleware):
         self.manager = manager
         self.clock = StoreClock(manager.driver)
 
+    def warm_up(self) -> None:
+        """Read the queue limits now (they are kept ``max_age`` seconds): a standby's first
+        job does not read them from the store on its way."""
+        if self.manager is not None:
+            self.queue_cache.get(self.manager.driver)
+
     def applies(self, job: JobRecord, options: dict[str, Any], kind: str) -> bool:
         """Cheap check first: does the task, or the job's queue, set a limit of this kind?
         False (with one warning) in a worker that never called ``setup()``: without the

@@ -21,6 +21,7 @@ from taskqueue.client import Client
 from taskqueue.cluster.aging import AgingService
 from taskqueue.drivers.base import CompletesAndReserves, Warms, WarmsUp
 from taskqueue.errors import (
+    DriverError,
     DriverUnavailable,
     JobCancelled,
     JobTimeout,
@@ -373,8 +374,9 @@ class Worker:
     def warm_up(self) -> None:
         """Do now what the loop's next round would do before its reservation, each only when
         due: the maintenance pass (lease recovery, the prune lock) and reading the paused
-        queues; have the driver's sessions open and primed (``WarmsUp``) and its caches for the
-        first reservation filled (``Warms``). A worker that waits to start (a standby) calls
+        queues; have the driver's sessions open and primed (``WarmsUp``), its caches for the
+        first reservation filled (``Warms``) and the middleware's for the first job (the queue
+        limits: ``Middleware.warm_up``). A worker that waits to start (a standby) calls
         this while it waits; the loop then finds all of it done (the first two come again at
         their intervals)."""
         try:
@@ -387,6 +389,11 @@ class Worker:
                     self.driver.warm(queues)
         except DriverUnavailable as exc:  # the loop retries; an outage is waited out there
             log.debug("warming up failed: %s", exc)
+        for mw in self.middleware:  # e.g. the queue limits every job checks (kept 5 s)
+            try:
+                mw.warm_up()
+            except DriverError as exc:  # the first job reads them itself
+                log.debug("warming up %s failed: %s", type(mw).__name__, exc)
 
     def run_once(self, hold_acks: bool = False) -> int:
         """Reserve one batch and run it (or hand it to the pool); return how many were taken.
