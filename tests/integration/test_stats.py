@@ -23,6 +23,21 @@ STATE_KEYS = {"pending", "processing", "completed", "failed", "retrying", "cance
               "avg_priority", "oldest_ready_at", "completed_last_minute"}
 
 
+def test_a_clients_cancel_of_a_pending_job_is_in_the_history(store_url: str) -> None:
+    """The history's ``cancelled`` counts cancels by a client, not only those of a running
+    job by its worker: the client's event named no queue, so the recorder skipped it, and a
+    client that never pushed (``taskqueue cancel``, a dashboard) recorded nothing at all."""
+    with QueueManager.from_url(store_url) as manager:
+        job = tasks.add.push([1, 2], manager=manager, queue="doomed")
+        with QueueManager.from_url(store_url) as other:   # cancels without having pushed
+            assert other.cancel(job)
+        # (closing it wrote its counts)
+        assert manager.cancel(tasks.add.push([3, 4], manager=manager, queue="doomed"))
+        manager.stats_recorder.flush()
+        hour = manager.stats()["queues"]["doomed"]["history"]["1h"]
+    assert (hour["enqueued"], hour["cancelled"]) == (2, 2)
+
+
 def test_history_from_a_run_with_known_timings(manager: QueueManager, ledger: str) -> None:
     recorder = StatsRecorder.install(manager, flush_interval=3600)
     for _ in range(6):

@@ -184,11 +184,7 @@ class Client:
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
-        recorder = self.stats_recorder
-        if recorder is None:
-            from taskqueue.observability.stats import StatsRecorder
-
-            recorder = StatsRecorder.install(self)
+        recorder = self._record_stats()
         # the recorder counts enqueues directly; an event is built only for other listeners
         announce = self.events.wants(JOB_ENQUEUED)
         now = time.time()
@@ -341,12 +337,24 @@ class Client:
         text = f"{reason} (by {by})" if by else reason
         done = self.driver.cancel(job_id, text)
         if done:
-            self.events.emit(Event(JOB_CANCELLED, job_id, error=text))
-            settle_dependents(self, job_id, run_anyway=False, reason=text)
             record = self.driver.get(job_id)
+            # with its task and queue, so the statistics history counts it (it skips events
+            # that name no queue), also from a process that never pushed (`taskqueue cancel`)
+            self._record_stats()
+            name, queue = (record.name, record.queue_name) if record else (None, None)
+            self.events.emit(Event(JOB_CANCELLED, job_id, name, queue, error=text))
+            settle_dependents(self, job_id, run_anyway=False, reason=text)
             if record is not None and record.batch_id:
                 batches.job_finished(self, record.batch_id, State.CANCELLED)
         return done
+
+    def _record_stats(self) -> Any:
+        """This client's statistics recorder, installed at its first push or cancel."""
+        if self.stats_recorder is None:
+            from taskqueue.observability.stats import StatsRecorder
+
+            return StatsRecorder.install(self)
+        return self.stats_recorder
 
     # -- workflows ------------------------------------------------------------------------------
     def batch(self, jobs: Sequence[Job | Call], *, name: str = "batch",

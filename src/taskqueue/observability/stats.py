@@ -18,7 +18,9 @@ the job path touches only memory (a counter and a histogram bucket under a lock)
 store. The worker hands its client's recorder each start and each run's end directly
 (:meth:`StatsRecorder.started` / :meth:`StatsRecorder.finished`: no event is built for them
 unless another subscriber wants it); enqueues, cancellations and lost leases arrive as events
-on the client's bus. A recorder is installed by the client's first push, by ``taskqueue work``
+on the client's bus (a cancel's event names the job's task and queue: an event that names no
+queue is not counted). A recorder is installed by the client's first push or cancel, by
+``taskqueue work``
 in each worker process, or by hand (``StatsRecorder.install``); a ``Worker`` whose client has
 none records nothing (the in-process API adds no cost for statistics nobody asked for).
 

@@ -54,12 +54,16 @@ def apply_many(manager: WorkflowClient, action: str, job_ids: Sequence[str], *,
 
 
 def _after_cancel(manager: WorkflowClient, ids: list[str], text: str) -> None:
-    for job_id in ids:
-        manager.events.emit(Event(JOB_CANCELLED, job_id, error=text))
+    records = _records(manager, ids)
+    found = {record.id: record for record in records}
+    for job_id in ids:   # with task and queue: the statistics history counts them
+        record = found.get(job_id)
+        name, queue = (record.name, record.queue_name) if record else (None, None)
+        manager.events.emit(Event(JOB_CANCELLED, job_id, name, queue, error=text))
     for parent in _parents(manager, ids):
         settle_dependents(manager, parent, run_anyway=False, reason=text)
     finished: Counter[str] = Counter()
-    for record in _records(manager, ids):
+    for record in records:
         if record.batch_id:
             finished[record.batch_id] += 1
     for batch_id, count in finished.items():
