@@ -8,7 +8,13 @@
 local base = KEYS[1]
 local function k(name) return base .. ':' .. name end
 local function jk(id) return base .. ':job:' .. id end
-local function fmt(n) return string.format('%.0f', math.floor(n)) end
+-- An integer as decimal text: '%d' (a third of the server's instructions of '%.0f', which
+-- formats through the floating-point printer), '%.0f' outside the range of a C long.
+local function fmt(n)
+  n = math.floor(n)
+  if n > -9e18 and n < 9e18 then return string.format('%d', n) end
+  return string.format('%.0f', n)
+end
 local clock = redis.call('TIME')
 local NOW = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local NOW_S = fmt(NOW)
@@ -59,6 +65,10 @@ end
 -- LPUSH says it grew past 128, so a push costs one command here, amortized).
 local function wake(n)
   if n <= 0 then return end
+  if n == 1 then   -- a single push: no token table
+    if redis.call('LPUSH', k('wake'), '1') > 128 then redis.call('LTRIM', k('wake'), 0, 63) end
+    return
+  end
   local tokens = {}
   for i = 1, math.min(n, 64) do tokens[i] = '1' end
   if redis.call('LPUSH', k('wake'), unpack(tokens)) > 128 then
