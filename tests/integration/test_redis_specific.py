@@ -240,6 +240,28 @@ def test_cross_queue_dependencies_and_priority(tmp_path: Path) -> None:
             driver.close()
 
 
+def test_reserve_still_checks_the_waits_of_a_job_with_dependencies(tmp_path: Path) -> None:
+    """Reserve looks at waits:<id> only for jobs stored with dependencies (others cannot have
+    any): a job with an unmet parent found in the ready set is still not reserved, and a job
+    without dependencies is."""
+    with redis_url(tmp_path) as url:
+        driver = open_driver(url)
+        assert isinstance(driver, RedisDriver)
+        try:
+            parent, plain = new(), new()
+            child = new(dependencies=(parent.id,))
+            driver.push([parent, child, plain])
+            raw = redis.Redis.from_url(url.split("?")[0])
+            ready = driver.keys.sub("default", "ready")
+            raw.zadd(ready, {child.id: 0})  # as if an index had gone wrong
+            raw.close()
+            got = {j.id for j in driver.reserve("w", ["default"], 10, 30)}
+            assert got == {parent.id, plain.id}
+            assert driver.get(child.id).state == State.PENDING  # type: ignore[union-attr]
+        finally:
+            driver.close()
+
+
 def test_parked_child_is_repaired_after_a_lost_unblock(tmp_path: Path) -> None:
     """A crash between a parent's completion and the unblocking of a child in another queue
     leaves the child parked; recover_expired releases it."""

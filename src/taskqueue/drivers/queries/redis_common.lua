@@ -237,7 +237,8 @@ end
 -- Record the dependencies of a freshly inserted job (lists of ids, nil for none). Same-queue
 -- parents are checked now; parents in other queues count as unmet until the driver hears back
 -- from their queue. Returns true when the job has no dependency at all (it can be filed
--- without a look at waits:<id>).
+-- without a look at waits:<id>). Only jobs stored with a `dependencies` field get here with
+-- ids (push and restore store the field with the lists): reserve relies on that.
 local function add_waits(id, local_deps, remote_deps)
   if (not local_deps or #local_deps == 0) and (not remote_deps or #remote_deps == 0) then
     return true
