@@ -272,6 +272,20 @@ def test_stop_when_empty_reports_postponed_jobs_it_leaves(mgr2: QueueManager, ur
     assert sum(record(mgr2, i).state == State.PENDING for i in ids) == 2
 
 
+def test_stop_when_empty_waits_for_its_retries_due_soon(mgr: QueueManager, url: str,
+                                                         ledger: str) -> None:
+    """A job that failed and will be retried in 0.2 s, then 0.4 s, is not left behind:
+    --stop-when-empty waits for the retries it scheduled that are due within 60 s, as for
+    the jobs it postponed. Before, it exited at the first failure with the job retrying."""
+    job = t.flaky.push([ledger, 3])
+    proc = cli("--url", url, "work", "--stop-when-empty", "--json", *APP)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert record(mgr, job).state == State.COMPLETED and record(mgr, job).attempts == 3
+    totals = _summary(out)["totals"]
+    assert (totals["retried"], totals["completed"]) == (2, 1), totals  # type: ignore[index]
+
+
 # -- 10. the in-process worker ---------------------------------------------------------------
 SCRIPT = textwrap.dedent("""
     import json, sys

@@ -54,7 +54,10 @@ from taskqueue.worker.supervisor import Supervisor
 @click.option("--autoscale", metavar="MIN,MAX", help="Grow and shrink the pool with the backlog.")
 @click.option("--scheduler", "with_scheduler", is_flag=True,
               help="Also run the leader-elected scheduler (see schedule:run).")
-@click.option("--stop-when-empty", is_flag=True, help="Exit once no job is ready.")
+@click.option("--stop-when-empty", is_flag=True,
+              help="Exit once no job is ready, after waiting for the retries and the "
+                   "rate-limited jobs this worker scheduled that are due within 60 s "
+                   "(those due later are left and logged).")
 @click.option("--app", "apps", multiple=True, help="Module(s) defining your tasks to import.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,

@@ -67,8 +67,8 @@ WARM_UP_JOBS = 200
 #: Seconds of job work between two memory checks while jobs are shorter than that (a job
 #: that long or longer is followed by a check of its own).
 MEMORY_CHECK_WORK = 0.001
-#: ``--stop-when-empty`` waits for jobs this worker postponed that are due within this many
-#: seconds; those due later are left (and reported).
+#: ``--stop-when-empty`` waits for jobs this worker postponed, or scheduled for a retry, that
+#: are due within this many seconds; those due later are left (and reported).
 POSTPONED_WAIT = 60.0
 #: A completion waiting for its acknowledgement: job, body, options, outcome, encoded result.
 _Ack = tuple[JobRecord, dict[str, Any], dict[str, Any], Outcome, str]
@@ -214,6 +214,8 @@ class Worker:
         self.buffer = ReservedBuffer(self.driver, self._hand_back, self._dropped_cancelled)
         #: Jobs this worker postponed (limits, conditions): id -> when due (monotonic).
         self._postponed: dict[str, float] = {}
+        #: Jobs this worker scheduled for a retry: id -> when due (monotonic).
+        self._retrying: dict[str, float] = {}
         #: The main thread is inside a job's code (a second SIGINT interrupts it there).
         self._in_job = False
         self._immediate = False
@@ -527,6 +529,8 @@ class Worker:
                 return
             if self._postponed:
                 self._postponed.pop(job.id, None)
+            if self._retrying:
+                self._retrying.pop(job.id, None)
             self._running[job.id] = ctx
             self._job_started(job, ctx)
             self._in_job = self.pool is None  # the main thread is in the job's code
@@ -741,6 +745,9 @@ class Worker:
             except Exception:  # noqa: BLE001 - a failing hook must not kill the worker
                 log.exception("failure hook of %s raised", job.name)
         kind = ev.JOB_RETRIED if delay is not None else ev.JOB_FAILED
+        if delay is not None and accepted and self.options.stop_when_empty:
+            with self._lock:
+                self._retrying[job.id] = time.monotonic() + delay
         self._record(job, accepted, kind, outcome, retry_in=delay)
         if delay is None and accepted:
             after_finish(self.manager, job, body, options, State.FAILED, describe(exc))
@@ -906,16 +913,24 @@ class Worker:
 
     def _postponed_wait(self) -> float | None:
         """``--stop-when-empty`` found nothing ready: seconds to wait for a job this worker
-        postponed that is due soon, or None to stop (those due later are reported as left)."""
+        postponed, or scheduled for a retry, that is due soon, or None to stop (those due
+        later are reported as left)."""
         now = time.monotonic()
         with self._lock:
             # due more than a second ago and still not reserved here: someone else has it
-            for job_id in [j for j, due in self._postponed.items() if due < now - 1.0]:
-                del self._postponed[job_id]
+            for held in (self._postponed, self._retrying):
+                for job_id in [j for j, due in held.items() if due < now - 1.0]:
+                    del held[job_id]
             soon = [due for due in self._postponed.values() if due <= now + POSTPONED_WAIT]
             left = len(self._postponed) - len(soon)
+            retries = [due for due in self._retrying.values() if due <= now + POSTPONED_WAIT]
+            retries_left = len(self._retrying) - len(retries)
+        soon += retries
         if soon:
             return min(max(min(soon) - now, 0.05), self.options.poll_interval)
+        if retries_left:
+            log.warning("stopping with %d jobs left retrying (due in more than %.0fs)",
+                        retries_left, POSTPONED_WAIT, extra={"worker_id": self.worker_id})
         if left:
             self.summary.postponed_left = left
             log.warning("stopping with %d postponed jobs left (held back by a limit or a "
