@@ -202,3 +202,59 @@ def test_migration_4_drops_unused_indexes_and_resumes_when_interrupted(driver: A
     raw(url, "CREATE INDEX idx_created_at ON job_queue (created_at)")
     assert driver.migrate() == [4]
     assert not gone & {r[2] for r in raw(url, "SHOW INDEX FROM job_queue")}
+
+
+def counters(url: str) -> dict[tuple[str, str], int]:
+    rows = raw(url, "SELECT queue_name, state, SUM(n) FROM job_counts GROUP BY 1, 2")
+    return {(q, s): int(n) for q, s, n in rows if int(n)}
+
+
+def table_counts(url: str) -> dict[tuple[str, str], int]:
+    rows = raw(url, "SELECT queue_name, state, COUNT(*) FROM job_queue GROUP BY 1, 2")
+    return {(q, s): int(n) for q, s, n in rows}
+
+
+def test_hot_paths_count_their_own_rows_and_fire_no_counting_trigger(driver: Any,
+                                                                    url: str) -> None:
+    """Migration 7: a plain push of 16 jobs or more, a reservation and a batch of completions
+    count their rows themselves, a statement per batch, while the counting triggers stand
+    aside (a probe trigger, gated like them, records every row they would have counted: only
+    the single push's); the other verbs still go through the triggers. Either way the
+    counters equal the table, including after a replayed batch of completions and a stale
+    token."""
+    raw(url, "CREATE TABLE probe (kind VARCHAR(8))")
+    raw(url, "CREATE TRIGGER probe_update AFTER UPDATE ON job_queue FOR EACH ROW "
+             "IF @taskqueue_counted IS NULL AND NOT (OLD.state <=> NEW.state) THEN "
+             "INSERT INTO probe VALUES ('update'); END IF")
+    raw(url, "CREATE TRIGGER probe_insert AFTER INSERT ON job_queue FOR EACH ROW "
+             "IF @taskqueue_counted IS NULL THEN INSERT INTO probe VALUES ('insert'); END IF")
+    driver.push([new(priority=p % 3) for p in range(60)])
+    driver.push([new(queue_name="other")])
+    running = driver.reserve("w", Q, 50, 30)
+    assert len(running) == 50
+    items = [(j.token, None) for j in running[:40]]
+    assert all(driver.complete_many(items))
+    assert not any(driver.complete_many(items))          # replayed: nothing changes twice
+    stale = LeaseToken(running[40].id, running[40].lease_epoch + 1)
+    assert driver.complete_many([(stale, None), (running[41].token, None)]) == [False, True]
+    probed = "SELECT kind, COUNT(*) FROM probe GROUP BY kind ORDER BY kind"
+    assert raw(url, probed) == [("insert", 1)]     # the single push: a trigger call is cheaper
+    assert counters(url) == table_counts(url)
+    assert driver.fail(running[42].token, "boom", retry_in=None)   # a trigger counts this one
+    assert raw(url, probed) == [("insert", 1), ("update", 1)]
+    assert counters(url) == table_counts(url)
+    completed = int(raw(url, "SELECT SUM(n) FROM job_completions")[0][0])
+    assert completed == 41
+
+
+def test_a_failed_script_leaves_the_session_counted_by_the_triggers(driver: Any,
+                                                                  url: str) -> None:
+    """A push that fails half-way (a duplicate id) rolls back its rows and its counts, and the
+    pooled session it used goes back with the triggers counting again."""
+    job = new()
+    driver.push([job])
+    with pytest.raises(Exception):  # noqa: B017 - Conflict or IntegrityError, both refuse it
+        driver.push([new(), job])
+    for _ in range(3):   # whichever pooled session comes next
+        driver.cancel(driver.push([new()])[0], "x")
+    assert counters(url) == table_counts(url)

@@ -28,10 +28,12 @@ UNDO: dict[str, tuple[int, list[str]]] = {
                      "DROP FUNCTION {schema}.taskqueue_fold_counts()",
                      "DROP TABLE {schema}.job_counts, {schema}.job_count_deltas, "
                      "{schema}.job_completions"]),
-    "mysql": (6, ["DROP TRIGGER job_counts_insert", "DROP TRIGGER job_completions_update",
-                  "DROP TRIGGER job_counts_update", "DROP TRIGGER job_counts_delete",
-                  "DROP TABLE job_counts, job_completions"]),
+    "mysql": (6, ["DROP TRIGGER job_counts_insert", "DROP TRIGGER job_counts_update",
+                  "DROP TRIGGER job_counts_delete", "DROP TABLE job_counts, job_completions"]),
 }
+#: Later migrations that replace what the counters' migration made (and go with it here):
+#: MySQL's 7 puts in the triggers the driver's own counting relies on.
+REDONE: dict[str, list[int]] = {"mysql": [7]}
 
 
 def _sqlite(driver: Driver, statements: list[str]) -> None:
@@ -78,11 +80,12 @@ def test_the_counters_migration_counts_an_existing_store(old_store: tuple[str, s
         assert driver.complete(first.token) and driver.fail(second.token, "x", None)
         driver.reserve("w", ["b"], 1, 30.0)
         # the store as the code before the counters left it: rows, no counters
-        EXECUTE[backend](driver, [*undo, f"DELETE FROM taskqueue_migrations WHERE version = "
-                                         f"{version}"])
-        assert driver.missing_migrations() == [version]
+        versions = [version, *REDONE.get(backend, [])]
+        EXECUTE[backend](driver, [*undo, "DELETE FROM taskqueue_migrations WHERE version IN "
+                                         f"({', '.join(map(str, versions))})"])
+        assert driver.missing_migrations() == versions
 
-        assert driver.migrate() == [version]
+        assert driver.migrate() == versions
         stats = driver.stats()
         for queue in ("a", "b"):
             assert stats[queue].counts == {

@@ -64,9 +64,14 @@ def complete_many(cur: Cursor, q: dict[str, str],
     flat = [v for pair in pairs for v in pair]
     update = q["complete_many"].format(result=result_sql, ids=id_list,
                                        pairs=", ".join(["(%s, %s)"] * len(pairs)))
+    counted = [(sql, [*ids, *flat]) for sql in split(q["count_completed"].format(
+        ids=id_list, pairs=", ".join(["(%s, %s)"] * len(pairs))))]
     statements: list[tuple[str, Sequence[Any]]] = [
         (q["complete_lock"].format(ids=id_list), ids),
+        (q["counted_on"], ()),
         (update, [*result_params, *ids, *flat]),
+        *counted,
+        (q["counted_off"], ()),
         (q["claim_edges_many"].format(ids=id_list), [*ids, *ids]),
     ]
     statements += [(sql.format(ids=id_list), ids) for sql in split(q["release_claimed_many"])]

@@ -62,6 +62,8 @@ Cursor = Any
 
 _RETRIES = 5
 _ALREADY_DONE = frozenset({1060, 1061, 1091})  # duplicate column/key, no such key: done
+#: Pushes of this many keyless jobs or more count their rows themselves (see ``_push``).
+_COUNT_FROM = 16
 _STATEMENT_CHARS = 1_000_000  # split multi-row INSERTs well below max_allowed_packet
 _OPTIONS: dict[str, Callable[[str], Any]] = {
     "pool_size": int, "connect_timeout": float, "read_timeout": float, "unix_socket": str,
@@ -177,7 +179,7 @@ class MySQLDriver:
                 applied = []
                 for version, sql in MIGRATIONS:
                     if version not in done:
-                        for statement in filter(str.strip, sql.split(";")):
+                        for statement in _statements(sql):
                             _ddl(cur, statement)
                         cur.execute(Q["record_migration"], (version,))
                         applied.append(version)
@@ -214,7 +216,7 @@ class MySQLDriver:
         if not jobs:
             return []
         if connection is None:
-            ids = self._run(lambda cur: _push(cur, jobs), tx=True)
+            ids = self._run(lambda cur: _push(cur, jobs, count=True), tx=True)
             self._doorbell.ring()
             return ids
         try:
@@ -238,11 +240,14 @@ class MySQLDriver:
             if not ids:
                 cur.execute("COMMIT")
                 return []
+            marks = _ph(len(ids))
             done = _mysql_batch.script(cur, [
-                (Q["reserve_update"].format(ids=_ph(len(ids))),
-                 (worker_id, _us(lease_seconds), *ids)),
-                (read, ids), ("COMMIT", ())], tx=False)
-            return [_sql.row_to_record(r, _aware) for r in done[1][1]]
+                (Q["counted_on"], ()),
+                (Q["count_ids"].format(ids=marks, state="state", sign="-", group=", state"), ids),
+                (Q["reserve_update"].format(ids=marks), (worker_id, _us(lease_seconds), *ids)),
+                (Q["count_ids"].format(ids=marks, state="'processing'", sign="", group=""), ids),
+                (Q["counted_off"], ()), (read, ids), ("COMMIT", ())], tx=False)
+            return [_sql.row_to_record(r, _aware) for r in done[5][1]]
         return self._run(work)
 
     def warm_up(self, connections: int) -> None:
@@ -589,12 +594,30 @@ class MySQLDriver:
 
 
 # -- statements run inside a transaction (on a pooled or the caller's connection) -------------
-def _push(cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+def _push(cur: Cursor, jobs: Sequence[NewJob], *, count: bool = False) -> list[str]:
     """Insert jobs: keyless ones in plain multi-row INSERTs (a duplicate id is a Conflict),
-    keyed ones with ``ON DUPLICATE KEY UPDATE id = id`` and then a look-up of their keys."""
+    keyed ones with ``ON DUPLICATE KEY UPDATE id = id`` and then a look-up of their keys.
+    ``count`` (inside our own transaction): a batch of ``_COUNT_FROM`` keyless rows or more is
+    counted here, one counter row per queue and priority, instead of by the insert trigger
+    (see migration 7); on a caller's connection, whose transaction we do not hold, and for a
+    few jobs (three statements more than one trigger call per row), the trigger counts them."""
     plain = [j for j in jobs if j.idempotency_key is None]
     keyed = [j for j in jobs if j.idempotency_key is not None]
-    _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
+    if not count or len(plain) < _COUNT_FROM:
+        _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
+    else:
+        counts: dict[tuple[str, int], int] = {}
+        for job in plain:
+            counts[job.queue_name, job.priority] = counts.get((job.queue_name, job.priority),
+                                                              0) + 1
+        cur.execute(Q["counted_on"])
+        try:
+            _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
+            _insert(cur, Q["count_pushed"], Q["count_pushed_row"],
+                    [(queue, priority, n) for (queue, priority), n in counts.items()])
+        finally:
+            with contextlib.suppress(pymysql.Error):  # a lost session: the error says it
+                cur.execute(Q["counted_off"])
     by_key: dict[str, str] = {}
     if keyed:
         keys = list(dict.fromkeys(str(j.idempotency_key) for j in keyed))
@@ -671,6 +694,12 @@ def _release_dependents(cur: Cursor, job_id: str) -> list[str]:
         cur.execute(Q["release_dependents"].format(ids=_ph(len(blocked))), blocked)
     cur.execute(Q["satisfy_edges"], (job_id,))
     return [child for child, n in waiting.items() if n == 1]
+
+
+def _statements(sql: str) -> list[str]:
+    """A migration's statements: each ends with a semicolon at the end of a line whose next line
+    is not indented (a trigger's body, with semicolons of its own, is indented)."""
+    return [part.strip() for part in re.split(r";[ \t]*(?:\n|$)(?=\S|$)", sql) if part.strip()]
 
 
 def _ddl(cur: Cursor, statement: str) -> None:
