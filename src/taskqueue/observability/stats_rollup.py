@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -135,8 +136,10 @@ class Rollup:
                 written += self._fold_into(kind, hour, minutes, through)
         if written:
             self._seq += 1
+            # a new token at every fold that wrote: readers that saw it know nothing else changed
             self.driver.registry_put(STATE_KIND, "state", {"owner": self.owner,
-                                                           "seq": self._seq},
+                                                           "seq": self._seq,
+                                                           "token": uuid.uuid4().hex},
                                      ttl_seconds=HOUR_RETENTION)
         self._forget(max(per_hour) - KEEP_HOURS)
         return written
