@@ -7,8 +7,6 @@ test ``test_wait_for_work_wakes_when_a_completion_releases_a_dependent`` covers 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
@@ -19,15 +17,6 @@ from taskqueue.jobs.model import NewJob
 
 def new(queue: str = "default", **kw: object) -> NewJob:
     return NewJob(id=uuid7(), queue_name=queue, name="t", payload=b"{}", **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def driver(store_url: str) -> Iterator[Driver]:
-    d = open_driver(store_url)
-    try:
-        yield d
-    finally:
-        d.close()
 
 
 @pytest.mark.parametrize("how", ["complete", "complete_many", "dependency_failed"])
