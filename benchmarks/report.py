@@ -833,9 +833,10 @@ libraries without one show —.
 started (by pid, stopped with SIGTERM, SIGKILL after 5 s); rate = (N − 1) / (time the N-th job \
 started − time the first job started). Spawn → first job = from spawning the worker command to \
 its first job starting (interpreter start, imports, connecting, first reservation).
-* **Recycling** (taskqueue's CLI row): the probe marks each worker process's 1,000th job; the \
-gap from it to the replacement's first job, minus one ordinary job interval, is the \
-processing a recycle loses.
+* **Recycling** (taskqueue's CLI row): the probe marks each worker process's first and \
+1,000th job; the processing a recycle loses is the drain's time beyond what its steady rate \
+(the 64-job stretches away from every recycle) would have taken, divided by the recycles; the \
+gap from a last job to the replacement's first is kept as `recycle_gap_ms`.
 * **Process tree**: read with psutil on the idle tree right after the drain (so after it ran \
 N jobs): number of processes, RSS and PSS (proportional set size: shared pages split between \
 the processes sharing them) of each, and the worker's own RSS. Peak RSS of the tree is sampled \
