@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +84,7 @@ def states(manager: QueueManager, ids: list[str]) -> list[State]:
     return [manager.require(i).state for i in ids]
 
 
-def all_completed(manager: QueueManager, ids: list[str]) -> bool:
+def all_completed(manager: QueueManager, ids: Sequence[str]) -> bool:
     return manager.driver.count(JobFilter(ids=tuple(ids), states=(State.COMPLETED,))) == len(ids)
 
 
