@@ -247,6 +247,29 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
 _MOVED = ("updated_at", "started_at", "completed_at", "failed_at")
 
 
+def _copy_exprs(columns: list[str], minute: str) -> list[str]:
+    """The SELECT list that copies template row ``t`` to the new job of generated row ``g``:
+    a UUIDv7 id from ``g.h``/``g.r``, created at ``g.at``, its other times moved with it (a due
+    time more than ``minute`` after creation, a scheduled job's, is kept), every other column
+    as the template has it."""
+    exprs = []
+    for col in columns:
+        if col == "id":
+            exprs.append("substr(g.h, 1, 8) || '-' || substr(g.h, 9, 4) || '-7' || "
+                         "substr(g.r, 1, 3) || '-8' || substr(g.r, 4, 3) || '-' || "
+                         "substr(g.r, 7, 12)")
+        elif col == "created_at":
+            exprs.append("g.at")
+        elif col in _MOVED:
+            exprs.append(f"t.{col} + (g.at - t.created_at)")
+        elif col == "available_at":
+            exprs.append(f"CASE WHEN t.available_at > t.created_at + {minute} "
+                         "THEN t.available_at ELSE t.available_at + (g.at - t.created_at) END")
+        else:
+            exprs.append(f"t.{col}")
+    return exprs
+
+
 def _pg_copies(url: str, layout: Plan, rows: int = 200_000) -> None:
     import psycopg
 
@@ -255,22 +278,7 @@ def _pg_copies(url: str, layout: Plan, rows: int = 200_000) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'job_queue'"
             " AND table_schema = current_schema() ORDER BY ordinal_position")]
         conn.execute("CREATE TEMP TABLE bench_template (k integer PRIMARY KEY, id text)")
-        exprs = []
-        for col in columns:
-            if col == "id":
-                exprs.append("substr(g.h, 1, 8) || '-' || substr(g.h, 9, 4) || '-7' || "
-                             "substr(g.r, 1, 3) || '-8' || substr(g.r, 4, 3) || '-' || "
-                             "substr(g.r, 7, 12)")
-            elif col == "created_at":
-                exprs.append("g.at")
-            elif col in _MOVED:
-                exprs.append(f"t.{col} + (g.at - t.created_at)")
-            elif col == "available_at":
-                exprs.append("CASE WHEN t.available_at > t.created_at + interval '1 minute' "
-                             "THEN t.available_at ELSE t.available_at + (g.at - t.created_at) "
-                             "END")
-            else:
-                exprs.append(f"t.{col}")
+        exprs = _copy_exprs(columns, minute="interval '1 minute'")
         sql = (f"INSERT INTO job_queue ({', '.join(columns)}) "
                f"SELECT {', '.join(exprs)} FROM ("
                "  SELECT p, lpad(to_hex(ms), 12, '0') AS h,"
@@ -303,21 +311,7 @@ def _sqlite_copies(path: str, layout: Plan, rows: int = 100_000) -> None:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(job_queue)")]
         conn.execute("CREATE TEMP TABLE bench_template (k INTEGER PRIMARY KEY, id TEXT)")
         conn.execute("CREATE TEMP TABLE bench_copy AS SELECT * FROM main.job_queue WHERE 0")
-        exprs = []
-        for col in columns:
-            if col == "id":
-                exprs.append("substr(g.h, 1, 8) || '-' || substr(g.h, 9, 4) || '-7' || "
-                             "substr(g.r, 1, 3) || '-8' || substr(g.r, 4, 3) || '-' || "
-                             "substr(g.r, 7, 12)")
-            elif col == "created_at":
-                exprs.append("g.at")
-            elif col in _MOVED:
-                exprs.append(f"t.{col} + (g.at - t.created_at)")
-            elif col == "available_at":
-                exprs.append("CASE WHEN t.available_at > t.created_at + 60 THEN t.available_at "
-                             "ELSE t.available_at + (g.at - t.created_at) END")
-            else:
-                exprs.append(f"t.{col}")
+        exprs = _copy_exprs(columns, minute="60")
         names = ", ".join(columns)
         fill = (f"WITH RECURSIVE s(p) AS (SELECT :lo UNION ALL SELECT p + 1 FROM s WHERE p < :hi),"
                 " m(p, ms) AS (SELECT p, :start + CAST((p + (abs(random()) % 900) / 1000.0)"
