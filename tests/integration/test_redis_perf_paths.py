@@ -314,6 +314,52 @@ def test_a_wait_that_times_out_still_takes_a_job_that_fell_due(driver: Any) -> N
     assert driver.complete(got[0].token) is True
 
 
+def _count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every request the process writes to Redis from now on (one per round trip: a pipeline
+    is written at once), as the command names it holds."""
+    sent: list[bytes] = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def send(self: Any, command: Any, check_health: bool = True) -> None:
+        parts = command if isinstance(command, list) else [command]
+        sent.append(b" ".join(p.split(b"\r\n")[2] for p in parts if isinstance(p, bytes)))
+        real(self, command, check_health)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+    return sent
+
+
+def test_the_wait_after_an_empty_reserve_asks_no_due_time(
+        driver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle worker's reservation that takes nothing says when the next delayed job falls
+    due; the wait that follows uses that (one round trip per slice: its BLPOP with the primed
+    reserve, whose empty answer says it again for the next slice) instead of asking first."""
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    driver.wait_for_work(["a"], 0.01)   # the blocking connection is open
+    late = new(queue_name="a", delay_seconds=1.3)
+    driver.push([late])
+    sent = _count_round_trips(monkeypatch)
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    started = time.monotonic()
+    driver.wait_for_work(["a"], 5.0)    # a full slice of 1 s, then one of 0.3 s
+    assert 1.1 < time.monotonic() - started < 3.0
+    assert len(sent) == 3, sent        # the reserve, then one pipeline per slice
+    assert all(b"BLPOP" in s for s in sent[1:]), sent
+    got = driver.reserve("w1", ["a"], 5, 30)
+    assert [j.id for j in got] == [late.id]
+
+
+def test_a_stale_due_time_is_asked_again(driver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The due time an empty reservation told stands only for the wait that follows at once."""
+    assert driver.reserve("w1", ["a"], 5, 30) == []
+    monkeypatch.setattr(_redis_memory, "DUE_MAX_AGE", 0.0)
+    soon = new(queue_name="a", delay_seconds=0.2)
+    driver.push([soon])                 # after the reservation: only asking finds it
+    started = time.monotonic()
+    driver.wait_for_work(["a"], 3.0)
+    assert time.monotonic() - started < 0.9
+    assert [j.id for j in driver.reserve("w1", ["a"], 5, 30)] == [soon.id]
+
+
 def test_several_queues_wait_without_reserving(driver: Any) -> None:
     assert driver.reserve("w1", ["a", "b"], 5, 30) == []
     job = new(queue_name="b")

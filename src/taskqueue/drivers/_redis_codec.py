@@ -248,6 +248,19 @@ class RowDecoder:
 
 
 def decode_rows(rows: Iterable[list[Any]]) -> list[JobRecord]:
-    """JobRecords from the rows of one reserve reply."""
+    """JobRecords from the rows of reserve replies (``split_reserve`` takes a reply apart)."""
     decode = RowDecoder()
     return [decode(r) for r in rows]
+
+
+#: ``split_reserve``'s answer for a reply that does not tell when the next delayed job is due.
+UNTOLD = -1 << 63
+
+
+def split_reserve(reply: list[Any]) -> tuple[list[Any], int | None]:
+    """A reserve reply's rows, and what an empty one tells (``next_due`` in
+    ``redis_common.lua``): microseconds until the queue's earliest delayed job falls due, None
+    when no job waits for a time; ``UNTOLD`` when the reply has rows."""
+    if len(reply) == 1 and not isinstance(reply[0], list):
+        return [], None if reply[0] is None else int(reply[0])
+    return reply, UNTOLD

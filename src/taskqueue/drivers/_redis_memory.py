@@ -5,7 +5,9 @@
   queue, and the driver then looks the queue up;
 * its last single-queue reserve call (``Primed``), which ``wait_for_work`` repeats in the same
   round trip as its BLPOP, and the jobs that reserve took, kept for the worker's next reserve
-  when it asks for the same thing soon enough (else the driver hands them back).
+  when it asks for the same thing soon enough (else the driver hands them back);
+* when the earliest delayed job of a queue falls due, as the last reservation that came back
+  empty told it, for the wait that follows at once (``due_for``): it needs no ``due`` call.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ MEMO_MAX = 10_000
 #: How long jobs reserved by ``wait_for_work`` wait for the worker's ``reserve`` (seconds); a
 #: quarter of the lease if that is shorter.
 WAITED_MAX_AGE = 5.0
+#: How long an empty reservation's word on the next due time stands in for asking (seconds).
+#: A wait follows its reservation within a fraction of a millisecond; a delayed job pushed in
+#: between is found when the wait's slice ends, as one pushed during the wait is.
+DUE_MAX_AGE = 0.05
 
 
 class Primed(NamedTuple):
@@ -42,6 +48,7 @@ class Memory:
         self._lock = threading.Lock()
         self.primed: Primed | None = None
         self._waited: tuple[float, Primed, list[JobRecord]] | None = None
+        self._due: tuple[float, str, int | None] | None = None
 
     # -- queues of reserved jobs ------------------------------------------------------------
     def remember(self, jobs: Iterable[JobRecord]) -> None:
@@ -82,6 +89,22 @@ class Memory:
         reserve (its queues are paused in the store) waits without reserving."""
         primed, self.primed = self.primed, None
         return primed if primed is not None and list(queues) == [primed.queue] else None
+
+    def note_due(self, queue: str, due_us: int | None) -> None:
+        """An empty reservation of ``queue`` told when its next delayed job falls due."""
+        self._due = (time.monotonic(), queue, due_us)
+
+    def due_for(self, queues: Sequence[str]) -> tuple[bool, float | None]:
+        """``(True, seconds until due or None)`` when the last empty reservation was of these
+        queues (one queue) and is fresh, else ``(False, None)``: ask the store. Once."""
+        noted, self._due = self._due, None
+        if noted is None:
+            return False, None
+        at, queue, due_us = noted
+        age = time.monotonic() - at
+        if age > DUE_MAX_AGE or len(queues) != 1 or queues[0] != queue:
+            return False, None
+        return True, None if due_us is None else due_us / 1_000_000 - age
 
     def keep(self, primed: Primed, jobs: list[JobRecord]) -> None:
         with self._lock:

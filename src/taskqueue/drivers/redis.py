@@ -45,7 +45,8 @@ queue set when the queue is new to this driver); ``reserve`` answers one row per
 JobRecord's field order (``_redis_codec`` maps it by position); ``complete_many`` is one script
 per queue, all in one round trip, with the queues remembered from reserve (a job not found there
 is looked up); pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's BLPOP is
-pipelined with its reserve, so a wake-up is one round trip. The client uses hiredis when
+pipelined with its reserve, so a wake-up is one round trip, and a reserve that takes nothing
+answers when the next delayed job falls due, which the wait needs. The client uses hiredis when
 installed (the ``redis`` extra depends on it).
 
 Atomicity: every transition of one job -- push with its idempotency claim, reserve, heartbeat,
@@ -446,7 +447,13 @@ class RedisDriver(_views.ReadsEveryMatch):
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
         calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
-        jobs = rc.decode_rows(row for result in self._run_many(calls) for row in result)
+        rows: list[Any] = []
+        for (queue, _), reply in zip(wanted, self._run_many(calls), strict=True):
+            taken, due = rc.split_reserve(reply)
+            if due != rc.UNTOLD:
+                self._memory.note_due(queue, due)
+            rows += taken
+        jobs = rc.decode_rows(rows)
         self._memory.remember(jobs)
         return jobs
 
@@ -635,7 +642,13 @@ class RedisDriver(_views.ReadsEveryMatch):
         BLPOP is pipelined with that reserve: Redis runs it as soon as the BLPOP returns, and
         the jobs are kept for the worker's next ``reserve`` (handed back if it asks for
         something else, comes late, or the driver closes). A wake-up then costs one round
-        trip instead of two, each of which wakes an idle process on both ends."""
+        trip instead of two, each of which wakes an idle process on both ends.
+
+        Each slice blocks until the next delayed job falls due at the latest. A reservation
+        that took nothing says when that is (the reserve script's empty answer), so the wait
+        right after one, and every slice after a pipelined reserve, needs no ``due`` call of
+        its own: an idle worker's round trips per job are the wake-up, its acknowledgement
+        and the reservation that comes back empty."""
         if not queues:
             time.sleep(max(0.0, timeout))
             return
@@ -647,7 +660,9 @@ class RedisDriver(_views.ReadsEveryMatch):
         with self._guard():
             while (remaining := deadline - time.monotonic()) > 0:
                 block = min(remaining, BLOCK_MAX if len(groups) == 1 else SLOT_TURN)
-                due_in = self._due_in(queues)
+                told, due_in = self._memory.due_for(queues)
+                if not told:
+                    due_in = self._due_in(queues)
                 if due_in is not None:
                     if due_in <= 0:
                         return
@@ -682,6 +697,9 @@ class RedisDriver(_views.ReadsEveryMatch):
             return bool(woke)
         if isinstance(rows, Exception):
             raise rows
+        rows, due = rc.split_reserve(rows)
+        if due != rc.UNTOLD:   # for the next slice's block time
+            self._memory.note_due(primed.queue, due)
         jobs = rc.decode_rows(rows)
         if jobs:
             self._memory.remember(jobs)

@@ -191,6 +191,14 @@ local function take(id, v, worker, lease)
     v.progress or false, key, v.batch_id or false, worker, expires, epoch}
 end
 
+-- Microseconds until this queue's earliest delayed job falls due (<= 0: it has), by this
+-- queue's server clock; false when no job waits for a time.
+local function next_due()
+  local head = redis.call('ZRANGE', k('delayed'), 0, 0, 'WITHSCORES')
+  if #head == 0 then return false end
+  return tonumber(head[2]) - NOW
+end
+
 -- Wake tokens hint at ready work; once none is left they would only cause idle spins.
 local function drain_wake()
   if redis.call('ZCARD', k('ready')) == 0 then redis.call('DEL', k('wake')) end

@@ -1,6 +1,9 @@
 -- reserve: take up to `limit` ready jobs of one queue for a worker.
 -- KEYS: base. ARGV: worker id, lease (microseconds), limit.
--- Returns the reserved jobs best first, each as a row (see take).
+-- Returns the reserved jobs best first, each as a row (see take). A reservation that takes no
+-- job returns instead the one value next_due gives (microseconds until the earliest delayed
+-- job falls due, or nil): a worker about to wait for work needs it, and asking separately
+-- was a round trip of its own before every wait.
 local worker, lease, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- Delayed jobs that fell due join the ready set first.
@@ -12,7 +15,7 @@ if limit <= 0 then return out end
 local ids = redis.call('ZRANGE', k('ready'), 0, limit - 1)
 if #ids == 0 then
   drain_wake()
-  return out
+  return {next_due()}
 end
 bulk('ZREM', k('ready'), ids)
 local from, lease_index = {pending = {}, retrying = {}}, {}
@@ -37,4 +40,5 @@ for state, group in pairs(from) do
 end
 if #lease_index > 0 then bulk('ZADD', k('processing'), lease_index) end
 drain_wake()
+if #out == 0 then return {next_due()} end
 return out
