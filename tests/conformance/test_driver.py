@@ -578,3 +578,22 @@ def test_complete_many_applies_each_jobs_idempotency_mode(driver: Driver) -> Non
     assert driver.push([again]) == [again.id], "'finished' frees the key"
     assert driver.push([new(idempotency_key="win", idempotency_mode="window")]) == [win.id]
     assert driver.push([new(idempotency_key="keep")]) == [keep.id]
+
+
+# -- closing ---------------------------------------------------------------------------------
+
+def test_before_close_runs_first_while_the_store_is_open(store_url: str) -> None:
+    """A callback registered with ``before_close`` runs once, latest first, at the start of
+    ``close()``: its writes land (a statistics recorder's last flush)."""
+    driver = open_driver(store_url)
+    ran: list[str] = []
+    for name in ("first", "second"):
+        driver.before_close(lambda name=name: (
+            ran.append(name), driver.registry_put("closing", name, {"n": name}, 60)))
+    driver.close()
+    assert ran == ["second", "first"]
+    reopened = open_driver(store_url)
+    try:
+        assert sorted(e["n"] for e in reopened.registry_list("closing")) == ["first", "second"]
+    finally:
+        reopened.close()

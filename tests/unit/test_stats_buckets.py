@@ -120,6 +120,9 @@ class Recording:
             raise OSError("store down")
         self.entries[f"{kind}/{key}"] = data
 
+    def before_close(self, callback: object) -> None:
+        pass
+
 
 def test_recorder_keeps_data_until_a_flush_succeeds() -> None:
     store = Recording()

@@ -133,8 +133,13 @@ class Client:
         primary = getattr(self.driver, "primary", None)
         if primary is None:
             return self
-        return type(self)(primary, codec=self.codec, settings=self.settings,
-                          events=self.events)
+        clone = type(self)(primary, codec=self.codec, settings=self.settings,
+                           events=self.events)
+        # one recorder per bus: the clone's events are this manager's, and counted once by
+        # this manager's recorder, which this manager's close() ends (a recorder of the
+        # clone's own would count them again, and nobody would close it)
+        clone.stats_recorder = self._record_stats()
+        return clone
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> Self:

@@ -20,12 +20,12 @@ from typing import Any
 
 from taskqueue.client.store import check_schema
 from taskqueue.drivers import Driver, JobFilter, QueueStats, nothing_at, open_driver
-from taskqueue.drivers.base import DueFilter, ErrorText, GraphNode
+from taskqueue.drivers.base import CloseHooks, DueFilter, ErrorText, GraphNode
 from taskqueue.errors import ConfigError
 from taskqueue.jobs.model import Attempt, JobRecord
 
 
-class FreshStoreReads:
+class FreshStoreReads(CloseHooks):
     """A Driver for readers of the store at ``url``, which had no schema when opened
     (``driver``: its open driver, or None when opening it would have created it)."""
 
@@ -130,6 +130,7 @@ class FreshStoreReads:
         return datetime.now(UTC) if driver is None else driver.now()
 
     def close(self) -> None:
+        self._closing()
         if self._driver is not None:
             self._driver.close()
 

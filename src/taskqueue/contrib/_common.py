@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from taskqueue.config import ENV_NAMES, Settings, resolve
 from taskqueue.drivers import Driver, open_driver
+from taskqueue.drivers.base import CloseHooks
 from taskqueue.errors import ConfigError
 from taskqueue.manager import QueueManager
 
@@ -32,7 +33,7 @@ def settings_from(values: Mapping[str, Any], where: str,
     return resolve({k: v for k, v in values.items() if k in SETTING_NAMES})
 
 
-class LazyDriver:
+class LazyDriver(CloseHooks):
     """Stands in for the driver named by ``url`` and opens it on the first attribute access."""
 
     def __init__(self, url: str) -> None:
@@ -55,6 +56,7 @@ class LazyDriver:
 
     def close(self) -> None:
         """Close the real driver if it was ever opened (closing never connects)."""
+        self._closing()
         with self._lock:
             driver, self._driver = self._driver, None
         if driver is not None:

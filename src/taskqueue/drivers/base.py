@@ -11,7 +11,8 @@ Times given to a driver are durations in seconds; the driver adds them to the st
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -145,6 +146,23 @@ def check_bulk(action: str, job_ids: Sequence[str], priority: int | None) -> lis
     return ids
 
 
+class CloseHooks:
+    """``before_close`` for a driver: its ``close()`` calls ``_closing()`` before releasing
+    anything. A callback that raises is logged and the others still run."""
+
+    def before_close(self, callback: Callable[[], None]) -> None:
+        hooks: list[Callable[[], None]] = self.__dict__.setdefault("_close_hooks", [])
+        hooks.append(callback)
+
+    def _closing(self) -> None:
+        hooks: list[Callable[[], None]] = self.__dict__.pop("_close_hooks", [])
+        for hook in reversed(hooks):
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - the store is closed all the same
+                logging.getLogger("taskqueue.drivers").exception("before_close callback failed")
+
+
 @runtime_checkable
 class Driver(Protocol):
     """The atomic verbs a storage backend offers. See the conformance suite for the semantics."""
@@ -168,6 +186,12 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release connections. The driver must not be used afterwards."""
+
+    def before_close(self, callback: Callable[[], None]) -> None:
+        """Have ``close()`` call ``callback`` first, while the store is still open: the last
+        writes of what uses this driver in the background (a statistics recorder's final
+        flush), whoever closes it. Callbacks run once each, the latest first
+        (:class:`CloseHooks`)."""
 
     def now(self) -> datetime:
         """The store's clock (UTC)."""

@@ -77,6 +77,7 @@ from taskqueue.drivers._files_store import (
     warn_if_network_fs,
 )
 from taskqueue.drivers.base import (
+    CloseHooks,
     DueFilter,
     HeartbeatResult,
     JobFilter,
@@ -141,7 +142,7 @@ def file_url_path(url: str) -> Path:
     return Path(raw)
 
 
-class FileDriver(_views.ReadsEveryMatch):
+class FileDriver(CloseHooks, _views.ReadsEveryMatch):
     """The Driver protocol over a directory tree (see the module docstring)."""
 
     name = "files"
@@ -244,6 +245,7 @@ class FileDriver(_views.ReadsEveryMatch):
             raise ConfigError(f"{path} is damaged ({exc}); fix or remove it") from exc
 
     def close(self) -> None:
+        self._closing()
         self._store.close()
 
     def now(self) -> datetime:

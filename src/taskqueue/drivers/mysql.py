@@ -38,6 +38,7 @@ from taskqueue.drivers._mysql_pool import (
 from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import (
     BULK_STATES,
+    CloseHooks,
     DueFilter,
     ErrorText,
     GraphNode,
@@ -79,7 +80,7 @@ def _ph(count: int) -> str:
     return _sql.placeholders(count, "%s")
 
 
-class MySQLDriver:
+class MySQLDriver(CloseHooks):
     """The Driver protocol on MySQL 8.0.1+ or MariaDB 10.6+ (InnoDB, utf8mb4)."""
 
     name = "mysql"
@@ -201,6 +202,7 @@ class MySQLDriver:
         return [version for version, _ in MIGRATIONS if version not in done]
 
     def close(self) -> None:
+        self._closing()
         self._doorbell.close()
         self._pool.close()
 

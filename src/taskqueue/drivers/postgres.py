@@ -31,6 +31,7 @@ from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
 from taskqueue.drivers.base import (
+    CloseHooks,
     DueFilter,
     ErrorText,
     GraphNode,
@@ -81,7 +82,7 @@ def _queries(schema: str) -> dict[str, str]:
     return queries
 
 
-class PostgresDriver:
+class PostgresDriver(CloseHooks):
     name = "postgres"
 
     def __init__(self, conninfo: str, *, schema: str = "public", max_idle: int = 8,
@@ -206,6 +207,7 @@ class PostgresDriver:
         return self._run(work)
 
     def close(self) -> None:
+        self._closing()
         self._pool.close()
         self._waiter.close()
 

@@ -90,6 +90,7 @@ from taskqueue.drivers import _redis_layout as layout
 from taskqueue.drivers._redis_lane import Lane
 from taskqueue.drivers._redis_memory import Memory, Primed
 from taskqueue.drivers.base import (
+    CloseHooks,
     DueFilter,
     HeartbeatResult,
     JobFilter,
@@ -140,7 +141,7 @@ def preload() -> None:
     "localhost".encode("idna")
 
 
-class RedisDriver(_views.ReadsEveryMatch):
+class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
     name = "redis"
 
     def __init__(self, client: Any, *, prefix: str = rk.DEFAULT_PREFIX,
@@ -322,6 +323,7 @@ class RedisDriver(_views.ReadsEveryMatch):
             return layout.missing(self._r, self.keys.prefix)
 
     def close(self) -> None:
+        self._closing()
         with contextlib.suppress(DriverError):
             self._from_wait(None, 0.0)   # hand back what a wait reserved
         if self._lane is not None:

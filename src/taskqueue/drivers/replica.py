@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskqueue.drivers.base import (
+    CloseHooks,
     Driver,
     DueFilter,
     ErrorText,
@@ -25,7 +26,7 @@ from taskqueue.drivers.base import (
 from taskqueue.jobs.model import Attempt, JobRecord
 
 
-class ReplicaReads:
+class ReplicaReads(CloseHooks):
     """A Driver over two: reads on ``replica``, the rest on ``primary``."""
 
     def __init__(self, primary: Driver, replica: Driver) -> None:
@@ -83,6 +84,7 @@ class ReplicaReads:
         return self.replica.schema_absent()
 
     def close(self) -> None:
+        self._closing()
         try:
             self.replica.close()
         finally:

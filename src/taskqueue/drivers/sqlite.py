@@ -25,6 +25,7 @@ from taskqueue.drivers import _attempts, _registry, _sql, _views
 from taskqueue.drivers._sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.base import (
+    CloseHooks,
     DueFilter,
     ErrorText,
     GraphNode,
@@ -73,7 +74,7 @@ def _path_of(url: str) -> str:
     return path
 
 
-class SQLiteDriver:
+class SQLiteDriver(CloseHooks):
     name = "sqlite"
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0,
@@ -182,6 +183,7 @@ class SQLiteDriver:
             self._checkpointer.start()
 
     def close(self) -> None:
+        self._closing()
         self._doorbell.close()
         if self._checkpointer is not None:
             self._checkpointer.close()

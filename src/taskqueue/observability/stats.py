@@ -247,6 +247,7 @@ class StatsRecorder:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
+        self._closed = False  # under _flush_lock
         self._thread: threading.Thread | None = None
         self._rollup: Any = None
 
@@ -324,24 +325,29 @@ class StatsRecorder:
         return figures
 
     def flush(self) -> int:
-        """Write the minutes that changed since the last flush; return how many entries."""
+        """Write the minutes that changed since the last flush; return how many entries
+        (none once closed: its store may be closed too)."""
         with self._flush_lock:
+            return 0 if self._closed else self._write()
+
+    def _write(self) -> int:
+        """``flush``, under ``_flush_lock``."""
+        with self._lock:
+            dirty, self._dirty = sorted(self._dirty), set()
+            self._at_hand.clear()  # each is marked dirty again by its next use
+            entries = [(m, self._entry(m)) for m in dirty]
+        written = 0
+        try:
+            for minute, entry in entries:
+                self.driver.registry_put(KIND, f"{minute}:{self.source}", entry,
+                                         ttl_seconds=self.retention)
+                written += 1
+        except Exception as exc:  # noqa: BLE001 - statistics never break the worker
+            log.warning("could not store job statistics (will retry): %s", exc)
             with self._lock:
-                dirty, self._dirty = sorted(self._dirty), set()
-                self._at_hand.clear()  # each is marked dirty again by its next use
-                entries = [(m, self._entry(m)) for m in dirty]
-            written = 0
-            try:
-                for minute, entry in entries:
-                    self.driver.registry_put(KIND, f"{minute}:{self.source}", entry,
-                                             ttl_seconds=self.retention)
-                    written += 1
-            except Exception as exc:  # noqa: BLE001 - statistics never break the worker
-                log.warning("could not store job statistics (will retry): %s", exc)
-                with self._lock:
-                    self._dirty.update(m for m, _ in entries[written:])
-            self._forget_old()
-            return written
+                self._dirty.update(m for m, _ in entries[written:])
+        self._forget_old()
+        return written
 
     def _entry(self, minute: int) -> dict[str, Any]:
         queues = {q: {t: s.to_json() for t, s in tasks.items()}
@@ -356,23 +362,31 @@ class StatsRecorder:
                 del self._minutes[minute]
 
     def start(self) -> None:
-        """Start the background flusher (done lazily at the first recorded event)."""
+        """Start the background flusher (done lazily at the first recorded event). From then
+        on the driver's ``close()`` closes this recorder first (``Driver.before_close``),
+        whoever closes the driver."""
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None or self._stop.is_set():
                 return
             self._thread = threading.Thread(target=self._loop, name="taskqueue-stats",
                                             daemon=True)
+        self.driver.before_close(self.close)
         self._thread.start()
         atexit.register(self.close)
 
     def close(self) -> None:
-        """Stop the flusher and write what is left (errors are logged, not raised)."""
-        if self._stop.is_set():
-            return  # closed already (explicitly, before the atexit hook)
-        self._stop.set()
+        """Write what is left and stop the flusher (errors are logged, not raised): nothing
+        of this recorder touches the store afterwards. Its client's ``close()``, its driver's
+        (before it releases anything) or the interpreter's exit calls it, whichever is first."""
+        with self._flush_lock:  # after a flush or rollup under way
+            if self._closed:
+                return
+            self._stop.set()
+            self._write()
+            self._closed = True
+        atexit.unregister(self.close)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.flush_interval + 5)
-        self.flush()
 
     def _loop(self) -> None:
         next_rollup = time.monotonic() + self.flush_interval
@@ -387,14 +401,17 @@ class StatsRecorder:
         (see :mod:`stats_rollup`); runs in the flusher thread, never on a job's path."""
         from taskqueue.observability.stats_rollup import Rollup
 
-        if self._rollup is None:
-            self._rollup = Rollup(self.driver, self.source)
-        try:
-            folded: int | None = self._rollup.if_leader()
-            return folded
-        except Exception as exc:  # noqa: BLE001 - statistics never break the worker
-            log.warning("could not roll up job statistics (will retry): %s", exc)
-            return None
+        with self._flush_lock:
+            if self._closed:
+                return None
+            if self._rollup is None:
+                self._rollup = Rollup(self.driver, self.source)
+            try:
+                folded: int | None = self._rollup.if_leader()
+                return folded
+            except Exception as exc:  # noqa: BLE001 - statistics never break the worker
+                log.warning("could not roll up job statistics (will retry): %s", exc)
+                return None
 
 
 # -- reading ------------------------------------------------------------------------------------
