@@ -171,8 +171,12 @@ def test_a_killed_worker_child_has_its_job_run_again(mgr: QueueManager, store_ur
 
 def test_a_killed_supervisor_leaves_no_orphans(mgr: QueueManager, store_url: str,
                                                ledger: str) -> None:
-    mgr.push_many([t.mark.call([ledger], {"sleep": 0.1}) for _ in range(200)])
-    proc = cli("--url", store_url, "work", "--workers=2", "--max-jobs=3", *APP)
+    """SIGKILL of the supervisor alone (an OOM kill): its fork server and workers end too;
+    the next ``taskqueue work`` runs what the dead run held once its leases expire, and only a
+    job that had started may run twice."""
+    ids = mgr.push_many([t.mark.call([ledger], {"sleep": 0.1}) for _ in range(120)])
+    short_leases = {"TASKQUEUE_LEASE_SECONDS": "2"}
+    proc = cli("--url", store_url, "work", "--workers=2", "--max-jobs=3", *APP, env=short_leases)
     try:
         wait_for(lambda: len({line[2] for line in ledger_lines(ledger)}) >= 1, timeout=60)
         wait_for(lambda: len(tree(proc.pid)) >= 2, timeout=30)
@@ -184,6 +188,16 @@ def test_a_killed_supervisor_leaves_no_orphans(mgr: QueueManager, store_url: str
     finally:
         for child in alive(tree(proc.pid)):
             child.kill()
+    started = {line[0] for line in ledger_lines(ledger)}
+    again = cli("--url", store_url, "work", "--workers=2", *APP, env=short_leases)
+    try:
+        wait_for(lambda: states(mgr, ids) == {State.COMPLETED: len(ids)}, timeout=120)
+    finally:
+        _, err = stop(again)
+    assert again.returncode == 0, err
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    assert set(runs) == set(ids)
+    assert {i for i, n in runs.items() if n > 1} <= started
 
 
 def test_retries_dead_letters_timeouts_and_stats_match_the_run(

@@ -232,10 +232,9 @@ def test_a_stop_hands_running_and_reserved_jobs_back(mgr: QueueManager, url: str
 
 
 # -- 4. memory after every job ---------------------------------------------------------------
-def test_memory_is_checked_after_every_job(mgr2: QueueManager, url2: str,
-                                           ledger: str) -> None:
-    ids = mgr2.push_many([t.leak.call([ledger, 40], {}) for _ in range(6)])
-    proc = cli("--url", url2, "work", "--memory=100", "--stop-when-empty", "--json", *APP)
+def test_memory_is_checked_after_every_job(mgr: QueueManager, url: str, ledger: str) -> None:
+    ids = mgr.push_many([t.leak.call([ledger, 40], {}) for _ in range(6)])
+    proc = cli("--url", url, "work", "--memory=100", "--stop-when-empty", "--json", *APP)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     workers = _summary(out)["workers"]
@@ -243,8 +242,10 @@ def test_memory_is_checked_after_every_job(mgr2: QueueManager, url2: str,
     assert recycled, err
     # 40 MB a job against 100 MB: the job that crosses the limit is each worker's last
     assert all(w["processed"] <= 2 for w in recycled), workers  # type: ignore[index]
-    assert all_state(mgr2, ids, State.COMPLETED)
+    assert all_state(mgr, ids, State.COMPLETED)
     assert sorted(starts(ledger)) == sorted(ids), "each job ran once"
+    # what a recycled worker held in its buffer went back without using an attempt
+    assert all(record(mgr, i).attempts == 1 for i in ids)
 
 
 # -- 13. --stop-when-empty and postponed jobs ------------------------------------------------

@@ -132,10 +132,12 @@ class SupervisedWorker(Worker):
         return False
 
 
-def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool = False) -> int:
+def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool = False,
+               paused: bool = False) -> int:
     """Run one worker on board ``region`` until it stops; its exit code. Its worker id is
     host:pid:``suffix``, which the supervisor knows too (to release its jobs if it dies).
-    A ``standby`` gets ready (store open, worker built), then waits for SIGCONT to start."""
+    A ``standby`` gets ready (store open, worker built), then waits for SIGCONT to start; a
+    ``paused`` worker (its supervisor was paused by SIGUSR2) takes no job until resumed."""
     # a standby's SIGCONT is blocked from before its fork (forkserver.py) until it has it
     die_with_parent(signal.SIGHUP, server)
     if recipe.log_setup:
@@ -154,6 +156,8 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     board.processed = lambda: worker.summary.processed
     board.handover = worker.handover
     signals.install(worker)
+    if paused:
+        worker.pause()
 
     def orphaned(signum: int, frame: Any) -> None:
         if worker.stop_now(ORPHANED):  # running and reserved jobs are handed back

@@ -20,7 +20,9 @@ Protocol over a Unix socket pair, fixed frames of three ints::
 
     supervisor -> server   SPAWN region n     fork a worker that reports on board ``region``,
                                               its worker id ending in ``id_suffix(n)``; a
-                                              standby (bit 30 of n) waits for SIGCONT
+                                              standby (bit 30 of n) waits for SIGCONT;
+                                              a paused one (bit 29) takes no job until
+                                              resumed
                            QUIT               exit once every child has exited
     server -> supervisor   STARTED region pid
                            EXITED pid code    code as multiprocessing gives it (-N: signal N)
@@ -60,7 +62,7 @@ log = logging.getLogger("taskqueue.supervisor")
 SPAWN, QUIT = 1, 2
 STARTED, EXITED, READY = 1, 2, 3
 _FRAME = struct.Struct("=iii")
-_SUFFIX, _STANDBY = 0xFFFFFF, 1 << 30  # the third int of SPAWN
+_SUFFIX, _STANDBY, _PAUSED = 0xFFFFFF, 1 << 30, 1 << 29  # the third int of SPAWN
 #: Seconds a fresh server may take to import the app before it is called broken.
 READY_TIMEOUT = 60.0
 
@@ -170,10 +172,13 @@ class ForkServer:
         return server
 
     # -- verbs ------------------------------------------------------------------------------------
-    def spawn(self, region: int, suffix: int, standby: bool = False) -> int:
+    def spawn(self, region: int, suffix: int, standby: bool = False,
+              paused: bool = False) -> int:
         """Fork a worker reporting on ``region``, its worker id ending in ``id_suffix(suffix)``
-        (a ``standby`` waits for SIGCONT before it starts); its pid."""
-        self._send(SPAWN, region, (suffix & _SUFFIX) | (_STANDBY if standby else 0))
+        (a ``standby`` waits for SIGCONT before it starts; a ``paused`` one takes no job until
+        resumed); its pid."""
+        self._send(SPAWN, region, (suffix & _SUFFIX) | (_STANDBY if standby else 0)
+                   | (_PAUSED if paused else 0))
         frame = self._expect(STARTED, 10.0)
         return frame[2]
 
@@ -264,9 +269,10 @@ class ForkServer:
 def serve(sock: socket.socket, recipe: Recipe, supervisor: int) -> int:
     """The server's loop: fork on request, reap and report, leave with the supervisor."""
     die_with_parent(signal.SIGKILL, supervisor, thread=False)
-    for signum in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)  # the terminal's ^C is the supervisor's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a signal to the whole group (the terminal's ^C, systemd's stop of every process in the
+    # unit, `kill -TERM -PGID`) is the supervisor's to handle: the server leaves with it
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -353,7 +359,8 @@ def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[],
         plumbing()
         from taskqueue.worker.child import run_worker
 
-        code = run_worker(recipe, region, server, id_suffix(extra & _SUFFIX), standby)
+        code = run_worker(recipe, region, server, id_suffix(extra & _SUFFIX), standby,
+                          paused=bool(extra & _PAUSED))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the exit code tells the supervisor

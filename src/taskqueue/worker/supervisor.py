@@ -113,6 +113,8 @@ class Supervisor:
         self.started_at = self.ended_at = 0.0
         self.leaving: list[Child] = []
         self._interrupts = 0
+        #: SIGUSR2 paused this supervisor: every worker it starts from now on starts paused
+        self.paused = False
         self._signals: list[int] = []
         self._driver: Driver | None = None
         self.autoscaler = autoscaler
@@ -145,7 +147,12 @@ class Supervisor:
     # -- verbs ------------------------------------------------------------------------------------
     def spawn(self, slot: Slot) -> None:
         """Start a worker for ``slot``: its standby if one is ready, else a fresh fork (if the
-        fork server is gone, the slot is retried once a fresh server runs)."""
+        fork server is gone, the slot is retried once a fresh server runs). While paused, a
+        fresh fork that starts paused replaces the standby (which would start unpaused)."""
+        if slot.standby is not None and self.paused:
+            self._dismiss_standby(slot)
+            self.leaving.append(slot.standby)
+            slot.standby = None
         if slot.standby is not None:
             child, slot.standby = slot.standby, None
             with contextlib.suppress(ProcessLookupError):
@@ -160,7 +167,7 @@ class Supervisor:
         region = self.boards.take()
         suffix = int.from_bytes(os.urandom(3), "little")
         try:
-            pid = self.server.spawn(region, suffix, standby)
+            pid = self.server.spawn(region, suffix, standby, paused=self.paused and not standby)
         except (ForkServerError, OSError) as exc:
             self.boards.give_back(region)
             log.warning("could not start worker %s: %s", slot.index, exc)
@@ -554,5 +561,6 @@ class Supervisor:
             elif signum == signal.SIGUSR1:
                 self.reload()
             elif signum == signal.SIGUSR2:
-                log.warning("SIGUSR2: toggling pause on all workers")
+                self.paused = not self.paused
+                log.warning("SIGUSR2: %s all workers", "pausing" if self.paused else "resuming")
                 self._send_all(signal.SIGUSR2)

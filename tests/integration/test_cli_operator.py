@@ -1,0 +1,145 @@
+"""What an operator does to ``taskqueue work``, through the real CLI, on every backend.
+
+Signals as service managers send them (systemd's stop signals every process of the unit, a
+terminal's Ctrl+C the whole foreground group), a pause that must outlive the worker processes it
+was sent to, a key mismatch that dead-letters jobs, and bad arguments. Counts and orderings
+only, with generous bounds: the suite runs ``-n 4`` on two loaded cores.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from taskqueue import QueueManager, State
+from taskqueue.drivers import JobFilter
+from tests.apps import sample_tasks as t
+from tests.integration.conftest import default_manager, ledger_lines
+from tests.integration.test_cli_promises import alive, tree
+from tests.integration.test_worker_processes import cli, wait_for
+
+APP = ("--app", "tests.apps.sample_tasks")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def mgr(store_url: str) -> Iterator[QueueManager]:
+    yield from default_manager(store_url)
+
+
+def records(mgr: QueueManager, ids: list[str]) -> dict[str, tuple[State, int]]:
+    return {r.id: (r.state, r.attempts)
+            for r in mgr.search(JobFilter(ids=tuple(ids), limit=len(ids)))}
+
+
+def workers(mgr: QueueManager) -> list[dict[str, object]]:
+    return mgr.driver.registry_list("worker")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_the_whole_process_group_is_graceful(
+        mgr: QueueManager, store_url: str, ledger: str, signum: signal.Signals) -> None:
+    """systemd's default stop (KillMode=control-group) sends SIGTERM to the supervisor, its
+    fork server and every worker at once; a terminal's Ctrl+C sends SIGINT to all of them. It
+    is still the graceful stop: running jobs finish, the rest stays pending, exit 0, no process
+    left. Before, a SIGTERM killed the fork server, which took its workers' running jobs with
+    it (handed back unfinished) and was restarted during the stop."""
+    ids = mgr.push_many([t.mark.call([ledger], {"sleep": 0.5}) for _ in range(30)])
+    proc = cli("--url", store_url, "work", "--workers=2", *APP, start_new_session=True)
+    try:
+        wait_for(lambda: len(ledger_lines(ledger)) >= 3, timeout=60)
+        wait_for(lambda: len(tree(proc.pid)) >= 3, timeout=30)
+        children = tree(proc.pid)
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "fork server" not in err, err
+    wait_for(lambda: not alive(children), timeout=10)
+    runs = Counter(line[0] for line in ledger_lines(ledger))
+    assert max(runs.values()) == 1
+    found = records(mgr, ids)
+    finished = {i for i, (state, _) in found.items() if state == State.COMPLETED}
+    assert finished == set(runs), "a job whose code had started was not let finish"
+    left = [v for i, v in found.items() if i not in finished]
+    assert left and all(v == (State.PENDING, 0) for v in left), left
+
+
+def test_a_paused_supervisor_stays_paused_when_its_workers_are_replaced(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    """SIGUSR2 pauses the supervisor's workers; the processes that replace them (SIGUSR1's
+    reload, --max-time recycling, a restart) start paused too, until a second SIGUSR2.
+    Before, each replacement was a new worker id that started unpaused and took jobs."""
+    proc = cli("--url", store_url, "work", "--workers=1", "--max-time=2", "--sleep=0.1", *APP)
+    try:
+        first = t.mark.delay(ledger)
+        wait_for(lambda: records(mgr, [first])[first][0] == State.COMPLETED, timeout=60)
+        proc.send_signal(signal.SIGUSR2)
+        wait_for(lambda: any(w.get("paused") for w in workers(mgr)), timeout=30)
+        before = {w.get("pid") for w in workers(mgr)}
+        held = t.mark.delay(ledger)
+        proc.send_signal(signal.SIGUSR1)
+        # two generations of replacements (the reload's, then a --max-time recycle) listed
+        for _ in range(2):
+            wait_for(lambda seen=set(before): any(w.get("pid") not in seen
+                                                  for w in workers(mgr)), timeout=60)
+            before |= {w.get("pid") for w in workers(mgr)}
+        assert records(mgr, [held])[held] == (State.PENDING, 0), \
+            "a replacement of a paused worker took a job"
+        assert all(w.get("paused") for w in workers(mgr)), workers(mgr)
+        proc.send_signal(signal.SIGUSR2)
+        wait_for(lambda: records(mgr, [held])[held][0] == State.COMPLETED, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def _key() -> str:
+    return "base64:" + base64.b64encode(os.urandom(32)).decode()
+
+
+def test_jobs_a_worker_cannot_decrypt_go_to_the_dead_letter_queue(
+        mgr: QueueManager, store_url: str) -> None:
+    """``taskqueue test`` with one ENCRYPTION_KEY, ``taskqueue work`` with another: the worker
+    does not crash or retry them; each job is failed once with the reason, and the run goes
+    on to a job it can read."""
+    producer, worker = {"ENCRYPTION_KEY": _key()}, {"ENCRYPTION_KEY": _key()}
+    push = cli("--url", store_url, "test", "--jobs=3", env=producer)
+    _, err = push.communicate(timeout=60)
+    assert push.returncode == 0, err
+    push = cli("--url", store_url, "test", "--jobs=2", "--priority=1", env=worker)
+    _, err = push.communicate(timeout=60)
+    assert push.returncode == 0, err
+    proc = cli("--url", store_url, "work", "--stop-when-empty", "--json", env=worker)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    totals = json.loads(out)["totals"]
+    assert (totals["failed"], totals["completed"], totals["retried"]) == (3, 2, 0), totals
+    dead = mgr.search(JobFilter(states=(State.FAILED,), limit=10))
+    assert len(dead) == 3
+    assert all(r.attempts == 1 and "DecryptionError" in (r.exception or "") for r in dead)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["work", "--workers=0"], "--workers"),
+    (["work", "--app=no_such_module_here"], "--app"),
+    (["work", "--queue=a", "--memory=0"], "--memory"),
+])
+def test_bad_arguments_exit_2_with_a_message(store_url: str, args: list[str],
+                                             message: str) -> None:
+    proc = cli("--url", store_url, *args)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert message in err, err
+
