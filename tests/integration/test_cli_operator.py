@@ -143,3 +143,21 @@ def test_bad_arguments_exit_2_with_a_message(store_url: str, args: list[str],
     assert proc.returncode == 2, err
     assert message in err, err
 
+
+
+def test_timeout_applies_to_jobs_that_set_none_and_the_reason_says_which(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    """``--timeout`` is the limit of a job that did not set one (Laravel's meaning): such a
+    job is stopped at it, and its dead letter says the limit it was stopped at (before: the
+    job's stored default, "timed out after 60s", for a job stopped after 1 s)."""
+    bare = mgr.push(t.mark.call([ledger], {"sleep": 20.0}), max_attempts=1).id
+    own = mgr.push(t.mark.call([ledger], {"sleep": 1.5}), timeout=30, max_attempts=1).id
+    proc = cli("--url", store_url, "work", "--timeout=1", "--stop-when-empty", *APP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    stopped, kept = mgr.get(bare), mgr.get(own)
+    assert stopped is not None and kept is not None
+    assert stopped.state == State.FAILED
+    assert (stopped.exception or "").startswith("timed out after 1s (attempt 1)"), \
+        stopped.exception
+    assert kept.state == State.COMPLETED, kept.exception

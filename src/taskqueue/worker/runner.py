@@ -599,13 +599,16 @@ class Worker:
         self._record(job, accepted, ev.JOB_POSTPONED, Outcome(Kind.SNOOZE, 0.0),
                      reason=postpone.reason, delay=postpone.seconds)
 
-    def _context(self, job: JobRecord, body: dict[str, Any]) -> JobContext:
-        timeout = float(job.timeout_seconds)
+    def _timeout(self, job: JobRecord, body: dict[str, Any]) -> float:
+        """The job's own timeout, or the worker's ``--timeout`` for a job that set none."""
         if not body.get(TIMEOUT_SET) and self.options.timeout:
-            timeout = float(self.options.timeout)
+            return float(self.options.timeout)
+        return float(job.timeout_seconds)
+
+    def _context(self, job: JobRecord, body: dict[str, Any]) -> JobContext:
         return JobContext(
             job_id=job.id, name=job.name, queue=job.queue_name, attempt=job.attempts,
-            max_attempts=job.max_attempts, timeout=timeout,
+            max_attempts=job.max_attempts, timeout=self._timeout(job, body),
             idempotency_key=job.idempotency_key, batch_id=job.batch_id,
             worker_id=self.worker_id,
             _progress=lambda pct: self._persist(self.driver.set_progress, job.token, pct),
@@ -737,7 +740,7 @@ class Worker:
         delay = retry_in(exc, job.attempts, job.max_attempts, policy)
         text = outcome.traceback or describe(exc)
         if isinstance(exc, JobTimeout):
-            text = f"timed out after {job.timeout_seconds}s (attempt {job.attempts})\n{text}"
+            text = f"timed out after {self._timeout(job, body):g}s (attempt {job.attempts})\n{text}"
         accepted = self._persist(self.driver.fail, job.token, text, delay)
         if delay is None and accepted:
             try:
