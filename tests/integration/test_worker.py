@@ -320,7 +320,7 @@ def test_an_idle_worker_waits_for_work_while_its_last_completions_are_sent(
     last = t.add.delay(1, 2)
     worker = Worker(manager, WorkerOptions(poll_interval=0.05))
     if not combined:
-        worker._combined = None  # as on a driver without complete_and_reserve (Redis)
+        worker._combined = None  # as on a driver without complete_and_reserve (MySQL, files)
     worker._ack_seconds = 1.0  # whose commits are slow
     real_complete, real_wait = worker.driver.complete_many, worker.driver.wait_for_work
     sending, waiting, seen = threading.Event(), threading.Event(), []
@@ -369,7 +369,7 @@ def test_a_dependent_released_by_completions_still_in_flight_runs_before_stop_wh
     child = t.add.push([2, 2], manager=manager, depends_on=[parent])
     worker = Worker(manager, WorkerOptions(poll_interval=0.05, stop_when_empty=True))
     if not combined:
-        worker._combined = None  # as on a driver without complete_and_reserve (Redis)
+        worker._combined = None  # as on a driver without complete_and_reserve (MySQL, files)
     worker._ack_seconds = 1.0  # whose commits are slow: the ack thread sends them
     real_complete = worker.driver.complete_many
 
@@ -384,3 +384,49 @@ def test_a_dependent_released_by_completions_still_in_flight_runs_before_stop_wh
     runner.join(30)
     assert not runner.is_alive()
     assert {final(manager, i).state for i in (first, parent, child)} == {State.COMPLETED}
+
+
+def test_an_idle_worker_acknowledges_with_the_reservation_it_makes_before_waiting(
+        backend: str, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One job at a time onto an idle worker whose store acknowledges quickly: the job's
+    completion goes with the reservation the worker makes anyway before it waits again (one
+    round trip), not in one of its own first (nor from the ack thread), and the job still
+    reads completed before the next one is pushed."""
+    import threading
+
+    from taskqueue import Worker, WorkerOptions
+    from taskqueue.drivers.base import CompletesAndReserves
+
+    manager = QueueManager.from_url(store_url)
+    try:
+        if not isinstance(manager.driver, CompletesAndReserves):
+            pytest.skip(f"{backend} does not offer complete_and_reserve")
+        monkeypatch.setattr(runner_module, "ACK_OFFLOAD", 60.0)  # every store is quick here
+        worker = Worker(manager, WorkerOptions(poll_interval=0.2))
+        calls: list[tuple[str, str]] = []
+        for name in ("complete_many", "complete_and_reserve", "reserve", "wait_for_work"):
+            def counted(*args: object, _real: object = getattr(worker.driver, name),
+                        _name: str = name, **kw: object) -> object:
+                calls.append((_name, threading.current_thread().name))
+                return _real(*args, **kw)  # type: ignore[operator]
+            setattr(worker.driver, name, counted)
+        runner = threading.Thread(target=worker.run, daemon=True)
+        runner.start()
+        try:
+            for i in range(3):
+                deadline = time.monotonic() + 10
+                while not calls or calls[-1][0] != "wait_for_work":   # the worker is idle
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                job = manager.push(t.add.s(i, 1))
+                while final(manager, job).state != State.COMPLETED:
+                    assert time.monotonic() < deadline, f"job {i} was not acknowledged"
+                    time.sleep(0.01)
+        finally:
+            worker.request_stop()
+            runner.join(10)
+        assert not any(name == "complete_many" for name, _ in calls), calls
+        assert sum(name == "complete_and_reserve" for name, _ in calls) >= 3, calls
+        assert {thread for _, thread in calls} == {runner.name}, calls
+    finally:
+        manager.close()

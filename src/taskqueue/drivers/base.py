@@ -381,9 +381,11 @@ class Driver(Protocol):
 class CompletesAndReserves(Protocol):
     """An optional verb: a driver that can acknowledge completions and reserve the next batch
     in ONE transaction offers it, and the worker then uses it instead of ``complete_many``
-    followed by ``reserve`` (one commit per batch instead of two). It must be atomic: retried
-    after an error, nothing may have happened twice. Drivers whose two steps could not be undone
-    together do not offer it."""
+    followed by ``reserve`` (one commit per batch instead of two). Retried after an error,
+    nothing may happen twice: one transaction (SQLite, PostgreSQL), or steps that are each
+    atomic and safe to repeat, sent in one round trip (Redis: the completion scripts refuse a
+    replayed completion, and the reservation's script is the one ``reserve`` runs, so a retry
+    is what a retried ``reserve`` would be). Drivers that could do neither do not offer it."""
 
     def complete_and_reserve(
         self, items: Sequence[tuple[LeaseToken, str | None]], worker_id: str,

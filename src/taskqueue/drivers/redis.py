@@ -44,10 +44,11 @@ Round trips. A push without dependencies is one script call (plus, in the same r
 queue set when the queue is new to this driver); ``reserve`` answers one row per job in
 JobRecord's field order (``_redis_codec`` maps it by position); ``complete_many`` is one script
 per queue, all in one round trip, with the queues remembered from reserve (a job not found there
-is looked up); pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's BLPOP is
-pipelined with its reserve, so a wake-up is one round trip, and a reserve that takes nothing
-answers when the next delayed job falls due, which the wait needs. The client uses hiredis when
-installed (the ``redis`` extra depends on it).
+is looked up), and ``complete_and_reserve`` sends them with the next one-queue reservation in
+the same round trip; pipelines send plain EVALSHAs (no SCRIPT EXISTS first); an idle worker's
+BLPOP is pipelined with its reserve, so a wake-up is one round trip, and a reserve that takes
+nothing answers when the next delayed job falls due, which the wait needs. The client uses
+hiredis when installed (the ``redis`` extra depends on it).
 
 Atomicity: every transition of one job -- push with its idempotency claim, reserve, heartbeat,
 complete, fail, release, progress, recover, cancel, retry, re-prioritise, delete, prune,
@@ -449,8 +450,13 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
     def _take(self, wanted: Sequence[tuple[str, int]], worker: str, lease_us: int
               ) -> list[JobRecord]:
         calls: list[Call] = [("reserve", q, [worker, lease_us, n]) for q, n in wanted]
+        return self._taken([q for q, _ in wanted], self._run_many(calls))
+
+    def _taken(self, queues: Sequence[str], replies: Sequence[Any]) -> list[JobRecord]:
+        """The jobs of reserve replies (one per queue), remembered; what an empty reply says
+        of the next due time is noted for the wait that may follow."""
         rows: list[Any] = []
-        for (queue, _), reply in zip(wanted, self._run_many(calls), strict=True):
+        for queue, reply in zip(queues, replies, strict=True):
             taken, due = rc.split_reserve(reply)
             if due != rc.UNTOLD:
                 self._memory.note_due(queue, due)
@@ -531,21 +537,58 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         if not items:
             return []
         with self._guard():
-            ids = [t.job_id for t, _ in items]
-            answers = self._complete(items, range(len(items)), self._settle_homes(ids))
-            again = [pos for pos, answer in enumerate(answers) if answer < 0]
-            if again:   # a stale memo entry (or an unknown job): ask the index
-                homes = self._homes([ids[pos] for pos in again])
-                for pos, answer in zip(again, self._complete(items, again, homes), strict=True):
-                    answers[pos] = answer
-            self._memory.forget(ids)
-        return [answer > 0 for answer in answers]
+            return self._complete_all(items)[0]
+
+    def complete_and_reserve(
+        self, items: Sequence[tuple[LeaseToken, str | None]], worker_id: str,
+        queues: Sequence[str], limit: int, lease_seconds: float,
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """``complete_many(items)``, then ``reserve(...)`` of one queue, in one round trip:
+        the reservation's script goes in the completions' pipeline, after them, so it sees
+        the dependents they released in its queue. Each script is atomic, as when sent
+        apart; a retry after a lost reply finds the completions done (refused: no second
+        completion) and repeats only the reservation, as a retried ``reserve`` would. An
+        idle worker acknowledges its last job this way with the reservation it makes anyway
+        (one round trip where it made two), and a drain each batch with the next one.
+        Several queues (a peek first) or jobs a wake-up already reserved: the two calls."""
+        queues = list(dict.fromkeys(queues))
+        reserving = bool(queues) and limit > 0
+        if not items or len(queues) != 1 or limit <= 0:
+            answers = self.complete_many(items) if items else []
+            return answers, (self.reserve(worker_id, queues, limit, lease_seconds)
+                             if reserving else [])
+        lease_us = int(lease_seconds * 1_000_000)
+        with self._guard():
+            primed = self._memory.prime(worker_id, queues[0], limit, lease_us)
+            jobs = self._from_wait(primed, lease_seconds)
+            if jobs:
+                return self._complete_all(items)[0], jobs
+            answers, reply = self._complete_all(
+                items, ("reserve", queues[0], [worker_id, lease_us, limit]))
+            jobs = self._taken([queues[0]], [reply])
+        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        return answers, jobs
+
+    def _complete_all(self, items: Sequence[tuple[LeaseToken, str | None]],
+                      then: Call | None = None) -> tuple[list[bool], Any]:
+        """``complete_many``'s work, with ``then`` (a script call) in the same round trip,
+        after the completions; returns the answers and that call's reply."""
+        ids = [t.job_id for t, _ in items]
+        answers, reply = self._complete(items, range(len(items)), self._settle_homes(ids), then)
+        again = [pos for pos, answer in enumerate(answers) if answer < 0]
+        if again:   # a stale memo entry (or an unknown job): ask the index
+            homes = self._homes([ids[pos] for pos in again])
+            for pos, answer in zip(again, self._complete(items, again, homes)[0], strict=True):
+                answers[pos] = answer
+        self._memory.forget(ids)
+        return [answer > 0 for answer in answers], reply
 
     def _complete(self, items: Sequence[tuple[LeaseToken, str | None]], positions: Iterable[int],
-                  homes: dict[str, str]) -> list[int]:
+                  homes: dict[str, str], then: Call | None = None) -> tuple[list[int], Any]:
         """Complete the items at ``positions`` in the queues of ``homes``: per position 1
-        (done), 0 (lease not held) or -1 (not in that queue). Then unblock dependents living
-        in other queues."""
+        (done), 0 (lease not held) or -1 (not in that queue), and the reply of ``then``,
+        run in the same round trip after them. Then unblock dependents living in other
+        queues."""
         positions = list(positions)
         groups: dict[str, list[int]] = defaultdict(list)
         for pos in positions:
@@ -561,15 +604,16 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
             calls.append(("complete_many", queue, args))
         found = {pos: -1 for pos in positions}
         release: list[tuple[str, str]] = []
-        for group, (answers, remote) in zip(groups.values(), self._run_many(calls) if calls
-                                            else [], strict=True):
+        results = self._run_many([*calls, then] if then else calls) if calls or then else []
+        reply = results.pop() if then else None
+        for group, (answers, remote) in zip(groups.values(), results, strict=True):
             found.update(zip(group, answers, strict=True))
             release += [(rc.text(c), rc.text(p)) for c, p in zip(remote[::2], remote[1::2],
                                                                  strict=True)]
         if release:
             child_homes = self._homes([c for c, _ in release])
             self._unblock([(child_homes[c], c, p) for c, p in release if c in child_homes])
-        return [found[pos] for pos in positions]
+        return [found[pos] for pos in positions], reply
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
         if self._memory.knows(token.job_id):

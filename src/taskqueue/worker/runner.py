@@ -191,6 +191,7 @@ class Worker:
         self._ack_now = threading.Event()
         self._asked = 0   # the size the last reservation asked for
         self._ack_seconds = 0.0   # how long an acknowledgement takes (moving average)
+        self._empty_seconds = 0.0   # how long a reservation that finds nothing takes (same)
         self._acker: threading.Thread | None = None
         self._acker_stop = threading.Event()
         self._paused_queues: set[str] = set()
@@ -442,7 +443,7 @@ class Worker:
                     self._process(job)
         finally:
             if len(batch) < self._asked and not self._stop.is_set():
-                self._ack_idle()  # the queue ran dry: nothing to ride with, send them now
+                self._ack_idle(hold_acks)  # the queue ran dry
             elif not hold_acks:
                 self.flush_acks()
         return len(batch)
@@ -459,10 +460,17 @@ class Worker:
         one transaction."""
         size = self._asked = self._batch_size()
         if self._combined is None or not self._acks or self._ack_now.is_set():
-            return self.driver.reserve(self.worker_id, queues, size, self.lease)
+            started = time.monotonic()
+            batch = self.driver.reserve(self.worker_id, queues, size, self.lease)
+            if not batch:
+                self._empty_seconds = (0.8 * self._empty_seconds
+                                       + 0.2 * (time.monotonic() - started))
+            return batch
         pending = self._take_acks()
+        started = time.monotonic()
         answer = self._send_acks(pending, self._combined.complete_and_reserve, self.worker_id,
                                  queues, size, self.lease)
+        self._ack_seconds = 0.8 * self._ack_seconds + 0.2 * (time.monotonic() - started)
         accepted, batch = answer if answer is not None else (None, [])
         self._acknowledged(pending, accepted)
         return batch
@@ -658,13 +666,20 @@ class Worker:
             self._ack_seconds = 0.8 * self._ack_seconds + 0.2 * (time.monotonic() - started)
             self._acknowledged(pending, accepted)
 
-    def _ack_idle(self) -> None:
+    def _ack_idle(self, hold: bool = False) -> None:
         """The queue ran dry (the batch came back short): when acknowledging is slow (a WAL
         flush on PostgreSQL, 0.5-8 ms on a shared disk), the acker thread sends the completions
         at once, on a connection of its own, while this thread goes on to wait for work: a job
         pushed meanwhile does not wait for that commit. A quick one (a Redis round trip) is
-        sent here: waking a thread would cost more CPU than it saves. A drain keeps
+        sent by this thread: waking a thread would cost more CPU than it saves. With ``hold``
+        (``run_once``'s ``hold_acks``: the loop goes on to ``complete_and_reserve``) they go
+        with the reservation this thread makes next, at once, and anyway before it waits,
+        unless that makes it slower by ``ACK_OFFLOAD`` than a reservation finding nothing (a
+        commit's flush): one round trip where there were two, and no thread woken (on a busy
+        machine a Redis round trip alone takes over ``ACK_OFFLOAD``). A drain keeps
         acknowledging in line, in batches; so does ``run_once`` called without the acker."""
+        if hold and self._ack_seconds - self._empty_seconds < ACK_OFFLOAD:
+            return
         if self._acker is None or not self._acker.is_alive() or self._ack_seconds < ACK_OFFLOAD:
             self.flush_acks()
         elif self._acks:
