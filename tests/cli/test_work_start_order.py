@@ -27,6 +27,8 @@ def spawning(self, slot):
 
 def opening(cls, *args, **kwargs):
     order.append("supervisor process connection")
+    if kwargs.get("migrate", True):
+        order.append("its schema checked again")
     return from_settings(cls, *args, **kwargs)
 
 ready_count = work._ready_count
@@ -61,3 +63,11 @@ def test_the_progress_bar_counts_its_total_before_any_worker_starts(tmp_path: Pa
     """Else jobs done meanwhile would be missing from the total (done > total at the end)."""
     order = run_work(f"sqlite:///{tmp_path / 'q.db'}")
     assert order[:3] == ["bar total counted", "worker forked", "supervisor process connection"]
+
+
+def test_the_supervisor_connection_does_not_check_the_schema_again(tmp_path: Path) -> None:
+    """The supervisor migrated the store before it forked the workers; its second connection,
+    opened while they reserve their first jobs, does not repeat the check."""
+    order = run_work(f"sqlite:///{tmp_path / 'q.db'}", "--json")
+    assert "supervisor process connection" in order
+    assert "its schema checked again" not in order, order

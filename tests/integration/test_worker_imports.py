@@ -36,7 +36,11 @@ EVERYWHERE = {
 ALSO = {
     "sqlite": {"redis", "psycopg", "taskqueue.drivers.redis", "taskqueue.drivers.postgres",
                "asyncio", "ssl", "importlib.metadata", "email", "opentelemetry", "cryptography"},
-    "redis": {"psycopg", "sqlite3", "taskqueue.drivers.sqlite", "taskqueue.drivers.postgres"},
+    # redis-py's other clients, which only its package __init__ imports (deferred, see
+    # drivers/_redis_import.py), and its cluster client, which its Script call imports
+    "redis": {"psycopg", "sqlite3", "taskqueue.drivers.sqlite", "taskqueue.drivers.postgres",
+              "redis.asyncio.client", "redis.asyncio.cluster", "redis.asyncio.sentinel",
+              "redis.cluster", "redis.sentinel", "redis.keyspace_notifications"},
     "postgres": {"redis", "sqlite3", "taskqueue.drivers.sqlite", "taskqueue.drivers.redis"},
 }
 

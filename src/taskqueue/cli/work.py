@@ -104,9 +104,12 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     try:
         # the bar's total is counted before any worker takes a job
         total = _ready_count(supervisor, plan.names()) if progress else 0
-        # the workers first: this process's own connection is not on the first job's way
+        # the workers first: this process's own connection is not on the first job's way;
+        # launch() migrated the store, so this one does not check its schema again while the
+        # workers reserve their first jobs
         supervisor.launch()
-        manager = open_patiently(lambda: QueueManager.from_settings(settings), "taskqueue work")
+        manager = open_patiently(lambda: QueueManager.from_settings(settings, migrate=False),
+                                 "taskqueue work")
         # Each worker life has its own recorder, and with recycling a life is often shorter
         # than the first rollup (5 s in): this long-lived one folds their minutes into the
         # long history (the 24 h / 7 d figures) under sustained load too.

@@ -34,11 +34,21 @@ SCHEMES: dict[str, tuple[str, str]] = {
 }
 
 
+def _import_driver(module_name: str) -> Any:
+    """A driver's module. For Redis, redis-py's package ``__init__`` (every client it has, the
+    asyncio ones too) waits until something asks for it (``_redis_import``)."""
+    import importlib
+
+    if module_name == SCHEMES["redis"][0]:
+        from taskqueue.drivers._redis_import import defer_package_init
+
+        defer_package_init()
+    return importlib.import_module(module_name)
+
+
 def open_driver(url: str, **options: Any) -> Driver:
     """Connect to the store named by ``url`` (``sqlite:///storage/queue.db``, ``redis://…``)
     and migrate it (``migrate=False``: leave its schema alone; see ``missing_migrations``)."""
-    import importlib
-
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         known = ", ".join(sorted({s + "://" for s in SCHEMES}))
@@ -48,7 +58,7 @@ def open_driver(url: str, **options: Any) -> Driver:
                           f"use {known}")
     module_name, class_name = SCHEMES[scheme]
     try:
-        module = importlib.import_module(module_name)
+        module = _import_driver(module_name)
     except ImportError as exc:
         extra = {"postgresql": "postgres", "postgres": "postgres", "mariadb": "mysql",
                  "rediss": "redis", "redis+cluster": "redis", "rediss+cluster": "redis"}.get(
@@ -66,13 +76,11 @@ def nothing_at(url: str) -> bool:
     """Whether the store at ``url`` is plainly absent, known without opening it: a SQLite file
     or a files-backend directory that does not exist. Opening one creates it, which a command
     that only reads must not do (the driver class's ``nothing_at``; False for the others)."""
-    import importlib
-
     entry = SCHEMES.get(urlsplit(url).scheme.lower())
     if entry is None:
         return False
     try:
-        module = importlib.import_module(entry[0])
+        module = _import_driver(entry[0])
     except ImportError:
         return False
     check = getattr(getattr(module, entry[1]), "nothing_at", None)
@@ -84,13 +92,11 @@ def preload_driver(url: str) -> None:
     drivers would repeat on opening (its module-level ``preload()``, if it has one). The fork
     server calls this once, so a forked worker inherits the result instead of redoing it.
     A missing extra is left for the worker to report."""
-    import importlib
-
     entry = SCHEMES.get(urlsplit(url).scheme.lower())
     if entry is None:
         return
     try:
-        module = importlib.import_module(entry[0])
+        module = _import_driver(entry[0])
     except ImportError:
         return
     warm = getattr(module, "preload", None)

@@ -9,12 +9,15 @@ refused at start-up with the fix, instead of failing later on the first key of a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis
+from redis.client import Redis
+from redis.connection import ConnectionPool
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError
 
 from taskqueue.errors import ConfigError
 
@@ -72,7 +75,7 @@ def flag(name: str, value: object) -> bool:
     return truthy(text)
 
 
-def check_options(client: redis.Redis) -> None:
+def check_options(client: Redis) -> None:
     """Build (without connecting) one connection as the pool would, so a query parameter
     redis-py does not know is a configuration error now, not a TypeError at the first
     command."""
@@ -89,31 +92,39 @@ def connect(target: Target, options: dict[str, Any], block_timeout: float) -> tu
     longest block)."""
     if target.cluster:
         timeout = max(float(options.get("socket_timeout") or 0), block_timeout)
+        from redis.cluster import RedisCluster  # a single server never loads the cluster client
+
         try:
-            return (redis.RedisCluster.from_url(target.url, **options),
-                    redis.RedisCluster.from_url(target.url,
-                                                **{**options, "socket_timeout": timeout}))
+            return (RedisCluster.from_url(target.url, **options),
+                    RedisCluster.from_url(target.url, **{**options, "socket_timeout": timeout}))
         except TypeError as exc:
             raise ConfigError(f"redis cluster URL: {exc}; taskqueue's own options are prefix, "
                               "strict and cluster, the others go to redis-py") from None
-    single = redis.Redis.from_url(target.url, **options)
+    single = Redis.from_url(target.url, **options)
     check_options(single)
     return single, blocking_twin(single, block_timeout)
 
 
-def blocking_twin(client: redis.Redis, block_timeout: float) -> redis.Redis:
+def blocking_twin(client: Redis, block_timeout: float) -> Redis:
     """A single-node client with the same connection settings and a longer socket timeout."""
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     kwargs["socket_timeout"] = max(float(kwargs.get("socket_timeout") or 0), block_timeout)
-    return redis.Redis(connection_pool=redis.ConnectionPool(
+    return Redis(connection_pool=ConnectionPool(
         connection_class=pool.connection_class, **kwargs))
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether ``client`` is redis-py's cluster client (which only a loaded ``redis.cluster``
+    can have made: asking does not import it)."""
+    module = sys.modules.get("redis.cluster")
+    return module is not None and isinstance(client, module.RedisCluster)
 
 
 def describe(client: Any) -> str:
     """Where the client connects, for error messages (never the password)."""
-    if isinstance(client, redis.RedisCluster):
-        nodes = client.get_nodes()  # type: ignore[no-untyped-call]
+    if is_cluster(client):
+        nodes = client.get_nodes()
         first = nodes[0].name if nodes else "?"
         return f"cluster {first} (+{max(0, len(nodes) - 1)} nodes)"
     kwargs = client.connection_pool.connection_kwargs
@@ -124,11 +135,11 @@ def describe(client: Any) -> str:
 
 def refuse_cluster_node(client: Any, where: str) -> None:
     """A single-node client on a Cluster node works until a key of another slot; say so now."""
-    if isinstance(client, redis.RedisCluster):
+    if is_cluster(client):
         return
     try:
         enabled = client.info("cluster").get("cluster_enabled")
-    except redis.ResponseError:   # INFO disabled (managed Redis): nothing to learn
+    except ResponseError:   # INFO disabled (managed Redis): nothing to learn
         return
     if str(enabled) == "1":
         raise ConfigError(f"redis at {where} is a Redis Cluster node: connect with the cluster "
@@ -138,13 +149,13 @@ def refuse_cluster_node(client: Any, where: str) -> None:
 def explain(exc: BaseException) -> str | None:
     """A message for the errors that mean "the keys or the client do not fit the Cluster"."""
     text = str(exc)
-    if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.AskError)) \
+    if isinstance(exc, (MovedError, AskError)) \
             or text.startswith(("MOVED", "ASK ")):
         return ("this Redis is a Cluster and the client is not: connect with "
                 f"redis+cluster://host:port (or ?cluster=true) [{type(exc).__name__}: {text}]")
     if "CROSSSLOT" in text or "same key slot" in text or "same slot" in text:
         return f"keys of different Cluster slots in one command (a driver bug): {text}"
-    if text.startswith("CLUSTERDOWN") or isinstance(exc, redis.exceptions.ClusterDownError):
+    if text.startswith("CLUSTERDOWN") or isinstance(exc, ClusterDownError):
         return f"the Redis Cluster is down or resharding: {text}"
     return None
 

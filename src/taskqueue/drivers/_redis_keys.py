@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-import redis
+from redis.client import Redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError, ResponseError
 
 from taskqueue.drivers._redis_codec import from_us, text
 from taskqueue.drivers.base import JobFilter, QueueStats
@@ -113,6 +114,21 @@ class _Script(Script):
         self.script = source
         self.sha = sha
 
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        """Run it by its SHA1, loading it when the server does not know it: redis-py's call
+        without its check for pipelines (the driver never runs a script on one), which imports
+        redis-py's cluster client into the process on the first call (~1 MB in each worker,
+        the module being left out of the fork server's imports; see ``_redis_import``)."""
+        if client is None:
+            client = self.registered_client
+        keys = list(keys or ())
+        values = (*keys, *(args or ()))
+        try:
+            return client.evalsha(self.sha, len(keys), *values)
+        except NoScriptError:  # another server, or its scripts were flushed
+            self.sha = client.script_load(self.script)
+            return client.evalsha(self.sha, len(keys), *values)
+
 
 def register_script(client: Any, name: str, *, per_queue: bool = True) -> Script:
     """``client.register_script`` for a script of ``queries/``, without hashing it again."""
@@ -150,7 +166,7 @@ def _common() -> tuple[str, dict[str, str]]:
 _warned: set[tuple[str, str]] = set()
 
 
-def check_durability(nodes: Sequence[redis.Redis], strict: bool, where: str) -> None:
+def check_durability(nodes: Sequence[Redis], strict: bool, where: str) -> None:
     """Warn (or, strict, refuse) when jobs could be evicted or lost on restart, on any of the
     servers that hold data. Servers that disable CONFIG (managed Redis) are skipped. A process
     that opens several drivers on one server (a supervisor, its scheduler) warns once."""
@@ -169,13 +185,13 @@ def check_durability(nodes: Sequence[redis.Redis], strict: bool, where: str) -> 
         log.warning(message)
 
 
-def _durability_problems(client: redis.Redis) -> list[str]:
+def _durability_problems(client: Redis) -> list[str]:
     try:
         config: dict[str, str] = {}
         for name in ("maxmemory-policy", "appendonly", "save"):
             for key, value in client.config_get(name).items():
                 config[text(key)] = text(value)
-    except redis.ResponseError as exc:
+    except ResponseError as exc:
         log.debug("redis: CONFIG GET is not available (%s); skipping the durability check", exc)
         return []
     problems = []
@@ -231,7 +247,7 @@ def stats_from_script(answer: Sequence[Any]) -> QueueStats:
     return qs
 
 
-def candidates(client: redis.Redis, keys: Keys, criteria: JobFilter,
+def candidates(client: Redis, keys: Keys, criteria: JobFilter,
                homes: Callable[[Sequence[str]], dict[str, str]]) -> list[tuple[str, str]]:
     """(id, queue) of the jobs in the wanted queues and states, in the wanted id order and
     after ``after_id``. ``homes`` maps job ids to their queues."""
@@ -264,7 +280,7 @@ def candidates(client: redis.Redis, keys: Keys, criteria: JobFilter,
     return [(i, q) for i, q in ordered if (i < after if criteria.newest_first else i > after)]
 
 
-def parked_met(client: redis.Redis, keys: Keys, queue: str,
+def parked_met(client: Redis, keys: Keys, queue: str,
                homes: Callable[[Sequence[str]], dict[str, str]], now_us: int,
                grace_us: int) -> list[tuple[str, str, str]]:
     """(queue, child, parent) of the parked jobs' dependencies that are met although the child

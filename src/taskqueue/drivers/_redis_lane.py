@@ -23,7 +23,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
+from redis.client import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -33,7 +35,7 @@ except ImportError:  # pragma: no cover - the redis extra installs hiredis
 
 
 class Lane:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Redis) -> None:
         self._pool = client.connection_pool
         self._lock = threading.Lock()
         self._conn: Any = None
@@ -58,7 +60,7 @@ class Lane:
                 else:
                     conn.send_packed_command(packed)
                 return True, conn.read_response()
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except (RedisConnectionError, RedisTimeoutError, OSError):
                 self._conn = None
                 conn.disconnect()
                 raise

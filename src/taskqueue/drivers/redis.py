@@ -79,8 +79,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from taskqueue.drivers import _attempts, _registry, _views
@@ -150,7 +152,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         self.keys = rk.Keys(prefix)
         self.strict = strict
         self._r = client
-        self.cluster = isinstance(client, redis.RedisCluster)
+        self.cluster = cluster.is_cluster(client)
         self._where = cluster.describe(client)
         # Blocking pops get their own client, with a socket timeout above the block time.
         self._blocking = blocking or cluster.blocking_twin(client, BLOCK_MAX + 5)
@@ -171,10 +173,10 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         options.setdefault("socket_connect_timeout", 5.0)
         options.setdefault("health_check_interval", 15)
         options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 2,
-                                          supported_errors=(redis.ConnectionError,)))
+                                          supported_errors=(RedisConnectionError,)))
         try:
             client, blocking = cluster.connect(target, options, BLOCK_MAX + 5)
-        except redis.RedisError as exc:   # the cluster client reads the slot map at once
+        except RedisError as exc:   # the cluster client reads the slot map at once
             raise DriverUnavailable(f"redis cluster at {target.url} is unavailable: {exc}"
                                     ) from exc
         driver = cls(client, prefix=target.prefix, strict=target.strict, blocking=blocking)
@@ -196,13 +198,13 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         """Translate redis-py errors at the boundary."""
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             raise DriverUnavailable(f"redis at {self._where} is unavailable: {exc}") from exc
-        except redis.ResponseError as exc:
+        except ResponseError as exc:
             if str(exc).startswith("CONFLICT"):
                 raise Conflict(f"redis: {exc}") from exc
             raise DriverError(f"redis: {cluster.explain(exc) or exc}") from exc
-        except redis.RedisError as exc:
+        except RedisError as exc:
             raise DriverError(f"redis at {self._where}: {cluster.explain(exc) or exc}") from exc
 
     def _nodes(self) -> list[Any]:
@@ -219,7 +221,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         found = self._scripts[script]
         try:
             if script in _PUSHES and self._lane is not None:
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+                with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
                     # a failed lane falls through to the pool, with the client's retries:
                     # pushing a job again is safe (the script accepts its own id again)
                     done, reply = self._lane.call("EVALSHA", found.sha, 1,
@@ -227,7 +229,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
                     if done:
                         return reply
             return self._r.execute_command("EVALSHA", found.sha, 1, self.keys.queue(queue), *args)
-        except redis.exceptions.NoScriptError:
+        except NoScriptError:
             self._rescript(named)
             return found(keys=[self.keys.queue(queue)], args=list(args), client=self._r)
 
@@ -266,10 +268,10 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
                 raise results[0]
             self._known_queues.update(dict.fromkeys(fresh, now))
             results = results[1:]
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+        if any(isinstance(r, NoScriptError) for r in results):
             self._rescript(queues)
         for pos, result in enumerate(results):
-            if isinstance(result, redis.exceptions.NoScriptError):
+            if isinstance(result, NoScriptError):
                 script, queue, args = calls[pos]
                 results[pos] = self._run(script, queue, args)
         for result in results:
@@ -737,7 +739,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
         woke, rows = pipe.execute(raise_on_error=False)
         if isinstance(woke, Exception):
             raise woke
-        if isinstance(rows, redis.exceptions.NoScriptError):
+        if isinstance(rows, NoScriptError):
             self._rescript(())
             self._scripts["reserve"].sha = self._r.script_load(self._scripts["reserve"].script)
             return bool(woke)
