@@ -210,14 +210,20 @@ def test_diamond_dependencies_and_refusals(m: QueueManager, ledger: str) -> None
 def test_cancel_a_running_job(m: QueueManager, background: Worker, ledger: str,
                               task_name: str) -> None:
     handle = getattr(t, task_name).delay(ledger)
+    ended: list[object] = []  # the worker's word that the run ended
+    m.events.subscribe(lambda e: ended.append(e.fields) if e.worker_id else None,
+                       "job.cancelled")
     wait_until(lambda: len(ledger_lines(ledger)) >= 1)
     assert m.cancel(handle, "no longer needed", by="alice")
-    wait_until(lambda: handle.id not in background._running, timeout=20)
+    wait_until(lambda: handle.id not in background._running and ended, timeout=20)
     rec = handle.record()
     assert rec.state == State.CANCELLED
     assert "no longer needed (by alice)" in (rec.exception or "")
     if task_name == "stubborn":
         assert ledger_lines(ledger)[-1][-1] == "stopped", "stopped after the grace period"
+    assert ended == [{"already_cancelled": True}]
+    m.stats_recorder.flush()   # one cancel, counted once (by the client's event)
+    assert m.stats()["queues"][rec.queue_name]["history"]["1h"]["cancelled"] == 1
 
 
 # 10. unique jobs -----------------------------------------------------------------------------

@@ -41,12 +41,13 @@ from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.routing import routing_queue
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.jobs.unreadable import unreadable
-from taskqueue.observability.events import JOB_CANCELLED, JOB_ENQUEUED, Event, EventBus
+from taskqueue.observability.events import JOB_ENQUEUED, Event, EventBus
 from taskqueue.observability.tracing import TRACE_OPTION, current_trace_context
 from taskqueue.plaintext_switch import PlaintextSwitch
 from taskqueue.workflows import batch as batches
 from taskqueue.workflows.batch import BatchStatus
 from taskqueue.workflows.dependencies import (
+    cancelled_follow_ups,
     check_graph,
     check_receiver,
     result_keyword,
@@ -342,15 +343,11 @@ class Client:
         text = f"{reason} (by {by})" if by else reason
         done = self.driver.cancel(job_id, text)
         if done:
-            record = self.driver.get(job_id)
-            # with its task and queue, so the statistics history counts it (it skips events
-            # that name no queue), also from a process that never pushed (`taskqueue cancel`)
+            # its event (and its dependents') names its task and queue, and the statistics
+            # history counts it, also from a process that never pushed (`taskqueue cancel`)
             self._record_stats()
-            name, queue = (record.name, record.queue_name) if record else (None, None)
-            self.events.emit(Event(JOB_CANCELLED, job_id, name, queue, error=text))
+            cancelled_follow_ups(self, {job_id: text})
             settle_dependents(self, job_id, run_anyway=False, reason=text)
-            if record is not None and record.batch_id:
-                batches.job_finished(self, record.batch_id, State.CANCELLED)
         return done
 
     def _record_stats(self) -> Any:

@@ -19,10 +19,11 @@ store. The worker hands its client's recorder each start and each run's end dire
 (:meth:`StatsRecorder.started` / :meth:`StatsRecorder.finished`: no event is built for them
 unless another subscriber wants it); enqueues, cancellations and lost leases arrive as events
 on the client's bus (a cancel's event names the job's task and queue: an event that names no
-queue is not counted). A recorder is installed by the client's first push or cancel, by
-``taskqueue work``
-in each worker process, or by hand (``StatsRecorder.install``); a ``Worker`` whose client has
-none records nothing (the in-process API adds no cost for statistics nobody asked for).
+queue is not counted, nor a worker's ``already_cancelled`` one: the job it ran was cancelled
+by a client, whose event counted it). A recorder is installed by the client's first push or
+cancel, by ``taskqueue work`` in each worker process, or by hand (``StatsRecorder.install``);
+a ``Worker`` whose client has none records nothing (the in-process API adds no cost for
+statistics nobody asked for).
 
 Keeping. Once a minute one recorder (a TTL lock) folds the closed minutes into entries per
 hour merged across processes -- minutes kept 2 hours, 5-minute buckets 6 hours, hours 8 days
@@ -270,8 +271,8 @@ class StatsRecorder:
         if event.kind == ev.WORKER_STOPPED:
             self.flush()  # the worker is about to close its store connection
             return
-        if event.queue is None:
-            return
+        if event.queue is None or event.fields.get("already_cancelled"):
+            return  # (a worker's word that a run ended: the cancel was counted by its author)
         counted = _COUNTED.get(event.kind)
         if counted is not None:
             self.finished(counted, event.queue, event.name or "?", event.duration, event.at)

@@ -649,7 +649,9 @@ class Worker:
                 self._cancelled_running.discard(job.id)
             if self.driver.cancel(job.id, f"cancelled while running: {outcome.error}"):
                 after_finish(self.manager, job, body, options, State.CANCELLED)
-            self._emit(ev.JOB_CANCELLED, job, outcome)
+                self._emit(ev.JOB_CANCELLED, job, outcome)
+            else:  # cancelled by someone else, whose event counted it: the run ended here
+                self._emit(ev.JOB_CANCELLED, job, outcome, already_cancelled=True)
         else:
             self._fail(job, runnable, body, outcome, options)
 
@@ -785,7 +787,7 @@ class Worker:
                 if not accepted:  # it ended by itself after seeing is_cancelled
                     self.summary.cancelled += 1
             if not accepted:
-                self._emit(ev.JOB_CANCELLED, job, outcome)
+                self._emit(ev.JOB_CANCELLED, job, outcome, already_cancelled=True)
                 return
         if not accepted:
             with self._lock:

@@ -13,23 +13,19 @@ single action does after its store call:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from taskqueue.drivers.base import BULK_MAX, BULK_STATES, JobFilter
+from taskqueue.drivers.base import BULK_MAX, BULK_STATES
 from taskqueue.jobs.priority import validate_priority
-from taskqueue.jobs.states import State
-from taskqueue.observability.events import JOB_CANCELLED, Event
-from taskqueue.workflows import batch as batches
-from taskqueue.workflows.dependencies import settle_dependents
+from taskqueue.workflows.dependencies import (
+    cancelled_follow_ups,
+    records_of,
+    settle_dependents,
+)
 
 if TYPE_CHECKING:
-    from taskqueue.jobs.model import JobRecord
     from taskqueue.workflows.protocol import WorkflowClient
-
-#: Ids read back per query when a cancel looks for dependents and batches.
-READ_PAGE = 500
 
 
 def apply_many(manager: WorkflowClient, action: str, job_ids: Sequence[str], *,
@@ -54,20 +50,9 @@ def apply_many(manager: WorkflowClient, action: str, job_ids: Sequence[str], *,
 
 
 def _after_cancel(manager: WorkflowClient, ids: list[str], text: str) -> None:
-    records = _records(manager, ids)
-    found = {record.id: record for record in records}
-    for job_id in ids:   # with task and queue: the statistics history counts them
-        record = found.get(job_id)
-        name, queue = (record.name, record.queue_name) if record else (None, None)
-        manager.events.emit(Event(JOB_CANCELLED, job_id, name, queue, error=text))
+    cancelled_follow_ups(manager, dict.fromkeys(ids, text))
     for parent in _parents(manager, ids):
         settle_dependents(manager, parent, run_anyway=False, reason=text)
-    finished: Counter[str] = Counter()
-    for record in records:
-        if record.batch_id:
-            finished[record.batch_id] += 1
-    for batch_id, count in finished.items():
-        batches.job_finished(manager, batch_id, State.CANCELLED, count)
 
 
 def _parents(manager: WorkflowClient, ids: list[str]) -> list[str]:
@@ -77,14 +62,6 @@ def _parents(manager: WorkflowClient, ids: list[str]) -> list[str]:
     if not children:
         return []
     wanted = set(ids)
-    found = {dep for record in _records(manager, children) for dep in record.dependencies
+    found = {dep for record in records_of(manager, children) for dep in record.dependencies
              if dep in wanted}
     return [job_id for job_id in ids if job_id in found]
-
-
-def _records(manager: WorkflowClient, ids: Sequence[str]) -> list[JobRecord]:
-    out: list[JobRecord] = []
-    for start in range(0, len(ids), READ_PAGE):
-        chunk = tuple(ids[start:start + READ_PAGE])
-        out.extend(manager.driver.search(JobFilter(ids=chunk, limit=len(chunk))))
-    return out

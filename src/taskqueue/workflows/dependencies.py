@@ -4,17 +4,25 @@ dependents when a job fails for good or is cancelled."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskqueue.drivers.base import JobFilter
 from taskqueue.errors import PayloadError
 from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
+from taskqueue.observability.events import JOB_CANCELLED, Event
+from taskqueue.workflows import batch as batches
 
 if TYPE_CHECKING:
     from taskqueue.jobs.model import JobRecord
     from taskqueue.workflows.protocol import WorkflowClient
 
 log = logging.getLogger("taskqueue.workflows")
+
+#: Ids read back per query when cancelled jobs are looked up.
+READ_PAGE = 500
 
 
 def check_graph(jobs: Sequence[NewJob], known: set[str]) -> None:
@@ -107,19 +115,45 @@ def inject_results(manager: WorkflowClient, job: JobRecord, body: dict[str, Any]
 def settle_dependents(manager: WorkflowClient, job_id: str, run_anyway: bool,
                       reason: str) -> list[str]:
     """After ``job_id`` failed for good or was cancelled: cancel its dependents (and theirs,
-    transitively) or, with ``run_anyway``, let them run. Returns the ids cancelled."""
+    transitively) or, with ``run_anyway``, let them run. Returns the ids cancelled, each of
+    which had what a cancel has (:func:`cancelled_follow_ups`)."""
     if run_anyway:
         manager.driver.dependency_failed(job_id, cancel=False, reason=reason)
         return []
-    cancelled: list[str] = []
+    cancelled: dict[str, str] = {}  # id -> the reason stored on it
     frontier = [job_id]
     while frontier:
         parent = frontier.pop()
-        children = manager.driver.dependency_failed(
-            parent, cancel=True, reason=f"cancelled: dependency {parent} did not complete "
-                                        f"({reason})")
-        cancelled.extend(children)
+        text = f"cancelled: dependency {parent} did not complete ({reason})"
+        children = manager.driver.dependency_failed(parent, cancel=True, reason=text)
+        cancelled.update(dict.fromkeys(children, text))
         frontier.extend(children)
     if cancelled:
         log.info("cancelled %d dependents of %s", len(cancelled), job_id)
-    return cancelled
+        cancelled_follow_ups(manager, cancelled)
+    return list(cancelled)
+
+
+def cancelled_follow_ups(manager: WorkflowClient, reasons: Mapping[str, str]) -> None:
+    """What follows the cancel of the jobs ``reasons`` names (id -> the reason stored), the
+    store's part done: a ``job.cancelled`` event each, with its task and queue (the
+    statistics history counts it), and each batch they belong to counts them as finished
+    (its callbacks fire as after any cancel). Their dependents are the caller's to settle."""
+    records = records_of(manager, list(reasons))
+    found = {record.id: record for record in records}
+    for job_id, text in reasons.items():
+        record = found.get(job_id)
+        name, queue = (record.name, record.queue_name) if record else (None, None)
+        manager.events.emit(Event(JOB_CANCELLED, job_id, name, queue, error=text))
+    finished = Counter(record.batch_id for record in records if record.batch_id)
+    for batch_id, count in finished.items():
+        batches.job_finished(manager, batch_id, State.CANCELLED, count)
+
+
+def records_of(manager: WorkflowClient, ids: Sequence[str]) -> list[JobRecord]:
+    """The stored jobs of ``ids`` (those that exist), a page of ids per query."""
+    out: list[JobRecord] = []
+    for start in range(0, len(ids), READ_PAGE):
+        chunk = tuple(ids[start:start + READ_PAGE])
+        out.extend(manager.driver.search(JobFilter(ids=chunk, limit=len(chunk))))
+    return out
