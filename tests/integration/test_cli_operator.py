@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -161,3 +162,31 @@ def test_timeout_applies_to_jobs_that_set_none_and_the_reason_says_which(
     assert (stopped.exception or "").startswith("timed out after 1s (attempt 1)"), \
         stopped.exception
     assert kept.state == State.COMPLETED, kept.exception
+
+
+def test_sigusr2_to_the_whole_process_group_pauses_and_resumes(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    """``systemctl kill -s USR2`` signals every process of the unit: the workers are paused
+    (then resumed) once, as by a SIGUSR2 to the supervisor alone. Before, each worker flipped
+    its switch itself and again when the supervisor forwarded the signal: it kept running
+    while the supervisor logged "pausing all workers"."""
+    proc = cli("--url", store_url, "work", "--workers=2", "--sleep=0.1", *APP,
+               start_new_session=True)
+    try:
+        first = t.mark.delay(ledger)
+        wait_for(lambda: records(mgr, [first])[first][0] == State.COMPLETED, timeout=60)
+        wait_for(lambda: len(workers(mgr)) == 2, timeout=30)
+        os.killpg(proc.pid, signal.SIGUSR2)
+        wait_for(lambda: all(w.get("paused") for w in workers(mgr)), timeout=30)
+        held = t.mark.delay(ledger)
+        # the supervisor acts on its own SIGUSR2 within its loop's 0.2 s, and a worker shows
+        # its state within a second: long enough to see a second flip
+        time.sleep(2.0)
+        assert all(w.get("paused") for w in workers(mgr)), workers(mgr)
+        assert records(mgr, [held])[held] == (State.PENDING, 0)
+        os.killpg(proc.pid, signal.SIGUSR2)
+        wait_for(lambda: records(mgr, [held])[held][0] == State.COMPLETED, timeout=60)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

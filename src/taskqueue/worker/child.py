@@ -155,7 +155,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
                               recipe.notify_fd)
     board.processed = lambda: worker.summary.processed
     board.handover = worker.handover
-    signals.install(worker)
+    signals.install(worker, supervised=True)
     if paused:
         worker.pause()
 

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from taskqueue.config import Settings
+from taskqueue.worker import signals
 from taskqueue.worker.board import Boards
 from taskqueue.worker.orphans import die_with_parent
 from taskqueue.worker.runner import WorkerOptions
@@ -271,8 +272,9 @@ def serve(sock: socket.socket, recipe: Recipe, supervisor: int) -> int:
     die_with_parent(signal.SIGKILL, supervisor, thread=False)
     # a signal to the whole group (the terminal's ^C, systemd's stop of every process in the
     # unit, `kill -TERM -PGID`) is the supervisor's to handle: the server leaves with it
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP,
+                   *(s for s in (signals.PAUSE, signals.RESUME) if s is not None)):
+        signal.signal(signum, signal.SIG_IGN)  # (a worker keeps these until it handles them)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

@@ -5,6 +5,11 @@
   reserved ones, no attempt used);
 * SIGUSR1: graceful recycle (in a supervised pool the process is replaced);
 * SIGUSR2: pause / resume taking jobs.
+
+A supervised worker (``install(..., supervised=True)``) leaves SIGUSR2 to its supervisor, which
+sends it an explicit ``PAUSE`` or ``RESUME`` (real-time signals, where the platform has them):
+a SIGUSR2 sent to the whole process group (``systemctl kill -s USR2``, ``kill -USR2 -PGID``)
+would otherwise flip each worker twice, once itself and once forwarded, and leave it running.
 """
 
 from __future__ import annotations
@@ -18,16 +23,28 @@ from typing import Any, Protocol
 log = logging.getLogger("taskqueue.worker")
 
 _HANDLED = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
+#: What a supervisor sends its workers to pause / resume them (None: SIGUSR2 toggles).
+PAUSE: int | None = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else None
+RESUME: int | None = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else None
 
 
 class Controllable(Protocol):
     def request_stop(self, reason: str = ...) -> None: ...
     def stop_now(self, reason: str = ...) -> bool: ...
     def toggle_pause(self) -> bool: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
-def install(worker: Controllable) -> None:
-    """Install the handlers (main thread only)."""
+def pause_signal(paused: bool) -> int:
+    """The signal a supervisor sends its workers to put them in the ``paused`` state."""
+    wanted = PAUSE if paused else RESUME
+    return wanted if wanted is not None else signal.SIGUSR2
+
+
+def install(worker: Controllable, supervised: bool = False) -> None:
+    """Install the handlers (main thread only); ``supervised``: pausing is the supervisor's
+    (``PAUSE`` and ``RESUME`` set the state; SIGUSR2 is ignored)."""
     interrupts = 0
 
     def on_term(signum: int, frame: Any) -> None:
@@ -53,6 +70,18 @@ def install(worker: Controllable) -> None:
     for name, handler in handlers.items():
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), handler)
+    if supervised and PAUSE is not None and RESUME is not None:
+        def on_pause(signum: int, frame: Any) -> None:
+            worker.pause()
+            log.warning("worker paused by its supervisor (SIGUSR2)")
+
+        def on_resume(signum: int, frame: Any) -> None:
+            worker.resume()
+            log.warning("worker resumed by its supervisor (SIGUSR2)")
+
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        signal.signal(PAUSE, on_pause)
+        signal.signal(RESUME, on_resume)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from taskqueue.config import Settings
 from taskqueue.drivers import Driver, open_driver
 from taskqueue.jobs.model import LeaseToken
 from taskqueue.jobs.states import State
+from taskqueue.worker import signals
 from taskqueue.worker.board import Boards
 from taskqueue.worker.child import NOTE, SOON
 from taskqueue.worker.exit_codes import ExitCode
@@ -563,4 +564,4 @@ class Supervisor:
             elif signum == signal.SIGUSR2:
                 self.paused = not self.paused
                 log.warning("SIGUSR2: %s all workers", "pausing" if self.paused else "resuming")
-                self._send_all(signal.SIGUSR2)
+                self._send_all(signals.pause_signal(self.paused))
