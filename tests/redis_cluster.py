@@ -68,6 +68,22 @@ class RedisCluster:
             raise RuntimeError("redis-server and redis-cli are needed for a local cluster")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = _spare_ports(MASTERS)
+        deadline = self._launch()
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            timeout=max(1.0, deadline - time.monotonic()))
+        self._wait_ok(deadline)
+
+    def restart(self) -> None:
+        """Start the stopped nodes again, on their ports and with their cluster configuration
+        (the same cluster, empty: no persistence), and wait until it serves again."""
+        self._wait_ok(self._launch())
+
+    def _launch(self) -> float:
+        """Start a node on each port and wait for it to answer; the deadline of the start."""
+        assert REDIS_SERVER is not None
         for port in self.ports:
             node = self.dir / str(port)
             node.mkdir(exist_ok=True)
@@ -80,11 +96,9 @@ class RedisCluster:
         deadline = time.monotonic() + START_TIMEOUT
         for port in self.ports:
             self._wait(lambda p=port: self._cli(p, "ping") == "PONG", deadline, f"node {port}")
-        subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            timeout=max(1.0, deadline - time.monotonic()))
+        return deadline
+
+    def _wait_ok(self, deadline: float) -> None:
         for port in self.ports:
             self._wait(lambda p=port: "cluster_state:ok" in self._cli(p, "cluster", "info"),
                        deadline, f"cluster state on {port}")

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,14 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from taskqueue import QueueManager
+from taskqueue import QueueManager, Worker, WorkerOptions
 from taskqueue.drivers import open_driver
 from taskqueue.drivers.redis import RedisDriver
-from taskqueue.errors import ConfigError, DriverError
+from taskqueue.errors import ConfigError, DriverError, DriverUnavailable
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import NewJob
 from tests.apps import sample_tasks as t
 from tests.backends import redis_cluster_url
+from tests.redis_cluster import RedisCluster
+from tests.threads import in_thread
 
 redis = pytest.importorskip("redis")
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,10 +112,11 @@ def test_a_tagged_prefix_keeps_the_store_in_one_slot_and_wakes_on_any_queue(
         assert {driver._r.get_node_from_key(k).name for k in keys} == {node.name}
         assert len(driver.reserve("w", queues, 10, 30)) == 3
         late = new(queue_name=queues[2])
-        threading.Timer(0.3, driver.push, ([late],)).start()
-        started = time.monotonic()
-        driver.wait_for_work(queues, 5.0)
-        assert time.monotonic() - started < 2.5, "one BLPOP names every queue: woken at once"
+        with in_thread(lambda: driver.push([late]), delay=0.3):
+            started = time.monotonic()
+            driver.wait_for_work(queues, 5.0)
+            waited = time.monotonic() - started
+        assert waited < 2.5, "one BLPOP names every queue: woken at once"
     finally:
         driver.close()
 
@@ -123,10 +125,11 @@ def test_queues_in_several_slots_are_each_waited_on(url: str) -> None:
     driver = open_driver(url)
     try:
         queues = queues_on_every_primary(url)
-        threading.Timer(0.3, driver.push, ([new(queue_name=queues[2])],)).start()
-        started = time.monotonic()
-        driver.wait_for_work(queues, 5.0)
-        assert time.monotonic() - started < 2.5, "woken well before the 5 s timeout"
+        with in_thread(lambda: driver.push([new(queue_name=queues[2])]), delay=0.3):
+            started = time.monotonic()
+            driver.wait_for_work(queues, 5.0)
+            waited = time.monotonic() - started
+        assert waited < 2.5, "woken well before the 5 s timeout"
     finally:
         driver.close()
 
@@ -162,10 +165,60 @@ def test_a_wake_up_reserves_in_the_same_round_trip_on_the_queues_node(url: str) 
         queue = queues_on_every_primary(url)[1]
         assert driver.reserve("w", [queue], 5, 30) == []    # primes the wait
         job = new(queue_name=queue)
-        threading.Timer(0.3, producer.push, ([job],)).start()
-        driver.wait_for_work([queue], 5.0)
+        with in_thread(lambda: producer.push([job]), delay=0.3):
+            driver.wait_for_work([queue], 5.0)
         assert isinstance(driver, RedisDriver) and len(driver._memory) == 1, "taken on wake-up"
         assert [j.id for j in driver.reserve("w", [queue], 5, 30)] == [job.id]
     finally:
         producer.close()
         driver.close()
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _until(done: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_worker_waits_out_an_outage_of_the_whole_cluster(tmp_path: Path) -> None:
+    """Every node stops, then starts again: the worker backs off and carries on, and a store
+    opened meanwhile is waited for. The cluster client's 'Redis Cluster cannot be connected'
+    is no RedisError: it went through the driver untranslated, the worker's loop (which waits
+    out DriverUnavailable) died with it, and ``open_patiently`` gave up at once."""
+    own = RedisCluster(tmp_path / "cluster")
+    own.start()
+    try:
+        url, ledger = own.url + "?prefix=outage", tmp_path / "ledger"
+        manager = QueueManager.from_url(url)
+        worker = Worker(manager, WorkerOptions(queues=["q"], poll_interval=0.1,
+                                               maintenance_interval=0.5))
+        with in_thread(worker.run, timeout=60) as running:
+            try:
+                t.mark.push([str(ledger)], manager=manager, queue="q")
+                _until(lambda: _lines(ledger) == 1, 30, "the first job ran")
+                own.stop()
+                with pytest.raises(DriverUnavailable):
+                    open_driver(url)
+                time.sleep(1.5)   # the worker meets the outage, more than once
+                assert running.is_alive(), "the worker gave up"
+                own.restart()   # the same cluster, empty (no persistence)
+                _until(lambda: _pushed(manager, ledger), 30, "a push after the restart")
+                _until(lambda: _lines(ledger) == 2, 60, "the worker took jobs again")
+            finally:
+                worker.request_stop()
+        manager.close()
+    finally:
+        own.stop()
+
+
+def _pushed(manager: QueueManager, ledger: Path) -> bool:
+    try:
+        t.mark.push([str(ledger)], manager=manager, queue="q")
+    except DriverUnavailable:
+        return False
+    return True

@@ -17,7 +17,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.client import Redis
 from redis.connection import ConnectionPool
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from taskqueue.errors import ConfigError
 
@@ -158,6 +168,23 @@ def explain(exc: BaseException) -> str | None:
     if text.startswith("CLUSTERDOWN") or isinstance(exc, ClusterDownError):
         return f"the Redis Cluster is down or resharding: {text}"
     return None
+
+
+#: What redis-py raises for a Redis or Redis Cluster error: its cluster client's own errors
+#: (no node reachable, a slot no node serves, a closed client) are not RedisErrors.
+ERRORS = (RedisError, RedisClusterException)
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Cluster cannot serve for now, as an unreachable server does: no
+    node reachable, a slot without a node, the cluster down (CLUSTERDOWN, MASTERDOWN), a
+    resharding (TRYAGAIN), or redirections exhausted while slots move. Workers wait these out
+    (the driver raises ``DriverUnavailable``); other errors are no outage."""
+    if isinstance(exc, ClusterError | TryAgainError | SlotNotCoveredError):
+        return True
+    # "Redis Cluster cannot be connected": RedisClusterUnreachableError since redis-py 7, a
+    # plain RedisClusterException before
+    return isinstance(exc, RedisClusterException) and "cannot be connected" in str(exc)
 
 
 def slot_groups(keys: Iterable[str]) -> list[list[str]]:

@@ -81,7 +81,7 @@ from typing import Any
 
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -176,7 +176,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
                                           supported_errors=(RedisConnectionError,)))
         try:
             client, blocking = cluster.connect(target, options, BLOCK_MAX + 5)
-        except RedisError as exc:   # the cluster client reads the slot map at once
+        except cluster.ERRORS as exc:   # the cluster client reads the slot map at once
             raise DriverUnavailable(f"redis cluster at {target.url} is unavailable: {exc}"
                                     ) from exc
         driver = cls(client, prefix=target.prefix, strict=target.strict, blocking=blocking)
@@ -200,11 +200,14 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise DriverUnavailable(f"redis at {self._where} is unavailable: {exc}") from exc
-        except ResponseError as exc:
-            if str(exc).startswith("CONFLICT"):
-                raise Conflict(f"redis: {exc}") from exc
-            raise DriverError(f"redis: {cluster.explain(exc) or exc}") from exc
-        except RedisError as exc:
+        except cluster.ERRORS as exc:
+            if cluster.passing(exc):
+                raise DriverUnavailable(f"redis at {self._where} is unavailable: "
+                                        f"{cluster.explain(exc) or exc}") from exc
+            if isinstance(exc, ResponseError):
+                if str(exc).startswith("CONFLICT"):
+                    raise Conflict(f"redis: {exc}") from exc
+                raise DriverError(f"redis: {cluster.explain(exc) or exc}") from exc
             raise DriverError(f"redis at {self._where}: {cluster.explain(exc) or exc}") from exc
 
     def _nodes(self) -> list[Any]:
