@@ -798,8 +798,9 @@ def write(data: dict[str, Any], out: Path, plots: bool = True) -> None:
 
 METHOD = """\
 * **One command, one machine.** `python -m benchmarks run` makes a fresh store for every \
-measurement (a PostgreSQL or MariaDB database of its own, Redis database 14 emptied before and \
-after, a temporary directory for SQLite and files), runs `benchmarks/harness.py` in the \
+measurement (a PostgreSQL or MariaDB database of its own, a redis-server of its own on a spare \
+port, without persistence like the installed one, a temporary directory for SQLite and files), \
+runs `benchmarks/harness.py` in the \
 library's own interpreter (taskqueue and the ceiling in `benchmarks/.venvs/taskqueue`, the \
 project installed with its `postgres,mysql,redis` extras and nothing else, as a user would, \
 running the `src/` of the tree being measured; competitors in `benchmarks/.venvs/`, because \
@@ -869,8 +870,9 @@ merges them into `benchmarks/results/results.json`, keeping the other libraries'
 medians; the "Runs in this report" table and each backend's notes say which run every row \
 comes from.
 * **Servers**: as installed (PostgreSQL 15 with `fsync=on`, `synchronous_commit=on`; Redis 7.0 \
-without persistence; MariaDB 10.11). A PostgreSQL commit costs a WAL flush, which dominates \
-every per-job transaction on this disk; this hits all PostgreSQL libraries alike."""
+without persistence, the installed binary started for each measurement; MariaDB 10.11). A \
+PostgreSQL commit costs a WAL flush, which dominates every per-job transaction on this disk; \
+this hits all PostgreSQL libraries alike."""
 
 
 def human(n: float) -> str:

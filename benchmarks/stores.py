@@ -1,8 +1,11 @@
 """Fresh, isolated stores for one measurement, made and dropped by the orchestrator.
 
-PostgreSQL and MariaDB: a database of our own per measurement (dropped after). Redis: database
-number ``BENCH_REDIS_DB`` (14), emptied before and after each measurement, plus a key prefix.
-SQLite and files: a temporary directory.
+PostgreSQL and MariaDB: a database of our own per measurement (dropped after). Redis: a
+redis-server of our own per measurement, on a spare port, without persistence like the
+installed one (``scale_servers.redis``), stopped after it: every library's keys are then the
+measurement's alone, and nothing is deleted from the shared server (which other people's tests
+use; the competitors' keys cannot all be given a prefix). SQLite and files: a temporary
+directory.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
 PG_ADMIN_DB = os.environ.get("BENCH_PG_DB", "test")
 MYSQL_HOST = os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("BENCH_MYSQL_PORT", "3306"))
-REDIS_HOST = os.environ.get("BENCH_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6379"))
-REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
 
 
 def _pg_dsn(db: str) -> str:
@@ -42,11 +42,8 @@ def check(backend: str) -> str | None:
 
             pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
                             connect_timeout=3).close()
-        elif backend == "redis":
-            import redis
-
-            redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB,
-                        socket_connect_timeout=3).ping()
+        elif backend == "redis" and shutil.which("redis-server") is None:
+            return "redis-server not installed (each Redis measurement starts its own)"
     except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
         return f"{backend} server not reachable: {type(exc).__name__}: {exc}"
     return None
@@ -73,25 +70,17 @@ def pg_commit_ms(dsn: str, commits: int = 50) -> float:
     return statistics.median(times) * 1000
 
 
-def _flush_redis() -> None:
-    import redis
-
-    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    r.flushdb()
-    r.close()
-
-
 @contextlib.contextmanager
 def fresh_store(backend: str) -> Iterator[dict[str, Any]]:
     token = uuid.uuid4().hex[:10]
     tmp = tempfile.mkdtemp(prefix=f"bench-{backend}-")
     info: dict[str, Any] = {"backend": backend, "queue": f"bench_{token}",
-                            "prefix": f"bench{token}", "tmp": tmp,
-                            "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+                            "prefix": f"bench{token}", "tmp": tmp, "redis_url": None,
                             "sqlite_path": os.path.join(tmp, "queue.db"),
                             "files_dir": os.path.join(tmp, "jobs")}
     db = f"bench_{token}"
     admin: Any = None
+    servers = contextlib.ExitStack()
     try:
         if backend == "postgres":
             import psycopg
@@ -109,7 +98,10 @@ def fresh_store(backend: str) -> Iterator[dict[str, Any]]:
                 cur.execute(f"CREATE DATABASE `{db}`")
             info["mysql_url"] = f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{db}"
         elif backend == "redis":
-            _flush_redis()
+            from benchmarks.scale_servers import redis
+
+            server = servers.enter_context(redis())
+            info["redis_url"] = server.url.split("?")[0]
         yield info
     finally:
         try:
@@ -120,7 +112,6 @@ def fresh_store(backend: str) -> Iterator[dict[str, Any]]:
                 with admin.cursor() as cur:
                     cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
                 admin.close()
-            elif backend == "redis":
-                _flush_redis()
         finally:
+            servers.close()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -157,3 +157,31 @@ def test_the_postgres_commit_probe_times_durable_commits() -> None:
     with stores.fresh_store("postgres") as store:
         commit_ms = stores.pg_commit_ms(store["pg_dsn"], commits=5)
     assert commit_ms > 0
+
+
+def test_a_redis_measurement_has_a_server_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared Redis serves other people's tests: a measurement never empties a database
+    of it. Each gets a redis-server of its own, gone after the measurement."""
+    redis = pytest.importorskip("redis")
+    from urllib.parse import urlsplit
+
+    from benchmarks import stores
+    from tests.backends import REDIS_URL
+
+    if reason := stores.check("redis"):
+        pytest.skip(reason)
+    emptied: list[object] = []
+    for verb in ("flushdb", "flushall"):
+        monkeypatch.setattr(redis.Redis, verb, lambda self, *a, _v=verb, **k: emptied.append(
+            (_v, self.connection_pool.connection_kwargs.get("port"))))
+    with stores.fresh_store("redis") as store:
+        port = urlsplit(store["redis_url"]).port
+        assert port != urlsplit(REDIS_URL).port
+        own = redis.Redis.from_url(store["redis_url"])
+        own.set("k", "v")
+        assert own.dbsize() == 1  # nobody else's keys
+        own.close()
+    assert emptied == []
+    gone = redis.Redis.from_url(store["redis_url"], socket_connect_timeout=1)
+    with pytest.raises(redis.ConnectionError):
+        gone.ping()
