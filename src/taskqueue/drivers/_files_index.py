@@ -176,6 +176,30 @@ class ReadyIndex:
                     dues.extend(_due_us(n) for n in entry.live() if n in known)
         return min(dues) / 1_000_000 if dues else None
 
+    def mtimes(self, queues: Sequence[str]) -> list[int | None]:
+        """The ready directories' modification times (None: no such directory)."""
+        out: list[int | None] = []
+        for queue in dict.fromkeys(queues):
+            try:
+                out.append(_mtime_ns(self._store.state_dir(queue, READY)))
+            except FileNotFoundError:
+                out.append(None)
+            except ValueError:  # a queue name no job can have
+                continue
+        return out
+
+    def settled(self, queues: Sequence[str]) -> bool:
+        """Every listing of ``queues`` was taken long enough after the mtime it saw to hold
+        every change stamped with that mtime (see :data:`_RACY_NS`): until then a change in
+        the same clock tick leaves the mtime as it was, and only listing again finds it."""
+        with self._lock:
+            for queue in dict.fromkeys(queues):
+                entry = self._dirs.get(queue)
+                if (entry is not None and entry.mtime is not None
+                        and entry.mtime + _RACY_NS >= entry.listed_at):
+                    return False
+        return True
+
     def drop(self, cand: Candidate) -> None:
         """Forget a name that was claimed, or that a claim found gone or misplaced."""
         self.drop_name(cand.queue, cand.name)

@@ -123,7 +123,7 @@ class Records:
     def commit(self, path: Path, rec: Rec) -> None:
         """Rewrite a record where it is, then move it where its state belongs (caller holds
         the lock; the source is a scanned directory, so a crash between is repaired)."""
-        self.store.write(path, encode(rec), finished_at(rec))
+        self.store.write_job(path, encode(rec), finished_at(rec))
         target = self.target(rec, waiting=path.parent.name == WAITING)
         if target != path:
             self.store.move(path, target)
@@ -136,7 +136,7 @@ class Records:
             self.add_edges(rec)
         target = self.target(rec, waiting=waiting)
         self.store.move(path, target)
-        self.store.write(target, encode(rec), finished_at(rec))
+        self.store.write_job(target, encode(rec), finished_at(rec))
 
     def place(self, path: Path, rec: Rec) -> Path:
         """Repair (caller holds the lock): move a record whose place disagrees with its content
@@ -273,7 +273,7 @@ class Records:
         if parent in rec["satisfied_deps"]:
             return False  # an edge is satisfied once
         rec["satisfied_deps"].append(parent)
-        self.store.write(path, encode(rec), finished_at(rec))
+        self.store.write_job(path, encode(rec), finished_at(rec))
         if path.parent.name != WAITING:
             return False
         return self.place(path, rec).parent.name == READY
@@ -373,7 +373,8 @@ class Records:
                     if waiting:
                         self.add_edges(rec)
                     path = self.target(rec, waiting=waiting)
-                    self.store.write(path, encode(rec), finished_at(rec))
+                    self.store.write_job(path, encode(rec), finished_at(rec),
+                                         replacing=False)
                 except BaseException:
                     for rest in recs[index:]:
                         self.unadmit(rest)

@@ -91,7 +91,7 @@ class Leases:
                    lease_owner=worker_id, lease_expires_at=now + lease,
                    lease_epoch=rec["lease_epoch"] + 1, started_at=now, updated_at=now)
         key_on_start(rec)
-        self._store.write(path, encode(rec))
+        self._store.write_job(path, encode(rec))
         self._jobs.settle_key(key, rec)
         if len(self._queues) >= _HINTS_MAX:
             self._queues.clear()

@@ -10,7 +10,7 @@ once more in that one scan. This backend is meant for small deployments, where a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,22 +56,6 @@ def _state_dir(store: Store, queue: str, sdir: str) -> Path | None:
         return store.state_dir(queue, sdir)
     except ValueError:  # a queue name no job can have
         return None
-
-
-def ready_dirs(store: Store, queues: Sequence[str]) -> list[Path]:
-    dirs = (_state_dir(store, queue, READY) for queue in dict.fromkeys(queues))
-    return [d for d in dirs if d is not None]
-
-
-def mtimes(dirs: Iterable[Path]) -> list[int | None]:
-    """The directories' modification times: they change whenever an entry comes or goes."""
-    out: list[int | None] = []
-    for directory in dirs:
-        try:
-            out.append(os.stat(directory).st_mtime_ns)
-        except FileNotFoundError:
-            out.append(None)
-    return out
 
 
 def finished_before(store: Store, queue: str, state: str, cutoff: float) -> list[tuple[Path, str]]:

@@ -60,7 +60,7 @@ class Settler:
                 if found is not None:
                     path, rec = found
                     rec.update(lease_expires_at=now + lease_seconds, updated_at=now)
-                    self._store.write(path, encode(rec))
+                    self._store.write_job(path, encode(rec))
                     extended.add(token.job_id)
                     continue
                 where = self._jobs.find(token.job_id)

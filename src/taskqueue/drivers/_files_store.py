@@ -20,6 +20,7 @@ Layout under the root directory::
     coord/counts/, coord/counts.json  the job counters: each process's journal of moves, and
                                       the folded counts (see ``_files_journal``, ``_files_counts``)
     tmp/                              temp files of in-flight writes (leftovers are cleaned up)
+                                      and inodes kept for reuse (``_files_spares``)
     corrupt/                          files that could not be read, each with a .reason file
 
 Names are made file-system safe with URL quoting, so ids and queue names can hold any text.
@@ -49,6 +50,7 @@ from taskqueue.drivers._files_journal import Journal
 from taskqueue.drivers._files_lock import FileLock
 from taskqueue.drivers._files_names import from_fs_name, fs_name
 from taskqueue.drivers._files_record import Rec
+from taskqueue.drivers._files_spares import Spares
 from taskqueue.jobs.states import State
 
 log = logging.getLogger("taskqueue.drivers.files")
@@ -201,6 +203,7 @@ class Store:
         self._ids = Ids(self.ids, self._write_temp)
         self._token = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
+        self._spares = Spares(self._temp)
         self.counts = self.coord / "counts"
         self.journal = Journal(self.counts, self.locks / "counts.lock")
 
@@ -232,6 +235,7 @@ class Store:
         for lock in locks:
             lock.close()
         self.journal.close()
+        self._spares.clear()
 
     # -- counted moves (see ``_files_journal``) ------------------------------------------------
     def counted(self) -> contextlib.AbstractContextManager[list[str]]:
@@ -343,6 +347,10 @@ class Store:
     def _write_temp(self, data: bytes, mtime: float | None) -> Path:
         tmp = self._temp()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        return self._filled(tmp, fd, data, mtime)
+
+    def _filled(self, tmp: Path, fd: int, data: bytes, mtime: float | None) -> Path:
+        """Fill and close the temp file ``tmp`` open as ``fd`` (removed if that fails)."""
         try:
             self._fill(fd, data, mtime)
         except BaseException:
@@ -360,6 +368,24 @@ class Store:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def write_job(self, path: Path, data: bytes, mtime: float | None = None, *,
+                  replacing: bool = True) -> None:
+        """:meth:`write` for a job record, on an inode a replaced record left (``_files_spares``)
+        when there is one; ``replacing``: keep the inode of the record at ``path`` for later."""
+        reused = self._spares.open()
+        tmp = (self._write_temp(data, mtime) if reused is None
+               else self._filled(*reused, data, mtime))
+        kept = self._spares.keep(path) if replacing else None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+            raise
+        if kept is not None:
+            self._spares.put(kept)
 
     def create_exclusive(self, path: Path, data: bytes) -> bool:
         """Create ``path`` holding ``data`` only if it does not exist (link() is atomic)."""

@@ -410,21 +410,27 @@ class FileDriver(CloseHooks, _views.ReadsEveryMatch):
     @_translated
     def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Poll the ready directories' mtimes with a growing interval (2 ms .. 50 ms), and
-        wake when the next delayed job falls due."""
+        wake when the next delayed job falls due. While a directory changed too recently for
+        its mtime to be trusted (a push in the same clock tick leaves it unchanged), each
+        poll also lists it again (``ReadyIndex.settled``)."""
         deadline = time.monotonic() + timeout
-        dirs = scan.ready_dirs(self._store, queues)
+        index = self._index
         # the mtimes first: a job made ready after they are read (a push, a dependent its
-        # parent's completion released) changes them; one made ready before, next_due sees
-        before = scan.mtimes(dirs)
-        next_due = self._index.next_due(queues)
+        # parent's completion released) changes them, or lands in the tick next_due relists
+        before = index.mtimes(queues)
+        next_due = index.next_due(queues)
         if next_due is not None:
             deadline = min(deadline, time.monotonic() + max(0.0, next_due - time.time()))
         interval = 0.002
         while (remaining := deadline - time.monotonic()) > 0:
             time.sleep(min(interval, remaining))
             interval = min(interval * 2, 0.05)
-            if scan.mtimes(dirs) != before:
+            if index.mtimes(queues) != before:
                 return
+            if not index.settled(queues):
+                due = index.next_due(queues)
+                if due is not None and due <= time.time():
+                    return
 
     # -- managing -------------------------------------------------------------------------
     @_translated
