@@ -17,6 +17,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
+from taskqueue.errors import DriverError  # noqa: E402
 from taskqueue.jobs.model import JobRecord, LeaseToken  # noqa: E402
 from taskqueue.jobs.states import State  # noqa: E402
 from tests.backends import postgres_url  # noqa: E402
@@ -342,6 +343,17 @@ def test_a_large_plain_batch_keeps_every_field_order_and_wake_up(pg_url: str,
             j.id for j in jobs if j.priority == 5]
     finally:
         waiter.close()
+
+
+def test_a_large_batch_with_a_value_beyond_its_column_is_refused(pg: Driver) -> None:
+    """COPY's rows are formatted by the driver: an int the int4 column cannot hold fails the
+    push, as a single push does, instead of being stored cut to its low 32 bits."""
+    jobs = [new() for _ in range(49)] + [new(max_attempts=2**40 + 7)]
+    with pytest.raises(DriverError, match="out of range"):
+        pg.push(jobs)
+    with pytest.raises(DriverError, match="out of range"):
+        pg.push(jobs[-1:])
+    assert pg.get(jobs[0].id) is None
 
 
 def test_a_large_delayed_batch_stays_delayed(pg: Driver) -> None:

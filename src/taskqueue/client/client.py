@@ -28,8 +28,8 @@ from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPa
 from taskqueue.jobs.body import RUN_OPTION_NAMES, RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
 from taskqueue.jobs.definition import Call, Job, check_options
 from taskqueue.jobs.handle import JobHandle
-from taskqueue.jobs.ids import uuid7
-from taskqueue.jobs.model import Attempt, JobRecord, NewJob, attempts_of
+from taskqueue.jobs.ids import uuid7, uuid7_many
+from taskqueue.jobs.model import Attempt, JobRecord, NewJob, attempts_of, jobs_like
 from taskqueue.jobs.names import (
     check_key,
     check_queue,
@@ -191,17 +191,25 @@ class Client:
         else:
             ids = self.driver.push(new_jobs)
         recorder = self._record_stats()
-        # the recorder counts enqueues directly; an event is built only for other listeners
+        # the recorder counts enqueues directly (a run of jobs of one task and queue at once);
+        # an event is built only for other listeners
         announce = self.events.wants(JOB_ENQUEUED)
         now = time.time()
+        queue, name, run = "", "", 0
         for index, (job, job_id) in enumerate(zip(new_jobs, ids, strict=True)):
             if job_id == job.id:
-                recorder.enqueued(job.queue_name, job.name, now)
+                if job.queue_name != queue or job.name != name:
+                    if run:
+                        recorder.enqueued(queue, name, now, run)
+                    queue, name, run = job.queue_name, job.name, 0
+                run += 1
                 if announce:
                     self.events.emit(Event(JOB_ENQUEUED, job.id, job.name, job.queue_name,
                                            at=now))
             elif job.idempotency_mode == "debounce":
                 ids[index] = self._debounce(job, job_id)
+        if run:
+            recorder.enqueued(queue, name, now, run)
         return [JobHandle(i, self) for i in ids]
 
     def _debounce(self, job: NewJob, existing_id: str) -> str:
@@ -225,14 +233,49 @@ class Client:
         have those options checked once, and only their own parts (id, arguments, payload,
         derived keys) per job."""
         out: list[NewJob] = []
-        last: tuple[str, dict[str, Any], Settled] | None = None
+        run: list[Call] = []  # consecutive calls of one task with equal options
+        settled: Settled | None = None
         for job in jobs:
             call = job.to_call() if isinstance(job, Job) else job
-            if last is None or call.name != last[0] or (
-                    call.options is not last[1] and call.options != last[1]):
-                last = (call.name, call.options, self._settled(call, overrides))
-            out.append(self._build(call, last[2], None))
+            if settled is None or call.name != run[0].name or (
+                    call.options is not run[0].options and call.options != run[0].options):
+                if settled is not None:
+                    out += self._build_run(run, settled)
+                    run = []
+                settled = self._settled(call, overrides)
+            run.append(call)
+        if settled is not None:
+            out += self._build_run(run, settled)
         return out
+
+    def _build_run(self, calls: list[Call], settled: Settled) -> list[NewJob]:
+        """The jobs of consecutive ``calls`` of one task with the same ``settled`` options:
+        what ``_build`` gives each, with the per-job work done for all of them at once (ids,
+        then payloads, then jobs that differ only in those) unless a job has parts of its own
+        (a recurring series, or a key derived from its arguments)."""
+        opts = settled.opts
+        if len(calls) == 1 or settled.every or opts.get("unique") or \
+                opts.get("unique_for") is not None:
+            return [self._build(call, settled, None) for call in calls]
+        key, mode, window = idempotency(calls[0].name, calls[0].body, opts)
+        if key is not None:
+            check_key(key)
+        ids = uuid7_many(len(calls))
+        extra: dict[str, Any] = {}
+        if settled.timeout_set:
+            extra[TIMEOUT_SET] = True
+        if settled.run_options:
+            extra[RUN_OPTIONS] = settled.run_options
+        bodies = [{**call.body, **extra} for call in calls] if extra else [
+            call.body for call in calls]
+        payloads = self.codec.encode_many(bodies, job_ids=ids, queue=settled.queue)
+        template = NewJob(
+            id="", name=calls[0].name, payload=b"", queue_name=settled.queue,
+            priority=settled.priority, max_attempts=settled.max_attempts,
+            timeout_seconds=settled.timeout_seconds, delay_seconds=settled.delay_seconds,
+            dependencies=settled.dependencies, tags=settled.tags, idempotency_key=key,
+            idempotency_mode=mode, idempotency_window=window, batch_id=settled.batch_id)
+        return jobs_like(template, ids, payloads)
 
     def _settled(self, call: Call, overrides: dict[str, Any]) -> Settled:
         """``_settle``, remembered for options of plain values (``settle_key``): a task

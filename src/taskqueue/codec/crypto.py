@@ -161,6 +161,19 @@ class KeyRing:
         nonce = os.urandom(NONCE_SIZE)
         return self._current_id, nonce + self._current.encrypt(nonce, plain, aad)
 
+    def encrypt_many(self, plains: Sequence[bytes], aads: Sequence[bytes]) -> list[bytes]:
+        """:meth:`encrypt` each of ``plains`` with its ``aads`` entry (the current key's id is
+        ``current_id``): every nonce fresh and random, all of them drawn in one call."""
+        if self._current is None:
+            raise ConfigError(f"cannot encrypt: {_CURRENT_VAR} is not set")
+        seal = self._current.encrypt
+        nonces = os.urandom(NONCE_SIZE * len(plains))
+        out = []
+        for i, (plain, aad) in enumerate(zip(plains, aads, strict=True)):
+            nonce = nonces[i * NONCE_SIZE:(i + 1) * NONCE_SIZE]
+            out.append(nonce + seal(nonce, plain, aad))
+        return out
+
     def decrypt(self, key_id: bytes, blob: bytes, aad: bytes) -> bytes:
         """Decrypt ``nonce + ciphertext`` made by :meth:`encrypt` with the key named ``key_id``.
 

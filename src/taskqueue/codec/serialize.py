@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from typing import Any, Final, NoReturn
 
 import orjson
 
 from taskqueue.errors import PayloadError
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "dumps_many", "loads"]
 
 #: orjson refuses documents nested deeper than this many containers.
 MAX_DEPTH: Final = 254
@@ -42,6 +43,8 @@ _BASE_TYPES: Final = (dict, list, tuple, str, int, float)
 _SIMPLE: Final = frozenset((str, bool, type(None)))
 _MAX_PATH_PARTS: Final = 12
 _MAX_REPR: Final = 40
+_isfinite = math.isfinite
+_orjson_dumps = orjson.dumps
 
 Key = str | int
 
@@ -71,6 +74,23 @@ def dumps(obj: Any) -> bytes:
         raise _diagnose(obj, exc) from exc
 
 
+def dumps_many(objs: Sequence[Any]) -> list[bytes]:
+    """:func:`dumps` of each of ``objs`` (a batch of job bodies), with the same refusals: the
+    checks of all of them first, then the encoding, in two loops instead of a call each."""
+    try:
+        for obj in objs:
+            if type(obj) is dict:  # a job's body
+                _walk_dict(obj, 1)
+            else:
+                _walk(obj, 1)
+    except _Refusal as refusal:
+        raise PayloadError(_message(refusal)) from None
+    try:
+        return [_orjson_dumps(obj, default=_refuse, option=_OPTIONS) for obj in objs]
+    except orjson.JSONEncodeError:
+        return [dumps(obj) for obj in objs]  # raises, located, at the culprit
+
+
 def loads(data: bytes | bytearray | memoryview) -> Any:
     """Parse JSON bytes produced by :func:`dumps`; invalid JSON raises :class:`PayloadError`."""
     try:
@@ -82,8 +102,8 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
 def _walk(value: Any, depth: int) -> None:
     """Raise :class:`_Refusal` unless ``value`` is strict JSON; ``depth`` counts containers.
 
-    Inside containers, strings, booleans, None and in-range ints are accepted without a call,
-    which covers most of what real payloads hold.
+    Inside containers, strings, booleans, None, in-range ints and finite floats are accepted
+    without a call, which covers most of what real payloads hold.
     """
     kind = type(value)
     if kind is dict:
@@ -111,10 +131,14 @@ def _walk_dict(value: dict[Any, Any], depth: int) -> None:
                 "JSON object keys must be str"
             )
         kind = type(item)
-        if kind in _SIMPLE or (kind is int and INT_MIN <= item <= INT_MAX):
+        if kind in _SIMPLE or (kind is int and INT_MIN <= item <= INT_MAX) or (
+                kind is float and _isfinite(item)):
             continue
         try:
-            _walk(item, depth + 1)
+            if kind is list:  # the arguments of a body
+                _walk_sequence(item, depth + 1)
+            else:
+                _walk(item, depth + 1)
         except _Refusal as refusal:
             refusal.path.append(key)
             raise
@@ -126,10 +150,14 @@ def _walk_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> None:
         raise _Refusal(_too_deep())
     for index, item in enumerate(value):
         kind = type(item)
-        if kind in _SIMPLE or (kind is int and INT_MIN <= item <= INT_MAX):
+        if kind in _SIMPLE or (kind is int and INT_MIN <= item <= INT_MAX) or (
+                kind is float and _isfinite(item)):
             continue
         try:
-            _walk(item, depth + 1)
+            if kind is list:  # the arguments of a body
+                _walk_sequence(item, depth + 1)
+            else:
+                _walk(item, depth + 1)
         except _Refusal as refusal:
             refusal.path.append(index)
             raise

@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow, tuple_row
 
-from taskqueue.drivers import _attempts, _registry, _sql, _views
+from taskqueue.drivers import _attempts, _postgres_copy, _registry, _sql, _views
 from taskqueue.drivers._postgres_pool import Connection, Pool, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
@@ -58,9 +58,6 @@ _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_querie
 #: Plain batches from this size on are written with COPY (a few round trips more than one
 #: INSERT, paid back many times over by its cheaper rows).
 _COPY_FROM = 32
-#: The column types of ``copy_jobs`` (a binary COPY), in its column order.
-_COPY_TYPES = ("text", "text", "text", "bytea", "int4", "int4", "int4", "text", "text", "text",
-               "float8")
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
 #: Planner cost (its units: about a page read each) above which ``estimate_count`` answers
@@ -264,12 +261,8 @@ class PostgresDriver(CloseHooks):
         if not keys and not edges:
             if own and len(jobs) >= _COPY_FROM and not any(j.delay_seconds for j in jobs):
                 with cur.copy(q["copy_jobs"]) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for job in jobs:
-                        copy.write_row((job.id, job.queue_name, job.name, job.payload,
-                                        job.priority, job.max_attempts, job.timeout_seconds,
-                                        _sql.encode_list(job.tags), job.batch_id,
-                                        job.idempotency_mode, float(job.idempotency_window)))
+                    for piece in _postgres_copy.pieces(jobs):
+                        copy.write(piece)
                 cur.execute(q["notify"], (self.channel, sorted({j.queue_name for j in jobs})))
             elif len(jobs) == 1:
                 job = jobs[0]

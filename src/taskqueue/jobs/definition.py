@@ -83,6 +83,20 @@ class Call:
         return Call(self.name, self.body, {**self.options, **options})
 
 
+_set_call_name, _set_call_body, _set_call_options = (
+    Call.__dict__[name].__set__ for name in ("name", "body", "options"))
+
+
+def _new_call(name: str, body: dict[str, Any], options: dict[str, Any]) -> Call:
+    """``Call(name, body, options)`` with its slots filled directly (the frozen ``__init__``
+    goes through ``object.__setattr__`` per field): one is made per job of a batch."""
+    call = object.__new__(Call)
+    _set_call_name(call, name)
+    _set_call_body(call, body)
+    _set_call_options(call, options)
+    return call
+
+
 class Runnable:
     """What the registry holds: a name, default options, and how to run a decoded body."""
 
@@ -191,20 +205,32 @@ class Task(Runnable, Generic[P, R]):
             check_options(options, f"task {self.name}")
         partial = partial or bool(options.get("pass_result"))
         if not _fits(self._plain, args, kwargs, partial):
-            try:  # inspect decides (and words the TypeError)
-                binder = self.signature.bind_partial if partial else self.signature.bind
-                binder(*args, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"task {self.name}: {exc}") from None
-        body: dict[str, Any] = {"args": list(args)}
-        if kwargs:
-            body["kwargs"] = dict(kwargs)
-        return Call(self.name, body, {**self.defaults, **options})
+            self._bind(args, kwargs, partial)
+        body: dict[str, Any] = {"args": list(args), "kwargs": dict(kwargs)} if kwargs else {
+            "args": list(args)}
+        return _new_call(self.name, body, {**self.defaults, **options})
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """A call to enqueue later, e.g. as a step of ``chain()`` or ``group()``; arguments
-        filled in at run time (``previous``, ``results``, ``batch``) may be left out."""
-        return self.call(args, kwargs, partial=True)
+        filled in at run time (``previous``, ``results``, ``batch``) may be left out.
+        (``call(args, kwargs, partial=True)`` without its options: the batch path, where a
+        call is built per job.)"""
+        plain = self._plain
+        # positional arguments alone bind partially when there are not too many of them
+        if (kwargs or plain is None or len(args) > len(plain[0])) and not _fits(
+                plain, args, kwargs, True):
+            self._bind(args, kwargs, True)
+        body: dict[str, Any] = {"args": list(args), "kwargs": kwargs} if kwargs else {
+            "args": list(args)}
+        return _new_call(self.name, body, {**self.defaults})
+
+    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any], partial: bool) -> None:
+        """Let inspect decide whether the arguments bind (and word the TypeError)."""
+        try:
+            binder = self.signature.bind_partial if partial else self.signature.bind
+            binder(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name}: {exc}") from None
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
         """Enqueue with the task's default options on the default manager; return the job id."""

@@ -28,7 +28,7 @@ class JobHandle(str):
     manager: HandleOwner
 
     def __new__(cls, job_id: str, manager: HandleOwner) -> JobHandle:
-        handle = super().__new__(cls, job_id)
+        handle = str.__new__(cls, job_id)
         handle.manager = manager
         return handle
 

@@ -292,21 +292,21 @@ class StatsRecorder:
         if self._thread is None:
             self.start()
 
-    def enqueued(self, queue: str, task: str, at: float) -> None:
-        """A job of ``task`` was pushed to ``queue`` at ``at`` (epoch seconds)."""
-        self.finished("enqueued", queue, task, None, at)
+    def enqueued(self, queue: str, task: str, at: float, count: int = 1) -> None:
+        """``count`` jobs of ``task`` were pushed to ``queue`` at ``at`` (epoch seconds)."""
+        self.finished("enqueued", queue, task, None, at, count)
 
     def finished(self, counted: str, queue: str, task: str, duration: float | None,
-                 at: float) -> None:
-        """Count one ``counted`` (a name of ``COUNTS``) at ``at``; a run's ``duration`` goes
-        into the run-time histogram."""
+                 at: float, count: int = 1) -> None:
+        """Count ``count`` of ``counted`` (a name of ``COUNTS``) at ``at``; a run's
+        ``duration`` goes into the run-time histogram."""
         key = (int(at // BUCKET_SECONDS), queue, task)
         with self._lock:
             figures = self._at_hand.get(key)
             if figures is None:
                 figures = self._figures(key)
             counts = figures.counts
-            counts[counted] = counts.get(counted, 0) + 1
+            counts[counted] = counts.get(counted, 0) + count
             if duration is not None and counted in _RUNS:
                 figures.run.add(duration)
         if self._thread is None:

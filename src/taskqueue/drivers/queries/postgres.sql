@@ -383,8 +383,9 @@ SELECT pg_notify(%s, %s);
 -- as `insert_jobs` for 1,000 jobs and a fifth of the client's work. The times are the
 -- columns' defaults (the server's now(), one for the whole batch). Binary: the payload goes
 -- as its bytes (text COPY doubles it into hex and the server decodes it), numbers without
--- formatting and parsing; the driver names the types (`_COPY_TYPES`).
-COPY {schema}.job_queue (id, queue_name, name, payload, priority, max_attempts,
+-- formatting and parsing. The driver formats the rows itself (`_postgres_copy.py`), in this
+-- column order: each job's own id and payload first, then the columns a batch shares.
+COPY {schema}.job_queue (id, payload, queue_name, name, priority, max_attempts,
     timeout_seconds, tags, batch_id, idempotency_mode, idempotency_window)
 FROM STDIN (FORMAT BINARY);
 
