@@ -28,12 +28,11 @@ UNDO: dict[str, tuple[int, list[str]]] = {
                      "DROP FUNCTION {schema}.taskqueue_fold_counts()",
                      "DROP TABLE {schema}.job_counts, {schema}.job_count_deltas, "
                      "{schema}.job_completions"]),
-    "mysql": (6, ["DROP TRIGGER job_counts_insert", "DROP TRIGGER job_counts_update",
-                  "DROP TRIGGER job_counts_delete", "DROP TABLE job_counts, job_completions"]),
+    "mysql": (6, ["DROP TABLE job_counts, job_completions"]),
 }
 #: Later migrations that replace what the counters' migration made (and go with it here):
-#: MySQL's 7 puts in the triggers the driver's own counting relies on.
-REDONE: dict[str, list[int]] = {"mysql": [7]}
+#: MySQL's 7 and 8 replace its triggers, then drop them (the driver counts its own writes).
+REDONE: dict[str, list[int]] = {"mysql": [7, 8]}
 
 
 def _sqlite(driver: Driver, statements: list[str]) -> None:

@@ -178,11 +178,16 @@ def queue_resume(ctx: click.Context, queues: tuple[str, ...]) -> None:
 @click.command("migrate")
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
-    """Create or upgrade the schema (also done automatically at first use)."""
+    """Create or upgrade the schema (also done automatically at first use). On MySQL it also
+    corrects the stats counters for jobs changed by SQL of other programs."""
+    from taskqueue.drivers.base import Recounts
+
     manager = open_manager(ctx)
     applied = manager.driver.migrate()  # from_url already migrated; this reports the state
     console.print(f"{manager.driver.name}: schema up to date"
                   + (f" (applied {applied})" if applied else ""))
+    if isinstance(manager.driver, Recounts) and (fixed := manager.driver.recount()):
+        console.print(f"stats counters corrected: {fixed} job(s) changed outside taskqueue")
     manager.close()
 
 

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskqueue.drivers import _sql
+from taskqueue.drivers._mysql_counts import Tally
 from taskqueue.jobs.model import LeaseToken
+from taskqueue.jobs.states import State
 
 Cursor = Any
 Result = tuple[int, tuple[tuple[Any, ...], ...]]
@@ -46,49 +48,53 @@ def split(sql: str) -> list[str]:
 
 def complete_many(cur: Cursor, q: dict[str, str],
                   items: Sequence[tuple[LeaseToken, str | None]]) -> tuple[list[bool], bool]:
-    """``complete`` for every item as one transaction in one round trip (see mysql.sql:
-    complete_lock, complete_many, claim_edges_many, release_claimed_many). Also says whether
-    an edge was satisfied: a dependent may wait on nothing now (the caller rings)."""
+    """``complete`` for every item as one transaction in two round trips (see mysql.sql:
+    complete_lock, complete_many, claim_edges_many, release_claimed_many): the first locks the
+    batch's jobs still processing and reads their epochs, queue and priority; under those locks
+    the second completes exactly the rows whose epoch matches, counts them (``Tally``) and
+    releases their dependents. Also says whether an edge was satisfied: a dependent may wait on
+    nothing now (the caller rings)."""
     ids = sorted({token.job_id for token, _ in items})
-    pairs: dict[tuple[str, int], str | None] = {}
+    locked = script(cur, [("START TRANSACTION", ()),
+                          (q["complete_lock"].format(ids=ph(len(ids))), ids)], tx=False)[1][1]
+    found = {row[0]: row for row in locked}
+    results: dict[str, str | None] = {}
     for (job_id, epoch), result in items:
-        pairs.setdefault((job_id, epoch), result)
-    results = [(key, value) for key, value in pairs.items() if value is not None]
-    if results:
-        case = "CASE " + " ".join(["WHEN id = %s AND lease_epoch = %s THEN %s"] * len(results))
-        result_sql = case + " END"
-        result_params = [v for (job_id, epoch), value in results for v in (job_id, epoch, value)]
-    else:
-        result_sql, result_params = "NULL", []
-    id_list = ph(len(ids))
-    flat = [v for pair in pairs for v in pair]
-    update = q["complete_many"].format(result=result_sql, ids=id_list,
-                                       pairs=", ".join(["(%s, %s)"] * len(pairs)))
-    counted = [(sql, [*ids, *flat]) for sql in split(q["count_completed"].format(
-        ids=id_list, pairs=", ".join(["(%s, %s)"] * len(pairs))))]
-    statements: list[tuple[str, Sequence[Any]]] = [
-        (q["complete_lock"].format(ids=id_list), ids),
-        (q["counted_on"], ()),
-        (update, [*result_params, *ids, *flat]),
-        *counted,
-        (q["counted_off"], ()),
-        (q["claim_edges_many"].format(ids=id_list), [*ids, *ids]),
-    ]
-    statements += [(sql.format(ids=id_list), ids) for sql in split(q["release_claimed_many"])]
-    answered = script(cur, statements)
-    found = {job_id: epoch for job_id, epoch in answered[0][1]}
-    accepted: set[tuple[str, int]] = set()
+        if job_id in found and found[job_id][1] == epoch:
+            results.setdefault(job_id, result)
     out: list[bool] = []
+    accepted: set[str] = set()
     for token, _ in items:
-        ok = found.get(token.job_id) == token.epoch and tuple(token) not in accepted
+        ok = token.job_id in results and found[token.job_id][1] == token.epoch \
+            and token.job_id not in accepted
         if ok:
-            accepted.add((token.job_id, token.epoch))
+            accepted.add(token.job_id)
         out.append(ok)
-    return out, answered[2][0] > 0
+    if not results:
+        cur.execute("COMMIT")
+        return out, False
+    done = sorted(results)
+    given = [(job_id, value) for job_id, value in results.items() if value is not None]
+    result_sql = "CASE id " + " ".join(["WHEN %s THEN %s"] * len(given)) + " END" if given \
+        else "NULL"
+    marks = ph(len(done))
+    counts = Tally().moves((found[job_id][2:] for job_id in done), State.COMPLETED.value)
+    statements: list[tuple[str, Sequence[Any]]] = [
+        (q["complete_many"].format(result=result_sql, ids=marks),
+         [*(v for pair in given for v in pair), *done]),
+        *[(sql, ()) for sql in counts.statements(cur, q)],
+    ]
+    claim = len(statements)
+    statements.append((q["claim_edges_many"].format(ids=marks), done))
+    statements += [(sql.format(ids=marks), done) for sql in split(q["release_claimed_many"])]
+    answered = script(cur, [*statements, ("COMMIT", ())], tx=False)
+    return out, answered[claim][0] > 0
 
 
-def lock_ready(cur: Cursor, q: dict[str, str], queues: Sequence[str], limit: int) -> list[str]:
-    """Start a transaction and lock up to ``limit`` of the best ready jobs.
+def lock_ready(cur: Cursor, q: dict[str, str], queues: Sequence[str],
+               limit: int) -> list[tuple[Any, ...]]:
+    """Start a transaction and lock up to ``limit`` of the best ready jobs: their (id, queue,
+    state, priority) rows, the counters' moves.
 
     The first round picks and locks in one statement (``reserve_pick``, uncontended: done).
     When it comes up short, later rounds read candidates past those taken without locks and
@@ -98,8 +104,8 @@ def lock_ready(cur: Cursor, q: dict[str, str], queues: Sequence[str], limit: int
     pick = q["reserve_pick"].format(queues=ph(len(queues)))
     found = script(cur, [("START TRANSACTION", ()), (pick, (*queues, limit))],
                                 tx=False)
-    taken = [r[0] for r in found[1][1]]
-    seen = list(taken)
+    taken = list(found[1][1])
+    seen = [r[0] for r in taken]
     window = limit - len(taken)
     for _ in range(3):
         if len(taken) >= limit:
@@ -111,8 +117,8 @@ def lock_ready(cur: Cursor, q: dict[str, str], queues: Sequence[str], limit: int
         if not candidates:
             break
         cur.execute(q["reserve_lock"].format(ids=ph(len(candidates))), candidates)
-        locked = {r[0] for r in cur.fetchall()}
-        taken += [c for c in candidates if c in locked][: limit - len(taken)]
+        locked = {r[0]: r for r in cur.fetchall()}
+        taken += [locked[c] for c in candidates if c in locked][: limit - len(taken)]
         seen += candidates
         if len(candidates) < window:
             break

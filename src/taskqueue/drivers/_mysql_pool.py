@@ -163,8 +163,6 @@ class Pool:
         if isinstance(exc, Exception) and not is_disconnect(exc):
             try:
                 conn.rollback()
-                with conn.cursor() as cur:  # a script stopped by the error left it set
-                    cur.execute("SET @taskqueue_counted = NULL")
             except Exception as again:  # noqa: BLE001 - any failure means the session is bad
                 exc = again
             else:

@@ -429,3 +429,14 @@ class EstimatesCounts(Protocol):
     def estimate_count(self, criteria: JobFilter) -> int | None:
         """About how many jobs match ``criteria`` when an exact count would read many rows;
         None when counting exactly is cheap (the caller then calls ``count``)."""
+
+
+@runtime_checkable
+class Recounts(Protocol):
+    """An optional verb: a store whose stats counters see only the driver's own writes (MySQL:
+    no triggers) offers it to bring them back in line with the jobs after SQL of other
+    programs. ``taskqueue migrate`` calls it."""
+
+    def recount(self) -> int:
+        """Correct the counters from the jobs as they are; returns how many jobs the counters
+        had wrong (0 when they were exact)."""

@@ -27,6 +27,7 @@ import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 
 from taskqueue.drivers import _attempts, _mysql_batch, _registry, _sql, _views
+from taskqueue.drivers._mysql_counts import Tally, corrections
 from taskqueue.drivers._mysql_pool import (
     RETRYABLE,
     Connection,
@@ -63,8 +64,8 @@ Cursor = Any
 
 _RETRIES = 5
 _ALREADY_DONE = frozenset({1060, 1061, 1091})  # duplicate column/key, no such key: done
-#: Pushes of this many keyless jobs or more count their rows themselves (see ``_push``).
-_COUNT_FROM = 16
+#: Rows one prune transaction deletes at most (their ids come back to count them).
+_PRUNE_CHUNK = 5000
 _STATEMENT_CHARS = 1_000_000  # split multi-row INSERTs well below max_allowed_packet
 _OPTIONS: dict[str, Callable[[str], Any]] = {
     "pool_size": int, "connect_timeout": float, "read_timeout": float, "unix_socket": str,
@@ -218,7 +219,10 @@ class MySQLDriver(CloseHooks):
         if not jobs:
             return []
         if connection is None:
-            ids = self._run(lambda cur: _push(cur, jobs, count=True), tx=True)
+            if all(j.idempotency_key is None and not j.dependencies for j in jobs):
+                ids = self._run(lambda cur: _push_plain(cur, jobs))
+            else:
+                ids = self._run(lambda cur: _push(cur, jobs), tx=True)
             self._doorbell.ring()
             return ids
         try:
@@ -237,19 +241,19 @@ class MySQLDriver(CloseHooks):
             return []
 
         def work(cur: Cursor) -> list[JobRecord]:
-            ids = _mysql_batch.lock_ready(cur, Q, queues, limit)
-            read = Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(len(ids)))
-            if not ids:
+            taken = _mysql_batch.lock_ready(cur, Q, queues, limit)
+            if not taken:
                 cur.execute("COMMIT")
                 return []
+            ids = [row[0] for row in taken]
             marks = _ph(len(ids))
+            counts = Tally().moves((row[1:] for row in taken), State.PROCESSING.value)
             done = _mysql_batch.script(cur, [
-                (Q["counted_on"], ()),
-                (Q["count_ids"].format(ids=marks, state="state", sign="-", group=", state"), ids),
                 (Q["reserve_update"].format(ids=marks), (worker_id, _us(lease_seconds), *ids)),
-                (Q["count_ids"].format(ids=marks, state="'processing'", sign="", group=""), ids),
-                (Q["counted_off"], ()), (read, ids), ("COMMIT", ())], tx=False)
-            return [_sql.row_to_record(r, _aware) for r in done[5][1]]
+                *[(sql, ()) for sql in counts.statements(cur, Q)],
+                (Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=marks), ids),
+                ("COMMIT", ())], tx=False)
+            return [_sql.row_to_record(r, _aware) for r in done[-2][1]]
         return self._run(work)
 
     def warm_up(self, connections: int) -> None:
@@ -265,6 +269,7 @@ class MySQLDriver(CloseHooks):
         def work(cur: Cursor) -> JobRecord | None:
             if cur.execute(Q["reserve_job_lock"], (job_id,)) != 1:
                 return None
+            Tally().moves([cur.fetchone()[1:]], State.PROCESSING.value).run(cur, Q)
             cur.execute(Q["reserve_update"].format(ids=_ph(1)),
                         (worker_id, _us(lease_seconds), job_id))
             cur.execute(Q["select_ordered"].format(columns=_sql.SELECT_COLUMNS, ids=_ph(1)),
@@ -306,26 +311,39 @@ class MySQLDriver(CloseHooks):
         return answers
 
     def complete(self, token: LeaseToken, result: str | None = None) -> bool:
-        def work(cur: Cursor) -> tuple[bool, list[str]]:
-            if cur.execute(Q["complete"], (result, *token)) != 1:
-                return False, []
-            return True, _release_dependents(cur, token.job_id)
-        done, released = self._run(work, tx=True)
-        if released:
-            self._doorbell.ring()
-        return done
+        """A batch of one (the same statements, counted the same way)."""
+        return self.complete_many([(token, result)])[0]
 
     def fail(self, token: LeaseToken, error: str, retry_in: float | None) -> bool:
         dead = retry_in is None
         state = State.FAILED if dead else State.RETRYING
         params = (state.value, _attempts.clip(error), state.value, error, _us(retry_in or 0.0),
                   *[int(dead)] * 3, *token)
-        return self._change(Q["fail"], params)
+        return bool(self._move(Q["lock_token"], token, [(Q["fail"], params)], state.value))
 
     def release(
         self, token: LeaseToken, delay_seconds: float = 0.0, reason: str | None = None
     ) -> bool:
-        return self._change(Q["release"], (_us(delay_seconds), reason, *token))
+        return bool(self._move(Q["lock_token"], token,
+                               [(Q["release"], (_us(delay_seconds), reason, *token))],
+                               State.PENDING.value))
+
+    def _move(self, lock: str, params: Sequence[Any],
+              change: Sequence[tuple[str, Sequence[Any]]], state: str) -> list[str]:
+        """Lock the rows ``lock`` selects (id, queue, state, priority), then run ``change``,
+        which moves exactly those rows to ``state``, with its counters, and commit: two round
+        trips. Returns the ids moved."""
+        def work(cur: Cursor) -> list[str]:
+            found = _mysql_batch.script(cur, [("START TRANSACTION", ()), (lock, params)],
+                                        tx=False)[1][1]
+            if not found:
+                cur.execute("COMMIT")
+                return []
+            counts = Tally().moves((row[1:] for row in found), state)
+            _mysql_batch.script(cur, [*change, *[(sql, ()) for sql in counts.statements(cur, Q)],
+                                      ("COMMIT", ())], tx=False)
+            return [row[0] for row in found]
+        return self._run(work)
 
     def set_progress(self, token: LeaseToken, progress: float) -> bool:
         return self._change(Q["set_progress"], (progress, *token))
@@ -333,9 +351,11 @@ class MySQLDriver(CloseHooks):
     def recover_expired(self) -> list[str]:
         def work(cur: Cursor) -> list[str]:
             cur.execute(Q["expired_leases"])
-            ids = [r[0] for r in cur.fetchall()]
+            rows = cur.fetchall()
+            ids = [r[0] for r in rows]
             if ids:
                 cur.execute(Q["recover_expired"].format(ids=_ph(len(ids))), ids)
+                _recovered(rows).run(cur, Q)
             return ids
         return self._run(work, tx=True)
 
@@ -344,14 +364,17 @@ class MySQLDriver(CloseHooks):
     ) -> list[str]:
         def work(cur: Cursor) -> list[str]:
             cur.execute(Q["worker_leases"], (worker_id,))
-            ids = [r[0] for r in cur.fetchall()]
-            ran = [i for i in ids if started is None or i in started]
-            unrun = [i for i in ids if i not in ran]
+            rows = cur.fetchall()
+            ids = [r[0] for r in rows]
+            ran = [r for r in rows if started is None or r[0] in started]
+            unrun = [r for r in rows if not (started is None or r[0] in started)]
             if ran:
                 cur.execute(Q["recover_worker"].format(ids=_ph(len(ran))),
-                            (reason, reason, *ran, worker_id))
+                            (reason, reason, *[r[0] for r in ran], worker_id))
             if unrun:
-                cur.execute(Q["release_worker"].format(ids=_ph(len(unrun))), (*unrun, worker_id))
+                cur.execute(Q["release_worker"].format(ids=_ph(len(unrun))),
+                            (*[r[0] for r in unrun], worker_id))
+            _recovered(ran).moves((r[1:4] for r in unrun), State.PENDING.value).run(cur, Q)
             return ids
         return self._run(work, tx=True)
 
@@ -434,7 +457,7 @@ class MySQLDriver(CloseHooks):
         return int(self._rows(f"SELECT count(*) FROM job_queue WHERE {where}", params)[0][0])
 
     def cancel(self, job_id: str, reason: str) -> bool:
-        return self._change(Q["cancel"], (reason, job_id))
+        return bool(self.apply_many("cancel", [job_id], reason=reason))
 
     def replace_payload(self, job_id: str, payload: bytes, delay_seconds: float) -> bool:
         return self._change(Q["replace_payload"],
@@ -449,10 +472,12 @@ class MySQLDriver(CloseHooks):
             if not children:
                 return []
             cur.execute(Q["lock_pending"].format(ids=_ph(len(children))), children)
-            doomed = [r[0] for r in cur.fetchall()]
+            rows = cur.fetchall()
+            doomed = [r[0] for r in rows]
             if doomed:
                 cur.execute(Q["cancel_dependents"].format(ids=_ph(len(doomed))),
                             (reason, *doomed))
+                Tally().moves((r[1:] for r in rows), State.CANCELLED.value).run(cur, Q)
             return doomed
         changed = self._run(work, tx=True)
         if changed and not cancel:
@@ -460,16 +485,14 @@ class MySQLDriver(CloseHooks):
         return changed
 
     def retry(self, job_id: str) -> bool:
-        return self._change(Q["retry"], (job_id,))
+        return bool(self.apply_many("retry", [job_id]))
 
     def set_priority(self, job_id: str, priority: int) -> bool:
-        return self._change(Q["set_priority"], (priority, job_id))
+        return bool(self.apply_many("priority", [job_id], priority=priority))
 
     def delete(self, job_id: str) -> bool:
-        def work(cur: Cursor) -> bool:
-            cur.execute(Q["delete_edges"], (job_id,))
-            return bool(cur.execute(Q["delete"], (job_id,)) == 1)
-        return self._run(work, tx=True)
+        return bool(self._move(Q["lock_any"].format(ids=_ph(1)), (job_id,),
+                               [(Q["delete_edges"], (job_id,)), (Q["delete"], (job_id,))], ""))
 
     def apply_many(self, action: str, job_ids: Sequence[str], *, reason: str = "",
                    priority: int | None = None) -> list[str]:
@@ -482,14 +505,19 @@ class MySQLDriver(CloseHooks):
         extra: list[Any] = [reason] if action == "cancel" else [priority] if action == "priority" \
             else []
 
+        moved = {"retry": State.PENDING.value, "cancel": State.CANCELLED.value, "delete": ""}
+
         def work(cur: Cursor) -> set[str]:
             cur.execute(Q["bulk_lock"].format(ids=_ph(len(ids)), states=states), sorted(ids))
-            found = sorted(row[0] for row in cur.fetchall())
+            rows = cur.fetchall()
+            found = [row[0] for row in rows]
             if found:
                 marks = _ph(len(found))
                 if action == "delete":
                     cur.execute(Q["bulk_delete_edges"].format(ids=marks), found)
                 cur.execute(Q[f"bulk_{action}"].format(ids=marks), [*extra, *found])
+                Tally().moves((row[1:] for row in rows), moved.get(action),
+                              priority if action == "priority" else None).run(cur, Q)
             return set(found)
         changed = self._run(work, tx=True)
         return [job_id for job_id in ids if job_id in changed]
@@ -500,8 +528,16 @@ class MySQLDriver(CloseHooks):
         linked = [rec for rec in records if rec.dependencies]
 
         def work(cur: Cursor) -> int:
-            rows = [_sql.record_to_row(rec, _naive) for rec in records]
-            inserted = _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
+            groups: dict[tuple[str, str, int], list[tuple[Any, ...]]] = {}
+            for rec in records:   # one INSERT per counter: its affected rows are the new ones
+                key = (rec.queue_name, State(rec.state).value, rec.priority)
+                groups.setdefault(key, []).append(_sql.record_to_row(rec, _naive))
+            inserted, counts = 0, Tally()
+            for key, rows in groups.items():
+                added = _insert(cur, Q["restore_jobs"], Q["restore_row"], rows)
+                counts.add(*key, added)
+                inserted += added
+            counts.run(cur, Q)
             histories = [(h, r.id) for r in records if (h := _attempts.restored(r)) is not None]
             if histories:  # (a job kept from an earlier, interrupted run has it already)
                 cur.executemany("UPDATE job_queue SET attempt_history = %s "
@@ -513,8 +549,39 @@ class MySQLDriver(CloseHooks):
             return inserted
         return self._run(work, tx=True)
 
+    def recount(self) -> int:
+        """Bring the counters in line with the table, for writes they did not see (SQL of
+        other programs: the driver counts its own, see ``_mysql_counts``). The table and the
+        counters are read in one snapshot without locking either (one scan of the table, about
+        as long as a ``count`` of every job), and the difference is added to the counters: a
+        write committed meanwhile changes both or (uncounted) is found by the next recount.
+        Under a named lock, so two recounts do not both add it. Returns the jobs corrected."""
+        lock = f"taskqueue-recount:{self._database}"[:64]
+
+        def work(cur: Cursor) -> int:
+            cur.execute(Q["get_migration_lock"], (lock,))
+            if cur.fetchone()[0] != 1:
+                raise DriverUnavailable("timed out waiting for another recount of MySQL")
+            try:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                cur.execute(Q["recount_table"])
+                table = cur.fetchall()
+                cur.execute(Q["recount_counters"])
+                counters = cur.fetchall()
+                cur.execute("COMMIT")
+                fix = corrections(table, counters)
+                cur.execute("START TRANSACTION")
+                fix.run(cur, Q)
+                cur.execute("COMMIT")
+                return sum(abs(n) for n in fix.counts.values())
+            finally:
+                with contextlib.suppress(pymysql.Error):
+                    cur.execute(Q["release_migration_lock"], (lock,))
+        return self._run(work)
+
     def stats(self) -> dict[str, QueueStats]:
-        """From the counters the triggers keep (migration 6) and, per queue with waiting jobs,
+        """From the counters the driver keeps (migrations 6 and 8) and, per queue with waiting jobs,
         one index dive per waiting state and priority level in use for its oldest ready job:
         as fast at a million jobs as at none."""
         out: dict[str, QueueStats] = {}
@@ -555,14 +622,26 @@ class MySQLDriver(CloseHooks):
                 return int(cur.fetchone()[0])
             return self._run(count)
 
-        def work(cur: Cursor) -> int:
-            most = 2**62 if limit is None else int(limit)
-            deleted = int(cur.execute(Q["prune"], (*ages, most)))
-            if deleted:
-                cur.execute(Q["prune_edges"])
-            cur.execute(Q["prune_completions"])
-            return deleted
-        return self._run(work, tx=True)
+        def work(most: int) -> Callable[[Cursor], int]:
+            def chunk(cur: Cursor) -> int:
+                cur.execute(Q["prune_lock"], (*ages, most))
+                rows = cur.fetchall()
+                if rows:
+                    cur.execute(Q["prune_delete"].format(ids=_ph(len(rows))), [r[0] for r in rows])
+                    cur.execute(Q["prune_edges"])
+                    Tally().moves((r[1:] for r in rows), "").run(cur, Q)
+                cur.execute(Q["prune_completions"])
+                return len(rows)
+            return chunk
+
+        left = 2**62 if limit is None else int(limit)
+        deleted = 0
+        while True:   # a transaction per chunk: the ids come back to be counted
+            most = min(left - deleted, _PRUNE_CHUNK)
+            done = self._run(work(most), tx=True)
+            deleted += done
+            if done < most or deleted >= left:
+                return deleted
 
     # -- coordination --------------------------------------------------------------------
     def lock_acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
@@ -596,35 +675,47 @@ class MySQLDriver(CloseHooks):
 
 
 # -- statements run inside a transaction (on a pooled or the caller's connection) -------------
-def _push(cur: Cursor, jobs: Sequence[NewJob], *, count: bool = False) -> list[str]:
+def _push_plain(cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
+    """Jobs without key or dependencies, on a pooled session: the INSERT and its counters in one
+    script, one round trip (several statements if the rows exceed ``_STATEMENT_CHARS``)."""
+    counts = Tally()
+    for job in jobs:
+        counts.add(job.queue_name, State.PENDING.value, job.priority)
+    inserts = _rendered(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in jobs])
+    if len(inserts) == 1:
+        _mysql_batch.script(cur, [(inserts[0], ()),
+                                  *[(sql, ()) for sql in counts.statements(cur, Q)]])
+    else:
+        cur.execute("START TRANSACTION")
+        for sql in inserts:
+            cur.execute(sql)
+        counts.run(cur, Q)
+        cur.execute("COMMIT")
+    return [job.id for job in jobs]
+
+
+def _push(cur: Cursor, jobs: Sequence[NewJob]) -> list[str]:
     """Insert jobs: keyless ones in plain multi-row INSERTs (a duplicate id is a Conflict),
     keyed ones with ``ON DUPLICATE KEY UPDATE id = id`` and then a look-up of their keys.
-    ``count`` (inside our own transaction): a batch of ``_COUNT_FROM`` keyless rows or more is
-    counted here, one counter row per queue and priority, instead of by the insert trigger
-    (see migration 7); on a caller's connection, whose transaction we do not hold, and for a
-    few jobs (three statements more than one trigger call per row), the trigger counts them."""
+    The counters count the inserted rows in the same transaction: the keyed ones by queue and
+    priority, one INSERT each, whose affected rows are the jobs it added (an existing key
+    changes nothing). Also on a caller's connection, inside their transaction."""
     plain = [j for j in jobs if j.idempotency_key is None]
     keyed = [j for j in jobs if j.idempotency_key is not None]
-    if not count or len(plain) < _COUNT_FROM:
-        _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
-    else:
-        counts: dict[tuple[str, int], int] = {}
-        for job in plain:
-            counts[job.queue_name, job.priority] = counts.get((job.queue_name, job.priority),
-                                                              0) + 1
-        cur.execute(Q["counted_on"])
-        try:
-            _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
-            _insert(cur, Q["count_pushed"], Q["count_pushed_row"],
-                    [(queue, priority, n) for (queue, priority), n in counts.items()])
-        finally:
-            with contextlib.suppress(pymysql.Error):  # a lost session: the error says it
-                cur.execute(Q["counted_off"])
+    counts = Tally()
+    _insert(cur, Q["insert_jobs"], Q["job_row"], [_job_row(j) for j in plain])
+    for job in plain:
+        counts.add(job.queue_name, State.PENDING.value, job.priority)
     by_key: dict[str, str] = {}
     if keyed:
         keys = list(dict.fromkeys(str(j.idempotency_key) for j in keyed))
         cur.execute(Q["expire_idempotency_keys"].format(ids=_ph(len(keys))), keys)
-        _insert(cur, Q["insert_keyed_jobs"], Q["job_row"], [_job_row(j) for j in keyed])
+        groups: dict[tuple[str, int], list[NewJob]] = {}
+        for job in keyed:
+            groups.setdefault((job.queue_name, job.priority), []).append(job)
+        for (queue, priority), group in groups.items():
+            added = _insert(cur, Q["insert_keyed_jobs"], Q["job_row"], [_job_row(j) for j in group])
+            counts.add(queue, State.PENDING.value, priority, added)
         cur.execute(Q["ids_by_idempotency_key"].format(ids=_ph(len(keys))), keys)
         by_key = {key: job_id for key, job_id in cur.fetchall()}
     ids: list[str] = []
@@ -636,7 +727,17 @@ def _push(cur: Cursor, jobs: Sequence[NewJob], *, count: bool = False) -> list[s
         ids.append(job_id)
     _link(cur, [(j.id, j.dependencies) for j, i in zip(jobs, ids, strict=True)
                 if i == j.id and j.dependencies])
+    counts.run(cur, Q)
     return ids
+
+
+def _recovered(rows: Sequence[Sequence[Any]]) -> Tally:
+    """The counters' moves of jobs whose lease is recovered: (id, queue, state, priority,
+    attempts spent) rows go to failed or retrying."""
+    counts = Tally()
+    for row in rows:
+        counts.move(row[1:4], State.FAILED.value if row[4] else State.RETRYING.value)
+    return counts
 
 
 def _job_row(job: NewJob) -> tuple[Any, ...]:
@@ -647,20 +748,26 @@ def _job_row(job: NewJob) -> tuple[Any, ...]:
 
 
 def _insert(cur: Cursor, head: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run ``_rendered``'s INSERT(s); returns the affected-row count."""
+    return sum(int(cur.execute(sql)) for sql in _rendered(cur, head, row_sql, rows))
+
+
+def _rendered(cur: Cursor, head: str, row_sql: str, rows: Sequence[Sequence[Any]]) -> list[str]:
     """Multi-row INSERT(s): rows rendered with ``row_sql`` and joined into ``head``'s
-    ``{rows}``, split so no statement grows past ~1 MB. Returns the affected-row count."""
-    affected, size = 0, 0
+    ``{rows}``, split so no statement grows past ~1 MB."""
+    out: list[str] = []
+    size = 0
     batch: list[str] = []
     for row in rows:
         text = cur.mogrify(row_sql, row)
         if batch and size + len(text) > _STATEMENT_CHARS:
-            affected += cur.execute(head.format(rows=", ".join(batch)))
+            out.append(head.format(rows=", ".join(batch)))
             batch, size = [], 0
         batch.append(text)
         size += len(text) + 2
     if batch:
-        affected += cur.execute(head.format(rows=", ".join(batch)))
-    return affected
+        out.append(head.format(rows=", ".join(batch)))
+    return out
 
 
 def _link(cur: Cursor, edges: Sequence[tuple[str, Sequence[str]]]) -> None:

@@ -223,50 +223,59 @@ CREATE TRIGGER job_counts_update AFTER UPDATE ON job_queue FOR EACH ROW
     END IF;
 UNLOCK TABLES;
 
--- name: counted_on
--- The hot statements that follow count their own rows (see migration 7): the triggers skip
--- them. `since`: a write of this script is stamped at or after it.
-SET @taskqueue_counted = 1, @taskqueue_since = UTC_TIMESTAMP(6);
+-- name: migration_8
+-- No triggers: a row trigger costs MariaDB tens of microseconds per row even when it does
+-- nothing (migration 7's gated ones still cost the Worker API's drain a quarter of its rate).
+-- Every statement of the driver that adds, moves or removes jobs now counts them itself, in
+-- the same transaction (the counter changes are computed from the rows it locked first, or,
+-- for a batch of completions, by one grouped statement), so the counters stay exact through
+-- crashes and concurrency as before. SQL of other programs against job_queue is not counted:
+-- `taskqueue migrate` corrects the counters from the table (see `recount`). The tables are
+-- locked while the triggers go, so no write is half counted.
+LOCK TABLES job_queue WRITE, job_counts WRITE, job_completions WRITE;
+DROP TRIGGER IF EXISTS job_counts_insert;
+DROP TRIGGER IF EXISTS job_counts_update;
+DROP TRIGGER IF EXISTS job_counts_delete;
+DROP TRIGGER IF EXISTS job_completions_update;
+UNLOCK TABLES;
 
--- name: counted_off
-SET @taskqueue_counted = NULL;
-
--- name: count_ids
--- The rows `{ids}` counted `{sign}`1 each under their queue, `{state}` and priority.
-INSERT INTO job_counts (queue_name, state, priority, slot, n)
-SELECT queue_name, {state}, priority, MOD(CONNECTION_ID(), 16), {sign}COUNT(*)
-FROM job_queue WHERE id IN ({ids}) GROUP BY queue_name, priority{group}
-ON DUPLICATE KEY UPDATE n = job_counts.n + VALUES(n);
-
--- name: count_completed
--- complete_many's counters: the rows its UPDATE completed (under complete_lock's locks, the
--- batch's pairs completed since `counted_on`) leave `processing` for `completed`, and count in
--- their second's completions.
-INSERT INTO job_counts (queue_name, state, priority, slot, n)
-SELECT queue_name, s.state, priority, MOD(CONNECTION_ID(), 16), s.n * COUNT(*)
-FROM job_queue
-CROSS JOIN (SELECT 'processing' AS state, -1 AS n UNION ALL SELECT 'completed', 1) AS s
-WHERE id IN ({ids}) AND job_queue.state = 'completed' AND (id, lease_epoch) IN ({pairs})
-  AND completed_at >= @taskqueue_since
-GROUP BY queue_name, s.state, priority, s.n
-ON DUPLICATE KEY UPDATE n = job_counts.n + VALUES(n);
-INSERT INTO job_completions (second, queue_name, slot, n)
-SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', completed_at), queue_name, MOD(CONNECTION_ID(), 16),
-    COUNT(*)
-FROM job_queue
-WHERE id IN ({ids}) AND state = 'completed' AND (id, lease_epoch) IN ({pairs})
-  AND completed_at >= @taskqueue_since
-GROUP BY 1, 2
-ON DUPLICATE KEY UPDATE n = job_completions.n + VALUES(n);
-
--- name: count_pushed
--- A plain push's counters: `{rows}` are (queue, priority, jobs) rows.
+-- name: count_moves
+-- Counter changes computed by the driver: `{rows}` are `count_row`s (queue, state, priority,
+-- change), in key order.
 INSERT INTO job_counts (queue_name, state, priority, slot, n)
 VALUES {rows}
 ON DUPLICATE KEY UPDATE n = job_counts.n + VALUES(n);
 
--- name: count_pushed_row
-(%s, 'pending', %s, MOD(CONNECTION_ID(), 16), %s)
+-- name: count_row
+(%s, %s, %s, MOD(CONNECTION_ID(), 16), %s)
+
+-- name: count_completions
+-- Completions counted by the driver: `{rows}` are `completion_row`s (queue, jobs).
+INSERT INTO job_completions (second, queue_name, slot, n)
+VALUES {rows}
+ON DUPLICATE KEY UPDATE n = job_completions.n + VALUES(n);
+
+-- name: completion_row
+(TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP(6)), %s, MOD(CONNECTION_ID(), 16), %s)
+
+-- name: lock_token
+-- A settle's job, locked while it is still processing under the caller's epoch; the counters
+-- move it from there (fail, release).
+SELECT id, queue_name, state, priority FROM job_queue
+WHERE id = %s AND lease_epoch = %s AND state = 'processing'
+FOR UPDATE;
+
+-- name: lock_any
+-- The jobs of `{ids}` in any state, locked in id order (delete).
+SELECT id, queue_name, state, priority FROM job_queue WHERE id IN ({ids}) ORDER BY id FOR UPDATE;
+
+-- name: recount_table
+-- `recount`, in one consistent snapshot with `recount_counters`: the jobs as they are...
+SELECT queue_name, state, priority, COUNT(*) FROM job_queue GROUP BY queue_name, state, priority;
+
+-- name: recount_counters
+-- ... and as the counters have them.
+SELECT queue_name, state, priority, SUM(n) FROM job_counts GROUP BY queue_name, state, priority;
 
 -- name: get_migration_lock
 -- A server-wide named lock, so processes starting together migrate one at a time.
@@ -366,7 +375,7 @@ LIMIT %s;
 -- of the ready index, and STRAIGHT_JOIN makes the locking read probe the primary key for those
 -- candidates only (joined the other way round, the locking read would walk the ready index and
 -- lock every ready row). Rows another reserver holds are skipped; the rest are re-checked.
-SELECT j.id FROM (
+SELECT j.id, j.queue_name, j.state, j.priority FROM (
     SELECT id FROM job_queue
     WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues})
       AND available_at <= UTC_TIMESTAMP(6)
@@ -379,7 +388,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: reserve_lock
 -- Lock the candidates that are still ready, skipping those another reserver holds.
-SELECT id FROM job_queue
+SELECT id, queue_name, state, priority FROM job_queue
 WHERE id IN ({ids}) AND state IN ('pending', 'retrying') AND waiting_on = 0
   AND available_at <= UTC_TIMESTAMP(6)
 FOR UPDATE SKIP LOCKED;
@@ -394,7 +403,7 @@ WHERE id IN ({ids});
 
 -- name: reserve_job_lock
 -- Lock one given job if it is ready now (waiting for a reserver that merely looked at it).
-SELECT id FROM job_queue
+SELECT id, queue_name, state, priority FROM job_queue
 WHERE id = %s AND state IN ('pending', 'retrying') AND waiting_on = 0
   AND available_at <= UTC_TIMESTAMP(6)
 FOR UPDATE;
@@ -422,34 +431,20 @@ WHERE id IN ({ids}) AND state = 'processing' AND (id, lease_epoch) IN ({pairs});
 -- name: lease_states
 SELECT id, state, lease_epoch FROM job_queue WHERE id IN ({ids});
 
--- name: complete
--- The exception of an earlier attempt (or a postponement's reason) is cleared; a history that
--- exists (the job failed before) gets its closing entry, none is started.
-UPDATE job_queue
-SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(
-        IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
-        JSON_OBJECT('attempt', attempts, 'worker', lease_owner,
-        'started_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) / 1000000,
-        'ended_at', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000,
-        'outcome', 'completed', 'error', NULL))),
-    state = 'completed', result = %s, completed_at = UTC_TIMESTAMP(6),
-    updated_at = UTC_TIMESTAMP(6), progress = 100, lease_owner = NULL, lease_expires_at = NULL,
-    exception = NULL,
-    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
-    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
-        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
-WHERE id = %s AND lease_epoch = %s AND state = 'processing';
-
 -- name: complete_lock
 -- complete_many, step 1: lock the batch's rows still processing (in id order, so concurrent
--- batches do not deadlock each other) and read their epochs: under these locks the conditional
--- UPDATE that follows changes exactly the rows whose (id, epoch) this returns.
-SELECT id, lease_epoch FROM job_queue WHERE id IN ({ids}) AND state = 'processing'
+-- batches do not deadlock each other) and read their epochs, queue and priority: under these
+-- locks the UPDATE that follows completes exactly the rows whose epoch the caller holds, and
+-- the counters move them.
+SELECT id, lease_epoch, queue_name, state, priority FROM job_queue
+WHERE id IN ({ids}) AND state = 'processing'
 ORDER BY id FOR UPDATE;
 
 -- name: complete_many
--- complete_many, step 2: `complete` for every (id, epoch) pair; `{result}` is NULL or a
--- `CASE WHEN id = %s AND lease_epoch = %s THEN %s … END` (the first item of a pair wins).
+-- complete_many, step 2: `complete` for the ids whose epoch step 1 matched (locked, so
+-- still processing at that epoch: no epoch test here, whose row-constructor IN list cost the
+-- range optimizer more than the rest of the batch); `{result}` is NULL or a
+-- `CASE id WHEN %s THEN %s … END` (the first item of a job wins).
 UPDATE job_queue
 SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(
         IF(JSON_VALID(attempt_history), attempt_history, '[]'), '$',
@@ -463,18 +458,15 @@ SET attempt_history = IF(attempt_history IS NULL, NULL, JSON_ARRAY_APPEND(
     idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
     idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
         INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
-WHERE id IN ({ids}) AND state = 'processing' AND (id, lease_epoch) IN ({pairs});
+WHERE id IN ({ids}) AND state = 'processing';
 
 -- name: claim_edges_many
--- complete_many, step 3: `claim_edges` for the batch's jobs that are completed now. A job of
--- the batch completed earlier (a stale or repeated token) has no unsatisfied edge left: its
--- own completion satisfied them, and a child pushed later saw it completed (see lock_parents).
+-- complete_many, step 3: `claim_edges` for the batch's jobs completed by step 2.
 -- A single-table UPDATE probing the edges' primary key per id (semi-consistent, like
 -- claim_edges: a child being pushed right now is skipped, not waited for); nothing to find
 -- costs next to nothing.
 UPDATE job_dependencies SET satisfied = 2
-WHERE depends_on IN ({ids}) AND satisfied = 0
-  AND depends_on IN (SELECT id FROM job_queue WHERE id IN ({ids}) AND state = 'completed');
+WHERE depends_on IN ({ids}) AND satisfied = 0;
 
 -- name: release_claimed_many
 -- complete_many, step 4: each child loses one wait per claimed edge (a child of two jobs of
@@ -513,7 +505,8 @@ SELECT job_id FROM job_dependencies WHERE depends_on = %s;
 
 -- name: lock_pending
 -- The dependents a failed or cancelled job takes down with it.
-SELECT id FROM job_queue WHERE id IN ({ids}) AND state = 'pending' ORDER BY id FOR UPDATE;
+SELECT id, queue_name, state, priority FROM job_queue WHERE id IN ({ids}) AND state = 'pending'
+ORDER BY id FOR UPDATE;
 
 -- name: cancel_dependents
 UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
@@ -555,7 +548,8 @@ UPDATE job_queue SET progress = %s, updated_at = UTC_TIMESTAMP(6)
 WHERE id = %s AND lease_epoch = %s AND state = 'processing';
 
 -- name: expired_leases
-SELECT id FROM job_queue
+-- Locked with what the counters need: where each job goes (see recover_expired).
+SELECT id, queue_name, state, priority, attempts >= max_attempts FROM job_queue
 WHERE state = 'processing' AND lease_expires_at < UTC_TIMESTAMP(6)
 ORDER BY id
 FOR UPDATE SKIP LOCKED;
@@ -585,8 +579,9 @@ SET attempt_history = JSON_ARRAY_APPEND(IF(JSON_VALID(attempt_history), attempt_
 WHERE id IN ({ids}) AND state = 'processing';
 
 -- name: worker_leases
--- The jobs a dead worker process still holds (state and owner fence them).
-SELECT id FROM job_queue
+-- The jobs a dead worker process still holds (state and owner fence them), with what the
+-- counters need (see recover_worker).
+SELECT id, queue_name, state, priority, attempts >= max_attempts FROM job_queue
 WHERE state = 'processing' AND lease_owner = %s
 ORDER BY id
 FOR UPDATE;
@@ -626,24 +621,6 @@ WHERE id IN ({ids}) AND state = 'processing' AND lease_owner = %s;
 SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), min(available_at)) FROM job_queue
 WHERE state IN ('pending', 'retrying') AND waiting_on = 0 AND queue_name IN ({queues});
 
--- name: cancel
-UPDATE job_queue SET state = 'cancelled', exception = %s, updated_at = UTC_TIMESTAMP(6),
-    lease_owner = NULL, lease_expires_at = NULL,
-    idempotency_key = IF(idempotency_mode = 'finished', NULL, idempotency_key),
-    idempotency_expires_at = IF(idempotency_mode = 'window', DATE_ADD(UTC_TIMESTAMP(6),
-        INTERVAL ROUND(idempotency_window * 1000000) MICROSECOND), idempotency_expires_at)
-WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
-
--- name: retry
-UPDATE job_queue
-SET state = 'pending', attempts = 0, available_at = UTC_TIMESTAMP(6),
-    updated_at = UTC_TIMESTAMP(6), failed_at = NULL, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = %s AND state IN ('failed', 'cancelled');
-
--- name: set_priority
-UPDATE job_queue SET priority = %s, updated_at = UTC_TIMESTAMP(6)
-WHERE id = %s AND state IN ('pending', 'retrying', 'processing');
-
 -- name: delete
 DELETE FROM job_queue WHERE id = %s;
 
@@ -653,8 +630,10 @@ DELETE FROM job_dependencies WHERE job_id = %s;
 -- name: bulk_lock
 -- The jobs of a page that `apply_many` may change, locked (in primary-key order) until the
 -- statement below commits in the same transaction: MySQL has no RETURNING, so the ids
--- changed are the ids locked here. `{states}` are the states the action applies to.
-SELECT id FROM job_queue WHERE id IN ({ids}) AND state IN ({states}) FOR UPDATE;
+-- changed are the ids locked here, and their queue, state and priority are what the counters
+-- move. `{states}` are the states the action applies to.
+SELECT id, queue_name, state, priority FROM job_queue WHERE id IN ({ids}) AND state IN ({states})
+ORDER BY id FOR UPDATE;
 
 -- name: bulk_retry
 -- `retry` for the ids `bulk_lock` returned.
@@ -705,14 +684,22 @@ WHERE second >= TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP()) - 60 GROUP 
 DELETE FROM job_completions
 WHERE second < TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP()) - 120;
 
--- name: prune
--- Parameters: completed age, failed age (µs), the most rows to delete in this statement.
-DELETE FROM job_queue
+-- name: prune_lock
+-- The finished jobs old enough to go, at most the given number, locked with what the counters
+-- need; `prune_delete` then deletes exactly these. Parameters: completed age, failed age (µs),
+-- the most rows.
+SELECT id, queue_name, state, priority FROM job_queue
 WHERE (state = 'completed'
        AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
    OR (state IN ('failed', 'cancelled')
        AND COALESCE(failed_at, updated_at) < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
-LIMIT %s;
+LIMIT %s
+FOR UPDATE SKIP LOCKED;
+
+-- name: prune_delete
+-- The jobs `prune_lock` locked (it skips a row another transaction holds: the next prune
+-- takes it).
+DELETE FROM job_queue WHERE id IN ({ids});
 
 -- name: prune_count
 SELECT COUNT(*) FROM job_queue
