@@ -302,3 +302,35 @@ def test_a_warmed_up_worker_reads_no_queue_limits_on_its_first_job(
     kinds.clear()
     assert worker.run().completed == 1
     assert QUEUE_LIMITS not in kinds
+
+
+def test_a_recycling_worker_writes_nothing_to_the_store_after_it_says_it_leaves(
+        manager: QueueManager) -> None:
+    """Issue #17: the moment a recycled worker says it leaves, its replacement starts to
+    reserve. Its registry entry and its last statistics are written before that, so none of
+    its writes comes between the replacement's reservations (SQLite has one writer at a time,
+    and a writer that finds the lock taken sleeps 1, 2, 5 ms and more)."""
+    from taskqueue.observability.stats import StatsRecorder
+
+    for _ in range(5):
+        t.add.delay(1, 2)
+    StatsRecorder.install(manager)  # as a `taskqueue work` worker has
+    calls: list[str] = []
+
+    class Recycling(Worker):
+        def request_stop(self, reason: str = "stop requested") -> None:
+            calls.append("leaving")
+            super().request_stop(reason)
+
+    worker = Recycling(manager, WorkerOptions(queues=["default"], max_jobs=3))
+    counting(worker.driver, "registry_put", calls)
+    counting(worker.driver, "registry_remove", calls)
+    summary = worker.run()
+    assert summary.completed == 3
+    assert "max-jobs" in summary.stop_reason
+    leaving = calls.index("leaving")
+    assert calls[leaving + 1:] == []  # nothing written after the note
+    # written before it: the status entry (and pause switch) removed, the statistics stored
+    assert calls[:leaving].count("registry_remove") == 2
+    assert "registry_put" in calls[:leaving]
+    assert manager.driver.registry_list("worker") == []

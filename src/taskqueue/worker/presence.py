@@ -93,6 +93,8 @@ class Presence:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._after: threading.Event | None = None
+        #: The entry and the pause switch were removed (``leave``): not again.
+        self._left = False
 
     # -- asked for in this process (signal handlers: only flags) ---------------------------------
     def want(self, paused: bool) -> None:
@@ -130,9 +132,12 @@ class Presence:
             self._published, self._published_at = steady, time.monotonic()
 
     def leave(self) -> None:
-        """The worker is stopping: its entry and its pause switch go."""
+        """The worker is stopping: its entry and its pause switch go (once: a recycled worker
+        removes them before it says it leaves, and its shutdown does not write again)."""
         self.stop()
-        forget_worker(self.driver, self.worker_id)
+        if not self._left:
+            forget_worker(self.driver, self.worker_id)
+            self._left = True
 
     # -- thread -----------------------------------------------------------------------------------
     def start(self, after: threading.Event | None = None) -> None:

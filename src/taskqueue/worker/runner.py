@@ -312,10 +312,12 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             if reason := self._recycle_reason():
-                # settle this life's last completions before saying it leaves: the
-                # replacement's first reservation does not queue behind them (SQLite's write
-                # lock, row locks)
+                # settle this life's last completions, remove its status entry and write its
+                # last statistics before saying it leaves: the replacement's first
+                # reservations do not queue behind those writes (SQLite's write lock, whose
+                # waiters sleep 1, 2, 5 ms and more; row locks)
                 self.flush_acks()
+                self._leave_store()
                 self.request_stop(reason)
                 break
             if self._paused.is_set():
@@ -361,6 +363,15 @@ class Worker:
                 # (a dependent that completions still on their way release rings the store's
                 # wake-up, as a push does: this wait returns for it)
                 self._wait_for_work(self.options.poll_interval)
+
+    def _leave_store(self) -> None:
+        """The store-side goodbye of a worker that recycles: its registry entries go and its
+        statistics recorder writes what it holds (its shutdown then has nothing to write)."""
+        with contextlib.suppress(DriverUnavailable):  # the shutdown tries again
+            self.presence.leave()
+        recorder = getattr(self.manager, "stats_recorder", None)
+        if recorder is not None:
+            recorder.flush()  # (logs a store error and keeps the figures for the next try)
 
     def _wait_acknowledged(self, timeout: float) -> None:
         """Until no completion awaits its acknowledgement (at most ``timeout`` seconds)."""
