@@ -124,3 +124,12 @@ def test_a_batch_is_counted_job_by_job(manager: QueueManager) -> None:
               manager.stats_recorder._minutes.values() for q, tasks in minute.items()
               for t, f in tasks.items()}
     assert counts == {("default", "bulk_push.add"): 705, ("other", "bulk_push.add"): 1}
+
+
+def test_a_batch_returns_a_working_handle_per_job(manager: QueueManager) -> None:
+    from taskqueue.jobs.handle import JobHandle
+
+    handles = manager.push_many([add.s(i) for i in range(40)])
+    assert all(type(h) is JobHandle and h.manager is manager for h in handles)
+    assert [h.state for h in handles[:2]] == [State.PENDING, State.PENDING]
+    assert handles[3].record().id == handles[3].id == str(handles[3])

@@ -210,7 +210,7 @@ class Client:
                 ids[index] = self._debounce(job, job_id)
         if run:
             recorder.enqueued(queue, name, now, run)
-        return [JobHandle(i, self) for i in ids]
+        return JobHandle.many(ids, self)
 
     def _debounce(self, job: NewJob, existing_id: str) -> str:
         """Give the pending duplicate ``existing_id`` this job's arguments and delay."""
@@ -235,14 +235,16 @@ class Client:
         out: list[NewJob] = []
         run: list[Call] = []  # consecutive calls of one task with equal options
         settled: Settled | None = None
+        name, options = "", None
         for job in jobs:
             call = job.to_call() if isinstance(job, Job) else job
-            if settled is None or call.name != run[0].name or (
-                    call.options is not run[0].options and call.options != run[0].options):
+            if settled is None or call.name != name or (
+                    call.options is not options and call.options != options):
                 if settled is not None:
                     out += self._build_run(run, settled)
                     run = []
                 settled = self._settled(call, overrides)
+                name, options = call.name, call.options
             run.append(call)
         if settled is not None:
             out += self._build_run(run, settled)

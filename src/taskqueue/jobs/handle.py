@@ -6,6 +6,7 @@ the three calls of :class:`HandleOwner`, so this pure layer names no client.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from taskqueue.jobs.model import JobRecord
@@ -31,6 +32,18 @@ class JobHandle(str):
         handle = str.__new__(cls, job_id)
         handle.manager = manager
         return handle
+
+    @classmethod
+    def many(cls, job_ids: Iterable[str], manager: HandleOwner) -> list[JobHandle]:
+        """A handle for each id (a bulk push's): what ``JobHandle(id, manager)`` makes, without
+        a call of ``__new__`` per handle."""
+        new = str.__new__
+        out: list[JobHandle] = []
+        for job_id in job_ids:
+            handle = new(cls, job_id)
+            handle.manager = manager
+            out.append(handle)
+        return out
 
     @property
     def id(self) -> str:
