@@ -321,3 +321,22 @@ def test_a_single_plain_push_stores_the_row_the_general_path_stores(tmp_path: Pa
     assert driver.stats()["q"].counts[State.PENDING] == 4
     assert not driver._conn.in_transaction
     driver.close()
+
+
+def test_prune_reads_finished_jobs_from_their_indexes(tmp_path: Path) -> None:
+    """A prune (and its dry-run count) reads ranges of the finished jobs' indexes, never the
+    whole table: at 200,000 jobs a prune that found nothing scanned every row under the write
+    lock (~45 ms of CPU per call)."""
+    import sqlite3
+
+    from taskqueue.drivers.sqlite import Q
+
+    path = tmp_path / "store.db"
+    driver = SQLiteDriver(str(path))
+    driver.migrate()
+    driver.close()
+    with sqlite3.connect(path) as conn:
+        for name, args in (("prune", (1.0, 2.0, 100)), ("prune_count", (1.0, 2.0))):
+            plan = [str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {Q[name]}", args)]
+            assert not any(step.startswith("SCAN job_queue") for step in plan), (name, plan)
+            assert {"idx_done_completed", "idx_done_failed"} <= set(" ".join(plan).split())
