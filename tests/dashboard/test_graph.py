@@ -42,3 +42,24 @@ def test_graph_of_a_dag_spread_over_10000_jobs_is_whole(sqlite_manager: QueueMan
         answer = session.get(f"/api/jobs/{focus}/graph")
         assert answer.status_code == 200, answer.text
         check_whole(answer.json(), ids)
+
+
+def test_a_graph_past_scan_nodes_is_cut_upstream_and_downstream(
+        sqlite_manager: QueueManager, monkeypatch: Any) -> None:
+    """A chain of 9 jobs read with room for 5: from the middle, the walk up and the walk
+    down each stop at the limit and say so."""
+    from taskqueue.dashboard import detail
+
+    ids = [uuid7() for _ in range(9)]
+    sqlite_manager.driver.push([
+        NewJob(id=job_id, name="app.step", payload=b"{}",
+               dependencies=(ids[i - 1],) if i else ()) for i, job_id in enumerate(ids)])
+    monkeypatch.setattr(detail, "SCAN_NODES", 5)
+    middle = sqlite_manager.require(ids[4])
+    graph = detail.graph_for_job(sqlite_manager, middle)
+    assert graph["truncated"] is True and len(graph["nodes"]) == 5
+    assert ids[4] in {n["id"] for n in graph["nodes"]}
+    top = detail.graph_for_job(sqlite_manager, sqlite_manager.require(ids[0]))
+    assert top["truncated"] is True and [n["id"] for n in top["nodes"]] == sorted(ids[:5])
+    bottom = detail.graph_for_job(sqlite_manager, sqlite_manager.require(ids[8]))
+    assert bottom["truncated"] is True and [n["id"] for n in bottom["nodes"]] == sorted(ids[4:])

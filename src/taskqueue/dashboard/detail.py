@@ -126,11 +126,7 @@ def _upstream(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
     """The jobs the nodes depend on, one read per level."""
     wanted = sorted({d for r in nodes.values() for d in r.dependencies} - nodes.keys())
     while wanted:
-        if len(nodes) + len(wanted) > SCAN_NODES:
-            wanted = wanted[:SCAN_NODES - len(nodes)]
-            cut = True
-        else:
-            cut = False
+        wanted, cut = _room(nodes, wanted)
         found = _read(driver, wanted)
         nodes.update((r.id, r) for r in found)
         if cut:
@@ -142,19 +138,19 @@ def _upstream(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
 def _downstream(driver: Driver, nodes: dict[str, GraphNode]) -> bool:
     frontier = list(nodes)
     while frontier:
-        found = [c for c in driver.dependents(frontier) if c not in nodes]
-        if len(nodes) + len(found) > SCAN_NODES:
-            found = found[:SCAN_NODES - len(nodes)]
-            cut = True
-        else:
-            cut = False
+        found, cut = _room(nodes, [c for c in driver.dependents(frontier) if c not in nodes])
         records = _read(driver, found)
-        for child in records:
-            nodes[child.id] = child
+        nodes.update((r.id, r) for r in records)
         if cut:
             return True
         frontier = [r.id for r in records]
     return False
+
+
+def _room(nodes: dict[str, GraphNode], ids: list[str]) -> tuple[list[str], bool]:
+    """``ids`` cut to the room ``SCAN_NODES`` leaves beside ``nodes``, and whether it cut."""
+    room = SCAN_NODES - len(nodes)
+    return (ids[:room], True) if len(ids) > room else (ids, False)
 
 
 def _read(driver: Driver, ids: list[str]) -> list[GraphNode]:
