@@ -30,6 +30,10 @@ from pathlib import Path
 
 #: Spares kept per process (a worker writes a record or two at a time; threads share them).
 KEEP = 8
+#: A spare is reused only while this many are kept, the oldest first: the rename that replaced
+#: its record started writing that record back (ext4's ``auto_da_alloc``), and truncating a
+#: file waits for its write-back, so the spare reused is the one kept longest ago.
+SLACK = 4
 
 
 class Spares:
@@ -51,9 +55,9 @@ class Spares:
         while True:
             with self._guard:
                 pool = self._pool()
-                if not pool:
+                if len(pool) < SLACK:
                     return None
-                path = pool.pop()
+                path = pool.pop(0)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             except OSError:
