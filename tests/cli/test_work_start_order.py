@@ -22,6 +22,9 @@ order = []
 spawn, from_settings = Supervisor.spawn, work.QueueManager.from_settings.__func__
 
 def spawning(self, slot):
+    import signal
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        order.append("SIGTERM not handled yet")
     order.append("worker forked")
     return spawn(self, slot)
 
@@ -71,3 +74,13 @@ def test_the_supervisor_connection_does_not_check_the_schema_again(tmp_path: Pat
     order = run_work(f"sqlite:///{tmp_path / 'q.db'}", "--json")
     assert "supervisor process connection" in order
     assert "its schema checked again" not in order, order
+
+
+def test_stop_signals_are_handled_before_the_first_worker_is_forked(tmp_path: Path) -> None:
+    """Between forking the workers and running its loop, `taskqueue work` opens a connection
+    of its own (a store round trip or an outage's wait): a SIGTERM then (systemd stopping the
+    unit while the first jobs run) killed the supervisor outright, exit -15, its workers'
+    jobs cut off. Its handlers are in place before the first fork."""
+    order = run_work(f"sqlite:///{tmp_path / 'q.db'}", "--json")
+    assert "worker forked" in order
+    assert "SIGTERM not handled yet" not in order, order

@@ -254,6 +254,9 @@ class Supervisor:
         opens connections of its own calls it first, so they are not on the first job's way."""
         if self.started_at:
             return
+        # stop signals are ours before any worker exists: `taskqueue work` opens its own
+        # connection between launch() and run(), and a SIGTERM then must stop gracefully
+        self._install_signals()
         self.start()
         self.started_at = time.monotonic()
         open_patiently(self.driver, "taskqueue work")
@@ -261,7 +264,6 @@ class Supervisor:
             self.spawn(slot)
 
     def run(self, tick: Callable[[], None] | None = None) -> list[WorkerSummary]:
-        self._install_signals()
         try:
             self.launch()
             while any(not s.finished for s in self.slots) or self.leaving:
