@@ -343,21 +343,30 @@ def id_suffix(number: int) -> str:
     return f"{number:06x}"
 
 
+#: Signals that stop a worker by default, which the server itself ignores.
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[], None]) -> int:
     server = os.getpid()
     standby = bool(extra & _STANDBY)
-    if standby:  # blocked across the fork: a SIGCONT sent at once stays pending in the child
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
+    # Blocked across the fork: the server ignores the stop signals, and a child inherits that
+    # until it resets them; a SIGTERM sent before the child first ran (the supervisor stopping
+    # right after it asked for this worker, on a busy machine) was dropped, and the worker then
+    # ran on until the grace period's SIGKILL. Blocked, it stays pending until the reset.
+    # A standby's SIGCONT, sent at once, stays pending until it waits for it.
+    held = {*_STOPS, signal.SIGCONT} if standby else set(_STOPS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
     pid = os.fork()
     if pid:
-        if standby:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         return pid
     code = 1
     try:
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGCHLD, *_STOPS):
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         plumbing()
         from taskqueue.worker.child import run_worker
 
