@@ -144,6 +144,11 @@ def preload() -> None:
     "localhost".encode("idna")
 
 
+def _best_first(job: JobRecord) -> tuple[int, datetime, str]:
+    """The order reserved jobs are handed out in: highest priority, then oldest due, then id."""
+    return -job.priority, job.available_at, job.id
+
+
 class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
     name = "redis"
 
@@ -434,7 +439,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
                     jobs = self._take([(queues[0], limit)], worker_id, lease_us)
             else:
                 jobs = self._take_across(queues, worker_id, limit, lease_us)
-        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        jobs.sort(key=_best_first)
         return jobs
 
     def _from_wait(self, wanted: Primed | None, lease_seconds: float) -> list[JobRecord]:
@@ -571,7 +576,7 @@ class RedisDriver(CloseHooks, _views.ReadsEveryMatch):
             answers, reply = self._complete_all(
                 items, ("reserve", queues[0], [worker_id, lease_us, limit]))
             jobs = self._taken([queues[0]], [reply])
-        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+        jobs.sort(key=_best_first)
         return answers, jobs
 
     def _complete_all(self, items: Sequence[tuple[LeaseToken, str | None]],

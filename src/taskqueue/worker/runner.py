@@ -146,6 +146,12 @@ class WorkerSummary:
         return self.processed / self.elapsed if self.elapsed > 0 else 0.0
 
 
+def _averaged(average: float, started: float) -> float:
+    """A moving average of durations (the last one counting a fifth) with the one that began at
+    ``started`` (``time.monotonic()``) and ends now."""
+    return 0.8 * average + 0.2 * (time.monotonic() - started)
+
+
 def check_body(body: Any) -> None:
     """A payload must decode to a JSON object whose reserved keys have the right types;
     anything else (a hostile or corrupted row) is dead-lettered, never run."""
@@ -474,14 +480,13 @@ class Worker:
             started = time.monotonic()
             batch = self.driver.reserve(self.worker_id, queues, size, self.lease)
             if not batch:
-                self._empty_seconds = (0.8 * self._empty_seconds
-                                       + 0.2 * (time.monotonic() - started))
+                self._empty_seconds = _averaged(self._empty_seconds, started)
             return batch
         pending = self._take_acks()
         started = time.monotonic()
         answer = self._send_acks(pending, self._combined.complete_and_reserve, self.worker_id,
                                  queues, size, self.lease)
-        self._ack_seconds = 0.8 * self._ack_seconds + 0.2 * (time.monotonic() - started)
+        self._ack_seconds = _averaged(self._ack_seconds, started)
         accepted, batch = answer if answer is not None else (None, [])
         self._acknowledged(pending, accepted)
         return batch
@@ -676,7 +681,7 @@ class Worker:
         if pending:
             started = time.monotonic()
             accepted = self._send_acks(pending, self.driver.complete_many)
-            self._ack_seconds = 0.8 * self._ack_seconds + 0.2 * (time.monotonic() - started)
+            self._ack_seconds = _averaged(self._ack_seconds, started)
             self._acknowledged(pending, accepted)
 
     def _ack_idle(self, hold: bool = False) -> None:
