@@ -17,7 +17,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from taskqueue.drivers import Driver, JobFilter, open_driver  # noqa: E402
-from taskqueue.errors import DriverError  # noqa: E402
+from taskqueue.errors import Conflict, DriverError  # noqa: E402
 from taskqueue.jobs.model import JobRecord, LeaseToken  # noqa: E402
 from taskqueue.jobs.states import State  # noqa: E402
 from tests.backends import postgres_url  # noqa: E402
@@ -374,3 +374,40 @@ def test_a_reservation_commits_durably(pg: Driver) -> None:
     with pg._pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
         assert len(conn.execute(reserve, params).fetchall()) == 2
         assert conn.execute("SHOW synchronous_commit").fetchall() == [("on",)]
+
+
+def _fail_inserts(pg_url: str, times: int, sqlstate: str) -> None:
+    """Make the first ``times`` jobs inserted into the schema's table fail with ``sqlstate``
+    (a trigger counting with a sequence, which a rollback does not undo)."""
+    base, schema = pg_url.split("?schema=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SEQUENCE "{schema}".inserts_seen')
+        conn.execute(f'''CREATE FUNCTION "{schema}".fail_insert() RETURNS trigger
+            LANGUAGE plpgsql AS $$ BEGIN
+                IF nextval('"{schema}".inserts_seen') <= {times} THEN
+                    RAISE EXCEPTION 'simulated %', '{sqlstate}' USING ERRCODE = '{sqlstate}';
+                END IF;
+                RETURN NEW;
+            END $$''')
+        conn.execute(f'CREATE TRIGGER fail_insert BEFORE INSERT ON "{schema}".job_queue '
+                     f'FOR EACH ROW EXECUTE FUNCTION "{schema}".fail_insert()')
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+def test_a_push_rolled_back_by_a_deadlock_or_serialization_failure_is_retried(
+        pg_url: str, pg: Driver, sqlstate: str) -> None:
+    """The server rolled the whole statement back, so the driver runs it again: a deadlock
+    (40P01) or a serialization failure (40001). psycopg gives each its own class, outside its
+    TransactionRollback (40000 only): they used to surface as DriverUnavailable at once."""
+    _fail_inserts(pg_url, 1, sqlstate)
+    single, batch = new(), [new() for _ in range(100)]
+    assert pg.push([single]) == [single.id]
+    assert pg.push(batch) == [job.id for job in batch]
+    assert pg.count(JobFilter()) == 101
+
+
+def test_a_push_that_keeps_deadlocking_is_a_conflict(pg_url: str, pg: Driver) -> None:
+    _fail_inserts(pg_url, 3, "40P01")
+    with pytest.raises(Conflict, match="rolled back by a concurrent change"):
+        pg.push([new()])
+    assert pg.count(JobFilter()) == 0

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
@@ -23,11 +22,22 @@ Connection = psycopg.Connection[TupleRow]
 _TRUST_QUIET = 30.0
 
 
+#: SQLSTATEs of a transaction the server rolled back because of a concurrent one (a
+#: serialization failure, a deadlock): none of it happened, so it may run again. psycopg makes
+#: each its own subclass of OperationalError; its ``TransactionRollback`` is 40000 alone.
+ROLLED_BACK = frozenset({"40000", "40001", "40P01"})
+
+
+def rolled_back(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says the server rolled the transaction back for a concurrent one."""
+    return exc.sqlstate in ROLLED_BACK
+
+
 def translate(exc: psycopg.Error, where: str) -> TaskQueueError:
     """The taskqueue error for a psycopg one (messages never carry the password)."""
     if isinstance(exc, psycopg.IntegrityError):
         return Conflict(f"postgres: {exc}")
-    if isinstance(exc, pg_errors.TransactionRollback):
+    if rolled_back(exc):
         return Conflict(f"postgres: {exc} (rolled back by a concurrent change)")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return DriverUnavailable(f"postgres at {where} is unavailable: {exc}".strip())

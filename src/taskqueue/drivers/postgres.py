@@ -21,13 +21,12 @@ from functools import cache
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow, tuple_row
 
 from taskqueue.drivers import _attempts, _postgres_copy, _registry, _sql, _views
-from taskqueue.drivers._postgres_pool import Connection, Pool, translate
+from taskqueue.drivers._postgres_pool import Connection, Pool, rolled_back, translate
 from taskqueue.drivers._postgres_url import split_url
 from taskqueue.drivers._postgres_wait import Waiter
 from taskqueue.drivers.base import (
@@ -154,11 +153,9 @@ class PostgresDriver(CloseHooks):
                         return work(cur)
                     with conn.transaction():
                         return work(cur)
-            except pg_errors.TransactionRollback as exc:
-                if attempt == _ATTEMPTS:
-                    raise translate(exc, self._pool.where) from exc
             except psycopg.Error as exc:
-                raise translate(exc, self._pool.where) from exc
+                if attempt == _ATTEMPTS or not rolled_back(exc):
+                    raise translate(exc, self._pool.where) from exc
         raise AssertionError("unreachable")
 
     def _fetch(self, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
