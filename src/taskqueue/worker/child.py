@@ -158,6 +158,8 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     signals.install(worker, supervised=True)
     if paused:
         worker.pause()
+    # what the supervisor sent since the fork, held until now (forkserver.py), is acted on
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.CONTROLS)
 
     def orphaned(signum: int, frame: Any) -> None:
         if worker.stop_now(ORPHANED):  # running and reserved jobs are handed back

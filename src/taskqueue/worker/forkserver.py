@@ -66,6 +66,10 @@ _FRAME = struct.Struct("=iii")
 _SUFFIX, _STANDBY, _PAUSED = 0xFFFFFF, 1 << 30, 1 << 29  # the third int of SPAWN
 #: Seconds a fresh server may take to import the app before it is called broken.
 READY_TIMEOUT = 60.0
+#: Signals that stop a worker by default, which the server itself ignores.
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Every signal the server ignores: sent to the whole process group, they are the supervisor's.
+GROUP_SIGNALS = (*_STOPS, *signals.CONTROLS)
 
 
 class ForkServerError(RuntimeError):
@@ -272,8 +276,7 @@ def serve(sock: socket.socket, recipe: Recipe, supervisor: int) -> int:
     die_with_parent(signal.SIGKILL, supervisor, thread=False)
     # a signal to the whole group (the terminal's ^C, systemd's stop of every process in the
     # unit, `kill -TERM -PGID`) is the supervisor's to handle: the server leaves with it
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP,
-                   *(s for s in (signals.PAUSE, signals.RESUME) if s is not None)):
+    for signum in GROUP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)  # (a worker keeps these until it handles them)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -343,19 +346,19 @@ def id_suffix(number: int) -> str:
     return f"{number:06x}"
 
 
-#: Signals that stop a worker by default, which the server itself ignores.
-_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 
 def _fork_worker(recipe: Recipe, region: int, extra: int, plumbing: Callable[[], None]) -> int:
     server = os.getpid()
     standby = bool(extra & _STANDBY)
-    # Blocked across the fork: the server ignores the stop signals, and a child inherits that
-    # until it resets them; a SIGTERM sent before the child first ran (the supervisor stopping
-    # right after it asked for this worker, on a busy machine) was dropped, and the worker then
-    # ran on until the grace period's SIGKILL. Blocked, it stays pending until the reset.
-    # A standby's SIGCONT, sent at once, stays pending until it waits for it.
-    held = {*_STOPS, signal.SIGCONT} if standby else set(_STOPS)
+    # Blocked across the fork: the server ignores every signal a worker acts on, and a child
+    # inherits that until it resets them (the stop signals, at once) or installs its handlers
+    # (the supervisor's pause, resume and recycle, once the store is open: run_worker unblocks
+    # them). One sent in that window (the supervisor stopping or pausing right after it asked
+    # for this worker, on a busy machine) was dropped: a SIGTERM let the worker run on until
+    # the grace period's SIGKILL, a pause let it take jobs. Blocked, it stays pending (Linux
+    # keeps a blocked signal even while it is ignored). A standby's SIGCONT, sent at once,
+    # stays pending until it waits for it.
+    held = {*GROUP_SIGNALS, signal.SIGCONT} if standby else set(GROUP_SIGNALS)
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
     pid = os.fork()
     if pid:

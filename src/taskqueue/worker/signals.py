@@ -26,6 +26,11 @@ _HANDLED = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 #: What a supervisor sends its workers to pause / resume them (None: SIGUSR2 toggles).
 PAUSE: int | None = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else None
 RESUME: int | None = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else None
+#: What a worker acts on besides the stop signals (a supervised worker ignores SIGUSR2). A
+#: forked worker inherits its fork server's SIG_IGN of each: they stay blocked from before the
+#: fork until its handlers are installed (``forkserver._fork_worker``, ``child.run_worker``).
+CONTROLS: tuple[int, ...] = tuple(s for s in (signal.SIGUSR1, signal.SIGUSR2, PAUSE, RESUME)
+                                  if s is not None)
 
 
 class Controllable(Protocol):
@@ -40,6 +45,11 @@ def pause_signal(paused: bool) -> int:
     """The signal a supervisor sends its workers to put them in the ``paused`` state."""
     wanted = PAUSE if paused else RESUME
     return wanted if wanted is not None else signal.SIGUSR2
+
+
+def recycle_signal() -> int:
+    """The signal a supervisor sends its workers to recycle them."""
+    return signal.SIGUSR1
 
 
 def install(worker: Controllable, supervised: bool = False) -> None:
