@@ -36,6 +36,32 @@ def test_wal_is_copied_back_by_the_background_checkpointer(tmp_path: Path) -> No
     assert not thread.is_alive(), "close() stops the checkpoint thread"
 
 
+def test_a_closing_driver_checkpoints_what_it_wrote(tmp_path: Path) -> None:
+    """A short-lived writer (a recycled worker life: ~50 ms) closes before the checkpoint
+    thread's first look; its writes must still reach the database file, or no life ever
+    checkpoints and a running worker's commit copies the whole WAL back at the threshold.
+    Another connection stays open, so SQLite's own checkpoint of a last close does not run."""
+    import sqlite3
+
+    db = tmp_path / "queue.db"
+    keeper = sqlite3.connect(db)
+    driver = SQLiteDriver(db)
+    driver.migrate()
+    keeper.execute("SELECT count(*) FROM job_queue").fetchall()
+    driver.push([NewJob(id=uuid7(), name="t", payload=b"{}", queue_name="last")
+                 for _ in range(20)])
+    driver.close()
+    # immutable: the database file alone, the WAL ignored
+    file_only = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
+    try:
+        ((count,),) = file_only.execute(
+            "SELECT count(*) FROM job_queue WHERE queue_name = 'last'").fetchall()
+    finally:
+        file_only.close()
+        keeper.close()
+    assert count == 20, "the jobs pushed before close() are still only in the WAL"
+
+
 def test_memory_database_has_no_checkpointer() -> None:
     driver = SQLiteDriver(":memory:")
     driver.migrate()
