@@ -137,3 +137,23 @@ def test_jobs_show_lists_the_fields_of_an_undecryptable_job(tmp_path: Path) -> N
     data = json.loads(shown.stdout)
     assert data["id"] == job_id and data["state"] == "pending"
     assert "cannot be read" in data["workflow"]["error"]
+
+
+@pytest.mark.parametrize("args", [
+    ["test", "--queue", ""],
+    ["test", "--queue", "q" * 201],
+    ["queue:pause", "  "],
+    ["queue:resume", "emails", ""],
+    ["work", "--queue", "emails," + "q" * 201, "--stop-when-empty"],
+])
+def test_a_queue_name_no_job_can_have_exits_2_naming_it(tmp_path: Path, args: list[str]) -> None:
+    """A name every push refuses (empty, blank, over 200 characters) is refused by the command
+    too: `test` and `queue:pause` used to print a ValueError traceback and exit 1 (after
+    creating the store), `work` served a queue that can never hold a job, silently."""
+    store = tmp_path / "queue.db"
+    proc = run(f"sqlite:///{store}", *args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "queue name must not be empty" in proc.stderr \
+        or "queue name is 201 characters long; the limit is 200" in proc.stderr, proc.stderr
+    assert not store.exists(), "refused before the store is opened"

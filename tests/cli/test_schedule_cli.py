@@ -97,3 +97,23 @@ def test_intervals_cron_cannot_express_are_added_listed_and_parsed(sqlite_url: s
     assert row["period"]["count"] == 7 and row["text"] == "every 7 minutes"
     zero = taskqueue(sqlite_url, "schedule:parse", "every 0 minutes")
     assert zero.returncode == 2 and "every 0 minutes never repeats" in zero.stderr
+
+
+@pytest.mark.parametrize(("option", "reason"), [
+    (["--queue", ""], "queue name must not be empty"),
+    (["--queue", "q" * 201], "queue name is 201 characters long"),
+    (["--priority", "5000"], "priority 5000 is outside 0..1000"),
+])
+def test_job_options_no_run_could_be_pushed_with_are_refused(sqlite_url: str,
+                                                              option: list[str],
+                                                              reason: str) -> None:
+    """The options a schedule stores are checked as each run's push checks them: they used to
+    be stored, and every run then failed with a traceback in the scheduler's log only."""
+    added = taskqueue(sqlite_url, "schedule:add", "every-second", "--task", "tests.add",
+                      "--every", "every second", *option)
+    assert added.returncode == 2, (added.stdout, added.stderr)
+    errors = [line for line in added.stderr.splitlines() if not line.startswith("note:")]
+    assert errors == [f"error: schedule every-second: {errors[0].split(': ', 2)[2]}"]
+    assert reason in errors[0] and "Traceback" not in added.stderr
+    listed = taskqueue(sqlite_url, "schedule:list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], "nothing was stored"

@@ -12,6 +12,7 @@ from taskqueue.cli.output import (
     emit_json,
     open_manager,
     open_reader,
+    queue_names,
     table,
 )
 from taskqueue.codec import generate_key
@@ -152,7 +153,7 @@ def _load(value: object) -> str:
 
 
 @click.command("queue:pause")
-@click.argument("queues", nargs=-1, required=True)
+@click.argument("queues", nargs=-1, required=True, callback=queue_names)
 @click.pass_context
 def queue_pause(ctx: click.Context, queues: tuple[str, ...]) -> None:
     """Stop all workers everywhere from taking jobs from QUEUES (jobs keep arriving)."""
@@ -164,7 +165,7 @@ def queue_pause(ctx: click.Context, queues: tuple[str, ...]) -> None:
 
 
 @click.command("queue:resume")
-@click.argument("queues", nargs=-1, required=True)
+@click.argument("queues", nargs=-1, required=True, callback=queue_names)
 @click.pass_context
 def queue_resume(ctx: click.Context, queues: tuple[str, ...]) -> None:
     """Let workers take jobs from QUEUES again."""

@@ -16,6 +16,7 @@ from taskqueue.cli.output import (
     get_console,
     open_manager,
     open_reader,
+    queue_names,
     table,
 )
 from taskqueue.drivers import JobFilter
@@ -38,7 +39,7 @@ def _priority(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 @click.command("test")
 @click.option("--jobs", "count", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--queue", default="default", show_default=True)
+@click.option("--queue", default="default", show_default=True, callback=queue_names)
 @click.option("--priority", default="5", show_default=True, callback=_priority,
               help="0..1000 or low/normal/high/urgent.")
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, help="Seconds before due.")

@@ -113,5 +113,18 @@ def import_apps(apps: Sequence[str]) -> None:
                                          param_hint="--app") from exc
 
 
+def queue_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: the queue name (or each of a tuple of them) checked by the rules every
+    push applies (``jobs.names``), so a bad one exits 2 naming it before the store is opened."""
+    from taskqueue.jobs.names import check_queue
+
+    try:
+        for name in (value,) if isinstance(value, str) else value:
+            check_queue(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def csv_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]

@@ -5,8 +5,8 @@ worker takes one, and ``QueueManager`` (the public facade) is one that can also 
 """
 
 from taskqueue.client.client import FOREVER, PAUSED, PRUNE_BATCH, Client
-from taskqueue.client.prepare import delay_seconds
 from taskqueue.client.store import check_schema, check_transactional, codec_from
+from taskqueue.jobs.settle import delay_seconds
 
 __all__ = ["FOREVER", "PAUSED", "PRUNE_BATCH", "Client", "check_schema", "check_transactional",
            "codec_from", "delay_seconds"]

@@ -13,32 +13,20 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from taskqueue.client.fresh import FreshStoreReads, open_for_reading
-from taskqueue.client.prepare import (
-    Settled,
-    delay_seconds,
-    plain,
-    settle_key,
-    timeout_seconds,
-)
+from taskqueue.client.prepare import settle_key
 from taskqueue.client.store import check_transactional, codec_from
 from taskqueue.codec import Codec, dumps, loads
 from taskqueue.config import Settings, resolve
 from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
 from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPayload
-from taskqueue.jobs.body import RUN_OPTION_NAMES, RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
-from taskqueue.jobs.definition import Call, Job, check_options
+from taskqueue.jobs.body import RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
+from taskqueue.jobs.definition import Call, Job
 from taskqueue.jobs.handle import JobHandle
 from taskqueue.jobs.ids import uuid7, uuid7_many
 from taskqueue.jobs.model import Attempt, JobRecord, NewJob, attempts_of, jobs_like
-from taskqueue.jobs.names import (
-    check_key,
-    check_queue,
-    check_routed_queue,
-    check_tags,
-    check_task_name,
-)
+from taskqueue.jobs.names import check_key, check_queue
 from taskqueue.jobs.priority import validate_priority
-from taskqueue.jobs.routing import routing_queue
+from taskqueue.jobs.settle import Settled, settle
 from taskqueue.jobs.states import FINISHED, State
 from taskqueue.jobs.unreadable import unreadable
 from taskqueue.observability.events import JOB_ENQUEUED, Event, EventBus
@@ -64,6 +52,19 @@ FOREVER = 100 * 365 * 24 * 3600.0
 PRUNE_BATCH = 2000
 #: Distinct option sets a client remembers settled (``_settled``); past that it starts over.
 SETTLED_KEPT = 256
+
+
+def _settle(call: Call, overrides: dict[str, Any]) -> Settled:
+    """``settle``, and what only a push decides: the keyword a ``pass_result`` job with
+    dependencies receives their results under, checked against its task's signature."""
+    settled = settle(call, overrides)
+    opts = settled.opts
+    if not (opts.get("pass_result") and opts.get("depends_on")):
+        return settled
+    keyword = result_keyword(opts["pass_result"], len(opts["depends_on"]))
+    check_receiver(call.name, keyword)
+    return replace(settled, opts={**opts, "pass_result": keyword},
+                   run_options={**settled.run_options, "pass_result": keyword})
 
 
 class Client:
@@ -287,7 +288,7 @@ class Client:
         key = settle_key(call.name, call.options, overrides)
         found = None if key is None else self._settled_by_key.get(key)
         if found is None:
-            found = self._settle(call, overrides)
+            found = _settle(call, overrides)
             if key is not None:
                 if len(self._settled_by_key) >= SETTLED_KEPT:
                     self._settled_by_key.clear()
@@ -296,38 +297,6 @@ class Client:
             found = replace(found, run_options={**found.run_options,
                                                 TRACE_OPTION: trace_context})
         return found
-
-    def _settle(self, call: Call, overrides: dict[str, Any]) -> Settled:
-        """Check and normalize the options of ``call`` (with ``overrides`` on top); the
-        trace context is ``_settled``'s to add."""
-        opts = {**call.options, **{k: v for k, v in overrides.items() if v is not None}}
-        if opts:
-            check_options(opts, f"job {call.name}")
-        if opts.get("pass_result") and opts.get("depends_on"):
-            opts["pass_result"] = result_keyword(opts["pass_result"], len(opts["depends_on"]))
-            check_receiver(call.name, opts["pass_result"])
-        check_task_name(call.name)
-        queue = "default" if opts.get("queue") is None else check_queue(str(opts["queue"]))
-        if wanted := opts.get("requires"):
-            wanted = [wanted] if isinstance(wanted, str) else wanted  # one tag, not its letters
-            requires = check_tags((str(t) for t in wanted), "required tag")
-            queue = check_routed_queue(routing_queue(queue, requires))
-        run_options = {} if opts.keys().isdisjoint(RUN_OPTION_NAMES) else {
-            k: plain(opts[k]) for k in RUN_OPTION_NAMES if opts.get(k) not in (None, (), False)}
-        max_attempts = int(opts.get("max_attempts") or 3)
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        return Settled(
-            opts=opts, queue=queue, run_options=run_options,
-            timeout_set=opts.get("timeout") is not None,
-            tags=check_tags(str(t) for t in raw) if (raw := opts.get("tags")) else (),
-            every=opts.get("every") is not None,
-            priority=validate_priority(opts.get("priority", 5)),
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds(opts.get("timeout")),
-            delay_seconds=delay_seconds(opts.get("delay"), opts.get("eta")),
-            dependencies=tuple(str(d) for d in deps) if (deps := opts.get("depends_on")) else (),
-            batch_id=opts.get("batch_id"))
 
     def _build(self, call: Call, settled: Settled, workflow: dict[str, Any] | None) -> NewJob:
         """One job of ``call`` with options already settled: its id, body and payload."""

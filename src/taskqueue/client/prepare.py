@@ -1,35 +1,13 @@
-"""Pieces of ``Client.prepare``: the options of a job once checked and normalized (shared by
-the consecutive jobs of one task in ``push_many``), and the conversions of time options."""
+"""The key under which ``Client`` remembers a call's settled options (``jobs.settle``): the
+consecutive jobs of one task in ``push_many``, and a task pushed again and again with the same
+options, have them checked once."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from taskqueue.jobs.model import DEFAULT_TIMEOUT
 from taskqueue.jobs.priority import Priority
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A job's options, checked and normalized: the part of ``prepare`` that jobs of one task
-    with the same options share."""
-
-    opts: dict[str, Any]
-    queue: str
-    run_options: dict[str, Any]
-    timeout_set: bool
-    tags: tuple[str, ...]
-    every: bool
-    priority: int
-    max_attempts: int
-    timeout_seconds: int
-    delay_seconds: float
-    dependencies: tuple[str, ...]
-    batch_id: str | None
-
 
 #: Option values a settled-options key may hold: immutable, and equal only to values of their
 #: own type that settle the same way (the key holds each value's type: ``True == 1``, but
@@ -57,32 +35,3 @@ def settle_key(name: str, options: dict[str, Any], overrides: dict[str, Any]) ->
             items += (option, kind, value)
         items.append(None)
     return tuple(items)
-
-
-def plain(value: Any) -> Any:
-    """Options that travel in the payload must be JSON: timedeltas become seconds."""
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
-def delay_seconds(delay: float | timedelta | None, eta: datetime | None) -> float:
-    """Normalize ``delay=`` (seconds or timedelta) or ``eta=`` (aware datetime) to seconds."""
-    if delay is not None and eta is not None:
-        raise ValueError("give either delay= or eta=, not both")
-    if eta is not None:
-        if eta.tzinfo is None:
-            raise ValueError("eta must be timezone-aware (e.g. datetime.now(UTC) + ...)")
-        return max(0.0, (eta - datetime.now(UTC)).total_seconds())
-    if isinstance(delay, timedelta):
-        delay = delay.total_seconds()
-    seconds = float(delay or 0)
-    if seconds < 0 or math.isnan(seconds):
-        raise ValueError(f"delay must be >= 0 seconds, got {delay}")
-    return seconds
-
-
-def timeout_seconds(timeout: float | None) -> int:
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    return max(1, math.ceil(timeout))

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskqueue.drivers.base import Driver
-from taskqueue.jobs.definition import OPTION_DEFAULTS, Runnable, check_options
+from taskqueue.jobs.definition import OPTION_DEFAULTS, Call, Runnable, check_options
+from taskqueue.jobs.settle import settle
 from taskqueue.scheduling.conditions import validate_conditions
 from taskqueue.scheduling.cron import ScheduleError, normalize_cron, zone
 from taskqueue.scheduling.natural import compile_phrase
@@ -118,6 +119,10 @@ class Schedule:
         if refused:
             raise ScheduleError(f"schedule {self.name}: option(s) {', '.join(refused)} cannot be "
                                 "set on a schedule")
+        try:  # the values too, as each run's push will: else every run fails, only in the log
+            settle(Call(self.task, {}, {}), dict(self.options))
+        except (TypeError, ValueError) as exc:
+            raise ScheduleError(f"schedule {self.name}: {exc}") from None
         validate_conditions(self.conditions)
 
     def next_runs(self, count: int = 5, after: datetime | None = None) -> list[datetime]:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from taskqueue.errors import ConfigError
+from taskqueue.jobs.names import check_queue
 from taskqueue.jobs.routing import MAX_TAGS, check_tags, routing_queue
 
 __all__ = ["MAX_TAGS", "QueuePlan", "check_tags", "parse_queue_spec", "routing_queue"]
@@ -34,6 +35,7 @@ def parse_queue_spec(spec: Sequence[str]) -> list[tuple[str, float]]:
         name, _, weight = item.partition(":")
         if not name:
             raise ValueError(f"empty queue name in {item!r}")
+        check_queue(name)  # one no job can be pushed to would be served, silently, forever
         try:
             value = float(weight) if weight else 1.0
         except ValueError:
