@@ -260,6 +260,45 @@ def test_the_status_entry_is_written_after_the_first_round(manager: QueueManager
     assert order.index("entry") > order.index("reserved")
 
 
+def test_a_standby_starts_no_thread_between_its_signal_and_its_first_reservation(
+        manager: QueueManager) -> None:
+    """A standby starts every thread while it waits (``start_threads``), the presence thread
+    included: after its signal, ``run`` goes straight to the reservation. Held, the presence
+    thread does not list the standby among the workers however long it waits (here longer than
+    the thread's own first wait), and a dismissed standby stops it."""
+    import time
+
+    from taskqueue.worker.presence import REFRESH, WORKERS
+
+    def listed(worker: Worker) -> bool:
+        return any(e.get("id") == worker.worker_id
+                   for e in manager.driver.registry_list(WORKERS))
+
+    t.add.delay(1, 2)
+    dismissed = Worker(manager, WorkerOptions(queues=["default"]))
+    dismissed.start_threads()
+    standby = Worker(manager, WorkerOptions(queues=["default"], stop_when_empty=True))
+    standby.start_threads()
+    waiting = set(threading.enumerate())
+    time.sleep(REFRESH + 0.3)
+    assert not listed(standby) and not listed(dismissed)
+    dismissed.stop_threads()
+    thread = dismissed.presence._thread
+    assert thread is not None and not thread.is_alive()
+    started: list[set[threading.Thread]] = []
+    real_reserve = standby.driver.reserve
+
+    def reserve(*args: Any) -> Any:
+        if not started:
+            started.append(set(threading.enumerate()) - waiting)
+        return real_reserve(*args)
+
+    standby.driver.reserve = reserve  # type: ignore[method-assign]
+    standby.run()
+    assert standby.summary.completed == 1
+    assert started == [set()], f"threads started after the signal: {started}"
+
+
 def test_sqlite_warm_up_starts_the_checkpoint_thread(manager: QueueManager) -> None:
     """SQLite's ``WarmsUp``: a standby starts the checkpoint thread while it waits, instead of
     its first commit starting it on the way of its first jobs."""

@@ -171,6 +171,9 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
         board.soon_at = max_jobs - max(1, min(1000, max_jobs // 2))
         board.soon = lambda: worker.tell(SOON)
     if standby:
+        # the statistics flusher starts with the first recorded job otherwise: on the way of
+        # the first job after the signal (it writes nothing while nothing was recorded)
+        recorder.start()
         go = worker.wait_for_go(server)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
         if not go:

@@ -93,6 +93,8 @@ class Presence:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._after: threading.Event | None = None
+        #: Set when the thread may go on to its first round (``start(held=True)`` waits).
+        self._released = threading.Event()
         #: The entry and the pause switch were removed (``leave``): not again.
         self._left = False
 
@@ -140,16 +142,28 @@ class Presence:
             self._left = True
 
     # -- thread -----------------------------------------------------------------------------------
-    def start(self, after: threading.Event | None = None) -> None:
+    def start(self, after: threading.Event | None = None, held: bool = False) -> None:
         """Publish from a thread: the first time once ``after`` is set (at most ``REFRESH``
-        seconds later), then every ``REFRESH`` seconds."""
+        seconds later), then every ``REFRESH`` seconds. ``held``: not before ``release()``,
+        however long that takes (a standby starts the thread while it waits for its signal,
+        so that no thread start lies between the signal and its first reservation, and is
+        not listed among the workers until it runs). Once only."""
+        if self._thread is not None:
+            return
         self._after = after
+        if not held:
+            self._released.set()
         self._thread = threading.Thread(target=self._run, name="taskqueue-presence",
                                         daemon=True)
         self._thread.start()
 
+    def release(self) -> None:
+        """Let a thread started ``held`` go on (its worker runs now)."""
+        self._released.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._released.set()
         if self._after is not None:
             self._after.set()  # a thread still waiting for its first round leaves at once
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -157,6 +171,9 @@ class Presence:
 
     def _run(self) -> None:
         """Publish once ``after`` is set, then look again every ``REFRESH`` seconds."""
+        self._released.wait()
+        if self._stop.is_set():
+            return
         if self._after is not None:
             self._after.wait(REFRESH)
             if self._stop.is_set():

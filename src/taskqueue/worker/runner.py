@@ -279,7 +279,7 @@ class Worker:
         # the status entry's first write follows the first round instead of racing the first
         # reservation and jobs for the store and for this process's GIL (a recycle waits on
         # those)
-        self.presence.start(after=self._first_round)
+        self.presence.release()
         if self.options.priority_aging:
             AgingService(self.driver, self.worker_id, self.options.priority_aging).start(
                 self._stop)
@@ -294,10 +294,12 @@ class Worker:
         return self.summary
 
     def start_threads(self) -> None:
-        """Start the lease heartbeat, the acknowledgement thread and the reserved buffer's
-        guard (each once; ``run`` calls it). A standby starts them while it waits: a thread
-        start is a scheduling round trip, and the first round after its signal should be a
-        reservation. None of them touches the store until this worker holds jobs."""
+        """Start the lease heartbeat, the acknowledgement thread, the reserved buffer's guard
+        and the presence thread (each once; ``run`` calls it). A standby starts them while it
+        waits: a thread start is a scheduling round trip, and the first round after its
+        signal should be a reservation. None of them touches the store until this worker holds
+        jobs; the presence thread, held, not before ``run`` (then after the first round)."""
+        self.presence.start(after=self._first_round, held=True)
         self.heartbeat.start()
         if self._acker is None:
             self._acker = threading.Thread(target=self._ack_loop, name="taskqueue-acks",
@@ -313,6 +315,7 @@ class Worker:
         self._ack_wake.set()
         self.heartbeat.stop()
         self.buffer.close()
+        self.presence.stop()
 
     def _loop(self) -> None:
         failures = 0
