@@ -190,3 +190,32 @@ def test_sigusr2_to_the_whole_process_group_pauses_and_resumes(
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_sigusr1_to_the_whole_process_group_recycles_each_worker_once(
+        mgr: QueueManager, store_url: str, ledger: str) -> None:
+    """``systemctl kill -s USR1`` (or ``kill -USR1 -PGID``) reaches the supervisor, the fork
+    server, the worker and the standby that is ready to replace it (``--max-jobs``): the worker
+    is recycled once, onto the new code. Before, the standby (forked from the old code) was
+    told to leave too, took over all the same, and left at once: the slot was recycled twice."""
+    proc = cli("--url", store_url, "--log-level", "info", "work", "--workers=1",
+               "--max-jobs=20", "--json", *APP, start_new_session=True)
+    try:
+        ids = mgr.push_many([t.mark.call([ledger], {}) for _ in range(14)])  # a standby after 10
+        wait_for(lambda: all(state == State.COMPLETED
+                             for state, _ in records(mgr, ids).values()), timeout=60)
+        # the supervisor, the fork server, the worker and its standby
+        wait_for(lambda: len(alive(tree(proc.pid))) >= 3, timeout=30)
+        before = {p.pid for p in alive(tree(proc.pid))}
+        os.killpg(proc.pid, signal.SIGUSR1)
+        wait_for(lambda: any(w.get("pid") not in before for w in workers(mgr)), timeout=60)
+        time.sleep(2.0)  # a second recycle follows the first within a second
+        after = t.mark.delay(ledger)
+        wait_for(lambda: records(mgr, [after])[after][0] == State.COMPLETED, timeout=60)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    reasons = [w["stop_reason"] for w in json.loads(out)["workers"]]
+    recycled = [r for r in reasons if "SIGUSR1" in (r or "")]
+    assert len(recycled) == 1, reasons

@@ -156,6 +156,10 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     board.processed = lambda: worker.summary.processed
     board.handover = worker.handover
     signals.install(worker, supervised=True)
+    if standby:  # a SIGUSR1 sent to the whole group is for the workers that run: on a reload
+        # the supervisor dismisses its standbys (forked from the old code) itself, and a
+        # worker that was a standby moments ago is recycled by signals.RECYCLE
+        recycle = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     if paused:
         worker.pause()
     # what the supervisor sent since the fork, held until now (forkserver.py), is acted on
@@ -175,6 +179,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
         # the first job after the signal (it writes nothing while nothing was recorded)
         recorder.start()
         go = worker.wait_for_go(server)
+        signal.signal(signal.SIGUSR1, recycle)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
         if not go:
             worker.summary.stop_reason = worker.summary.stop_reason or "standby not needed"

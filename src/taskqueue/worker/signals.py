@@ -10,6 +10,9 @@ A supervised worker (``install(..., supervised=True)``) leaves SIGUSR2 to its su
 sends it an explicit ``PAUSE`` or ``RESUME`` (real-time signals, where the platform has them):
 a SIGUSR2 sent to the whole process group (``systemctl kill -s USR2``, ``kill -USR2 -PGID``)
 would otherwise flip each worker twice, once itself and once forwarded, and leave it running.
+On its own SIGUSR1 a supervisor recycles its workers with ``RECYCLE``; a supervised worker
+still recycles on a SIGUSR1 of its own (the dashboard's "recycle", ``kill -USR1 PID``), a
+standby does not (``child.run_worker``).
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ _HANDLED = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 #: What a supervisor sends its workers to pause / resume them (None: SIGUSR2 toggles).
 PAUSE: int | None = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else None
 RESUME: int | None = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else None
+#: What a supervisor sends its workers to recycle them on its SIGUSR1 (None: SIGUSR1). Its
+#: own signal, so a standby can ignore a SIGUSR1 sent to the whole group (the supervisor
+#: dismisses standbys on a reload) and still get one sent to it just after it took over.
+RECYCLE: int | None = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else None
 #: What a worker acts on besides the stop signals (a supervised worker ignores SIGUSR2). A
 #: forked worker inherits its fork server's SIG_IGN of each: they stay blocked from before the
 #: fork until its handlers are installed (``forkserver._fork_worker``, ``child.run_worker``).
-CONTROLS: tuple[int, ...] = tuple(s for s in (signal.SIGUSR1, signal.SIGUSR2, PAUSE, RESUME)
-                                  if s is not None)
+CONTROLS: tuple[int, ...] = tuple(s for s in (signal.SIGUSR1, signal.SIGUSR2, PAUSE, RESUME,
+                                             RECYCLE) if s is not None)
 
 
 class Controllable(Protocol):
@@ -49,7 +56,7 @@ def pause_signal(paused: bool) -> int:
 
 def recycle_signal() -> int:
     """The signal a supervisor sends its workers to recycle them."""
-    return signal.SIGUSR1
+    return RECYCLE if RECYCLE is not None else signal.SIGUSR1
 
 
 def install(worker: Controllable, supervised: bool = False) -> None:
@@ -80,6 +87,8 @@ def install(worker: Controllable, supervised: bool = False) -> None:
     for name, handler in handlers.items():
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), handler)
+    if supervised and RECYCLE is not None:
+        signal.signal(RECYCLE, on_usr1)
     if supervised and PAUSE is not None and RESUME is not None:
         def on_pause(signum: int, frame: Any) -> None:
             worker.pause()

@@ -150,10 +150,8 @@ class Supervisor:
         """Start a worker for ``slot``: its standby if one is ready, else a fresh fork (if the
         fork server is gone, the slot is retried once a fresh server runs). While paused, a
         fresh fork that starts paused replaces the standby (which would start unpaused)."""
-        if slot.standby is not None and self.paused:
-            self._dismiss_standby(slot)
-            self.leaving.append(slot.standby)
-            slot.standby = None
+        if self.paused:
+            self._retire_standby(slot)
         if slot.standby is not None:
             child, slot.standby = slot.standby, None
             with contextlib.suppress(ProcessLookupError):
@@ -234,6 +232,13 @@ class Supervisor:
         if slot.standby is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(slot.standby.pid, signal.SIGTERM)  # it leaves without starting
+
+    def _retire_standby(self, slot: Slot) -> None:
+        """Dismiss the slot's standby, if any, and no longer count it as the replacement."""
+        if slot.standby is not None:
+            self._dismiss_standby(slot)
+            self.leaving.append(slot.standby)
+            slot.standby = None
 
     def stop(self, immediate: bool = False) -> None:
         """Stop every worker: gracefully (SIGTERM, then at once after ``grace`` seconds)."""
@@ -401,7 +406,9 @@ class Supervisor:
             self._old_servers.append(self.server)
         self.server = fresh
         log.warning("SIGUSR1: recycling all workers")
-        self._send_all(signal.SIGUSR1)
+        for slot in self.slots:  # a standby runs the old code: the replacement is a fresh fork
+            self._retire_standby(slot)
+        self._send_all(signals.recycle_signal())
 
     # -- cluster duties ---------------------------------------------------------------------------
     def driver(self) -> Driver:
