@@ -161,7 +161,11 @@ def resolve(
     """Merge the layers (flag > env > toml > default) into one validated Settings."""
     env = os.environ if env is None else env
     if toml_path is None:
-        toml_path = Path(env.get("TASKQUEUE_CONFIG", "taskqueue.toml"))
+        named = env.get("TASKQUEUE_CONFIG")
+        toml_path = Path(named or "taskqueue.toml")
+        if named and not toml_path.is_file():  # a file asked for by name is never skipped
+            raise ConfigError(f"TASKQUEUE_CONFIG={named!r}: no such file (from "
+                              f"{Path.cwd()}); unset it to read ./taskqueue.toml, if any")
     values: dict[str, Any] = {}
     if toml_path.is_file():
         values.update({k: _convert(k, v) for k, v in load_toml(toml_path).items()})

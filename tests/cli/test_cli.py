@@ -157,3 +157,20 @@ def test_a_queue_name_no_job_can_have_exits_2_naming_it(tmp_path: Path, args: li
     assert "queue name must not be empty" in proc.stderr \
         or "queue name is 201 characters long; the limit is 200" in proc.stderr, proc.stderr
     assert not store.exists(), "refused before the store is opened"
+
+
+def test_a_config_file_named_by_taskqueue_config_that_is_missing_exits_2(tmp_path: Path) -> None:
+    """TASKQUEUE_CONFIG names the file to read: a typo in it used to be skipped silently, and
+    the command ran on the defaults (another store: ./storage/queue.db)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQUEUE_", "DB_"))}
+    named = tmp_path / "conf" / "taskqueue.toml"
+    named.parent.mkdir()
+    named.write_text(f'url = "sqlite:///{tmp_path / "named.db"}"\n')
+    for config, code in (("conf/taskqueue.toml", 0), ("conf/taskqueu.toml", 2)):
+        proc = subprocess.run([sys.executable, "-m", "taskqueue", "test", "--jobs=1"],
+                              env={**env, "TASKQUEUE_CONFIG": config}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == code, (config, proc.stdout, proc.stderr)
+    assert "TASKQUEUE_CONFIG='conf/taskqueu.toml': no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "named.db").exists() and not (tmp_path / "storage").exists()
