@@ -130,6 +130,9 @@ def test_jobs_a_worker_cannot_decrypt_go_to_the_dead_letter_queue(
     dead = mgr.search(JobFilter(states=(State.FAILED,), limit=10))
     assert len(dead) == 3
     assert all(r.attempts == 1 and "DecryptionError" in (r.exception or "") for r in dead)
+    for record in dead:  # one ERROR line each, with the reason (there were two)
+        lines = [line for line in err.splitlines() if " ERROR " in line and record.id in line]
+        assert len(lines) == 1 and "DecryptionError" in lines[0], lines
 
 
 @pytest.mark.parametrize("args,message", [

@@ -792,7 +792,7 @@ class Worker:
             after_finish(self.manager, job, body, options, State.FAILED, describe(exc))
 
     def _dead_letter(self, job: JobRecord, reason: str) -> None:
-        log.error("job cannot run, dead-lettered: %s", reason, extra={"job_id": job.id})
+        """Fail a job that cannot run (its reason is the job.failed event's error, logged)."""
         accepted = self._persist(self.driver.fail, job.token, reason, None)
         self._record(job, accepted, ev.JOB_FAILED, Outcome(Kind.ERROR, 0.0), error=reason)
         if accepted:

@@ -223,8 +223,10 @@ class Supervisor:
             return
         # killed by a signal (kill -9, OOM killer, our own watchdog) or a crash: back off
         delay = 0.0 if child.kill_reason else min(10.0, 0.25 * 2 ** (len(slot.crashes) - 1))
-        log.warning("worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
-                    f", {child.kill_reason}" if child.kill_reason else "", delay)
+        # a kill of our own was logged with its reason when it was sent (_kill)
+        log.log(logging.INFO if child.kill_reason else logging.WARNING,
+                "worker %s died (exit code %s%s); restarting in %.1fs", slot.index, exitcode,
+                f", {child.kill_reason}" if child.kill_reason else "", delay)
         slot.restart_at = now + delay
 
     @staticmethod
