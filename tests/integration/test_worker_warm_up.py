@@ -319,6 +319,38 @@ def test_sqlite_warm_up_starts_the_checkpoint_thread(manager: QueueManager) -> N
         driver.close()
 
 
+def test_sqlite_warm_reads_what_the_first_reservation_claims_without_waiting(
+        manager: QueueManager) -> None:
+    """SQLite's ``Warms``: a standby reads ahead (once) the rows its first reservation will
+    claim, so a process just forked does not fill its memory on the way of that reservation;
+    a read, so it neither waits for nor blocks the worker writing meanwhile."""
+    import time
+
+    from taskqueue.drivers.base import Warms
+    from taskqueue.drivers.sqlite import SQLiteDriver
+
+    t.add.delay(1, 2)
+    path = manager.settings.database_url.removeprefix("sqlite:///")
+    writer = sqlite3.connect(path, isolation_level=None)
+    driver = SQLiteDriver(path, busy_timeout=20.0)
+    statements: list[str] = []
+    driver._conn.set_trace_callback(statements.append)
+    writer.execute("BEGIN IMMEDIATE")  # a worker in the middle of a write
+    try:
+        assert isinstance(driver, Warms)
+        started = time.monotonic()
+        driver.warm(["default"])
+        driver.warm(["default"])
+        waited = time.monotonic() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        driver.close()
+    reads = [s for s in statements if "FROM job_queue" in s]
+    assert len(reads) == 1 and "queue_name IN ('default')" in reads[0]
+    assert waited < 10, "the read waited for the writer's lock"
+
+
 def test_a_warmed_up_worker_reads_no_queue_limits_on_its_first_job(
         manager: QueueManager) -> None:
     """The limit middleware keep the queue limits for 5 s and read them on a worker's first

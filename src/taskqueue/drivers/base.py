@@ -410,9 +410,10 @@ class WarmsUp(Protocol):
 @runtime_checkable
 class Warms(Protocol):
     """An optional verb: a driver whose first reservation fills an in-process cache (the files
-    backend's index of ready jobs) offers it. A worker waiting to start (a standby, pre-forked
-    until the worker it replaces leaves) calls it while it waits, so its first reservation
-    finds the cache built instead of losing processing time to it."""
+    backend's index of ready jobs; SQLite's page cache, and a process's memory just after its
+    fork) offers it. A worker waiting to start (a standby, pre-forked until the worker it
+    replaces leaves) calls it while it waits, so its first reservation finds the cache built
+    instead of losing processing time to it."""
 
     def warm(self, queues: Sequence[str]) -> None:
         """Fill what the next ``reserve`` from ``queues`` would fill (errors are the caller's

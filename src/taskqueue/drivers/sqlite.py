@@ -45,6 +45,9 @@ FEW_MATCHES = 2000
 #: ``estimate_count`` reads this many of the newest candidate jobs.
 SAMPLE = 10_000
 _KEY = _sql.COLUMNS.index("idempotency_key")
+#: Ready jobs a worker waiting to start reads ahead (``warm``): a first reservation's worth
+#: at the default ``--prefetch``.
+PRIME_ROWS = 100
 #: Longest sleep between two looks at `PRAGMA data_version` while idle: at most this long
 #: from a push by another process to the worker noticing it (about 100 cheap reads a second).
 IDLE_POLL_CAP = 0.01
@@ -106,6 +109,7 @@ class SQLiteDriver(CloseHooks):
         #: (only migration 6 rebuilds them), so a push to one skips ensuring them again,
         #: 70 index probes that cost a single push more than its own row.
         self._counted: set[str] = set()
+        self._primed = False  # warm() read the head of the ready jobs
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteDriver:
@@ -181,6 +185,20 @@ class SQLiteDriver(CloseHooks):
         otherwise starts inside the first commit, on the path of the first jobs."""
         if self._checkpointer is not None:
             self._checkpointer.start()
+
+    def warm(self, queues: Sequence[str]) -> None:
+        """``Warms``, once per driver: read what a first reservation from ``queues`` reads,
+        the next ready jobs, whole, made into records (a read waits for no writer). Their
+        pages are read again if another connection writes meanwhile (SQLite then drops this
+        connection's cache), but the memory they fill stays filled: in a process just forked
+        (a standby), the first reservation otherwise pays ~200 page faults of its own
+        (~0.5 ms of a recycle's hand-over, measured)."""
+        if self._primed or not queues:
+            return
+        self._primed = True
+        sql = Q["ready_head"].format(queues=_sql.placeholders(len(queues)),
+                                     columns=_sql.SELECT_COLUMNS)
+        _records(self._read(sql, (*queues, time.time(), PRIME_ROWS)))
 
     def close(self) -> None:
         self._closing()

@@ -411,6 +411,15 @@ WHERE id IN (
     LIMIT ?)
 RETURNING {columns};
 
+-- name: ready_head
+-- What `reserve` would claim now, read by a worker waiting to start (`warm`): the rows and
+-- index pages its first reservation is about to touch.
+SELECT {columns} FROM job_queue
+WHERE state IN ('pending', 'retrying') AND waiting_on = 0
+  AND queue_name IN ({queues}) AND available_at <= ?
+ORDER BY priority DESC, available_at, id
+LIMIT ?;
+
 -- name: release_started_keys
 UPDATE job_queue SET idempotency_key = NULL
 WHERE id IN ({ids}) AND idempotency_mode IN ('started', 'debounce')
