@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from taskqueue import QueueManager
+from taskqueue.jobs.states import State
 from taskqueue.worker.runner import Worker, WorkerOptions
 from tests.apps import sample_tasks as t
 from tests.backends import URLS, implemented_backends
@@ -405,3 +406,65 @@ def test_a_recycling_worker_writes_nothing_to_the_store_after_it_says_it_leaves(
     assert calls[:leaving].count("registry_remove") == 2
     assert "registry_put" in calls[:leaving]
     assert manager.driver.registry_list("worker") == []
+
+
+def test_a_recycling_worker_on_a_store_without_a_write_lock_says_it_leaves_first(
+        tmp_path: Path) -> None:
+    """Issue #17: on the files store no write waits for another process's, so a recycling
+    worker says it leaves before it settles its last completions and registry entries: its
+    replacement claims its first batch meanwhile instead of after them. Every job it ran is
+    still acknowledged, and its entries are gone when it returns."""
+    from taskqueue.observability.stats import StatsRecorder
+
+    files = QueueManager.from_url(f"file://{tmp_path / 'store'}")
+    try:
+        for _ in range(5):
+            files.push(t.add.s(1, 2))
+        StatsRecorder.install(files)
+        calls: list[str] = []
+
+        class Recycling(Worker):
+            def request_stop(self, reason: str = "stop requested") -> None:
+                calls.append("leaving")
+                super().request_stop(reason)
+
+        worker = Recycling(files, WorkerOptions(queues=["default"], max_jobs=3))
+        counting(worker.driver, "complete_many", calls)
+        counting(worker.driver, "registry_remove", calls)
+        summary = worker.run()
+        assert summary.completed == 3
+        assert "max-jobs" in summary.stop_reason
+        leaving = calls.index("leaving")
+        assert "complete_many" in calls[leaving + 1:]  # the last completions follow the note
+        assert "registry_remove" in calls[leaving + 1:]
+        counts = files.driver.stats()["default"].counts
+        assert (counts[State.COMPLETED], counts[State.PENDING]) == (3, 2)
+        assert files.driver.registry_list("worker") == []
+    finally:
+        files.close()
+
+
+def test_a_recycling_worker_that_stops_when_empty_settles_before_it_leaves(
+        tmp_path: Path) -> None:
+    """With ``stop_when_empty`` the replacement must see what the last completions release
+    (dependents) before it calls the queue empty, so even on the files store they are settled
+    before the note that the worker leaves."""
+    files = QueueManager.from_url(f"file://{tmp_path / 'store'}")
+    try:
+        for _ in range(5):
+            files.push(t.add.s(1, 2))
+        calls: list[str] = []
+
+        class Recycling(Worker):
+            def request_stop(self, reason: str = "stop requested") -> None:
+                calls.append("leaving")
+                super().request_stop(reason)
+
+        worker = Recycling(files, WorkerOptions(queues=["default"], max_jobs=3,
+                                                stop_when_empty=True))
+        counting(worker.driver, "complete_many", calls)
+        assert worker.run().completed == 3
+        assert calls.index("complete_many") < calls.index("leaving")
+        assert "complete_many" not in calls[calls.index("leaving") + 1:]
+    finally:
+        files.close()

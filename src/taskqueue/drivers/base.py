@@ -421,6 +421,17 @@ class Warms(Protocol):
 
 
 @runtime_checkable
+class ParallelWriters(Protocol):
+    """An optional mark: a store where one process's writes never wait for another's (no
+    store-wide write lock: the files backend locks each job on its own). A worker that recycles
+    on such a store says it leaves first, then settles its last completions and its registry
+    entries while its replacement claims jobs. On a store with one writer at a time (SQLite)
+    those writes would queue with the replacement's reservations, so there it settles first."""
+
+    parallel_writers: bool
+
+
+@runtime_checkable
 class EstimatesCounts(Protocol):
     """An optional verb: a driver whose store can tell, without counting, that counting would
     be slow, and about how many jobs would be counted (PostgreSQL's planner) offers it. The

@@ -146,6 +146,8 @@ class FileDriver(CloseHooks, _views.ReadsEveryMatch):
     """The Driver protocol over a directory tree (see the module docstring)."""
 
     name = "files"
+    #: ``ParallelWriters``: every write locks only the job (or document) it changes
+    parallel_writers = True
 
     def __init__(self, root: str | Path, *, fsync: bool = False) -> None:
         self.root = Path(root)

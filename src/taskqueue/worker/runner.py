@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.client import Client
 from taskqueue.cluster.aging import AgingService
-from taskqueue.drivers.base import CompletesAndReserves, Warms, WarmsUp
+from taskqueue.drivers.base import CompletesAndReserves, ParallelWriters, Warms, WarmsUp
 from taskqueue.errors import (
     DriverError,
     DriverUnavailable,
@@ -186,6 +186,7 @@ class Worker:
         self._acks: list[_Ack] = []
         #: The driver's one-transaction "acknowledge, then reserve", if it has one.
         self._combined = self.driver if isinstance(self.driver, CompletesAndReserves) else None
+        self._parallel_writers = isinstance(self.driver, ParallelWriters)
         #: The driver's "open and prime sessions ahead of need", if it has one.
         self._warms = self.driver if isinstance(self.driver, WarmsUp) else None
         self._acks_since = 0.0
@@ -321,12 +322,15 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             if reason := self._recycle_reason():
-                # settle this life's last completions, remove its status entry and write its
-                # last statistics before saying it leaves: the replacement's first
-                # reservations do not queue behind those writes (SQLite's write lock, whose
-                # waiters sleep 1, 2, 5 ms and more; row locks)
-                self.flush_acks()
-                self._leave_store()
+                if not self._settles_at_shutdown():
+                    # settle this life's last completions, remove its status entry and write
+                    # its last statistics before saying it leaves: the replacement's first
+                    # reservations do not queue behind those writes (SQLite's write lock,
+                    # whose waiters sleep 1, 2, 5 ms and more; row locks)
+                    self.flush_acks()
+                    self._leave_store()
+                # (where writers do not queue for each other, the shutdown settles them while
+                # the replacement, told to start now, claims its first batch)
                 self.request_stop(reason)
                 break
             if self._paused.is_set():
@@ -464,9 +468,21 @@ class Worker:
         finally:
             if len(batch) < self._asked and not self._stop.is_set():
                 self._ack_idle(hold_acks)  # the queue ran dry
-            elif not hold_acks:
+            elif not hold_acks and not self._settles_at_shutdown():
                 self.flush_acks()
         return len(batch)
+
+    def _settles_at_shutdown(self, uncounted: int = 0) -> bool:
+        """About to recycle (``uncounted``: jobs ended but not counted yet) on a store whose
+        writers do not queue for each other (``ParallelWriters``): the last completions wait
+        for the shutdown, which follows the note that this worker leaves, so its replacement
+        claims meanwhile. Not with ``stop_when_empty``: completions can release dependents,
+        which the replacement must find before it calls the queue empty."""
+        if not self._parallel_writers or self.options.stop_when_empty:
+            return False
+        o = self.options
+        return bool(o.max_jobs and self.summary.processed + uncounted >= o.max_jobs) or bool(
+            o.max_time and time.monotonic() - self._started >= o.max_time)
 
     def _reserve_first(self, rounds: list[list[str]]) -> list[JobRecord]:
         """The batch of the first queue group that has ready jobs (empty: none has)."""
@@ -657,7 +673,7 @@ class Worker:
                 self._awaiting_ack.add(job.id)
                 # (with complete_and_reserve a batch's acks go with the next reservation)
                 full = len(self._acks) >= (ACK_BATCH if self._combined is None else 5 * ACK_BATCH)
-            if full:
+            if full and not self._settles_at_shutdown(uncounted=1):
                 self.flush_acks()
         elif outcome.kind is Kind.SNOOZE:
             self._record(job, self._persist(self.driver.release, job.token, outcome.snooze),
