@@ -544,3 +544,46 @@ def test_a_forked_process_does_not_reuse_its_parents_spares(driver: FileDriver) 
     proc.start()
     proc.join(timeout=60)
     assert out.get(timeout=5) is True
+
+
+def test_a_drain_makes_no_getpid_call(driver: FileDriver, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    """The fork checks of the locks, spares and journal read the process id cached at fork
+    (``_files_pid``), not ``os.getpid()``: that was a system call about 12 times per job."""
+    driver.push([new() for _ in range(20)])
+    calls = Counter[str]()
+    real = os.getpid
+
+    def counted() -> int:
+        calls["getpid"] += 1
+        return real()
+
+    monkeypatch.setattr(os, "getpid", counted)
+    while got := driver.reserve("w", Q, 5, 30):
+        assert all(driver.complete_many([(job.token, None) for job in got]))
+    assert calls["getpid"] == 0
+
+
+def test_a_forked_child_takes_job_locks_of_its_own(driver: FileDriver) -> None:
+    """A child forked while its parent holds a job's lock does not share it (inherited
+    descriptors share the parent's ``flock``): the child's cached process id is its own, so
+    it opens its own lock file descriptions and finds the lock taken."""
+    job = new()
+    driver.push([job])
+    lock = driver._store.job_lock(job.id)
+    read, write = os.pipe()
+    with lock.hold():
+        pid = os.fork()
+        if pid == 0:  # the child: report whether it could take the lock, then leave
+            code = 1
+            try:
+                with driver._store.job_lock(job.id).hold(blocking=False) as got:
+                    os.write(write, b"taken" if got else b"busy")
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    os.close(write)
+    assert os.read(read, 16) == b"busy"
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from taskqueue.drivers import _files_pid
+
 #: A process starts a new journal file after writing this much to one (the reader removes
 #: journals whose writer let go of them).
 ROTATE_BYTES = 4 << 20
@@ -46,7 +48,7 @@ class Journal:
         self.lock_path = lock_path
         self._mutex = threading.Lock()
         self._local = threading.local()
-        self._pid = os.getpid()
+        self._pid = _files_pid.current()
         self._token = uuid.uuid4().hex[:12]
         self._serial = itertools.count()
         self._fd: int | None = None
@@ -81,7 +83,7 @@ class Journal:
 
     def _enter(self) -> int:
         with self._mutex:
-            if os.getpid() != self._pid:
+            if _files_pid.current() != self._pid:
                 self._forked()
             if self._fd is None:
                 self._open()
@@ -123,7 +125,7 @@ class Journal:
         """A new journal: made under a hidden name, locked, then renamed into view, so a reader
         never sees it unlocked while its writer lives."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{os.getpid()}-{self._token}-{next(self._serial)}.log"
+        name = f"{_files_pid.current()}-{self._token}-{next(self._serial)}.log"
         hidden = self.directory / f".{name}"
         fd = os.open(
             hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
@@ -150,13 +152,13 @@ class Journal:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fd = self._lock_fd = None
-        self._pid, self._holders, self._size, self._unfolded = os.getpid(), 0, 0, 0
+        self._pid, self._holders, self._size, self._unfolded = _files_pid.current(), 0, 0, 0
         self._token = uuid.uuid4().hex[:12]
         self._local = threading.local()
 
     def close(self) -> None:
         with self._mutex:
-            if os.getpid() != self._pid:
+            if _files_pid.current() != self._pid:
                 self._forked()
             if self._holders == 0:  # a group in flight keeps writing to them
                 self._close_journal()

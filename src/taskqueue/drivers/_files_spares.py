@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from taskqueue.drivers import _files_pid
+
 #: Spares kept per process (a worker writes a record or two at a time; threads share them).
 KEEP = 8
 #: A spare is reused only while this many are kept, the oldest first: the rename that replaced
@@ -41,13 +43,13 @@ class Spares:
 
     def __init__(self, new_name: Callable[[], Path]) -> None:
         self._new_name = new_name
-        self._pid = os.getpid()
+        self._pid = _files_pid.current()
         self._free: list[Path] = []
         self._guard = threading.Lock()
 
     def _pool(self) -> list[Path]:
-        if os.getpid() != self._pid:  # forked: the parent's spares are the parent's
-            self._pid, self._free = os.getpid(), []
+        if _files_pid.current() != self._pid:  # forked: the parent's spares are the parent's
+            self._pid, self._free = _files_pid.current(), []
         return self._free
 
     def open(self) -> tuple[Path, int] | None:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from taskqueue.drivers import _files_pid
 from taskqueue.drivers._files_ids import Ids
 from taskqueue.drivers._files_journal import Journal
 from taskqueue.drivers._files_lock import FileLock
@@ -196,7 +197,7 @@ class Store:
         self.tmp = root / "tmp"
         self.corrupt = root / "corrupt"
         self._guard = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = _files_pid.current()
         self._locks: dict[str, FileLock] = {}
         self._known_queues: set[str] = set()
         self._dirs: dict[tuple[str, str], Path] = {}
@@ -215,8 +216,8 @@ class Store:
     # -- locks -----------------------------------------------------------------------------
     def _lock(self, name: str) -> FileLock:
         with self._guard:
-            if os.getpid() != self._pid:  # forked: inherited descriptors share flock state
-                self._pid, self._locks = os.getpid(), {}
+            if _files_pid.current() != self._pid:  # forked: inherited descriptors share flock state
+                self._pid, self._locks = _files_pid.current(), {}
             lock = self._locks.get(name)
             if lock is None:
                 lock = self._locks[name] = FileLock(self.locks / f"{name}.lock")
@@ -332,7 +333,7 @@ class Store:
     # -- atomic I/O ------------------------------------------------------------------------
     def _temp(self) -> Path:
         """A fresh temp file name: this process, this store, a counter (cheaper than uuid4)."""
-        return self.tmp / f"{os.getpid()}-{self._token}-{next(self._counter)}.tmp"
+        return self.tmp / f"{_files_pid.current()}-{self._token}-{next(self._counter)}.tmp"
 
     def _fill(self, fd: int, data: bytes, mtime: float | None) -> None:
         view = memoryview(data)
