@@ -587,3 +587,55 @@ def test_a_forked_child_takes_job_locks_of_its_own(driver: FileDriver) -> None:
     assert os.read(read, 16) == b"busy"
     os.close(read)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_standby_lists_the_ready_directory_at_most_once_a_second(
+        driver: FileDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker waiting to start warms every 0.2 s while the worker it replaces empties the
+    directory; its first reservation lists again anyway, so warming lists once per
+    ``_WARM_NS`` at most (a listing of a large backlog costs ~20 ms of CPU beside the running
+    worker)."""
+    driver.push([new() for _ in range(10)])
+    other = _open(driver.root.as_uri())  # another worker, taking jobs meanwhile
+    listed: list[str] = []
+    real = os.listdir
+
+    def counted(path: Any = ".") -> list[str]:
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(files_index, "_WARM_NS", 3600 * 10**9)  # however slow the host
+    try:
+        monkeypatch.setattr(os, "listdir", counted)
+        driver.warm(Q)
+        for _ in range(3):
+            monkeypatch.setattr(os, "listdir", real)
+            assert other.reserve("other", Q, 1, 30)
+            monkeypatch.setattr(os, "listdir", counted)
+            driver.warm(Q)
+        assert sum(p.endswith("ready") for p in listed) == 1, listed
+        got = driver.reserve("w", Q, 10, 30)  # it lists again: none of those taken is tried
+        assert len(got) == 7
+        assert sum(p.endswith("ready") for p in listed) == 2
+    finally:
+        other.close()
+
+
+def test_claims_after_warming_open_no_lock_file(driver: FileDriver,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warm`` opens every job lock's file, so a standby's first claims open none."""
+    driver.push([new() for _ in range(50)])
+    driver.warm(Q)
+    opened: list[str] = []
+    real = os.open
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counted)
+    got = driver.reserve("w", Q, 50, 30)
+    assert len(got) == 50
+    assert all(driver.complete_many([(job.token, None) for job in got]))
+    assert not [p for p in opened if "/locks/" in p and p.endswith(".lock")
+                and not p.endswith("counts.lock")]

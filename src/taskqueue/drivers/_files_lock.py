@@ -29,8 +29,8 @@ class FileLock:
             yield False
             return
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._open()
+            assert self._fd is not None
             flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
             try:
                 fcntl.flock(self._fd, flags)
@@ -44,6 +44,15 @@ class FileLock:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._mutex.release()
+
+    def open(self) -> None:
+        """Open the lock file now instead of at the first ``hold`` (nothing is locked)."""
+        with self._mutex:
+            self._open()
+
+    def _open(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def close(self) -> None:
         with self._mutex:

@@ -227,6 +227,12 @@ class Store:
         """The lock guarding a job's read-check-write (striped over a fixed set of files)."""
         return self._lock(f"{zlib.crc32(job_id.encode()) % STRIPES:03d}")
 
+    def open_job_locks(self) -> None:
+        """Open every job lock's file now (a worker waiting to start does, so its claims open
+        none; a new process used to open one per stripe over its first few hundred jobs)."""
+        for stripe in range(STRIPES):
+            self._lock(f"{stripe:03d}").open()
+
     def named_lock(self, name: str) -> FileLock:
         return self._lock(name)
 

@@ -160,6 +160,7 @@ class FileDriver(CloseHooks, _views.ReadsEveryMatch):
         self._index = ReadyIndex(self._store)
         self._counts = Counts(self._store)
         self._next_housekeeping = 0.0
+        self._locks_open = False
         try:
             self._store.make_dirs()
         except OSError as exc:
@@ -327,8 +328,12 @@ class FileDriver(CloseHooks, _views.ReadsEveryMatch):
 
     @_translated
     def warm(self, queues: Sequence[str]) -> None:
-        """Build the ready index of ``queues`` (``Warms``: a standby calls it while it waits)."""
+        """Build the ready index of ``queues`` and open the job locks' files (``Warms``: a
+        standby calls it while it waits)."""
         self._index.warm(queues)
+        if not self._locks_open:
+            self._store.open_job_locks()
+            self._locks_open = True
 
     @_translated
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
