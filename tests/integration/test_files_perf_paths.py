@@ -639,3 +639,27 @@ def test_claims_after_warming_open_no_lock_file(driver: FileDriver,
     assert all(driver.complete_many([(job.token, None) for job in got]))
     assert not [p for p in opened if "/locks/" in p and p.endswith(".lock")
                 and not p.endswith("counts.lock")]
+
+
+def test_writes_after_warming_make_no_new_file(driver: FileDriver,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warm`` stocks empty spare files, so a standby's first claims and completions reuse
+    inodes instead of making one per record write (up to four of them, on a new process)."""
+    driver.push([new() for _ in range(10)])
+    driver.warm(Q)
+    created: list[str] = []
+    real = os.open
+
+    def counted(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            created.append(str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counted)
+    got = driver.reserve("w", Q, 10, 30)
+    assert len(got) == 10
+    assert all(driver.complete_many([(job.token, None) for job in got]))
+    assert [p for p in created if p.endswith(".tmp")] == []
+    monkeypatch.setattr(os, "open", real)
+    driver.close()  # its spares go with it
+    assert [n for n in os.listdir(driver.root / "tmp") if n.endswith(".tmp")] == []

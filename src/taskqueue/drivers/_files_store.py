@@ -227,6 +227,10 @@ class Store:
         """The lock guarding a job's read-check-write (striped over a fixed set of files)."""
         return self._lock(f"{zlib.crc32(job_id.encode()) % STRIPES:03d}")
 
+    def stock_spares(self) -> None:
+        """Have inodes ready for the next record writes (``Spares.stock``)."""
+        self._spares.stock()
+
     def open_job_locks(self) -> None:
         """Open every job lock's file now (a worker waiting to start does, so its claims open
         none; a new process used to open one per stripe over its first few hundred jobs)."""

@@ -328,12 +328,13 @@ class FileDriver(CloseHooks, _views.ReadsEveryMatch):
 
     @_translated
     def warm(self, queues: Sequence[str]) -> None:
-        """Build the ready index of ``queues`` and open the job locks' files (``Warms``: a
-        standby calls it while it waits)."""
+        """Build the ready index of ``queues``, open the job locks' files and have inodes
+        ready for the first record writes (``Warms``: a standby calls it while it waits)."""
         self._index.warm(queues)
         if not self._locks_open:
             self._store.open_job_locks()
             self._locks_open = True
+        self._store.stock_spares()
 
     @_translated
     def reserve_job(self, worker_id: str, job_id: str, lease_seconds: float) -> JobRecord | None:
