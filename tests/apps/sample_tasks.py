@@ -206,3 +206,15 @@ def span(ledger: str, tenant: str, sleep: float) -> None:
     with open(ledger, "a") as fh:
         fh.write(f"{current_job().job_id} {tenant} {started:.6f} {time.time():.6f} "
                  f"{os.environ.get('TEST_NODE', '?')}\n")
+
+
+@task(name="tests.orphan")
+def orphan(ledger: str) -> None:
+    """Leaves a process behind: a shell starts it in the background and exits, so the kernel
+    gives it to the nearest reaper (PID 1). The ledger gets its pid."""
+    import subprocess
+
+    started = subprocess.run(["sh", "-c", "sleep 0.3 & echo $!"], check=True,
+                             capture_output=True, text=True)
+    with Path(ledger).open("a") as f:
+        f.write(f"orphan {started.stdout.strip()}\n")

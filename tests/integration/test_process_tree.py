@@ -6,8 +6,12 @@ supervisor, handing their jobs back.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +24,7 @@ from tests.apps import sample_tasks as t
 from tests.backends import URLS
 from tests.integration.conftest import ledger_lines
 from tests.integration.test_supervisor import states, worker_pids
-from tests.integration.test_worker_processes import cli, wait_for
+from tests.integration.test_worker_processes import ROOT, cli, wait_for
 
 APP = ("--app", "tests.apps.sample_tasks,tests.apps.import_probe")
 
@@ -156,3 +160,45 @@ def test_sigusr1_loads_the_app_anew_in_a_fresh_fork_server(
     assert proc.returncode == 0, err
     assert imports.read_text().split() == [str(proc.pid), str(new_server)]
     assert ledger_lines(ledger)[0][2] not in (str(old_worker), str(proc.pid))
+
+
+def _pid_namespaces() -> bool:
+    """Whether this user can run a command as PID 1 of a new PID namespace."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PID namespaces are Linux's")
+def test_as_pid_1_the_supervisor_reaps_the_orphans_it_is_given(
+        manager: QueueManager, sqlite_url: str, ledger: str) -> None:
+    """In a container started with the exec form, `taskqueue work` is PID 1: a process left by
+    a job (a shell's background command) or by a dead fork server is handed to it by the
+    kernel, and each must be reaped or it stays a zombie for the container's life. Before, each
+    one did. (The store plays no part: SQLite only.)"""
+    if not _pid_namespaces():
+        pytest.skip("unshare cannot make a PID namespace here")
+    manager.push_many([t.orphan.call([ledger], {}) for _ in range(5)])
+    proc = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--pid", "--fork", sys.executable, "-m",
+         "taskqueue", "--url", sqlite_url, "work", "--workers=1", *APP], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: len(psutil.Process(proc.pid).children()) == 1, timeout=30)
+        supervisor = psutil.Process(proc.pid).children()[0]
+        wait_for(lambda: sum(line[0] == "orphan" for line in ledger_lines(ledger)) == 5,
+                 timeout=60)
+
+        def reaped() -> bool:  # each orphan is the supervisor's (running, or a zombie) or gone
+            return not any(c.name() == "sleep" for c in supervisor.children())
+
+        wait_for(reaped, timeout=30)
+        assert supervisor.is_running()
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(proc.pid).children():
+                child.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

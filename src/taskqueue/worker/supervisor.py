@@ -43,7 +43,7 @@ from taskqueue.worker.board import Boards
 from taskqueue.worker.child import NOTE, SOON
 from taskqueue.worker.exit_codes import ExitCode
 from taskqueue.worker.forkserver import ForkServer, ForkServerError, Recipe, id_suffix
-from taskqueue.worker.orphans import ORPHANED
+from taskqueue.worker.orphans import ORPHANED, reap_adopted
 from taskqueue.worker.outage import open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.recovery import Recovery, death_cause, worker_id_for
@@ -126,6 +126,8 @@ class Supervisor:
         self.boards: Boards | None = None
         self.server: ForkServer | None = None
         self._old_servers: list[ForkServer] = []
+        #: PID 1 (a container's init): orphans are handed to it, and it must reap them
+        self._init = os.getpid() == 1 and hasattr(os, "waitid")
         self._server_deaths = 0
         self._notify_r = self._notify_w = -1
 
@@ -298,6 +300,8 @@ class Supervisor:
         self._check_servers()
         for slot in self.reap():
             self.respawn(slot)
+        if self._init:
+            reap_adopted({server.pid for server in self._servers(gone=True)})
         now = time.monotonic()
         for slot in self.slots:
             if slot.process is None and not slot.finished and now >= slot.restart_at:
