@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import NoScriptError, ResponseError
 
 from taskqueue.drivers import _redis_memory, open_driver
 from taskqueue.jobs.ids import uuid7
@@ -525,3 +526,19 @@ def test_a_single_push_stores_what_a_batch_push_stores(driver: Any,
     assert driver.push([one]) == [one.id]   # the same job again (a retried push): stored once
     with pytest.raises(Exception, match="already exists"):
         driver.push([dataclasses.replace(one, payload=b"other")])
+
+
+def test_the_lane_raises_error_replies_as_redis_py_does_and_keeps_its_connection(
+        driver: Any) -> None:
+    """The lane reads replies itself: an error reply is raised as redis-py's own exception
+    class (the driver's NOSCRIPT recovery depends on it), a multi-part reply arrives whole,
+    and the connection stays in use after an error."""
+    lane = driver._lane
+    first = lane.call("CLIENT", "ID")[1]
+    with pytest.raises(NoScriptError):
+        lane.call("EVALSHA", "0" * 40, 0)
+    with pytest.raises(ResponseError, match="unknown command"):
+        lane.call("NO-SUCH-COMMAND")
+    big = b"x" * 200_000   # a reply longer than one read of the socket
+    assert lane.call("ECHO", big) == (True, big)
+    assert lane.call("CLIENT", "ID") == (True, first)
