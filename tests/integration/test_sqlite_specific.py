@@ -14,6 +14,7 @@ from taskqueue.drivers._sqlite_wake import Doorbell
 from taskqueue.drivers.sqlite import SQLiteDriver
 from taskqueue.jobs.ids import uuid7
 from taskqueue.jobs.model import NewJob
+from taskqueue.jobs.states import State
 
 
 def test_wal_is_copied_back_by_the_background_checkpointer(tmp_path: Path) -> None:
@@ -366,3 +367,70 @@ def test_prune_reads_finished_jobs_from_their_indexes(tmp_path: Path) -> None:
             plan = [str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {Q[name]}", args)]
             assert not any(step.startswith("SCAN job_queue") for step in plan), (name, plan)
             assert {"idx_done_completed", "idx_done_failed"} <= set(" ".join(plan).split())
+
+
+def _open_temp_files() -> list[str]:
+    """The SQLite temporary files (``etilqs_*``) this process holds open: SQLite unlinks
+    each one as soon as it has opened it, so only the descriptor shows it."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "etilqs_" in target:
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_a_batch_of_completions_writes_no_temporary_file(tmp_path: Path) -> None:
+    """Completing a worker's batch of 100 (and reserving the next) in one transaction opens
+    no file in the temp directory. The completion statement called functions (json_extract,
+    and the full-text index through the exception's trigger), so it could abort half-way and
+    kept a statement journal, which SQLite writes to /var/tmp past 64 KiB: one new file per
+    batch. Seen from inside: the descriptor is open until the transaction ends, so the
+    progress handler, called as the statements run, finds it."""
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+    driver.push([_plain() for _ in range(300)])
+    batch = driver.reserve("w", ["q"], 100, 60)
+    seen: list[str] = []
+
+    def look() -> int:
+        seen.extend(_open_temp_files())
+        return 0
+
+    driver._conn.set_progress_handler(look, 2000)
+    try:
+        answers, following = driver.complete_and_reserve(
+            [(job.token, None) for job in batch], "w", ["q"], 100, 60)
+    finally:
+        driver._conn.set_progress_handler(None, 0)
+    assert answers == [True] * 100 and len(following) == 100
+    assert not seen, f"temporary files opened: {sorted(set(seen))}"
+    counts = driver.stats()["q"].counts
+    assert (counts[State.COMPLETED], counts[State.PROCESSING]) == (100, 100)
+    driver.close()
+
+
+def test_completions_past_one_statement_and_odd_batch_sizes_are_all_answered(
+        tmp_path: Path) -> None:
+    """complete_many writes at most COMPLETE_ROWS jobs per statement, each padded to a power
+    of two with rows that match nothing: every token is answered, in order, once."""
+    from taskqueue.drivers.sqlite import COMPLETE_ROWS
+    from taskqueue.jobs.model import LeaseToken
+
+    driver = SQLiteDriver(tmp_path / "queue.db")
+    driver.migrate()
+    total = 2 * COMPLETE_ROWS + 3
+    driver.push([_plain() for _ in range(total)])
+    jobs = driver.reserve("w", ["q"], total, 60)
+    tokens = [job.token for job in jobs]
+    stale = LeaseToken(jobs[5].id, jobs[5].lease_epoch + 1)
+    items = [(t, f'"r{i}"') for i, t in enumerate(tokens[:-1])] + [(stale, None)]
+    assert driver.complete_many(items) == [True] * (total - 1) + [False]
+    assert driver.complete_many([(tokens[-1], None), (tokens[-1], None)]) == [True, False]
+    assert driver.get(jobs[7].id).result == '"r7"'  # type: ignore[union-attr]
+    assert driver.stats()["q"].counts[State.COMPLETED] == total
+    driver.close()

@@ -42,6 +42,8 @@ Q = _sql.load_queries("sqlite.sql")
 #: A tag or exception text found in at most this many jobs by the full-text index is looked up
 #: through it; one found in more is left to the scan in id order.
 FEW_MATCHES = 2000
+#: Most completions written by one ``complete_many`` statement (a power of two, see _padded).
+COMPLETE_ROWS = 128
 #: ``estimate_count`` reads this many of the newest candidate jobs.
 SAMPLE = 10_000
 _KEY = _sql.COLUMNS.index("idempotency_key")
@@ -404,12 +406,25 @@ class SQLiteDriver(CloseHooks):
             for (token, _), entry in zip(items, entries, strict=True):
                 first.setdefault((token.job_id, token.epoch), entry)
             entries = list(first.values())
-        rows = conn.execute(Q["complete_many"], (now, now, now, json.dumps(entries))).fetchall()
-        keyed = [job_id for job_id, _, has_key in rows if has_key]
+        rows: list[Any] = []
+        for start in range(0, len(entries), COMPLETE_ROWS):
+            part = entries[start:start + COMPLETE_ROWS]
+            size = _padded(len(part))
+            params: list[Any] = [now, now]
+            for entry in part:
+                params += entry
+            params += [None] * (3 * (size - len(part)))
+            sql = Q["complete_many"].format(rows=", ".join(["(?, ?, ?)"] * size))
+            rows += conn.execute(sql, params).fetchall()
+        keyed = [job_id for job_id, _, has_key, _ in rows if has_key]
         if keyed:
             conn.execute(Q["finish_keys"].format(ids=_sql.placeholders(len(keyed))),
                          (now, *keyed))
-        done = [job_id for job_id, _, _ in rows]
+        closing = [job_id for job_id, _, _, unfinished in rows if unfinished]
+        if closing:
+            conn.execute(Q["close_attempts"].format(ids=_sql.placeholders(len(closing))),
+                         (now, *closing))
+        done = [job_id for job_id, _, _, _ in rows]
         released = False
         for start in range(0, len(done), 500):
             chunk = done[start:start + 500]
@@ -419,7 +434,7 @@ class SQLiteDriver(CloseHooks):
                     released = bool(self._release_dependents(conn, job_id)) or released
         # Each job's live token, accepted the first time it is named (a repeat or a stale
         # token of the same job is refused, as completing them one by one would).
-        accepted = {job_id: epoch for job_id, epoch, _ in rows}
+        accepted = {job_id: epoch for job_id, epoch, _, _ in rows}
         answers = []
         for token, _ in items:
             ok = accepted.get(token.job_id) == token.epoch
@@ -824,6 +839,12 @@ def _ensure_counters(conn: sqlite3.Connection, queues: Collection[str]) -> None:
     for queue in queues:
         conn.execute(Q["ensure_counts"], (queue,))
         conn.execute(Q["ensure_completions"], (queue,))
+
+
+def _padded(count: int) -> int:
+    """The number of rows ``complete_many`` is written for: the next power of two, so that a
+    worker's changing batch sizes reuse a few prepared statements."""
+    return 1 << (count - 1).bit_length()
 
 
 def _plain(job: NewJob) -> bool:

@@ -456,25 +456,39 @@ SET state = 'completed', result = ?, completed_at = ?, updated_at = ?, progress 
 WHERE id = ? AND lease_epoch = ? AND state = 'processing';
 
 -- name: complete_many
--- A batch of completions in one statement: ? is a JSON array of [id, lease epoch, result].
--- The exception of an earlier attempt (or a postponement's reason) is cleared; a history that
--- exists (the job failed before) gets its closing entry, none is started.
--- Idempotency columns are left to `finish_keys`, run only for the rows that have a key.
+-- A batch of completions in one statement: `{rows}` is one `(?, ?, ?)` (id, lease epoch,
+-- result) per job, padded with NULL rows that match nothing (a few statement texts for every
+-- batch size). Nothing here calls a function, directly or in a trigger it fires (a function
+-- may raise, and so may the full-text table that a change of `exception` reaches): a
+-- statement that can abort half-way inside BEGIN keeps a statement journal, a copy of every
+-- page it changes, and past 64 KiB (about 16 pages: a batch of 100) SQLite writes that copy
+-- to a new file in /var/tmp, once per batch. What needs a function is left to
+-- `close_attempts`, for the few rows it returns as needing it: a history to close (the
+-- job failed before; its owner is kept for that entry) or an exception to clear (of an
+-- earlier attempt, or a postponement's reason). Idempotency columns are left to
+-- `finish_keys`, run only for the rows that have a key.
 UPDATE OR FAIL job_queue
-SET state = 'completed', result = json_extract(t.value, '$[2]'), completed_at = ?,
-    updated_at = ?, progress = 100, lease_owner = NULL, lease_expires_at = NULL,
-    exception = NULL,
-    attempt_history = CASE WHEN job_queue.attempt_history IS NULL THEN NULL
-        ELSE json_insert(CASE WHEN json_valid(job_queue.attempt_history)
-            THEN job_queue.attempt_history ELSE '[]' END, '$[#]', json_object(
-            'attempt', job_queue.attempts, 'worker', job_queue.lease_owner,
-            'started_at', job_queue.started_at, 'ended_at', ?, 'outcome', 'completed',
-            'error', NULL)) END
-FROM json_each(?) AS t
-WHERE job_queue.id = json_extract(t.value, '$[0]')
-  AND job_queue.lease_epoch = json_extract(t.value, '$[1]')
+SET state = 'completed', result = t.column3, completed_at = ?, updated_at = ?,
+    progress = 100, lease_expires_at = NULL,
+    lease_owner = CASE WHEN job_queue.attempt_history IS NULL THEN NULL
+        ELSE job_queue.lease_owner END
+FROM (VALUES {rows}) AS t
+WHERE job_queue.id = t.column1 AND job_queue.lease_epoch = t.column2
   AND +job_queue.state = 'processing'
-RETURNING job_queue.id, job_queue.lease_epoch, job_queue.idempotency_key IS NOT NULL;
+RETURNING job_queue.id, job_queue.lease_epoch, job_queue.idempotency_key IS NOT NULL,
+    job_queue.attempt_history IS NOT NULL OR job_queue.exception IS NOT NULL;
+
+-- name: close_attempts
+-- The rest of `complete_many` for the jobs it returned as needing it: the history gets its
+-- closing entry (none is started), the exception is cleared, and the owner kept for the
+-- entry is let go.
+UPDATE job_queue
+SET exception = NULL, lease_owner = NULL,
+    attempt_history = CASE WHEN attempt_history IS NULL THEN NULL
+        ELSE json_insert(CASE WHEN json_valid(attempt_history) THEN attempt_history ELSE '[]'
+            END, '$[#]', json_object('attempt', attempts, 'worker', lease_owner,
+            'started_at', started_at, 'ended_at', ?, 'outcome', 'completed', 'error', NULL)) END
+WHERE id IN ({ids}) AND state = 'completed';
 
 -- name: finish_keys
 UPDATE job_queue
