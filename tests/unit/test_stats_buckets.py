@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from typing import Any
 
 import pytest
 
@@ -138,4 +140,71 @@ def test_recorder_keeps_data_until_a_flush_succeeds() -> None:
     (data,) = store.entries.values()
     cell = data["queues"]["q"]["t"]  # type: ignore[index]
     assert cell["counts"] == {"completed": 1}
+    recorder.close()
+
+
+def test_many_adds_at_once_equal_the_adds_one_by_one() -> None:
+    values = [0.0004, 0.0011, 0.2, 0.2, 3.0, 99999.0, -0.5]
+    one_by_one, at_once = Histogram(), Histogram()
+    for v in values:
+        one_by_one.add(v)
+    at_once.add_many(values)
+    assert at_once.buckets == one_by_one.buckets
+    assert (at_once.low, at_once.high) == (one_by_one.low, one_by_one.high) == (0.0, 99999.0)
+    assert at_once.total == pytest.approx(one_by_one.total)
+    at_once.add_many([])
+    assert at_once.buckets == one_by_one.buckets
+
+
+def _cells(store: Recording) -> dict[int, dict[str, Any]]:
+    return {data["minute"]: data["queues"]["q"]["t"]  # type: ignore[index]
+            for data in store.entries.values()}
+
+
+def test_starts_and_ends_count_in_their_own_minute_across_its_end() -> None:
+    """A worker's starts and ends are taken in together; each still lands in the minute it
+    happened in, also when one run of them spans the end of a minute."""
+    store = Recording()
+    recorder = StatsRecorder(store, flush_interval=3600)  # type: ignore[arg-type]
+    end = (time.time() // 60 + 1) * 60  # the end of this minute, epoch seconds
+    for i in range(10):  # five just before the minute's end, five just after
+        at = end - 0.05 + i * 0.01
+        recorder.started("q", "t", 0.002, at)
+        recorder.finished("completed", "q", "t", 0.004, at + 0.001)
+    recorder.finished("lost", "q", "t", None, end + 1.0)
+    recorder.flush()
+    before, after = int(end // 60) - 1, int(end // 60)
+    cells = _cells(store)
+    assert sorted(cells) == [before, after]
+    assert cells[before]["counts"] == {"completed": 5}
+    assert cells[after]["counts"] == {"completed": 5, "lost": 1}
+    for cell in cells.values():
+        assert sum(cell["wait"][3].values()) == 5 and sum(cell["run"][3].values()) == 5
+    recorder.close()
+
+
+def test_no_start_or_end_is_lost_when_threads_record_at_once() -> None:
+    """Job threads (--concurrency) record without a lock; the inbox loses none of theirs."""
+    import threading
+
+    store = Recording()
+    recorder = StatsRecorder(store, flush_interval=3600)  # type: ignore[arg-type]
+    at = time.time()
+
+    def record() -> None:
+        for _ in range(3000):
+            recorder.started("q", "t", 0.001, at)
+            recorder.finished("completed", "q", "t", 0.002, at)
+
+    threads = [threading.Thread(target=record) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(20):  # flushes while they record
+        recorder.flush()
+    for t in threads:
+        t.join()
+    recorder.flush()
+    (cell,) = _cells(store).values()
+    assert cell["counts"] == {"completed": 12000}
+    assert sum(cell["wait"][3].values()) == 12000 and sum(cell["run"][3].values()) == 12000
     recorder.close()

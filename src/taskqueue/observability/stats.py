@@ -14,10 +14,13 @@ registry entry per (minute, recorder)::
          "wait": [sum_seconds, min, max, {...}]}}}}
 
 Only this process writes its own key, so a plain overwrite is safe without a store-side merge;
-the job path touches only memory (a counter and a histogram bucket under a lock), never the
-store. The worker hands its client's recorder each start and each run's end directly
-(:meth:`StatsRecorder.started` / :meth:`StatsRecorder.finished`: no event is built for them
-unless another subscriber wants it); enqueues, cancellations and lost leases arrive as events
+the job path touches only memory, never the store: a start or an end is one entry appended to
+the recorder's inbox (no lock), and every ``ABSORB_AT`` entries, or at the flush, the inbox is
+added to the figures a run of one kind, queue and task at a time (bucketed, counted and summed
+by C loops, each entry in the minute it happened in). The worker hands its client's recorder
+each start and each run's end directly (:meth:`StatsRecorder.started` /
+:meth:`StatsRecorder.finished`: no event is built for them unless another subscriber wants
+it); enqueues, cancellations and lost leases arrive as events
 on the client's bus (a cancel's event names the job's task and queue: an event that names no
 queue is not counted, nor a worker's ``already_cancelled`` one: the job it ran was cancelled
 by a client, whose event counted it). A recorder is installed by the client's first push or
@@ -50,8 +53,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Protocol
 
 from taskqueue.drivers.base import Driver, QueueStats
@@ -91,7 +98,22 @@ DIRECT_KINDS = (ev.JOB_STARTED, ev.JOB_COMPLETED, ev.JOB_FAILED, ev.JOB_RETRIED,
                 ev.JOB_ENQUEUED)
 
 
+#: Starts and ends a recorder holds in its inbox before it adds them to its figures at once
+#: (``StatsRecorder._absorb``; its flush takes in what is there before it writes).
+ABSORB_AT = 512
+#: The inbox's name for a start's wait (an end's is the count it goes to).
+_WAIT = "wait"
+
 _bisect_left = bisect.bisect_left
+_bucket_of = partial(_bisect_left, BOUNDS)
+#: An inbox entry is (counted or _WAIT, queue, task, seconds or None, at).
+_what = itemgetter(0, 1, 2)
+_seconds = itemgetter(3)
+_at = itemgetter(4)
+
+
+def _minute_of(entry: tuple[str, str, str, float | None, float]) -> int:
+    return int(entry[4] // BUCKET_SECONDS)
 
 
 def bucket_index(seconds: float) -> int:
@@ -123,6 +145,24 @@ class Histogram:
             self.low = seconds
         if seconds > self.high:
             self.high = seconds
+
+    def add_many(self, values: Sequence[float]) -> None:
+        """``add`` each of ``values``, the per-value work done by C loops."""
+        if not values:
+            return
+        low = min(values)
+        if low < 0.0:
+            values = [v if v > 0.0 else 0.0 for v in values]
+            low = 0.0
+        buckets = self.buckets
+        for index, n in Counter(map(_bucket_of, values)).items():
+            buckets[index] = buckets.get(index, 0) + n
+        self.total += sum(values)
+        if low < self.low:
+            self.low = low
+        high = max(values)
+        if high > self.high:
+            self.high = high
 
     def merge(self, other: Histogram) -> None:
         mine = self.buckets
@@ -245,6 +285,9 @@ class StatsRecorder:
         #: (minute, queue, task) -> its figures in ``_minutes``, those used since the last flush
         self._at_hand: dict[tuple[int, str, str], TaskStats] = {}
         self._dirty: set[int] = set()
+        #: Starts and ends not added yet (appended without a lock by any thread; taken out
+        #: under ``_lock``).
+        self._inbox: deque[tuple[str, str, str, float | None, float]] = deque()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -283,14 +326,10 @@ class StatsRecorder:
     def started(self, queue: str, task: str, wait: float, at: float) -> None:
         """A job of ``task`` started at ``at`` (epoch seconds) after waiting ``wait`` seconds
         since it was due."""
-        key = (int(at // BUCKET_SECONDS), queue, task)
-        with self._lock:
-            figures = self._at_hand.get(key)
-            if figures is None:
-                figures = self._figures(key)
-            figures.wait.add(wait)
-        if self._thread is None:
-            self.start()
+        inbox = self._inbox
+        inbox.append((_WAIT, queue, task, wait, at))
+        if len(inbox) >= ABSORB_AT or self._thread is None:
+            self._take_in()
 
     def enqueued(self, queue: str, task: str, at: float, count: int = 1) -> None:
         """``count`` jobs of ``task`` were pushed to ``queue`` at ``at`` (epoch seconds)."""
@@ -300,17 +339,54 @@ class StatsRecorder:
                  at: float, count: int = 1) -> None:
         """Count ``count`` of ``counted`` (a name of ``COUNTS``) at ``at``; a run's
         ``duration`` goes into the run-time histogram."""
-        key = (int(at // BUCKET_SECONDS), queue, task)
+        if count != 1:
+            with self._lock:
+                self._add(int(at // BUCKET_SECONDS), counted, queue, task, count, (duration,))
+        else:
+            inbox = self._inbox
+            inbox.append((counted, queue, task, duration, at))
+            if len(inbox) < ABSORB_AT and self._thread is not None:
+                return
+        self._take_in()
+
+    def _take_in(self) -> None:
+        """Add what the inbox holds; start the flusher with the first figures."""
         with self._lock:
-            figures = self._at_hand.get(key)
-            if figures is None:
-                figures = self._figures(key)
-            counts = figures.counts
-            counts[counted] = counts.get(counted, 0) + count
-            if duration is not None and counted in _RUNS:
-                figures.run.add(duration)
+            self._absorb()
         if self._thread is None:
             self.start()
+
+    def _absorb(self) -> None:
+        """Add the inbox's entries to the figures, each run of one kind, queue and task at
+        once (under ``_lock``). Entries are split by their own minute."""
+        inbox = self._inbox
+        popleft = inbox.popleft
+        entries = [popleft() for _ in range(len(inbox))]  # (others may append meanwhile)
+        for (counted, queue, task), group in groupby(entries, _what):
+            run = list(group)
+            minute = int(min(map(_at, run)) // BUCKET_SECONDS)
+            if minute == int(max(map(_at, run)) // BUCKET_SECONDS):
+                self._add(minute, counted, queue, task, len(run), list(map(_seconds, run)))
+                continue
+            for minute, part in groupby(sorted(run, key=_at), _minute_of):  # at a minute's end
+                same = list(part)
+                self._add(minute, counted, queue, task, len(same), list(map(_seconds, same)))
+
+    def _add(self, minute: int, counted: str, queue: str, task: str, count: int,
+             seconds: Sequence[float | None]) -> None:
+        """Add ``count`` of ``counted`` (or ``_WAIT``: waits) with their ``seconds`` to the
+        figures of (minute, queue, task) (under ``_lock``)."""
+        key = (minute, queue, task)
+        figures = self._at_hand.get(key)
+        if figures is None:
+            figures = self._figures(key)
+        if counted == _WAIT:
+            figures.wait.add_many([v for v in seconds if v is not None])
+            return
+        counts = figures.counts
+        counts[counted] = counts.get(counted, 0) + count
+        if counted in _RUNS:
+            figures.run.add_many([v for v in seconds if v is not None])
 
     def _figures(self, key: tuple[int, str, str]) -> TaskStats:
         """The figures of (minute, queue, task), created when new, its minute marked dirty
@@ -334,6 +410,7 @@ class StatsRecorder:
     def _write(self) -> int:
         """``flush``, under ``_flush_lock``."""
         with self._lock:
+            self._absorb()
             dirty, self._dirty = sorted(self._dirty), set()
             self._at_hand.clear()  # each is marked dirty again by its next use
             entries = [(m, self._entry(m)) for m in dirty]

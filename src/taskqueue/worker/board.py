@@ -27,6 +27,7 @@ next one.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -185,7 +186,8 @@ class StatusPublisher:
         #: ``soon()`` is called when the ``soon_at``-th job starts (0: never).
         self.soon_at = 0
         self.soon: Callable[[], None] | None = None
-        self._starts = 0
+        #: Counts the jobs started (``next`` is one atomic step on every job thread).
+        self._starts = itertools.count(1)
         self.processed: Callable[[], int] = lambda: 0
         #: What a later worker of the pool may take over (``Boards.handovers``), published
         #: with the status.
@@ -199,31 +201,33 @@ class StatusPublisher:
     def started(self, job_id: str, attempt: int, epoch: int, timeout: float,
                 max_attempts: int) -> None:
         """A job's code starts: listed in memory (published by the thread) and its id written
-        into the table at once (the supervisor must know it started if the process dies)."""
+        into the table at once (the supervisor must know it started if the process dies).
+        Job threads (``--concurrency``) call this and ``ended`` at once without a lock: each
+        takes and gives back its table entry with one list operation, which is atomic."""
         self.running[job_id] = (attempt, epoch, timeout, max_attempts, time.time())
-        with self._table_lock:
-            if self._free:
-                entry = self._entries[job_id] = self._free.pop()
-                _ENTRY.pack_into(self._map, self._offsets[entry], job_id.encode())
-            else:
+        try:
+            entry = self._free.pop()
+        except IndexError:
+            with self._table_lock:
                 self._overflow += 1
                 self.boards.set_overflow(self.index, self._overflow)
-            self._starts += 1
-            soon = self._starts == self.soon_at
+        else:
+            self._entries[job_id] = entry
+            _ENTRY.pack_into(self._map, self._offsets[entry], job_id.encode())
         self._changed = True
-        if soon and self.soon is not None:
+        if next(self._starts) == self.soon_at and self.soon is not None:
             self.soon()
 
     def ended(self, job_id: str) -> None:
         """A job's code has ended (settled or not: the store knows the rest)."""
         if self.running.pop(job_id, None) is None:
             return
-        with self._table_lock:
-            entry = self._entries.pop(job_id, None)
-            if entry is not None:
-                _ENTRY.pack_into(self._map, self._offsets[entry], b"")
-                self._free.append(entry)
-            else:
+        entry = self._entries.pop(job_id, None)
+        if entry is not None:
+            _ENTRY.pack_into(self._map, self._offsets[entry], b"")
+            self._free.append(entry)
+        else:
+            with self._table_lock:
                 self._overflow -= 1
                 self.boards.set_overflow(self.index, self._overflow)
         self._changed = True
