@@ -174,3 +174,24 @@ def test_a_config_file_named_by_taskqueue_config_that_is_missing_exits_2(tmp_pat
     assert "TASKQUEUE_CONFIG='conf/taskqueu.toml': no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "named.db").exists() and not (tmp_path / "storage").exists()
+
+
+@pytest.mark.parametrize("command", [["test", "--jobs=1"], ["stats"],
+                                     ["work", "--stop-when-empty"]])
+def test_a_sqlite_path_that_is_no_database_or_cannot_be_made_is_one_line(
+        tmp_path: Path, command: list[str]) -> None:
+    """A file that is not an SQLite database (exit 1, the store failed) and a path whose
+    folder cannot be made (under a file: exit 2, the URL is wrong) are said in one line naming
+    the path; both printed a sqlite3/OSError traceback."""
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database, just some text\n" * 50)
+    proc = run(f"sqlite:///{other}", *command)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert f"error: sqlite: {other} is not a usable SQLite database" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    if command != ["stats"]:  # a read does not make folders: it shows an empty store
+        proc = run(f"sqlite:///{other}/queue.db", *command)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert f"error: sqlite: cannot make the folder {other} for {other}/queue.db" \
+            in proc.stderr
+        assert "Traceback" not in proc.stderr

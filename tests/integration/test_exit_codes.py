@@ -37,6 +37,7 @@ def test_error_when_the_supervisor_fails(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.ERROR == 1, err
     assert "not a database" in err
+    assert "Traceback" not in err, "a store failure is one line, not a traceback"
 
 
 def test_usage_error(sqlite_url: str) -> None:

@@ -34,7 +34,7 @@ from taskqueue.drivers.base import (
     QueueStats,
     check_bulk,
 )
-from taskqueue.errors import ConfigError, Conflict, DriverUnavailable
+from taskqueue.errors import ConfigError, Conflict, DriverError, DriverUnavailable
 from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
@@ -70,6 +70,19 @@ def _translated() -> Iterator[None]:
         raise DriverUnavailable(f"sqlite: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _a_database(path: str) -> Iterator[None]:
+    """Opening ``path``: a file that is not an SQLite database (a wrong path, an encrypted or
+    damaged file) is a store failure (exit 1) said in one line, not a traceback."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):
+            raise
+        raise DriverError(f"sqlite: {path} is not a usable SQLite database ({exc}); point "
+                          "the URL or DB_PATH at the store's file") from None
+
+
 def _path_of(url: str) -> str:
     parts = urlsplit(url)
     path = parts.netloc + parts.path
@@ -89,9 +102,13 @@ class SQLiteDriver(CloseHooks):
                               "process crash) or 'full' (also a power cut, slower commits)")
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # under a file, in /proc, no permission: the path is wrong
+                raise ConfigError(f"sqlite: cannot make the folder {exc.filename or ''} for "
+                                  f"{self.path}: {exc.strerror or exc}") from None
         self._lock = threading.RLock()
-        with _translated():
+        with _translated(), _a_database(self.path):
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
             )
