@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from taskqueue import QueueManager, TestJob
 from taskqueue.cli import cli
 from taskqueue.codec import parse_key
 
@@ -195,3 +196,25 @@ def test_a_sqlite_path_that_is_no_database_or_cannot_be_made_is_one_line(
         assert f"error: sqlite: cannot make the folder {other} for {other}/queue.db" \
             in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_metrics_port_in_use_exits_2_naming_it(sqlite_url: str) -> None:
+    """`metrics:serve --port P` and `work --metrics-port P` with P taken printed an OSError
+    traceback and exited 1; the workers `work` had started still hand their jobs back."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with QueueManager.from_url(sqlite_url) as manager:
+            manager.push(TestJob({"data": 1}))
+        for args in (["metrics:serve", "--host", "127.0.0.1", "--port", port],
+                     ["work", "--metrics-port", port, "--stop-when-empty"]):
+            proc = run(sqlite_url, *args)
+            assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+            assert f":{port}: Address already in use; choose another port" in proc.stderr
+            assert "Traceback" not in proc.stderr
+    with QueueManager.from_url(sqlite_url) as manager:
+        counts = manager.stats()["totals"]
+    assert counts["processing"] == 0 and counts["pending"] + counts["completed"] == 1

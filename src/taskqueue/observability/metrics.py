@@ -46,6 +46,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from taskqueue.drivers.base import Driver, QueueStats
+from taskqueue.errors import ConfigError
 from taskqueue.observability import health
 from taskqueue.observability.stats import BOUNDS, COUNTS, History, TaskStats, oldest_age
 
@@ -198,7 +199,11 @@ class ObservabilityServer:
         self.registry = make_registry(driver)
         self.policy = policy or health.HealthPolicy()
         self.alive = alive
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self))
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), _handler(self))
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: "
+                              f"{exc.strerror or exc}; choose another port") from None
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="taskqueue-metrics",
                                         daemon=True)
