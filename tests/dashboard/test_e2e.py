@@ -40,6 +40,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SERVE = ("import sys; from taskqueue.cli import cli; from taskqueue.cli.dashboard import COMMANDS;"
          " [cli.add_command(c) for c in COMMANDS]; cli(prog_name='taskqueue')")
 PASSWORDS = {"alice": "alice-e2e-password", "rita": "rita-e2e-password"}
+DUPLICATE_IDS = ("() => { const n = {}; for (const e of document.querySelectorAll('[id]')) "
+                 "n[e.id] = (n[e.id] || 0) + 1; return Object.keys(n).filter((k) => n[k] > 1); }")
 
 
 def unavailable(reason: str) -> None:
@@ -204,6 +206,9 @@ def admin_journey(page: Any, base: str, manager: QueueManager, seeded: dict[str,
     page.goto(base + "/failed?name=e2e.until_flag")
     wait_for(lambda: page.locator("tr.job-row").count() == 4, 10, "4 failed rows")
     page.click("#select-all")
+    # every id on the page with its bulk bar drawn is unique (the priority box and the "Set
+    # priority" button both were #bulk-priority: the value was read by document order)
+    assert page.evaluate(DUPLICATE_IDS) == []
     flag.touch()
     page.click("#bulk-retry")
     page.wait_for_selector(".toast:has-text('retry: 4 changed')")

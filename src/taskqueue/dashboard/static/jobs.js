@@ -157,8 +157,8 @@
     if (!TQ.canAct()) { bar.classList.add("hidden"); return; }
     bar.classList.remove("hidden");
     const n = state.selected.size;
-    const typed = TQ.$("#bulk-priority");
-    const priority = h("input", { id: "bulk-priority", type: "text", size: 6, placeholder: "priority", value: typed ? typed.value : "10" });
+    const typed = TQ.$("#bulk-priority-value");
+    const priority = h("input", { id: "bulk-priority-value", "aria-label": "priority", type: "text", size: 6, placeholder: "priority", value: typed ? typed.value : "10" });
     const sel = (action, label, cls) => TQ.button(`${label} (${allowed(action)})`, () => runSelection(action),
                                                   { id: "bulk-" + action, class: "small " + (cls || ""), disabled: !allowed(action) });
     const all = (action, label, cls) => TQ.button(label, () => runFilter(action),
@@ -174,7 +174,7 @@
   }
 
   function extra(action) {
-    return action === "priority" ? { priority: TQ.$("#bulk-priority").value.trim() } : {};
+    return action === "priority" ? { priority: TQ.$("#bulk-priority-value").value.trim() } : {};
   }
 
   async function runSelection(action) {
