@@ -348,3 +348,52 @@ def test_migration_8_drops_the_triggers_of_a_counted_store(driver: Any, url: str
     assert driver.retry(driver.search(JobFilter(states=(State.FAILED,)))[0].id)
     assert len(driver.reserve("w", Q, 10, 30)) == 4
     same_counts(url)
+
+
+def test_prune_reads_the_finished_jobs_and_their_edges_by_index(driver: Any, url: str) -> None:
+    """Prune and its dry run read the jobs past their retention from idx_done (migration 9:
+    which age applies, since when), and delete the edges of the jobs they deleted through
+    idx_dependencies_job; before, every finished row was read to compare its time and every
+    edge was joined with the table on each prune."""
+    from taskqueue.drivers.mysql import Q as queries
+
+    driver.push([new() for _ in range(3000)])
+    for _ in range(6):
+        running = driver.reserve("w", Q, 500, 30)
+        assert all(driver.complete_many([(j.token, None) for j in running[:400]]))
+        assert all(driver.fail(j.token, "x", None) for j in running[400:])
+    raw(url, "ANALYZE TABLE job_queue")
+    age = 3600 * 10**6
+    ids = [r[0] for r in raw(url, "SELECT id FROM job_queue LIMIT 3")]
+    for sql, params in [(queries["prune_lock"], (1, age, 100)),
+                        (queries["prune_lock"], (2, age, 100)),
+                        (queries["prune_count"], (age, age)),
+                        (queries["prune_edges"].format(ids="%s, %s, %s"), tuple(ids))]:
+        plan = raw(url, "EXPLAIN " + sql, *params)
+        keys = {row[5] for row in plan if row[2] in ("job_queue", "job_dependencies")}
+        wanted = "idx_dependencies_job" if "job_dependencies" in sql else "idx_done"
+        assert keys == {wanted}, (sql, plan)
+
+
+def test_prune_takes_each_kind_at_its_age_and_the_edges_of_what_it_deleted(
+        driver: Any, url: str) -> None:
+    parent, kept_parent, cancelled = new(), new(), new()
+    child, waiting = new(dependencies=(parent.id,)), new(dependencies=(kept_parent.id,))
+    driver.push([parent, kept_parent, cancelled])
+    driver.push([child, waiting])
+    assert driver.cancel(cancelled.id, "not needed")
+    running = {r.id: r for r in driver.reserve("w", Q, 10, 30)}
+    assert set(running) == {parent.id, kept_parent.id}
+    assert driver.complete(running[parent.id].token, None)
+    (released,) = driver.reserve("w", Q, 10, 30)
+    assert released.id == child.id and driver.complete(released.token, None)
+    time.sleep(1.1)
+    assert driver.prune(1.0, 3600.0, dry_run=True) == 2, "the completed ones"
+    assert driver.prune(3600.0, 1.0, dry_run=True) == 1, "the cancelled one"
+    assert driver.prune(1.0, 3600.0) == 2
+    assert driver.get(cancelled.id) is not None
+    assert driver.prune(3600.0, 1.0, limit=5) == 1
+    assert driver.get(cancelled.id) is None
+    assert {j.id for j in driver.search(JobFilter(limit=10))} == {kept_parent.id, waiting.id}
+    edges = raw(url, "SELECT job_id, depends_on FROM job_dependencies")
+    assert edges == [(waiting.id, kept_parent.id)], edges

@@ -624,11 +624,15 @@ class MySQLDriver(CloseHooks):
 
         def work(most: int) -> Callable[[Cursor], int]:
             def chunk(cur: Cursor) -> int:
-                cur.execute(Q["prune_lock"], (*ages, most))
-                rows = cur.fetchall()
+                rows: list[Any] = []
+                for kind, age in enumerate(ages, start=1):  # completed, then failed
+                    if len(rows) < most:
+                        cur.execute(Q["prune_lock"], (kind, age, most - len(rows)))
+                        rows.extend(cur.fetchall())
                 if rows:
-                    cur.execute(Q["prune_delete"].format(ids=_ph(len(rows))), [r[0] for r in rows])
-                    cur.execute(Q["prune_edges"])
+                    ids = [r[0] for r in rows]
+                    cur.execute(Q["prune_delete"].format(ids=_ph(len(rows))), ids)
+                    cur.execute(Q["prune_edges"].format(ids=_ph(len(rows))), ids)
                     Tally().moves((r[1:] for r in rows), "").run(cur, Q)
                 cur.execute(Q["prune_completions"])
                 return len(rows)

@@ -239,6 +239,20 @@ DROP TRIGGER IF EXISTS job_counts_delete;
 DROP TRIGGER IF EXISTS job_completions_update;
 UNLOCK TABLES;
 
+-- name: migration_9
+-- Pruning reads the finished jobs past their retention from one index, by the time they
+-- finished, instead of every finished row (a range of idx_lease on the three states, each row
+-- then read to compare its time). Without partial indexes, two virtual columns hold what
+-- prunes by which age (1: completed, 2: failed or cancelled; NULL while a job is unfinished)
+-- and since when; a job's entry holds NULLs until it finishes, so a reservation, a retry or a
+-- hand-back leaves it as it is (a push writes one).
+ALTER TABLE job_queue ADD COLUMN done_kind TINYINT AS (CASE
+    WHEN state = 'completed' THEN 1 WHEN state IN ('failed', 'cancelled') THEN 2 END) VIRTUAL;
+ALTER TABLE job_queue ADD COLUMN done_at DATETIME(6) AS (CASE
+    WHEN state = 'completed' THEN completed_at
+    WHEN state IN ('failed', 'cancelled') THEN COALESCE(failed_at, updated_at) END) VIRTUAL;
+CREATE INDEX idx_done ON job_queue (done_kind, done_at);
+
 -- name: count_moves
 -- Counter changes computed by the driver: `{rows}` are `count_row`s (queue, state, priority,
 -- change), in key order.
@@ -685,14 +699,12 @@ DELETE FROM job_completions
 WHERE second < TIMESTAMPDIFF(SECOND, '1970-01-01', UTC_TIMESTAMP()) - 120;
 
 -- name: prune_lock
--- The finished jobs old enough to go, at most the given number, locked with what the counters
--- need; `prune_delete` then deletes exactly these. Parameters: completed age, failed age (µs),
--- the most rows.
+-- The finished jobs of one kind (1: completed, 2: failed or cancelled) old enough to go, at
+-- most the given number, locked with what the counters need, read from idx_done (migration
+-- 9); `prune_delete` then deletes exactly these. Parameters: the kind, its age (µs), the most
+-- rows.
 SELECT id, queue_name, state, priority FROM job_queue
-WHERE (state = 'completed'
-       AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
-   OR (state IN ('failed', 'cancelled')
-       AND COALESCE(failed_at, updated_at) < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+WHERE done_kind = %s AND done_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND)
 LIMIT %s
 FOR UPDATE SKIP LOCKED;
 
@@ -702,15 +714,15 @@ FOR UPDATE SKIP LOCKED;
 DELETE FROM job_queue WHERE id IN ({ids});
 
 -- name: prune_count
-SELECT COUNT(*) FROM job_queue
-WHERE (state = 'completed'
-       AND completed_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
-   OR (state IN ('failed', 'cancelled')
-       AND COALESCE(failed_at, updated_at) < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND));
+SELECT (SELECT COUNT(*) FROM job_queue
+        WHERE done_kind = 1 AND done_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND))
+     + (SELECT COUNT(*) FROM job_queue
+        WHERE done_kind = 2 AND done_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %s MICROSECOND));
 
 -- name: prune_edges
-DELETE d FROM job_dependencies d LEFT JOIN job_queue j ON j.id = d.job_id
-WHERE j.id IS NULL;
+-- The edges of the jobs `prune_delete` deleted, by idx_dependencies_job (not an anti-join of
+-- every edge with the table).
+DELETE FROM job_dependencies WHERE job_id IN ({ids});
 
 -- name: lock_acquire
 -- Take a free or expired lock, or renew our own. `owner` is assigned first: under left-to-right
