@@ -345,6 +345,18 @@ def test_a_large_plain_batch_keeps_every_field_order_and_wake_up(pg_url: str,
         waiter.close()
 
 
+def test_a_large_batch_of_ids_of_any_length_keeps_each_id(pg: Driver) -> None:
+    """COPY rows assume a UUID's 36 characters per id only when every id of a run has them:
+    ids of a caller's own (any text) are stored as given."""
+    mixed = [new(id=f"job-{i}" + "é" * (i % 3), payload=bytes([i])) for i in range(60)]
+    mixed[30:30] = [new(), new()]
+    near = [new(payload=bytes([i])) for i in range(40)] + [new(id="a" * 35), new(id="b" * 37)]
+    for jobs in (mixed, near):  # the second: 36 characters on average
+        assert pg.push(jobs) == [job.id for job in jobs]
+        assert [(record(pg, job.id).id, record(pg, job.id).payload) for job in jobs] == [
+            (job.id, job.payload) for job in jobs]
+
+
 def test_a_large_batch_with_a_value_beyond_its_column_is_refused(pg: Driver) -> None:
     """COPY's rows are formatted by the driver: an int the int4 column cannot hold fails the
     push, as a single push does, instead of being stored cut to its low 32 bits."""
@@ -376,15 +388,16 @@ def test_a_reservation_commits_durably(pg: Driver) -> None:
         assert conn.execute("SHOW synchronous_commit").fetchall() == [("on",)]
 
 
-def _fail_inserts(pg_url: str, times: int, sqlstate: str) -> None:
-    """Make the first ``times`` jobs inserted into the schema's table fail with ``sqlstate``
-    (a trigger counting with a sequence, which a rollback does not undo)."""
+def _fail_inserts(pg_url: str, sqlstate: str, first: int = 1, last: int = 1) -> None:
+    """Make the inserts number ``first`` to ``last`` into the schema's job table fail with
+    ``sqlstate`` (a trigger counting with a sequence, which a rollback does not undo)."""
     base, schema = pg_url.split("?schema=")
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SEQUENCE "{schema}".inserts_seen')
         conn.execute(f'''CREATE FUNCTION "{schema}".fail_insert() RETURNS trigger
-            LANGUAGE plpgsql AS $$ BEGIN
-                IF nextval('"{schema}".inserts_seen') <= {times} THEN
+            LANGUAGE plpgsql AS $$ DECLARE n bigint := nextval('"{schema}".inserts_seen');
+            BEGIN
+                IF n BETWEEN {first} AND {last} THEN
                     RAISE EXCEPTION 'simulated %', '{sqlstate}' USING ERRCODE = '{sqlstate}';
                 END IF;
                 RETURN NEW;
@@ -399,7 +412,7 @@ def test_a_push_rolled_back_by_a_deadlock_or_serialization_failure_is_retried(
     """The server rolled the whole statement back, so the driver runs it again: a deadlock
     (40P01) or a serialization failure (40001). psycopg gives each its own class, outside its
     TransactionRollback (40000 only): they used to surface as DriverUnavailable at once."""
-    _fail_inserts(pg_url, 1, sqlstate)
+    _fail_inserts(pg_url, sqlstate)
     single, batch = new(), [new() for _ in range(100)]
     assert pg.push([single]) == [single.id]
     assert pg.push(batch) == [job.id for job in batch]
@@ -407,7 +420,7 @@ def test_a_push_rolled_back_by_a_deadlock_or_serialization_failure_is_retried(
 
 
 def test_a_push_that_keeps_deadlocking_is_a_conflict(pg_url: str, pg: Driver) -> None:
-    _fail_inserts(pg_url, 3, "40P01")
+    _fail_inserts(pg_url, "40P01", 1, 3)
     with pytest.raises(Conflict, match="rolled back by a concurrent change"):
         pg.push([new()])
     assert pg.count(JobFilter()) == 0
@@ -440,3 +453,26 @@ def test_prune_reads_the_finished_jobs_from_their_indexes(pg_url: str, pg: Drive
             # the table as the planner likes)
             assert not [line for line in plan.splitlines() if "Filter:" in line and (
                 "completed_at" in line or "COALESCE" in line)], (name, plan)
+
+
+def test_a_streamed_batch_rolled_back_by_a_deadlock_is_sent_again_whole(pg_url: str) -> None:
+    """``push_many`` makes its jobs a run at a time while their COPY runs. A deadlock at
+    the first attempt's 300th row rolls the COPY back and the driver retries: the retry sends
+    every job again, those made before the failure and the rest, each stored once, in order."""
+    from taskqueue import QueueManager
+    from taskqueue.jobs.definition import Call
+
+    manager = QueueManager.from_url(pg_url)
+    _fail_inserts(pg_url, "40P01", 300, 300)
+    try:
+        handles = manager.push_many([Call("t", {"args": [i]}, {}) for i in range(1000)])
+        base, schema = pg_url.split("?schema=")
+        with psycopg.connect(base) as conn:
+            seen = conn.execute(f'SELECT last_value FROM "{schema}".inserts_seen').fetchone()
+        assert seen == (1300,), "the first attempt failed at row 300, the second sent 1,000"
+        assert len(set(handles)) == 1000
+        assert [manager.decode(manager.require(h))["args"] for h in handles] == [
+            [i] for i in range(1000)]
+        assert manager.driver.count(JobFilter()) == 1000
+    finally:
+        manager.close()

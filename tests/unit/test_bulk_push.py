@@ -18,7 +18,7 @@ from taskqueue.codec import Codec, KeyRing, generate_key, parse_key
 from taskqueue.codec.serialize import dumps, dumps_many
 from taskqueue.errors import DecryptionError, PayloadError, PayloadTooLarge
 from taskqueue.jobs.ids import uuid7, uuid7_many
-from taskqueue.jobs.model import NewJob, jobs_like
+from taskqueue.jobs.model import JobRun, NewJob, jobs_like
 from taskqueue.jobs.states import State
 
 
@@ -133,3 +133,42 @@ def test_a_batch_returns_a_working_handle_per_job(manager: QueueManager) -> None
     assert all(type(h) is JobHandle and h.manager is manager for h in handles)
     assert [h.state for h in handles[:2]] == [State.PENDING, State.PENDING]
     assert handles[3].record().id == handles[3].id == str(handles[3])
+
+
+def test_prepared_jobs_are_made_as_taken_and_taken_again_whole() -> None:
+    """``push_many``'s jobs are made a run at a time as the driver takes them; a driver that
+    retries takes them again from the first (those made, then the rest)."""
+    from taskqueue.client.prepare import PreparedJobs
+
+    made: list[int] = []
+
+    def make() -> Iterator[JobRun]:
+        for n in range(3):
+            made.append(n)
+            yield JobRun(NewJob(id="", name="t", payload=b""), [f"{n}.0", f"{n}.1"],
+                         [b"a", b"b"])
+
+    everything = [f"{n}.{k}" for n in range(3) for k in range(2)]
+    prepared = PreparedJobs(6, make())
+    assert len(prepared) == 6 and made == []
+    first = prepared.runs()
+    assert next(first).ids == ["0.0", "0.1"] and made == [0]
+    first.close()  # a retry: the driver starts over
+    assert [job_id for run in prepared.runs() for job_id in run.ids] == everything
+    assert made == [0, 1, 2]
+    assert [job.id for job in prepared] == everything and prepared[5].id == "2.1"
+    assert [job.payload for job in prepared] == [b"a", b"b"] * 3
+
+
+def test_a_batch_whose_making_failed_is_never_handed_out_in_part() -> None:
+    from taskqueue.client.prepare import PreparedJobs
+
+    def make() -> Iterator[JobRun]:
+        yield JobRun(NewJob(id="", name="t", payload=b""), ["a"], [b""])
+        raise PayloadError("bad")
+
+    prepared = PreparedJobs(2, make())
+    with pytest.raises(PayloadError):
+        list(prepared.runs())
+    with pytest.raises(RuntimeError, match="1 of the batch's jobs were never made"):
+        prepared.made()

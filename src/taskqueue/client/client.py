@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from taskqueue.client.fresh import FreshStoreReads, open_for_reading
-from taskqueue.client.prepare import settle_key
+from taskqueue.client.prepare import SLICE, PreparedJobs, settle_key
 from taskqueue.client.store import check_transactional, codec_from
 from taskqueue.codec import Codec, dumps, loads
 from taskqueue.config import Settings, resolve
-from taskqueue.drivers import Driver, JobFilter, ReplicaReads, open_driver
+from taskqueue.drivers import Driver, JobFilter, PushesRuns, ReplicaReads, open_driver
 from taskqueue.errors import JobFailed, JobNotFound, PayloadError, UnencryptedPayload
 from taskqueue.jobs.body import RUN_OPTIONS, TIMEOUT_SET, WORKFLOW
 from taskqueue.jobs.definition import Call, Job
 from taskqueue.jobs.handle import JobHandle
 from taskqueue.jobs.ids import uuid7, uuid7_many
-from taskqueue.jobs.model import Attempt, JobRecord, NewJob, attempts_of, jobs_like
+from taskqueue.jobs.model import Attempt, JobRecord, JobRun, NewJob, attempts_of
 from taskqueue.jobs.names import check_key, check_queue
 from taskqueue.jobs.priority import validate_priority
 from taskqueue.jobs.settle import Settled, settle
@@ -174,15 +174,33 @@ class Client:
     def push_many(
         self, jobs: Iterable[Job | Call], *, connection: Any = None, **options: Any
     ) -> list[JobHandle]:
-        """Enqueue many jobs in one round trip; ``options`` apply to each of them."""
-        return self.push_prepared(self.prepare_many(jobs, **options), connection=connection)
+        """Enqueue many jobs in one round trip; ``options`` apply to each of them.
 
-    def push_prepared(self, new_jobs: list[NewJob], *, connection: Any = None) -> list[JobHandle]:
+        The options are settled first. A batch whose jobs have no idempotency key, dependency,
+        delay or recurrence is then made a run of jobs at a time as the driver takes them
+        (``PreparedJobs``): a store that can insert one run while the next is made
+        (PostgreSQL's COPY) overlaps the two."""
+        runs = self._runs(jobs, options)
+        if all(_plain(settled) for _, settled in runs):
+            count = sum(len(calls) for calls, _ in runs)
+            return self.push_prepared(PreparedJobs(count, self._slices(runs)),
+                                      connection=connection)
+        return self.push_prepared([job for calls, settled in runs
+                                   for job in self._build_run(calls, settled)],
+                                  connection=connection)
+
+    def push_prepared(self, new_jobs: Sequence[NewJob], *,
+                      connection: Any = None) -> list[JobHandle]:
         """Store prepared jobs (one round trip), after refusing cycles and unknown dependencies.
 
         A duplicate of a debounced unique job replaces the pending job's arguments instead."""
         if not new_jobs:
             return []
+        if isinstance(new_jobs, PreparedJobs):
+            if connection is None and isinstance(self.driver, PushesRuns):
+                ids = self.driver.push_runs(len(new_jobs), new_jobs.runs)
+                return self._pushed_runs(new_jobs.taken, ids)
+            new_jobs = new_jobs.made()
         if deps := [d for j in new_jobs for d in j.dependencies]:
             outside = set(deps) - {j.id for j in new_jobs}
             check_graph(new_jobs, {d for d in outside if self.driver.get(d) is not None})
@@ -191,6 +209,24 @@ class Client:
             ids = self.driver.push(new_jobs, connection=connection)  # type: ignore[call-arg]
         else:
             ids = self.driver.push(new_jobs)
+        return self._pushed(new_jobs, ids)
+
+    def _pushed_runs(self, runs: list[JobRun], ids: list[str]) -> list[JobHandle]:
+        """``_pushed`` of jobs pushed in runs (none has a key: each was stored as itself)."""
+        recorder = self._record_stats()
+        announce = self.events.wants(JOB_ENQUEUED)
+        now = time.time()
+        for run in runs:
+            name, queue = run.template.name, run.template.queue_name
+            recorder.enqueued(queue, name, now, len(run.ids))
+            if announce:
+                for job_id in run.ids:
+                    self.events.emit(Event(JOB_ENQUEUED, job_id, name, queue, at=now))
+        return JobHandle.many(ids, self)
+
+    def _pushed(self, new_jobs: Sequence[NewJob], ids: list[str]) -> list[JobHandle]:
+        """Count and announce the jobs the store took (``ids``: the store's answer, a job's
+        own id or its duplicate's) and hand back their handles."""
         recorder = self._record_stats()
         # the recorder counts enqueues directly (a run of jobs of one task and queue at once);
         # an event is built only for other listeners
@@ -233,33 +269,50 @@ class Client:
         """``prepare`` each job; consecutive jobs of one task with equal options (a batch)
         have those options checked once, and only their own parts (id, arguments, payload,
         derived keys) per job."""
-        out: list[NewJob] = []
-        run: list[Call] = []  # consecutive calls of one task with equal options
+        return [job for calls, settled in self._runs(jobs, overrides)
+                for job in self._build_run(calls, settled)]
+
+    def _runs(self, jobs: Iterable[Job | Call],
+              overrides: dict[str, Any]) -> list[tuple[list[Call], Settled]]:
+        """The calls of ``jobs`` in runs of consecutive calls of one task with equal options,
+        each run with its options settled (checked once)."""
+        runs: list[tuple[list[Call], Settled]] = []
+        run: list[Call] = []
         settled: Settled | None = None
         name, options = "", None
         for job in jobs:
             call = job.to_call() if isinstance(job, Job) else job
             if settled is None or call.name != name or (
                     call.options is not options and call.options != options):
-                if settled is not None:
-                    out += self._build_run(run, settled)
-                    run = []
                 settled = self._settled(call, overrides)
                 name, options = call.name, call.options
+                run = []
+                runs.append((run, settled))
             run.append(call)
-        if settled is not None:
-            out += self._build_run(run, settled)
-        return out
+        return runs
+
+    def _slices(self, runs: list[tuple[list[Call], Settled]]) -> Iterator[JobRun]:
+        """The jobs of ``runs`` (of plain jobs), ``SLICE`` at a time."""
+        for calls, settled in runs:
+            for start in range(0, len(calls), SLICE):
+                yield self._run_of(calls[start:start + SLICE], settled)
 
     def _build_run(self, calls: list[Call], settled: Settled) -> list[NewJob]:
         """The jobs of consecutive ``calls`` of one task with the same ``settled`` options:
-        what ``_build`` gives each, with the per-job work done for all of them at once (ids,
-        then payloads, then jobs that differ only in those) unless a job has parts of its own
-        (a recurring series, or a key derived from its arguments)."""
+        what ``_build`` gives each, with the per-job work done for all of them at once
+        (``_run_of``) unless a job has parts of its own (a recurring series, or a key derived
+        from its arguments)."""
         opts = settled.opts
         if len(calls) == 1 or settled.every or opts.get("unique") or \
                 opts.get("unique_for") is not None:
             return [self._build(call, settled, None) for call in calls]
+        return self._run_of(calls, settled).jobs()
+
+    def _run_of(self, calls: list[Call], settled: Settled) -> JobRun:
+        """The jobs of ``calls`` (one task, the same ``settled`` options, no key derived from
+        their arguments), which differ only in their ids and payloads: the ids made together,
+        then the payloads, and one template for the rest."""
+        opts = settled.opts
         key, mode, window = idempotency(calls[0].name, calls[0].body, opts)
         if key is not None:
             check_key(key)
@@ -278,7 +331,7 @@ class Client:
             timeout_seconds=settled.timeout_seconds, delay_seconds=settled.delay_seconds,
             dependencies=settled.dependencies, tags=settled.tags, idempotency_key=key,
             idempotency_mode=mode, idempotency_window=window, batch_id=settled.batch_id)
-        return jobs_like(template, ids, payloads)
+        return JobRun(template, ids, payloads)
 
     def _settled(self, call: Call, overrides: dict[str, Any]) -> Settled:
         """``_settle``, remembered for options of plain values (``settle_key``): a task
@@ -544,3 +597,14 @@ class Client:
             # rest at least as long as the batch held the store: a worker waiting for
             # SQLite's write lock retries on its own schedule and must find it free
             time.sleep(max(pause, took))
+
+
+def _plain(settled: Settled) -> bool:
+    """Whether jobs with these options have no idempotency key, dependency, delay or
+    recurrence: they differ only in their ids and payloads, and a store may insert some while
+    the rest are made."""
+    opts = settled.opts
+    return not (settled.dependencies or settled.delay_seconds or settled.every
+                or opts.get("unique")
+                or opts.get("unique_for") is not None
+                or opts.get("idempotency_key") is not None)

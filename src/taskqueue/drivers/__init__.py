@@ -10,14 +10,15 @@ from taskqueue.drivers.base import (
     Driver,
     HeartbeatResult,
     JobFilter,
+    PushesRuns,
     QueueStats,
     WarmsUp,
 )
 from taskqueue.drivers.replica import ReplicaReads
 from taskqueue.errors import ConfigError
 
-__all__ = ["CompletesAndReserves", "Driver", "HeartbeatResult", "JobFilter", "QueueStats",
-           "open_driver", "preload_driver", "ReplicaReads", "SCHEMES", "WarmsUp"]
+__all__ = ["CompletesAndReserves", "Driver", "HeartbeatResult", "JobFilter", "PushesRuns",
+           "QueueStats", "open_driver", "preload_driver", "ReplicaReads", "SCHEMES", "WarmsUp"]
 
 #: URL scheme -> (module, class). Modules are imported only when used.
 SCHEMES: dict[str, tuple[str, str]] = {

@@ -12,12 +12,12 @@ Times given to a driver are durations in seconds; the driver adds them to the st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob
+from taskqueue.jobs.model import Attempt, JobRecord, JobRun, LeaseToken, NewJob
 from taskqueue.jobs.states import State
 
 
@@ -393,6 +393,21 @@ class CompletesAndReserves(Protocol):
     ) -> tuple[list[bool], list[JobRecord]]:
         """``complete_many(items)`` (answers in order), then ``reserve(...)``; jobs released by
         these completions may be among those reserved."""
+
+
+@runtime_checkable
+class PushesRuns(Protocol):
+    """An optional verb: a driver that can insert the first jobs of a large batch while the
+    producer is still making the rest (PostgreSQL: one COPY written a run at a time) offers
+    it. ``Client.push_many`` then makes each run of jobs while the store inserts the previous
+    one, instead of making every job first."""
+
+    def push_runs(self, count: int, runs: Callable[[], Iterator[JobRun]]) -> list[str]:
+        """``push`` of ``count`` jobs, none with an idempotency key, a dependency or a delay,
+        that ``runs()`` yields a run at a time (jobs that differ only in their ids and
+        payloads), each made as it is taken. All or nothing: when making a run raises, no job
+        is stored and that error propagates unchanged. ``runs`` may be called again (a retry):
+        it then yields every job again, from the first."""
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
@@ -40,7 +40,14 @@ from taskqueue.drivers.base import (
     check_bulk,
 )
 from taskqueue.errors import ConfigError, Conflict
-from taskqueue.jobs.model import Attempt, JobRecord, LeaseToken, NewJob, record_from_values
+from taskqueue.jobs.model import (
+    Attempt,
+    JobRecord,
+    JobRun,
+    LeaseToken,
+    NewJob,
+    record_from_values,
+)
 from taskqueue.jobs.states import State
 
 try:  # hashlib.blake2b itself, without the OpenSSL backend (_hashlib) `import hashlib` loads
@@ -57,6 +64,8 @@ _MIGRATIONS = sorted(int(n.removeprefix("migration_")) for n in _sql.load_querie
 #: Plain batches from this size on are written with COPY (a few round trips more than one
 #: INSERT, paid back many times over by its cheaper rows).
 _COPY_FROM = 32
+#: Jobs per piece of a COPY's data: the server inserts one piece while the next is formatted.
+_COPY_RUN = 256
 #: Attempts for a statement that Postgres rolled back on a deadlock or serialization failure.
 _ATTEMPTS = 3
 #: Planner cost (its units: about a page read each) above which ``estimate_count`` answers
@@ -229,6 +238,27 @@ class PostgresDriver(CloseHooks):
         except psycopg.Error as exc:
             raise translate(exc, self._pool.where) from exc
 
+    def push_runs(self, count: int, runs: Callable[[], Iterator[JobRun]]) -> list[str]:
+        """``push`` of ``count`` jobs without keys, dependencies or delays, made a run at a
+        time: from ``_COPY_FROM`` jobs on, one COPY written a run at a time as each is made,
+        so the server inserts one while the client makes the next; fewer go as one list. A
+        run that cannot be made aborts the COPY (nothing is stored) and its error
+        propagates."""
+        if count < _COPY_FROM:
+            return self.push([job for run in runs() for job in run.jobs()])
+        return self._run(lambda cur: self._copy(cur, runs))
+
+    def _copy(self, cur: Cursor, runs: Callable[[], Iterator[JobRun]]) -> list[str]:
+        """COPY the jobs of ``runs()`` (autocommit: one transaction, all or nothing), then
+        NOTIFY their queues (a hint sent once the jobs are visible)."""
+        data = _postgres_copy.CopyRows()
+        with cur.copy(self._q["copy_jobs"]) as copy:
+            for run in runs():
+                copy.write(data.rows(run))
+            copy.write(_postgres_copy.TRAILER)
+        cur.execute(self._q["notify"], (self.channel, data.queues))
+        return data.ids
+
     def _insert(self, cur: Cursor, jobs: Sequence[NewJob], *, own: bool = False) -> list[str]:
         """Insert ``jobs``; a job skipped for its idempotency key gets the key holder's id.
 
@@ -257,11 +287,8 @@ class PostgresDriver(CloseHooks):
         edges = [(job.id, dep) for job in jobs for dep in job.dependencies]
         if not keys and not edges:
             if own and len(jobs) >= _COPY_FROM and not any(j.delay_seconds for j in jobs):
-                with cur.copy(q["copy_jobs"]) as copy:
-                    for piece in _postgres_copy.pieces(jobs):
-                        copy.write(piece)
-                cur.execute(q["notify"], (self.channel, sorted({j.queue_name for j in jobs})))
-            elif len(jobs) == 1:
+                return list(self._copy(cur, lambda: _postgres_copy.runs_of(jobs, _COPY_RUN)))
+            if len(jobs) == 1:
                 job = jobs[0]
                 delay = float(job.delay_seconds)
                 cur.execute(q["insert_job"], (

@@ -72,6 +72,21 @@ def jobs_like(template: NewJob, ids: Sequence[str], payloads: Sequence[bytes]) -
 
 
 @dataclass(frozen=True, slots=True)
+class JobRun:
+    """Jobs equal to ``template`` but for their ids and payloads (one of each per job, in
+    order): consecutive jobs of one task with the same options, as ``push_many`` makes them.
+    A store that writes them as they are (PostgreSQL's COPY) formats the shared part once and
+    never makes a ``NewJob`` per job."""
+
+    template: NewJob
+    ids: list[str]
+    payloads: list[bytes]
+
+    def jobs(self) -> list[NewJob]:
+        return jobs_like(self.template, self.ids, self.payloads)
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job as stored. Timestamps are timezone-aware UTC datetimes."""
 
