@@ -115,7 +115,9 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in auth else url
 
 
-def _convert(name: str, raw: Any) -> Any:
+def _convert(name: str, raw: Any, where: str | None = None) -> Any:
+    """``raw`` as setting ``name``'s type; a refusal names ``where`` it came from (the
+    environment variable, or the file and key), else the setting."""
     kind = {f.name: f.type for f in fields(Settings)}[name]
     if raw is None or raw == "":
         return None
@@ -125,7 +127,7 @@ def _convert(name: str, raw: Any) -> Any:
         if "float" in str(kind):
             return float(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{where or name} must be a number, got {raw!r}") from None
     return str(raw)
 
 
@@ -168,10 +170,11 @@ def resolve(
                               f"{Path.cwd()}); unset it to read ./taskqueue.toml, if any")
     values: dict[str, Any] = {}
     if toml_path.is_file():
-        values.update({k: _convert(k, v) for k, v in load_toml(toml_path).items()})
+        values.update({k: _convert(k, v, f"{toml_path}: {k}")
+                       for k, v in load_toml(toml_path).items()})
     for name, var in ENV_NAMES.items():
         if env.get(var):
-            values[name] = _convert(name, env[var])
+            values[name] = _convert(name, env[var], var)
     for name, value in (flags or {}).items():
         if value is not None:
             values[name] = _convert(name, value)

@@ -218,3 +218,17 @@ def test_a_metrics_port_in_use_exits_2_naming_it(sqlite_url: str) -> None:
     with QueueManager.from_url(sqlite_url) as manager:
         counts = manager.stats()["totals"]
     assert counts["processing"] == 0 and counts["pending"] + counts["completed"] == 1
+
+
+@pytest.mark.parametrize("variable", ["WORKER_MAX_JOBS", "WORKER_MEMORY_LIMIT",
+                                      "TASKQUEUE_MAX_PAYLOAD", "MAX_WORKERS"])
+def test_a_setting_that_is_no_number_names_the_variable_it_came_from(
+        sqlite_url: str, variable: str) -> None:
+    """`WORKER_MAX_JOBS=12MB` said "worker_max_jobs must be a number": a name the reader set
+    nowhere (MAX_WORKERS's range check already said MAX_WORKERS)."""
+    proc = subprocess.run([sys.executable, "-m", "taskqueue", "--url", sqlite_url, "work",
+                           "--stop-when-empty"], env={**os.environ, variable: "12MB"},
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f"error: {variable} must be a number, got '12MB'"

@@ -35,7 +35,7 @@ def test_url_building_and_redaction(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("env,message", [
     ({"DB_CONNECTION": "oracle"}, "DB_CONNECTION"),
-    ({"WORKER_MAX_JOBS": "many"}, "worker_max_jobs must be a number"),
+    ({"WORKER_MAX_JOBS": "many"}, "WORKER_MAX_JOBS must be a number"),
     ({"MAX_WORKERS": "0"}, "MAX_WORKERS must be positive"),
 ])
 def test_bad_settings_name_the_problem(tmp_path: Path, env: dict[str, str], message: str) -> None:
