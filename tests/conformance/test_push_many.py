@@ -6,6 +6,7 @@ comes after rows were already sent."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -81,3 +82,18 @@ def test_a_bad_job_late_in_a_large_batch_stores_nothing(manager: QueueManager) -
     assert all(s.counts.get(State.PENDING, 0) == 0 for s in manager.driver.stats().values())
     assert len(manager.push_many(calls[:900])) == 900  # the store is usable afterwards
     assert manager.driver.count(JobFilter()) == 900
+
+
+def test_a_large_batch_is_announced_and_counted_job_by_job(manager: QueueManager) -> None:
+    seen: list[str] = []
+    manager.events.subscribe(lambda event: seen.append(event.job_id), "job.enqueued")
+    handles = manager.push_many([add.s(i) for i in range(700)] + [other.s("x")]
+                                + [add.s(i) for i in range(5)])
+    assert seen == list(handles)
+    manager.stats_recorder.flush()
+    counts: Counter[tuple[str, str]] = Counter()
+    for minute in manager.stats_recorder._minutes.values():  # a minute may end meanwhile
+        for queue, tasks in minute.items():
+            for name, figures in tasks.items():
+                counts[queue, name] += figures.counts.get("enqueued", 0)
+    assert counts == {("default", "push_many.add"): 705, ("other", "push_many.other"): 1}
