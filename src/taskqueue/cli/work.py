@@ -16,7 +16,7 @@ from taskqueue.errors import DriverUnavailable
 from taskqueue.jobs.states import State
 from taskqueue.manager import QueueManager
 from taskqueue.observability.stats import StatsRecorder
-from taskqueue.worker.outage import open_patiently
+from taskqueue.worker.outage import Abandoned, open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.runner import WorkerOptions, WorkerSummary
 from taskqueue.worker.supervisor import Supervisor
@@ -108,8 +108,16 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
         # launch() migrated the store, so this one does not check its schema again while the
         # workers reserve their first jobs
         supervisor.launch()
-        manager = open_patiently(lambda: QueueManager.from_settings(settings, migrate=False),
-                                 "taskqueue work")
+        if supervisor.stopping:   # asked to stop while the store was unreachable
+            return
+        try:
+            manager = open_patiently(
+                lambda: QueueManager.from_settings(settings, migrate=False), "taskqueue work",
+                abandon=supervisor.stop_requested)
+        except Abandoned:
+            # the workers run: the pending stop signal makes run() stop them gracefully
+            supervisor.run()
+            return
         # Each worker life has its own recorder, and with recycling a life is often shorter
         # than the first rollup (5 s in): this long-lived one folds their minutes into the
         # long history (the 24 h / 7 d figures) under sustained load too.

@@ -44,7 +44,7 @@ from taskqueue.worker.child import NOTE, SOON
 from taskqueue.worker.exit_codes import ExitCode
 from taskqueue.worker.forkserver import ForkServer, ForkServerError, Recipe, id_suffix
 from taskqueue.worker.orphans import ORPHANED, reap_adopted
-from taskqueue.worker.outage import open_patiently
+from taskqueue.worker.outage import Abandoned, open_patiently
 from taskqueue.worker.queues import QueuePlan, parse_queue_spec
 from taskqueue.worker.recovery import Recovery, death_cause, worker_id_for
 from taskqueue.worker.retry import RetryPolicy
@@ -268,7 +268,15 @@ class Supervisor:
         self._install_signals()
         self.start()
         self.started_at = time.monotonic()
-        open_patiently(self.driver, "taskqueue work")
+        try:
+            open_patiently(self.driver, "taskqueue work", abandon=self.stop_requested)
+        except Abandoned as exc:
+            # no worker exists and no job was taken: stopping is finishing
+            log.warning("%s; no worker was started", exc)
+            self.stopping = True
+            for slot in self.slots:
+                slot.finished = True
+            return
         for slot in self.slots:
             self.spawn(slot)
 
@@ -561,6 +569,10 @@ class Supervisor:
             if child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
+
+    def stop_requested(self) -> bool:
+        """A stop was asked for: by :meth:`stop`, or by a SIGTERM/SIGINT not yet handled."""
+        return self.stopping or any(n in (signal.SIGTERM, signal.SIGINT) for n in self._signals)
 
     def _install_signals(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
