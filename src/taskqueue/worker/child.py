@@ -18,8 +18,6 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from taskqueue.client import Client
-from taskqueue.jobs.context import JobContext
-from taskqueue.jobs.model import JobRecord
 from taskqueue.observability.logging import configure, log_events
 from taskqueue.observability.stats import StatsRecorder
 from taskqueue.worker import signals
@@ -43,7 +41,7 @@ class SupervisedWorker(Worker):
     def __init__(self, manager: Client, options: Any, board: StatusPublisher,
                  notify_fd: int) -> None:
         super().__init__(manager, options)
-        self.board = board
+        self.board = self._board = board
         self.notify_fd = notify_fd
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -56,14 +54,6 @@ class SupervisedWorker(Worker):
     def tell(self, note: int) -> None:
         with contextlib.suppress(OSError):  # the supervisor may be gone
             os.write(self.notify_fd, NOTE.pack(self.board.index, note))
-
-    def _job_started(self, job: JobRecord, ctx: JobContext) -> None:
-        self.board.started(job.id, job.attempts, job.lease_epoch, ctx.timeout, job.max_attempts)
-        super()._job_started(job, ctx)
-
-    def _job_ended(self, job: JobRecord) -> None:
-        self.board.ended(job.id)
-        super()._job_ended(job)
 
     @property
     def stopping(self) -> bool:

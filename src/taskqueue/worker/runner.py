@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import taskqueue.scheduling  # noqa: F401  (registers the limit and condition middleware)
 from taskqueue.client import Client
@@ -48,6 +48,9 @@ from taskqueue.worker.recovery import after_rescue
 from taskqueue.worker.retry import RetryPolicy, retry_in
 from taskqueue.workflows.dependencies import inject_results
 from taskqueue.workflows.hooks import after_finish
+
+if TYPE_CHECKING:
+    from taskqueue.worker.board import StatusPublisher
 
 log = logging.getLogger("taskqueue.worker")
 T = TypeVar("T")
@@ -214,6 +217,9 @@ class Worker:
         self.presence = Presence(self.driver, self.worker_id, self._status, self._paused,
                                  self.lease)
         self._running: dict[str, JobContext] = {}
+        #: The status board of a supervised worker (``child.SupervisedWorker``), told of the
+        #: start and end of every job's code.
+        self._board: StatusPublisher | None = None
         #: Jobs told of their cancellation while running: their settle is refused because
         #: they are cancelled, which is not a lost lease.
         self._cancelled_running: set[str] = set()
@@ -603,10 +609,12 @@ class Worker:
                         self.summary.processed += 1
 
     def _job_started(self, job: JobRecord, ctx: JobContext) -> None:
-        """The job's code is about to run: its wait since it was due goes to the client's
-        statistics recorder, if it has one (a method call, no event), and ``job.started`` is
-        built only if somebody listens. A subclass that must track running jobs on every job
-        (the supervised worker's status board) overrides this and ``_job_ended``."""
+        """The job's code is about to run: the status board of a supervised worker lists it,
+        its wait since it was due goes to the client's statistics recorder, if it has one (a
+        method call each, no event), and ``job.started`` is built only if somebody listens."""
+        board = self._board
+        if board is not None:
+            board.started(job.id, job.attempts, job.lease_epoch, ctx.timeout, job.max_attempts)
         recorder = getattr(self.manager, "stats_recorder", None)
         if recorder is not None:
             now = time.time()
@@ -619,7 +627,11 @@ class Worker:
                                                     "ready_at": job.available_at.timestamp()})
 
     def _job_ended(self, job: JobRecord) -> None:
-        """The code of a job announced by ``_job_started`` has ended: ``job.ran``."""
+        """The code of a job announced by ``_job_started`` has ended: off the status board;
+        ``job.ran``."""
+        board = self._board
+        if board is not None:
+            board.ended(job.id)
         if self._events.wants(ev.JOB_RAN):
             self._emit(ev.JOB_RAN, job)
 
