@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from taskqueue import current_job, task
@@ -37,3 +38,13 @@ def until_cancelled(ledger: str) -> None:
     while time.monotonic() < deadline:
         current_job().check_cancelled()
         time.sleep(0.02)
+
+
+@task(name="lifecycle.until_file")
+def until_file(ledger: str, path: str) -> None:
+    """Runs until ``path`` exists (checking every millisecond, up to 10 s): a test does its
+    step while this job runs, and the job ends as soon as the step is done."""
+    record(ledger, "start")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not os.path.exists(path):
+        time.sleep(0.001)
