@@ -200,7 +200,8 @@ def test_a_sqlite_path_that_is_no_database_or_cannot_be_made_is_one_line(
 
 def test_a_metrics_port_in_use_exits_2_naming_it(sqlite_url: str) -> None:
     """`metrics:serve --port P` and `work --metrics-port P` with P taken printed an OSError
-    traceback and exited 1; the workers `work` had started still hand their jobs back."""
+    traceback and exited 1. `work` refuses it before any worker starts (it used to fork its
+    workers first, and they ran the job before the command exited 2)."""
     import socket
 
     with socket.socket() as taken:
@@ -217,7 +218,23 @@ def test_a_metrics_port_in_use_exits_2_naming_it(sqlite_url: str) -> None:
             assert "Traceback" not in proc.stderr
     with QueueManager.from_url(sqlite_url) as manager:
         counts = manager.stats()["totals"]
-    assert counts["processing"] == 0 and counts["pending"] + counts["completed"] == 1
+    assert counts["processing"] == 0 and counts["pending"] == 1, counts
+
+
+def test_a_dashboard_port_in_use_exits_2_naming_it(sqlite_url: str) -> None:
+    """`taskqueue dashboard --port P` with P taken printed uvicorn's error and exited 3 (which
+    `work` documents as "worker slots given up"), after opening the store."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = run(sqlite_url, "dashboard", "--host", "127.0.0.1", "--port", port)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"cannot serve the dashboard on 127.0.0.1:{port}: Address already in use" \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("variable", ["WORKER_MAX_JOBS", "WORKER_MEMORY_LIMIT",

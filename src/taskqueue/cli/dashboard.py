@@ -121,8 +121,10 @@ def dashboard(ctx: click.Context, host: str, port: int, allowed_hosts: str,
         raise click.UsageError(f"the dashboard needs its extra: pip install "
                                f"'taskqueue-py[dashboard]' ({exc})") from None
     from taskqueue.cli.output import cli_settings, import_apps
+    from taskqueue.cli.ports import check_port
     from taskqueue.manager import QueueManager
 
+    check_port(host, port, "the dashboard")
     import_apps(apps)
     settings = build_settings(users_file, token, read_only_token, secret_key, alerts_file,
                               max_decode=max_decode, https_only=secure_cookies,

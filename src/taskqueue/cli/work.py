@@ -95,6 +95,9 @@ def work(ctx: click.Context, queues: str, workers: int, timeout: float | None,
     supervisor = Supervisor(settings, options, workers, apps=list(apps),
                             log_setup=(root["log_format"], root["log_level"]),
                             grace=grace, kill_after=kill_after, autoscaler=scaler)
+    if metrics_port is not None:   # a taken port is refused before any worker takes a job
+        from taskqueue.cli.ports import check_port
+        check_port("0.0.0.0", metrics_port, "metrics")
     # The fork server is forked from this process now, before it opens a store connection or
     # starts a thread: nothing of the kind may reach the workers.
     supervisor.start()
