@@ -14,11 +14,12 @@ What happens to a buffered job before it starts:
   arrived meanwhile comes first. A worker that is merely slow (a busy machine) while it goes
   through short jobs keeps its buffer: handing it back would only add round trips.
 * **cancel** -- a buffered job is never started after its cancellation was seen: ``pop``
-  asks the store which buffered jobs were cancelled (one ``search`` over the whole buffer) when
-  the next job has waited longer than ``CANCEL_CHECK`` (5 ms) since its reservation and since
-  the last such check. A cancel that returned before that check is honoured, so one that
-  returned more than 5 ms before the job's turn always is. A batch of micro-second jobs asks
-  at most once per 5 ms of work (a few µs per job); a job of 20 ms asks before the next.
+  asks the store whether the next job was cancelled (one ``search`` by its id; while it was,
+  the one after it too) when it has waited longer than ``CANCEL_CHECK`` (5 ms) since its
+  reservation and since the last such check. A cancel that returned before that check is
+  honoured, so one that returned more than 5 ms before the job's turn always is. A batch of
+  micro-second jobs asks at most once per 5 ms of work; 1 ms jobs pay ~2 % (one id is cheap
+  to look up on every store); a job of 20 ms asks before the next.
 """
 
 from __future__ import annotations
@@ -150,22 +151,25 @@ class ReservedBuffer:
 
     # -- checks -----------------------------------------------------------------------------------
     def _drop_cancelled(self, now: float) -> None:
+        """Drop the cancelled jobs at the head of the buffer: the next job to start is asked
+        about (one ``search`` by its id), and while it was cancelled, the one after it. Asking
+        about the head alone keeps a check cheap where a search reads each job it names (the
+        files store: ~1 ms for a buffer of 45, which 1 ms jobs paid every 5 jobs)."""
         self._checked_at = now
-        with self._lock:
-            ids = tuple(job.id for job in self._jobs)
-        if not ids:
-            return
-        found = self.driver.search(JobFilter(ids=ids, states=(State.CANCELLED,), limit=len(ids)))
-        if not found:
-            return
-        gone = {record.id for record in found}
-        with self._lock:
-            dropped = [job for job in self._jobs if job.id in gone]
-            kept = [job for job in self._jobs if job.id not in gone]
-            self._jobs.clear()
-            self._jobs.extend(kept)
-        if dropped:
-            self._on_cancelled(dropped)
+        while True:
+            with self._lock:
+                head = self._jobs[0] if self._jobs else None
+            if head is None:
+                return
+            if not self.driver.search(JobFilter(ids=(head.id,), states=(State.CANCELLED,),
+                                                limit=1)):
+                return
+            with self._lock:  # unless the guard handed the buffer back meanwhile
+                dropped = bool(self._jobs) and self._jobs[0] is head
+                if dropped:
+                    self._jobs.popleft()
+            if dropped:
+                self._on_cancelled([head])
 
     def _guard_loop(self) -> None:
         """Hand the buffer back once it is ``HOLD`` old behind a job running for ``STUCK``."""
