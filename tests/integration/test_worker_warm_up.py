@@ -28,6 +28,23 @@ def counting(obj: Any, name: str, calls: list[str]) -> None:
     setattr(obj, name, wrapper)
 
 
+def recycled_after_3(manager: QueueManager, *counted: str,
+                     **options: Any) -> tuple[Any, list[str]]:
+    """Run a worker that recycles after 3 jobs: its summary, and the calls of the ``counted``
+    driver verbs with its note that it leaves ("leaving"), in order."""
+    calls: list[str] = []
+
+    class Recycling(Worker):
+        def request_stop(self, reason: str = "stop requested") -> None:
+            calls.append("leaving")
+            super().request_stop(reason)
+
+    worker = Recycling(manager, WorkerOptions(queues=["default"], max_jobs=3, **options))
+    for name in counted:
+        counting(worker.driver, name, calls)
+    return worker.run(), calls
+
+
 def test_warmed_up_worker_reserves_first_and_maintains_at_its_interval(
         manager: QueueManager) -> None:
     t.add.delay(1, 2)
@@ -387,17 +404,7 @@ def test_a_recycling_worker_writes_nothing_to_the_store_after_it_says_it_leaves(
     for _ in range(5):
         t.add.delay(1, 2)
     StatsRecorder.install(manager)  # as a `taskqueue work` worker has
-    calls: list[str] = []
-
-    class Recycling(Worker):
-        def request_stop(self, reason: str = "stop requested") -> None:
-            calls.append("leaving")
-            super().request_stop(reason)
-
-    worker = Recycling(manager, WorkerOptions(queues=["default"], max_jobs=3))
-    counting(worker.driver, "registry_put", calls)
-    counting(worker.driver, "registry_remove", calls)
-    summary = worker.run()
+    summary, calls = recycled_after_3(manager, "registry_put", "registry_remove")
     assert summary.completed == 3
     assert "max-jobs" in summary.stop_reason
     leaving = calls.index("leaving")
@@ -421,17 +428,7 @@ def test_a_recycling_worker_on_a_store_without_a_write_lock_says_it_leaves_first
         for _ in range(5):
             files.push(t.add.s(1, 2))
         StatsRecorder.install(files)
-        calls: list[str] = []
-
-        class Recycling(Worker):
-            def request_stop(self, reason: str = "stop requested") -> None:
-                calls.append("leaving")
-                super().request_stop(reason)
-
-        worker = Recycling(files, WorkerOptions(queues=["default"], max_jobs=3))
-        counting(worker.driver, "complete_many", calls)
-        counting(worker.driver, "registry_remove", calls)
-        summary = worker.run()
+        summary, calls = recycled_after_3(files, "complete_many", "registry_remove")
         assert summary.completed == 3
         assert "max-jobs" in summary.stop_reason
         leaving = calls.index("leaving")
@@ -453,17 +450,8 @@ def test_a_recycling_worker_that_stops_when_empty_settles_before_it_leaves(
     try:
         for _ in range(5):
             files.push(t.add.s(1, 2))
-        calls: list[str] = []
-
-        class Recycling(Worker):
-            def request_stop(self, reason: str = "stop requested") -> None:
-                calls.append("leaving")
-                super().request_stop(reason)
-
-        worker = Recycling(files, WorkerOptions(queues=["default"], max_jobs=3,
-                                                stop_when_empty=True))
-        counting(worker.driver, "complete_many", calls)
-        assert worker.run().completed == 3
+        summary, calls = recycled_after_3(files, "complete_many", stop_when_empty=True)
+        assert summary.completed == 3
         assert calls.index("complete_many") < calls.index("leaving")
         assert "complete_many" not in calls[calls.index("leaving") + 1:]
     finally:
