@@ -17,6 +17,7 @@ from taskqueue.manager import QueueManager
 from taskqueue.observability import health as checks
 from taskqueue.observability.alerts import LOCK, AlertService, find_config, load_config
 from taskqueue.observability.metrics import serve
+from taskqueue.worker.signals import guarded
 
 
 def _policy(manager: QueueManager, stale_after: float | None, stuck_after: float,
@@ -64,7 +65,7 @@ def health(ctx: click.Context, as_json: bool, stale_after: float | None, stuck_a
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: guarded(stop.set))
     while not stop.wait(0.5):
         pass
 
@@ -138,7 +139,7 @@ def _check_once(service: AlertService, notify: bool) -> dict[str, Any]:
 def _run_service(service: AlertService) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: guarded(stop.set))
     click.echo(f"evaluating {len(service.config.rules)} alert rules every "
                f"{service.config.interval:g}s (leader only)")
     service.run(stop)

@@ -22,6 +22,7 @@ from taskqueue.scheduling.schedules import (
     ScheduleStore,
     looks_like_cron,
 )
+from taskqueue.worker.signals import guarded
 
 
 @contextmanager
@@ -226,7 +227,7 @@ def run(ctx: click.Context, once: bool, tick: float, lock_ttl: float, grace: flo
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: guarded(stop.set))
     return stop
 
 

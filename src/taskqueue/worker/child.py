@@ -155,11 +155,7 @@ def run_worker(recipe: Any, region: int, server: int, suffix: str, standby: bool
     # what the supervisor sent since the fork, held until now (forkserver.py), is acted on
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.CONTROLS)
 
-    def orphaned(signum: int, frame: Any) -> None:
-        if worker.stop_now(ORPHANED):  # running and reserved jobs are handed back
-            raise KeyboardInterrupt  # leaves the job's code
-
-    signal.signal(signal.SIGHUP, orphaned)
+    signals.on_orphaned(worker, ORPHANED)
     max_jobs = recipe.options.max_jobs or 0
     if max_jobs > 1:  # say so a little before --max-jobs, so a standby is ready in time
         board.soon_at = max_jobs - max(1, min(1000, max_jobs // 2))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 log = logging.getLogger("taskqueue.worker")
@@ -48,6 +48,48 @@ class Controllable(Protocol):
     def resume(self) -> None: ...
 
 
+#: Set while a handler's action runs; actions of handlers that interrupt it wait in _queued.
+_running = False
+_queued: list[Callable[[], bool | None]] = []
+
+
+def guarded(action: Callable[[], bool | None]) -> None:
+    """Run a signal handler's ``action``, or queue it when another handler's action is running.
+
+    Python runs a handler between any two bytecodes of the main thread, another handler's
+    included: a SIGHUP arriving while the SIGTERM handler was inside ``Event.set`` (holding
+    the event's lock) set the same event and waited for that lock for ever (a standby told
+    to stop as its supervisor died stayed behind, orphaned, holding the command's output
+    pipes). Queued actions run when the running one is done. An action returning True asks
+    for a ``KeyboardInterrupt`` in the main thread (to leave a job's code), raised after all
+    of them ran."""
+    global _running
+    if _running:
+        _queued.append(action)
+        return
+    interrupt = False
+    while True:
+        _running = True
+        try:
+            interrupt = bool(action()) or interrupt
+            while _queued:
+                interrupt = bool(_queued.pop(0)()) or interrupt
+        finally:
+            _running = False
+        if not _queued:  # one queued between the last look and the flag's reset
+            break
+        action = _queued.pop(0)
+    if interrupt:
+        raise KeyboardInterrupt
+
+
+def on_orphaned(worker: Controllable, reason: str) -> None:
+    """Handle SIGHUP (sent when the parent dies, ``die_with_parent``): stop at once, handing
+    running and reserved jobs back, and leave the job's code."""
+    signal.signal(signal.SIGHUP,
+                  lambda signum, frame: guarded(lambda: worker.stop_now(reason)))
+
+
 def pause_signal(paused: bool) -> int:
     """The signal a supervisor sends its workers to put them in the ``paused`` state."""
     wanted = PAUSE if paused else RESUME
@@ -65,23 +107,28 @@ def install(worker: Controllable, supervised: bool = False) -> None:
     interrupts = 0
 
     def on_term(signum: int, frame: Any) -> None:
-        worker.request_stop(f"received {signal.Signals(signum).name}")
+        guarded(lambda: worker.request_stop(f"received {signal.Signals(signum).name}"))
 
-    def on_int(signum: int, frame: Any) -> None:
+    def interrupted() -> bool:
         nonlocal interrupts
         interrupts += 1
-        if interrupts > 1:
-            if worker.stop_now("received SIGINT twice (stopped at once)"):
-                raise KeyboardInterrupt  # leaves the job's code; the job is handed back
-            return
+        if interrupts > 1:  # True: leave the job's code; the job is handed back
+            return worker.stop_now("received SIGINT twice (stopped at once)")
         worker.request_stop("received SIGINT (press Ctrl+C again to stop at once)")
+        return False
+
+    def on_int(signum: int, frame: Any) -> None:
+        guarded(interrupted)
 
     def on_usr1(signum: int, frame: Any) -> None:
-        worker.request_stop("received SIGUSR1 (recycle)")
+        guarded(lambda: worker.request_stop("received SIGUSR1 (recycle)"))
 
-    def on_usr2(signum: int, frame: Any) -> None:
+    def toggled() -> None:
         paused = worker.toggle_pause()
         log.warning("worker %s by SIGUSR2", "paused" if paused else "resumed")
+
+    def on_usr2(signum: int, frame: Any) -> None:
+        guarded(toggled)
 
     handlers = {"SIGTERM": on_term, "SIGINT": on_int, "SIGUSR1": on_usr1, "SIGUSR2": on_usr2}
     for name, handler in handlers.items():
@@ -90,13 +137,19 @@ def install(worker: Controllable, supervised: bool = False) -> None:
     if supervised and RECYCLE is not None:
         signal.signal(RECYCLE, on_usr1)
     if supervised and PAUSE is not None and RESUME is not None:
-        def on_pause(signum: int, frame: Any) -> None:
+        def paused() -> None:
             worker.pause()
             log.warning("worker paused by its supervisor (SIGUSR2)")
 
-        def on_resume(signum: int, frame: Any) -> None:
+        def resumed() -> None:
             worker.resume()
             log.warning("worker resumed by its supervisor (SIGUSR2)")
+
+        def on_pause(signum: int, frame: Any) -> None:
+            guarded(paused)
+
+        def on_resume(signum: int, frame: Any) -> None:
+            guarded(resumed)
 
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         signal.signal(PAUSE, on_pause)

@@ -303,6 +303,11 @@ class Supervisor:
         self._handle_signals()
         self._cluster_duties()
         self._wait(0.2)
+        # a signal that came during the wait is handled before the boards are read: a SIGUSR1
+        # to the whole group reaches the workers too, and one that leaves at once must not
+        # be replaced by its standby (the old code) before the reload dismisses it, or the
+        # reload then recycles the replacement: two recycles, the second one seen in CI
+        self._handle_signals()
         self._read_boards()
         self._watchdogs()
         self._check_servers()
@@ -422,7 +427,13 @@ class Supervisor:
         log.warning("SIGUSR1: recycling all workers")
         for slot in self.slots:  # a standby runs the old code: the replacement is a fresh fork
             self._retire_standby(slot)
-        self._send_all(signals.recycle_signal())
+        # the running workers only: a standby just dismissed (SIGTERM) whose handlers were not
+        # installed yet could take the recycle signal first and report a second recycle
+        recycle = signals.recycle_signal()
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.process.pid, recycle)
 
     # -- cluster duties ---------------------------------------------------------------------------
     def driver(self) -> Driver:
