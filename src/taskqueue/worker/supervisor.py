@@ -425,12 +425,11 @@ class Supervisor:
             self._old_servers.append(self.server)
         self.server = fresh
         log.warning("SIGUSR1: recycling all workers")
+        recycle = signals.recycle_signal()
         for slot in self.slots:  # a standby runs the old code: the replacement is a fresh fork
             self._retire_standby(slot)
-        # the running workers only: a standby just dismissed (SIGTERM) whose handlers were not
-        # installed yet could take the recycle signal first and report a second recycle
-        recycle = signals.recycle_signal()
-        for slot in self.slots:
+            # the running worker only: a standby just dismissed (SIGTERM) whose handlers were
+            # not installed yet could take the recycle signal first and report a second recycle
             if slot.process is not None and slot.process.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(slot.process.pid, recycle)
